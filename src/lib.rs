@@ -1,0 +1,6 @@
+//! pibl: an HTTP/1.1 reverse proxy and round-robin load balancer with an on-disk cache.
+//!
+//! The three binaries (`pibl`, `pibl-client`, `pibl-origin`) are thin `main`s over this library.
+//! See `docs/architecture.md` for how a request flows through the modules.
+
+pub mod http;
