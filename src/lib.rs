@@ -3,4 +3,6 @@
 //! The three binaries (`pibl`, `pibl-client`, `pibl-origin`) are thin `main`s over this library.
 //! See `docs/architecture.md` for how a request flows through the modules.
 
+pub mod buffer;
+pub mod config;
 pub mod http;

@@ -1,0 +1,208 @@
+//! Fixed-size byte buffers and the per-worker pool they are borrowed from.
+//!
+//! A connection holds buffers only while it has work: an idle keep-alive connection gives them
+//! back, so ten thousand idle clients cost a few hundred bytes each, not two buffers each.
+
+use std::io::{self, Read};
+
+/// A byte queue over a fixed allocation: bytes are appended at the tail and consumed at the head.
+#[derive(Debug)]
+pub struct Buffer {
+    data: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Buffer {
+    pub fn with_capacity(capacity: usize) -> Buffer {
+        Buffer {
+            data: vec![0; capacity].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The bytes held, oldest first.
+    pub fn data(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// True when no more bytes can be appended, even after compaction.
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+
+    /// Drops `n` bytes from the head.
+    pub fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.start += n.min(self.len());
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Removes `len` bytes starting `at` bytes after the head, closing the gap.
+    pub fn remove(&mut self, at: usize, len: usize) {
+        let from = self.start + at;
+        debug_assert!(at + len <= self.len());
+        self.data.copy_within(from + len..self.end, from);
+        self.end -= len;
+    }
+
+    /// Appends from `src` until `src` would block, the buffer is full, or `src` ends.
+    /// Returns the bytes read and whether EOF was seen.
+    pub fn read_from<R: Read>(&mut self, src: &mut R) -> io::Result<(usize, bool)> {
+        let mut total = 0;
+        loop {
+            if self.end == self.capacity() {
+                if self.start == 0 {
+                    return Ok((total, false));
+                }
+                self.compact();
+            }
+            match src.read(&mut self.data[self.end..]) {
+                Ok(0) => return Ok((total, true)),
+                Ok(n) => {
+                    self.end += n;
+                    total += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && total > 0 => {
+                    return Ok((total, false))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Appends bytes; returns how many fit.
+    pub fn extend(&mut self, bytes: &[u8]) -> usize {
+        if self.capacity() - self.end < bytes.len() {
+            self.compact();
+        }
+        let n = bytes.len().min(self.capacity() - self.end);
+        self.data[self.end..self.end + n].copy_from_slice(&bytes[..n]);
+        self.end += n;
+        n
+    }
+
+    /// Grows the allocation to `capacity`, keeping the bytes; for request heads that outgrow a
+    /// normal buffer but stay within `max_header_bytes`.
+    pub fn grow(&mut self, capacity: usize) {
+        if capacity <= self.capacity() {
+            return;
+        }
+        let mut data = vec![0; capacity].into_boxed_slice();
+        let len = self.len();
+        data[..len].copy_from_slice(self.data());
+        self.data = data;
+        self.start = 0;
+        self.end = len;
+    }
+
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+}
+
+/// Buffers of one size, recycled so the request path does not allocate.
+#[derive(Debug)]
+pub struct BufferPool {
+    size: usize,
+    max_free: usize,
+    free: Vec<Buffer>,
+}
+
+impl BufferPool {
+    pub fn new(size: usize, max_free: usize) -> BufferPool {
+        BufferPool {
+            size,
+            max_free,
+            free: Vec::new(),
+        }
+    }
+
+    pub fn buffer_size(&self) -> usize {
+        self.size
+    }
+
+    pub fn get(&mut self) -> Buffer {
+        self.free
+            .pop()
+            .unwrap_or_else(|| Buffer::with_capacity(self.size))
+    }
+
+    /// Returns a buffer; grown or surplus ones are freed.
+    pub fn put(&mut self, mut buf: Buffer) {
+        if buf.capacity() == self.size && self.free.len() < self.max_free {
+            buf.clear();
+            self.free.push(buf);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_until_full_and_compacts_after_consume() {
+        let mut b = Buffer::with_capacity(8);
+        let mut src: &[u8] = b"0123456789";
+        let (n, eof) = b.read_from(&mut src).unwrap();
+        assert_eq!((n, eof), (8, false));
+        assert!(b.is_full());
+        b.consume(5);
+        let (n, _) = b.read_from(&mut src).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(b.data(), b"56789");
+        let (n, eof) = b.read_from(&mut src).unwrap();
+        assert_eq!((n, eof), (0, true));
+    }
+
+    #[test]
+    fn remove_closes_gap_and_grow_keeps_bytes() {
+        let mut b = Buffer::with_capacity(16);
+        b.extend(b"abcXYZdef");
+        b.consume(1);
+        b.remove(2, 3);
+        assert_eq!(b.data(), b"bcdef");
+        b.grow(64);
+        assert_eq!(b.capacity(), 64);
+        assert_eq!(b.data(), b"bcdef");
+    }
+
+    #[test]
+    fn pool_recycles_only_standard_buffers() {
+        let mut p = BufferPool::new(16, 4);
+        let mut a = p.get();
+        a.grow(32);
+        p.put(a);
+        assert!(p.free.is_empty());
+        let b = p.get();
+        p.put(b);
+        assert_eq!(p.free.len(), 1);
+    }
+}

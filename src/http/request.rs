@@ -1,0 +1,496 @@
+//! Request heads: parse strictly, then write the head that goes upstream.
+//!
+//! The upstream head is re-serialised from the parsed fields with CRLF line ends, never copied
+//! from the client's bytes: httparse tolerates bare LF, and forwarding the raw head would pass that
+//! ambiguity on to a backend that may read it differently.
+
+use std::mem::MaybeUninit;
+use std::net::IpAddr;
+
+use super::body::BodyKind;
+use super::{framing, has_token, is_hop_by_hop, name_is, named_by_connection, put_header, Version};
+
+/// Most header fields any config may allow; the configured limit slices this.
+pub const HEADERS_CAP: usize = 1000;
+
+/// Methods whose semantics the proxy cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Patch,
+    Other,
+}
+
+impl Method {
+    fn from_token(m: &str) -> Method {
+        match m {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            "PATCH" => Method::Patch,
+            _ => Method::Other,
+        }
+    }
+
+    /// RFC 9110 §9.2.2: may be sent twice with the same effect as once.
+    pub fn is_idempotent(self) -> bool {
+        matches!(
+            self,
+            Method::Get | Method::Head | Method::Put | Method::Delete | Method::Options
+        )
+    }
+}
+
+/// What the proxy needs to know about a request once its head is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    pub method: Method,
+    pub version: Version,
+    pub body: BodyKind,
+    /// The client wants the connection kept open after the response.
+    pub keep_alive: bool,
+    /// The client asked to switch protocols (WebSocket).
+    pub upgrade: bool,
+    /// Length of the head in the input, including the blank line.
+    pub head_len: usize,
+}
+
+/// Request line and Host as received, for the access log and cache keys.
+/// Strings are cleared and refilled so a connection reuses their allocation.
+#[derive(Debug, Default, Clone)]
+pub struct RequestLine {
+    pub method: String,
+    /// The target as the client sent it.
+    pub target: String,
+    /// Host (from an absolute-form target, else the Host header).
+    pub host: String,
+}
+
+/// A request the proxy refuses, with the status it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestError {
+    pub status: u16,
+    pub reason: &'static str,
+}
+
+const fn reject(status: u16, reason: &'static str) -> RequestError {
+    RequestError { status, reason }
+}
+
+/// Limits applied while parsing a head.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+}
+
+/// Where the request came from, for X-Forwarded-For / X-Forwarded-Proto.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding {
+    pub client_ip: IpAddr,
+    pub proto: &'static str,
+    /// Host to send when an HTTP/1.0 client sent none.
+    pub default_host: &'static str,
+}
+
+/// Parses a request head from the start of `input`.
+///
+/// Returns `Ok(None)` while the head is incomplete. On success `out` holds the head to send
+/// upstream and `line` the request line for logging.
+pub fn parse(
+    input: &[u8],
+    limits: HeadLimits,
+    fwd: &Forwarding,
+    out: &mut Vec<u8>,
+    line: &mut RequestLine,
+) -> Result<Option<RequestInfo>, RequestError> {
+    let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
+    let slots = &mut storage[..limits.max_headers.min(HEADERS_CAP)];
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(input, slots) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return if input.len() >= limits.max_header_bytes {
+                Err(too_large(input))
+            } else {
+                Ok(None)
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(reject(431, "too many header fields"))
+        }
+        Err(httparse::Error::Version) if bad_version_number(input) => {
+            return Err(reject(505, "HTTP version not supported"))
+        }
+        Err(e) => return Err(reject(400, parse_error_reason(e))),
+    };
+    if head_len > limits.max_header_bytes {
+        return Err(too_large(input));
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(reject(400, "incomplete request line"));
+    };
+    let headers: &[httparse::Header<'_>] = req.headers;
+    let version = Version::from_minor(minor);
+    let kind = Method::from_token(method);
+
+    if method == "CONNECT" {
+        return Err(reject(405, "CONNECT is not supported by a reverse proxy"));
+    }
+    if !target.is_ascii() {
+        return Err(reject(400, "request target is not ASCII"));
+    }
+    // Absolute-form targets go upstream in origin form, with Host taken from the URI.
+    let (uri_host, path) = split_target(target, kind)?;
+
+    let mut host_header: Option<&[u8]> = None;
+    for h in headers {
+        if name_is(h.name, "host") {
+            if host_header.is_some() {
+                return Err(reject(400, "more than one Host header"));
+            }
+            host_header = Some(h.value);
+        }
+    }
+    if version == Version::Http11 && host_header.is_none() {
+        return Err(reject(400, "HTTP/1.1 request without Host"));
+    }
+    if let Some(h) = host_header {
+        if !valid_host(h) {
+            return Err(reject(400, "invalid Host header"));
+        }
+    }
+    let host: &[u8] = match (uri_host, host_header) {
+        (Some(u), _) => u.as_bytes(),
+        (None, Some(h)) => h,
+        (None, None) => fwd.default_host.as_bytes(),
+    };
+
+    let body = match framing(headers) {
+        Ok(Some(BodyKind::Chunked)) if version == Version::Http10 => {
+            return Err(reject(400, "Transfer-Encoding in an HTTP/1.0 request"))
+        }
+        Ok(Some(kind)) => kind,
+        Ok(None) => BodyKind::Empty,
+        Err(e) => return Err(reject(400, e.reason())),
+    };
+
+    let connection_has = |token: &str| {
+        headers
+            .iter()
+            .any(|h| name_is(h.name, "connection") && has_token(h.value, token))
+    };
+    let keep_alive = match version {
+        Version::Http11 => !connection_has("close"),
+        Version::Http10 => connection_has("keep-alive"),
+    };
+    let upgrade_value = headers
+        .iter()
+        .find(|h| name_is(h.name, "upgrade"))
+        .map(|h| h.value)
+        .filter(|_| version == Version::Http11 && connection_has("upgrade"));
+
+    line.method.clear();
+    line.method.push_str(method);
+    line.target.clear();
+    line.target.push_str(target);
+    line.host.clear();
+    line.host.push_str(&String::from_utf8_lossy(host));
+
+    write_upstream_head(out, method, path, host, headers, fwd, version, upgrade_value);
+    Ok(Some(RequestInfo {
+        method: kind,
+        version,
+        body,
+        keep_alive,
+        upgrade: upgrade_value.is_some(),
+        head_len,
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_upstream_head(
+    out: &mut Vec<u8>,
+    method: &str,
+    path: &str,
+    host: &[u8],
+    headers: &[httparse::Header<'_>],
+    fwd: &Forwarding,
+    version: Version,
+    upgrade: Option<&[u8]>,
+) {
+    out.clear();
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    put_header(out, "Host", host);
+    let mut xff_written = false;
+    let mut via_written = false;
+    for h in headers {
+        let n = h.name;
+        if name_is(n, "host")
+            || name_is(n, "x-forwarded-proto")
+            || is_hop_by_hop(n)
+            || named_by_connection(n, headers)
+        {
+            continue;
+        }
+        if name_is(n, "x-forwarded-for") || name_is(n, "via") {
+            // Several lines of a list header fold into one, with our hop appended.
+            let is_xff = name_is(n, "x-forwarded-for");
+            let done = if is_xff {
+                &mut xff_written
+            } else {
+                &mut via_written
+            };
+            if !*done {
+                *done = true;
+                write_list_with_hop(out, headers, n, is_xff, fwd, version);
+            }
+            continue;
+        }
+        put_header(out, n, h.value);
+    }
+    if !xff_written {
+        write_list_with_hop(out, &[], "X-Forwarded-For", true, fwd, version);
+    }
+    put_header(out, "X-Forwarded-Proto", fwd.proto.as_bytes());
+    if !via_written {
+        write_list_with_hop(out, &[], "Via", false, fwd, version);
+    }
+    if let Some(u) = upgrade {
+        put_header(out, "Connection", b"upgrade");
+        put_header(out, "Upgrade", u);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes `name: <every existing value>, <our hop>`.
+fn write_list_with_hop(
+    out: &mut Vec<u8>,
+    headers: &[httparse::Header<'_>],
+    name: &str,
+    is_xff: bool,
+    fwd: &Forwarding,
+    version: Version,
+) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    for h in headers.iter().filter(|h| name_is(h.name, name)) {
+        let v = h.value.trim_ascii();
+        if !v.is_empty() {
+            out.extend_from_slice(v);
+            out.extend_from_slice(b", ");
+        }
+    }
+    if is_xff {
+        use std::io::Write;
+        let _ = write!(out, "{}", fwd.client_ip);
+    } else {
+        out.extend_from_slice(match version {
+            Version::Http10 => b"1.0 pibl",
+            Version::Http11 => b"1.1 pibl",
+        });
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Splits a request target into (host from an absolute URI, origin-form path).
+fn split_target(target: &str, method: Method) -> Result<(Option<&str>, &str), RequestError> {
+    if target.starts_with('/') {
+        return Ok((None, target));
+    }
+    if target == "*" {
+        return if method == Method::Options {
+            Ok((None, target))
+        } else {
+            Err(reject(400, "asterisk target outside OPTIONS"))
+        };
+    }
+    let lower_scheme = target.get(..8).map(|s| s.to_ascii_lowercase());
+    let rest = match lower_scheme.as_deref() {
+        Some(s) if s.starts_with("http://") => &target[7..],
+        Some("https://") => &target[8..],
+        _ => return Err(reject(400, "invalid request target")),
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], &rest[i..]),
+        // `http://host?q` has an empty path; origin form needs "/" but we cannot insert it
+        // without allocating, so refuse this rare shape.
+        Some(_) => return Err(reject(400, "absolute target without a path")),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') || !valid_host(authority.as_bytes()) {
+        return Err(reject(400, "invalid authority in request target"));
+    }
+    Ok((Some(authority), path))
+}
+
+/// A Host value: reg-name or IP literal with optional port; no whitespace, paths or userinfo.
+fn valid_host(h: &[u8]) -> bool {
+    !h.is_empty()
+        && h.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+        })
+}
+
+fn too_large(input: &[u8]) -> RequestError {
+    if input.contains(&b'\n') {
+        reject(431, "request header section too large")
+    } else {
+        reject(414, "request line too long")
+    }
+}
+
+/// `HTTP/` followed by a digit that httparse refused: a real but unsupported version.
+fn bad_version_number(input: &[u8]) -> bool {
+    let first_line = input.split(|&b| b == b'\n').next().unwrap_or(input);
+    first_line
+        .windows(7)
+        .any(|w| w.starts_with(b" HTTP/") && w[6].is_ascii_digit())
+        && !first_line.windows(8).any(|w| w == b"HTTP/1.1" || w == b"HTTP/1.0")
+}
+
+fn parse_error_reason(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status",
+        httparse::Error::Token => "invalid method or request target",
+        httparse::Error::TooManyHeaders => "too many header fields",
+        httparse::Error::Version => "invalid HTTP version",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        max_header_bytes: 8192,
+        max_headers: 100,
+    };
+
+    fn run(input: &str) -> Result<Option<(RequestInfo, String, RequestLine)>, RequestError> {
+        let fwd = Forwarding {
+            client_ip: "10.1.2.3".parse().unwrap(),
+            proto: "http",
+            default_host: "backend",
+        };
+        let mut out = Vec::new();
+        let mut line = RequestLine::default();
+        let r = parse(input.as_bytes(), LIMITS, &fwd, &mut out, &mut line)?;
+        Ok(r.map(|info| (info, String::from_utf8(out).unwrap(), line)))
+    }
+
+    fn ok(input: &str) -> (RequestInfo, String, RequestLine) {
+        run(input).unwrap().unwrap()
+    }
+
+    fn status(input: &str) -> u16 {
+        run(input).unwrap_err().status
+    }
+
+    #[test]
+    fn rewrites_proxy_headers_and_strips_hop_by_hop() {
+        let (info, head, line) = ok("GET /a?b=1 HTTP/1.1\nHost: ex.com\nConnection: keep-alive, X-Hop\n\
+             X-Hop: 1\nKeep-Alive: 5\nTE: trailers\nX-Forwarded-For: 1.1.1.1\n\
+             X-Forwarded-Proto: https\nAccept: */*\n\n");
+        assert_eq!(
+            head,
+            "GET /a?b=1 HTTP/1.1\r\nHost: ex.com\r\nX-Forwarded-For: 1.1.1.1, 10.1.2.3\r\n\
+             Accept: */*\r\nX-Forwarded-Proto: http\r\nVia: 1.1 pibl\r\n\r\n"
+        );
+        assert!(info.keep_alive);
+        assert_eq!(info.body, BodyKind::Empty);
+        assert_eq!(line.target, "/a?b=1");
+        assert_eq!(line.host, "ex.com");
+    }
+
+    #[test]
+    fn absolute_form_becomes_origin_form_with_uri_host() {
+        let (_, head, line) = ok("GET http://other.example:81/p HTTP/1.1\r\nHost: wrong\r\n\r\n");
+        assert!(
+            head.starts_with("GET /p HTTP/1.1\r\nHost: other.example:81\r\n"),
+            "{head}"
+        );
+        assert_eq!(line.host, "other.example:81");
+    }
+
+    #[test]
+    fn http10_defaults_to_close_and_gets_a_host() {
+        let (info, head, _) = ok("GET / HTTP/1.0\r\n\r\n");
+        assert!(!info.keep_alive);
+        assert!(head.contains("Host: backend\r\n"));
+        assert!(head.contains("Via: 1.0 pibl\r\n"));
+        let (info, _, _) = ok("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        assert!(info.keep_alive);
+    }
+
+    #[test]
+    fn upgrade_is_forwarded_only_when_connection_says_so() {
+        let (info, head, _) =
+            ok("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+        assert!(info.upgrade);
+        assert!(head.ends_with("Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"));
+        let (info, head, _) = ok("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n");
+        assert!(!info.upgrade);
+        assert!(!head.contains("Upgrade"));
+    }
+
+    #[test]
+    fn partial_heads_wait_and_oversized_ones_fail() {
+        assert!(run("GET / HTTP/1.1\r\nHost: a\r\n").unwrap().is_none());
+        let long_line = format!("GET /{} HTTP/1.1", "a".repeat(9000));
+        assert_eq!(status(&long_line), 414);
+        let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n", "b".repeat(9000));
+        assert_eq!(status(&big), 431);
+        let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert_eq!(status(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")), 431);
+    }
+
+    #[test]
+    fn smuggling_shapes_are_refused() {
+        let cases = [
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n folded\r\n\r\n",
+            "GET nope HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            "\u{1}\u{2}garbage\r\n\r\n",
+        ];
+        for c in cases {
+            assert_eq!(status(c), 400, "{c:?}");
+        }
+        assert_eq!(status("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
+        assert_eq!(status("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), 405);
+    }
+
+    #[test]
+    fn bodies_are_framed() {
+        let (info, head, _) = ok("POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
+        assert_eq!(info.body, BodyKind::Length(5));
+        assert!(head.contains("Content-Length: 5\r\n"));
+        let (info, head, _) =
+            ok("POST /f HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(info.body, BodyKind::Chunked);
+        assert!(head.contains("Transfer-Encoding: chunked\r\n"));
+    }
+}

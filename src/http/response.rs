@@ -1,0 +1,306 @@
+//! Response heads: parse what a backend sent, write what the client gets; and the responses the
+//! proxy makes itself (400, 502, ...).
+
+use std::io::Write;
+use std::mem::MaybeUninit;
+
+use super::body::BodyKind;
+use super::request::{HeadLimits, HEADERS_CAP};
+use super::{framing, has_token, is_hop_by_hop, name_is, named_by_connection, put_header, Version};
+
+/// What the proxy needs to know about a backend's response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseInfo {
+    pub status: u16,
+    /// The body as the backend frames it.
+    pub body: BodyKind,
+    /// The body is chunked and the client cannot read chunked: strip the framing.
+    pub dechunk: bool,
+    /// The backend connection may carry another request afterwards.
+    pub upstream_reusable: bool,
+    /// The client connection stays open after this response.
+    pub client_keep_alive: bool,
+    pub head_len: usize,
+}
+
+impl ResponseInfo {
+    /// 1xx other than 101: an interim response, the final one follows.
+    pub fn is_interim(&self) -> bool {
+        (100..200).contains(&self.status) && self.status != 101
+    }
+}
+
+/// The client side of the exchange, which shapes the head we write.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientSide {
+    pub version: Version,
+    /// The request was HEAD: the response has no body whatever it says.
+    pub head_request: bool,
+    /// The client connection can stay open (client asked for it, request fully read).
+    pub keep_alive: bool,
+    /// The request asked to upgrade; a 101 is only accepted then.
+    pub upgrade: bool,
+}
+
+/// Why a backend's response head is refused (answered with 502).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadResponse(pub &'static str);
+
+/// Parses a response head from the start of `input` and writes the client's head into `out`.
+/// Returns `Ok(None)` while incomplete.
+pub fn parse(
+    input: &[u8],
+    limits: HeadLimits,
+    client: ClientSide,
+    out: &mut Vec<u8>,
+) -> Result<Option<ResponseInfo>, BadResponse> {
+    let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
+    let slots = &mut storage[..limits.max_headers.min(HEADERS_CAP)];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed =
+        httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, input, slots);
+    let head_len = match parsed {
+        Ok(httparse::Status::Complete(n)) if n <= limits.max_header_bytes => n,
+        Ok(httparse::Status::Complete(_)) => return Err(BadResponse("response head too large")),
+        Ok(httparse::Status::Partial) if input.len() >= limits.max_header_bytes => {
+            return Err(BadResponse("response head too large"))
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(BadResponse("too many response header fields"))
+        }
+        Err(_) => return Err(BadResponse("malformed response head")),
+    };
+    let (Some(status), Some(minor)) = (resp.code, resp.version) else {
+        return Err(BadResponse("malformed status line"));
+    };
+    if !(100..=999).contains(&status) {
+        return Err(BadResponse("invalid status code"));
+    }
+    let headers: &[httparse::Header<'_>] = resp.headers;
+    let upstream_version = Version::from_minor(minor);
+    let reason = resp.reason.unwrap_or("");
+
+    let no_body = client.head_request || (100..200).contains(&status) || status == 204 || status == 304;
+    let declared = framing(headers).map_err(|e| BadResponse(e.reason()))?;
+    let body = if no_body {
+        BodyKind::Empty
+    } else {
+        declared.unwrap_or(BodyKind::UntilClose)
+    };
+    let connection_has = |token: &str| {
+        headers
+            .iter()
+            .any(|h| name_is(h.name, "connection") && has_token(h.value, token))
+    };
+    let upstream_reusable = upstream_version == Version::Http11
+        && !connection_has("close")
+        && body != BodyKind::UntilClose
+        && status != 101;
+    let dechunk = body == BodyKind::Chunked && client.version == Version::Http10;
+    let switching = status == 101;
+    if switching && !client.upgrade {
+        return Err(BadResponse("101 without an upgrade request"));
+    }
+    let client_keep_alive =
+        client.keep_alive && !switching && body != BodyKind::UntilClose && !dechunk;
+
+    out.clear();
+    if (100..200).contains(&status) && !switching && client.version == Version::Http10 {
+        // HTTP/1.0 clients do not understand interim responses; the caller drops an empty head.
+    } else {
+        let _ = write!(out, "HTTP/1.1 {status} ");
+        out.extend_from_slice(reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let mut via_written = false;
+        for h in headers {
+            let n = h.name;
+            if name_is(n, "via") {
+                if !via_written {
+                    via_written = true;
+                    write_via(out, headers);
+                }
+                continue;
+            }
+            if is_hop_by_hop(n)
+                || named_by_connection(n, headers)
+                || (dechunk && name_is(n, "transfer-encoding"))
+            {
+                continue;
+            }
+            put_header(out, n, h.value);
+        }
+        if !via_written {
+            write_via(out, &[]);
+        }
+        if switching {
+            put_header(out, "Connection", b"upgrade");
+            if let Some(u) = headers.iter().find(|h| name_is(h.name, "upgrade")) {
+                put_header(out, "Upgrade", u.value);
+            }
+        } else if !(100..200).contains(&status) {
+            if !client_keep_alive {
+                put_header(out, "Connection", b"close");
+            } else if client.version == Version::Http10 {
+                put_header(out, "Connection", b"keep-alive");
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(Some(ResponseInfo {
+        status,
+        body,
+        dechunk,
+        upstream_reusable,
+        client_keep_alive,
+        head_len,
+    }))
+}
+
+fn write_via(out: &mut Vec<u8>, headers: &[httparse::Header<'_>]) {
+    out.extend_from_slice(b"Via: ");
+    for h in headers.iter().filter(|h| name_is(h.name, "via")) {
+        out.extend_from_slice(h.value.trim_ascii());
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(b"1.1 pibl\r\n");
+}
+
+/// The standard reason phrase for statuses the proxy itself produces.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+/// Writes a complete small response made by the proxy itself, with a text body saying why.
+pub fn write_error(out: &mut Vec<u8>, status: u16, detail: &str, close: bool, date: &str) {
+    let phrase = reason_phrase(status);
+    let body_len = 3 + 1 + phrase.len() + 2 + detail.len() + 1;
+    out.clear();
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {phrase}\r\nDate: {date}\r\nServer: pibl\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\n"
+    );
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    if status == 405 {
+        out.extend_from_slice(b"Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n");
+    }
+    let _ = write!(out, "\r\n{status} {phrase}: {detail}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        max_header_bytes: 8192,
+        max_headers: 100,
+    };
+    const CLIENT11: ClientSide = ClientSide {
+        version: Version::Http11,
+        head_request: false,
+        keep_alive: true,
+        upgrade: false,
+    };
+
+    fn run(input: &str, client: ClientSide) -> (ResponseInfo, String) {
+        let mut out = Vec::new();
+        let info = parse(input.as_bytes(), LIMITS, client, &mut out)
+            .unwrap()
+            .unwrap();
+        (info, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn keeps_end_to_end_headers_and_adds_via() {
+        let (info, head) = run(
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\nX-A: 1\r\n\r\nhi",
+            CLIENT11,
+        );
+        assert_eq!(info.body, BodyKind::Length(2));
+        assert!(!info.upstream_reusable);
+        assert!(info.client_keep_alive);
+        assert_eq!(
+            head,
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nVia: 1.1 pibl\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn close_delimited_body_closes_the_client() {
+        let (info, head) = run("HTTP/1.0 200 OK\r\n\r\n", CLIENT11);
+        assert_eq!(info.body, BodyKind::UntilClose);
+        assert!(!info.client_keep_alive && !info.upstream_reusable);
+        assert!(head.contains("Connection: close\r\n"));
+    }
+
+    #[test]
+    fn chunked_to_http10_client_is_dechunked() {
+        let client = ClientSide {
+            version: Version::Http10,
+            ..CLIENT11
+        };
+        let (info, head) = run(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            client,
+        );
+        assert!(info.dechunk && !info.client_keep_alive && info.upstream_reusable);
+        assert!(!head.contains("Transfer-Encoding"));
+    }
+
+    #[test]
+    fn bodiless_statuses_and_head() {
+        let (info, _) = run("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n", CLIENT11);
+        assert_eq!(info.body, BodyKind::Empty);
+        let head_req = ClientSide {
+            head_request: true,
+            ..CLIENT11
+        };
+        let (info, _) = run("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", head_req);
+        assert_eq!(info.body, BodyKind::Empty);
+        assert!(info.upstream_reusable);
+    }
+
+    #[test]
+    fn bad_responses_are_refused() {
+        let mut out = Vec::new();
+        for bad in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            "garbage\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+        ] {
+            assert!(parse(bad.as_bytes(), LIMITS, CLIENT11, &mut out).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn error_response_is_well_formed() {
+        let mut out = Vec::new();
+        write_error(&mut out, 502, "no backend", true, "Mon, 23 Nov 2026 19:00:00 GMT");
+        let text = String::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
+        assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
+        assert!(head.contains("Connection: close"));
+    }
+}
