@@ -6,3 +6,7 @@
 pub mod buffer;
 pub mod config;
 pub mod http;
+pub mod balance;
+pub mod clock;
+pub mod logging;
+pub mod net;

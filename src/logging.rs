@@ -1,0 +1,225 @@
+//! Logging: the access log (one line per request) and the event log (start-up, errors), both
+//! written to stdout and appended to the log file.
+//!
+//! Workers never write to a file or the terminal themselves: each collects its access lines in a
+//! buffer during a loop tick and hands the batch to one writer thread, so a slow terminal or disk
+//! never stalls the event loop (the hand-off blocks only if the writer is 1024 batches behind).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Batches the writer thread may fall behind by before workers wait for it.
+const QUEUE_BATCHES: usize = 1024;
+/// A worker hands its batch over once it grows past this, even mid-tick.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// The writer thread and the way to reach it.
+pub struct LogWriter {
+    tx: Option<SyncSender<Vec<u8>>>,
+    thread: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl LogWriter {
+    /// Opens (creating, appending) the log file, starts the writer thread and installs the
+    /// event logger (`log` macros). `echo` also writes every line to stdout.
+    pub fn start(path: &Path, echo: bool) -> Result<LogWriter, String> {
+        let file = open_log(path)?;
+        let event_file = file
+            .try_clone()
+            .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+        let mut dispatch = fern::Dispatch::new()
+            .format(|out, message, record| {
+                let mut clock = crate::clock::Clock::new();
+                out.finish(format_args!(
+                    "{} [{}] {}",
+                    clock.log_stamp(),
+                    record.level(),
+                    message
+                ))
+            })
+            .level(log::LevelFilter::Info)
+            .chain(event_file);
+        if echo {
+            dispatch = dispatch.chain(std::io::stdout());
+        }
+        // A second proxy in one process (tests, the demo) keeps the first logger; that is fine.
+        let _ = dispatch.apply();
+
+        let (tx, rx) = sync_channel(QUEUE_BATCHES);
+        let thread = std::thread::Builder::new()
+            .name("pibl-log".into())
+            .spawn(move || write_batches(rx, file, echo))
+            .map_err(|e| format!("cannot start the log writer thread: {e}"))?;
+        Ok(LogWriter {
+            tx: Some(tx),
+            thread: Some(thread),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A worker's handle for access lines.
+    pub fn access_log(&self, enabled: bool) -> AccessLog {
+        AccessLog {
+            buf: Vec::new(),
+            tx: if enabled { self.tx.clone() } else { None },
+        }
+    }
+
+    /// Waits until every batch handed over so far is written.
+    pub fn finish(mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        log::logger().flush();
+    }
+}
+
+fn open_log(path: &Path) -> Result<File, String> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open log file {}: {e}", path.display()))
+}
+
+fn write_batches(rx: Receiver<Vec<u8>>, mut file: File, echo: bool) {
+    let stdout = std::io::stdout();
+    while let Ok(batch) = rx.recv() {
+        if let Err(e) = file.write_all(&batch) {
+            eprintln!("pibl: cannot write the log file: {e}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if echo {
+            let mut out = stdout.lock();
+            let _ = out.write_all(&batch);
+            let _ = out.flush();
+        }
+    }
+}
+
+/// One finished request, as logged.
+#[derive(Debug)]
+pub struct AccessEntry<'a> {
+    pub client: SocketAddr,
+    pub method: &'a str,
+    pub target: &'a str,
+    pub version: &'a str,
+    pub status: u16,
+    /// Bytes written to the client for this request (head and body).
+    pub bytes: u64,
+    /// The backend that answered, if one did.
+    pub backend: Option<&'a str>,
+    pub duration: Duration,
+}
+
+/// A worker's access-log buffer.
+pub struct AccessLog {
+    buf: Vec<u8>,
+    tx: Option<SyncSender<Vec<u8>>>,
+}
+
+impl AccessLog {
+    /// A log that drops every line (access_log off).
+    pub fn disabled() -> AccessLog {
+        AccessLog {
+            buf: Vec::new(),
+            tx: None,
+        }
+    }
+
+    /// Appends one line: `stamp client "METHOD target VERSION" status bytes backend duration`.
+    pub fn record(&mut self, stamp: &str, e: &AccessEntry<'_>) {
+        if self.tx.is_none() {
+            return;
+        }
+        format_line(&mut self.buf, stamp, e);
+        if self.buf.len() >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Hands the lines collected so far to the writer thread.
+    pub fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        if let Some(tx) = &self.tx {
+            let batch = std::mem::take(&mut self.buf);
+            if tx.send(batch).is_err() {
+                self.tx = None;
+            }
+        }
+    }
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Formats one access-log line into `out`. Quotes and control bytes in the target are escaped so
+/// a line can always be split on its fields.
+pub fn format_line(out: &mut Vec<u8>, stamp: &str, e: &AccessEntry<'_>) {
+    let ms = e.duration.as_secs_f64() * 1000.0;
+    let _ = write!(out, "{stamp} {} \"{} ", e.client, e.method);
+    for &b in e.target.as_bytes() {
+        match b {
+            b'"' | b'\\' => {
+                out.push(b'\\');
+                out.push(b);
+            }
+            0x20..=0x7e => out.push(b),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        " {}\" {} {} {} {ms:.3}ms",
+        e.version,
+        e.status,
+        e.bytes,
+        e.backend.unwrap_or("-")
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_line_has_every_field_and_escapes_quotes() {
+        let mut out = Vec::new();
+        format_line(
+            &mut out,
+            "2026-11-23T19:04:10.123Z",
+            &AccessEntry {
+                client: "127.0.0.1:5000".parse().unwrap(),
+                method: "GET",
+                target: "/a\"b",
+                version: "HTTP/1.1",
+                status: 200,
+                bytes: 42,
+                backend: Some("127.0.0.1:8081"),
+                duration: Duration::from_micros(1500),
+            },
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2026-11-23T19:04:10.123Z 127.0.0.1:5000 \"GET /a\\\"b HTTP/1.1\" 200 42 127.0.0.1:8081 1.500ms\n"
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! Socket set-up shared by the proxy and the origin server.
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Pending connections the kernel holds for us while we are busy or at the connection limit.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listener with SO_REUSEPORT, so each worker can own one on the same address and
+/// the kernel spreads new connections across them (and a new pibl can bind while an old one drains).
+pub fn reuseport_listener(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false).ok();
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+/// Binds `count` SO_REUSEPORT listeners on one address. With port 0 the first picks the port and
+/// the others join it.
+pub fn bind_group(addr: SocketAddr, count: usize) -> io::Result<Vec<mio::net::TcpListener>> {
+    let first = reuseport_listener(addr)?;
+    let actual = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..count {
+        all.push(reuseport_listener(actual)?);
+    }
+    Ok(all)
+}
+
+pub fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+pub fn interrupted(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+}
+
+/// A bind failure as one line a person can act on.
+pub fn describe_bind_error(addr: SocketAddr, e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => format!(
+            "cannot listen on {addr}: address already in use (another server holds the port; \
+             stop it or change 'listen' in the config)"
+        ),
+        io::ErrorKind::PermissionDenied => format!(
+            "cannot listen on {addr}: permission denied (ports below 1024 need root or \
+             CAP_NET_BIND_SERVICE)"
+        ),
+        io::ErrorKind::AddrNotAvailable => {
+            format!("cannot listen on {addr}: no such local address on this machine")
+        }
+        _ => format!("cannot listen on {addr}: {e}"),
+    }
+}
