@@ -5,6 +5,17 @@
 
 use std::io::{self, Read};
 
+/// Why [`Buffer::read_from`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// No room left; the source may have more.
+    Full,
+    /// The source has nothing more for now.
+    WouldBlock,
+    /// The source is finished.
+    Eof,
+}
+
 /// A byte queue over a fixed allocation: bytes are appended at the tail and consumed at the head.
 #[derive(Debug)]
 pub struct Buffer {
@@ -68,25 +79,25 @@ impl Buffer {
     }
 
     /// Appends from `src` until `src` would block, the buffer is full, or `src` ends.
-    /// Returns the bytes read and whether EOF was seen.
-    pub fn read_from<R: Read>(&mut self, src: &mut R) -> io::Result<(usize, bool)> {
+    /// Returns the bytes read and why reading stopped.
+    pub fn read_from<R: Read>(&mut self, src: &mut R) -> io::Result<(usize, ReadEnd)> {
         let mut total = 0;
         loop {
             if self.end == self.capacity() {
                 if self.start == 0 {
-                    return Ok((total, false));
+                    return Ok((total, ReadEnd::Full));
                 }
                 self.compact();
             }
             match src.read(&mut self.data[self.end..]) {
-                Ok(0) => return Ok((total, true)),
+                Ok(0) => return Ok((total, ReadEnd::Eof)),
                 Ok(n) => {
                     self.end += n;
                     total += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && total > 0 => {
-                    return Ok((total, false))
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok((total, ReadEnd::WouldBlock))
                 }
                 Err(e) => return Err(e),
             }
@@ -171,15 +182,15 @@ mod tests {
     fn reads_until_full_and_compacts_after_consume() {
         let mut b = Buffer::with_capacity(8);
         let mut src: &[u8] = b"0123456789";
-        let (n, eof) = b.read_from(&mut src).unwrap();
-        assert_eq!((n, eof), (8, false));
+        let (n, end) = b.read_from(&mut src).unwrap();
+        assert_eq!((n, end), (8, ReadEnd::Full));
         assert!(b.is_full());
         b.consume(5);
         let (n, _) = b.read_from(&mut src).unwrap();
         assert_eq!(n, 2);
         assert_eq!(b.data(), b"56789");
-        let (n, eof) = b.read_from(&mut src).unwrap();
-        assert_eq!((n, eof), (0, true));
+        let (n, end) = b.read_from(&mut src).unwrap();
+        assert_eq!((n, end), (0, ReadEnd::Eof));
     }
 
     #[test]

@@ -10,3 +10,4 @@ pub mod balance;
 pub mod clock;
 pub mod logging;
 pub mod net;
+pub mod proxy;

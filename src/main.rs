@@ -1,1 +1,103 @@
-fn main() {}
+//! `pibl`: the reverse proxy. Parses the command line, loads the config, runs the proxy until
+//! SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use pibl::config::Config;
+use pibl::logging::LogWriter;
+use pibl::proxy::Proxy;
+
+const USAGE: &str = "Usage: pibl [-c FILE] [-w WORKERS] [--check]\n\n\
+HTTP/1.1 reverse proxy and round-robin load balancer.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut opts = getopts::Options::new();
+    opts.optopt("c", "config", "config file (default ./pibl.conf)", "FILE");
+    opts.optopt("w", "workers", "worker threads (default: one per core)", "N");
+    opts.optflag("", "check", "validate the config, print a summary and exit");
+    opts.optflag("h", "help", "print this help");
+    opts.optflag("V", "version", "print the version");
+    let m = match opts.parse(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("pibl: {e}\n{}", opts.usage(USAGE));
+            return ExitCode::from(2);
+        }
+    };
+    if m.opt_present("h") {
+        print!("{}", opts.usage(USAGE));
+        return ExitCode::SUCCESS;
+    }
+    if m.opt_present("V") {
+        println!("pibl {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if !m.free.is_empty() {
+        eprintln!("pibl: unexpected argument '{}'\n{}", m.free[0], opts.usage(USAGE));
+        return ExitCode::from(2);
+    }
+    let path = PathBuf::from(m.opt_str("c").unwrap_or_else(|| "pibl.conf".into()));
+    let mut config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pibl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(w) = m.opt_str("w") {
+        match w.parse::<usize>() {
+            Ok(n) if (1..=1024).contains(&n) => config.workers = Some(n),
+            _ => {
+                eprintln!("pibl: -w needs a number from 1 to 1024, got '{w}'");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if m.opt_present("check") {
+        print!("{}", config.summary());
+        return ExitCode::SUCCESS;
+    }
+    run(config)
+}
+
+fn run(config: Config) -> ExitCode {
+    let logs = match LogWriter::start(&config.log_file, true) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("pibl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let proxy = match Proxy::start(config, &logs) {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("pibl: {e}");
+            logs.finish();
+            return ExitCode::FAILURE;
+        }
+    };
+    wait_for_stop_signal();
+    log::info!("stopping: finishing requests in flight");
+    proxy.shutdown();
+    log::info!("stopped");
+    logs.finish();
+    ExitCode::SUCCESS
+}
+
+fn wait_for_stop_signal() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            signals.forever().next();
+        }
+        Err(e) => {
+            log::error!("cannot install signal handlers ({e}); stop pibl with SIGKILL");
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The proxy: worker threads, each running an event loop ([`worker`]) over client sessions
+//! ([`session`]) and upstream connections ([`upstream`]).
+
+mod io;
+pub mod session;
+pub mod upstream;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mio::{Poll, Waker};
+
+use crate::balance::RoundRobin;
+use crate::config::Config;
+use crate::logging::LogWriter;
+use crate::net;
+
+/// What all workers share: read-only config, the rotation, and a few counters.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Config,
+    pub backends: RoundRobin,
+    /// Client connections open across all workers.
+    pub connections: AtomicUsize,
+    /// Set to begin a graceful stop.
+    pub stop: AtomicBool,
+}
+
+/// A running proxy: its workers and the address they listen on.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    workers: Vec<(JoinHandle<()>, Arc<Waker>)>,
+    addr: SocketAddr,
+}
+
+impl Proxy {
+    /// Binds the listeners (failing before any thread starts) and starts one worker per
+    /// listener.
+    pub fn start(config: Config, logs: &LogWriter) -> Result<Proxy, String> {
+        let count = config.worker_count();
+        let listeners = net::bind_group(config.listen, count)
+            .map_err(|e| net::describe_bind_error(config.listen, &e))?;
+        let addr = listeners[0]
+            .local_addr()
+            .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        let shared = Arc::new(Shared {
+            backends: RoundRobin::new(&config.backends),
+            config,
+            connections: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let mut workers = Vec::with_capacity(count);
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let poll = Poll::new().map_err(|e| format!("cannot create an event loop: {e}"))?;
+            let waker = Arc::new(
+                Waker::new(poll.registry(), worker::WAKER)
+                    .map_err(|e| format!("cannot create an event loop waker: {e}"))?,
+            );
+            let w = worker::Worker::new(
+                poll,
+                listener,
+                shared.clone(),
+                logs.access_log(shared.config.access_log),
+            )
+            .map_err(|e| format!("cannot start worker {i}: {e}"))?;
+            let handle = std::thread::Builder::new()
+                .name(format!("pibl-worker-{i}"))
+                .spawn(move || w.run())
+                .map_err(|e| format!("cannot start worker thread {i}: {e}"))?;
+            workers.push((handle, waker));
+        }
+        let names: Vec<&str> = shared.backends.backends().iter().map(|b| b.name.as_str()).collect();
+        log::info!(
+            "pibl {} listening on {addr} with {count} workers; backends: {}",
+            env!("CARGO_PKG_VERSION"),
+            names.join(", ")
+        );
+        Ok(Proxy {
+            shared,
+            workers,
+            addr,
+        })
+    }
+
+    /// The address clients connect to (the real port when the config said port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Graceful stop: no new connections, requests in flight finish (bounded by
+    /// `shutdown_timeout`), then the workers exit. Returns when they have.
+    pub fn shutdown(self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for (_, waker) in &self.workers {
+            let _ = waker.wake();
+        }
+        for (handle, _) in self.workers {
+            let _ = handle.join();
+        }
+    }
+}

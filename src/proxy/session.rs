@@ -1,0 +1,933 @@
+//! One client connection: an explicit state machine that relays requests and responses between
+//! the client socket and one upstream socket at a time.
+//!
+//! ```text
+//! ReadRequestHead ─▶ Connecting ─▶ SendRequest ─▶ ReadResponseHead ─▶ RelayResponse ─▶ ReadRequestHead
+//!        │               │  ▲            │   (1xx relayed in place)          │               (keep-alive)
+//!        │               └──┘ next       └──── early final response ─────────┤
+//!        │              backend                      101 ─▶ Tunnel           └─▶ Closing ─▶ Closed
+//!        └─▶ SendError (4xx/5xx made by the proxy) ─▶ ReadRequestHead | Closing
+//! ```
+//!
+//! Every transition goes through [`Session::enter`], which checks it is legal and arms the state's
+//! deadline, so no state can wait without a timer. Sockets are registered once for both
+//! directions, edge-triggered; the readiness each event reports is kept in flags and cleared only
+//! when a call would block, and each state acts on the readiness it needs. Backpressure is
+//! structural: a state reads from one side only while its buffer towards the other has room.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::Registry;
+
+use super::io::{fill, flush, Pending};
+use super::upstream::UpstreamPool;
+use super::Shared;
+use crate::buffer::{Buffer, BufferPool};
+use crate::clock::Clock;
+use crate::http::body::{BodyKind, BodyRelay};
+use crate::http::request::{self, Forwarding, HeadLimits, RequestInfo, RequestLine};
+use crate::http::response::{self, ClientSide, ResponseInfo};
+use crate::http::Version;
+use crate::logging::{AccessEntry, AccessLog};
+
+/// How long a closing connection waits for the client to finish sending before the socket is
+/// dropped; closing with unread input would make the kernel reset the connection and could
+/// destroy the response the client has not read yet.
+const LINGER: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for a request head; also the idle keep-alive state.
+    ReadRequestHead,
+    /// An upstream TCP handshake is in flight.
+    Connecting,
+    /// Writing the request head and streaming the request body upstream.
+    SendRequest,
+    /// The request is sent; waiting for the response head (1xx are relayed here).
+    ReadResponseHead,
+    /// Streaming the response body to the client.
+    RelayResponse,
+    /// After `101 Switching Protocols`: raw bytes both ways.
+    Tunnel,
+    /// Writing a response the proxy made itself; `close` afterwards or read the next request.
+    SendError { close: bool },
+    /// Output flushed, write side shut; draining the client until it closes (lingering close).
+    Closing,
+    Closed,
+}
+
+impl State {
+    /// The legal transitions, as data.
+    fn allows(self, next: State) -> bool {
+        use State::*;
+        match (self, next) {
+            (_, Closed) => true,
+            (ReadRequestHead, Connecting | SendRequest | SendError { .. } | Closing) => true,
+            (Connecting, Connecting | SendRequest | SendError { .. }) => true,
+            (
+                SendRequest | ReadResponseHead,
+                Connecting
+                | SendRequest
+                | ReadResponseHead
+                | RelayResponse
+                | Tunnel
+                | SendError { .. }
+                | Closing,
+            ) => true,
+            (RelayResponse, ReadRequestHead | Closing) => true,
+            (SendError { .. }, ReadRequestHead | Closing) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What a state handler tells the drive loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Progress was made or the state changed: run the handler again.
+    Again,
+    /// Nothing more until a socket event or the deadline.
+    Wait,
+}
+
+/// Everything a session may touch beyond itself, lent by its worker for one event.
+pub struct Ctx<'a> {
+    pub registry: &'a Registry,
+    pub upstreams: &'a mut UpstreamPool,
+    pub buffers: &'a mut BufferPool,
+    pub clock: &'a mut Clock,
+    pub shared: &'a Shared,
+    pub log: &'a mut AccessLog,
+    /// This session's slab key.
+    pub key: usize,
+    pub stopping: bool,
+}
+
+/// One request/response exchange on the connection.
+#[derive(Debug)]
+struct Exchange {
+    info: RequestInfo,
+    started: Instant,
+    req_body: BodyRelay,
+    resp_body: BodyRelay,
+    resp: Option<ResponseInfo>,
+    backend: Option<usize>,
+    /// Backends this request failed to reach, a bit each.
+    tried: u64,
+    /// The current upstream connection came from the pool.
+    reused: bool,
+    /// The one retry on a fresh connection after a pooled one failed was used.
+    stale_retried: bool,
+    /// Bytes written upstream for this request.
+    upstream_sent: u64,
+    /// The backend sent at least one byte of a response.
+    response_started: bool,
+    /// Bytes written to the client for this request.
+    client_bytes: u64,
+    /// Last failure reaching a backend was a timeout (504 rather than 502).
+    timed_out: bool,
+    logged: bool,
+}
+
+impl Exchange {
+    fn new(info: RequestInfo, now: Instant) -> Exchange {
+        Exchange {
+            req_body: BodyRelay::new(info.body, false),
+            resp_body: BodyRelay::new(BodyKind::Empty, false),
+            info,
+            started: now,
+            resp: None,
+            backend: None,
+            tried: 0,
+            reused: false,
+            stale_retried: false,
+            upstream_sent: 0,
+            response_started: false,
+            client_bytes: 0,
+            timed_out: false,
+            logged: false,
+        }
+    }
+
+    /// The request can be sent again: no body byte has been taken from the client.
+    fn replayable(&self) -> bool {
+        matches!(self.info.body, BodyKind::Empty | BodyKind::Length(0))
+    }
+}
+
+pub struct Session {
+    client: TcpStream,
+    peer: SocketAddr,
+    client_readable: bool,
+    client_writable: bool,
+    client_eof: bool,
+    state: State,
+    pub deadline: Instant,
+    /// Served at least one request (keep-alive idle timeout applies, not the head timeout).
+    served: bool,
+    client_in: Option<Buffer>,
+    upstream_in: Option<Buffer>,
+    /// Key of the upstream connection in use, in the worker's [`UpstreamPool`].
+    upstream: Option<usize>,
+    to_upstream: Pending,
+    to_client: Pending,
+    line: RequestLine,
+    x: Option<Exchange>,
+}
+
+impl Session {
+    pub fn new(client: TcpStream, peer: SocketAddr, now: Instant, header_timeout: Duration) -> Self {
+        Session {
+            client,
+            peer,
+            client_readable: false,
+            client_writable: false,
+            client_eof: false,
+            state: State::ReadRequestHead,
+            deadline: now + header_timeout,
+            served: false,
+            client_in: None,
+            upstream_in: None,
+            upstream: None,
+            to_upstream: Pending::default(),
+            to_client: Pending::default(),
+            line: RequestLine::default(),
+            x: None,
+        }
+    }
+
+    pub fn client_mut(&mut self) -> &mut TcpStream {
+        &mut self.client
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Idle between requests with nothing buffered: safe to close when stopping.
+    pub fn is_idle(&self) -> bool {
+        self.state == State::ReadRequestHead && self.client_in.as_ref().is_none_or(Buffer::is_empty)
+    }
+
+    pub fn on_client_event(&mut self, readable: bool, writable: bool) {
+        self.client_readable |= readable;
+        self.client_writable |= writable;
+    }
+
+    /// Runs the state machine until it waits on a socket or a deadline.
+    pub fn drive(&mut self, ctx: &mut Ctx<'_>) {
+        loop {
+            let step = match self.state {
+                State::ReadRequestHead => self.read_request_head(ctx),
+                State::Connecting => self.connecting(ctx),
+                State::SendRequest => self.send_request(ctx),
+                State::ReadResponseHead => self.read_response_head(ctx),
+                State::RelayResponse => self.relay_response(ctx),
+                State::Tunnel => self.tunnel(ctx),
+                State::SendError { close } => self.send_error(ctx, close),
+                State::Closing => self.closing(ctx),
+                State::Closed => Step::Wait,
+            };
+            if step == Step::Wait {
+                break;
+            }
+        }
+    }
+
+    /// Moves to `next` and arms its deadline. The one place a state changes.
+    fn enter(&mut self, next: State, ctx: &mut Ctx<'_>) -> Step {
+        debug_assert!(
+            self.state.allows(next),
+            "illegal transition {:?} -> {next:?}",
+            self.state
+        );
+        let t = &ctx.shared.config.timeouts;
+        let wait = match next {
+            State::ReadRequestHead if self.served && !self.has_buffered_input() => t.keepalive,
+            State::ReadRequestHead => t.client_header,
+            State::Connecting => t.connect,
+            State::SendRequest => t.client_idle.max(t.upstream),
+            State::ReadResponseHead | State::RelayResponse | State::Tunnel => t.upstream,
+            State::SendError { .. } => t.client_idle,
+            State::Closing => LINGER,
+            State::Closed => Duration::ZERO,
+        };
+        self.state = next;
+        self.deadline = ctx.clock.now + wait;
+        if next == State::Closed {
+            self.release(ctx);
+        }
+        Step::Again
+    }
+
+    /// Pushes the deadline of the current state forward after progress (idle timeouts).
+    fn touch(&mut self, ctx: &Ctx<'_>) {
+        let t = &ctx.shared.config.timeouts;
+        let wait = match self.state {
+            State::SendRequest => t.client_idle.max(t.upstream),
+            State::RelayResponse | State::Tunnel => t.upstream.max(t.client_idle),
+            _ => return,
+        };
+        self.deadline = ctx.clock.now + wait;
+    }
+
+    fn has_buffered_input(&self) -> bool {
+        self.client_in.as_ref().is_some_and(|b| !b.is_empty())
+    }
+
+    /// The deadline passed.
+    pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        match self.state {
+            State::ReadRequestHead if self.has_buffered_input() => {
+                self.fail(ctx, 408, "request head not received in time", true);
+            }
+            State::Connecting => {
+                log::warn!(
+                    "backend {} did not accept a connection within {:?}",
+                    self.backend_name(ctx).unwrap_or("-"),
+                    ctx.shared.config.timeouts.connect
+                );
+                if let Some(x) = self.x.as_mut() {
+                    x.timed_out = true;
+                }
+                self.backend_failed(ctx);
+                self.close_upstream(ctx, false);
+                self.pick_backend(ctx);
+            }
+            State::SendRequest | State::ReadResponseHead => {
+                if let Some(x) = self.x.as_mut() {
+                    x.timed_out = true;
+                }
+                self.close_upstream(ctx, false);
+                self.fail(ctx, 504, "the backend did not answer in time", true);
+            }
+            State::RelayResponse | State::Tunnel => {
+                self.log_exchange(ctx, 504);
+                self.enter(State::Closed, ctx);
+            }
+            _ => {
+                self.enter(State::Closed, ctx);
+            }
+        }
+    }
+
+    // ---- states -------------------------------------------------------------------------------
+
+    fn read_request_head(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let limits = head_limits(ctx);
+        loop {
+            let buf = self.client_in.get_or_insert_with(|| ctx.buffers.get());
+            if !buf.is_empty() {
+                let fwd = Forwarding {
+                    client_ip: self.peer.ip(),
+                    proto: "http",
+                    default_host: "localhost",
+                };
+                let parsed =
+                    request::parse(buf.data(), limits, &fwd, &mut self.to_upstream.bytes, &mut self.line);
+                match parsed {
+                    Ok(Some(info)) => {
+                        buf.consume(info.head_len);
+                        self.to_upstream.pos = 0;
+                        self.x = Some(Exchange::new(info, ctx.clock.now));
+                        return self.pick_backend(ctx);
+                    }
+                    Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.line.method.clear();
+                        self.line.target.clear();
+                        return self.fail(ctx, e.status, e.reason, true);
+                    }
+                }
+            }
+            if self.client_eof || (ctx.stopping && buf.is_empty()) {
+                return self.enter(State::Closed, ctx);
+            }
+            let was_empty = buf.is_empty();
+            match fill(&mut self.client, &mut self.client_readable, buf) {
+                Ok(f) => {
+                    if f.bytes > 0 && was_empty && self.served {
+                        // A new request began: the whole head must now arrive in time.
+                        self.deadline = ctx.clock.now + ctx.shared.config.timeouts.client_header;
+                    }
+                    if f.eof {
+                        self.client_eof = true;
+                    } else if f.bytes == 0 {
+                        if buf.is_empty() {
+                            // Idle connections hold no buffer.
+                            if let Some(b) = self.client_in.take() {
+                                ctx.buffers.put(b);
+                            }
+                        }
+                        return Step::Wait;
+                    }
+                }
+                Err(_) => return self.enter(State::Closed, ctx),
+            }
+        }
+    }
+
+    /// Chooses the next backend for the current request and starts talking to it.
+    fn pick_backend(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(x) = self.x.as_mut() else {
+            return self.enter(State::Closed, ctx);
+        };
+        let backends = &ctx.shared.backends;
+        let Some(b) = backends.pick(x.tried) else {
+            let (status, why) = if x.timed_out {
+                (504, "no backend answered in time")
+            } else {
+                (502, "no backend could be reached")
+            };
+            return self.fail(ctx, status, why, false);
+        };
+        x.backend = Some(b);
+        backends.get(b).requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(key) = ctx.upstreams.checkout(ctx.registry, b, ctx.key) {
+            x.reused = true;
+            self.upstream = Some(key);
+            self.to_upstream.rewind();
+            return self.enter(State::SendRequest, ctx);
+        }
+        self.connect(ctx, b)
+    }
+
+    /// Opens a fresh connection to backend `b`.
+    fn connect(&mut self, ctx: &mut Ctx<'_>, b: usize) -> Step {
+        let addr = ctx.shared.backends.get(b).addr;
+        match ctx.upstreams.connect(ctx.registry, b, addr, ctx.key) {
+            Ok(key) => {
+                if let Some(x) = self.x.as_mut() {
+                    x.reused = false;
+                }
+                self.upstream = Some(key);
+                self.to_upstream.rewind();
+                self.enter(State::Connecting, ctx)
+            }
+            Err(e) => {
+                log::warn!("cannot connect to backend {addr}: {e}");
+                self.backend_failed(ctx);
+                self.pick_backend(ctx)
+            }
+        }
+    }
+
+    fn connecting(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(up) = self.upstream.and_then(|k| ctx.upstreams.conns.get_mut(k)) else {
+            return self.enter(State::Closed, ctx);
+        };
+        if !up.writable && !up.readable {
+            return Step::Wait;
+        }
+        let failure = match up.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match up.stream.peer_addr() {
+                Ok(_) => None,
+                Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
+                    // A stale event from the socket that used this token before: keep waiting.
+                    up.writable = false;
+                    up.readable = false;
+                    return Step::Wait;
+                }
+                Err(e) => Some(e),
+            },
+        };
+        match failure {
+            None => {
+                up.connected = true;
+                self.enter(State::SendRequest, ctx)
+            }
+            Some(e) => {
+                log::warn!(
+                    "backend {} refused or failed the connection: {e}",
+                    self.backend_name(ctx).unwrap_or("-")
+                );
+                self.backend_failed(ctx);
+                self.close_upstream(ctx, false);
+                self.pick_backend(ctx)
+            }
+        }
+    }
+
+    fn send_request(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let buf = self.client_in.get_or_insert_with(|| ctx.buffers.get());
+        let mut progress = false;
+
+        // Request body from the client, only up to what the framing says is this request's.
+        if !x.req_body.is_complete() {
+            match fill(&mut self.client, &mut self.client_readable, buf) {
+                Ok(f) => {
+                    progress |= f.bytes > 0;
+                    if f.eof && buf.len() == x.req_body.ready() {
+                        self.client_eof = true;
+                    }
+                }
+                Err(_) => self.client_eof = true,
+            }
+            if let Err(e) = x.req_body.scan(buf) {
+                log::info!("bad request body from {}: {e}", self.peer);
+                self.close_upstream(ctx, false);
+                return self.fail(ctx, 400, "malformed chunked request body", true);
+            }
+            if self.client_eof && !x.req_body.is_complete() && x.req_body.ready() == 0 {
+                // The client gave up mid-body; nothing sensible can reach the backend.
+                self.close_upstream(ctx, false);
+                self.log_exchange(ctx, 499);
+                return self.enter(State::Closed, ctx);
+            }
+        }
+
+        let ready = x.req_body.ready();
+        match flush(&mut up.stream, &mut up.writable, &mut self.to_upstream, Some(buf), ready) {
+            Ok(w) => {
+                x.req_body.sent(w.body);
+                x.upstream_sent += w.total as u64;
+                progress |= w.total > 0;
+            }
+            Err(_) => return self.upstream_failed(ctx),
+        }
+        if progress {
+            self.touch(ctx);
+        }
+
+        // A backend may answer (100 Continue, or a final response) before the body is sent.
+        if self.upstream_has_input(ctx) {
+            let step = self.read_response_head(ctx);
+            if self.state != State::SendRequest {
+                return step;
+            }
+            progress |= step == Step::Again;
+        }
+        let Some(x) = self.x.as_ref() else {
+            return Step::Wait;
+        };
+        if self.to_upstream.is_empty() && x.req_body.is_complete() {
+            return self.enter(State::ReadResponseHead, ctx);
+        }
+        if progress {
+            Step::Again
+        } else {
+            Step::Wait
+        }
+    }
+
+    fn upstream_has_input(&self, ctx: &Ctx<'_>) -> bool {
+        self.upstream
+            .and_then(|k| ctx.upstreams.conns.get(k))
+            .is_some_and(|u| u.readable)
+            || self.upstream_in.as_ref().is_some_and(|b| !b.is_empty())
+    }
+
+    /// Reads and handles response heads. Used in ReadResponseHead and, for early answers, in
+    /// SendRequest.
+    fn read_response_head(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        // An interim response being written goes out before the next head is parsed over it.
+        if !self.to_client.is_empty() {
+            match flush(&mut self.client, &mut self.client_writable, &mut self.to_client, None, 0) {
+                Ok(w) => {
+                    if let Some(x) = self.x.as_mut() {
+                        x.client_bytes += w.total as u64;
+                    }
+                }
+                Err(_) => {
+                    self.close_upstream(ctx, false);
+                    self.log_exchange(ctx, 499);
+                    return self.enter(State::Closed, ctx);
+                }
+            }
+            if !self.to_client.is_empty() {
+                return Step::Wait;
+            }
+        }
+        let limits = head_limits(ctx);
+        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let buf = self.upstream_in.get_or_insert_with(|| ctx.buffers.get());
+        loop {
+            if !buf.is_empty() {
+                let client = ClientSide {
+                    version: x.info.version,
+                    head_request: x.info.method == request::Method::Head,
+                    keep_alive: x.info.keep_alive && x.req_body.is_complete() && !ctx.stopping,
+                    upgrade: x.info.upgrade,
+                };
+                match response::parse(buf.data(), limits, client, &mut self.to_client.bytes) {
+                    Ok(Some(info)) => {
+                        buf.consume(info.head_len);
+                        self.to_client.pos = 0;
+                        if info.is_interim() {
+                            return Step::Again;
+                        }
+                        return self.start_response(ctx, info);
+                    }
+                    Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
+                    Ok(None) => {}
+                    Err(bad) => {
+                        log::warn!(
+                            "backend {} sent a bad response: {}",
+                            ctx.shared.backends.get(up.backend).name,
+                            bad.0
+                        );
+                        self.to_client.clear();
+                        self.backend_failed(ctx);
+                        self.close_upstream(ctx, false);
+                        return self.fail(ctx, 502, "the backend sent an invalid response", true);
+                    }
+                }
+            }
+            match fill(&mut up.stream, &mut up.readable, buf) {
+                Ok(f) if f.bytes > 0 => x.response_started = true,
+                Ok(f) if !f.eof => return Step::Wait,
+                _ => return self.upstream_failed(ctx),
+            }
+        }
+    }
+
+    fn start_response(&mut self, ctx: &mut Ctx<'_>, info: ResponseInfo) -> Step {
+        let Some(x) = self.x.as_mut() else {
+            return self.enter(State::Closed, ctx);
+        };
+        x.resp_body = BodyRelay::new(info.body, info.dechunk);
+        let switching = info.status == 101;
+        x.resp = Some(info);
+        if switching {
+            return self.enter(State::Tunnel, ctx);
+        }
+        self.enter(State::RelayResponse, ctx)
+    }
+
+    fn relay_response(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let buf = self.upstream_in.get_or_insert_with(|| ctx.buffers.get());
+        let mut truncated = false;
+        let mut progress = false;
+        if !x.resp_body.is_complete() {
+            match fill(&mut up.stream, &mut up.readable, buf) {
+                Ok(f) => {
+                    progress |= f.bytes > 0;
+                    if f.eof && !x.resp_body.on_eof() {
+                        truncated = true;
+                    }
+                }
+                Err(_) => truncated = true,
+            }
+            if x.resp_body.scan(buf).is_err() {
+                truncated = true;
+            }
+        }
+        let ready = x.resp_body.ready();
+        match flush(&mut self.client, &mut self.client_writable, &mut self.to_client, Some(buf), ready) {
+            Ok(w) => {
+                x.resp_body.sent(w.body);
+                x.client_bytes += w.total as u64;
+                progress |= w.total > 0;
+            }
+            Err(_) => {
+                // The client went away; the upstream connection is mid-response, so drop it.
+                self.close_upstream(ctx, false);
+                self.log_exchange(ctx, 499);
+                return self.enter(State::Closed, ctx);
+            }
+        }
+        if self.to_client.is_empty() && x.resp_body.is_complete() {
+            return self.finish_exchange(ctx);
+        }
+        if truncated {
+            // Flush what arrived, then close: the client sees a short body, never a clean end.
+            log::warn!(
+                "backend {} closed before the end of the response to {} {}",
+                self.backend_name(ctx).unwrap_or("-"),
+                self.line.method,
+                self.line.target
+            );
+            self.close_upstream(ctx, false);
+            self.log_exchange(ctx, 502);
+            return self.enter(State::Closing, ctx);
+        }
+        if progress {
+            self.touch(ctx);
+            Step::Again
+        } else {
+            Step::Wait
+        }
+    }
+
+    /// The response is delivered: log, recycle the upstream connection, and either wait for the
+    /// next request or close.
+    fn finish_exchange(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(x) = self.x.as_ref() else {
+            return self.enter(State::Closed, ctx);
+        };
+        let status = x.resp.as_ref().map_or(0, |r| r.status);
+        let reusable = x.resp.as_ref().is_some_and(|r| r.upstream_reusable)
+            && x.req_body.is_complete()
+            && self.upstream_in.as_ref().is_none_or(Buffer::is_empty);
+        let keep_alive = x.resp.as_ref().is_some_and(|r| r.client_keep_alive) && !ctx.stopping;
+        self.log_exchange(ctx, status);
+        self.close_upstream(ctx, reusable);
+        self.served = true;
+        self.x = None;
+        if keep_alive {
+            self.enter(State::ReadRequestHead, ctx)
+        } else {
+            self.enter(State::Closing, ctx)
+        }
+    }
+
+    fn tunnel(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(up) = self.upstream.and_then(|k| ctx.upstreams.conns.get_mut(k)) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let cin = self.client_in.get_or_insert_with(|| ctx.buffers.get());
+        let uin = self.upstream_in.get_or_insert_with(|| ctx.buffers.get());
+        let mut progress = false;
+        let mut no_more = Pending::default();
+
+        let from_client = fill(&mut self.client, &mut self.client_readable, cin);
+        let from_upstream = fill(&mut up.stream, &mut up.readable, uin);
+        let ready = cin.len();
+        let to_up = flush(&mut up.stream, &mut up.writable, &mut no_more, Some(cin), ready);
+        let ready = uin.len();
+        let to_cl = flush(&mut self.client, &mut self.client_writable, &mut self.to_client, Some(uin), ready);
+        match from_client {
+            Ok(f) => {
+                self.client_eof |= f.eof;
+                progress |= f.bytes > 0;
+            }
+            Err(_) => return self.end_tunnel(ctx),
+        }
+        match from_upstream {
+            Ok(f) => {
+                // `connected` now means "the backend may still send".
+                up.connected &= !f.eof;
+                progress |= f.bytes > 0;
+            }
+            Err(_) => return self.end_tunnel(ctx),
+        }
+        match (to_up, to_cl) {
+            (Ok(a), Ok(b)) => {
+                progress |= a.total + b.total > 0;
+                if let Some(x) = self.x.as_mut() {
+                    x.client_bytes += b.total as u64;
+                }
+            }
+            _ => return self.end_tunnel(ctx),
+        }
+        // A side that finished sending and whose bytes are all delivered ends the tunnel: the
+        // protocols tunnelled here (WebSocket) do not use half-closed connections.
+        let client_done = self.client_eof && cin.is_empty();
+        let upstream_done = !up.connected && uin.is_empty() && self.to_client.is_empty();
+        if client_done || upstream_done {
+            return self.end_tunnel(ctx);
+        }
+        if progress {
+            self.touch(ctx);
+            Step::Again
+        } else {
+            Step::Wait
+        }
+    }
+
+    fn end_tunnel(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        self.log_exchange(ctx, 101);
+        self.close_upstream(ctx, false);
+        self.enter(State::Closed, ctx)
+    }
+
+    fn send_error(&mut self, ctx: &mut Ctx<'_>, close: bool) -> Step {
+        match flush(&mut self.client, &mut self.client_writable, &mut self.to_client, None, 0) {
+            Ok(_) if !self.to_client.is_empty() => Step::Wait,
+            Ok(_) if close => self.enter(State::Closing, ctx),
+            Ok(_) => {
+                self.served = true;
+                self.x = None;
+                self.enter(State::ReadRequestHead, ctx)
+            }
+            Err(_) => self.enter(State::Closed, ctx),
+        }
+    }
+
+    fn closing(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        if !self.to_client.is_empty() {
+            match flush(&mut self.client, &mut self.client_writable, &mut self.to_client, None, 0) {
+                Ok(_) if !self.to_client.is_empty() => return Step::Wait,
+                Ok(_) => {}
+                Err(_) => return self.enter(State::Closed, ctx),
+            }
+        }
+        let _ = self.client.shutdown(std::net::Shutdown::Write);
+        // Drain and discard until the client closes its side too.
+        let buf = self.client_in.get_or_insert_with(|| ctx.buffers.get());
+        loop {
+            buf.clear();
+            match fill(&mut self.client, &mut self.client_readable, buf) {
+                Ok(f) if f.eof => return self.enter(State::Closed, ctx),
+                Ok(f) if f.bytes == 0 => return Step::Wait,
+                Ok(_) => {}
+                Err(_) => return self.enter(State::Closed, ctx),
+            }
+        }
+    }
+
+    // ---- failures -----------------------------------------------------------------------------
+
+    /// The upstream connection failed before a complete response head arrived.
+    fn upstream_failed(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(x) = self.x.as_mut() else {
+            return self.enter(State::Closed, ctx);
+        };
+        let backend = x.backend;
+        let reused = x.reused;
+        let stale_retry = !x.response_started && reused && !x.stale_retried && x.replayable();
+        let other_backend = !x.response_started
+            && (x.upstream_sent == 0 || (x.replayable() && x.info.method.is_idempotent()));
+        if stale_retry {
+            x.stale_retried = true;
+        }
+        self.close_upstream(ctx, false);
+        if let (true, Some(b)) = (stale_retry, backend) {
+            // The keep-alive race: the backend closed a pooled connection as we reused it.
+            // That says nothing about the backend; send again on a fresh connection.
+            return self.connect(ctx, b);
+        }
+        if other_backend {
+            if !reused {
+                self.backend_failed(ctx);
+            }
+            return self.pick_backend(ctx);
+        }
+        self.backend_failed(ctx);
+        self.fail(ctx, 502, "the backend closed the connection", true)
+    }
+
+    /// Counts a failure against the current backend and excludes it for this request.
+    fn backend_failed(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(x) = self.x.as_mut() {
+            if let Some(b) = x.backend {
+                x.tried |= 1u64.checked_shl(b as u32).unwrap_or(0);
+                ctx.shared
+                    .backends
+                    .get(b)
+                    .failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Answers the client with a response the proxy makes. The connection closes afterwards when
+    /// asked, or when the request's body was not read (its bytes would be taken for a request).
+    fn fail(&mut self, ctx: &mut Ctx<'_>, status: u16, detail: &str, close: bool) -> Step {
+        let close = close
+            || ctx.stopping
+            || self
+                .x
+                .as_ref()
+                .is_none_or(|x| !x.info.keep_alive || !x.req_body.is_complete());
+        if self.x.as_ref().is_some_and(|x| x.client_bytes > 0) {
+            // Part of a response already went out; another one cannot follow it.
+            self.log_exchange(ctx, status);
+            return self.enter(State::Closed, ctx);
+        }
+        self.close_upstream(ctx, false);
+        response::write_error(
+            &mut self.to_client.bytes,
+            status,
+            detail,
+            close,
+            ctx.clock.http_date(),
+        );
+        self.to_client.pos = 0;
+        if let Some(x) = self.x.as_mut() {
+            x.client_bytes = self.to_client.bytes.len() as u64;
+        }
+        self.log_exchange(ctx, status);
+        self.enter(State::SendError { close }, ctx)
+    }
+
+    fn log_exchange(&mut self, ctx: &mut Ctx<'_>, status: u16) {
+        let (started, bytes, backend, version) = match self.x.as_mut() {
+            Some(x) if x.logged => return,
+            Some(x) => {
+                x.logged = true;
+                (x.started, x.client_bytes, x.backend, x.info.version)
+            }
+            None => (ctx.clock.now, 0, None, Version::Http11),
+        };
+        let bytes = if self.x.is_none() {
+            self.to_client.bytes.len() as u64
+        } else {
+            bytes
+        };
+        let dash = |s: &str| if s.is_empty() { "-" } else { s }.to_owned();
+        let (method, target) = (dash(&self.line.method), dash(&self.line.target));
+        let entry = AccessEntry {
+            client: self.peer,
+            method: &method,
+            target: &target,
+            version: version.as_str(),
+            status,
+            bytes,
+            backend: backend.map(|b| ctx.shared.backends.get(b).name.as_str()),
+            duration: ctx.clock.now.saturating_duration_since(started),
+        };
+        let stamp = ctx.clock.log_stamp().to_owned();
+        ctx.log.record(&stamp, &entry);
+    }
+
+    fn backend_name<'c>(&self, ctx: &'c Ctx<'_>) -> Option<&'c str> {
+        let b = self.x.as_ref()?.backend?;
+        Some(ctx.shared.backends.get(b).name.as_str())
+    }
+
+    // ---- resources ----------------------------------------------------------------------------
+
+    /// Lets go of the upstream connection: back to the pool when `reusable`, else closed.
+    fn close_upstream(&mut self, ctx: &mut Ctx<'_>, reusable: bool) {
+        if let Some(key) = self.upstream.take() {
+            if reusable {
+                if let Some(up) = ctx.upstreams.conns.get_mut(key) {
+                    up.uses += 1;
+                }
+                ctx.upstreams.checkin(ctx.registry, key, ctx.clock.now);
+            } else {
+                ctx.upstreams.close(ctx.registry, key);
+            }
+        }
+        if let Some(b) = self.upstream_in.take() {
+            ctx.buffers.put(b);
+        }
+    }
+
+    /// Returns everything borrowed from the worker; the socket itself is dropped by the worker.
+    fn release(&mut self, ctx: &mut Ctx<'_>) {
+        self.close_upstream(ctx, false);
+        if let Some(b) = self.client_in.take() {
+            ctx.buffers.put(b);
+        }
+    }
+}
+
+fn head_limits(ctx: &Ctx<'_>) -> HeadLimits {
+    HeadLimits {
+        max_header_bytes: ctx.shared.config.limits.max_header_bytes,
+        max_headers: ctx.shared.config.limits.max_headers,
+    }
+}

@@ -1,0 +1,180 @@
+//! Upstream connections and the per-worker pool of idle ones.
+//!
+//! Every upstream socket lives in one slab for its whole life and keeps one poll token, whether a
+//! session is using it or it sits idle in the pool: moving it between the two is a change of owner,
+//! not an `epoll_ctl`. Idle sockets stay registered, so a backend closing one (or sending bytes
+//! nobody asked for) is seen at once and the socket is evicted before anyone reuses it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use slab::Slab;
+
+/// Upstream tokens have this bit set; client tokens do not.
+pub const UPSTREAM_BIT: usize = 1 << (usize::BITS - 2);
+
+/// Who is using an upstream socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// A session (slab key) is connecting or exchanging on it.
+    Session(usize),
+    /// Idle in the pool since the instant given.
+    Pool(Instant),
+}
+
+#[derive(Debug)]
+pub struct Upstream {
+    pub stream: TcpStream,
+    pub backend: usize,
+    pub owner: Owner,
+    /// Edge-triggered readiness not yet consumed.
+    pub readable: bool,
+    pub writable: bool,
+    /// The TCP handshake finished.
+    pub connected: bool,
+    /// Requests sent on this connection so far.
+    pub uses: u32,
+}
+
+/// All upstream sockets of a worker, and the idle ones per backend.
+#[derive(Debug)]
+pub struct UpstreamPool {
+    pub conns: Slab<Upstream>,
+    /// Idle connection keys per backend, most recently used last.
+    idle: Vec<Vec<usize>>,
+    max_idle_per_backend: usize,
+    idle_timeout: Duration,
+}
+
+impl UpstreamPool {
+    pub fn new(backends: usize, max_idle_per_backend: usize, idle_timeout: Duration) -> Self {
+        UpstreamPool {
+            conns: Slab::new(),
+            idle: vec![Vec::new(); backends],
+            max_idle_per_backend,
+            idle_timeout,
+        }
+    }
+
+    /// Starts a non-blocking connect; the socket reports writable when the handshake ends.
+    pub fn connect(
+        &mut self,
+        registry: &Registry,
+        backend: usize,
+        addr: SocketAddr,
+        owner: usize,
+    ) -> io::Result<usize> {
+        let mut stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true).ok();
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        registry.register(
+            &mut stream,
+            Token(key | UPSTREAM_BIT),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        entry.insert(Upstream {
+            stream,
+            backend,
+            owner: Owner::Session(owner),
+            readable: false,
+            writable: false,
+            connected: false,
+            uses: 0,
+        });
+        Ok(key)
+    }
+
+    /// Takes the most recently used idle connection to `backend`, if a live one is there.
+    pub fn checkout(&mut self, registry: &Registry, backend: usize, owner: usize) -> Option<usize> {
+        while let Some(key) = self.idle[backend].pop() {
+            let Some(up) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if up.readable {
+                // The backend closed it or sent something unasked: never reuse it.
+                self.close(registry, key);
+                continue;
+            }
+            up.owner = Owner::Session(owner);
+            return Some(key);
+        }
+        None
+    }
+
+    /// Gives a connection back after a complete exchange; closes it when the pool is full.
+    pub fn checkin(&mut self, registry: &Registry, key: usize, now: Instant) {
+        let Some(up) = self.conns.get_mut(key) else {
+            return;
+        };
+        if up.readable {
+            // The relay stops reading at the end of a response, not at WouldBlock, so the flag
+            // may be stale: look without consuming. Anything there (bytes or EOF) disqualifies.
+            let mut probe = [0u8; 1];
+            match up.stream.peek(&mut probe) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => up.readable = false,
+                _ => {}
+            }
+        }
+        let list = &mut self.idle[up.backend];
+        if list.len() >= self.max_idle_per_backend || up.readable {
+            self.close(registry, key);
+            return;
+        }
+        up.owner = Owner::Pool(now);
+        list.push(key);
+    }
+
+    /// Deregisters and closes a connection, wherever it is.
+    pub fn close(&mut self, registry: &Registry, key: usize) {
+        if let Some(mut up) = self.conns.try_remove(key) {
+            let _ = registry.deregister(&mut up.stream);
+            if let Owner::Pool(_) = up.owner {
+                self.idle[up.backend].retain(|&k| k != key);
+            }
+        }
+    }
+
+    /// An event on an idle socket: the backend closed it or misbehaved. Evict it.
+    pub fn on_idle_event(&mut self, registry: &Registry, key: usize) {
+        self.close(registry, key);
+    }
+
+    /// Closes idle connections older than the idle timeout.
+    pub fn expire(&mut self, registry: &Registry, now: Instant) {
+        let timeout = self.idle_timeout;
+        let mut stale = Vec::new();
+        for list in &self.idle {
+            for &key in list {
+                if let Some(Upstream {
+                    owner: Owner::Pool(since),
+                    ..
+                }) = self.conns.get(key)
+                {
+                    if now.duration_since(*since) >= timeout {
+                        stale.push(key);
+                    }
+                }
+            }
+        }
+        for key in stale {
+            self.close(registry, key);
+        }
+    }
+
+    /// Idle connections held, for tests and status.
+    pub fn idle_count(&self) -> usize {
+        self.idle.iter().map(Vec::len).sum()
+    }
+
+    /// Closes every idle connection (shutdown).
+    pub fn close_idle(&mut self, registry: &Registry) {
+        let keys: Vec<usize> = self.idle.iter().flatten().copied().collect();
+        for key in keys {
+            self.close(registry, key);
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The event loop: one per worker thread, each with its own `mio::Poll`, its own SO_REUSEPORT
+//! listener, a slab of client sessions and a pool of upstream connections. Workers share nothing
+//! on the request path but the round-robin counter and the connection count (both atomics).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::event::Event;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use super::session::{Ctx, Session};
+use super::upstream::{Owner, UpstreamPool, UPSTREAM_BIT};
+use super::Shared;
+use crate::buffer::BufferPool;
+use crate::clock::Clock;
+use crate::logging::AccessLog;
+use crate::net::{interrupted, would_block};
+
+pub const LISTENER: Token = Token(usize::MAX - 1);
+pub const WAKER: Token = Token(usize::MAX - 2);
+
+/// How often deadlines are checked; timeouts fire up to this late.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+/// Free buffers a worker keeps for reuse.
+const POOLED_BUFFERS: usize = 1024;
+
+pub struct Worker {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    sessions: Slab<Session>,
+    upstreams: UpstreamPool,
+    buffers: BufferPool,
+    clock: Clock,
+    log: AccessLog,
+    shared: Arc<Shared>,
+    /// Not accepting: at the connection limit or out of file descriptors.
+    accept_paused: bool,
+    /// Set once shutdown began; in-flight requests finish by this instant.
+    stop_deadline: Option<Instant>,
+    next_sweep: Instant,
+    expired: Vec<usize>,
+}
+
+impl Worker {
+    pub fn new(poll: Poll, mut listener: TcpListener, shared: Arc<Shared>, log: AccessLog) -> std::io::Result<Worker> {
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let cfg = &shared.config;
+        let clock = Clock::new();
+        Ok(Worker {
+            upstreams: UpstreamPool::new(
+                shared.backends.len(),
+                cfg.limits.upstream_pool_size,
+                cfg.timeouts.pool_idle,
+            ),
+            buffers: BufferPool::new(cfg.limits.buffer_size, POOLED_BUFFERS),
+            next_sweep: clock.now + SWEEP_INTERVAL,
+            clock,
+            poll,
+            listener: Some(listener),
+            sessions: Slab::new(),
+            log,
+            shared,
+            accept_paused: false,
+            stop_deadline: None,
+            expired: Vec::new(),
+        })
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.next_sweep.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if !interrupted(&e) {
+                    log::error!("event loop failed: {e}");
+                    break;
+                }
+            }
+            self.clock.tick();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    Token(t) if t & UPSTREAM_BIT != 0 => self.upstream_event(t & !UPSTREAM_BIT, event),
+                    Token(k) => self.client_event(k, event),
+                }
+            }
+            if self.shared.stop.load(Ordering::Relaxed) && self.stop_deadline.is_none() {
+                self.begin_stop();
+            }
+            if self.clock.now >= self.next_sweep {
+                self.sweep();
+            }
+            self.log.flush();
+            if let Some(deadline) = self.stop_deadline {
+                if self.sessions.is_empty() || self.clock.now >= deadline {
+                    break;
+                }
+            }
+        }
+        self.log.flush();
+    }
+
+    fn accept(&mut self) {
+        let max = self.shared.config.limits.max_connections;
+        let header_timeout = self.shared.config.timeouts.client_header;
+        let Some(listener) = self.listener.as_ref() else {
+            return;
+        };
+        loop {
+            if self.shared.connections.load(Ordering::Relaxed) >= max {
+                // Leave new clients in the kernel backlog until a connection closes.
+                self.accept_paused = true;
+                return;
+            }
+            match listener.accept() {
+                Ok((mut stream, peer)) => {
+                    stream.set_nodelay(true).ok();
+                    let entry = self.sessions.vacant_entry();
+                    let key = entry.key();
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        Token(key),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        log::error!("cannot register client {peer}: {e}");
+                        continue;
+                    }
+                    entry.insert(Session::new(stream, peer, self.clock.now, header_timeout));
+                    self.shared.connections.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) if would_block(&e) => {
+                    self.accept_paused = false;
+                    return;
+                }
+                Err(e) if interrupted(&e) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) => {
+                    // Out of descriptors or memory: stop accepting until the next sweep, when
+                    // some connections may have closed. Clients wait in the backlog meanwhile.
+                    if !self.accept_paused {
+                        log::error!("cannot accept connections: {e}; retrying shortly");
+                    }
+                    self.accept_paused = true;
+                    return;
+                }
+                Err(_) => {} // ECONNABORTED and the like: that client is gone, try the next
+            }
+        }
+    }
+
+    fn client_event(&mut self, key: usize, event: &Event) {
+        if let Some(s) = self.sessions.get_mut(key) {
+            let (r, w) = readiness(event);
+            s.on_client_event(r, w);
+            self.drive(key, false);
+        }
+    }
+
+    fn upstream_event(&mut self, key: usize, event: &Event) {
+        let Some(up) = self.upstreams.conns.get_mut(key) else {
+            return;
+        };
+        let (r, w) = readiness(event);
+        up.readable |= r;
+        up.writable |= w;
+        match up.owner {
+            Owner::Session(s) => self.drive(s, false),
+            Owner::Pool(_) if r => self.upstreams.on_idle_event(self.poll.registry(), key),
+            Owner::Pool(_) => {}
+        }
+    }
+
+    /// Runs one session's state machine (or its timeout), then removes it if it closed.
+    fn drive(&mut self, key: usize, timed_out: bool) {
+        let Some(session) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let mut ctx = Ctx {
+            registry: self.poll.registry(),
+            upstreams: &mut self.upstreams,
+            buffers: &mut self.buffers,
+            clock: &mut self.clock,
+            shared: &self.shared,
+            log: &mut self.log,
+            key,
+            stopping: self.stop_deadline.is_some(),
+        };
+        if timed_out {
+            session.on_timeout(&mut ctx);
+        }
+        session.drive(&mut ctx);
+        if session.is_closed() {
+            let mut s = self.sessions.remove(key);
+            let _ = self.poll.registry().deregister(s.client_mut());
+            drop(s);
+            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            if self.accept_paused {
+                self.accept();
+            }
+        }
+    }
+
+    /// Fires expired deadlines, closes stale pooled connections, retries a paused accept.
+    fn sweep(&mut self) {
+        let now = self.clock.now;
+        self.next_sweep = now + SWEEP_INTERVAL;
+        let mut expired = std::mem::take(&mut self.expired);
+        expired.extend(
+            self.sessions
+                .iter()
+                .filter(|(_, s)| s.deadline <= now)
+                .map(|(k, _)| k),
+        );
+        for &key in &expired {
+            self.drive(key, true);
+        }
+        expired.clear();
+        self.expired = expired;
+        self.upstreams.expire(self.poll.registry(), now);
+        if self.accept_paused {
+            self.accept();
+        }
+    }
+
+    /// Stops accepting, closes idle clients and pooled connections; requests in flight go on.
+    fn begin_stop(&mut self) {
+        self.stop_deadline = Some(self.clock.now + self.shared.config.timeouts.shutdown);
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        self.upstreams.close_idle(self.poll.registry());
+        let idle: Vec<usize> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.is_idle())
+            .map(|(k, _)| k)
+            .collect();
+        for key in idle {
+            self.drive(key, false);
+        }
+    }
+}
+
+/// Readiness an event reports. Errors and hang-ups count as both, so the next read or write
+/// meets the error and the state machine handles it where it would any other.
+fn readiness(event: &Event) -> (bool, bool) {
+    let err = event.is_error();
+    (
+        event.is_readable() || event.is_read_closed() || err,
+        event.is_writable() || event.is_write_closed() || err,
+    )
+}
