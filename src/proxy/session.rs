@@ -620,7 +620,12 @@ impl Session {
         let mut truncated = false;
         let mut progress = false;
         if !x.resp_body.is_complete() {
-            match fill(&mut up.stream, &mut up.readable, buf) {
+            let filled = fill(&mut up.stream, &mut up.readable, buf);
+            // Scan what arrived before acting on an EOF that came with it.
+            if x.resp_body.scan(buf).is_err() {
+                truncated = true;
+            }
+            match filled {
                 Ok(f) => {
                     progress |= f.bytes > 0;
                     if f.eof && !x.resp_body.on_eof() {
@@ -628,9 +633,6 @@ impl Session {
                     }
                 }
                 Err(_) => truncated = true,
-            }
-            if x.resp_body.scan(buf).is_err() {
-                truncated = true;
             }
         }
         let ready = x.resp_body.ready();

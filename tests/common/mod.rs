@@ -1,0 +1,550 @@
+//! Test support: loopback backends that record what reaches them, the real `pibl` binary run
+//! against them, and a small raw HTTP client.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A request as a backend received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body_len: usize,
+    pub body_crc: u32,
+    pub peer: SocketAddr,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count()
+    }
+}
+
+/// Deterministic body bytes for `/big?n=`.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// A keep-alive HTTP/1.1 test backend on 127.0.0.1:0, one thread per connection.
+///
+/// Paths: `/echo` answers the request body; `/big?n=N` N pattern bytes; `/chunked` a chunked
+/// body; `/close` a close-delimited body; `/upgrade` answers 101 then echoes raw bytes;
+/// `/slow-head` never answers; anything else a short text naming the backend.
+pub struct Backend {
+    pub name: String,
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    pub accepted: Arc<AtomicUsize>,
+    /// Close each connection, without answering, when its Nth request arrives (0 = never).
+    pub drop_nth_request: Arc<AtomicUsize>,
+}
+
+impl Backend {
+    pub fn start(name: &str) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind test backend");
+        let addr = listener.local_addr().unwrap();
+        let b = Backend {
+            name: name.to_string(),
+            addr,
+            seen: Arc::default(),
+            stop: Arc::default(),
+            conns: Arc::default(),
+            accepted: Arc::default(),
+            drop_nth_request: Arc::default(),
+        };
+        let (name, seen, stop, conns, accepted, drop_nth) = (
+            b.name.clone(),
+            b.seen.clone(),
+            b.stop.clone(),
+            b.conns.clone(),
+            b.accepted.clone(),
+            b.drop_nth_request.clone(),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                accepted.fetch_add(1, Ordering::SeqCst);
+                if let Ok(c) = stream.try_clone() {
+                    conns.lock().unwrap().push(c);
+                }
+                let (name, seen, drop_nth) = (name.clone(), seen.clone(), drop_nth.clone());
+                std::thread::spawn(move || serve(stream, &name, &seen, &drop_nth));
+            }
+        });
+        b
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// Stops listening and cuts every open connection: the backend is gone.
+    pub fn kill(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+        // Wait until the port refuses connections.
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            match TcpStream::connect(self.addr) {
+                Err(_) => return,
+                Ok(s) => {
+                    drop(s);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn serve(stream: TcpStream, name: &str, seen: &Mutex<Vec<Seen>>, drop_nth: &AtomicUsize) {
+    let closer = stream.try_clone().unwrap();
+    serve_requests(stream, name, seen, drop_nth);
+    // Other clones of the socket (kept for kill()) must not hold the connection open.
+    let _ = closer.shutdown(Shutdown::Both);
+}
+
+fn serve_requests(stream: TcpStream, name: &str, seen: &Mutex<Vec<Seen>>, drop_nth: &AtomicUsize) {
+    let peer = stream.peer_addr().unwrap();
+    let mut out = stream.try_clone().unwrap();
+    let mut r = BufReader::with_capacity(64 * 1024, stream);
+    let mut nth = 0;
+    loop {
+        let Some((method, target, headers)) = read_head(&mut r) else {
+            return;
+        };
+        nth += 1;
+        let n = drop_nth.load(Ordering::SeqCst);
+        if n != 0 && nth == n {
+            return;
+        }
+        let get = |h: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(h))
+                .map(|(_, v)| v.clone())
+        };
+        let body = if get("transfer-encoding").is_some() {
+            read_chunked(&mut r)
+        } else {
+            let n: usize = get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let mut b = vec![0; n];
+            if r.read_exact(&mut b).is_err() {
+                return;
+            }
+            b
+        };
+        seen.lock().unwrap().push(Seen {
+            method: method.clone(),
+            target: target.clone(),
+            headers: headers.clone(),
+            body_len: body.len(),
+            body_crc: crc32fast::hash(&body),
+            peer,
+        });
+        let head_only = method == "HEAD";
+        let path = target.split('?').next().unwrap_or("");
+        let query: HashMap<&str, &str> = target
+            .split_once('?')
+            .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).collect())
+            .unwrap_or_default();
+        let result = match path {
+            "/echo" => respond(&mut out, name, "application/octet-stream", &body, head_only),
+            "/big" => {
+                let n = query.get("n").and_then(|v| v.parse().ok()).unwrap_or(0);
+                respond(&mut out, name, "application/octet-stream", &pattern(n), head_only)
+            }
+            "/chunked" => {
+                let mut s = format!(
+                    "HTTP/1.1 200 OK\r\nX-Backend: {name}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                );
+                for part in ["hello ", "chunked ", "world"] {
+                    s.push_str(&format!("{:x}\r\n{part}\r\n", part.len()));
+                }
+                s.push_str("0\r\n\r\n");
+                out.write_all(s.as_bytes())
+            }
+            "/close" => {
+                let _ = out.write_all(
+                    format!("HTTP/1.1 200 OK\r\nX-Backend: {name}\r\nConnection: close\r\n\r\nuntil close from {name}").as_bytes(),
+                );
+                return;
+            }
+            "/upgrade" => {
+                let _ = out.write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n",
+                );
+                // Raw echo from here on, starting with whatever was already buffered.
+                let buffered = r.buffer().to_vec();
+                let _ = out.write_all(&buffered);
+                let mut inner = r.into_inner();
+                let mut buf = [0; 4096];
+                while let Ok(n) = inner.read(&mut buf) {
+                    if n == 0 || out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                return;
+            }
+            "/slow-head" => {
+                std::thread::sleep(Duration::from_secs(30));
+                return;
+            }
+            _ => {
+                let text = format!("backend {name}: {method} {target}\n");
+                respond(&mut out, name, "text/plain", text.as_bytes(), head_only)
+            }
+        };
+        if result.is_err() {
+            return;
+        }
+    }
+}
+
+fn respond(out: &mut TcpStream, name: &str, ctype: &str, body: &[u8], head_only: bool) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nX-Backend: {name}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    out.write_all(head.as_bytes())?;
+    if !head_only {
+        out.write_all(body)?;
+    }
+    Ok(())
+}
+
+type Head = (String, String, Vec<(String, String)>);
+
+fn read_head<R: BufRead>(r: &mut R) -> Option<Head> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l).ok()? == 0 {
+            return None;
+        }
+        let l = l.trim_end_matches(['\r', '\n']);
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':')?;
+        headers.push((k.to_string(), v.trim().to_string()));
+    }
+    Some((method, target, headers))
+}
+
+fn read_chunked<R: BufRead>(r: &mut R) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return body;
+        }
+        let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).unwrap_or(0);
+        if size == 0 {
+            // Trailers until the empty line.
+            loop {
+                let mut t = String::new();
+                if r.read_line(&mut t).unwrap_or(0) == 0 || t.trim().is_empty() {
+                    return body;
+                }
+            }
+        }
+        let mut chunk = vec![0; size + 2];
+        if r.read_exact(&mut chunk).is_err() {
+            return body;
+        }
+        body.extend_from_slice(&chunk[..size]);
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "pibl-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The real `pibl` binary, started on an ephemeral port in a temp directory.
+pub struct Pibl {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+}
+
+impl Pibl {
+    /// Starts pibl with `listen 127.0.0.1:0`, the given backends and extra config lines.
+    pub fn start(backends: &[SocketAddr], extra: &str) -> Pibl {
+        let dir = TempDir::new("proxy");
+        let mut conf = String::from("listen 127.0.0.1:0\nworkers 2\n");
+        for b in backends {
+            conf.push_str(&format!("backend {b}\n"));
+        }
+        conf.push_str(extra);
+        std::fs::write(dir.path().join("pibl.conf"), conf).unwrap();
+        Pibl::start_in(dir, &["-c", "pibl.conf"])
+    }
+
+    pub fn start_in(dir: TempDir, args: &[&str]) -> Pibl {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pibl"))
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start pibl");
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        let mut addr = None;
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            stdout.lock().unwrap().push(line.clone());
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                addr = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+                break;
+            }
+        }
+        let addr = addr.expect("pibl did not report its listening address");
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Pibl {
+            child,
+            addr,
+            dir,
+            stdout,
+        }
+    }
+
+    pub fn log_file(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pibl.log")).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the log file has `n` access lines matching `needle`.
+    pub fn wait_for_log(&self, needle: &str, n: usize) -> Vec<String> {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines: Vec<String> = self
+                .log_file()
+                .lines()
+                .filter(|l| l.contains(needle))
+                .map(String::from)
+                .collect();
+            if lines.len() >= n || Instant::now() > until {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Pibl {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A client connection with a read buffer, for keep-alive and pipelining.
+pub struct Conn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).expect("connect to pibl");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, raw: &[u8]) {
+        self.stream.write_all(raw).expect("send request");
+    }
+
+    /// Sends `GET path` with keep-alive and reads the response.
+    pub fn get(&mut self, path: &str) -> Response {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+        self.read_response(false).expect("response")
+    }
+
+    fn fill(&mut self) -> bool {
+        let mut tmp = [0u8; 65536];
+        match self.stream.read(&mut tmp) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&tmp[..n]);
+                true
+            }
+        }
+    }
+
+    /// Reads one response; `head_request` means no body whatever the headers say.
+    pub fn read_response(&mut self, head_request: bool) -> Option<Response> {
+        loop {
+            let mut hs = [httparse::EMPTY_HEADER; 64];
+            let mut resp = httparse::Response::new(&mut hs);
+            if let Ok(httparse::Status::Complete(n)) = resp.parse(&self.buf) {
+                let status = resp.code.unwrap();
+                let headers: Vec<(String, String)> = resp
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                    .collect();
+                self.buf.drain(..n);
+                let get = |k: &str| {
+                    headers
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                        .map(|(_, v)| v.clone())
+                };
+                let body = if head_request || status == 204 || status == 304 || status < 200 {
+                    Vec::new()
+                } else if get("transfer-encoding").is_some() {
+                    loop {
+                        if let Ok((body, used)) = pibl::http::chunked::decode_all(&self.buf) {
+                            self.buf.drain(..used);
+                            break body;
+                        }
+                        if !self.fill() {
+                            return None;
+                        }
+                    }
+                } else if let Some(n) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+                    while self.buf.len() < n {
+                        if !self.fill() {
+                            return None;
+                        }
+                    }
+                    self.buf.drain(..n).collect()
+                } else {
+                    while self.fill() {}
+                    std::mem::take(&mut self.buf)
+                };
+                return Some(Response {
+                    status,
+                    headers,
+                    body,
+                });
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+
+    /// True when the server closed the connection (EOF with nothing more to read).
+    pub fn is_closed(&mut self) -> bool {
+        self.buf.is_empty() && !self.fill()
+    }
+}
+
+/// One request on a fresh connection.
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    Conn::open(addr).get(path)
+}
+
+/// Sends raw bytes on a fresh connection and reads everything until the server closes.
+pub fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(raw).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
