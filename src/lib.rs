@@ -3,4 +3,5 @@
 //! The three binaries (`pibl`, `pibl-client`, `pibl-origin`) are thin `main`s over this library.
 //! See `docs/architecture.md` for how a request flows through the modules.
 
+pub mod client;
 pub mod http;
