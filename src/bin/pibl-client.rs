@@ -2,9 +2,9 @@
 //! See `docs/client.md`; all logic lives in `pibl::client`.
 
 use pibl::client::cache::{default_dir, Cache};
-use pibl::client::error::EXIT_LOCAL_IO;
 use pibl::client::log::local_offset;
 use pibl::client::{parse_args, session, usage, ClientError, Command};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -37,17 +37,19 @@ fn main() -> ExitCode {
 }
 
 /// `pibl-client flush`: empties the cache directory and reports what it removed.
-fn flush(cache_dir: Option<std::path::PathBuf>) -> Result<(), ClientError> {
-    let dir = cache_dir
-        .or_else(default_dir)
-        .ok_or_else(|| ClientError::LocalIo {
-            what: "cannot find the cache directory (HOME unset); pass --cache-dir".into(),
-            path: std::path::PathBuf::from("."),
-            source: std::io::Error::other(format!("exit {EXIT_LOCAL_IO}")),
-        })?;
+fn flush(cache_dir: Option<PathBuf>) -> Result<(), ClientError> {
+    let dir = cache_dir.or_else(default_dir).ok_or_else(|| {
+        ClientError::Usage("no cache directory: HOME is unset; pass --cache-dir DIR".into())
+    })?;
     let report = Cache::flush(&dir)?;
+    let entries = if report.entries == 1 {
+        "entry"
+    } else {
+        "entries"
+    };
+    let bytes = if report.bytes == 1 { "byte" } else { "bytes" };
     println!(
-        "flushed {} entries ({} bytes) from {}",
+        "flushed {} cache {entries} ({} {bytes}) from {}",
         report.entries,
         report.bytes,
         dir.display()
