@@ -3,8 +3,9 @@
 
 use super::error::ClientError;
 use super::url::Url;
-use std::fs;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
 /// Headers pibl-client manages itself; `-H` may not set them.
 pub const RESERVED_HEADERS: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
@@ -18,13 +19,73 @@ pub enum BodySource {
 }
 
 impl BodySource {
-    /// Loads the body bytes.
-    pub fn load(&self) -> Result<Vec<u8>, ClientError> {
+    /// Opens the body for streaming; the length is known up front for Content-Length.
+    pub fn open(&self) -> Result<OpenBody<'_>, ClientError> {
         match self {
-            BodySource::Bytes(b) => Ok(b.clone()),
-            BodySource::File(path) => fs::read(path)
-                .map_err(|e| ClientError::local_io("cannot read request body file", path, e)),
+            BodySource::Bytes(b) => Ok(OpenBody {
+                length: b.len() as u64,
+                reader: Box::new(b.as_slice()),
+                path: None,
+            }),
+            BodySource::File(path) => {
+                let cannot_read =
+                    |e| ClientError::local_io("cannot read request body file", path, e);
+                let file = File::open(path).map_err(cannot_read)?;
+                let length = file.metadata().map_err(cannot_read)?.len();
+                Ok(OpenBody {
+                    length,
+                    reader: Box::new(file.take(length)),
+                    path: Some(path),
+                })
+            }
         }
+    }
+}
+
+/// A request body ready to be streamed.
+pub struct OpenBody<'a> {
+    pub length: u64,
+    reader: Box<dyn Read + 'a>,
+    /// The `-d @FILE` path, for error messages.
+    path: Option<&'a Path>,
+}
+
+impl OpenBody<'_> {
+    /// Streams exactly `length` bytes to `send`.
+    pub fn stream(
+        mut self,
+        send: &mut dyn FnMut(&[u8]) -> Result<(), ClientError>,
+    ) -> Result<(), ClientError> {
+        let path = self.path.unwrap_or(Path::new("-d"));
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut sent = 0u64;
+        while sent < self.length {
+            let n = match self.reader.read(&mut buf) {
+                Ok(0) => {
+                    let shrank = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the file shrank while sending",
+                    );
+                    return Err(ClientError::local_io(
+                        "cannot read request body file",
+                        path,
+                        shrank,
+                    ));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(ClientError::local_io(
+                        "cannot read request body file",
+                        path,
+                        e,
+                    ))
+                }
+            };
+            send(&buf[..n])?;
+            sent += n as u64;
+        }
+        Ok(())
     }
 }
 
@@ -53,7 +114,7 @@ pub fn encode_head(
     request: &Request,
     through_proxy: bool,
     extra: &[(String, String)],
-    body_len: Option<usize>,
+    body_len: Option<u64>,
 ) -> Vec<u8> {
     let target = if through_proxy {
         request.url.absolute()

@@ -279,7 +279,7 @@ impl Exchange<'_> {
         request: &Request,
         conditions: &[(String, String)],
     ) -> Result<(Connection, ResponseHead, Vec<u8>), ClientError> {
-        let body = request.body.as_ref().map(|b| b.load()).transpose()?;
+        let body = request.body.as_ref().map(|b| b.open()).transpose()?;
         let mut connection = match &self.options.proxy {
             Some((host, port)) => Connection::open(host, *port, self.options.timeout)?,
             None => Connection::open(request.url.host(), request.url.port(), self.options.timeout)?,
@@ -288,12 +288,15 @@ impl Exchange<'_> {
             request,
             self.options.proxy.is_some(),
             conditions,
-            body.as_ref().map(Vec::len),
+            body.as_ref().map(|b| b.length),
         );
-        let sent = connection.send(&head).and_then(|()| match &body {
-            Some(b) => connection.send(b),
-            None => Ok(()),
-        });
+        let mut sent = connection.send(&head);
+        if let (Ok(()), Some(body)) = (&sent, body) {
+            sent = body.stream(&mut |data| connection.send(data));
+            if let Err(e @ ClientError::LocalIo { .. }) = sent {
+                return Err(e);
+            }
+        }
         let mut leftover = Vec::new();
         // A server may answer (e.g. 413) and close before reading the whole body: prefer its
         // response over our send error when there is one.
