@@ -585,3 +585,93 @@ fn unwritable_files_exit_8() {
     let run = client.fetch(&["-o", "no/such/dir/out"], &server.url("/"));
     assert_eq!(run.code, 8, "{}", run.stderr);
 }
+
+#[test]
+fn temporary_redirect_resends_method_and_body() {
+    let server = TestServer::start(|r| match r.target.as_str() {
+        "/a" => response("307 Temporary Redirect", &[("Location", "/b")], b""),
+        _ => text(&format!(
+            "{} {}",
+            r.method,
+            String::from_utf8_lossy(&r.body)
+        )),
+    });
+    let client = Client::new();
+    std::fs::write(client.cwd.path().join("payload"), "from file").unwrap();
+    let run = client.fetch(&["-L", "-X", "PUT", "-d", "@payload"], &server.url("/a"));
+    assert_ok(&run);
+    assert_eq!(run.stdout_text(), "PUT from file");
+}
+
+#[test]
+fn credentials_are_not_sent_to_another_host() {
+    let other = TestServer::start(|r| text(&format!("auth={:?}", r.header("authorization"))));
+    let target = other.url("/elsewhere");
+    let server =
+        TestServer::start(move |_| response("302 Found", &[("Location", target.as_str())], b""));
+    let run = Client::new().fetch(
+        &["-L", "-H", "Authorization: Bearer secret"],
+        &server.url("/"),
+    );
+    assert_ok(&run);
+    assert_eq!(run.stdout_text(), "auth=None");
+    assert_eq!(
+        server.requests()[0].header("authorization"),
+        Some("Bearer secret")
+    );
+}
+
+#[test]
+fn stale_entries_are_revalidated_with_last_modified() {
+    const STAMP: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+    let server = TestServer::start(|r| {
+        if r.header("if-modified-since") == Some(STAMP) {
+            response("304 Not Modified", &[], b"")
+        } else {
+            response(
+                "200 OK",
+                &[
+                    ("Content-Type", "text/plain"),
+                    ("Last-Modified", STAMP),
+                    ("Cache-Control", "no-cache"),
+                ],
+                b"dated body",
+            )
+        }
+    });
+    let client = Client::new();
+    assert_ok(&client.fetch(&[], &server.url("/d")));
+    let run = client.fetch(&["-i"], &server.url("/d"));
+    assert_ok(&run);
+    assert!(
+        run.stdout_text().starts_with("HTTP/1.1 200 OK\r\n"),
+        "{}",
+        run.stdout_text()
+    );
+    assert!(run.stdout_text().ends_with("\r\n\r\ndated body"));
+    assert_eq!(
+        server.requests()[1].header("if-modified-since"),
+        Some(STAMP)
+    );
+}
+
+#[test]
+fn unsafe_requests_invalidate_the_cached_entry() {
+    let server = TestServer::start(|r| {
+        response(
+            "200 OK",
+            &[
+                ("Content-Type", "text/plain"),
+                ("Cache-Control", "max-age=300"),
+            ],
+            format!("{} #{}", r.method, r.body.len()).as_bytes(),
+        )
+    });
+    let client = Client::new();
+    assert_ok(&client.fetch(&[], &server.url("/doc")));
+    assert_ok(&client.fetch(&["-d", "change"], &server.url("/doc")));
+    let run = client.fetch(&[], &server.url("/doc"));
+    assert_ok(&run);
+    assert!(!run.stderr.contains("served from local cache"));
+    assert_eq!(server.count(), 3);
+}

@@ -4,7 +4,7 @@
 //! Entry layout: a text head, an empty line, then the body bytes.
 //! ```text
 //! pibl-client-cache 1
-//! url http://127.0.0.1:8080/x
+//! key GET http://127.0.0.1:8080/x     (see cache_key)
 //! stored 1700000000000            (Unix ms)
 //! fresh-until 1700000060000       (Unix ms)
 //! status 200 OK
@@ -19,6 +19,7 @@
 use super::error::ClientError;
 use super::freshness::{policy_for, CachePolicy};
 use super::response::{Header, ResponseHead};
+use super::url::Url;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -57,6 +58,12 @@ pub fn default_dir() -> Option<PathBuf> {
         return Some(xdg.join("pibl-client"));
     }
     absolute("HOME").map(|home| home.join(".cache").join("pibl-client"))
+}
+
+/// The cache key of a GET for `url`: method, scheme, `host:port` (port always explicit) and
+/// target, so `http://h/` and `http://h:80/` share an entry.
+pub fn cache_key(url: &Url) -> String {
+    format!("GET http://{}{}", url.authority(), url.target())
 }
 
 /// A cache directory.
@@ -329,7 +336,7 @@ impl PendingEntry {
             failed: false,
         };
         let mut text = format!(
-            "{MAGIC}\nurl {}\nstored {}\nfresh-until {}\nstatus {} {}\n",
+            "{MAGIC}\nkey {}\nstored {}\nfresh-until {}\nstatus {} {}\n",
             head.url, head.stored_ms, head.fresh_until_ms, head.status, head.reason
         );
         pending.length_offset = (text.len() + "body-length ".len()) as u64;
@@ -416,7 +423,7 @@ fn read_entry(path: &Path) -> io::Result<CachedEntry> {
             .ok_or_else(|| corrupt("missing field"))
     };
     let number = |text: String| text.parse::<u64>().map_err(|_| corrupt("bad number"));
-    let url = field(&mut reader, "url")?;
+    let url = field(&mut reader, "key")?;
     let stored_ms = number(field(&mut reader, "stored")?)?;
     let fresh_until_ms = number(field(&mut reader, "fresh-until")?)?;
     let status_line = field(&mut reader, "status")?;

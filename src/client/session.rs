@@ -1,7 +1,7 @@
 //! One run of `pibl-client LOGFILE URL`: cache lookup, request, redirects, body delivery and a
 //! log line per request sent or served.
 
-use super::cache::{default_dir, now_ms, Cache, CachedEntry};
+use super::cache::{cache_key, default_dir, now_ms, Cache, CachedEntry};
 use super::cli::FetchOptions;
 use super::connection::Connection;
 use super::error::ClientError;
@@ -149,7 +149,7 @@ struct Exchange<'a> {
 
 impl Exchange<'_> {
     fn perform(&mut self, request: &Request) -> Result<Step, ClientError> {
-        let key = request.url.absolute();
+        let key = cache_key(&request.url);
         let cache = self.cache.filter(|_| is_cacheable(request));
         let cached = cache
             .filter(|_| !forbids_stored(request))
