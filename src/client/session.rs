@@ -1,7 +1,7 @@
 //! One run of `pibl-client LOGFILE URL`: cache lookup, request, redirects, body delivery and a
 //! log line per request sent or served.
 
-use super::cache::{cache_key, default_dir, now_ms, Cache, CachedEntry};
+use super::cache::{cache_key, default_dir, now_ms, Cache, CachedEntry, PendingEntry};
 use super::cli::FetchOptions;
 use super::connection::Connection;
 use super::error::ClientError;
@@ -167,15 +167,7 @@ impl Exchange<'_> {
                 origin: Origin::Cache,
             });
         }
-        let mut conditions = Vec::new();
-        if let Some(entry) = &cached {
-            if let Some(etag) = find_header(&entry.headers, "etag") {
-                conditions.push(("If-None-Match".to_string(), etag.to_string()));
-            }
-            if let Some(date) = find_header(&entry.headers, "last-modified") {
-                conditions.push(("If-Modified-Since".to_string(), date.to_string()));
-            }
-        }
+        let conditions = cached.as_ref().map(conditions_for).unwrap_or_default();
 
         let (mut connection, head, leftover) = self.exchange_heads(request, &conditions)?;
 
@@ -220,32 +212,7 @@ impl Exchange<'_> {
                 origin: Origin::Network,
             });
         }
-        let mut pending = match cache.map(|c| {
-            (
-                c,
-                policy_for(
-                    head.status,
-                    &head.headers,
-                    now_ms(),
-                    self.options.default_ttl,
-                ),
-            )
-        }) {
-            Some((c, CachePolicy::Store { fresh_until_ms })) => {
-                match c.begin_store(&key, &head, fresh_until_ms) {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        eprintln!("pibl-client: warning: cannot write cache entry: {e}");
-                        None
-                    }
-                }
-            }
-            Some((c, CachePolicy::DoNotStore)) => {
-                c.remove(&key);
-                None
-            }
-            None => None,
-        };
+        let mut pending = cache.and_then(|c| self.start_store(c, &key, &head));
         let content_type = head.header("content-type");
         let mut sink = BodySink::new(
             self.out,
@@ -271,6 +238,31 @@ impl Exchange<'_> {
             bytes,
             origin: Origin::Network,
         })
+    }
+
+    /// Starts writing `head`'s response to the cache if it may be stored; otherwise drops any
+    /// older entry for `key`, which the new response supersedes.
+    fn start_store(&self, cache: &Cache, key: &str, head: &ResponseHead) -> Option<PendingEntry> {
+        match policy_for(
+            head.status,
+            &head.headers,
+            now_ms(),
+            self.options.default_ttl,
+        ) {
+            CachePolicy::Store { fresh_until_ms } => {
+                match cache.begin_store(key, head, fresh_until_ms) {
+                    Ok(pending) => Some(pending),
+                    Err(e) => {
+                        eprintln!("pibl-client: warning: cannot write cache entry: {e}");
+                        None
+                    }
+                }
+            }
+            CachePolicy::DoNotStore => {
+                cache.remove(key);
+                None
+            }
+        }
     }
 
     /// Connects, sends the request and reads the response head.
@@ -352,6 +344,18 @@ fn is_cacheable(request: &Request) -> bool {
         && !UNCACHEABLE_REQUEST_HEADERS
             .iter()
             .any(|h| request.has_header(h))
+}
+
+/// Conditional headers that revalidate a stale `entry` with its validators.
+fn conditions_for(entry: &CachedEntry) -> Vec<(String, String)> {
+    let mut conditions = Vec::new();
+    if let Some(etag) = find_header(&entry.headers, "etag") {
+        conditions.push(("If-None-Match".to_string(), etag.to_string()));
+    }
+    if let Some(date) = find_header(&entry.headers, "last-modified") {
+        conditions.push(("If-Modified-Since".to_string(), date.to_string()));
+    }
+    conditions
 }
 
 /// `-H 'Cache-Control: no-cache'` (or `Pragma: no-cache`) asks for a fresh answer.
