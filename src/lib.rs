@@ -3,11 +3,12 @@
 //! The three binaries (`pibl`, `pibl-client`, `pibl-origin`) are thin `main`s over this library.
 //! See `docs/architecture.md` for how a request flows through the modules.
 
+pub mod balance;
 pub mod buffer;
+pub mod client;
+pub mod clock;
 pub mod config;
 pub mod http;
-pub mod balance;
-pub mod clock;
 pub mod logging;
 pub mod net;
 pub mod proxy;

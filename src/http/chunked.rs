@@ -59,7 +59,9 @@ impl std::error::Error for ChunkError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Reading hex digits of the chunk size; `digits` seen so far.
-    Size { digits: u8 },
+    Size {
+        digits: u8,
+    },
     /// After the size: optional whitespace and `;ext` up to CR.
     Extension,
     /// Saw CR ending the size line, expect LF.
@@ -330,9 +332,6 @@ mod tests {
             decode_all(b"2\r\nabc\r\n").unwrap_err(),
             ChunkError::MissingCrlf
         );
-        assert_eq!(
-            decode_all(b"0\r\n\r\r").unwrap_err(),
-            ChunkError::BareLf
-        );
+        assert_eq!(decode_all(b"0\r\n\r\r").unwrap_err(), ChunkError::BareLf);
     }
 }

@@ -1,0 +1,231 @@
+//! Whether and for how long a response may be reused (RFC 9111, as a private cache): computed
+//! once when the response is stored, so a lookup only compares a deadline with the clock.
+
+use super::response::{find_header, Header};
+use std::time::Duration;
+
+/// What the cache may do with a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachePolicy {
+    DoNotStore,
+    /// Store it; serve it without asking the server until `fresh_until_ms` (Unix milliseconds).
+    Store {
+        fresh_until_ms: u64,
+    },
+}
+
+/// Policy for a GET response with `status` and `headers` received at `now_ms`; `default_ttl`
+/// applies when the server gives no freshness information.
+pub fn policy_for(
+    status: u16,
+    headers: &[Header],
+    now_ms: u64,
+    default_ttl: Duration,
+) -> CachePolicy {
+    if status != 200 {
+        return CachePolicy::DoNotStore;
+    }
+    if headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("vary"))
+        .any(|h| h.value.split(',').any(|v| v.trim() == "*"))
+    {
+        return CachePolicy::DoNotStore;
+    }
+    let directives = cache_control(headers);
+    let has = |name: &str| directives.iter().any(|(n, _)| n == name);
+    if has("no-store") {
+        return CachePolicy::DoNotStore;
+    }
+    let lifetime_ms: u64 = if has("no-cache") {
+        0
+    } else if let Some((_, value)) = directives.iter().find(|(n, _)| n == "max-age") {
+        // An invalid max-age makes the response stale (RFC 9111 §4.2.1).
+        value
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(0, |secs| secs.saturating_mul(1000))
+    } else if let Some(expires) = find_header(headers, "expires") {
+        let date_ms = find_header(headers, "date")
+            .and_then(parse_http_date)
+            .map_or(now_ms, |s| s.saturating_mul(1000));
+        parse_http_date(expires).map_or(0, |secs| secs.saturating_mul(1000).saturating_sub(date_ms))
+    } else {
+        u64::try_from(default_ttl.as_millis()).unwrap_or(u64::MAX)
+    };
+    let age_ms = find_header(headers, "age")
+        .and_then(|a| a.trim().parse::<u64>().ok())
+        .map_or(0, |secs| secs.saturating_mul(1000));
+    let lifetime_ms = lifetime_ms.saturating_sub(age_ms);
+    if lifetime_ms == 0 && !has_validator(headers) {
+        // Stale at once and nothing to revalidate with: storing it would never help.
+        return CachePolicy::DoNotStore;
+    }
+    CachePolicy::Store {
+        fresh_until_ms: now_ms.saturating_add(lifetime_ms),
+    }
+}
+
+/// True when the response carries an ETag or Last-Modified to revalidate with.
+pub fn has_validator(headers: &[Header]) -> bool {
+    find_header(headers, "etag").is_some() || find_header(headers, "last-modified").is_some()
+}
+
+/// Cache-Control directives as lowercase names with optional unquoted values.
+fn cache_control(headers: &[Header]) -> Vec<(String, Option<String>)> {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("cache-control"))
+        .flat_map(|h| h.value.split(','))
+        .filter_map(|d| {
+            let d = d.trim();
+            if d.is_empty() {
+                return None;
+            }
+            Some(match d.split_once('=') {
+                Some((n, v)) => (
+                    n.trim().to_ascii_lowercase(),
+                    Some(v.trim().trim_matches('"').to_string()),
+                ),
+                None => (d.to_ascii_lowercase(), None),
+            })
+        })
+        .collect()
+}
+
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) into Unix seconds. The obsolete
+/// formats are treated as invalid, which a cache must read as "already expired".
+pub fn parse_http_date(s: &str) -> Option<u64> {
+    let mut parts = s.split_whitespace();
+    let _weekday = parts.next()?.strip_suffix(',')?;
+    let day: u32 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut clock = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (clock.next()??, clock.next()??, clock.next()??);
+    if parts.next()? != "GMT" || parts.next().is_some() || clock.next().is_some() {
+        return None;
+    }
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 || year < 1970 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    u64::try_from(days)
+        .ok()
+        .map(|d| d * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_000_000_000_000;
+    const TTL: Duration = Duration::from_secs(60);
+
+    fn policy(headers: &[(&str, &str)]) -> CachePolicy {
+        let headers: Vec<Header> = headers.iter().map(|(n, v)| Header::new(n, v)).collect();
+        policy_for(200, &headers, NOW, TTL)
+    }
+
+    fn fresh_for(secs: u64) -> CachePolicy {
+        CachePolicy::Store {
+            fresh_until_ms: NOW + secs * 1000,
+        }
+    }
+
+    #[test]
+    fn default_ttl_applies_without_server_hints() {
+        assert_eq!(policy(&[]), fresh_for(60));
+        let headers = [Header::new("Cache-Control", "max-age=5")];
+        assert_eq!(policy_for(404, &headers, NOW, TTL), CachePolicy::DoNotStore);
+    }
+
+    #[test]
+    fn cache_control_wins_over_expires() {
+        assert_eq!(
+            policy(&[("Cache-Control", "private, max-age=10")]),
+            fresh_for(10)
+        );
+        assert_eq!(
+            policy(&[
+                ("cache-control", "MAX-AGE=\"3\""),
+                ("Expires", "Thu, 01 Jan 2099 00:00:00 GMT")
+            ]),
+            fresh_for(3)
+        );
+        assert_eq!(
+            policy(&[("Cache-Control", "max-age=10"), ("Age", "4")]),
+            fresh_for(6)
+        );
+    }
+
+    #[test]
+    fn no_store_no_cache_and_vary_star() {
+        assert_eq!(
+            policy(&[("Cache-Control", "no-store, max-age=10")]),
+            CachePolicy::DoNotStore
+        );
+        assert_eq!(
+            policy(&[("Cache-Control", "no-cache")]),
+            CachePolicy::DoNotStore
+        );
+        assert_eq!(
+            policy(&[("Cache-Control", "no-cache"), ("ETag", "\"v1\"")]),
+            fresh_for(0)
+        );
+        assert_eq!(policy(&[("Vary", "Accept, *")]), CachePolicy::DoNotStore);
+        assert_eq!(
+            policy(&[("Cache-Control", "max-age=0"), ("Last-Modified", "x")]),
+            fresh_for(0)
+        );
+    }
+
+    #[test]
+    fn expires_is_relative_to_date() {
+        assert_eq!(
+            policy(&[
+                ("Date", "Sun, 06 Nov 1994 08:49:37 GMT"),
+                ("Expires", "Sun, 06 Nov 1994 08:50:07 GMT")
+            ]),
+            fresh_for(30)
+        );
+        assert_eq!(policy(&[("Expires", "0")]), CachePolicy::DoNotStore);
+    }
+
+    #[test]
+    fn parses_imf_fixdate() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 UTC"), None);
+        assert_eq!(parse_http_date("garbage"), None);
+    }
+}
