@@ -152,10 +152,8 @@ impl Config {
             line,
             message,
         };
-        let mut cfg = Config::with_backends(
-            DEFAULT_LISTEN.parse().expect("default listen address"),
-            &[],
-        );
+        let mut cfg =
+            Config::with_backends(DEFAULT_LISTEN.parse().expect("default listen address"), &[]);
         cfg.path = path.to_path_buf();
         let mut listen_line = None;
         for (idx, raw) in text.lines().enumerate() {
@@ -216,19 +214,29 @@ impl Config {
                 "max_header_bytes" => {
                     cfg.limits.max_header_bytes = parse_size(one()?, 1024, 16 << 20).map_err(at)?;
                 }
-                "max_headers" => cfg.limits.max_headers = parse_count(one()?, 1, 1000).map_err(at)?,
+                "max_headers" => {
+                    cfg.limits.max_headers = parse_count(one()?, 1, 1000).map_err(at)?
+                }
                 "max_connections" => {
                     cfg.limits.max_connections = parse_count(one()?, 1, 10_000_000).map_err(at)?;
                 }
                 "upstream_pool_size" => {
                     cfg.limits.upstream_pool_size = parse_count(one()?, 0, 100_000).map_err(at)?;
                 }
-                "client_header_timeout" => cfg.timeouts.client_header = parse_duration(one()?).map_err(at)?,
-                "keepalive_timeout" => cfg.timeouts.keepalive = parse_duration(one()?).map_err(at)?,
-                "client_timeout" => cfg.timeouts.client_idle = parse_duration(one()?).map_err(at)?,
+                "client_header_timeout" => {
+                    cfg.timeouts.client_header = parse_duration(one()?).map_err(at)?
+                }
+                "keepalive_timeout" => {
+                    cfg.timeouts.keepalive = parse_duration(one()?).map_err(at)?
+                }
+                "client_timeout" => {
+                    cfg.timeouts.client_idle = parse_duration(one()?).map_err(at)?
+                }
                 "connect_timeout" => cfg.timeouts.connect = parse_duration(one()?).map_err(at)?,
                 "upstream_timeout" => cfg.timeouts.upstream = parse_duration(one()?).map_err(at)?,
-                "pool_idle_timeout" => cfg.timeouts.pool_idle = parse_duration(one()?).map_err(at)?,
+                "pool_idle_timeout" => {
+                    cfg.timeouts.pool_idle = parse_duration(one()?).map_err(at)?
+                }
                 "shutdown_timeout" => cfg.timeouts.shutdown = parse_duration(one()?).map_err(at)?,
                 other => return Err(err(line_no, format!("unknown directive '{other}'"))),
             }
@@ -377,7 +385,10 @@ mod tests {
         assert_eq!(e.line, 3);
         assert!(e.message.contains("duplicate 'listen'"), "{e}");
         let e = parse("backend 127.0.0.1:2\nkeepalive_timeout soon\n").unwrap_err();
-        assert!(e.to_string().starts_with("test.conf:2: keepalive_timeout:"), "{e}");
+        assert!(
+            e.to_string().starts_with("test.conf:2: keepalive_timeout:"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -15,7 +15,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut opts = getopts::Options::new();
     opts.optopt("c", "config", "config file (default ./pibl.conf)", "FILE");
-    opts.optopt("w", "workers", "worker threads (default: one per core)", "N");
+    opts.optopt(
+        "w",
+        "workers",
+        "worker threads (default: one per core)",
+        "N",
+    );
     opts.optflag("", "check", "validate the config, print a summary and exit");
     opts.optflag("h", "help", "print this help");
     opts.optflag("V", "version", "print the version");
@@ -35,7 +40,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if !m.free.is_empty() {
-        eprintln!("pibl: unexpected argument '{}'\n{}", m.free[0], opts.usage(USAGE));
+        eprintln!(
+            "pibl: unexpected argument '{}'\n{}",
+            m.free[0],
+            opts.usage(USAGE)
+        );
         return ExitCode::from(2);
     }
     let path = PathBuf::from(m.opt_str("c").unwrap_or_else(|| "pibl.conf".into()));

@@ -36,13 +36,18 @@ fn get_head_and_post_reach_the_backend_with_query_and_body_intact() {
     assert_eq!(r.body, b"hello world");
 
     for m in ["PUT", "DELETE", "PATCH", "OPTIONS"] {
-        c.send(format!("{m} /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\nabc").as_bytes());
+        c.send(
+            format!("{m} /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\nabc").as_bytes(),
+        );
         let r = c.read_response(false).unwrap();
         assert_eq!((r.status, r.body.as_slice()), (200, &b"abc"[..]), "{m}");
     }
     let seen = b.seen();
     let methods: Vec<&str> = seen.iter().map(|s| s.method.as_str()).collect();
-    assert_eq!(methods, ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]);
+    assert_eq!(
+        methods,
+        ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+    );
     assert_eq!(seen[1].target, "/h?x=y");
     assert_eq!(seen[2].target, "/echo?z=9");
     assert_eq!(seen[2].body_len, 11);
@@ -116,7 +121,11 @@ fn pipelined_requests_are_answered_in_order() {
         assert!(r.text().ends_with(&format!("GET /p/{i}\n")), "{}", r.text());
     }
     assert_eq!(c.read_response(false).unwrap().body, b"body");
-    assert!(c.read_response(false).unwrap().text().ends_with("GET /last\n"));
+    assert!(c
+        .read_response(false)
+        .unwrap()
+        .text()
+        .ends_with("GET /last\n"));
 }
 
 #[test]
@@ -176,8 +185,14 @@ fn large_bodies_are_byte_identical() {
         let mut s = c.stream.try_clone().unwrap();
         let body = body.clone();
         std::thread::spawn(move || {
-            s.write_all(format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes())
-                .unwrap();
+            s.write_all(
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .unwrap();
             s.write_all(&body).unwrap();
         })
     };
@@ -213,7 +228,13 @@ fn proxy_headers_are_rewritten() {
     assert_eq!(s.header_count("X-Forwarded-Proto"), 1);
     assert_eq!(s.header("Via"), Some("1.0 edge, 1.1 pibl"));
     assert_eq!(s.header("X-Custom"), Some("kept"));
-    for gone in ["Connection", "X-Private", "Keep-Alive", "Proxy-Connection", "TE"] {
+    for gone in [
+        "Connection",
+        "X-Private",
+        "Keep-Alive",
+        "Proxy-Connection",
+        "TE",
+    ] {
         assert_eq!(s.header(gone), None, "{gone} was forwarded");
     }
 }
@@ -264,7 +285,11 @@ fn all_backends_down_gives_502_at_once() {
     let r = c.get("/");
     assert_eq!(r.status, 502);
     assert!(r.text().contains("502"), "{}", r.text());
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
     // The connection stays usable for the next request (no body was left unread).
     assert_eq!(c.get("/again").status, 502);
 }
@@ -277,7 +302,8 @@ fn stale_pooled_connection_is_retried_on_a_fresh_one() {
     assert_eq!(c.get("/1").status, 200);
     // From now on the backend drops each connection when its 2nd request arrives, unanswered:
     // exactly the keep-alive race, where a pooled connection dies as it is reused.
-    b.drop_nth_request.store(2, std::sync::atomic::Ordering::SeqCst);
+    b.drop_nth_request
+        .store(2, std::sync::atomic::Ordering::SeqCst);
     for i in 0..5 {
         let r = c.get(&format!("/again/{i}"));
         assert_eq!(r.status, 200, "{}", r.text());
@@ -306,14 +332,28 @@ fn garbage_request_gets_400_and_close() {
 fn oversized_head_gets_431_and_long_uri_414() {
     let b = Backend::start("o");
     let p = Pibl::start(&[b.addr], "");
-    let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "x".repeat(70 * 1024));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "x".repeat(70 * 1024)
+    );
     let out = raw_exchange(p.addr, big.as_bytes());
-    assert!(out.starts_with("HTTP/1.1 431 "), "{}", &out[..out.len().min(200)]);
+    assert!(
+        out.starts_with("HTTP/1.1 431 "),
+        "{}",
+        &out[..out.len().min(200)]
+    );
     let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "u".repeat(70 * 1024));
     let out = raw_exchange(p.addr, long.as_bytes());
-    assert!(out.starts_with("HTTP/1.1 414 "), "{}", &out[..out.len().min(200)]);
+    assert!(
+        out.starts_with("HTTP/1.1 414 "),
+        "{}",
+        &out[..out.len().min(200)]
+    );
     // A head over 16 KiB but under the limit is fine.
-    let mid = format!("GET /mid HTTP/1.1\r\nHost: a\r\nX-Mid: {}\r\n\r\n", "m".repeat(30 * 1024));
+    let mid = format!(
+        "GET /mid HTTP/1.1\r\nHost: a\r\nX-Mid: {}\r\n\r\n",
+        "m".repeat(30 * 1024)
+    );
     let mut c = Conn::open(p.addr);
     c.send(mid.as_bytes());
     assert_eq!(c.read_response(false).unwrap().status, 200);
@@ -343,7 +383,15 @@ fn every_request_gets_an_access_log_line_in_file_and_stdout() {
     assert_eq!(p.wait_for_log("\" 400 ", 1).len(), 1);
     // The same lines on stdout.
     let until = Instant::now() + Duration::from_secs(5);
-    while p.stdout.lock().unwrap().iter().filter(|l| l.contains("/logged/")).count() < 5 {
+    while p
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("/logged/"))
+        .count()
+        < 5
+    {
         assert!(Instant::now() < until, "stdout lacks access lines");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -124,9 +124,7 @@ pub fn parse(
                 Ok(None)
             };
         }
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(reject(431, "too many header fields"))
-        }
+        Err(httparse::Error::TooManyHeaders) => return Err(reject(431, "too many header fields")),
         Err(httparse::Error::Version) if bad_version_number(input) => {
             return Err(reject(505, "HTTP version not supported"))
         }
@@ -205,7 +203,16 @@ pub fn parse(
     line.host.clear();
     line.host.push_str(&String::from_utf8_lossy(host));
 
-    write_upstream_head(out, method, path, host, headers, fwd, version, upgrade_value);
+    write_upstream_head(
+        out,
+        method,
+        path,
+        host,
+        headers,
+        fwd,
+        version,
+        upgrade_value,
+    );
     Ok(Some(RequestInfo {
         method: kind,
         version,
@@ -357,7 +364,9 @@ fn bad_version_number(input: &[u8]) -> bool {
     first_line
         .windows(7)
         .any(|w| w.starts_with(b" HTTP/") && w[6].is_ascii_digit())
-        && !first_line.windows(8).any(|w| w == b"HTTP/1.1" || w == b"HTTP/1.0")
+        && !first_line
+            .windows(8)
+            .any(|w| w == b"HTTP/1.1" || w == b"HTTP/1.0")
 }
 
 fn parse_error_reason(e: httparse::Error) -> &'static str {
@@ -403,9 +412,11 @@ mod tests {
 
     #[test]
     fn rewrites_proxy_headers_and_strips_hop_by_hop() {
-        let (info, head, line) = ok("GET /a?b=1 HTTP/1.1\nHost: ex.com\nConnection: keep-alive, X-Hop\n\
+        let (info, head, line) = ok(
+            "GET /a?b=1 HTTP/1.1\nHost: ex.com\nConnection: keep-alive, X-Hop\n\
              X-Hop: 1\nKeep-Alive: 5\nTE: trailers\nX-Forwarded-For: 1.1.1.1\n\
-             X-Forwarded-Proto: https\nAccept: */*\n\n");
+             X-Forwarded-Proto: https\nAccept: */*\n\n",
+        );
         assert_eq!(
             head,
             "GET /a?b=1 HTTP/1.1\r\nHost: ex.com\r\nX-Forwarded-For: 1.1.1.1, 10.1.2.3\r\n\
@@ -456,7 +467,10 @@ mod tests {
         let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n", "b".repeat(9000));
         assert_eq!(status(&big), 431);
         let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
-        assert_eq!(status(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")), 431);
+        assert_eq!(
+            status(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")),
+            431
+        );
     }
 
     #[test]

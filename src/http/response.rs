@@ -57,8 +57,8 @@ pub fn parse(
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
     let slots = &mut storage[..limits.max_headers.min(HEADERS_CAP)];
     let mut resp = httparse::Response::new(&mut []);
-    let parsed =
-        httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, input, slots);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, input, slots);
     let head_len = match parsed {
         Ok(httparse::Status::Complete(n)) if n <= limits.max_header_bytes => n,
         Ok(httparse::Status::Complete(_)) => return Err(BadResponse("response head too large")),
@@ -81,7 +81,8 @@ pub fn parse(
     let upstream_version = Version::from_minor(minor);
     let reason = resp.reason.unwrap_or("");
 
-    let no_body = client.head_request || (100..200).contains(&status) || status == 204 || status == 304;
+    let no_body =
+        client.head_request || (100..200).contains(&status) || status == 204 || status == 304;
     let declared = framing(headers).map_err(|e| BadResponse(e.reason()))?;
     let body = if no_body {
         BodyKind::Empty
@@ -269,7 +270,10 @@ mod tests {
 
     #[test]
     fn bodiless_statuses_and_head() {
-        let (info, _) = run("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n", CLIENT11);
+        let (info, _) = run(
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n",
+            CLIENT11,
+        );
         assert_eq!(info.body, BodyKind::Empty);
         let head_req = ClientSide {
             head_request: true,
@@ -289,14 +293,23 @@ mod tests {
             "garbage\r\n\r\n",
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
         ] {
-            assert!(parse(bad.as_bytes(), LIMITS, CLIENT11, &mut out).is_err(), "{bad:?}");
+            assert!(
+                parse(bad.as_bytes(), LIMITS, CLIENT11, &mut out).is_err(),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn error_response_is_well_formed() {
         let mut out = Vec::new();
-        write_error(&mut out, 502, "no backend", true, "Mon, 23 Nov 2026 19:00:00 GMT");
+        write_error(
+            &mut out,
+            502,
+            "no backend",
+            true,
+            "Mon, 23 Nov 2026 19:00:00 GMT",
+        );
         let text = String::from_utf8(out).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));

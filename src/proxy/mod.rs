@@ -72,7 +72,12 @@ impl Proxy {
                 .map_err(|e| format!("cannot start worker thread {i}: {e}"))?;
             workers.push((handle, waker));
         }
-        let names: Vec<&str> = shared.backends.backends().iter().map(|b| b.name.as_str()).collect();
+        let names: Vec<&str> = shared
+            .backends
+            .backends()
+            .iter()
+            .map(|b| b.name.as_str())
+            .collect();
         log::info!(
             "pibl {} listening on {addr} with {count} workers; backends: {}",
             env!("CARGO_PKG_VERSION"),

@@ -52,7 +52,9 @@ pub enum State {
     /// After `101 Switching Protocols`: raw bytes both ways.
     Tunnel,
     /// Writing a response the proxy made itself; `close` afterwards or read the next request.
-    SendError { close: bool },
+    SendError {
+        close: bool,
+    },
     /// Output flushed, write side shut; draining the client until it closes (lingering close).
     Closing,
     Closed,
@@ -62,24 +64,27 @@ impl State {
     /// The legal transitions, as data.
     fn allows(self, next: State) -> bool {
         use State::*;
-        match (self, next) {
-            (_, Closed) => true,
-            (ReadRequestHead, Connecting | SendRequest | SendError { .. } | Closing) => true,
-            (Connecting, Connecting | SendRequest | SendError { .. }) => true,
-            (
-                SendRequest | ReadResponseHead,
-                Connecting
-                | SendRequest
-                | ReadResponseHead
-                | RelayResponse
-                | Tunnel
-                | SendError { .. }
-                | Closing,
-            ) => true,
-            (RelayResponse, ReadRequestHead | Closing) => true,
-            (SendError { .. }, ReadRequestHead | Closing) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (_, Closed)
+                | (
+                    ReadRequestHead,
+                    Connecting | SendRequest | SendError { .. } | Closing
+                )
+                | (Connecting, Connecting | SendRequest | SendError { .. })
+                | (
+                    SendRequest | ReadResponseHead,
+                    Connecting
+                        | SendRequest
+                        | ReadResponseHead
+                        | RelayResponse
+                        | Tunnel
+                        | SendError { .. }
+                        | Closing
+                )
+                | (RelayResponse, ReadRequestHead | Closing)
+                | (SendError { .. }, ReadRequestHead | Closing)
+        )
     }
 }
 
@@ -178,7 +183,12 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(client: TcpStream, peer: SocketAddr, now: Instant, header_timeout: Duration) -> Self {
+    pub fn new(
+        client: TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+        header_timeout: Duration,
+    ) -> Self {
         Session {
             client,
             peer,
@@ -325,8 +335,13 @@ impl Session {
                     proto: "http",
                     default_host: "localhost",
                 };
-                let parsed =
-                    request::parse(buf.data(), limits, &fwd, &mut self.to_upstream.bytes, &mut self.line);
+                let parsed = request::parse(
+                    buf.data(),
+                    limits,
+                    &fwd,
+                    &mut self.to_upstream.bytes,
+                    &mut self.line,
+                );
                 match parsed {
                     Ok(Some(info)) => {
                         buf.consume(info.head_len);
@@ -385,7 +400,10 @@ impl Session {
             return self.fail(ctx, status, why, false);
         };
         x.backend = Some(b);
-        backends.get(b).requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        backends
+            .get(b)
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(key) = ctx.upstreams.checkout(ctx.registry, b, ctx.key) {
             x.reused = true;
             self.upstream = Some(key);
@@ -487,7 +505,13 @@ impl Session {
         }
 
         let ready = x.req_body.ready();
-        match flush(&mut up.stream, &mut up.writable, &mut self.to_upstream, Some(buf), ready) {
+        match flush(
+            &mut up.stream,
+            &mut up.writable,
+            &mut self.to_upstream,
+            Some(buf),
+            ready,
+        ) {
             Ok(w) => {
                 x.req_body.sent(w.body);
                 x.upstream_sent += w.total as u64;
@@ -532,7 +556,13 @@ impl Session {
     fn read_response_head(&mut self, ctx: &mut Ctx<'_>) -> Step {
         // An interim response being written goes out before the next head is parsed over it.
         if !self.to_client.is_empty() {
-            match flush(&mut self.client, &mut self.client_writable, &mut self.to_client, None, 0) {
+            match flush(
+                &mut self.client,
+                &mut self.client_writable,
+                &mut self.to_client,
+                None,
+                0,
+            ) {
                 Ok(w) => {
                     if let Some(x) = self.x.as_mut() {
                         x.client_bytes += w.total as u64;
@@ -636,7 +666,13 @@ impl Session {
             }
         }
         let ready = x.resp_body.ready();
-        match flush(&mut self.client, &mut self.client_writable, &mut self.to_client, Some(buf), ready) {
+        match flush(
+            &mut self.client,
+            &mut self.client_writable,
+            &mut self.to_client,
+            Some(buf),
+            ready,
+        ) {
             Ok(w) => {
                 x.resp_body.sent(w.body);
                 x.client_bytes += w.total as u64;
@@ -706,9 +742,21 @@ impl Session {
         let from_client = fill(&mut self.client, &mut self.client_readable, cin);
         let from_upstream = fill(&mut up.stream, &mut up.readable, uin);
         let ready = cin.len();
-        let to_up = flush(&mut up.stream, &mut up.writable, &mut no_more, Some(cin), ready);
+        let to_up = flush(
+            &mut up.stream,
+            &mut up.writable,
+            &mut no_more,
+            Some(cin),
+            ready,
+        );
         let ready = uin.len();
-        let to_cl = flush(&mut self.client, &mut self.client_writable, &mut self.to_client, Some(uin), ready);
+        let to_cl = flush(
+            &mut self.client,
+            &mut self.client_writable,
+            &mut self.to_client,
+            Some(uin),
+            ready,
+        );
         match from_client {
             Ok(f) => {
                 self.client_eof |= f.eof;
@@ -755,7 +803,13 @@ impl Session {
     }
 
     fn send_error(&mut self, ctx: &mut Ctx<'_>, close: bool) -> Step {
-        match flush(&mut self.client, &mut self.client_writable, &mut self.to_client, None, 0) {
+        match flush(
+            &mut self.client,
+            &mut self.client_writable,
+            &mut self.to_client,
+            None,
+            0,
+        ) {
             Ok(_) if !self.to_client.is_empty() => Step::Wait,
             Ok(_) if close => self.enter(State::Closing, ctx),
             Ok(_) => {
@@ -769,7 +823,13 @@ impl Session {
 
     fn closing(&mut self, ctx: &mut Ctx<'_>) -> Step {
         if !self.to_client.is_empty() {
-            match flush(&mut self.client, &mut self.client_writable, &mut self.to_client, None, 0) {
+            match flush(
+                &mut self.client,
+                &mut self.client_writable,
+                &mut self.to_client,
+                None,
+                0,
+            ) {
                 Ok(_) if !self.to_client.is_empty() => return Step::Wait,
                 Ok(_) => {}
                 Err(_) => return self.enter(State::Closed, ctx),

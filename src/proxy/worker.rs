@@ -45,7 +45,12 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(poll: Poll, mut listener: TcpListener, shared: Arc<Shared>, log: AccessLog) -> std::io::Result<Worker> {
+    pub fn new(
+        poll: Poll,
+        mut listener: TcpListener,
+        shared: Arc<Shared>,
+        log: AccessLog,
+    ) -> std::io::Result<Worker> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let cfg = &shared.config;
@@ -85,7 +90,9 @@ impl Worker {
                 match event.token() {
                     LISTENER => self.accept(),
                     WAKER => {}
-                    Token(t) if t & UPSTREAM_BIT != 0 => self.upstream_event(t & !UPSTREAM_BIT, event),
+                    Token(t) if t & UPSTREAM_BIT != 0 => {
+                        self.upstream_event(t & !UPSTREAM_BIT, event)
+                    }
                     Token(k) => self.client_event(k, event),
                 }
             }
@@ -138,7 +145,12 @@ impl Worker {
                     return;
                 }
                 Err(e) if interrupted(&e) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) => {
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
                     // Out of descriptors or memory: stop accepting until the next sweep, when
                     // some connections may have closed. Clients wait in the backlog meanwhile.
                     if !self.accept_paused {

@@ -133,6 +133,7 @@ impl Drop for Backend {
 }
 
 fn serve(stream: TcpStream, name: &str, seen: &Mutex<Vec<Seen>>, drop_nth: &AtomicUsize) {
+    let _ = stream.set_nodelay(true);
     let closer = stream.try_clone().unwrap();
     serve_requests(stream, name, seen, drop_nth);
     // Other clones of the socket (kept for kill()) must not hold the connection open.
@@ -162,7 +163,9 @@ fn serve_requests(stream: TcpStream, name: &str, seen: &Mutex<Vec<Seen>>, drop_n
         let body = if get("transfer-encoding").is_some() {
             read_chunked(&mut r)
         } else {
-            let n: usize = get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let n: usize = get("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let mut b = vec![0; n];
             if r.read_exact(&mut b).is_err() {
                 return;
@@ -187,7 +190,13 @@ fn serve_requests(stream: TcpStream, name: &str, seen: &Mutex<Vec<Seen>>, drop_n
             "/echo" => respond(&mut out, name, "application/octet-stream", &body, head_only),
             "/big" => {
                 let n = query.get("n").and_then(|v| v.parse().ok()).unwrap_or(0);
-                respond(&mut out, name, "application/octet-stream", &pattern(n), head_only)
+                respond(
+                    &mut out,
+                    name,
+                    "application/octet-stream",
+                    &pattern(n),
+                    head_only,
+                )
             }
             "/chunked" => {
                 let mut s = format!(
@@ -236,16 +245,22 @@ fn serve_requests(stream: TcpStream, name: &str, seen: &Mutex<Vec<Seen>>, drop_n
     }
 }
 
-fn respond(out: &mut TcpStream, name: &str, ctype: &str, body: &[u8], head_only: bool) -> std::io::Result<()> {
+fn respond(
+    out: &mut TcpStream,
+    name: &str,
+    ctype: &str,
+    body: &[u8],
+    head_only: bool,
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 200 OK\r\nX-Backend: {name}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    out.write_all(head.as_bytes())?;
+    let mut msg = head.into_bytes();
     if !head_only {
-        out.write_all(body)?;
+        msg.extend_from_slice(body);
     }
-    Ok(())
+    out.write_all(&msg)
 }
 
 type Head = (String, String, Vec<(String, String)>);
@@ -281,7 +296,8 @@ fn read_chunked<R: BufRead>(r: &mut R) -> Vec<u8> {
         if r.read_line(&mut line).unwrap_or(0) == 0 {
             return body;
         }
-        let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).unwrap_or(0);
         if size == 0 {
             // Trailers until the empty line.
             loop {
@@ -446,7 +462,9 @@ pub struct Conn {
 impl Conn {
     pub fn open(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect(addr).expect("connect to pibl");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         Conn {
             stream,
             buf: Vec::new(),
@@ -484,7 +502,12 @@ impl Conn {
                 let headers: Vec<(String, String)> = resp
                     .headers
                     .iter()
-                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
                     .collect();
                 self.buf.drain(..n);
                 let get = |k: &str| {
@@ -505,7 +528,8 @@ impl Conn {
                             return None;
                         }
                     }
-                } else if let Some(n) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+                } else if let Some(n) = get("content-length").and_then(|v| v.parse::<usize>().ok())
+                {
                     while self.buf.len() < n {
                         if !self.fill() {
                             return None;
