@@ -434,3 +434,25 @@ fn expect_100_continue_is_relayed() {
     let r = c.read_response(false).unwrap();
     assert_eq!(r.body, b"12345");
 }
+
+#[test]
+fn sigterm_stops_cleanly_and_flushes_the_log() {
+    let b = Backend::start("term");
+    let mut p = Pibl::start(&[b.addr], "");
+    let mut idle = Conn::open(p.addr);
+    for i in 0..3 {
+        assert_eq!(idle.get(&format!("/t/{i}")).status, 200);
+    }
+    assert_eq!(p.stop(), Some(0));
+    // Idle keep-alive connections are closed, and every line reached the file.
+    assert!(idle.is_closed());
+    assert_eq!(
+        p.log_file()
+            .lines()
+            .filter(|l| l.contains("\"GET /t/"))
+            .count(),
+        3
+    );
+    assert!(p.log_file().contains("stopped"));
+    assert!(TcpStream::connect(p.addr).is_err());
+}

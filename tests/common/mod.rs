@@ -418,11 +418,12 @@ impl Pibl {
         }
     }
 
-    pub fn stop(&mut self) {
+    /// SIGTERM, then waits; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
-        let _ = self.child.wait();
+        self.child.wait().ok().and_then(|s| s.code())
     }
 }
 
