@@ -63,6 +63,36 @@ pub struct Config {
     pub access_log: bool,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    pub cache: CacheSettings,
+}
+
+/// The `cache*` directives as written; [`Config::cache_config`] turns them into a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// `cache on|off`; unset means on exactly when a TTL is given (`-t` or `cache_ttl`).
+    pub enabled: Option<bool>,
+    pub dir: PathBuf,
+    /// `cache_ttl`, or `-t SECONDS`, which wins.
+    pub ttl: Option<Duration>,
+    pub heuristic: bool,
+    pub max_bytes: u64,
+    pub max_object: u64,
+}
+
+/// TTL when the cache is switched on without one.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            enabled: None,
+            dir: PathBuf::from("cache"),
+            ttl: None,
+            heuristic: true,
+            max_bytes: 1 << 30,
+            max_object: 64 << 20,
+        }
+    }
 }
 
 /// A config problem, located.
@@ -132,7 +162,22 @@ impl Config {
             access_log: true,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
+            cache: CacheSettings::default(),
         }
+    }
+
+    /// The cache as configured, or `None` when it is off.
+    pub fn cache_config(&self) -> Option<crate::cache::CacheConfig> {
+        let c = &self.cache;
+        let on = c.enabled.unwrap_or(c.ttl.is_some());
+        on.then(|| crate::cache::CacheConfig {
+            dir: c.dir.clone(),
+            ttl: c.ttl.unwrap_or(DEFAULT_CACHE_TTL),
+            heuristic: c.heuristic,
+            max_bytes: c.max_bytes,
+            max_object: c.max_object,
+            fill_wait: self.timeouts.upstream.min(Duration::from_secs(10)),
+        })
     }
 
     /// Reads and validates a config file.
@@ -238,6 +283,16 @@ impl Config {
                     cfg.timeouts.pool_idle = parse_duration(one()?).map_err(at)?
                 }
                 "shutdown_timeout" => cfg.timeouts.shutdown = parse_duration(one()?).map_err(at)?,
+                "cache" => cfg.cache.enabled = Some(parse_switch(one()?).map_err(at)?),
+                "cache_dir" => cfg.cache.dir = PathBuf::from(one()?),
+                "cache_ttl" => cfg.cache.ttl = Some(parse_duration(one()?).map_err(at)?),
+                "cache_heuristic" => cfg.cache.heuristic = parse_switch(one()?).map_err(at)?,
+                "cache_max_bytes" => {
+                    cfg.cache.max_bytes = parse_size(one()?, 0, usize::MAX).map_err(at)? as u64;
+                }
+                "cache_max_object" => {
+                    cfg.cache.max_object = parse_size(one()?, 0, usize::MAX).map_err(at)? as u64;
+                }
                 other => return Err(err(line_no, format!("unknown directive '{other}'"))),
             }
         }
@@ -270,6 +325,15 @@ impl Config {
         );
         for b in &self.backends {
             s.push_str(&format!("  backend    {} ({})\n", b.name, b.addr));
+        }
+        match self.cache_config() {
+            Some(c) => s.push_str(&format!(
+                "  cache      on, dir {}, ttl {}s, max {} bytes\n",
+                c.dir.display(),
+                c.ttl.as_secs(),
+                c.max_bytes
+            )),
+            None => s.push_str("  cache      off\n"),
         }
         s
     }

@@ -5,6 +5,7 @@
 
 pub mod balance;
 pub mod buffer;
+pub mod cache;
 pub mod client;
 pub mod clock;
 pub mod config;

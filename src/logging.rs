@@ -121,6 +121,8 @@ pub struct AccessEntry<'a> {
     /// The backend that answered, if one did.
     pub backend: Option<&'a str>,
     pub duration: Duration,
+    /// What the cache did (HIT, MISS, REVALIDATED, BYPASS), when it is on.
+    pub cache: Option<&'a str>,
 }
 
 /// A worker's access-log buffer.
@@ -138,7 +140,7 @@ impl AccessLog {
         }
     }
 
-    /// Appends one line: `stamp client "METHOD target VERSION" status bytes backend duration`.
+    /// Appends one line: `stamp client "METHOD target VERSION" status bytes backend duration cache`.
     pub fn record(&mut self, stamp: &str, e: &AccessEntry<'_>) {
         if self.tx.is_none() {
             return;
@@ -188,11 +190,12 @@ pub fn format_line(out: &mut Vec<u8>, stamp: &str, e: &AccessEntry<'_>) {
     }
     let _ = writeln!(
         out,
-        " {}\" {} {} {} {ms:.3}ms",
+        " {}\" {} {} {} {ms:.3}ms {}",
         e.version,
         e.status,
         e.bytes,
-        e.backend.unwrap_or("-")
+        e.backend.unwrap_or("-"),
+        e.cache.unwrap_or("-")
     );
 }
 
@@ -215,11 +218,12 @@ mod tests {
                 bytes: 42,
                 backend: Some("127.0.0.1:8081"),
                 duration: Duration::from_micros(1500),
+                cache: Some("HIT"),
             },
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "2026-11-23T19:04:10.123Z 127.0.0.1:5000 \"GET /a\\\"b HTTP/1.1\" 200 42 127.0.0.1:8081 1.500ms\n"
+            "2026-11-23T19:04:10.123Z 127.0.0.1:5000 \"GET /a\\\"b HTTP/1.1\" 200 42 127.0.0.1:8081 1.500ms HIT\n"
         );
     }
 }

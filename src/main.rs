@@ -8,7 +8,7 @@ use pibl::config::Config;
 use pibl::logging::LogWriter;
 use pibl::proxy::Proxy;
 
-const USAGE: &str = "Usage: pibl [-c FILE] [-w WORKERS] [--check]\n\n\
+const USAGE: &str = "Usage: pibl [-c FILE] [-t SECONDS] [-w WORKERS] [--check]\n\n\
 HTTP/1.1 reverse proxy and round-robin load balancer.";
 
 fn main() -> ExitCode {
@@ -20,6 +20,12 @@ fn main() -> ExitCode {
         "workers",
         "worker threads (default: one per core)",
         "N",
+    );
+    opts.optopt(
+        "t",
+        "ttl",
+        "cache TTL in seconds; turns the disk cache on (overrides cache_ttl)",
+        "SECONDS",
     );
     opts.optflag("", "check", "validate the config, print a summary and exit");
     opts.optflag("h", "help", "print this help");
@@ -60,6 +66,15 @@ fn main() -> ExitCode {
             Ok(n) if (1..=1024).contains(&n) => config.workers = Some(n),
             _ => {
                 eprintln!("pibl: -w needs a number from 1 to 1024, got '{w}'");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Some(t) = m.opt_str("t") {
+        match t.parse::<u64>() {
+            Ok(secs) if secs > 0 => config.cache.ttl = Some(std::time::Duration::from_secs(secs)),
+            _ => {
+                eprintln!("pibl: -t needs a number of seconds above 0, got '{t}'");
                 return ExitCode::from(2);
             }
         }

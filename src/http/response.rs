@@ -170,11 +170,21 @@ fn write_via(out: &mut Vec<u8>, headers: &[httparse::Header<'_>]) {
 /// The standard reason phrase for statuses the proxy itself produces.
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
         200 => "OK",
+        201 => "Created",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
         304 => "Not Modified",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        410 => "Gone",
         408 => "Request Timeout",
         413 => "Content Too Large",
         414 => "URI Too Long",

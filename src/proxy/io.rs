@@ -75,21 +75,18 @@ pub struct Flushed {
     pub body: usize,
 }
 
-/// Writes `head`, then the first `body_len` bytes of `body`, with one writev per attempt.
+/// Writes `head`, then `body`, with one writev per attempt. The caller consumes the body bytes
+/// written (`Flushed::body`) from wherever they live.
 pub fn flush<W: Write>(
     dst: &mut W,
     writable: &mut bool,
     head: &mut Pending,
-    mut body: Option<&mut Buffer>,
-    mut body_len: usize,
+    body: &[u8],
 ) -> io::Result<Flushed> {
     let mut done = Flushed::default();
     while *writable {
         let h = head.remaining();
-        let b = match &body {
-            Some(buf) => &buf.data()[..body_len],
-            None => &[][..],
-        };
+        let b = &body[done.body..];
         if h.is_empty() && b.is_empty() {
             break;
         }
@@ -106,13 +103,8 @@ pub fn flush<W: Write>(
             Ok(n) => {
                 let from_head = n.min(hl);
                 head.pos += from_head;
-                let from_body = n - from_head;
-                if let Some(buf) = body.as_deref_mut() {
-                    buf.consume(from_body);
-                }
-                body_len -= from_body;
                 done.total += n;
-                done.body += from_body;
+                done.body += n - from_head;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => *writable = false,
             Err(e) if interrupted(&e) => {}

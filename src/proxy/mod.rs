@@ -1,6 +1,7 @@
 //! The proxy: worker threads, each running an event loop ([`worker`]) over client sessions
 //! ([`session`]) and upstream connections ([`upstream`]).
 
+mod cached;
 mod io;
 pub mod session;
 pub mod upstream;
@@ -14,6 +15,7 @@ use std::thread::JoinHandle;
 use mio::{Poll, Waker};
 
 use crate::balance::RoundRobin;
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::logging::LogWriter;
 use crate::net;
@@ -23,6 +25,8 @@ use crate::net;
 pub struct Shared {
     pub config: Config,
     pub backends: RoundRobin,
+    /// The disk cache, when it is on.
+    pub cache: Option<Arc<Cache>>,
     /// Client connections open across all workers.
     pub connections: AtomicUsize,
     /// Set to begin a graceful stop.
@@ -41,6 +45,10 @@ impl Proxy {
     /// listener.
     pub fn start(config: Config, logs: &LogWriter) -> Result<Proxy, String> {
         let count = config.worker_count();
+        let cache = match config.cache_config() {
+            Some(c) => Some(Arc::new(Cache::open(c)?)),
+            None => None,
+        };
         let listeners = net::bind_group(config.listen, count)
             .map_err(|e| net::describe_bind_error(config.listen, &e))?;
         let addr = listeners[0]
@@ -48,6 +56,7 @@ impl Proxy {
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
         let shared = Arc::new(Shared {
             backends: RoundRobin::new(&config.backends),
+            cache,
             config,
             connections: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
@@ -59,6 +68,9 @@ impl Proxy {
                 Waker::new(poll.registry(), worker::WAKER)
                     .map_err(|e| format!("cannot create an event loop waker: {e}"))?,
             );
+            if let Some(c) = &shared.cache {
+                c.add_waker(waker.clone());
+            }
             let w = worker::Worker::new(
                 poll,
                 listener,

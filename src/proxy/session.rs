@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::Registry;
 
+use super::cached::{CacheLabel, CacheWork};
 use super::io::{fill, flush, Pending};
 use super::upstream::UpstreamPool;
 use super::Shared;
@@ -51,6 +52,10 @@ pub enum State {
     RelayResponse,
     /// After `101 Switching Protocols`: raw bytes both ways.
     Tunnel,
+    /// Writing a response from the disk cache (head, then the body from its memory map).
+    ServeCached,
+    /// Another request is fetching this URL for the cache; wait for it (bounded).
+    AwaitFill,
     /// Writing a response the proxy made itself; `close` afterwards or read the next request.
     SendError {
         close: bool,
@@ -69,8 +74,13 @@ impl State {
             (_, Closed)
                 | (
                     ReadRequestHead,
-                    Connecting | SendRequest | SendError { .. } | Closing
+                    Connecting | SendRequest | SendError { .. } | Closing | ServeCached | AwaitFill
                 )
+                | (
+                    AwaitFill,
+                    Connecting | SendRequest | SendError { .. } | ServeCached
+                )
+                | (ServeCached, ReadRequestHead | Closing)
                 | (Connecting, Connecting | SendRequest | SendError { .. })
                 | (
                     SendRequest | ReadResponseHead,
@@ -81,6 +91,7 @@ impl State {
                         | Tunnel
                         | SendError { .. }
                         | Closing
+                        | ServeCached
                 )
                 | (RelayResponse, ReadRequestHead | Closing)
                 | (SendError { .. }, ReadRequestHead | Closing)
@@ -90,7 +101,7 @@ impl State {
 
 /// What a state handler tells the drive loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
+pub(super) enum Step {
     /// Progress was made or the state changed: run the handler again.
     Again,
     /// Nothing more until a socket event or the deadline.
@@ -108,16 +119,18 @@ pub struct Ctx<'a> {
     /// This session's slab key.
     pub key: usize,
     pub stopping: bool,
+    /// Sessions waiting for a cache fill, re-driven when the cache changes.
+    pub waiters: &'a mut Vec<usize>,
 }
 
 /// One request/response exchange on the connection.
 #[derive(Debug)]
-struct Exchange {
-    info: RequestInfo,
+pub(super) struct Exchange {
+    pub(super) info: RequestInfo,
     started: Instant,
-    req_body: BodyRelay,
-    resp_body: BodyRelay,
-    resp: Option<ResponseInfo>,
+    pub(super) req_body: BodyRelay,
+    pub(super) resp_body: BodyRelay,
+    pub(super) resp: Option<ResponseInfo>,
     backend: Option<usize>,
     /// Backends this request failed to reach, a bit each.
     tried: u64,
@@ -130,10 +143,12 @@ struct Exchange {
     /// The backend sent at least one byte of a response.
     response_started: bool,
     /// Bytes written to the client for this request.
-    client_bytes: u64,
+    pub(super) client_bytes: u64,
     /// Last failure reaching a backend was a timeout (504 rather than 502).
     timed_out: bool,
     logged: bool,
+    /// What the cache does for this request.
+    pub(super) cache: CacheWork,
 }
 
 impl Exchange {
@@ -153,6 +168,7 @@ impl Exchange {
             client_bytes: 0,
             timed_out: false,
             logged: false,
+            cache: CacheWork::default(),
         }
     }
 
@@ -163,23 +179,25 @@ impl Exchange {
 }
 
 pub struct Session {
-    client: TcpStream,
+    pub(super) client: TcpStream,
     peer: SocketAddr,
     client_readable: bool,
-    client_writable: bool,
+    pub(super) client_writable: bool,
     client_eof: bool,
-    state: State,
+    pub(super) state: State,
     pub deadline: Instant,
     /// Served at least one request (keep-alive idle timeout applies, not the head timeout).
-    served: bool,
+    pub(super) served: bool,
     client_in: Option<Buffer>,
     upstream_in: Option<Buffer>,
     /// Key of the upstream connection in use, in the worker's [`UpstreamPool`].
     upstream: Option<usize>,
-    to_upstream: Pending,
-    to_client: Pending,
-    line: RequestLine,
-    x: Option<Exchange>,
+    pub(super) to_upstream: Pending,
+    pub(super) to_client: Pending,
+    pub(super) line: RequestLine,
+    /// A copy of the request head, kept when the cache needs its headers.
+    pub(super) req_head: Vec<u8>,
+    pub(super) x: Option<Exchange>,
 }
 
 impl Session {
@@ -204,6 +222,7 @@ impl Session {
             to_upstream: Pending::default(),
             to_client: Pending::default(),
             line: RequestLine::default(),
+            req_head: Vec::new(),
             x: None,
         }
     }
@@ -236,6 +255,8 @@ impl Session {
                 State::ReadResponseHead => self.read_response_head(ctx),
                 State::RelayResponse => self.relay_response(ctx),
                 State::Tunnel => self.tunnel(ctx),
+                State::ServeCached => self.serve_cached(ctx),
+                State::AwaitFill => self.await_fill(ctx),
                 State::SendError { close } => self.send_error(ctx, close),
                 State::Closing => self.closing(ctx),
                 State::Closed => Step::Wait,
@@ -247,7 +268,7 @@ impl Session {
     }
 
     /// Moves to `next` and arms its deadline. The one place a state changes.
-    fn enter(&mut self, next: State, ctx: &mut Ctx<'_>) -> Step {
+    pub(super) fn enter(&mut self, next: State, ctx: &mut Ctx<'_>) -> Step {
         debug_assert!(
             self.state.allows(next),
             "illegal transition {:?} -> {next:?}",
@@ -260,7 +281,12 @@ impl Session {
             State::Connecting => t.connect,
             State::SendRequest => t.client_idle.max(t.upstream),
             State::ReadResponseHead | State::RelayResponse | State::Tunnel => t.upstream,
-            State::SendError { .. } => t.client_idle,
+            State::SendError { .. } | State::ServeCached => t.client_idle,
+            State::AwaitFill => ctx
+                .shared
+                .cache
+                .as_ref()
+                .map_or(t.upstream, |c| c.config.fill_wait),
             State::Closing => LINGER,
             State::Closed => Duration::ZERO,
         };
@@ -278,6 +304,7 @@ impl Session {
         let wait = match self.state {
             State::SendRequest => t.client_idle.max(t.upstream),
             State::RelayResponse | State::Tunnel => t.upstream.max(t.client_idle),
+            State::ServeCached => t.client_idle,
             _ => return,
         };
         self.deadline = ctx.clock.now + wait;
@@ -313,9 +340,16 @@ impl Session {
                 self.close_upstream(ctx, false);
                 self.fail(ctx, 504, "the backend did not answer in time", true);
             }
-            State::RelayResponse | State::Tunnel => {
+            State::RelayResponse | State::Tunnel | State::ServeCached => {
                 self.log_exchange(ctx, 504);
                 self.enter(State::Closed, ctx);
+            }
+            State::AwaitFill => {
+                // The request filling the cache is slow: fetch for ourselves.
+                if let Some(x) = self.x.as_mut() {
+                    x.cache.stop_waiting();
+                }
+                self.pick_backend(ctx);
             }
             _ => {
                 self.enter(State::Closed, ctx);
@@ -344,10 +378,15 @@ impl Session {
                 );
                 match parsed {
                     Ok(Some(info)) => {
+                        if ctx.shared.cache.is_some() {
+                            self.req_head.clear();
+                            self.req_head
+                                .extend_from_slice(&buf.data()[..info.head_len]);
+                        }
                         buf.consume(info.head_len);
                         self.to_upstream.pos = 0;
                         self.x = Some(Exchange::new(info, ctx.clock.now));
-                        return self.pick_backend(ctx);
+                        return self.begin_exchange(ctx);
                     }
                     Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
                     Ok(None) => {}
@@ -386,7 +425,7 @@ impl Session {
     }
 
     /// Chooses the next backend for the current request and starts talking to it.
-    fn pick_backend(&mut self, ctx: &mut Ctx<'_>) -> Step {
+    pub(super) fn pick_backend(&mut self, ctx: &mut Ctx<'_>) -> Step {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
@@ -509,10 +548,10 @@ impl Session {
             &mut up.stream,
             &mut up.writable,
             &mut self.to_upstream,
-            Some(buf),
-            ready,
+            &buf.data()[..ready],
         ) {
             Ok(w) => {
+                buf.consume(w.body);
                 x.req_body.sent(w.body);
                 x.upstream_sent += w.total as u64;
                 progress |= w.total > 0;
@@ -560,8 +599,7 @@ impl Session {
                 &mut self.client,
                 &mut self.client_writable,
                 &mut self.to_client,
-                None,
-                0,
+                &[],
             ) {
                 Ok(w) => {
                     if let Some(x) = self.x.as_mut() {
@@ -596,10 +634,31 @@ impl Session {
                 };
                 match response::parse(buf.data(), limits, client, &mut self.to_client.bytes) {
                     Ok(Some(info)) => {
+                        let mut refreshed = None;
+                        if !info.is_interim() {
+                            if let Some(cache) = ctx.shared.cache.as_ref() {
+                                let head = &buf.data()[..info.head_len];
+                                refreshed = x.cache.on_response_head(
+                                    cache,
+                                    &x.info,
+                                    &info,
+                                    head,
+                                    &self.req_head,
+                                    &self.line,
+                                    &mut self.to_client.bytes,
+                                );
+                            }
+                        }
                         buf.consume(info.head_len);
                         self.to_client.pos = 0;
                         if info.is_interim() {
                             return Step::Again;
+                        }
+                        if let Some(entry) = refreshed {
+                            // A 304 to our revalidation: the stored body is good, serve it.
+                            self.to_client.clear();
+                            self.close_upstream(ctx, info.upstream_reusable);
+                            return self.begin_serving(ctx, entry, CacheLabel::Revalidated);
                         }
                         return self.start_response(ctx, info);
                     }
@@ -652,9 +711,11 @@ impl Session {
         if !x.resp_body.is_complete() {
             let filled = fill(&mut up.stream, &mut up.readable, buf);
             // Scan what arrived before acting on an EOF that came with it.
+            let before = x.resp_body.ready();
             if x.resp_body.scan(buf).is_err() {
                 truncated = true;
             }
+            x.cache.store_body(&buf.data()[before..x.resp_body.ready()]);
             match filled {
                 Ok(f) => {
                     progress |= f.bytes > 0;
@@ -670,10 +731,10 @@ impl Session {
             &mut self.client,
             &mut self.client_writable,
             &mut self.to_client,
-            Some(buf),
-            ready,
+            &buf.data()[..ready],
         ) {
             Ok(w) => {
+                buf.consume(w.body);
                 x.resp_body.sent(w.body);
                 x.client_bytes += w.total as u64;
                 progress |= w.total > 0;
@@ -710,7 +771,7 @@ impl Session {
 
     /// The response is delivered: log, recycle the upstream connection, and either wait for the
     /// next request or close.
-    fn finish_exchange(&mut self, ctx: &mut Ctx<'_>) -> Step {
+    pub(super) fn finish_exchange(&mut self, ctx: &mut Ctx<'_>) -> Step {
         let Some(x) = self.x.as_ref() else {
             return self.enter(State::Closed, ctx);
         };
@@ -719,6 +780,9 @@ impl Session {
             && x.req_body.is_complete()
             && self.upstream_in.as_ref().is_none_or(Buffer::is_empty);
         let keep_alive = x.resp.as_ref().is_some_and(|r| r.client_keep_alive) && !ctx.stopping;
+        if let Some(x) = self.x.as_mut() {
+            x.cache.publish();
+        }
         self.log_exchange(ctx, status);
         self.close_upstream(ctx, reusable);
         self.served = true;
@@ -741,22 +805,19 @@ impl Session {
 
         let from_client = fill(&mut self.client, &mut self.client_readable, cin);
         let from_upstream = fill(&mut up.stream, &mut up.readable, uin);
-        let ready = cin.len();
-        let to_up = flush(
-            &mut up.stream,
-            &mut up.writable,
-            &mut no_more,
-            Some(cin),
-            ready,
-        );
-        let ready = uin.len();
+        let to_up = flush(&mut up.stream, &mut up.writable, &mut no_more, cin.data());
+        if let Ok(w) = &to_up {
+            cin.consume(w.body);
+        }
         let to_cl = flush(
             &mut self.client,
             &mut self.client_writable,
             &mut self.to_client,
-            Some(uin),
-            ready,
+            uin.data(),
         );
+        if let Ok(w) = &to_cl {
+            uin.consume(w.body);
+        }
         match from_client {
             Ok(f) => {
                 self.client_eof |= f.eof;
@@ -807,8 +868,7 @@ impl Session {
             &mut self.client,
             &mut self.client_writable,
             &mut self.to_client,
-            None,
-            0,
+            &[],
         ) {
             Ok(_) if !self.to_client.is_empty() => Step::Wait,
             Ok(_) if close => self.enter(State::Closing, ctx),
@@ -827,8 +887,7 @@ impl Session {
                 &mut self.client,
                 &mut self.client_writable,
                 &mut self.to_client,
-                None,
-                0,
+                &[],
             ) {
                 Ok(_) if !self.to_client.is_empty() => return Step::Wait,
                 Ok(_) => {}
@@ -924,14 +983,22 @@ impl Session {
         self.enter(State::SendError { close }, ctx)
     }
 
-    fn log_exchange(&mut self, ctx: &mut Ctx<'_>, status: u16) {
-        let (started, bytes, backend, version) = match self.x.as_mut() {
+    pub(super) fn log_exchange(&mut self, ctx: &mut Ctx<'_>, status: u16) {
+        let (started, bytes, backend, version, cache) = match self.x.as_mut() {
             Some(x) if x.logged => return,
             Some(x) => {
                 x.logged = true;
-                (x.started, x.client_bytes, x.backend, x.info.version)
+                // Whatever the cache was doing for this request ends with it.
+                x.cache.abandon();
+                (
+                    x.started,
+                    x.client_bytes,
+                    x.backend,
+                    x.info.version,
+                    x.cache.label,
+                )
             }
-            None => (ctx.clock.now, 0, None, Version::Http11),
+            None => (ctx.clock.now, 0, None, Version::Http11, None),
         };
         let bytes = if self.x.is_none() {
             self.to_client.bytes.len() as u64
@@ -949,6 +1016,7 @@ impl Session {
             bytes,
             backend: backend.map(|b| ctx.shared.backends.get(b).name.as_str()),
             duration: ctx.clock.now.saturating_duration_since(started),
+            cache: cache.map(CacheLabel::as_str),
         };
         let stamp = ctx.clock.log_stamp().to_owned();
         ctx.log.record(&stamp, &entry);
@@ -962,7 +1030,7 @@ impl Session {
     // ---- resources ----------------------------------------------------------------------------
 
     /// Lets go of the upstream connection: back to the pool when `reusable`, else closed.
-    fn close_upstream(&mut self, ctx: &mut Ctx<'_>, reusable: bool) {
+    pub(super) fn close_upstream(&mut self, ctx: &mut Ctx<'_>, reusable: bool) {
         if let Some(key) = self.upstream.take() {
             if reusable {
                 if let Some(up) = ctx.upstreams.conns.get_mut(key) {

@@ -42,6 +42,10 @@ pub struct Worker {
     stop_deadline: Option<Instant>,
     next_sweep: Instant,
     expired: Vec<usize>,
+    /// Sessions waiting for another request to fill the cache.
+    waiters: Vec<usize>,
+    /// Cache generation these waiters last looked at.
+    cache_generation: u64,
 }
 
 impl Worker {
@@ -72,6 +76,8 @@ impl Worker {
             accept_paused: false,
             stop_deadline: None,
             expired: Vec::new(),
+            waiters: Vec::new(),
+            cache_generation: 0,
         })
     }
 
@@ -96,6 +102,7 @@ impl Worker {
                     Token(k) => self.client_event(k, event),
                 }
             }
+            self.wake_cache_waiters();
             if self.shared.stop.load(Ordering::Relaxed) && self.stop_deadline.is_none() {
                 self.begin_stop();
             }
@@ -200,6 +207,7 @@ impl Worker {
             log: &mut self.log,
             key,
             stopping: self.stop_deadline.is_some(),
+            waiters: &mut self.waiters,
         };
         if timed_out {
             session.on_timeout(&mut ctx);
@@ -213,6 +221,24 @@ impl Worker {
             if self.accept_paused {
                 self.accept();
             }
+        }
+    }
+
+    /// Re-runs the sessions waiting for a cache fill when the cache changed.
+    fn wake_cache_waiters(&mut self) {
+        let Some(cache) = &self.shared.cache else {
+            return;
+        };
+        let generation = cache.generation();
+        if generation == self.cache_generation || self.waiters.is_empty() {
+            return;
+        }
+        self.cache_generation = generation;
+        let mut waiting = std::mem::take(&mut self.waiters);
+        waiting.sort_unstable();
+        waiting.dedup();
+        for key in waiting {
+            self.drive(key, false);
         }
     }
 

@@ -230,6 +230,57 @@ fn serve_requests(stream: TcpStream, name: &str, seen: &Mutex<Vec<Seen>>, drop_n
                 }
                 return;
             }
+            "/res" => {
+                // Response shaped by the query: status=N, h=Name:Value (repeatable).
+                let mut status = 200;
+                let mut extra = String::new();
+                for (k, v) in target
+                    .split_once('?')
+                    .map(|(_, q)| {
+                        q.split('&')
+                            .filter_map(|kv| kv.split_once('='))
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+                {
+                    match k {
+                        "status" => status = v.parse().unwrap_or(200),
+                        "h" => {
+                            extra.push_str(&percent_decode(v));
+                            extra.push_str("\r\n");
+                        }
+                        _ => {}
+                    }
+                }
+                let ours = |n: &str| {
+                    extra
+                        .lines()
+                        .filter_map(|l| l.split_once(':'))
+                        .find(|(k, _)| k.trim().eq_ignore_ascii_case(n))
+                        .map(|(_, v)| v.trim().to_string())
+                };
+                let validated = (get("if-none-match").is_some()
+                    && get("if-none-match") == ours("etag"))
+                    || (get("if-modified-since").is_some()
+                        && get("if-modified-since") == ours("last-modified"));
+                let n = seen.lock().unwrap().len();
+                let msg = if validated {
+                    format!("HTTP/1.1 304 Not Modified\r\nX-Backend: {name}\r\n{extra}\r\n")
+                        .into_bytes()
+                } else {
+                    let body = format!("backend {name}: {method} {target} #{n}\n");
+                    let mut m = format!(
+                        "HTTP/1.1 {status} Whatever\r\nX-Backend: {name}\r\n{extra}Content-Length: {}\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    if !head_only {
+                        m.extend_from_slice(body.as_bytes());
+                    }
+                    m
+                };
+                out.write_all(&msg)
+            }
             "/slow-head" => {
                 std::thread::sleep(Duration::from_secs(30));
                 return;
@@ -261,6 +312,31 @@ fn respond(
         msg.extend_from_slice(body);
     }
     out.write_all(&msg)
+}
+
+/// `%XX` and `+` decoding for test query values.
+pub fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 type Head = (String, String, Vec<(String, String)>);

@@ -1,0 +1,498 @@
+//! One cached response on disk: `NAME.body` (the body, served from a memory map) and `NAME.meta`
+//! (the sidecar header), where NAME is the CRC32 of the full key in hex.
+//!
+//! Files are immutable once published. A response is written to temporary files and renamed into
+//! place only after it arrived whole, body first and sidecar last, so a sidecar exists only for a
+//! complete body. The sidecar carries the body's length and CRC32 and its own CRC32: a truncated,
+//! corrupt or foreign file is refused when loaded and never served. Expiry and eviction unlink;
+//! nothing is ever truncated or rewritten in place, because truncating a mapped file kills the
+//! process with SIGBUS.
+//!
+//! Sidecar layout (integers little-endian):
+//! `"PIBLCACH"` magic, u32 format version, u64 stored_at (Unix s), u64 initial_age (s),
+//! u64 lifetime (s), u8 flags (bit 0: always revalidate), u16 status, u64 body length,
+//! u32 body CRC32, then length-prefixed (u32) strings: primary key, vary pairs (u32 count, then
+//! name, value each), stored header block (`Name: value\r\n` lines), and last the u32 CRC32 of
+//! everything before it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::http::chunked::{ChunkedDecoder, Piece};
+
+const MAGIC: &[u8; 8] = b"PIBLCACH";
+const VERSION: u32 = 1;
+/// Longest sidecar accepted when loading.
+const MAX_META: u64 = 1 << 20;
+
+/// What a cache entry is about and how long it lives; stored in the sidecar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// `GET http://host:port/target`.
+    pub primary: String,
+    /// Request header values the response varies on, lower-cased names, sorted.
+    pub vary: Vec<(String, String)>,
+    pub status: u16,
+    /// End-to-end response headers as `Name: value\r\n` lines (no framing or hop-by-hop ones).
+    pub headers: Vec<u8>,
+    pub stored_at: u64,
+    pub initial_age: u64,
+    pub lifetime: u64,
+    pub always_revalidate: bool,
+}
+
+impl EntryMeta {
+    /// The full key: the primary key plus the varied request header values.
+    pub fn full_key(&self) -> String {
+        full_key(&self.primary, &self.vary)
+    }
+
+    /// The file name stem: CRC32 of the full key.
+    pub fn file_stem(&self) -> String {
+        format!("{:08x}", crc32fast::hash(self.full_key().as_bytes()))
+    }
+
+    /// A stored header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        std::str::from_utf8(&self.headers)
+            .ok()?
+            .split("\r\n")
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
+
+    fn encode(&self, body_len: u64, body_crc: u32) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.headers.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        for n in [self.stored_at, self.initial_age, self.lifetime] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out.push(u8::from(self.always_revalidate));
+        out.extend_from_slice(&self.status.to_le_bytes());
+        out.extend_from_slice(&body_len.to_le_bytes());
+        out.extend_from_slice(&body_crc.to_le_bytes());
+        put_bytes(&mut out, self.primary.as_bytes());
+        out.extend_from_slice(&(self.vary.len() as u32).to_le_bytes());
+        for (n, v) in &self.vary {
+            put_bytes(&mut out, n.as_bytes());
+            put_bytes(&mut out, v.as_bytes());
+        }
+        put_bytes(&mut out, &self.headers);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Parses a sidecar; returns the meta, body length and body CRC.
+    fn decode(bytes: &[u8]) -> Option<(EntryMeta, u64, u32)> {
+        let (content, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+        if crc32fast::hash(content).to_le_bytes() != crc {
+            return None;
+        }
+        let mut r = Reader(content);
+        if r.take(8)? != MAGIC || r.u32()? != VERSION {
+            return None;
+        }
+        let stored_at = r.u64()?;
+        let initial_age = r.u64()?;
+        let lifetime = r.u64()?;
+        let always_revalidate = r.take(1)?[0] & 1 == 1;
+        let status = u16::from_le_bytes(r.take(2)?.try_into().ok()?);
+        let body_len = r.u64()?;
+        let body_crc = r.u32()?;
+        let primary = r.string()?;
+        let count = r.u32()?;
+        let mut vary = Vec::new();
+        for _ in 0..count.min(64) {
+            vary.push((r.string()?, r.string()?));
+        }
+        let headers = r.bytes()?.to_vec();
+        if !r.0.is_empty() || count > 64 {
+            return None;
+        }
+        let meta = EntryMeta {
+            primary,
+            vary,
+            status,
+            headers,
+            stored_at,
+            initial_age,
+            lifetime,
+            always_revalidate,
+        };
+        Some((meta, body_len, body_crc))
+    }
+}
+
+/// `primary` plus `\n name: value` for each varied header.
+pub fn full_key(primary: &str, vary: &[(String, String)]) -> String {
+    let mut k = primary.to_string();
+    for (n, v) in vary {
+        k.push('\n');
+        k.push_str(n);
+        k.push_str(": ");
+        k.push_str(v);
+    }
+    k
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (a, b) = self.0.split_at_checked(n)?;
+        self.0 = b;
+        Some(a)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn string(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?.to_vec()).ok()
+    }
+}
+
+/// A published entry: its metadata and its body, mapped.
+#[derive(Debug)]
+pub struct CacheEntry {
+    pub meta: EntryMeta,
+    /// The body map, shared with refreshed copies of this entry; `None` for an empty body.
+    body: Option<Arc<Mmap>>,
+    pub body_len: u64,
+    body_crc: u32,
+    /// Path stem in the cache directory.
+    pub path: PathBuf,
+    /// Unix seconds of the last hit, for least-recently-used eviction.
+    pub last_used: AtomicU64,
+}
+
+impl CacheEntry {
+    pub fn body(&self) -> &[u8] {
+        self.body.as_deref().map_or(&[], |m| &m[..])
+    }
+
+    /// Bytes on disk (body plus an estimate for the sidecar).
+    pub fn disk_size(&self) -> u64 {
+        self.body_len + 256 + self.meta.headers.len() as u64
+    }
+
+    /// Age in seconds at `now` (RFC 9111 §4.2.3, with the resident time since storing).
+    pub fn age(&self, now: u64) -> u64 {
+        self.meta.initial_age + now.saturating_sub(self.meta.stored_at)
+    }
+
+    pub fn is_fresh(&self, now: u64) -> bool {
+        !self.meta.always_revalidate && self.age(now) < self.meta.lifetime
+    }
+
+    pub fn has_validator(&self) -> bool {
+        self.meta.header("etag").is_some() || self.meta.header("last-modified").is_some()
+    }
+
+    pub fn touch(&self, now: u64) {
+        self.last_used.store(now, Ordering::Relaxed);
+    }
+
+    /// Loads and verifies an entry from `stem.meta` and `stem.body`. Anything wrong (bad magic,
+    /// checksum, a name that is not the key's CRC, a body of the wrong length or content) is an
+    /// error, and the caller removes the files.
+    pub fn load(stem: &Path) -> Result<CacheEntry, &'static str> {
+        let meta_path = stem.with_extension("meta");
+        let size = fs::metadata(&meta_path).map_err(|_| "no sidecar")?.len();
+        if size > MAX_META {
+            return Err("sidecar too large");
+        }
+        let bytes = fs::read(&meta_path).map_err(|_| "unreadable sidecar")?;
+        let (meta, body_len, body_crc) = EntryMeta::decode(&bytes).ok_or("corrupt sidecar")?;
+        let expected = meta.file_stem();
+        if stem.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
+            return Err("file name does not match the key");
+        }
+        let body = map_body(&stem.with_extension("body"), body_len)?;
+        let actual_crc = crc32fast::hash(body.as_deref().map_or(&[], |m| &m[..]));
+        if actual_crc != body_crc {
+            return Err("body checksum mismatch");
+        }
+        Ok(CacheEntry {
+            last_used: AtomicU64::new(meta.stored_at),
+            meta,
+            body,
+            body_len,
+            body_crc,
+            path: stem.to_path_buf(),
+        })
+    }
+
+    /// A copy with new metadata (after a 304), sharing the body map; its sidecar is rewritten by
+    /// rename, the body file is left alone.
+    pub fn refreshed(&self, meta: EntryMeta) -> io::Result<CacheEntry> {
+        let tmp = temp_path(&self.path, "meta");
+        write_file(&tmp, &meta.encode(self.body_len, self.body_crc))?;
+        fs::rename(&tmp, self.path.with_extension("meta"))?;
+        Ok(CacheEntry {
+            last_used: AtomicU64::new(meta.stored_at),
+            meta,
+            body: self.body.clone(),
+            body_len: self.body_len,
+            body_crc: self.body_crc,
+            path: self.path.clone(),
+        })
+    }
+
+    /// Unlinks both files. Maps stay valid for hits still being served.
+    pub fn remove_files(&self) {
+        remove_files(&self.path);
+    }
+}
+
+pub fn remove_files(stem: &Path) {
+    let _ = fs::remove_file(stem.with_extension("meta"));
+    let _ = fs::remove_file(stem.with_extension("body"));
+}
+
+fn map_body(path: &Path, len: u64) -> Result<Option<Arc<Mmap>>, &'static str> {
+    let file = File::open(path).map_err(|_| "no body file")?;
+    let actual = file.metadata().map_err(|_| "unreadable body")?.len();
+    if actual != len {
+        return Err("body length mismatch");
+    }
+    if len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: cache files are never modified after they are renamed into place (only unlinked),
+    // so the mapping cannot change or shrink under us.
+    let map = unsafe { Mmap::map(&file) }.map_err(|_| "cannot map body")?;
+    Ok(Some(Arc::new(map)))
+}
+
+fn temp_path(stem: &Path, ext: &str) -> PathBuf {
+    use std::sync::atomic::AtomicUsize;
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = stem.parent().unwrap_or(Path::new("."));
+    let name = stem.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
+    dir.join(format!(
+        ".tmp-{name}-{}-{}.{ext}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
+    f.write_all(bytes)
+}
+
+/// A response being written to the cache while it is relayed. Dropped unfinished, it removes
+/// its temporary file: an aborted response never becomes an entry.
+#[derive(Debug)]
+pub struct PendingEntry {
+    meta: EntryMeta,
+    stem: PathBuf,
+    tmp_body: PathBuf,
+    file: Option<File>,
+    /// Set when the relayed bytes are chunked: the cache stores the decoded body.
+    decoder: Option<ChunkedDecoder>,
+    len: u64,
+    hasher: crc32fast::Hasher,
+    max_len: u64,
+    failed: bool,
+}
+
+impl PendingEntry {
+    pub fn create(dir: &Path, meta: EntryMeta, chunked: bool, max_len: u64) -> io::Result<Self> {
+        let stem = dir.join(meta.file_stem());
+        let tmp_body = temp_path(&stem, "body");
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_body)?;
+        Ok(PendingEntry {
+            meta,
+            stem,
+            tmp_body,
+            file: Some(file),
+            decoder: chunked.then(ChunkedDecoder::new),
+            len: 0,
+            hasher: crc32fast::Hasher::new(),
+            max_len,
+            failed: false,
+        })
+    }
+
+    pub fn meta(&self) -> &EntryMeta {
+        &self.meta
+    }
+
+    /// Appends body bytes as relayed (still chunked if the response is). Over the size limit or
+    /// on a write error the entry is abandoned; the relay itself goes on.
+    pub fn append(&mut self, mut relayed: &[u8]) {
+        while !self.failed && !relayed.is_empty() {
+            let n = match self.decoder.as_mut().map(|d| d.next(relayed)) {
+                None => {
+                    let n = relayed.len();
+                    self.write(&relayed[..n]);
+                    n
+                }
+                Some(Ok(Piece::Data(n))) => {
+                    let data = &relayed[..n];
+                    self.write(data);
+                    n
+                }
+                Some(Ok(Piece::Framing(n) | Piece::Done(n))) => n.max(1).min(relayed.len()),
+                Some(Err(_)) => {
+                    self.failed = true;
+                    return;
+                }
+            };
+            relayed = &relayed[n..];
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        self.len += data.len() as u64;
+        if self.len > self.max_len {
+            self.failed = true;
+            return;
+        }
+        self.hasher.update(data);
+        if let Some(f) = self.file.as_mut() {
+            if f.write_all(data).is_err() {
+                self.failed = true;
+            }
+        }
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Publishes the entry: body renamed into place, then the sidecar. Returns the loaded entry.
+    pub fn publish(mut self) -> io::Result<CacheEntry> {
+        if self.failed {
+            return Err(io::Error::other("entry abandoned"));
+        }
+        if let Some(f) = self.file.take() {
+            f.sync_data().ok();
+        }
+        let crc = self.hasher.clone().finalize();
+        fs::rename(&self.tmp_body, self.stem.with_extension("body"))?;
+        let tmp_meta = temp_path(&self.stem, "meta");
+        write_file(&tmp_meta, &self.meta.encode(self.len, crc))?;
+        fs::rename(&tmp_meta, self.stem.with_extension("meta"))?;
+        let body =
+            map_body(&self.stem.with_extension("body"), self.len).map_err(io::Error::other)?;
+        Ok(CacheEntry {
+            last_used: AtomicU64::new(self.meta.stored_at),
+            meta: self.meta.clone(),
+            body,
+            body_len: self.len,
+            body_crc: crc,
+            path: self.stem.clone(),
+        })
+    }
+}
+
+impl Drop for PendingEntry {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.tmp_body);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> EntryMeta {
+        EntryMeta {
+            primary: "GET http://a:80/x".into(),
+            vary: vec![("accept".into(), "text/html".into())],
+            status: 200,
+            headers: b"Content-Type: text/plain\r\nETag: \"1\"\r\n".to_vec(),
+            stored_at: 1000,
+            initial_age: 2,
+            lifetime: 60,
+            always_revalidate: false,
+        }
+    }
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("pibl-entry-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn sidecar_round_trips_and_detects_corruption() {
+        let m = meta();
+        let bytes = m.encode(5, 7);
+        assert_eq!(EntryMeta::decode(&bytes), Some((m.clone(), 5, 7)));
+        for i in [0, 9, 20, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[i] ^= 1;
+            assert_eq!(EntryMeta::decode(&bad), None, "flip at {i}");
+        }
+        assert_eq!(EntryMeta::decode(&bytes[..bytes.len() - 3]), None);
+        assert_eq!(m.header("etag"), Some("\"1\""));
+    }
+
+    #[test]
+    fn published_entry_loads_and_damaged_ones_do_not() {
+        let dir = tmpdir("pub");
+        let mut p = PendingEntry::create(&dir, meta(), true, 1 << 20).unwrap();
+        p.append(b"5\r\nhel");
+        p.append(b"lo\r\n0\r\n\r\n");
+        let e = p.publish().unwrap();
+        assert_eq!(e.body(), b"hello");
+        let loaded = CacheEntry::load(&e.path).unwrap();
+        assert_eq!(loaded.body(), b"hello");
+        assert_eq!(loaded.meta, meta());
+        assert!(loaded.is_fresh(1000) && !loaded.is_fresh(1058));
+
+        // Truncated body: refused.
+        fs::write(e.path.with_extension("body"), b"hell").unwrap();
+        assert_eq!(
+            CacheEntry::load(&e.path).unwrap_err(),
+            "body length mismatch"
+        );
+        // Same length, other bytes: refused.
+        fs::write(e.path.with_extension("body"), b"jello").unwrap();
+        assert_eq!(
+            CacheEntry::load(&e.path).unwrap_err(),
+            "body checksum mismatch"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn abandoned_entry_leaves_no_file() {
+        let dir = tmpdir("abandon");
+        let mut p = PendingEntry::create(&dir, meta(), false, 4).unwrap();
+        p.append(b"too long");
+        assert!(p.is_failed());
+        drop(p);
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,477 @@
+//! The persistent response cache, shared by all workers.
+//!
+//! Entries live as files in `cache_dir` (see [`entry`] for the format) and, while pibl runs, in an
+//! in-memory index of open maps keyed by the CRC32 of the primary key. Every lookup compares the
+//! full stored key, so a CRC collision is a miss, never another URL's content. At start-up the
+//! directory is indexed and checked, so a restarted pibl answers hits at once without a backend.
+//!
+//! Concurrent misses for one key are collapsed: the first becomes the filler, the others wait
+//! (bounded) for it to publish and are served from the result.
+
+pub mod entry;
+pub mod policy;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use mio::Waker;
+
+pub use entry::{CacheEntry, EntryMeta, PendingEntry};
+pub use policy::{Freshness, RequestRule, ResponseRule};
+
+use crate::http::name_is;
+
+/// Cache settings from the config and command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub dir: PathBuf,
+    pub ttl: Duration,
+    pub heuristic: bool,
+    /// Disk budget; least recently used entries are evicted beyond it.
+    pub max_bytes: u64,
+    /// Largest body stored.
+    pub max_object: u64,
+    /// How long a request waits for another request filling the same key.
+    pub fill_wait: Duration,
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The primary key: method, scheme, host with port, and the full request target with query.
+pub fn primary_key(host: &str, target: &str) -> String {
+    let host = host.to_ascii_lowercase();
+    let has_port = match host.rfind(']') {
+        Some(i) => host[i..].contains(':'),
+        None => host.contains(':'),
+    };
+    if has_port {
+        format!("GET http://{host}{target}")
+    } else {
+        format!("GET http://{host}:80{target}")
+    }
+}
+
+/// The request's values of the headers an entry varies on (several lines joined with ", ").
+pub fn vary_values(names: &[String], request: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .map(|n| {
+            let v: Vec<String> = request
+                .iter()
+                .filter(|h| name_is(h.name, n))
+                .map(|h| String::from_utf8_lossy(h.value.trim_ascii()).into_owned())
+                .collect();
+            (n.clone(), v.join(", "))
+        })
+        .collect()
+}
+
+/// Result of a lookup.
+#[derive(Debug)]
+pub enum Lookup {
+    Fresh(Arc<CacheEntry>),
+    /// Stored but must be revalidated before use (it has a validator).
+    Stale(Arc<CacheEntry>),
+    Miss,
+}
+
+pub struct Cache {
+    pub config: CacheConfig,
+    index: RwLock<HashMap<u32, Vec<Arc<CacheEntry>>>>,
+    bytes: AtomicU64,
+    /// Primary keys being filled by a request in flight.
+    filling: Mutex<HashMap<String, ()>>,
+    /// Keys whose last response could not be stored, until when (Unix s): requests for them go
+    /// straight to a backend instead of queueing behind one another.
+    uncacheable: Mutex<HashMap<String, u64>>,
+    /// Bumped on every publish or abandoned fill, so waiting requests look again.
+    generation: AtomicU64,
+    waiting: AtomicUsize,
+    wakers: Mutex<Vec<Arc<Waker>>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("config", &self.config)
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+impl Cache {
+    /// Opens (creating) the cache directory and indexes what is there: complete, verified entries
+    /// are kept (expired ones only if they can be revalidated); everything else is removed.
+    pub fn open(config: CacheConfig) -> Result<Cache, String> {
+        fs::create_dir_all(&config.dir)
+            .map_err(|e| format!("cannot create cache_dir {}: {e}", config.dir.display()))?;
+        let cache = Cache {
+            config,
+            index: RwLock::default(),
+            bytes: AtomicU64::new(0),
+            filling: Mutex::default(),
+            uncacheable: Mutex::default(),
+            generation: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
+            wakers: Mutex::default(),
+        };
+        let (kept, dropped) = cache.load_dir()?;
+        log::info!(
+            "cache {}: {kept} entries ({} bytes) loaded, {dropped} expired or broken removed",
+            cache.config.dir.display(),
+            cache.bytes.load(Ordering::Relaxed)
+        );
+        cache.evict_to_budget();
+        Ok(cache)
+    }
+
+    fn load_dir(&self) -> Result<(usize, usize), String> {
+        let dir = &self.config.dir;
+        let listing = fs::read_dir(dir)
+            .map_err(|e| format!("cannot read cache_dir {}: {e}", dir.display()))?;
+        let now = unix_now();
+        let (mut kept, mut dropped) = (0, 0);
+        let mut stems = Vec::new();
+        for item in listing.flatten() {
+            let path = item.path();
+            let name = item.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".tmp-") {
+                // Left by a crash mid-write: never complete, never served.
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("meta") => stems.push(path.with_extension("")),
+                Some("body") if !path.with_extension("meta").exists() => {
+                    let _ = fs::remove_file(&path);
+                    dropped += 1;
+                }
+                _ => {}
+            }
+        }
+        for stem in stems {
+            match CacheEntry::load(&stem) {
+                Ok(e) if e.is_fresh(now) || e.has_validator() => {
+                    self.insert(Arc::new(e));
+                    kept += 1;
+                }
+                Ok(_) => {
+                    entry::remove_files(&stem);
+                    dropped += 1;
+                }
+                Err(why) => {
+                    log::warn!("cache: removing {}: {why}", stem.display());
+                    entry::remove_files(&stem);
+                    dropped += 1;
+                }
+            }
+        }
+        Ok((kept, dropped))
+    }
+
+    fn slot(primary: &str) -> u32 {
+        crc32fast::hash(primary.as_bytes())
+    }
+
+    fn insert(&self, e: Arc<CacheEntry>) {
+        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        let list = index.entry(Self::slot(&e.meta.primary)).or_default();
+        let key = e.meta.full_key();
+        if let Some(old) = list.iter().position(|o| o.meta.full_key() == key) {
+            let old = list.swap_remove(old);
+            self.bytes.fetch_sub(old.disk_size(), Ordering::Relaxed);
+        }
+        // Another key whose files had the same name was just overwritten on disk.
+        let stem = e.path.clone();
+        let before = list.len();
+        list.retain(|o| o.path != stem);
+        if list.len() != before {
+            log::info!(
+                "cache: CRC collision at {}, older entry dropped",
+                stem.display()
+            );
+        }
+        self.bytes.fetch_add(e.disk_size(), Ordering::Relaxed);
+        list.push(e);
+    }
+
+    /// Finds the entry for `primary` whose varied headers match the request's.
+    pub fn lookup(&self, primary: &str, request: &[httparse::Header<'_>], now: u64) -> Lookup {
+        let found = {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            index.get(&Self::slot(primary)).and_then(|list| {
+                list.iter()
+                    .find(|e| {
+                        e.meta.primary == primary
+                            && e.meta.vary.iter().all(|(n, v)| {
+                                vary_values(std::slice::from_ref(n), request)[0].1 == *v
+                            })
+                    })
+                    .cloned()
+            })
+        };
+        match found {
+            Some(e) if e.is_fresh(now) => {
+                e.touch(now);
+                Lookup::Fresh(e)
+            }
+            Some(e) if e.has_validator() => Lookup::Stale(e),
+            Some(e) => {
+                self.remove(&e);
+                Lookup::Miss
+            }
+            None => Lookup::Miss,
+        }
+    }
+
+    /// Starts storing a response; `None` when the file cannot be created.
+    pub fn begin_store(&self, meta: EntryMeta, chunked: bool) -> Option<PendingEntry> {
+        match PendingEntry::create(&self.config.dir, meta, chunked, self.config.max_object) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                log::warn!(
+                    "cache: cannot create an entry in {}: {e}",
+                    self.config.dir.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Publishes a complete response and evicts beyond the budget.
+    pub fn publish(&self, pending: PendingEntry) {
+        match pending.publish() {
+            Ok(e) => {
+                self.insert(Arc::new(e));
+                self.evict_to_budget();
+            }
+            Err(e) => log::warn!("cache: cannot publish an entry: {e}"),
+        }
+        self.changed();
+    }
+
+    /// Replaces an entry's metadata after a successful revalidation.
+    pub fn refresh(&self, old: &CacheEntry, meta: EntryMeta) -> Option<Arc<CacheEntry>> {
+        match old.refreshed(meta) {
+            Ok(e) => {
+                let e = Arc::new(e);
+                self.insert(e.clone());
+                Some(e)
+            }
+            Err(err) => {
+                log::warn!("cache: cannot refresh {}: {err}", old.path.display());
+                None
+            }
+        }
+    }
+
+    /// Drops every variant stored for `primary` (after a successful unsafe request).
+    pub fn invalidate(&self, primary: &str) {
+        let victims: Vec<Arc<CacheEntry>> = {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            index
+                .get(&Self::slot(primary))
+                .map(|l| {
+                    l.iter()
+                        .filter(|e| e.meta.primary == primary)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for e in victims {
+            self.remove(&e);
+        }
+    }
+
+    /// Drops everything (for tests and purges).
+    pub fn purge_all(&self) -> usize {
+        let all: Vec<Arc<CacheEntry>> = {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            index.values().flatten().cloned().collect()
+        };
+        for e in &all {
+            self.remove(e);
+        }
+        all.len()
+    }
+
+    fn remove(&self, e: &Arc<CacheEntry>) {
+        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = index.get_mut(&Self::slot(&e.meta.primary)) {
+            if let Some(i) = list.iter().position(|o| Arc::ptr_eq(o, e)) {
+                list.swap_remove(i);
+                self.bytes.fetch_sub(e.disk_size(), Ordering::Relaxed);
+                e.remove_files();
+            }
+        }
+    }
+
+    fn evict_to_budget(&self) {
+        while self.bytes.load(Ordering::Relaxed) > self.config.max_bytes {
+            let oldest = {
+                let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+                index
+                    .values()
+                    .flatten()
+                    .min_by_key(|e| e.last_used.load(Ordering::Relaxed))
+                    .cloned()
+            };
+            match oldest {
+                Some(e) => self.remove(&e),
+                None => break,
+            }
+        }
+    }
+
+    /// Entries and bytes held.
+    pub fn stats(&self) -> (usize, u64) {
+        let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+        (
+            index.values().map(Vec::len).sum(),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    // ---- collapsing concurrent misses ---------------------------------------------------------
+
+    /// Claims the fill of `primary`. False when another request is already filling it.
+    pub fn try_begin_fill(&self, primary: &str) -> bool {
+        let mut filling = self.filling.lock().unwrap_or_else(|p| p.into_inner());
+        if filling.contains_key(primary) {
+            return false;
+        }
+        filling.insert(primary.to_string(), ());
+        true
+    }
+
+    /// Releases a fill claim (published or not) and wakes waiting requests.
+    pub fn end_fill(&self, primary: &str) {
+        self.filling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(primary);
+        self.changed();
+    }
+
+    pub fn is_filling(&self, primary: &str) -> bool {
+        self.filling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(primary)
+    }
+
+    /// Remembers that `primary` could not be stored, for a while.
+    pub fn mark_uncacheable(&self, primary: &str, now: u64) {
+        let mut map = self.uncacheable.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, until| *until > now);
+        }
+        let hold = self.config.ttl.as_secs().clamp(1, 60);
+        map.insert(primary.to_string(), now + hold);
+    }
+
+    pub fn is_uncacheable(&self, primary: &str, now: u64) -> bool {
+        let map = self.uncacheable.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(primary).is_some_and(|until| *until > now)
+    }
+
+    /// Workers register their waker to hear about publishes while requests wait.
+    pub fn add_waker(&self, w: Arc<Waker>) {
+        self.wakers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(w);
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Counts requests waiting for a fill, so publishes wake workers only when someone waits.
+    pub fn set_waiting(&self, delta: isize) {
+        if delta >= 0 {
+            self.waiting.fetch_add(delta as usize, Ordering::Relaxed);
+        } else {
+            self.waiting.fetch_sub((-delta) as usize, Ordering::Relaxed);
+        }
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            for w in self.wakers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                let _ = w.wake();
+            }
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+}
+
+/// Releases a fill claim when dropped, whatever path the request took.
+#[derive(Debug)]
+pub struct FillGuard {
+    cache: Arc<Cache>,
+    primary: String,
+}
+
+impl FillGuard {
+    pub fn new(cache: Arc<Cache>, primary: String) -> FillGuard {
+        FillGuard { cache, primary }
+    }
+}
+
+impl Drop for FillGuard {
+    fn drop(&mut self) {
+        self.cache.end_fill(&self.primary);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primary_key_has_scheme_host_port_and_full_target() {
+        assert_eq!(
+            primary_key("Example.com", "/a?b=1"),
+            "GET http://example.com:80/a?b=1"
+        );
+        assert_eq!(primary_key("a:8080", "/"), "GET http://a:8080/");
+        assert_eq!(primary_key("[::1]", "/"), "GET http://[::1]:80/");
+        assert_eq!(primary_key("[::1]:81", "/"), "GET http://[::1]:81/");
+    }
+
+    #[test]
+    fn vary_values_join_repeated_headers() {
+        let hs = [
+            httparse::Header {
+                name: "Accept",
+                value: b"a",
+            },
+            httparse::Header {
+                name: "accept",
+                value: b" b ",
+            },
+        ];
+        assert_eq!(
+            vary_values(&["accept".into(), "x".into()], &hs),
+            vec![
+                ("accept".into(), "a, b".into()),
+                ("x".into(), String::new())
+            ]
+        );
+    }
+}

@@ -1,0 +1,650 @@
+//! The session's side of the disk cache: deciding at the request head whether to serve a hit,
+//! revalidate, wait for another request's fill or fetch; storing a response while it is relayed;
+//! and writing a hit straight from the entry's memory map.
+
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+
+use super::io::flush;
+use super::session::{Ctx, Session, State, Step};
+use crate::cache::policy::{request_rule, response_rule, RequestRule, ResponseRule};
+use crate::cache::{
+    primary_key, unix_now, vary_values, Cache, CacheEntry, EntryMeta, FillGuard, Freshness, Lookup,
+    PendingEntry,
+};
+use crate::http::body::BodyKind;
+use crate::http::date::parse_http_date;
+use crate::http::request::{Method, RequestInfo, RequestLine, HEADERS_CAP};
+use crate::http::response::{reason_phrase, ResponseInfo};
+use crate::http::{is_hop_by_hop, name_is, named_by_connection, put_header, Version};
+
+/// What the cache did for a request; sent as `X-Cache` and logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheLabel {
+    Hit,
+    Miss,
+    Revalidated,
+    Bypass,
+}
+
+impl CacheLabel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheLabel::Hit => "HIT",
+            CacheLabel::Miss => "MISS",
+            CacheLabel::Revalidated => "REVALIDATED",
+            CacheLabel::Bypass => "BYPASS",
+        }
+    }
+}
+
+/// The cache's part of one exchange.
+#[derive(Debug, Default)]
+pub struct CacheWork {
+    pub label: Option<CacheLabel>,
+    cache: Option<Arc<Cache>>,
+    primary: String,
+    /// A stored entry being revalidated with a conditional request.
+    revalidating: Option<Arc<CacheEntry>>,
+    /// The response being written to disk as it is relayed.
+    store: Option<PendingEntry>,
+    /// This request is the one fetching `primary` for everybody.
+    fill: Option<FillGuard>,
+    /// Counted among the requests waiting for a fill.
+    waiting: bool,
+    /// The entry being served, and how much of its body was written.
+    hit: Option<Arc<CacheEntry>>,
+    hit_pos: usize,
+    /// A successful unsafe request invalidates what is stored for its URL.
+    invalidate: bool,
+}
+
+impl CacheWork {
+    /// Handles a final response head from the backend. Returns the refreshed entry when the
+    /// backend confirmed a stored one with 304; otherwise may start storing the response, and
+    /// adds `X-Cache` to the client's head.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_response_head(
+        &mut self,
+        cache: &Arc<Cache>,
+        req: &RequestInfo,
+        resp: &ResponseInfo,
+        head: &[u8],
+        req_head: &[u8],
+        line: &RequestLine,
+        client_head: &mut Vec<u8>,
+    ) -> Option<Arc<CacheEntry>> {
+        let label = self.label?;
+        let fresh = Freshness {
+            ttl: cache.config.ttl,
+            heuristic: cache.config.heuristic,
+        };
+        let now = unix_now();
+        let refreshed = with_response_headers(head, |status, headers| {
+            if self.invalidate && (200..400).contains(&status) {
+                cache.invalidate(&primary_key(&line.host, &line.target));
+                for h in headers {
+                    if name_is(h.name, "location") || name_is(h.name, "content-location") {
+                        if let Some((host, target)) = resolve(&line.host, h.value) {
+                            cache.invalidate(&primary_key(&host, &target));
+                        }
+                    }
+                }
+            }
+            if let Some(old) = self.revalidating.take() {
+                if status == 304 {
+                    return Some(refresh(cache, &old, headers, fresh, now));
+                }
+            }
+            if req.method != Method::Get || label == CacheLabel::Bypass {
+                return None;
+            }
+            match response_rule(status, headers, false, fresh) {
+                ResponseRule::Store {
+                    lifetime,
+                    initial_age,
+                    always_revalidate,
+                    vary,
+                } => {
+                    let meta = EntryMeta {
+                        primary: self.primary.clone(),
+                        vary: with_request_headers(req_head, |rh| vary_values(&vary, rh)),
+                        status,
+                        headers: stored_headers(headers),
+                        stored_at: now,
+                        initial_age: initial_age.as_secs(),
+                        lifetime: lifetime.as_secs(),
+                        always_revalidate,
+                    };
+                    let chunked = resp.body == BodyKind::Chunked && !resp.dechunk;
+                    self.store = cache.begin_store(meta, chunked);
+                }
+                ResponseRule::NoStore(_) => {
+                    if self.fill.is_some() {
+                        // Waiting requests for this URL would only queue behind one another.
+                        cache.mark_uncacheable(&self.primary, now);
+                    }
+                }
+            }
+            None
+        });
+        if refreshed.is_none() {
+            add_header_before_end(client_head, "X-Cache", label.as_str());
+        }
+        refreshed
+    }
+
+    /// Copies relayed body bytes into the entry being stored.
+    pub fn store_body(&mut self, relayed: &[u8]) {
+        if let Some(st) = self.store.as_mut() {
+            st.append(relayed);
+            if st.is_failed() {
+                self.store = None;
+            }
+        }
+    }
+
+    /// The response arrived whole: publish it, then release the fill so waiters find it.
+    pub fn publish(&mut self) {
+        if let (Some(st), Some(cache)) = (self.store.take(), self.cache.as_ref()) {
+            cache.publish(st);
+        }
+        self.fill = None;
+    }
+
+    /// The exchange ended: drop an unfinished entry, release the fill, stop waiting.
+    pub fn abandon(&mut self) {
+        self.store = None;
+        self.fill = None;
+        self.stop_waiting();
+    }
+
+    pub fn stop_waiting(&mut self) {
+        if self.waiting {
+            self.waiting = false;
+            if let Some(c) = &self.cache {
+                c.set_waiting(-1);
+            }
+        }
+    }
+}
+
+/// What to do with a request, decided at its head.
+enum Decision {
+    Bypass,
+    Serve(Arc<CacheEntry>),
+    Revalidate(Arc<CacheEntry>),
+    Fetch,
+}
+
+impl Session {
+    /// A request head was parsed: consult the cache, then serve, wait, or go to a backend.
+    pub(super) fn begin_exchange(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(cache) = ctx.shared.cache.clone() else {
+            return self.pick_backend(ctx);
+        };
+        let Some(x) = self.x.as_mut() else {
+            return self.enter(State::Closed, ctx);
+        };
+        x.cache.cache = Some(cache.clone());
+        let method = x.info.method;
+        if !matches!(method, Method::Get | Method::Head) {
+            x.cache.label = Some(CacheLabel::Bypass);
+            x.cache.invalidate = matches!(
+                method,
+                Method::Post | Method::Put | Method::Delete | Method::Patch
+            );
+            return self.pick_backend(ctx);
+        }
+        let primary = primary_key(&self.line.host, &self.line.target);
+        let now = unix_now();
+        let decision =
+            with_request_headers(&self.req_head, |headers| match request_rule(headers) {
+                RequestRule::Bypass(_) => Decision::Bypass,
+                rule => match cache.lookup(&primary, headers, now) {
+                    Lookup::Fresh(e) if rule == RequestRule::Normal => Decision::Serve(e),
+                    Lookup::Fresh(e) | Lookup::Stale(e) if e.has_validator() => {
+                        Decision::Revalidate(e)
+                    }
+                    _ => Decision::Fetch,
+                },
+            });
+        x.cache.primary = primary;
+        match decision {
+            Decision::Bypass => {
+                x.cache.label = Some(CacheLabel::Bypass);
+                self.pick_backend(ctx)
+            }
+            Decision::Serve(e) => self.begin_serving(ctx, e, CacheLabel::Hit),
+            Decision::Revalidate(e) => {
+                x.cache.label = Some(CacheLabel::Miss);
+                set_conditionals(&mut self.to_upstream.bytes, &e);
+                x.cache.revalidating = Some(e);
+                self.pick_backend(ctx)
+            }
+            Decision::Fetch => {
+                x.cache.label = Some(CacheLabel::Miss);
+                if method == Method::Get {
+                    self.await_fill(ctx)
+                } else {
+                    self.pick_backend(ctx)
+                }
+            }
+        }
+    }
+
+    /// Fetch for the cache unless another request already is; then wait for its result.
+    /// Also the handler of the `AwaitFill` state, run again whenever the cache changes.
+    pub(super) fn await_fill(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(x) = self.x.as_mut() else {
+            return self.enter(State::Closed, ctx);
+        };
+        let Some(cache) = x.cache.cache.clone() else {
+            return self.pick_backend(ctx);
+        };
+        let now = unix_now();
+        let primary = x.cache.primary.clone();
+        let found = with_request_headers(&self.req_head, |h| cache.lookup(&primary, h, now));
+        if let Lookup::Fresh(e) = found {
+            x.cache.stop_waiting();
+            return self.begin_serving(ctx, e, CacheLabel::Hit);
+        }
+        if cache.is_uncacheable(&primary, now) {
+            x.cache.stop_waiting();
+            return self.pick_backend(ctx);
+        }
+        if cache.try_begin_fill(&primary) {
+            x.cache.stop_waiting();
+            x.cache.fill = Some(FillGuard::new(cache, primary));
+            return self.pick_backend(ctx);
+        }
+        if !x.cache.waiting {
+            x.cache.waiting = true;
+            cache.set_waiting(1);
+        }
+        ctx.waiters.push(ctx.key);
+        if self.state != State::AwaitFill {
+            self.enter(State::AwaitFill, ctx);
+        }
+        Step::Wait
+    }
+
+    /// Prepares the head of a response from `entry` and moves to `ServeCached`.
+    pub(super) fn begin_serving(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        entry: Arc<CacheEntry>,
+        label: CacheLabel,
+    ) -> Step {
+        let Some(x) = self.x.as_mut() else {
+            return self.enter(State::Closed, ctx);
+        };
+        let now = unix_now();
+        entry.touch(now);
+        let not_modified = entry.meta.status == 200
+            && with_request_headers(&self.req_head, |h| not_modified(&entry, h));
+        let status = if not_modified { 304 } else { entry.meta.status };
+        let has_body = !matches!(status, 204 | 304);
+        // A request body left unread would be taken for the next request: close afterwards.
+        let keep_alive = x.info.keep_alive
+            && matches!(x.info.body, BodyKind::Empty | BodyKind::Length(0))
+            && !ctx.stopping;
+        let out = &mut self.to_client.bytes;
+        out.clear();
+        out.extend_from_slice(
+            format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).as_bytes(),
+        );
+        out.extend_from_slice(&entry.meta.headers);
+        put_header(out, "Age", entry.age(now).to_string().as_bytes());
+        if has_body {
+            put_header(out, "Content-Length", entry.body_len.to_string().as_bytes());
+        }
+        put_header(out, "Via", b"1.1 pibl");
+        put_header(out, "X-Cache", label.as_str().as_bytes());
+        if !keep_alive {
+            put_header(out, "Connection", b"close");
+        } else if x.info.version == Version::Http10 {
+            put_header(out, "Connection", b"keep-alive");
+        }
+        out.extend_from_slice(b"\r\n");
+        self.to_client.pos = 0;
+        let with_body = has_body && x.info.method != Method::Head;
+        x.cache.label = Some(label);
+        x.cache.hit = with_body.then_some(entry);
+        x.cache.hit_pos = 0;
+        x.resp = Some(ResponseInfo {
+            status,
+            body: BodyKind::Empty,
+            dechunk: false,
+            upstream_reusable: false,
+            client_keep_alive: keep_alive,
+            head_len: 0,
+        });
+        self.enter(State::ServeCached, ctx)
+    }
+
+    /// Writes the cached head, then the body straight from the entry's map.
+    pub(super) fn serve_cached(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(x) = self.x.as_mut() else {
+            return self.enter(State::Closed, ctx);
+        };
+        let body = x
+            .cache
+            .hit
+            .as_ref()
+            .map_or(&[][..], |e| &e.body()[x.cache.hit_pos..]);
+        match flush(
+            &mut self.client,
+            &mut self.client_writable,
+            &mut self.to_client,
+            body,
+        ) {
+            Ok(w) => {
+                x.cache.hit_pos += w.body;
+                x.client_bytes += w.total as u64;
+                let remaining =
+                    x.cache.hit.as_ref().map_or(0, |e| e.body().len()) - x.cache.hit_pos;
+                if self.to_client.is_empty() && remaining == 0 {
+                    x.cache.hit = None;
+                    return self.finish_exchange(ctx);
+                }
+                if w.total > 0 {
+                    self.deadline = ctx.clock.now + ctx.shared.config.timeouts.client_idle;
+                }
+                Step::Wait
+            }
+            Err(_) => {
+                self.log_exchange(ctx, 499);
+                self.enter(State::Closed, ctx)
+            }
+        }
+    }
+}
+
+/// Builds the refreshed entry after a 304: stored headers updated with the 304's, freshness
+/// recomputed from now. If the new headers forbid storing, the entry is dropped, but this one
+/// response may still be served from it (the backend just confirmed it).
+fn refresh(
+    cache: &Cache,
+    old: &Arc<CacheEntry>,
+    headers: &[httparse::Header<'_>],
+    fresh: Freshness,
+    now: u64,
+) -> Arc<CacheEntry> {
+    let merged = merge_headers(&old.meta.headers, headers);
+    let rule = with_stored_headers(&merged, |hs| {
+        response_rule(old.meta.status, hs, false, fresh)
+    });
+    match rule {
+        ResponseRule::Store {
+            lifetime,
+            initial_age,
+            always_revalidate,
+            ..
+        } => {
+            let meta = EntryMeta {
+                headers: merged,
+                stored_at: now,
+                initial_age: initial_age.as_secs(),
+                lifetime: lifetime.as_secs(),
+                always_revalidate,
+                ..old.meta.clone()
+            };
+            cache.refresh(old, meta).unwrap_or_else(|| old.clone())
+        }
+        ResponseRule::NoStore(_) => {
+            cache.invalidate(&old.meta.primary);
+            old.clone()
+        }
+    }
+}
+
+/// Headers worth storing: end-to-end ones, without framing, age or our own additions.
+fn stored_headers(headers: &[httparse::Header<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for h in headers {
+        if !skip_when_storing(h.name, headers) {
+            put_header(&mut out, h.name, h.value);
+        }
+    }
+    out
+}
+
+fn skip_when_storing(name: &str, headers: &[httparse::Header<'_>]) -> bool {
+    [
+        "transfer-encoding",
+        "content-length",
+        "age",
+        "via",
+        "x-cache",
+        "set-cookie",
+    ]
+    .iter()
+    .any(|n| name_is(name, n))
+        || is_hop_by_hop(name)
+        || named_by_connection(name, headers)
+}
+
+/// Stored header lines with those the 304 carries replaced by its values (RFC 9111 §4.3.4).
+fn merge_headers(stored: &[u8], update: &[httparse::Header<'_>]) -> Vec<u8> {
+    let fresh: Vec<&httparse::Header<'_>> = update
+        .iter()
+        .filter(|h| !skip_when_storing(h.name, update))
+        .collect();
+    let mut out = Vec::new();
+    with_stored_headers(stored, |old| {
+        for h in old {
+            if !fresh.iter().any(|f| name_is(f.name, h.name)) {
+                put_header(&mut out, h.name, h.value);
+            }
+        }
+    });
+    for h in fresh {
+        put_header(&mut out, h.name, h.value);
+    }
+    out
+}
+
+/// Whether the client's own conditional request is satisfied by `entry` (RFC 9110 §13.1).
+fn not_modified(entry: &CacheEntry, request: &[httparse::Header<'_>]) -> bool {
+    let inm: Vec<&[u8]> = request
+        .iter()
+        .filter(|h| name_is(h.name, "if-none-match"))
+        .map(|h| h.value)
+        .collect();
+    if !inm.is_empty() {
+        let Some(etag) = entry.meta.header("etag") else {
+            return false;
+        };
+        let weak = |t: &[u8]| t.strip_prefix(b"W/").unwrap_or(t).to_vec();
+        let ours = weak(etag.as_bytes());
+        return inm.iter().any(|v| {
+            v.split(|&b| b == b',')
+                .map(<[u8]>::trim_ascii)
+                .any(|t| t == b"*" || weak(t) == ours)
+        });
+    }
+    let ims = request
+        .iter()
+        .find(|h| name_is(h.name, "if-modified-since"))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+        .and_then(parse_http_date);
+    let lm = entry.meta.header("last-modified").and_then(parse_http_date);
+    matches!((ims, lm), (Some(ims), Some(lm)) if lm <= ims)
+}
+
+/// Replaces the client's validators in the upstream head with the stored entry's.
+fn set_conditionals(head: &mut Vec<u8>, entry: &CacheEntry) {
+    let text = String::from_utf8_lossy(head).into_owned();
+    let mut out = Vec::with_capacity(head.len() + 128);
+    for line in text.split_inclusive("\r\n") {
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with("if-none-match:") || lower.starts_with("if-modified-since:") {
+            continue;
+        }
+        if line == "\r\n" {
+            if let Some(etag) = entry.meta.header("etag") {
+                put_header(&mut out, "If-None-Match", etag.as_bytes());
+            }
+            if let Some(lm) = entry.meta.header("last-modified") {
+                put_header(&mut out, "If-Modified-Since", lm.as_bytes());
+            }
+        }
+        out.extend_from_slice(line.as_bytes());
+    }
+    *head = out;
+}
+
+/// Inserts `Name: value` before the blank line that ends a serialised head.
+fn add_header_before_end(head: &mut Vec<u8>, name: &str, value: &str) {
+    if head.ends_with(b"\r\n\r\n") {
+        head.truncate(head.len() - 2);
+        put_header(head, name, value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Host and origin-form target of a Location / Content-Location value, on our own host only.
+fn resolve(host: &str, value: &[u8]) -> Option<(String, String)> {
+    let v = std::str::from_utf8(value).ok()?.trim();
+    if v.starts_with('/') {
+        return Some((host.to_string(), v.to_string()));
+    }
+    let rest = v.strip_prefix("http://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    authority
+        .eq_ignore_ascii_case(host)
+        .then(|| (authority.to_string(), path.to_string()))
+}
+
+/// Runs `f` over the header fields of a request head parsed earlier.
+fn with_request_headers<R>(head: &[u8], f: impl FnOnce(&[httparse::Header<'_>]) -> R) -> R {
+    let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(head, &mut storage) {
+        Ok(httparse::Status::Complete(_)) => f(req.headers),
+        _ => f(&[]),
+    }
+}
+
+/// Runs `f` over the status and header fields of a response head.
+fn with_response_headers<R>(head: &[u8], f: impl FnOnce(u16, &[httparse::Header<'_>]) -> R) -> R {
+    let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        head,
+        &mut storage,
+    );
+    match parsed {
+        Ok(httparse::Status::Complete(_)) => f(resp.code.unwrap_or(0), resp.headers),
+        _ => f(0, &[]),
+    }
+}
+
+/// Runs `f` over stored `Name: value\r\n` lines.
+fn with_stored_headers<R>(stored: &[u8], f: impl FnOnce(&[httparse::Header<'_>]) -> R) -> R {
+    let mut head = Vec::with_capacity(stored.len() + 32);
+    head.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    head.extend_from_slice(stored);
+    head.extend_from_slice(b"\r\n");
+    with_response_headers(&head, |_, hs| f(hs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h<'a>(name: &'a str, value: &'a str) -> httparse::Header<'a> {
+        httparse::Header {
+            name,
+            value: value.as_bytes(),
+        }
+    }
+
+    #[test]
+    fn stored_headers_drop_framing_and_hop_by_hop() {
+        let hs = [
+            h("Content-Type", "text/plain"),
+            h("Content-Length", "5"),
+            h("Connection", "close, X-Hop"),
+            h("X-Hop", "1"),
+            h("Age", "3"),
+            h("ETag", "\"a\""),
+        ];
+        assert_eq!(
+            stored_headers(&hs),
+            b"Content-Type: text/plain\r\nETag: \"a\"\r\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn merge_replaces_updated_fields() {
+        let merged = merge_headers(
+            b"Content-Type: text/plain\r\nETag: \"a\"\r\nCache-Control: max-age=1\r\n",
+            &[h("Cache-Control", "max-age=60"), h("Content-Length", "0")],
+        );
+        assert_eq!(
+            String::from_utf8(merged).unwrap(),
+            "Content-Type: text/plain\r\nETag: \"a\"\r\nCache-Control: max-age=60\r\n"
+        );
+    }
+
+    #[test]
+    fn conditionals_replace_the_clients() {
+        let mut head = b"GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"old\"\r\n\r\n".to_vec();
+        let meta = EntryMeta {
+            primary: "GET http://a:80/".into(),
+            vary: vec![],
+            status: 200,
+            headers: b"ETag: \"v2\"\r\nLast-Modified: Mon, 23 Nov 2026 19:00:00 GMT\r\n".to_vec(),
+            stored_at: 0,
+            initial_age: 0,
+            lifetime: 0,
+            always_revalidate: true,
+        };
+        let dir = std::env::temp_dir().join(format!("pibl-cond-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = PendingEntry::create(&dir, meta, false, 10)
+            .unwrap()
+            .publish()
+            .unwrap();
+        set_conditionals(&mut head, &e);
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"v2\"\r\n\
+             If-Modified-Since: Mon, 23 Nov 2026 19:00:00 GMT\r\n\r\n"
+        );
+        assert!(not_modified(&e, &[h("If-None-Match", "\"x\", W/\"v2\"")]));
+        assert!(!not_modified(&e, &[h("If-None-Match", "\"x\"")]));
+        assert!(not_modified(
+            &e,
+            &[h("If-Modified-Since", "Mon, 23 Nov 2026 19:00:00 GMT")]
+        ));
+        assert!(!not_modified(
+            &e,
+            &[h("If-Modified-Since", "Mon, 23 Nov 2026 18:00:00 GMT")]
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn locations_resolve_on_our_host_only() {
+        assert_eq!(resolve("a:80", b"/x"), Some(("a:80".into(), "/x".into())));
+        assert_eq!(
+            resolve("a:80", b"http://a:80/y"),
+            Some(("a:80".into(), "/y".into()))
+        );
+        assert_eq!(resolve("a:80", b"http://evil/y"), None);
+    }
+
+    #[test]
+    fn x_cache_goes_before_the_blank_line() {
+        let mut head = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n".to_vec();
+        add_header_before_end(&mut head, "X-Cache", "MISS");
+        assert_eq!(head, b"HTTP/1.1 200 OK\r\nA: b\r\nX-Cache: MISS\r\n\r\n");
+    }
+}
