@@ -181,7 +181,7 @@ pub struct CacheEntry {
     body_crc: u32,
     /// Path stem in the cache directory.
     pub path: PathBuf,
-    /// Unix seconds of the last hit, for least-recently-used eviction.
+    /// Recency rank of the last use (from the cache's use counter), for LRU eviction.
     pub last_used: AtomicU64,
 }
 
@@ -206,10 +206,6 @@ impl CacheEntry {
 
     pub fn has_validator(&self) -> bool {
         self.meta.header("etag").is_some() || self.meta.header("last-modified").is_some()
-    }
-
-    pub fn touch(&self, now: u64) {
-        self.last_used.store(now, Ordering::Relaxed);
     }
 
     /// Loads and verifies an entry from `stem.meta` and `stem.body`. Anything wrong (bad magic,

@@ -88,6 +88,8 @@ pub struct Cache {
     pub config: CacheConfig,
     index: RwLock<HashMap<u32, Vec<Arc<CacheEntry>>>>,
     bytes: AtomicU64,
+    /// Counts uses, to rank entries for least-recently-used eviction.
+    uses: AtomicU64,
     /// Primary keys being filled by a request in flight.
     filling: Mutex<HashMap<String, ()>>,
     /// Keys whose last response could not be stored, until when (Unix s): requests for them go
@@ -118,6 +120,7 @@ impl Cache {
             config,
             index: RwLock::default(),
             bytes: AtomicU64::new(0),
+            uses: AtomicU64::new(0),
             filling: Mutex::default(),
             uncacheable: Mutex::default(),
             generation: AtomicU64::new(0),
@@ -158,8 +161,17 @@ impl Cache {
                 _ => {}
             }
         }
-        for stem in stems {
-            match CacheEntry::load(&stem) {
+        // Oldest first, so the use ranks follow the order entries were stored in.
+        let mut loaded: Vec<(PathBuf, Result<CacheEntry, &'static str>)> = stems
+            .into_iter()
+            .map(|s| {
+                let e = CacheEntry::load(&s);
+                (s, e)
+            })
+            .collect();
+        loaded.sort_by_key(|(_, e)| e.as_ref().map_or(0, |e| e.meta.stored_at));
+        for (stem, loaded) in loaded {
+            match loaded {
                 Ok(e) if e.is_fresh(now) || e.has_validator() => {
                     self.insert(Arc::new(e));
                     kept += 1;
@@ -201,6 +213,7 @@ impl Cache {
             );
         }
         self.bytes.fetch_add(e.disk_size(), Ordering::Relaxed);
+        self.touch(&e);
         list.push(e);
     }
 
@@ -221,7 +234,7 @@ impl Cache {
         };
         match found {
             Some(e) if e.is_fresh(now) => {
-                e.touch(now);
+                self.touch(&e);
                 Lookup::Fresh(e)
             }
             Some(e) if e.has_validator() => Lookup::Stale(e),
@@ -231,6 +244,12 @@ impl Cache {
             }
             None => Lookup::Miss,
         }
+    }
+
+    /// Marks an entry as just used.
+    pub fn touch(&self, e: &CacheEntry) {
+        e.last_used
+            .store(self.uses.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Starts storing a response; `None` when the file cannot be created.

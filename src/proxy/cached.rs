@@ -245,9 +245,19 @@ impl Session {
         let now = unix_now();
         let primary = x.cache.primary.clone();
         let found = with_request_headers(&self.req_head, |h| cache.lookup(&primary, h, now));
-        if let Lookup::Fresh(e) = found {
-            x.cache.stop_waiting();
-            return self.begin_serving(ctx, e, CacheLabel::Hit);
+        match found {
+            Lookup::Fresh(e) => {
+                x.cache.stop_waiting();
+                return self.begin_serving(ctx, e, CacheLabel::Hit);
+            }
+            Lookup::Stale(e) => {
+                // Published meanwhile, but to be revalidated before use.
+                x.cache.stop_waiting();
+                set_conditionals(&mut self.to_upstream.bytes, &e);
+                x.cache.revalidating = Some(e);
+                return self.pick_backend(ctx);
+            }
+            Lookup::Miss => {}
         }
         if cache.is_uncacheable(&primary, now) {
             x.cache.stop_waiting();
@@ -280,7 +290,6 @@ impl Session {
             return self.enter(State::Closed, ctx);
         };
         let now = unix_now();
-        entry.touch(now);
         let not_modified = entry.meta.status == 200
             && with_request_headers(&self.req_head, |h| not_modified(&entry, h));
         let status = if not_modified { 304 } else { entry.meta.status };

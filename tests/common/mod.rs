@@ -409,10 +409,18 @@ impl TempDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+
+    /// Hands the directory over: the returned value owns (and will remove) it.
+    pub fn take(&mut self) -> TempDir {
+        TempDir(std::mem::take(&mut self.0))
+    }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        if self.0.as_os_str().is_empty() {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -492,6 +500,13 @@ impl Pibl {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGKILL (no chance to clean up), then hands over the working directory for a restart.
+    pub fn kill9(mut self) -> TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir.take()
     }
 
     /// SIGTERM, then waits; returns the exit code.
