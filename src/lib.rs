@@ -11,4 +11,5 @@ pub mod config;
 pub mod http;
 pub mod logging;
 pub mod net;
+pub mod origin;
 pub mod proxy;
