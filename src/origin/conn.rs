@@ -178,14 +178,17 @@ impl Conn {
         match &mut self.phase {
             Phase::Closed => Step::Wait,
             Phase::Linger => {
-                if let Some(buf) = self.input.as_mut() {
-                    buf.clear();
-                }
                 if self.peer_closed {
                     self.phase = Phase::Closed;
                     return Step::Progress;
                 }
-                Step::Wait
+                match self.input.as_mut() {
+                    Some(buf) if !buf.is_empty() => {
+                        buf.clear();
+                        Step::Progress
+                    }
+                    _ => Step::Wait,
+                }
             }
             Phase::Send { then } => {
                 let then = *then;

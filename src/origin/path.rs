@@ -41,14 +41,19 @@ pub fn target_path(target: &str) -> &str {
 pub fn sanitize(path: &str, out: &mut String) -> Result<(), PathError> {
     out.clear();
     let rest = path.strip_prefix('/').ok_or(PathError::Malformed)?;
-    let mut decoded = Vec::with_capacity(rest.len());
+    // Only segments with escapes are copied, so ordinary paths cost no allocation.
+    let mut decoded = Vec::new();
     for raw in rest.split('/') {
         if raw.is_empty() {
             continue;
         }
-        decoded.clear();
-        percent_decode(raw.as_bytes(), &mut decoded)?;
-        let segment = std::str::from_utf8(&decoded).map_err(|_| PathError::NotFound)?;
+        let segment = if raw.contains('%') {
+            decoded.clear();
+            percent_decode(raw.as_bytes(), &mut decoded)?;
+            std::str::from_utf8(&decoded).map_err(|_| PathError::NotFound)?
+        } else {
+            raw
+        };
         check_segment(segment)?;
         if segment == "." {
             continue;

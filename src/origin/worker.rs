@@ -188,5 +188,7 @@ impl Worker {
         }
         self.finished = finished;
         self.next_sweep = now + SWEEP_INTERVAL;
+        // An accept that failed (say, out of descriptors) gets no new edge; retry it here.
+        self.accept();
     }
 }
