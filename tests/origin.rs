@@ -389,3 +389,34 @@ fn several_workers_serve_concurrent_clients() {
         t.join().expect("client thread");
     }
 }
+
+#[test]
+fn large_root_file_arrives_whole_and_head_reports_its_length() {
+    let root = TempDir::new("large");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    root.write("big.bin", &big);
+    let dir = root.path().to_str().expect("UTF-8 temp path");
+    let o = Origin::start(&["--name", "large", "--root", dir]);
+    let mut c = o.connect();
+    for _ in 0..2 {
+        let r = c.get("/big.bin");
+        assert_eq!(r.header("Content-Type"), Some("application/octet-stream"));
+        assert!(r.body == big, "body differs");
+    }
+    c.send(b"HEAD /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response(true).expect("HEAD");
+    assert_eq!(r.header("Content-Length"), Some("3000000"));
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let o = Origin::start(&["--name", "stop"]);
+    let mut idle = o.connect();
+    assert_eq!(idle.get("/health").status, 200);
+    let status = o.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        idle.closed_by_server(),
+        "idle keep-alive connections are closed"
+    );
+}

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use pibl::origin::{Origin, OriginConfig};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 const USAGE: &str =
     "Usage: pibl-origin [--listen ADDR:PORT] [--root DIR] [--name NAME] [--workers N]\n\n\
@@ -85,6 +87,14 @@ fn main() -> ExitCode {
 }
 
 fn run(config: &OriginConfig) -> ExitCode {
+    // Handlers go in before the listening line, so a stop sent as soon as it is read counts.
+    let signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pibl-origin: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let origin = match Origin::start(config) {
         Ok(o) => o,
         Err(e) => {
@@ -101,22 +111,11 @@ fn run(config: &OriginConfig) -> ExitCode {
     );
     let _ = stdout.flush();
     drop(stdout);
-    wait_for_stop_signal();
+    wait_for_stop(signals);
     origin.shutdown();
     ExitCode::SUCCESS
 }
 
-fn wait_for_stop_signal() {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
-        Ok(mut signals) => {
-            signals.forever().next();
-        }
-        Err(e) => {
-            eprintln!("pibl-origin: cannot install signal handlers ({e}); stop it with SIGKILL");
-            loop {
-                std::thread::park();
-            }
-        }
-    }
+fn wait_for_stop(mut signals: Signals) {
+    signals.forever().next();
 }

@@ -55,6 +55,16 @@ impl Origin {
     }
 }
 
+impl Origin {
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        self.child.wait().expect("wait for pibl-origin")
+    }
+}
+
 impl Drop for Origin {
     fn drop(&mut self) {
         let _ = self.child.kill();
