@@ -245,5 +245,20 @@ mod tests {
             assert!(text.contains(line), "{line}");
         }
         assert!(text.ends_with("\r\n\r\n"), "HEAD has no body");
+
+        let mut out = Vec::new();
+        let mut r = Reply {
+            out: &mut out,
+            date: "Mon, 23 Nov 2026 19:04:10 GMT",
+            name: "o1",
+            close: false,
+            keep_alive_10: true,
+            head_only: false,
+        };
+        r.text(403, "", "outside the root");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 403 Forbidden\r\n"));
+        assert!(text.contains("Connection: keep-alive\r\n"));
+        assert!(text.ends_with("\r\n\r\n403 Forbidden: outside the root\n"));
     }
 }
