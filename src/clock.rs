@@ -15,6 +15,13 @@ const HTTP_DATE: &[BorrowedFormatItem<'static>] = format_description!(
 const LOG_STAMP: &[BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
+/// `t` as an IMF-fixdate, for header values such as Last-Modified.
+pub fn format_http_date(t: SystemTime) -> String {
+    OffsetDateTime::from(t)
+        .format(HTTP_DATE)
+        .unwrap_or_default()
+}
+
 /// Monotonic and wall-clock time for one loop tick.
 #[derive(Debug)]
 pub struct Clock {
@@ -95,5 +102,6 @@ mod tests {
         c.wall = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_460_650_123);
         assert_eq!(c.http_date(), "Mon, 23 Nov 2026 19:04:10 GMT");
         assert_eq!(c.log_stamp(), "2026-11-23T19:04:10.123Z");
+        assert_eq!(format_http_date(c.wall), "Mon, 23 Nov 2026 19:04:10 GMT");
     }
 }

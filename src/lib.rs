@@ -12,4 +12,5 @@ pub mod config;
 pub mod http;
 pub mod logging;
 pub mod net;
+pub mod origin;
 pub mod proxy;

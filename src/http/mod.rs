@@ -21,7 +21,8 @@ pub enum Version {
 }
 
 impl Version {
-    fn from_minor(minor: u8) -> Version {
+    /// The version of an `HTTP/1.<minor>` message as httparse reports it.
+    pub fn from_minor(minor: u8) -> Version {
         if minor == 0 {
             Version::Http10
         } else {

@@ -182,6 +182,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         304 => "Not Modified",
         308 => "Permanent Redirect",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         410 => "Gone",
