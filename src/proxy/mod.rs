@@ -2,8 +2,10 @@
 //! ([`session`]) and upstream connections ([`upstream`]).
 
 mod cached;
+mod failure;
 mod io;
 pub mod session;
+mod tunnel;
 pub mod upstream;
 pub mod worker;
 

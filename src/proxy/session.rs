@@ -30,8 +30,7 @@ use crate::clock::Clock;
 use crate::http::body::{BodyKind, BodyRelay};
 use crate::http::request::{self, Forwarding, HeadLimits, RequestInfo, RequestLine};
 use crate::http::response::{self, ClientSide, ResponseInfo};
-use crate::http::Version;
-use crate::logging::{AccessEntry, AccessLog};
+use crate::logging::AccessLog;
 
 /// How long a closing connection waits for the client to finish sending before the socket is
 /// dropped; closing with unread input would make the kernel reset the connection and could
@@ -127,26 +126,26 @@ pub struct Ctx<'a> {
 #[derive(Debug)]
 pub(super) struct Exchange {
     pub(super) info: RequestInfo,
-    started: Instant,
+    pub(super) started: Instant,
     pub(super) req_body: BodyRelay,
     pub(super) resp_body: BodyRelay,
     pub(super) resp: Option<ResponseInfo>,
-    backend: Option<usize>,
+    pub(super) backend: Option<usize>,
     /// Backends this request failed to reach, a bit each.
-    tried: u64,
+    pub(super) tried: u64,
     /// The current upstream connection came from the pool.
-    reused: bool,
+    pub(super) reused: bool,
     /// The one retry on a fresh connection after a pooled one failed was used.
-    stale_retried: bool,
+    pub(super) stale_retried: bool,
     /// Bytes written upstream for this request.
-    upstream_sent: u64,
+    pub(super) upstream_sent: u64,
     /// The backend sent at least one byte of a response.
-    response_started: bool,
+    pub(super) response_started: bool,
     /// Bytes written to the client for this request.
     pub(super) client_bytes: u64,
     /// Last failure reaching a backend was a timeout (504 rather than 502).
-    timed_out: bool,
-    logged: bool,
+    pub(super) timed_out: bool,
+    pub(super) logged: bool,
     /// What the cache does for this request.
     pub(super) cache: CacheWork,
 }
@@ -173,25 +172,25 @@ impl Exchange {
     }
 
     /// The request can be sent again: no body byte has been taken from the client.
-    fn replayable(&self) -> bool {
+    pub(super) fn replayable(&self) -> bool {
         matches!(self.info.body, BodyKind::Empty | BodyKind::Length(0))
     }
 }
 
 pub struct Session {
     pub(super) client: TcpStream,
-    peer: SocketAddr,
-    client_readable: bool,
+    pub(super) peer: SocketAddr,
+    pub(super) client_readable: bool,
     pub(super) client_writable: bool,
-    client_eof: bool,
+    pub(super) client_eof: bool,
     pub(super) state: State,
     pub deadline: Instant,
     /// Served at least one request (keep-alive idle timeout applies, not the head timeout).
     pub(super) served: bool,
-    client_in: Option<Buffer>,
-    upstream_in: Option<Buffer>,
+    pub(super) client_in: Option<Buffer>,
+    pub(super) upstream_in: Option<Buffer>,
     /// Key of the upstream connection in use, in the worker's [`UpstreamPool`].
-    upstream: Option<usize>,
+    pub(super) upstream: Option<usize>,
     pub(super) to_upstream: Pending,
     pub(super) to_client: Pending,
     pub(super) line: RequestLine,
@@ -299,7 +298,7 @@ impl Session {
     }
 
     /// Pushes the deadline of the current state forward after progress (idle timeouts).
-    fn touch(&mut self, ctx: &Ctx<'_>) {
+    pub(super) fn touch(&mut self, ctx: &Ctx<'_>) {
         let t = &ctx.shared.config.timeouts;
         let wait = match self.state {
             State::SendRequest => t.client_idle.max(t.upstream),
@@ -310,7 +309,7 @@ impl Session {
         self.deadline = ctx.clock.now + wait;
     }
 
-    fn has_buffered_input(&self) -> bool {
+    pub(super) fn has_buffered_input(&self) -> bool {
         self.client_in.as_ref().is_some_and(|b| !b.is_empty())
     }
 
@@ -453,7 +452,7 @@ impl Session {
     }
 
     /// Opens a fresh connection to backend `b`.
-    fn connect(&mut self, ctx: &mut Ctx<'_>, b: usize) -> Step {
+    pub(super) fn connect(&mut self, ctx: &mut Ctx<'_>, b: usize) -> Step {
         let addr = ctx.shared.backends.get(b).addr;
         match ctx.upstreams.connect(ctx.registry, b, addr, ctx.key) {
             Ok(key) => {
@@ -794,75 +793,6 @@ impl Session {
         }
     }
 
-    fn tunnel(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(up) = self.upstream.and_then(|k| ctx.upstreams.conns.get_mut(k)) else {
-            return self.enter(State::Closed, ctx);
-        };
-        let cin = self.client_in.get_or_insert_with(|| ctx.buffers.get());
-        let uin = self.upstream_in.get_or_insert_with(|| ctx.buffers.get());
-        let mut progress = false;
-        let mut no_more = Pending::default();
-
-        let from_client = fill(&mut self.client, &mut self.client_readable, cin);
-        let from_upstream = fill(&mut up.stream, &mut up.readable, uin);
-        let to_up = flush(&mut up.stream, &mut up.writable, &mut no_more, cin.data());
-        if let Ok(w) = &to_up {
-            cin.consume(w.body);
-        }
-        let to_cl = flush(
-            &mut self.client,
-            &mut self.client_writable,
-            &mut self.to_client,
-            uin.data(),
-        );
-        if let Ok(w) = &to_cl {
-            uin.consume(w.body);
-        }
-        match from_client {
-            Ok(f) => {
-                self.client_eof |= f.eof;
-                progress |= f.bytes > 0;
-            }
-            Err(_) => return self.end_tunnel(ctx),
-        }
-        match from_upstream {
-            Ok(f) => {
-                // `connected` now means "the backend may still send".
-                up.connected &= !f.eof;
-                progress |= f.bytes > 0;
-            }
-            Err(_) => return self.end_tunnel(ctx),
-        }
-        match (to_up, to_cl) {
-            (Ok(a), Ok(b)) => {
-                progress |= a.total + b.total > 0;
-                if let Some(x) = self.x.as_mut() {
-                    x.client_bytes += b.total as u64;
-                }
-            }
-            _ => return self.end_tunnel(ctx),
-        }
-        // A side that finished sending and whose bytes are all delivered ends the tunnel: the
-        // protocols tunnelled here (WebSocket) do not use half-closed connections.
-        let client_done = self.client_eof && cin.is_empty();
-        let upstream_done = !up.connected && uin.is_empty() && self.to_client.is_empty();
-        if client_done || upstream_done {
-            return self.end_tunnel(ctx);
-        }
-        if progress {
-            self.touch(ctx);
-            Step::Again
-        } else {
-            Step::Wait
-        }
-    }
-
-    fn end_tunnel(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        self.log_exchange(ctx, 101);
-        self.close_upstream(ctx, false);
-        self.enter(State::Closed, ctx)
-    }
-
     fn send_error(&mut self, ctx: &mut Ctx<'_>, close: bool) -> Step {
         match flush(
             &mut self.client,
@@ -908,125 +838,6 @@ impl Session {
         }
     }
 
-    // ---- failures -----------------------------------------------------------------------------
-
-    /// The upstream connection failed before a complete response head arrived.
-    fn upstream_failed(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
-        let backend = x.backend;
-        let reused = x.reused;
-        let stale_retry = !x.response_started && reused && !x.stale_retried && x.replayable();
-        let other_backend = !x.response_started
-            && (x.upstream_sent == 0 || (x.replayable() && x.info.method.is_idempotent()));
-        if stale_retry {
-            x.stale_retried = true;
-        }
-        self.close_upstream(ctx, false);
-        if let (true, Some(b)) = (stale_retry, backend) {
-            // The keep-alive race: the backend closed a pooled connection as we reused it.
-            // That says nothing about the backend; send again on a fresh connection.
-            return self.connect(ctx, b);
-        }
-        if other_backend {
-            if !reused {
-                self.backend_failed(ctx);
-            }
-            return self.pick_backend(ctx);
-        }
-        self.backend_failed(ctx);
-        self.fail(ctx, 502, "the backend closed the connection", true)
-    }
-
-    /// Counts a failure against the current backend and excludes it for this request.
-    fn backend_failed(&mut self, ctx: &mut Ctx<'_>) {
-        if let Some(x) = self.x.as_mut() {
-            if let Some(b) = x.backend {
-                x.tried |= 1u64.checked_shl(b as u32).unwrap_or(0);
-                ctx.shared
-                    .backends
-                    .get(b)
-                    .failures
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Answers the client with a response the proxy makes. The connection closes afterwards when
-    /// asked, or when the request's body was not read (its bytes would be taken for a request).
-    fn fail(&mut self, ctx: &mut Ctx<'_>, status: u16, detail: &str, close: bool) -> Step {
-        let close = close
-            || ctx.stopping
-            || self
-                .x
-                .as_ref()
-                .is_none_or(|x| !x.info.keep_alive || !x.req_body.is_complete());
-        if self.x.as_ref().is_some_and(|x| x.client_bytes > 0) {
-            // Part of a response already went out; another one cannot follow it.
-            self.log_exchange(ctx, status);
-            return self.enter(State::Closed, ctx);
-        }
-        self.close_upstream(ctx, false);
-        response::write_error(
-            &mut self.to_client.bytes,
-            status,
-            detail,
-            close,
-            ctx.clock.http_date(),
-        );
-        self.to_client.pos = 0;
-        if let Some(x) = self.x.as_mut() {
-            x.client_bytes = self.to_client.bytes.len() as u64;
-        }
-        self.log_exchange(ctx, status);
-        self.enter(State::SendError { close }, ctx)
-    }
-
-    pub(super) fn log_exchange(&mut self, ctx: &mut Ctx<'_>, status: u16) {
-        let (started, bytes, backend, version, cache) = match self.x.as_mut() {
-            Some(x) if x.logged => return,
-            Some(x) => {
-                x.logged = true;
-                // Whatever the cache was doing for this request ends with it.
-                x.cache.abandon();
-                (
-                    x.started,
-                    x.client_bytes,
-                    x.backend,
-                    x.info.version,
-                    x.cache.label,
-                )
-            }
-            None => (ctx.clock.now, 0, None, Version::Http11, None),
-        };
-        let bytes = if self.x.is_none() {
-            self.to_client.bytes.len() as u64
-        } else {
-            bytes
-        };
-        let dash = |s: &str| if s.is_empty() { "-" } else { s }.to_owned();
-        let (method, target) = (dash(&self.line.method), dash(&self.line.target));
-        let entry = AccessEntry {
-            client: self.peer,
-            method: &method,
-            target: &target,
-            version: version.as_str(),
-            status,
-            bytes,
-            backend: backend.map(|b| ctx.shared.backends.get(b).name.as_str()),
-            duration: ctx.clock.now.saturating_duration_since(started),
-            cache: cache.map(CacheLabel::as_str),
-        };
-        let stamp = ctx.clock.log_stamp().to_owned();
-        ctx.log.record(&stamp, &entry);
-    }
-
-    fn backend_name<'c>(&self, ctx: &'c Ctx<'_>) -> Option<&'c str> {
-        let b = self.x.as_ref()?.backend?;
-        Some(ctx.shared.backends.get(b).name.as_str())
-    }
-
     // ---- resources ----------------------------------------------------------------------------
 
     /// Lets go of the upstream connection: back to the pool when `reusable`, else closed.
@@ -1047,7 +858,7 @@ impl Session {
     }
 
     /// Returns everything borrowed from the worker; the socket itself is dropped by the worker.
-    fn release(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn release(&mut self, ctx: &mut Ctx<'_>) {
         self.close_upstream(ctx, false);
         if let Some(b) = self.client_in.take() {
             ctx.buffers.put(b);

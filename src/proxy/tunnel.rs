@@ -1,0 +1,76 @@
+//! After `101 Switching Protocols` the connection is a byte tunnel (WebSocket): bytes go both
+//! ways unchanged until either side closes.
+
+use super::io::{fill, flush, Pending};
+use super::session::{Ctx, Session, State, Step};
+
+impl Session {
+    pub(super) fn tunnel(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(up) = self.upstream.and_then(|k| ctx.upstreams.conns.get_mut(k)) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let cin = self.client_in.get_or_insert_with(|| ctx.buffers.get());
+        let uin = self.upstream_in.get_or_insert_with(|| ctx.buffers.get());
+        let mut progress = false;
+        let mut no_more = Pending::default();
+
+        let from_client = fill(&mut self.client, &mut self.client_readable, cin);
+        let from_upstream = fill(&mut up.stream, &mut up.readable, uin);
+        let to_up = flush(&mut up.stream, &mut up.writable, &mut no_more, cin.data());
+        if let Ok(w) = &to_up {
+            cin.consume(w.body);
+        }
+        let to_cl = flush(
+            &mut self.client,
+            &mut self.client_writable,
+            &mut self.to_client,
+            uin.data(),
+        );
+        if let Ok(w) = &to_cl {
+            uin.consume(w.body);
+        }
+        match from_client {
+            Ok(f) => {
+                self.client_eof |= f.eof;
+                progress |= f.bytes > 0;
+            }
+            Err(_) => return self.end_tunnel(ctx),
+        }
+        match from_upstream {
+            Ok(f) => {
+                // `connected` now means "the backend may still send".
+                up.connected &= !f.eof;
+                progress |= f.bytes > 0;
+            }
+            Err(_) => return self.end_tunnel(ctx),
+        }
+        match (to_up, to_cl) {
+            (Ok(a), Ok(b)) => {
+                progress |= a.total + b.total > 0;
+                if let Some(x) = self.x.as_mut() {
+                    x.client_bytes += b.total as u64;
+                }
+            }
+            _ => return self.end_tunnel(ctx),
+        }
+        // A side that finished sending and whose bytes are all delivered ends the tunnel: the
+        // protocols tunnelled here (WebSocket) do not use half-closed connections.
+        let client_done = self.client_eof && cin.is_empty();
+        let upstream_done = !up.connected && uin.is_empty() && self.to_client.is_empty();
+        if client_done || upstream_done {
+            return self.end_tunnel(ctx);
+        }
+        if progress {
+            self.touch(ctx);
+            Step::Again
+        } else {
+            Step::Wait
+        }
+    }
+
+    pub(super) fn end_tunnel(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        self.log_exchange(ctx, 101);
+        self.close_upstream(ctx, false);
+        self.enter(State::Closed, ctx)
+    }
+}
