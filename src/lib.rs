@@ -9,6 +9,7 @@ pub mod cache;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod logging;
 pub mod net;

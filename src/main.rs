@@ -4,11 +4,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pibl::config::Config;
+use std::time::Duration;
+
+use pibl::config::{Config, DEFAULT_CACHE_TTL};
+use pibl::demo::Demo;
 use pibl::logging::LogWriter;
 use pibl::proxy::Proxy;
 
-const USAGE: &str = "Usage: pibl [-c FILE] [-t SECONDS] [-w WORKERS] [--check]\n\n\
+const USAGE: &str = "Usage: pibl [-c FILE] [-t SECONDS] [-w WORKERS] [--check]\n       pibl --demo [--port PORT] [-t SECONDS]\n\n\
 HTTP/1.1 reverse proxy and round-robin load balancer.";
 
 fn main() -> ExitCode {
@@ -27,6 +30,12 @@ fn main() -> ExitCode {
         "cache TTL in seconds; turns the disk cache on (overrides cache_ttl)",
         "SECONDS",
     );
+    opts.optflag(
+        "",
+        "demo",
+        "run three demo origin servers and the proxy in front of them",
+    );
+    opts.optopt("p", "port", "with --demo: the proxy's port (default 8080)", "PORT");
     opts.optflag("", "check", "validate the config, print a summary and exit");
     opts.optflag("h", "help", "print this help");
     opts.optflag("V", "version", "print the version");
@@ -53,6 +62,25 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let ttl = match m.opt_str("t").map(|t| t.parse::<u64>()) {
+        None => None,
+        Some(Ok(secs)) if secs > 0 => Some(Duration::from_secs(secs)),
+        Some(_) => {
+            eprintln!("pibl: -t needs a number of seconds above 0");
+            return ExitCode::from(2);
+        }
+    };
+    if m.opt_present("demo") {
+        let port = match m.opt_str("p").map(|p| p.parse::<u16>()) {
+            None => 8080,
+            Some(Ok(p)) => p,
+            Some(Err(_)) => {
+                eprintln!("pibl: --port needs a port number (0-65535)");
+                return ExitCode::from(2);
+            }
+        };
+        return run_demo(port, ttl);
+    }
     let path = PathBuf::from(m.opt_str("c").unwrap_or_else(|| "pibl.conf".into()));
     let mut config = match Config::load(&path) {
         Ok(c) => c,
@@ -70,14 +98,8 @@ fn main() -> ExitCode {
             }
         }
     }
-    if let Some(t) = m.opt_str("t") {
-        match t.parse::<u64>() {
-            Ok(secs) if secs > 0 => config.cache.ttl = Some(std::time::Duration::from_secs(secs)),
-            _ => {
-                eprintln!("pibl: -t needs a number of seconds above 0, got '{t}'");
-                return ExitCode::from(2);
-            }
-        }
+    if ttl.is_some() {
+        config.cache.ttl = ttl;
     }
     if m.opt_present("check") {
         print!("{}", config.summary());
@@ -107,6 +129,30 @@ fn run(config: Config) -> ExitCode {
     log::info!("stopping: finishing requests in flight");
     proxy.shutdown();
     log::info!("stopped");
+    logs.finish();
+    ExitCode::SUCCESS
+}
+
+fn run_demo(port: u16, ttl: Option<Duration>) -> ExitCode {
+    let logs = match LogWriter::start(std::path::Path::new("pibl.log"), true) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("pibl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let demo = match Demo::start(port, ttl, &logs) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("pibl: {e}");
+            logs.finish();
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", demo.banner(ttl.unwrap_or(DEFAULT_CACHE_TTL)));
+    wait_for_stop_signal();
+    log::info!("stopping the demo");
+    demo.shutdown();
     logs.finish();
     ExitCode::SUCCESS
 }
