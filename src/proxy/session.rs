@@ -570,8 +570,9 @@ impl Session {
             self.touch(ctx);
         }
 
-        // A backend may answer (100 Continue, or a final response) before the body is sent.
-        if self.upstream_has_input(ctx) {
+        // A backend may answer (100 Continue, or a final response) before the body is sent; a
+        // relayed 100 still queued for the client must go out, or the client never sends the body.
+        if self.upstream_has_input(ctx) || !self.to_client.is_empty() {
             let step = self.read_response_head(ctx);
             if self.state != State::SendRequest {
                 return step;
