@@ -16,7 +16,11 @@ fn refused(p: &Pibl, b: &Backend, bad: &str, status: u16) {
     assert!(out.starts_with(&expected), "{bad:?} -> {out:?}");
     assert!(out.contains("Connection: close"), "{bad:?} -> {out:?}");
     // Exactly one response: the smuggled request was not answered either.
-    assert_eq!(out.matches("Server: pibl\r\n").count(), 1, "{bad:?} -> {out:?}");
+    assert_eq!(
+        out.matches("Server: pibl\r\n").count(),
+        1,
+        "{bad:?} -> {out:?}"
+    );
     assert!(
         b.seen().iter().all(|s| s.target != "/smuggled"),
         "{bad:?}: the backend saw the smuggled request"
