@@ -709,7 +709,9 @@ pub fn raise_fd_limit() -> u64 {
         libc::setrlimit(libc::RLIMIT_NOFILE, &r);
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
     }
-    r.rlim_cur as u64
+    #[allow(clippy::unnecessary_cast)]
+    let cur = r.rlim_cur as u64;
+    cur
 }
 
 /// One request on a fresh connection.
