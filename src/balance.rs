@@ -2,9 +2,16 @@
 //!
 //! One atomic counter serves all workers, so the rotation is exact across connections and
 //! threads: 300 requests over 3 healthy backends give 100 each, however clients connect.
+//!
+//! Health is per backend and lock-free too: consecutive failures (`fails`) and the instant, in
+//! milliseconds since the rotation was made, until which the backend is skipped (`down_until`).
+//! Failures are reported by the sessions (passive) and by the health-check thread (active); a
+//! backend that answers is up again. When every backend a request may use is down, it is tried
+//! anyway (the one that has been down longest first) rather than failing without trying.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::config::BackendSpec;
 
@@ -17,13 +24,26 @@ pub struct Backend {
     pub requests: AtomicU64,
     /// Failed connects, resets and bad responses.
     pub failures: AtomicU64,
+    /// Failures in a row (reset by any good answer).
+    fails: AtomicU32,
+    /// Skipped by the rotation until this many ms after `RoundRobin::epoch`; 0 when up.
+    down_until: AtomicU64,
+    /// Marked down and not yet seen answering again (for logging each change once).
+    down: AtomicBool,
 }
+
+/// Down until a health probe succeeds.
+pub const UNTIL_PROBED: u64 = u64::MAX;
 
 /// A per-request round-robin rotation over a fixed set of backends.
 #[derive(Debug)]
 pub struct RoundRobin {
     backends: Vec<Backend>,
     next: AtomicUsize,
+    epoch: Instant,
+    /// Consecutive failures that mark a backend down; 0: never by failures.
+    max_fails: u32,
+    fail_timeout_ms: u64,
 }
 
 impl RoundRobin {
@@ -36,9 +56,75 @@ impl RoundRobin {
                     addr: s.addr,
                     requests: AtomicU64::new(0),
                     failures: AtomicU64::new(0),
+                    fails: AtomicU32::new(0),
+                    down_until: AtomicU64::new(0),
+                    down: AtomicBool::new(false),
                 })
                 .collect(),
             next: AtomicUsize::new(0),
+            epoch: Instant::now(),
+            max_fails: 3,
+            fail_timeout_ms: 10_000,
+        }
+    }
+
+    /// Sets when failures mark a backend down (`max_fails` in a row, 0 = never) and for how long.
+    pub fn with_failover(mut self, max_fails: u32, fail_timeout: Duration) -> RoundRobin {
+        self.max_fails = max_fails;
+        self.fail_timeout_ms = fail_timeout.as_millis().min(u64::MAX as u128 / 2) as u64;
+        self
+    }
+
+    /// Milliseconds since the rotation was made, never 0.
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    /// Whether the rotation uses backend `i` now.
+    pub fn is_up(&self, i: usize) -> bool {
+        self.backends[i].down_until.load(Ordering::Relaxed) <= self.now_ms()
+    }
+
+    /// A request to backend `i` failed (connect, reset, timeout, bad answer).
+    pub fn report_failure(&self, i: usize, why: &str) {
+        let b = &self.backends[i];
+        if self.max_fails == 0 {
+            return;
+        }
+        let n = b.fails.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        if n >= self.max_fails {
+            let until = self.now_ms().saturating_add(self.fail_timeout_ms);
+            b.down_until.fetch_max(until, Ordering::Relaxed);
+            if !b.down.swap(true, Ordering::Relaxed) {
+                log::warn!(
+                    "backend {} is down: {why} ({n} failures in a row); skipped for {} ms",
+                    b.name,
+                    self.fail_timeout_ms
+                );
+            }
+        }
+    }
+
+    /// A health probe of backend `i` failed: down until a probe succeeds.
+    pub fn mark_down(&self, i: usize, why: &str) {
+        let b = &self.backends[i];
+        b.down_until.store(UNTIL_PROBED, Ordering::Relaxed);
+        if !b.down.swap(true, Ordering::Relaxed) {
+            log::warn!("backend {} is down: {why}", b.name);
+        }
+    }
+
+    /// Backend `i` answered: it is up, and its failure count starts again.
+    pub fn report_success(&self, i: usize) {
+        let b = &self.backends[i];
+        if b.fails.load(Ordering::Relaxed) != 0 {
+            b.fails.store(0, Ordering::Relaxed);
+        }
+        if b.down.load(Ordering::Relaxed) {
+            b.down_until.store(0, Ordering::Relaxed);
+            if b.down.swap(false, Ordering::Relaxed) {
+                log::info!("backend {} is up again", b.name);
+            }
         }
     }
 
@@ -58,17 +144,23 @@ impl RoundRobin {
         &self.backends
     }
 
-    /// The next backend in the rotation that is not in `exclude` (a bit per backend index, for
-    /// the ones this request already failed on). `None` when every backend is excluded.
+    /// The next backend in the rotation that is up and not in `exclude` (a bit per backend
+    /// index, for the ones this request already failed on). When every allowed backend is down,
+    /// the one down longest (its `down_until` earliest) is tried anyway. `None` when every
+    /// backend is excluded.
     pub fn pick(&self, exclude: u64) -> Option<usize> {
         let n = self.backends.len();
+        let allowed = |i: usize| i >= 64 || exclude & (1 << i) == 0;
+        let now = self.now_ms();
         for _ in 0..n {
             let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
-            if i >= 64 || exclude & (1 << i) == 0 {
+            if allowed(i) && self.backends[i].down_until.load(Ordering::Relaxed) <= now {
                 return Some(i);
             }
         }
-        None
+        (0..n)
+            .filter(|&i| allowed(i))
+            .min_by_key(|&i| self.backends[i].down_until.load(Ordering::Relaxed))
     }
 }
 
@@ -113,5 +205,44 @@ mod tests {
             assert_ne!(r.pick(0b010), Some(1));
         }
         assert_eq!(r.pick(0b111), None);
+    }
+
+    #[test]
+    fn failures_mark_down_and_rotation_stays_exact_among_the_healthy() {
+        let r = rr(3).with_failover(2, Duration::from_secs(60));
+        r.report_failure(1, "test");
+        assert!(r.is_up(1), "one failure of two allowed");
+        r.report_success(1);
+        r.report_failure(1, "test");
+        assert!(r.is_up(1), "a success resets the count");
+        r.report_failure(1, "test");
+        assert!(!r.is_up(1));
+        let mut c = [0; 3];
+        for _ in 0..100 {
+            c[r.pick(0).unwrap()] += 1;
+        }
+        assert_eq!(c, [50, 0, 50]);
+        // Excluding the healthy ones leaves the down one, tried anyway.
+        assert_eq!(r.pick(0b101), Some(1));
+        r.report_success(1);
+        assert!(r.is_up(1));
+    }
+
+    #[test]
+    fn all_down_still_tries_the_one_down_longest_and_zero_disables() {
+        let r = rr(2).with_failover(1, Duration::from_secs(60));
+        r.report_failure(1, "test");
+        std::thread::sleep(Duration::from_millis(5));
+        r.report_failure(0, "test");
+        for _ in 0..4 {
+            assert_eq!(r.pick(0), Some(1));
+        }
+        r.mark_down(1, "probe");
+        assert_eq!(r.pick(0), Some(0));
+        let off = rr(2).with_failover(0, Duration::from_secs(60));
+        for _ in 0..10 {
+            off.report_failure(0, "test");
+        }
+        assert!(off.is_up(0));
     }
 }

@@ -29,6 +29,40 @@ pub struct Limits {
     pub max_connections: usize,
     /// Idle upstream connections kept per backend, per worker.
     pub upstream_pool_size: usize,
+    /// Client connections one worker holds at once; `None`: `max_connections` / workers.
+    pub max_connections_per_worker: Option<usize>,
+    /// Largest request body accepted (413 beyond); `None`: no limit.
+    pub max_body_size: Option<u64>,
+}
+
+/// Passive and active health checking, and retries on other backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Consecutive failures that mark a backend down; 0 disables passive marking.
+    pub max_fails: u32,
+    /// How long a backend marked down by failures is skipped.
+    pub fail_timeout: Duration,
+    /// `health_check PATH INTERVAL`: probe every backend with `GET PATH`.
+    pub check: Option<HealthCheck>,
+    /// Further backends one request may be tried on after its first fails.
+    pub max_retries: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            max_fails: 3,
+            fail_timeout: Duration::from_secs(10),
+            check: None,
+            max_retries: 2,
+        }
+    }
 }
 
 /// Deadlines; each connection state arms one of these on entry.
@@ -64,6 +98,7 @@ pub struct Config {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub cache: CacheSettings,
+    pub health: Health,
 }
 
 /// The `cache*` directives as written; [`Config::cache_config`] turns them into a decision.
@@ -126,6 +161,8 @@ impl Default for Limits {
             max_headers: 100,
             max_connections: 16_384,
             upstream_pool_size: 128,
+            max_connections_per_worker: None,
+            max_body_size: None,
         }
     }
 }
@@ -163,6 +200,7 @@ impl Config {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             cache: CacheSettings::default(),
+            health: Health::default(),
         }
     }
 
@@ -265,6 +303,41 @@ impl Config {
                 "max_connections" => {
                     cfg.limits.max_connections = parse_count(one()?, 1, 10_000_000).map_err(at)?;
                 }
+                "max_connections_per_worker" => {
+                    cfg.limits.max_connections_per_worker =
+                        Some(parse_count(one()?, 1, 10_000_000).map_err(at)?);
+                }
+                "max_body_size" => {
+                    let v = one()?;
+                    cfg.limits.max_body_size = if v == "off" {
+                        None
+                    } else {
+                        Some(parse_size(v, 0, usize::MAX).map_err(at)? as u64)
+                    };
+                }
+                "max_fails" => {
+                    cfg.health.max_fails = parse_count(one()?, 0, 1_000_000).map_err(at)? as u32
+                }
+                "fail_timeout" => cfg.health.fail_timeout = parse_duration(one()?).map_err(at)?,
+                "max_retries" => {
+                    cfg.health.max_retries = parse_count(one()?, 0, 64).map_err(at)? as u32
+                }
+                "health_check" => {
+                    let [path, interval] = args.as_slice() else {
+                        return Err(err(
+                            line_no,
+                            "'health_check' takes PATH INTERVAL, e.g. 'health_check /health 2s'"
+                                .to_string(),
+                        ));
+                    };
+                    if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
+                        return Err(at(format!("'{path}' is not a path starting with '/'")));
+                    }
+                    cfg.health.check = Some(HealthCheck {
+                        path: path.to_string(),
+                        interval: parse_duration(interval).map_err(at)?,
+                    });
+                }
                 "upstream_pool_size" => {
                     cfg.limits.upstream_pool_size = parse_count(one()?, 0, 100_000).map_err(at)?;
                 }
@@ -311,6 +384,15 @@ impl Config {
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1)
+        })
+    }
+
+    /// Client connections one worker may hold.
+    pub fn per_worker_connections(&self) -> usize {
+        self.limits.max_connections_per_worker.unwrap_or_else(|| {
+            self.limits
+                .max_connections
+                .div_ceil(self.worker_count().max(1))
         })
     }
 
@@ -469,5 +551,33 @@ mod tests {
         assert!(!cfg.access_log);
         assert_eq!(parse_size("1MiB", 0, usize::MAX), Ok(1 << 20));
         assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn health_and_limit_directives() {
+        let cfg = parse("backend 127.0.0.1:2\n").unwrap();
+        assert_eq!(cfg.health, Health::default());
+        assert_eq!(cfg.limits.max_body_size, None);
+        let cfg = parse(
+            "backend 127.0.0.1:2\nworkers 4\nmax_connections 10\nmax_fails 0\n\
+             fail_timeout 500ms\nmax_retries 5\nhealth_check /health 2s\nmax_body_size 1m\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.health.max_fails, 0);
+        assert_eq!(cfg.health.fail_timeout, Duration::from_millis(500));
+        assert_eq!(cfg.health.max_retries, 5);
+        let check = cfg.health.check.clone().unwrap();
+        assert_eq!(
+            (check.path.as_str(), check.interval),
+            ("/health", Duration::from_secs(2))
+        );
+        assert_eq!(cfg.limits.max_body_size, Some(1 << 20));
+        assert_eq!(cfg.per_worker_connections(), 3);
+        let cfg = parse("backend 127.0.0.1:2\nmax_connections_per_worker 7\n").unwrap();
+        assert_eq!(cfg.per_worker_connections(), 7);
+        let e = parse("backend 127.0.0.1:2\nhealth_check /h\n").unwrap_err();
+        assert!(e.message.contains("PATH INTERVAL"), "{e}");
+        let e = parse("backend 127.0.0.1:2\nhealth_check health 2s\n").unwrap_err();
+        assert!(e.message.contains("path"), "{e}");
     }
 }

@@ -436,6 +436,36 @@ fn expect_100_continue_is_relayed() {
 }
 
 #[test]
+fn backend_100_continue_reaches_the_client_before_the_final_response() {
+    let b = Backend::start("cont");
+    let p = Pibl::start(&[b.addr], "");
+    let mut s = TcpStream::connect(p.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"POST /continue HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    )
+    .unwrap();
+    // The body goes only after the 100 arrived, as a real client waiting for it would do.
+    let mut got = Vec::new();
+    let mut buf = [0; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(text.starts_with("HTTP/1.1 100 Continue\r\n"), "{text}");
+    s.write_all(b"12345").unwrap();
+    let mut c = Conn {
+        stream: s,
+        buf: got[text.find("\r\n\r\n").unwrap() + 4..].to_vec(),
+    };
+    let r = c.read_response(false).unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"12345"[..]));
+    assert_eq!(b.seen()[0].header("Expect"), Some("100-continue"));
+}
+
+#[test]
 fn sigterm_stops_cleanly_and_flushes_the_log() {
     let b = Backend::start("term");
     let mut p = Pibl::start(&[b.addr], "");

@@ -129,6 +129,14 @@ impl BodyRelay {
         self.ended
     }
 
+    /// Decoded length of a chunked body so far (0 for other framings).
+    pub fn chunked_data_len(&self) -> u64 {
+        match &self.framing {
+            Framing::Chunked(d) | Framing::Dechunk(d) => d.data_len(),
+            _ => 0,
+        }
+    }
+
     /// Whether the body is delimited by the connection closing.
     pub fn until_close(&self) -> bool {
         matches!(self.framing, Framing::UntilClose)

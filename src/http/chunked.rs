@@ -91,6 +91,8 @@ pub struct ChunkedDecoder {
     size: u64,
     line_len: usize,
     trailer_len: usize,
+    /// Chunk data bytes seen so far (the decoded body length).
+    data: u64,
 }
 
 impl Default for ChunkedDecoder {
@@ -106,7 +108,13 @@ impl ChunkedDecoder {
             size: 0,
             line_len: 0,
             trailer_len: 0,
+            data: 0,
         }
+    }
+
+    /// Chunk data bytes classified so far: the length of the decoded body up to here.
+    pub fn data_len(&self) -> u64 {
+        self.data
     }
 
     /// True once the last chunk and trailer section have been seen.
@@ -119,6 +127,7 @@ impl ChunkedDecoder {
         if self.state == State::Data {
             let n = (self.size.min(input.len() as u64)) as usize;
             self.size -= n as u64;
+            self.data += n as u64;
             if self.size == 0 {
                 self.state = State::DataCr;
             }

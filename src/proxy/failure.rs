@@ -2,22 +2,32 @@
 //! proxy makes itself, and the one access-log line every exchange ends with.
 
 use super::cached::CacheLabel;
-use super::session::{Ctx, Session, State, Step};
+use super::session::{Ctx, Exchange, Session, State, Step};
+use crate::http::body::BodyKind;
 use crate::http::response;
 use crate::http::Version;
 use crate::logging::AccessEntry;
 
 impl Session {
-    /// The upstream connection failed before a complete response head arrived.
+    /// Whether the current request may go to another backend (or again to the same one): nothing
+    /// of it reached a backend yet, or it is idempotent, its body (if any) was not consumed, and
+    /// nothing was sent to the client yet. A POST whose bytes reached a backend is never replayed.
+    pub(super) fn may_retry(&self) -> bool {
+        self.x.as_ref().is_some_and(|x| {
+            x.upstream_sent == 0
+                || (x.info.method.is_idempotent() && x.replayable() && x.client_bytes == 0)
+        })
+    }
+
+    /// The upstream connection failed (reset, closed, write error) before a complete response
+    /// head arrived.
     pub(super) fn upstream_failed(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let may_retry = self.may_retry();
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
         let backend = x.backend;
-        let reused = x.reused;
-        let stale_retry = !x.response_started && reused && !x.stale_retried && x.replayable();
-        let other_backend = !x.response_started
-            && (x.upstream_sent == 0 || (x.replayable() && x.info.method.is_idempotent()));
+        let stale_retry = may_retry && x.reused && !x.stale_retried;
         if stale_retry {
             x.stale_retried = true;
         }
@@ -27,26 +37,69 @@ impl Session {
             // That says nothing about the backend; send again on a fresh connection.
             return self.connect(ctx, b);
         }
-        if other_backend {
-            if !reused {
-                self.backend_failed(ctx);
-            }
-            return self.pick_backend(ctx);
+        self.backend_failed(ctx, "closed or reset the connection before answering");
+        if may_retry {
+            return self.retry_elsewhere(ctx);
         }
-        self.backend_failed(ctx);
         self.fail(ctx, 502, "the backend closed the connection", true)
     }
 
-    /// Counts a failure against the current backend and excludes it for this request.
-    pub(super) fn backend_failed(&mut self, ctx: &mut Ctx<'_>) {
+    /// The response head did not come in time. An idempotent request with nothing sent to the
+    /// client is tried once more on another backend; otherwise 504.
+    pub(super) fn response_timed_out(&mut self, ctx: &mut Ctx<'_>) {
+        let retry = self.may_retry()
+            && self
+                .x
+                .as_ref()
+                .is_some_and(|x| x.info.method.is_idempotent() && !x.timeout_retried);
+        let waiting_for_head = self.state == State::ReadResponseHead;
+        if let Some(x) = self.x.as_mut() {
+            x.timed_out = true;
+            x.timeout_retried = true;
+        }
+        if waiting_for_head || retry {
+            // Slow request bodies are the client's doing, not the backend's.
+            self.backend_failed(ctx, "did not answer in time");
+        }
+        self.close_upstream(ctx, false);
+        if retry {
+            self.retry_elsewhere(ctx);
+        } else {
+            self.fail(ctx, 504, "the backend did not answer in time", true);
+        }
+    }
+
+    /// Sends the request to the next backend, within `max_retries`.
+    pub(super) fn retry_elsewhere(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(x) = self.x.as_mut() else {
+            return self.enter(State::Closed, ctx);
+        };
+        x.retries += 1;
+        if x.retries > ctx.shared.config.health.max_retries {
+            let (status, why) = if x.timed_out {
+                (504, "no backend answered in time")
+            } else {
+                (502, "no backend could be reached")
+            };
+            return self.fail(ctx, status, why, false);
+        }
+        self.pick_backend(ctx)
+    }
+
+    /// Excludes the current backend for this request and counts a failure against it, unless
+    /// the connection came from the pool (a dead pooled connection says nothing about the
+    /// backend).
+    pub(super) fn backend_failed(&mut self, ctx: &mut Ctx<'_>, why: &str) {
         if let Some(x) = self.x.as_mut() {
             if let Some(b) = x.backend {
                 x.tried |= 1u64.checked_shl(b as u32).unwrap_or(0);
-                ctx.shared
-                    .backends
-                    .get(b)
+                let backend = ctx.shared.backends.get(b);
+                backend
                     .failures
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if !x.reused {
+                    ctx.shared.backends.report_failure(b, why);
+                }
             }
         }
     }
@@ -129,5 +182,19 @@ impl Session {
     pub(super) fn backend_name<'c>(&self, ctx: &'c Ctx<'_>) -> Option<&'c str> {
         let b = self.x.as_ref()?.backend?;
         Some(ctx.shared.backends.get(b).name.as_str())
+    }
+}
+
+impl Exchange {
+    /// The request body is larger than `max` (`max_body_size`): its declared length, or what
+    /// a chunked body has grown to so far.
+    pub(super) fn body_over(&self, max: Option<u64>) -> bool {
+        let Some(max) = max else {
+            return false;
+        };
+        match self.info.body {
+            BodyKind::Length(n) => n > max,
+            _ => self.req_body.chunked_data_len() > max,
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod cached;
 mod failure;
+mod health;
 mod io;
 pub mod session;
 mod tunnel;
@@ -39,6 +40,8 @@ pub struct Shared {
 pub struct Proxy {
     shared: Arc<Shared>,
     workers: Vec<(JoinHandle<()>, Arc<Waker>)>,
+    /// The active health-check thread, when `health_check` is set.
+    health: Option<JoinHandle<()>>,
     addr: SocketAddr,
 }
 
@@ -57,7 +60,8 @@ impl Proxy {
             .local_addr()
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
         let shared = Arc::new(Shared {
-            backends: RoundRobin::new(&config.backends),
+            backends: RoundRobin::new(&config.backends)
+                .with_failover(config.health.max_fails, config.health.fail_timeout),
             cache,
             config,
             connections: AtomicUsize::new(0),
@@ -86,6 +90,13 @@ impl Proxy {
                 .map_err(|e| format!("cannot start worker thread {i}: {e}"))?;
             workers.push((handle, waker));
         }
+        let health = match shared.config.health.check.clone() {
+            Some(check) => Some(
+                health::start(shared.clone(), check)
+                    .map_err(|e| format!("cannot start the health-check thread: {e}"))?,
+            ),
+            None => None,
+        };
         let names: Vec<&str> = shared
             .backends
             .backends()
@@ -100,6 +111,7 @@ impl Proxy {
         Ok(Proxy {
             shared,
             workers,
+            health,
             addr,
         })
     }
@@ -122,6 +134,9 @@ impl Proxy {
         }
         for (handle, _) in self.workers {
             let _ = handle.join();
+        }
+        if let Some(h) = self.health {
+            let _ = h.join();
         }
     }
 }

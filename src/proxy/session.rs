@@ -137,6 +137,10 @@ pub(super) struct Exchange {
     pub(super) reused: bool,
     /// The one retry on a fresh connection after a pooled one failed was used.
     pub(super) stale_retried: bool,
+    /// Other backends tried after the first (bounded by `max_retries`).
+    pub(super) retries: u32,
+    /// The one retry after a response-head timeout was used.
+    pub(super) timeout_retried: bool,
     /// Bytes written upstream for this request.
     pub(super) upstream_sent: u64,
     /// The backend sent at least one byte of a response.
@@ -162,6 +166,8 @@ impl Exchange {
             tried: 0,
             reused: false,
             stale_retried: false,
+            retries: 0,
+            timeout_retried: false,
             upstream_sent: 0,
             response_started: false,
             client_bytes: 0,
@@ -328,17 +334,11 @@ impl Session {
                 if let Some(x) = self.x.as_mut() {
                     x.timed_out = true;
                 }
-                self.backend_failed(ctx);
+                self.backend_failed(ctx, "connect timed out");
                 self.close_upstream(ctx, false);
-                self.pick_backend(ctx);
+                self.retry_elsewhere(ctx);
             }
-            State::SendRequest | State::ReadResponseHead => {
-                if let Some(x) = self.x.as_mut() {
-                    x.timed_out = true;
-                }
-                self.close_upstream(ctx, false);
-                self.fail(ctx, 504, "the backend did not answer in time", true);
-            }
+            State::SendRequest | State::ReadResponseHead => self.response_timed_out(ctx),
             State::RelayResponse | State::Tunnel | State::ServeCached => {
                 self.log_exchange(ctx, 504);
                 self.enter(State::Closed, ctx);
@@ -385,6 +385,10 @@ impl Session {
                         buf.consume(info.head_len);
                         self.to_upstream.pos = 0;
                         self.x = Some(Exchange::new(info, ctx.clock.now));
+                        let max_body = ctx.shared.config.limits.max_body_size;
+                        if self.x.as_ref().is_some_and(|x| x.body_over(max_body)) {
+                            return self.fail(ctx, 413, "request body larger than allowed", true);
+                        }
                         return self.begin_exchange(ctx);
                     }
                     Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
@@ -465,8 +469,8 @@ impl Session {
             }
             Err(e) => {
                 log::warn!("cannot connect to backend {addr}: {e}");
-                self.backend_failed(ctx);
-                self.pick_backend(ctx)
+                self.backend_failed(ctx, "cannot connect");
+                self.retry_elsewhere(ctx)
             }
         }
     }
@@ -501,14 +505,15 @@ impl Session {
                     "backend {} refused or failed the connection: {e}",
                     self.backend_name(ctx).unwrap_or("-")
                 );
-                self.backend_failed(ctx);
+                self.backend_failed(ctx, "connection refused or failed");
                 self.close_upstream(ctx, false);
-                self.pick_backend(ctx)
+                self.retry_elsewhere(ctx)
             }
         }
     }
 
     fn send_request(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let max_body = ctx.shared.config.limits.max_body_size;
         let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
             return self.enter(State::Closed, ctx);
         };
@@ -533,6 +538,10 @@ impl Session {
                 log::info!("bad request body from {}: {e}", self.peer);
                 self.close_upstream(ctx, false);
                 return self.fail(ctx, 400, "malformed chunked request body", true);
+            }
+            if x.body_over(max_body) {
+                self.close_upstream(ctx, false);
+                return self.fail(ctx, 413, "request body larger than allowed", true);
             }
             if self.client_eof && !x.req_body.is_complete() && x.req_body.ready() == 0 {
                 // The client gave up mid-body; nothing sensible can reach the backend.
@@ -561,8 +570,9 @@ impl Session {
             self.touch(ctx);
         }
 
-        // A backend may answer (100 Continue, or a final response) before the body is sent.
-        if self.upstream_has_input(ctx) {
+        // A backend may answer (100 Continue, or a final response) before the body is sent; a
+        // relayed 100 still queued for the client must go out, or the client never sends the body.
+        if self.upstream_has_input(ctx) || !self.to_client.is_empty() {
             let step = self.read_response_head(ctx);
             if self.state != State::SendRequest {
                 return step;
@@ -653,6 +663,7 @@ impl Session {
                         if info.is_interim() {
                             return Step::Again;
                         }
+                        ctx.shared.backends.report_success(up.backend);
                         if let Some(entry) = refreshed {
                             // A 304 to our revalidation: the stored body is good, serve it.
                             self.to_client.clear();
@@ -670,7 +681,7 @@ impl Session {
                             bad.0
                         );
                         self.to_client.clear();
-                        self.backend_failed(ctx);
+                        self.backend_failed(ctx, "sent an invalid response");
                         self.close_upstream(ctx, false);
                         return self.fail(ctx, 502, "the backend sent an invalid response", true);
                     }
@@ -756,6 +767,9 @@ impl Session {
                 self.line.method,
                 self.line.target
             );
+            if let Some(b) = self.x.as_ref().and_then(|x| x.backend) {
+                ctx.shared.backends.report_failure(b, "closed mid-response");
+            }
             self.close_upstream(ctx, false);
             self.log_exchange(ctx, 502);
             return self.enter(State::Closing, ctx);

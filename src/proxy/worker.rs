@@ -38,6 +38,8 @@ pub struct Worker {
     shared: Arc<Shared>,
     /// Not accepting: at the connection limit or out of file descriptors.
     accept_paused: bool,
+    /// Client connections this worker may hold (`max_connections_per_worker`).
+    max_sessions: usize,
     /// Set once shutdown began; in-flight requests finish by this instant.
     stop_deadline: Option<Instant>,
     next_sweep: Instant,
@@ -59,7 +61,9 @@ impl Worker {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let cfg = &shared.config;
         let clock = Clock::new();
+        let max_sessions = cfg.per_worker_connections();
         Ok(Worker {
+            max_sessions,
             upstreams: UpstreamPool::new(
                 shared.backends.len(),
                 cfg.limits.upstream_pool_size,
@@ -126,7 +130,9 @@ impl Worker {
             return;
         };
         loop {
-            if self.shared.connections.load(Ordering::Relaxed) >= max {
+            if self.shared.connections.load(Ordering::Relaxed) >= max
+                || self.sessions.len() >= self.max_sessions
+            {
                 // Leave new clients in the kernel backlog until a connection closes.
                 self.accept_paused = true;
                 return;

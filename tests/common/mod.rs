@@ -46,7 +46,8 @@ pub fn pattern(n: usize) -> Vec<u8> {
 ///
 /// Paths: `/echo` answers the request body; `/big?n=N` N pattern bytes; `/chunked` a chunked
 /// body; `/close` a close-delimited body; `/upgrade` answers 101 then echoes raw bytes;
-/// `/slow-head` never answers; anything else a short text naming the backend.
+/// `/slow-head` never answers; `/continue` sends `100 Continue` before reading the body, then
+/// echoes it; anything else a short text naming the backend.
 pub struct Backend {
     pub name: String,
     pub addr: SocketAddr,
@@ -60,7 +61,19 @@ pub struct Backend {
 
 impl Backend {
     pub fn start(name: &str) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind test backend");
+        Backend::start_at(name, "127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Starts on a given address: the same port again after `kill`, for "comes back" tests.
+    pub fn start_at(name: &str, addr: SocketAddr) -> Backend {
+        let until = Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match TcpListener::bind(addr) {
+                Ok(l) => break l,
+                Err(e) if Instant::now() > until => panic!("bind test backend {addr}: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
         let addr = listener.local_addr().unwrap();
         let b = Backend {
             name: name.to_string(),
@@ -150,6 +163,11 @@ fn serve_requests(stream: TcpStream, name: &str, seen: &Mutex<Vec<Seen>>, drop_n
             return;
         };
         nth += 1;
+        if target.starts_with("/continue")
+            && out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
+        {
+            return;
+        }
         let n = drop_nth.load(Ordering::SeqCst);
         if n != 0 && nth == n {
             return;
@@ -187,7 +205,9 @@ fn serve_requests(stream: TcpStream, name: &str, seen: &Mutex<Vec<Seen>>, drop_n
             .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).collect())
             .unwrap_or_default();
         let result = match path {
-            "/echo" => respond(&mut out, name, "application/octet-stream", &body, head_only),
+            "/echo" | "/continue" => {
+                respond(&mut out, name, "application/octet-stream", &body, head_only)
+            }
             "/big" => {
                 let n = query.get("n").and_then(|v| v.parse().ok()).unwrap_or(0);
                 respond(
@@ -481,6 +501,31 @@ impl Pibl {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (bounded) until stdout or the log file has a line containing `needle`.
+    pub fn wait_for_line(&self, needle: &str, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        loop {
+            if self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+                || self.log_file().contains(needle)
+            {
+                return true;
+            }
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log_file(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("pibl.log")).unwrap_or_default()
     }
@@ -548,7 +593,7 @@ impl Response {
 /// A client connection with a read buffer, for keep-alive and pipelining.
 pub struct Conn {
     pub stream: TcpStream,
-    buf: Vec<u8>,
+    pub buf: Vec<u8>,
 }
 
 impl Conn {
@@ -648,6 +693,25 @@ impl Conn {
     pub fn is_closed(&mut self) -> bool {
         self.buf.is_empty() && !self.fill()
     }
+}
+
+/// Raises this process's open-file limit to its hard limit (children inherit it); returns it.
+pub fn raise_fd_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 1024;
+        }
+        r.rlim_cur = r.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+    }
+    #[allow(clippy::unnecessary_cast)]
+    let cur = r.rlim_cur as u64;
+    cur
 }
 
 /// One request on a fresh connection.

@@ -1,0 +1,94 @@
+//! Active health checks: one thread probes every backend with `GET PATH` every interval, using
+//! plain blocking sockets with short timeouts, so the event loops never wait on a probe.
+//!
+//! A 2xx or 3xx answer brings a backend back into the rotation; anything else (refused, timeout,
+//! reset, another status, garbage) takes it out until a probe succeeds. Passive failure counting
+//! in the sessions goes on independently (`RoundRobin::report_failure`).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::Shared;
+use crate::config::HealthCheck;
+
+/// Longest a single probe may take (connect, then the answer), whatever the interval.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the thread looks at the stop flag while waiting for the next round.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Starts the probing thread; it ends when `shared.stop` is set.
+pub fn start(shared: Arc<Shared>, check: HealthCheck) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("pibl-health".to_string())
+        .spawn(move || run(&shared, &check))
+}
+
+fn run(shared: &Shared, check: &HealthCheck) {
+    let timeout = check.interval.min(PROBE_TIMEOUT);
+    loop {
+        let round = Instant::now();
+        for (i, b) in shared.backends.backends().iter().enumerate() {
+            if shared.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            match probe(b.addr, &b.name, &check.path, timeout) {
+                Ok(()) => shared.backends.report_success(i),
+                Err(why) => shared.backends.mark_down(i, &format!("health check {why}")),
+            }
+        }
+        let next = round + check.interval;
+        while Instant::now() < next {
+            if shared.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(STOP_POLL.min(next.saturating_duration_since(Instant::now())));
+        }
+    }
+}
+
+/// One `GET path`: Ok for a 2xx or 3xx status line, else why not.
+pub fn probe(
+    addr: std::net::SocketAddr,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("failed: {e}"))?;
+    let left = timeout
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(10));
+    s.set_read_timeout(Some(left))
+        .and_then(|()| s.set_write_timeout(Some(left)))
+        .map_err(|e| format!("failed: {e}"))?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: pibl-health\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("failed: {e}"))?;
+    // The status line is all we need: "HTTP/1.x NNN".
+    let mut head = [0u8; 64];
+    let mut got = 0;
+    while got < 12 {
+        match s.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(format!("failed: {e}")),
+        }
+    }
+    let line = &head[..got];
+    if got < 12 || !line.starts_with(b"HTTP/1.") || line[8] != b' ' {
+        return Err("got no HTTP answer".to_string());
+    }
+    match line[9] {
+        b'2' | b'3' if line[10].is_ascii_digit() && line[11].is_ascii_digit() => Ok(()),
+        _ => Err(format!(
+            "got status {}",
+            String::from_utf8_lossy(&line[9..12])
+        )),
+    }
+}
