@@ -328,7 +328,7 @@ fn netns_client() {
             let mut out = stdout.lock();
             let _ = match r {
                 Ok((status, by)) => writeln!(out, "MH {status} {by} {ms}"),
-                Err(e) => writeln!(out, "MH ERR {} {ms} {e}", "-"),
+                Err(e) => writeln!(out, "MH ERR - {ms} {e}"),
             };
         }
         let _ = writeln!(stdout.lock(), "MH-DONE");
