@@ -146,7 +146,9 @@ def cmd_check(port, path, size):
         if r.status != 200 or len(body) != int(size):
             print(f"GET {path}: status {r.status}, {len(body)} bytes (expected 200, {size})")
             sys.exit(1)
-        seen.append(r.getheader("X-Origin", "?"))
+        tag = r.getheader("X-Origin", "?")
+        cache = r.getheader("X-Cache-Status") or (r.getheader("Age") and "HIT(Age)")
+        seen.append(tag + ("/" + cache if cache else ""))
     c.close()
     print(",".join(seen))
 
@@ -252,7 +254,7 @@ def cmd_summary(path):
             if not rs:
                 continue
             if all(r["status"] != "ok" for r in rs):
-                print(f"| {p:<8} | {'skipped: ' + rs[0]['status']} |")
+                print(f"| {p:<8} | {rs[0]['status']} |")
                 continue
             rs = [r for r in rs if r["status"] == "ok"]
             by[p] = {r["round"]: r for r in rs}
@@ -265,6 +267,7 @@ def cmd_summary(path):
                   f"| {fnum(med([num(r, 'cpu_us_per_req') for r in rs]), '10.2f')} "
                   f"| {fnum(None if rss is None else rss / 1024, '12.1f')} |")
         if "pibl" in by:
+            print()
             for peer in [p for p in proxies if p != "pibl" and p in by]:
                 ratios = {}
                 for k in ("rps", "cpu_us_per_req", "p99_ms"):
@@ -275,7 +278,7 @@ def cmd_summary(path):
                         if a is not None and b:
                             per_round.append(a / b)
                     ratios[k] = med(per_round)
-                print(f"\npibl / {peer}: req/s x{fnum(ratios['rps'], '.2f')}, "
+                print(f"pibl / {peer}: req/s x{fnum(ratios['rps'], '.2f')}, "
                       f"CPU per request x{fnum(ratios['cpu_us_per_req'], '.2f')}, "
                       f"p99 x{fnum(ratios['p99_ms'], '.2f')}  (median of per-round ratios; "
                       f"req/s higher is better, CPU and p99 lower is better)")
@@ -357,7 +360,7 @@ start() {
   STARTED_PIDS+=("$pid")
   if ! wait_port "$port" "$pid" 10; then
     say "compare.sh: $name did not start listening on 127.0.0.1:$port; its stderr ($log):"
-    sed 's/^/    /' "$log" | head -20 >&2
+    sed 's/^/    /' "$log" | head -5 >&2
     kill "$pid" 2>/dev/null || true
     return 1
   fi
@@ -456,7 +459,7 @@ EOF
             # Stream bodies through memory buffers as pibl does, never via temp files.
             proxy_max_temp_file_size 0;
 EOF
-  ((cache)) && printf '            proxy_cache bench;\n            proxy_cache_valid 200 10m;\n'
+  ((cache)) && printf '            proxy_cache bench;\n            proxy_cache_valid 200 10m;\n            add_header X-Cache-Status $upstream_cache_status;\n'
   cat <<EOF
         }
     }
@@ -556,13 +559,15 @@ check_proxy() {
 # Idle mode.
 if [[ $MODE == idle ]]; then
   say "== idle mode: $IDLE_CONNS idle keep-alive connections per proxy (fd limit $(ulimit -n))"
-  printf '\n| proxy | processes | RSS before (MiB) | RSS with %s idle (MiB) | per connection (KiB) | closed by proxy |\n' "$IDLE_CONNS"
-  printf '|---|---|---|---|---|---|\n'
+  table=$(printf '| proxy | processes | RSS before (MiB) | RSS with %s idle (MiB) | per connection (KiB) | closed by proxy |\n|---|---|---|---|---|---|' "$IDLE_CONNS")
   for proxy in $IDLE_PROXIES; do
     inst=$proxy
     start_proxy "$proxy" 0 $((IDLE_CONNS + 2000)) || { say "   $proxy did not start; skipped"; continue; }
     check_proxy "$inst" small >/dev/null || { say "   $proxy failed its check; skipped"; continue; }
-    sleep 0.5
+    # Warm up first, so buffer pools and upstream connections are at their working size and
+    # "before" differs from "after" only by the idle connections.
+    wrk -t1 -c256 -d2s "http://127.0.0.1:${PORT[$inst]}/small" >/dev/null 2>&1 || true
+    sleep 1
     mapfile -t pids < <(proxy_pids "$inst")
     before=$(status_kib VmRSS "${pids[@]}")
     rm -f "$WORK/idle.ready" "$WORK/idle.stop"
@@ -586,15 +591,17 @@ if [[ $MODE == idle ]]; then
       touch "$WORK/idle.stop"
       wait "$holder" || true
       closed=$(cat "$WORK/idle.out")
-      awk -v p="$proxy" -v n="${#pids[@]}" -v b="$before" -v a="$after" -v c="$IDLE_CONNS" -v cl="$closed" \
-        'BEGIN { printf "| %s | %d | %.1f | %.1f | %.2f | %s |\n", p, n, b/1024, a/1024, (a-b)/c, cl }'
+      table+=$'\n'$(awk -v p="$proxy" -v n="${#pids[@]}" -v b="$before" -v a="$after" -v c="$IDLE_CONNS" -v cl="$closed" \
+        'BEGIN { printf "| %s | %d | %.1f | %.1f | %.2f | %s |\n", p, n, b/1024, a/1024, (a-b)/c, cl }')
     fi
     kill -TERM "${PID[$inst]}" 2>/dev/null || true
     wait "${PID[$inst]}" 2>/dev/null || true
   done
-  say ""
+  printf '\n## Idle connections: %s, %s cores, %s\n\n%s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+    "$(nproc)" "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" "$table"
   say "RSS is VmRSS summed over the proxy's processes (nginx: its 2 workers), read after one"
-  say "request per connection, with the responses fully read; shared pages count once per process."
+  say "2 s wrk warm-up at 256 connections, then one request per connection, responses fully read;"
+  say "shared pages count once per process."
   exit 0
 fi
 
