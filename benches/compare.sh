@@ -369,7 +369,7 @@ start() {
 
 # ---------------------------------------------------------------------------------------------
 # Origins: one nginx, one worker, three ports; /small (100-byte body), /4k, /1m files.
-mkdir -p "$WORK/www" "$WORK/origin" "$WORK/nginx" "$WORK/nginx-cache" "$WORK/nginx-idle"
+mkdir -p "$WORK/www" "$WORK/origin"
 head -c 4096 /dev/urandom >"$WORK/www/4k"
 head -c 1048576 /dev/urandom >"$WORK/www/1m"
 chmod 644 "$WORK/www/"*
@@ -562,8 +562,20 @@ if [[ $MODE == idle ]]; then
   table=$(printf '| proxy | processes | RSS before (MiB) | RSS with %s idle (MiB) | per connection (KiB) | closed by proxy |\n|---|---|---|---|---|---|' "$IDLE_CONNS")
   for proxy in $IDLE_PROXIES; do
     inst=$proxy
-    start_proxy "$proxy" 0 $((IDLE_CONNS + 2000)) || { say "   $proxy did not start; skipped"; continue; }
-    check_proxy "$inst" small >/dev/null || { say "   $proxy failed its check; skipped"; continue; }
+    limit=$((IDLE_CONNS + 2000))
+    if [[ $proxy == haproxy ]] && (($(ulimit -n) < 2 * limit + 100)); then
+      # HAProxy reserves two descriptors per connection up front and refuses to start otherwise.
+      limit=$((($(ulimit -n) - 100) / 2))
+      if ((limit < IDLE_CONNS + 100)); then
+        table+=$'\n'"| $proxy | skipped: needs ~2 descriptors per connection, fd limit is $(ulimit -n) |"
+        say "   $proxy skipped: the fd limit $(ulimit -n) is too low for $IDLE_CONNS connections"
+        continue
+      fi
+    fi
+    if ! start_proxy "$proxy" 0 "$limit" || ! check_proxy "$inst" small >/dev/null; then
+      table+=$'\n'"| $proxy | skipped: did not start or failed its check |"
+      continue
+    fi
     # Warm up first, so buffer pools and upstream connections are at their working size and
     # "before" differs from "after" only by the idle connections.
     wrk -t1 -c256 -d2s "http://127.0.0.1:${PORT[$inst]}/small" >/dev/null 2>&1 || true
