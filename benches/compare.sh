@@ -1,0 +1,720 @@
+#!/usr/bin/env bash
+# Compare pibl with nginx and HAProxy as reverse proxies on loopback (issue 7).
+#
+#   benches/compare.sh          throughput matrix: proxies x scenarios x connection counts x rounds
+#   benches/compare.sh idle     memory per idle keep-alive client connection
+#
+# Settings (environment):
+#   DURATION=10        seconds of each timed wrk run          WARMUP=2   seconds of warm-up before it
+#   CONNS="64 256"     wrk connection counts                  ROUNDS=5   rounds, interleaved
+#   SCENARIOS="small 4k 1m cache"                             PROXIES="nginx haproxy pibl"
+#   IDLE_CONNS=10000   connections held in idle mode          IDLE_PROXIES="pibl nginx haproxy"
+#   BASE_PORT=18100    first of the loopback ports used (BASE_PORT .. BASE_PORT+40)
+#   KEEP_WORKDIR=1     keep the temp work dir even when nothing failed (it is always kept: it holds
+#                      the CSV; set KEEP_WORKDIR=0 to delete it on exit)
+#
+# Installs nothing. Needs nginx, haproxy, wrk, curl, python3 and cargo. Only ever talks to
+# 127.0.0.1. Stops everything it started on exit. See docs/performance.md for what the figures mean.
+set -euo pipefail
+
+MODE=${1:-compare}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNS=${CONNS:-"64 256"}
+ROUNDS=${ROUNDS:-5}
+SCENARIOS=${SCENARIOS:-"small 4k 1m cache"}
+PROXIES=${PROXIES:-"nginx haproxy pibl"}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+IDLE_PROXIES=${IDLE_PROXIES:-"pibl nginx haproxy"}
+BASE_PORT=${BASE_PORT:-18100}
+KEEP_WORKDIR=${KEEP_WORKDIR:-1}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+say() { printf '%s\n' "$*" >&2; }
+die() { say "compare.sh: $*"; exit 1; }
+
+case $MODE in
+  compare | idle) ;;
+  -h | --help | help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) die "unknown mode '$MODE' (expected: compare, idle)" ;;
+esac
+
+# ---------------------------------------------------------------------------------------------
+# Tools: check, never install.
+missing=()
+for tool in nginx haproxy wrk curl python3 cargo getconf; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  say "compare.sh: missing: ${missing[*]}"
+  say "Install them first, e.g. on Debian/Ubuntu:"
+  say "    sudo apt-get install nginx-light haproxy wrk curl python3"
+  say "and Rust (cargo) from https://rustup.rs"
+  exit 1
+fi
+for n in $DURATION $WARMUP $ROUNDS $IDLE_CONNS $BASE_PORT $CONNS; do
+  [[ $n =~ ^[0-9]+$ ]] || die "expected a number, got '$n'"
+done
+for s in $SCENARIOS; do
+  case $s in small | 4k | 1m | cache) ;; *) die "unknown scenario '$s' (small 4k 1m cache)" ;; esac
+done
+for p in $PROXIES $IDLE_PROXIES; do
+  case $p in nginx | haproxy | pibl) ;; *) die "unknown proxy '$p' (nginx haproxy pibl)" ;; esac
+done
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------------------------------------
+# Ports (all on 127.0.0.1).
+ORIGIN_PORTS=($((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)))
+declare -A PORT=(
+  [nginx]=$((BASE_PORT + 10)) [haproxy]=$((BASE_PORT + 11)) [pibl]=$((BASE_PORT + 12))
+  [nginx-cache]=$((BASE_PORT + 20)) [haproxy-cache]=$((BASE_PORT + 21)) [pibl-cache]=$((BASE_PORT + 22))
+)
+
+# ---------------------------------------------------------------------------------------------
+# Build pibl.
+say "== building pibl (release) in $CARGO_TARGET_DIR"
+(cd "$REPO" && cargo build --release --quiet --bin pibl) || die "cargo build --release failed"
+PIBL_BIN=$CARGO_TARGET_DIR/release/pibl
+[[ -x $PIBL_BIN ]] || die "no binary at $PIBL_BIN"
+
+# ---------------------------------------------------------------------------------------------
+# Work dir and clean-up.
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pibl-compare.XXXXXX")
+# nginx workers drop to 'nobody' when started as root: they must be able to read the files.
+chmod 755 "$WORK"
+declare -A PID=()        # instance name -> pid of the process we started (nginx: master)
+STARTED_PIDS=()
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  local p
+  for p in "${STARTED_PIDS[@]}"; do
+    kill -TERM "$p" 2>/dev/null || true
+  done
+  for p in "${STARTED_PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  if [[ $KEEP_WORKDIR == 0 && $rc == 0 ]]; then
+    rm -rf "$WORK"
+  else
+    say "work dir: $WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Enough descriptors for 256 clients x 2 sides, and for idle mode.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# ---------------------------------------------------------------------------------------------
+# Python helpers: port check, pre-flight check, idle connection holder, summary.
+cat >"$WORK/helper.py" <<'PY'
+import csv, http.client, os, resource, select, socket, statistics, sys, time
+
+def port_free(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+def cmd_ports(ports):
+    busy = [p for p in ports if not port_free(int(p))]
+    if busy:
+        print(" ".join(busy))
+        sys.exit(1)
+
+def cmd_check(port, path, size):
+    """Three requests on one connection: each 200 with the expected body size; report backends."""
+    c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
+    seen = []
+    for _ in range(3):
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read()
+        if r.status != 200 or len(body) != int(size):
+            print(f"GET {path}: status {r.status}, {len(body)} bytes (expected 200, {size})")
+            sys.exit(1)
+        tag = r.getheader("X-Origin", "?")
+        cache = r.getheader("X-Cache-Status") or (r.getheader("Age") and "HIT(Age)")
+        seen.append(tag + ("/" + cache if cache else ""))
+    c.close()
+    print(",".join(seen))
+
+def cmd_idle(port, n, ready_file, stop_file, max_hold):
+    """Open n connections, one GET /small each, read every response, hold them idle."""
+    n = int(n)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, n + 100) if hard != resource.RLIM_INFINITY else n + 100
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < n + 20:
+        print(f"fd limit {hard} too low for {n} connections", file=sys.stderr)
+        sys.exit(1)
+    req = f"GET /small HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    socks = []
+    ep = select.epoll()
+    pending = {}
+    batch = 200  # connect in batches so the listen backlog never overflows
+    for start in range(0, n, batch):
+        for _ in range(min(batch, n - start)):
+            s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+            s.setblocking(False)
+            s.send(req)
+            socks.append(s)
+            pending[s.fileno()] = [s, b""]
+            ep.register(s.fileno(), select.EPOLLIN)
+        deadline = time.time() + 30
+        while len(pending) > 0 and time.time() < deadline:
+            for fd, _ in ep.poll(1):
+                s, buf = pending[fd]
+                data = s.recv(65536)
+                if not data:
+                    print("connection closed by the proxy", file=sys.stderr)
+                    sys.exit(1)
+                buf += data
+                pending[fd][1] = buf
+                head, sep, body = buf.partition(b"\r\n\r\n")
+                if sep:
+                    length = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        k, _, v = line.partition(b":")
+                        if k.strip().lower() == b"content-length":
+                            length = int(v)
+                    if not head.startswith(b"HTTP/1.1 200"):
+                        print("non-200: " + head.split(b"\r\n")[0].decode(), file=sys.stderr)
+                        sys.exit(1)
+                    if len(body) >= length:
+                        ep.unregister(fd)
+                        del pending[fd]
+        if pending:
+            print(f"{len(pending)} responses did not arrive", file=sys.stderr)
+            sys.exit(1)
+    with open(ready_file, "w") as f:
+        f.write(f"{len(socks)}\n")
+    end = time.time() + float(max_hold)
+    while time.time() < end and not os.path.exists(stop_file):
+        time.sleep(0.1)
+    # Count connections the proxy closed while we held them (should be none).
+    closed = 0
+    for s in socks:
+        try:
+            if s.recv(1) == b"":
+                closed += 1
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed += 1
+    for s in socks:
+        s.close()
+    print(closed)
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+def fnum(x, fmt):
+    return "-" if x is None else format(x, fmt)
+
+def cmd_summary(path):
+    rows = list(csv.DictReader(open(path)))
+    def num(r, k):
+        try:
+            return float(r[k])
+        except (TypeError, ValueError):
+            return None
+    cells = []
+    for r in rows:
+        key = (r["scenario"], int(r["conns"]))
+        if key not in cells:
+            cells.append(key)
+    proxies = []
+    for r in rows:
+        if r["proxy"] not in proxies:
+            proxies.append(r["proxy"])
+    for scen, conns in cells:
+        cell = [r for r in rows if r["scenario"] == scen and int(r["conns"]) == conns]
+        print(f"\n### {scen}, {conns} connections (median of {len(set(r['round'] for r in cell))} rounds)\n")
+        print(f"| {'proxy':<8} | {'req/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6} | {'non-2xx':>7} | {'CPU us/req':>10} | {'peak RSS MiB':>12} |")
+        print(f"|{'-'*10}|{'-'*11}|{'-'*9}|{'-'*9}|{'-'*8}|{'-'*9}|{'-'*12}|{'-'*14}|")
+        by = {}
+        for p in proxies:
+            rs = [r for r in cell if r["proxy"] == p]
+            if not rs:
+                continue
+            if all(r["status"] != "ok" for r in rs):
+                print(f"| {p:<8} | {rs[0]['status']} |")
+                continue
+            rs = [r for r in rs if r["status"] == "ok"]
+            by[p] = {r["round"]: r for r in rs}
+            rss = med([num(r, "peak_rss_kib") for r in rs])
+            print(f"| {p:<8} | {fnum(med([num(r, 'rps') for r in rs]), '9.0f')} "
+                  f"| {fnum(med([num(r, 'p50_ms') for r in rs]), '7.3f')} "
+                  f"| {fnum(med([num(r, 'p99_ms') for r in rs]), '7.3f')} "
+                  f"| {fnum(med([num(r, 'socket_errors') for r in rs]), '6.0f')} "
+                  f"| {fnum(med([num(r, 'non2xx') for r in rs]), '7.0f')} "
+                  f"| {fnum(med([num(r, 'cpu_us_per_req') for r in rs]), '10.2f')} "
+                  f"| {fnum(None if rss is None else rss / 1024, '12.1f')} |")
+        if "pibl" in by:
+            print()
+            for peer in [p for p in proxies if p != "pibl" and p in by]:
+                ratios = {}
+                for k in ("rps", "cpu_us_per_req", "p99_ms"):
+                    per_round = []
+                    for rnd, pr in by["pibl"].items():
+                        qr = by[peer].get(rnd)
+                        a, b = num(pr, k), (num(qr, k) if qr else None)
+                        if a is not None and b:
+                            per_round.append(a / b)
+                    ratios[k] = med(per_round)
+                print(f"pibl / {peer}: req/s x{fnum(ratios['rps'], '.2f')}, "
+                      f"CPU per request x{fnum(ratios['cpu_us_per_req'], '.2f')}, "
+                      f"p99 x{fnum(ratios['p99_ms'], '.2f')}  (median of per-round ratios; "
+                      f"req/s higher is better, CPU and p99 lower is better)")
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    {"ports": lambda: cmd_ports(args), "check": lambda: cmd_check(*args),
+     "idle": lambda: cmd_idle(*args), "summary": lambda: cmd_summary(*args)}[cmd]()
+PY
+helper() { python3 "$WORK/helper.py" "$@"; }
+
+all_ports=("${ORIGIN_PORTS[@]}" "${PORT[@]}")
+if ! busy=$(helper ports "${all_ports[@]}"); then
+  die "ports already in use on 127.0.0.1: $busy (set BASE_PORT to another range)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Process bookkeeping.
+
+# Children of a pid (nginx workers, cache manager).
+children() { ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' ' || true; }
+
+# The processes whose CPU and memory count for an instance.
+proxy_pids() {
+  local inst=$1
+  case $inst in
+    nginx*) children "${PID[$inst]}" ;;
+    *) echo "${PID[$inst]}" ;;
+  esac
+}
+
+# utime+stime in clock ticks, summed over the given pids.
+cpu_ticks() {
+  local total=0 p s
+  local -a f
+  for p in "$@"; do
+    s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    s=${s##*) }           # fields after "(comm)": f[0] is field 3
+    read -ra f <<<"$s"
+    total=$((total + f[11] + f[12]))
+  done
+  echo "$total"
+}
+
+# Sum of a /proc/PID/status field (VmHWM, VmRSS) in KiB.
+status_kib() {
+  local field=$1 total=0 p v
+  shift
+  for p in "$@"; do
+    v=$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+# Resets the peak-RSS counter (VmHWM) so it covers only the coming run. Returns 1 if refused.
+reset_hwm() {
+  local p ok=0
+  for p in "$@"; do echo 5 >"/proc/$p/clear_refs" 2>/dev/null || ok=1; done
+  return $ok
+}
+
+wait_port() { # port pid seconds
+  local port=$1 pid=$2 tries=$(($3 * 10))
+  while ((tries-- > 0)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# start NAME PORT LOGFILE CMD...: starts a process in the background, waits for its port.
+start() {
+  local name=$1 port=$2 log=$3
+  shift 3
+  "$@" >/dev/null 2>"$log" &
+  local pid=$!
+  STARTED_PIDS+=("$pid")
+  if ! wait_port "$port" "$pid" 10; then
+    say "compare.sh: $name did not start listening on 127.0.0.1:$port; its stderr ($log):"
+    sed 's/^/    /' "$log" | head -5 >&2
+    kill "$pid" 2>/dev/null || true
+    return 1
+  fi
+  PID[$name]=$pid
+}
+
+# ---------------------------------------------------------------------------------------------
+# Origins: one nginx, one worker, three ports; /small (100-byte body), /4k, /1m files.
+mkdir -p "$WORK/www" "$WORK/origin"
+head -c 4096 /dev/urandom >"$WORK/www/4k"
+head -c 1048576 /dev/urandom >"$WORK/www/1m"
+chmod 644 "$WORK/www/"*
+SMALL_BODY=$(printf 'pibl benchmark origin: a small response body of exactly one hundred bytes....%023d' 0)
+((${#SMALL_BODY} == 100)) || die "small body is ${#SMALL_BODY} bytes"
+declare -A PATH_OF=([small]=/small [4k]=/4k [1m]=/1m [cache]=/4k)
+declare -A SIZE_OF=([small]=100 [4k]=4096 [1m]=1048576 [cache]=4096)
+
+{
+  cat <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/origin/nginx.pid;
+error_log $WORK/origin/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    sendfile on;
+    tcp_nodelay on;
+    default_type application/octet-stream;
+    client_body_temp_path $WORK/origin/client_body;
+EOF
+  for i in 0 1 2; do
+    cat <<EOF
+    server {
+        listen 127.0.0.1:${ORIGIN_PORTS[$i]};
+        root $WORK/www;
+        add_header X-Origin o$((i + 1));
+        location = /small { default_type text/plain; return 200 "$SMALL_BODY"; }
+        location / { }
+    }
+EOF
+  done
+  echo "}"
+} >"$WORK/origin/nginx.conf"
+
+say "== work dir $WORK"
+say "== starting the origins (nginx, 1 worker) on 127.0.0.1:${ORIGIN_PORTS[*]}"
+start origin "${ORIGIN_PORTS[0]}" "$WORK/origin/stderr.log" \
+  nginx -p "$WORK/origin" -e "$WORK/origin/error.log" -c "$WORK/origin/nginx.conf" ||
+  die "the origin nginx failed to start"
+for port in "${ORIGIN_PORTS[@]:1}"; do
+  wait_port "$port" "${PID[origin]}" 5 || die "origin port $port is not listening"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Proxy configurations.
+
+# nginx_conf DIR PORT CACHE(0/1) WORKER_CONNECTIONS
+nginx_conf() {
+  local dir=$1 port=$2 cache=$3 wc=$4
+  cat <<EOF
+worker_processes 2;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections $wc; }
+http {
+    # Buffered like pibl's access log, which a separate thread writes in batches.
+    access_log $dir/access.log combined buffer=64k flush=1s;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    tcp_nodelay on;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy_temp;
+    upstream origins {
+        server 127.0.0.1:${ORIGIN_PORTS[0]};
+        server 127.0.0.1:${ORIGIN_PORTS[1]};
+        server 127.0.0.1:${ORIGIN_PORTS[2]};
+        keepalive 512;
+        keepalive_requests 1000000;
+        keepalive_timeout 300s;
+    }
+EOF
+  ((cache)) && echo "    proxy_cache_path $dir/cache levels=1:2 keys_zone=bench:10m max_size=1g inactive=60m use_temp_path=off;"
+  cat <<EOF
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://origins;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # pibl adds X-Forwarded-For too.
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            # Stream bodies through memory buffers as pibl does, never via temp files.
+            proxy_max_temp_file_size 0;
+EOF
+  ((cache)) && printf '            proxy_cache bench;\n            proxy_cache_valid 200 10m;\n            add_header X-Cache-Status $upstream_cache_status;\n'
+  cat <<EOF
+        }
+    }
+}
+EOF
+}
+
+# haproxy_conf PORT CACHE(0/1) MAXCONN
+haproxy_conf() {
+  local port=$1 cache=$2 maxconn=$3
+  cat <<EOF
+global
+    nbthread 2
+    maxconn $maxconn
+    # no 'log' line: HAProxy logs nothing (its default)
+defaults
+    mode http
+    option http-keep-alive
+    option forwardfor
+    http-reuse always
+    timeout connect 3s
+    timeout client 300s
+    timeout server 60s
+    timeout http-keep-alive 300s
+frontend fe
+    bind 127.0.0.1:$port
+    default_backend origins
+backend origins
+    balance roundrobin
+EOF
+  if ((cache)); then
+    printf '    http-request cache-use bench\n    http-response cache-store bench\n'
+  fi
+  cat <<EOF
+    server o1 127.0.0.1:${ORIGIN_PORTS[0]}
+    server o2 127.0.0.1:${ORIGIN_PORTS[1]}
+    server o3 127.0.0.1:${ORIGIN_PORTS[2]}
+EOF
+  if ((cache)); then
+    printf 'cache bench\n    total-max-size 64\n    max-age 600\n'
+  fi
+}
+
+# pibl_conf DIR PORT CACHE(0/1)
+pibl_conf() {
+  local dir=$1 port=$2 cache=$3
+  cat <<EOF
+listen 127.0.0.1:$port
+backend 127.0.0.1:${ORIGIN_PORTS[0]}
+backend 127.0.0.1:${ORIGIN_PORTS[1]}
+backend 127.0.0.1:${ORIGIN_PORTS[2]}
+workers 2
+access_log on
+log_file $dir/pibl.log
+keepalive_timeout 300s
+EOF
+  ((cache)) && echo "cache on"
+  return 0
+}
+
+# start_proxy PROXY CACHE(0/1) -> starts instance PROXY or PROXY-cache; 1 if it failed.
+start_proxy() {
+  local proxy=$1 cache=$2 inst=$1 wc=${3:-8192}
+  ((cache)) && inst=$proxy-cache
+  local dir=$WORK/$inst port=${PORT[$inst]}
+  mkdir -p "$dir"
+  case $proxy in
+    nginx)
+      nginx_conf "$dir" "$port" "$cache" "$wc" >"$dir/nginx.conf"
+      start "$inst" "$port" "$dir/stderr.log" \
+        nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
+      ;;
+    haproxy)
+      haproxy_conf "$port" "$cache" "$wc" >"$dir/haproxy.cfg"
+      start "$inst" "$port" "$dir/stderr.log" haproxy -db -f "$dir/haproxy.cfg"
+      ;;
+    pibl)
+      pibl_conf "$dir" "$port" "$cache" >"$dir/pibl.conf"
+      local args=(-c "$dir/pibl.conf")
+      ((cache)) && args+=(-t 600)
+      start "$inst" "$port" "$dir/stderr.log" "$PIBL_BIN" "${args[@]}"
+      ;;
+  esac
+}
+
+# check_proxy INSTANCE SCENARIO: one connection, three requests, each 200 with the right size.
+check_proxy() {
+  local inst=$1 scen=$2 seen
+  if ! seen=$(helper check "${PORT[$inst]}" "${PATH_OF[$scen]}" "${SIZE_OF[$scen]}"); then
+    say "compare.sh: $inst failed the pre-flight check for $scen: $seen"
+    return 1
+  fi
+  say "   $inst ${PATH_OF[$scen]}: 3 x 200, origins $seen"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Idle mode.
+if [[ $MODE == idle ]]; then
+  say "== idle mode: $IDLE_CONNS idle keep-alive connections per proxy (fd limit $(ulimit -n))"
+  table=$(printf '| proxy | processes | RSS before (MiB) | RSS with %s idle (MiB) | per connection (KiB) | closed by proxy |\n|---|---|---|---|---|---|' "$IDLE_CONNS")
+  for proxy in $IDLE_PROXIES; do
+    inst=$proxy
+    limit=$((IDLE_CONNS + 2000))
+    if [[ $proxy == haproxy ]] && (($(ulimit -n) < 2 * limit + 100)); then
+      # HAProxy reserves two descriptors per connection up front and refuses to start otherwise.
+      limit=$((($(ulimit -n) - 100) / 2))
+      if ((limit < IDLE_CONNS + 100)); then
+        table+=$'\n'"| $proxy | skipped: needs ~2 descriptors per connection, fd limit is $(ulimit -n) |"
+        say "   $proxy skipped: the fd limit $(ulimit -n) is too low for $IDLE_CONNS connections"
+        continue
+      fi
+    fi
+    if ! start_proxy "$proxy" 0 "$limit" || ! check_proxy "$inst" small >/dev/null; then
+      table+=$'\n'"| $proxy | skipped: did not start or failed its check |"
+      continue
+    fi
+    # Warm up first, so buffer pools and upstream connections are at their working size and
+    # "before" differs from "after" only by the idle connections.
+    wrk -t1 -c256 -d2s "http://127.0.0.1:${PORT[$inst]}/small" >/dev/null 2>&1 || true
+    sleep 1
+    mapfile -t pids < <(proxy_pids "$inst")
+    before=$(status_kib VmRSS "${pids[@]}")
+    rm -f "$WORK/idle.ready" "$WORK/idle.stop"
+    python3 "$WORK/helper.py" idle "${PORT[$inst]}" "$IDLE_CONNS" "$WORK/idle.ready" "$WORK/idle.stop" 120 \
+      >"$WORK/idle.out" 2>"$WORK/idle.err" &
+    holder=$!
+    STARTED_PIDS+=("$holder")
+    for _ in $(seq 1200); do
+      [[ -e $WORK/idle.ready ]] && break
+      kill -0 "$holder" 2>/dev/null || break
+      sleep 0.1
+    done
+    if [[ ! -e $WORK/idle.ready ]]; then
+      say "   $proxy: the connection holder failed: $(cat "$WORK/idle.err")"
+      kill "$holder" 2>/dev/null || true
+      wait "$holder" 2>/dev/null || true
+    else
+      sleep 1
+      mapfile -t pids < <(proxy_pids "$inst")
+      after=$(status_kib VmRSS "${pids[@]}")
+      touch "$WORK/idle.stop"
+      wait "$holder" || true
+      closed=$(cat "$WORK/idle.out")
+      table+=$'\n'$(awk -v p="$proxy" -v n="${#pids[@]}" -v b="$before" -v a="$after" -v c="$IDLE_CONNS" -v cl="$closed" \
+        'BEGIN { printf "| %s | %d | %.1f | %.1f | %.2f | %s |\n", p, n, b/1024, a/1024, (a-b)/c, cl }')
+    fi
+    kill -TERM "${PID[$inst]}" 2>/dev/null || true
+    wait "${PID[$inst]}" 2>/dev/null || true
+  done
+  printf '\n## Idle connections: %s, %s cores, %s\n\n%s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+    "$(nproc)" "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" "$table"
+  say "RSS is VmRSS summed over the proxy's processes (nginx: its 2 workers), read after one"
+  say "2 s wrk warm-up at 256 connections, then one request per connection, responses fully read;"
+  say "shared pages count once per process."
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Compare mode: start every proxy instance the scenarios need.
+say "== starting the proxies"
+declare -A SKIP=() # "proxy scenario" -> reason
+need_plain=0 need_cache=0
+for s in $SCENARIOS; do if [[ $s == cache ]]; then need_cache=1; else need_plain=1; fi; done
+for proxy in $PROXIES; do
+  if ((need_plain)); then
+    start_proxy "$proxy" 0 || die "$proxy failed to start (see above)"
+    for s in $SCENARIOS; do
+      [[ $s == cache ]] && continue
+      check_proxy "$proxy" "$s" || die "$proxy returned wrong responses"
+    done
+  fi
+  if ((need_cache)); then
+    if start_proxy "$proxy" 1 && check_proxy "$proxy-cache" cache; then
+      :
+    else
+      SKIP["$proxy cache"]="does not start with its cache configuration"
+      say "compare.sh: SKIPPING $proxy in the cache scenario: it does not start with its cache"
+      say "            configuration (for pibl: 'cache on' and -t 600; the cache is not built yet)."
+    fi
+  fi
+done
+say "   note: HAProxy runs without logging (its default); nginx and pibl write access logs."
+
+CSV=$WORK/results.csv
+echo "round,scenario,conns,proxy,rps,p50_ms,p99_ms,requests,socket_errors,non2xx,cpu_us_per_req,peak_rss_kib,status" >"$CSV"
+
+# wrk latency "1.23ms" / "456.00us" / "1.02s" -> ms
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.4f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.4f", v }
+    else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.4f", v * 60000 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.4f", v * 1000 }
+    else printf "" }'
+}
+
+# run_cell ROUND SCENARIO CONNS PROXY: one timed run, one CSV row.
+run_cell() {
+  local round=$1 scen=$2 conns=$3 proxy=$4 inst=$4
+  [[ $scen == cache ]] && inst=$proxy-cache
+  if [[ -n ${SKIP["$proxy $scen"]:-} ]]; then
+    echo "$round,$scen,$conns,$proxy,,,,,,,,,skipped: ${SKIP["$proxy $scen"]}" >>"$CSV"
+    return
+  fi
+  local url="http://127.0.0.1:${PORT[$inst]}${PATH_OF[$scen]}"
+  local out=$WORK/wrk-r$round-$scen-c$conns-$proxy.txt
+  wrk -t1 -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+  local -a pids
+  mapfile -t pids < <(proxy_pids "$inst")
+  local hwm_note=""
+  reset_hwm "${pids[@]}" || hwm_note=" (peak since start: clear_refs refused)"
+  local t0 t1
+  t0=$(cpu_ticks "${pids[@]}")
+  wrk -t1 -c"$conns" -d"${DURATION}s" --latency "$url" >"$out" 2>&1 || true
+  t1=$(cpu_ticks "${pids[@]}")
+  local rss
+  rss=$(status_kib VmHWM "${pids[@]}")
+  local requests rps p50 p99 errs non2xx cpu
+  requests=$(awk '/requests in/ { print $1; exit }' "$out")
+  rps=$(awk '/^Requests\/sec:/ { print $2; exit }' "$out")
+  p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$out")")
+  p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$out")")
+  errs=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10; exit }' "$out")
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF; exit }' "$out")
+  local status=ok
+  if [[ -z $requests || -z $rps ]]; then
+    status="wrk failed"
+    say "compare.sh: wrk output not understood, see $out"
+  fi
+  cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="${requests:-0}" \
+    'BEGIN { if (n > 0) printf "%.3f", d / hz / n * 1e6 }')
+  echo "$round,$scen,$conns,$proxy,$rps,$p50,$p99,$requests,${errs:-0},${non2xx:-0},$cpu,$rss,$status" >>"$CSV"
+  printf '   round %s %-5s c=%-4s %-8s %10s req/s  p99 %8s ms  cpu %7s us/req  errors %s non-2xx %s%s\n' \
+    "$round" "$scen" "$conns" "$proxy" "${rps:--}" "${p99:--}" "${cpu:--}" "${errs:-0}" "${non2xx:-0}" "$hwm_note" >&2
+}
+
+ncells=0
+for s in $SCENARIOS; do for c in $CONNS; do for p in $PROXIES; do ncells=$((ncells + 1)); done; done; done
+say "== $ROUNDS rounds x $ncells runs of ${WARMUP}s warm-up + ${DURATION}s (about $((ROUNDS * ncells * (WARMUP + DURATION + 1) / 60 + 1)) min)"
+say "   interleaved: every round runs every proxy in every cell before the next round starts"
+for round in $(seq "$ROUNDS"); do
+  for scen in $SCENARIOS; do
+    for conns in $CONNS; do
+      for proxy in $PROXIES; do
+        run_cell "$round" "$scen" "$conns" "$proxy"
+      done
+    done
+  done
+done
+
+echo
+echo "## Results: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+echo "wrk -t1, ${DURATION}s runs after ${WARMUP}s warm-up, $ROUNDS rounds interleaved; pibl $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "CPU us/req: the proxy's own utime+stime per request served (nginx: its workers)."
+echo "HAProxy runs without logging (its default); nginx and pibl write an access log."
+helper summary "$CSV"
+echo
+echo "raw per-round results: $CSV"
