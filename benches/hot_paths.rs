@@ -168,6 +168,7 @@ fn access_log_line(c: &mut Criterion) {
         bytes: 4382,
         backend: Some("127.0.0.1:18081"),
         duration: Duration::from_micros(2722),
+        cache: Some("MISS"),
     };
     let stamp = "2026-11-23T19:15:33.944Z";
     let mut out = Vec::with_capacity(64 * 1024);

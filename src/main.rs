@@ -35,7 +35,12 @@ fn main() -> ExitCode {
         "demo",
         "run three demo origin servers and the proxy in front of them",
     );
-    opts.optopt("p", "port", "with --demo: the proxy's port (default 8080)", "PORT");
+    opts.optopt(
+        "p",
+        "port",
+        "with --demo: the proxy's port (default 8080)",
+        "PORT",
+    );
     opts.optflag("", "check", "validate the config, print a summary and exit");
     opts.optflag("h", "help", "print this help");
     opts.optflag("V", "version", "print the version");

@@ -461,7 +461,7 @@ fn scenario(tag: &str, extra: &str, mid_loop: bool) {
 
     // The proxy, on its own host, with the origins' addresses as backends.
     let mut conf = format!(
-        "listen {PROXY_ADDR}\nworkers 2\nconnect_timeout 300ms\nupstream_timeout 5s\n\
+        "listen {PROXY_ADDR}\nworkers 2\nconnect_timeout 300ms\nupstream_timeout 5s\nfail_timeout 1s\n\
          log_file {}\n{extra}",
         tmp.path().join("pibl.log").display()
     );
@@ -594,8 +594,9 @@ fn scenario(tag: &str, extra: &str, mid_loop: bool) {
         report()
     );
 
-    // The link comes back: o2 is in the rotation again.
+    // The link comes back: once its fail_timeout (1 s) has passed, o2 is in the rotation again.
     lab.set_link("o2", "eth0", true);
+    std::thread::sleep(Duration::from_millis(1300));
     let back = client.run(9);
     assert!(back.iter().all(|o| o.status == Some(200)), "{back:?}");
     assert!(
