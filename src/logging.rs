@@ -11,12 +11,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Batches the writer thread may fall behind by before workers wait for it.
 const QUEUE_BATCHES: usize = 1024;
-/// A worker hands its batch over once it grows past this, even mid-tick.
-const BATCH_BYTES: usize = 64 * 1024;
+/// A worker hands its batch over once it grows past this...
+const BATCH_BYTES: usize = 32 * 1024;
+/// ...or once its oldest line is this old. Handing over every loop tick instead would wake the
+/// writer thread thousands of times a second under load.
+const BATCH_AGE: Duration = Duration::from_millis(50);
 
 /// The writer thread and the way to reach it.
 pub struct LogWriter {
@@ -72,6 +75,7 @@ impl LogWriter {
         AccessLog {
             buf: Vec::new(),
             tx: if enabled { self.tx.clone() } else { None },
+            oldest: None,
         }
     }
 
@@ -129,6 +133,8 @@ pub struct AccessEntry<'a> {
 pub struct AccessLog {
     buf: Vec<u8>,
     tx: Option<SyncSender<Vec<u8>>>,
+    /// When the first line of the current batch was recorded.
+    oldest: Option<Instant>,
 }
 
 impl AccessLog {
@@ -137,6 +143,7 @@ impl AccessLog {
         AccessLog {
             buf: Vec::new(),
             tx: None,
+            oldest: None,
         }
     }
 
@@ -145,14 +152,33 @@ impl AccessLog {
         if self.tx.is_none() {
             return;
         }
+        if self.oldest.is_none() {
+            self.oldest = Some(Instant::now());
+        }
         format_line(&mut self.buf, stamp, e);
         if self.buf.len() >= BATCH_BYTES {
             self.flush();
         }
     }
 
+    /// Hands the batch over if its oldest line has waited long enough; call once per loop tick.
+    pub fn flush_if_due(&mut self, now: Instant) {
+        if self
+            .oldest
+            .is_some_and(|t| now.saturating_duration_since(t) >= BATCH_AGE)
+        {
+            self.flush();
+        }
+    }
+
+    /// When the current batch must be handed over, so the event loop can wake up for it.
+    pub fn due(&self) -> Option<Instant> {
+        self.oldest.map(|t| t + BATCH_AGE)
+    }
+
     /// Hands the lines collected so far to the writer thread.
     pub fn flush(&mut self) {
+        self.oldest = None;
         if self.buf.is_empty() {
             return;
         }

@@ -162,21 +162,21 @@ impl Session {
         } else {
             bytes
         };
-        let dash = |s: &str| if s.is_empty() { "-" } else { s }.to_owned();
-        let (method, target) = (dash(&self.line.method), dash(&self.line.target));
+        let Ctx {
+            clock, log, shared, ..
+        } = ctx;
         let entry = AccessEntry {
             client: self.peer,
-            method: &method,
-            target: &target,
+            method: or_dash(&self.line.method),
+            target: or_dash(&self.line.target),
             version: version.as_str(),
             status,
             bytes,
-            backend: backend.map(|b| ctx.shared.backends.get(b).name.as_str()),
-            duration: ctx.clock.now.saturating_duration_since(started),
+            backend: backend.map(|b| shared.backends.get(b).name.as_str()),
+            duration: clock.now.saturating_duration_since(started),
             cache: cache.map(CacheLabel::as_str),
         };
-        let stamp = ctx.clock.log_stamp().to_owned();
-        ctx.log.record(&stamp, &entry);
+        log.record(clock.log_stamp(), &entry);
     }
 
     pub(super) fn backend_name<'c>(&self, ctx: &'c Ctx<'_>) -> Option<&'c str> {
@@ -196,5 +196,14 @@ impl Exchange {
             BodyKind::Length(n) => n > max,
             _ => self.req_body.chunked_data_len() > max,
         }
+    }
+}
+
+/// A log field that may be empty (a request too broken to have a method or target).
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "-"
+    } else {
+        s
     }
 }

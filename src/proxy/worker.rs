@@ -88,7 +88,11 @@ impl Worker {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = self.next_sweep.saturating_duration_since(Instant::now());
+            let wake_at = match self.log.due() {
+                Some(due) => due.min(self.next_sweep),
+                None => self.next_sweep,
+            };
+            let timeout = wake_at.saturating_duration_since(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if !interrupted(&e) {
                     log::error!("event loop failed: {e}");
@@ -113,7 +117,7 @@ impl Worker {
             if self.clock.now >= self.next_sweep {
                 self.sweep();
             }
-            self.log.flush();
+            self.log.flush_if_due(self.clock.now);
             if let Some(deadline) = self.stop_deadline {
                 if self.sessions.is_empty() || self.clock.now >= deadline {
                     break;
