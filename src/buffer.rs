@@ -80,7 +80,16 @@ impl Buffer {
 
     /// Appends from `src` until `src` would block, the buffer is full, or `src` ends.
     /// Returns the bytes read and why reading stopped.
-    pub fn read_from<R: Read>(&mut self, src: &mut R) -> io::Result<(usize, ReadEnd)> {
+    ///
+    /// With `short_read_drains`, a read that returns less than the room offered is taken to mean
+    /// the socket is drained (a stream socket hands over everything it holds), which saves the
+    /// read that would only say `WouldBlock`. Only valid while the peer has not closed: an EOF
+    /// that arrived with the last bytes raises no new edge, so then reading goes on to the EOF.
+    pub fn read_from<R: Read>(
+        &mut self,
+        src: &mut R,
+        short_read_drains: bool,
+    ) -> io::Result<(usize, ReadEnd)> {
         let mut total = 0;
         loop {
             if self.end == self.capacity() {
@@ -89,11 +98,15 @@ impl Buffer {
                 }
                 self.compact();
             }
+            let room = self.capacity() - self.end;
             match src.read(&mut self.data[self.end..]) {
                 Ok(0) => return Ok((total, ReadEnd::Eof)),
                 Ok(n) => {
                     self.end += n;
                     total += n;
+                    if short_read_drains && n < room {
+                        return Ok((total, ReadEnd::WouldBlock));
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -182,14 +195,14 @@ mod tests {
     fn reads_until_full_and_compacts_after_consume() {
         let mut b = Buffer::with_capacity(8);
         let mut src: &[u8] = b"0123456789";
-        let (n, end) = b.read_from(&mut src).unwrap();
+        let (n, end) = b.read_from(&mut src, false).unwrap();
         assert_eq!((n, end), (8, ReadEnd::Full));
         assert!(b.is_full());
         b.consume(5);
-        let (n, _) = b.read_from(&mut src).unwrap();
+        let (n, _) = b.read_from(&mut src, false).unwrap();
         assert_eq!(n, 2);
         assert_eq!(b.data(), b"56789");
-        let (n, end) = b.read_from(&mut src).unwrap();
+        let (n, end) = b.read_from(&mut src, false).unwrap();
         assert_eq!((n, end), (0, ReadEnd::Eof));
     }
 

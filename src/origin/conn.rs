@@ -348,7 +348,7 @@ impl Conn {
     /// Reads until the socket would block, the buffer is full, or the client closes.
     fn fill(&mut self, pool: &mut BufferPool) {
         let buf = self.input.get_or_insert_with(|| pool.get());
-        match buf.read_from(&mut self.stream) {
+        match buf.read_from(&mut self.stream, false) {
             Ok((_, ReadEnd::WouldBlock)) => self.readable = false,
             Ok((_, ReadEnd::Full)) => {}
             Ok((_, ReadEnd::Eof)) => self.peer_closed = true,

@@ -41,15 +41,21 @@ pub struct Filled {
     pub eof: bool,
 }
 
-/// Reads from `src` into `buf` if the socket is readable and the buffer has room.
-pub fn fill<R: Read>(src: &mut R, readable: &mut bool, buf: &mut Buffer) -> io::Result<Filled> {
+/// Reads from `src` into `buf` if the socket is readable and the buffer has room. `hup` says
+/// the event loop saw the peer close its side (see [`Buffer::read_from`]).
+pub fn fill<R: Read>(
+    src: &mut R,
+    readable: &mut bool,
+    hup: bool,
+    buf: &mut Buffer,
+) -> io::Result<Filled> {
     if !*readable || buf.is_full() {
         return Ok(Filled {
             bytes: 0,
             eof: false,
         });
     }
-    match buf.read_from(src) {
+    match buf.read_from(src, !hup) {
         Ok((bytes, end)) => {
             if end == ReadEnd::WouldBlock {
                 *readable = false;

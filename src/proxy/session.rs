@@ -187,6 +187,8 @@ pub struct Session {
     pub(super) client: TcpStream,
     pub(super) peer: SocketAddr,
     pub(super) client_readable: bool,
+    /// The event loop saw the client close its sending side.
+    pub(super) client_hup: bool,
     pub(super) client_writable: bool,
     pub(super) client_eof: bool,
     pub(super) state: State,
@@ -216,6 +218,7 @@ impl Session {
             client,
             peer,
             client_readable: false,
+            client_hup: false,
             client_writable: false,
             client_eof: false,
             state: State::ReadRequestHead,
@@ -245,7 +248,8 @@ impl Session {
         self.state == State::ReadRequestHead && self.client_in.as_ref().is_none_or(Buffer::is_empty)
     }
 
-    pub fn on_client_event(&mut self, readable: bool, writable: bool) {
+    pub fn on_client_event(&mut self, readable: bool, writable: bool, hup: bool) {
+        self.client_hup |= hup;
         self.client_readable |= readable;
         self.client_writable |= writable;
     }
@@ -404,7 +408,12 @@ impl Session {
                 return self.enter(State::Closed, ctx);
             }
             let was_empty = buf.is_empty();
-            match fill(&mut self.client, &mut self.client_readable, buf) {
+            match fill(
+                &mut self.client,
+                &mut self.client_readable,
+                self.client_hup,
+                buf,
+            ) {
                 Ok(f) => {
                     if f.bytes > 0 && was_empty && self.served {
                         // A new request began: the whole head must now arrive in time.
@@ -525,7 +534,12 @@ impl Session {
 
         // Request body from the client, only up to what the framing says is this request's.
         if !x.req_body.is_complete() {
-            match fill(&mut self.client, &mut self.client_readable, buf) {
+            match fill(
+                &mut self.client,
+                &mut self.client_readable,
+                self.client_hup,
+                buf,
+            ) {
                 Ok(f) => {
                     progress |= f.bytes > 0;
                     if f.eof && buf.len() == x.req_body.ready() {
@@ -687,7 +701,7 @@ impl Session {
                     }
                 }
             }
-            match fill(&mut up.stream, &mut up.readable, buf) {
+            match fill(&mut up.stream, &mut up.readable, up.hup, buf) {
                 Ok(f) if f.bytes > 0 => x.response_started = true,
                 Ok(f) if !f.eof => return Step::Wait,
                 _ => return self.upstream_failed(ctx),
@@ -719,7 +733,7 @@ impl Session {
         let mut truncated = false;
         let mut progress = false;
         if !x.resp_body.is_complete() {
-            let filled = fill(&mut up.stream, &mut up.readable, buf);
+            let filled = fill(&mut up.stream, &mut up.readable, up.hup, buf);
             // Scan what arrived before acting on an EOF that came with it.
             let before = x.resp_body.ready();
             if x.resp_body.scan(buf).is_err() {
@@ -843,7 +857,12 @@ impl Session {
         let buf = self.client_in.get_or_insert_with(|| ctx.buffers.get());
         loop {
             buf.clear();
-            match fill(&mut self.client, &mut self.client_readable, buf) {
+            match fill(
+                &mut self.client,
+                &mut self.client_readable,
+                self.client_hup,
+                buf,
+            ) {
                 Ok(f) if f.eof => return self.enter(State::Closed, ctx),
                 Ok(f) if f.bytes == 0 => return Step::Wait,
                 Ok(_) => {}

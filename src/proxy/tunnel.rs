@@ -14,8 +14,13 @@ impl Session {
         let mut progress = false;
         let mut no_more = Pending::default();
 
-        let from_client = fill(&mut self.client, &mut self.client_readable, cin);
-        let from_upstream = fill(&mut up.stream, &mut up.readable, uin);
+        let from_client = fill(
+            &mut self.client,
+            &mut self.client_readable,
+            self.client_hup,
+            cin,
+        );
+        let from_upstream = fill(&mut up.stream, &mut up.readable, up.hup, uin);
         let to_up = flush(&mut up.stream, &mut up.writable, &mut no_more, cin.data());
         if let Ok(w) = &to_up {
             cin.consume(w.body);

@@ -33,6 +33,8 @@ pub struct Upstream {
     /// Edge-triggered readiness not yet consumed.
     pub readable: bool,
     pub writable: bool,
+    /// The backend closed its sending side (seen by the event loop).
+    pub hup: bool,
     /// The TCP handshake finished.
     pub connected: bool,
     /// Requests sent on this connection so far.
@@ -82,6 +84,7 @@ impl UpstreamPool {
             owner: Owner::Session(owner),
             readable: false,
             writable: false,
+            hup: false,
             connected: false,
             uses: 0,
         });

@@ -184,7 +184,7 @@ impl Worker {
     fn client_event(&mut self, key: usize, event: &Event) {
         if let Some(s) = self.sessions.get_mut(key) {
             let (r, w) = readiness(event);
-            s.on_client_event(r, w);
+            s.on_client_event(r, w, event.is_read_closed());
             self.drive(key, false);
         }
     }
@@ -194,6 +194,7 @@ impl Worker {
             return;
         };
         let (r, w) = readiness(event);
+        up.hup |= event.is_read_closed();
         up.readable |= r;
         up.writable |= w;
         match up.owner {
