@@ -288,7 +288,7 @@ impl Session {
             State::ReadRequestHead if self.served && !self.has_buffered_input() => t.keepalive,
             State::ReadRequestHead => t.client_header,
             State::Connecting => t.connect,
-            State::SendRequest => t.client_idle.max(t.upstream),
+            State::SendRequest => self.send_wait(t),
             State::ReadResponseHead | State::RelayResponse | State::Tunnel => t.upstream,
             State::SendError { .. } | State::ServeCached => t.client_idle,
             State::AwaitFill => ctx
@@ -311,12 +311,30 @@ impl Session {
     pub(super) fn touch(&mut self, ctx: &Ctx<'_>) {
         let t = &ctx.shared.config.timeouts;
         let wait = match self.state {
-            State::SendRequest => t.client_idle.max(t.upstream),
+            State::SendRequest => self.send_wait(t),
             State::RelayResponse | State::Tunnel => t.upstream.max(t.client_idle),
             State::ServeCached => t.client_idle,
             _ => return,
         };
         self.deadline = ctx.clock.now + wait;
+    }
+
+    /// In `SendRequest`, true while the request body is unfinished and nothing of it is waiting
+    /// to go upstream: the session waits for the client.
+    fn waiting_for_request_body(&self) -> bool {
+        self.x
+            .as_ref()
+            .is_some_and(|x| !x.req_body.is_complete() && x.req_body.ready() == 0)
+    }
+
+    /// The deadline of `SendRequest`: the client's idle timeout while waiting for its body, the
+    /// backend's while waiting for it to take what we have.
+    fn send_wait(&self, t: &crate::config::Timeouts) -> Duration {
+        if self.waiting_for_request_body() {
+            t.client_idle
+        } else {
+            t.upstream
+        }
     }
 
     pub(super) fn has_buffered_input(&self) -> bool {
@@ -341,6 +359,11 @@ impl Session {
                 self.backend_failed(ctx, "connect timed out");
                 self.close_upstream(ctx, false);
                 self.retry_elsewhere(ctx);
+            }
+            State::SendRequest if self.waiting_for_request_body() => {
+                // The client stopped sending its body: its doing, not the backend's.
+                self.close_upstream(ctx, false);
+                self.fail(ctx, 408, "request body not received in time", true);
             }
             State::SendRequest | State::ReadResponseHead => self.response_timed_out(ctx),
             State::RelayResponse | State::Tunnel | State::ServeCached => {

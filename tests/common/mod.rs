@@ -55,6 +55,8 @@ pub struct Backend {
     stop: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
     pub accepted: Arc<AtomicUsize>,
+    /// Connections currently open.
+    open: Arc<AtomicUsize>,
     /// Close each connection, without answering, when its Nth request arrives (0 = never).
     pub drop_nth_request: Arc<AtomicUsize>,
 }
@@ -82,8 +84,10 @@ impl Backend {
             stop: Arc::default(),
             conns: Arc::default(),
             accepted: Arc::default(),
+            open: Arc::default(),
             drop_nth_request: Arc::default(),
         };
+        let open = b.open.clone();
         let (name, seen, stop, conns, accepted, drop_nth) = (
             b.name.clone(),
             b.seen.clone(),
@@ -103,7 +107,12 @@ impl Backend {
                     conns.lock().unwrap().push(c);
                 }
                 let (name, seen, drop_nth) = (name.clone(), seen.clone(), drop_nth.clone());
-                std::thread::spawn(move || serve(stream, &name, &seen, &drop_nth));
+                let open = open.clone();
+                open.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    serve(stream, &name, &seen, &drop_nth);
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         b
@@ -111,6 +120,11 @@ impl Backend {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// Connections open right now (the peer has not closed them).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 
     pub fn count(&self) -> usize {
