@@ -100,6 +100,28 @@ impl BodyRelay {
         Ok(())
     }
 
+    /// Body bytes not yet seen when the body has a known length and none of it is buffered:
+    /// what may be moved around the buffer (splice).
+    pub fn unscanned_length(&self) -> Option<u64> {
+        match self.framing {
+            Framing::Length(left) if self.ready == 0 && !self.ended => Some(left),
+            _ => None,
+        }
+    }
+
+    /// Records `n` body bytes moved from the peer without passing through the buffer.
+    pub fn take_direct(&mut self, n: usize) {
+        if let Framing::Length(left) = &mut self.framing {
+            *left = left.saturating_sub(n as u64);
+            self.ended = *left == 0;
+        }
+    }
+
+    /// Records `n` bytes delivered without passing through the buffer.
+    pub fn sent_direct(&mut self, n: usize) {
+        self.delivered += n as u64;
+    }
+
     /// Bytes at the buffer head that belong to the body and may be written.
     pub fn ready(&self) -> usize {
         self.ready
@@ -163,6 +185,21 @@ mod tests {
         r.sent(5);
         assert!(r.is_complete());
         assert_eq!(buf.data(), b"GET /");
+    }
+
+    #[test]
+    fn direct_transfer_accounts_for_length_bodies_only() {
+        let mut r = BodyRelay::new(BodyKind::Length(100), false);
+        assert_eq!(r.unscanned_length(), Some(100));
+        r.take_direct(60);
+        r.take_direct(40);
+        r.sent_direct(100);
+        assert!(r.is_complete());
+        assert_eq!(r.delivered(), 100);
+        assert_eq!(
+            BodyRelay::new(BodyKind::Chunked, false).unscanned_length(),
+            None
+        );
     }
 
     #[test]

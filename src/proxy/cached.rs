@@ -134,6 +134,11 @@ impl CacheWork {
         refreshed
     }
 
+    /// A copy of the response is being written to the cache.
+    pub fn is_storing(&self) -> bool {
+        self.store.is_some()
+    }
+
     /// Copies relayed body bytes into the entry being stored.
     pub fn store_body(&mut self, relayed: &[u8]) {
         if let Some(st) = self.store.as_mut() {

@@ -6,6 +6,7 @@ mod failure;
 mod health;
 mod io;
 pub mod session;
+mod splice;
 mod tunnel;
 pub mod upstream;
 pub mod worker;

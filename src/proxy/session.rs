@@ -23,6 +23,7 @@ use mio::Registry;
 
 use super::cached::{CacheLabel, CacheWork};
 use super::io::{fill, flush, Pending};
+use super::splice::SplicePipe;
 use super::upstream::UpstreamPool;
 use super::Shared;
 use crate::buffer::{Buffer, BufferPool};
@@ -152,6 +153,8 @@ pub(super) struct Exchange {
     pub(super) logged: bool,
     /// What the cache does for this request.
     pub(super) cache: CacheWork,
+    /// The pipe of a body being spliced, while it is.
+    pub(super) splice: Option<SplicePipe>,
 }
 
 impl Exchange {
@@ -174,6 +177,7 @@ impl Exchange {
             timed_out: false,
             logged: false,
             cache: CacheWork::default(),
+            splice: None,
         }
     }
 
@@ -746,6 +750,9 @@ impl Session {
     }
 
     fn relay_response(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        if let Some(step) = self.relay_spliced(ctx) {
+            return step;
+        }
         let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
             return self.enter(State::Closed, ctx);
         };
