@@ -11,6 +11,11 @@ use crate::http::{has_token, name_is};
 /// cacheable").
 const CACHEABLE_STATUSES: [u16; 11] = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
 
+/// Whether a status may be stored at all.
+pub fn is_cacheable_status(status: u16) -> bool {
+    CACHEABLE_STATUSES.contains(&status)
+}
+
 /// The Cache-Control directives pibl acts on.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CacheControl {
@@ -78,6 +83,10 @@ pub fn request_rule(headers: &[httparse::Header<'_>]) -> RequestRule {
     }
     if headers.iter().any(|h| name_is(h.name, "authorization")) {
         return RequestRule::Bypass("request has Authorization");
+    }
+    if headers.iter().any(|h| name_is(h.name, "range")) {
+        // A partial response is never stored; the request goes to a backend as it is.
+        return RequestRule::Bypass("range request");
     }
     let cc = CacheControl::parse(headers);
     if cc.no_store {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use super::io::flush;
 use super::session::{Ctx, Session, State, Step};
-use crate::cache::policy::{request_rule, response_rule, RequestRule, ResponseRule};
+use crate::cache::policy::{
+    is_cacheable_status, request_rule, response_rule, RequestRule, ResponseRule,
+};
 use crate::cache::{
     primary_key, unix_now, vary_values, Cache, CacheEntry, EntryMeta, FillGuard, Freshness, Lookup,
     PendingEntry,
@@ -120,7 +122,9 @@ impl CacheWork {
                     self.store = cache.begin_store(meta, chunked);
                 }
                 ResponseRule::NoStore(_) => {
-                    if self.fill.is_some() {
+                    // A 304 or 206 says nothing about the URL (the request was conditional or
+                    // partial); headers that forbid storing do.
+                    if self.fill.is_some() && is_cacheable_status(status) {
                         // Waiting requests for this URL would only queue behind one another.
                         cache.mark_uncacheable(&self.primary, now);
                     }
