@@ -10,6 +10,8 @@ use pibl::config::{Config, DEFAULT_CACHE_TTL};
 use pibl::demo::Demo;
 use pibl::logging::LogWriter;
 use pibl::proxy::Proxy;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::iterator::Signals;
 
 const USAGE: &str = "Usage: pibl [-c FILE] [-t SECONDS] [-w WORKERS] [--check]\n       pibl --demo [--port PORT] [-t SECONDS]\n\n\
 HTTP/1.1 reverse proxy and round-robin load balancer.";
@@ -114,6 +116,9 @@ fn main() -> ExitCode {
 }
 
 fn run(config: Config) -> ExitCode {
+    // Before anything binds: a SIGTERM that arrives just after start-up must find the handler
+    // installed, or the default action kills the process mid-start.
+    let signals = install_signals();
     let logs = match LogWriter::start(&config.log_file, true) {
         Ok(l) => l,
         Err(e) => {
@@ -130,7 +135,7 @@ fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    wait_for_stop_signal();
+    wait_for_stop_signal(signals);
     log::info!("stopping: finishing requests in flight");
     proxy.shutdown();
     log::info!("stopped");
@@ -139,6 +144,7 @@ fn run(config: Config) -> ExitCode {
 }
 
 fn run_demo(port: u16, ttl: Option<Duration>) -> ExitCode {
+    let signals = install_signals();
     let logs = match LogWriter::start(std::path::Path::new("pibl.log"), true) {
         Ok(l) => l,
         Err(e) => {
@@ -155,18 +161,26 @@ fn run_demo(port: u16, ttl: Option<Duration>) -> ExitCode {
         }
     };
     println!("{}", demo.banner(ttl.unwrap_or(DEFAULT_CACHE_TTL)));
-    wait_for_stop_signal();
+    wait_for_stop_signal(signals);
     log::info!("stopping the demo");
     demo.shutdown();
     logs.finish();
     ExitCode::SUCCESS
 }
 
-fn wait_for_stop_signal() {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+/// The signals pibl handles, installed as the first thing `run` does.
+fn install_signals() -> Result<Signals, std::io::Error> {
+    Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
+}
+
+fn wait_for_stop_signal(signals: Result<Signals, std::io::Error>) {
+    match signals {
         Ok(mut signals) => {
-            signals.forever().next();
+            for sig in signals.forever() {
+                if sig == SIGINT || sig == SIGTERM {
+                    return;
+                }
+            }
         }
         Err(e) => {
             log::error!("cannot install signal handlers ({e}); stop pibl with SIGKILL");
