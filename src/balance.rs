@@ -75,6 +75,33 @@ impl RoundRobin {
         self
     }
 
+    /// Carries over, from the rotation this one replaces (a reload), what was learnt about the
+    /// backends still listed (same address): failures in a row, down state, counters, and the
+    /// rotation position, so a reload neither forgets a dead backend nor resets the rotation.
+    /// Without `probing` (no `health_check` any more), a mark "down until a probe succeeds"
+    /// becomes an ordinary `fail_timeout`, since no probe will ever lift it.
+    pub fn inherit(mut self, old: &RoundRobin, probing: bool) -> RoundRobin {
+        self.epoch = old.epoch;
+        self.next
+            .store(old.next.load(Ordering::Relaxed), Ordering::Relaxed);
+        let now = self.now_ms();
+        for b in &mut self.backends {
+            let Some(o) = old.backends.iter().find(|o| o.addr == b.addr) else {
+                continue;
+            };
+            let mut until = o.down_until.load(Ordering::Relaxed);
+            if until == UNTIL_PROBED && !probing {
+                until = now.saturating_add(self.fail_timeout_ms);
+            }
+            *b.down_until.get_mut() = until;
+            *b.fails.get_mut() = o.fails.load(Ordering::Relaxed);
+            *b.down.get_mut() = o.down.load(Ordering::Relaxed);
+            *b.requests.get_mut() = o.requests.load(Ordering::Relaxed);
+            *b.failures.get_mut() = o.failures.load(Ordering::Relaxed);
+        }
+        self
+    }
+
     /// Milliseconds since the rotation was made, never 0.
     pub fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64 + 1
@@ -226,6 +253,36 @@ mod tests {
         assert_eq!(r.pick(0b101), Some(1));
         r.report_success(1);
         assert!(r.is_up(1));
+    }
+
+    #[test]
+    fn inherit_keeps_health_of_backends_whose_address_is_unchanged() {
+        let old = rr(3).with_failover(1, Duration::from_secs(60));
+        old.report_failure(1, "test");
+        old.mark_down(2, "probe");
+        assert!(!old.is_up(1));
+        // New list: 9001 stays (down), 9002 stays (probe mark), 9000 leaves, 9005 is new.
+        let specs: Vec<BackendSpec> = [9005u16, 9001, 9002]
+            .iter()
+            .map(|p| BackendSpec {
+                name: format!("n{p}"),
+                addr: SocketAddr::from(([127, 0, 0, 1], *p)),
+            })
+            .collect();
+        let new = RoundRobin::new(&specs)
+            .with_failover(1, Duration::from_secs(60))
+            .inherit(&old, false);
+        assert!(new.is_up(0), "a new backend starts up");
+        assert!(!new.is_up(1), "a down backend stays down across a reload");
+        assert!(!new.is_up(2));
+        assert_ne!(
+            new.backends[2].down_until.load(Ordering::Relaxed),
+            UNTIL_PROBED,
+            "without health checks a probe mark becomes a timed one"
+        );
+        for _ in 0..10 {
+            assert_eq!(new.pick(0), Some(0));
+        }
     }
 
     #[test]

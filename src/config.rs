@@ -218,6 +218,15 @@ impl Config {
         })
     }
 
+    /// Freshness rules for responses stored from now on. Read per request from the current
+    /// settings, so a reload changes the TTL without reopening the cache.
+    pub fn freshness(&self) -> crate::cache::Freshness {
+        crate::cache::Freshness {
+            ttl: self.cache.ttl.unwrap_or(DEFAULT_CACHE_TTL),
+            heuristic: self.cache.heuristic,
+        }
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {

@@ -4,12 +4,18 @@
 //! Workers never write to a file or the terminal themselves: each collects its access lines in a
 //! buffer during a loop tick and hands the batch to one writer thread, so a slow terminal or disk
 //! never stalls the event loop (the hand-off blocks only if the writer is 1024 batches behind).
+//!
+//! The log file is one open `File` behind a mutex, shared by the writer thread (access lines)
+//! and [`EventFile`] (event lines, from the `log` macros). [`LogWriter::reopen`] (SIGUSR1)
+//! swaps in a newly opened file at the same path, so after logrotate renames the old one every
+//! later line, of either kind, lands in the new file and none in the old.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,16 +32,19 @@ pub struct LogWriter {
     tx: Option<SyncSender<Vec<u8>>>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
+    /// The open log file, swapped by `reopen`.
+    file: Arc<Mutex<File>>,
 }
 
 impl LogWriter {
     /// Opens (creating, appending) the log file, starts the writer thread and installs the
     /// event logger (`log` macros). `echo` also writes every line to stdout.
     pub fn start(path: &Path, echo: bool) -> Result<LogWriter, String> {
-        let file = open_log(path)?;
-        let event_file = file
-            .try_clone()
-            .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+        let file = Arc::new(Mutex::new(open_log(path)?));
+        let event_file: Box<dyn Write + Send> = Box::new(EventFile {
+            file: file.clone(),
+            line: Vec::new(),
+        });
         let mut dispatch = fern::Dispatch::new()
             .format(|out, message, record| {
                 let mut clock = crate::clock::Clock::new();
@@ -55,15 +64,25 @@ impl LogWriter {
         let _ = dispatch.apply();
 
         let (tx, rx) = sync_channel(QUEUE_BATCHES);
+        let shared_file = file.clone();
         let thread = std::thread::Builder::new()
             .name("pibl-log".into())
-            .spawn(move || write_batches(rx, file, echo))
+            .spawn(move || write_batches(rx, &shared_file, echo))
             .map_err(|e| format!("cannot start the log writer thread: {e}"))?;
         Ok(LogWriter {
             tx: Some(tx),
             thread: Some(thread),
             path: path.to_path_buf(),
+            file,
         })
+    }
+
+    /// Opens the log file's path again and writes every later line there (SIGUSR1, after
+    /// logrotate moved the file away). On failure the old file stays in use.
+    pub fn reopen(&self) -> Result<(), String> {
+        let new = open_log(&self.path)?;
+        *self.file.lock().unwrap_or_else(PoisonError::into_inner) = new;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -74,8 +93,9 @@ impl LogWriter {
     pub fn access_log(&self, enabled: bool) -> AccessLog {
         AccessLog {
             buf: Vec::new(),
-            tx: if enabled { self.tx.clone() } else { None },
+            tx: self.tx.clone(),
             oldest: None,
+            enabled,
         }
     }
 
@@ -97,10 +117,14 @@ fn open_log(path: &Path) -> Result<File, String> {
         .map_err(|e| format!("cannot open log file {}: {e}", path.display()))
 }
 
-fn write_batches(rx: Receiver<Vec<u8>>, mut file: File, echo: bool) {
+fn write_batches(rx: Receiver<Vec<u8>>, file: &Mutex<File>, echo: bool) {
     let stdout = std::io::stdout();
     while let Ok(batch) = rx.recv() {
-        if let Err(e) = file.write_all(&batch) {
+        let written = file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write_all(&batch);
+        if let Err(e) = written {
             eprintln!("pibl: cannot write the log file: {e}");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -109,6 +133,34 @@ fn write_batches(rx: Receiver<Vec<u8>>, mut file: File, echo: bool) {
             let _ = out.write_all(&batch);
             let _ = out.flush();
         }
+    }
+}
+
+/// The event log's way into the shared log file: fern writes a line (in pieces) and then
+/// flushes; the whole line goes to the file in one write at the flush, so it never interleaves
+/// with a batch of access lines and always goes to the file open at that moment.
+struct EventFile {
+    file: Arc<Mutex<File>>,
+    line: Vec<u8>,
+}
+
+impl Write for EventFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.line.is_empty() {
+            return Ok(());
+        }
+        let written = self
+            .file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write_all(&self.line);
+        self.line.clear();
+        written
     }
 }
 
@@ -135,6 +187,8 @@ pub struct AccessLog {
     tx: Option<SyncSender<Vec<u8>>>,
     /// When the first line of the current batch was recorded.
     oldest: Option<Instant>,
+    /// `access_log on`; a reload may switch it.
+    enabled: bool,
 }
 
 impl AccessLog {
@@ -144,12 +198,13 @@ impl AccessLog {
             buf: Vec::new(),
             tx: None,
             oldest: None,
+            enabled: false,
         }
     }
 
     /// Appends one line: `stamp client "METHOD target VERSION" status bytes backend duration cache`.
     pub fn record(&mut self, stamp: &str, e: &AccessEntry<'_>) {
-        if self.tx.is_none() {
+        if !self.enabled || self.tx.is_none() {
             return;
         }
         if self.oldest.is_none() {
@@ -159,6 +214,11 @@ impl AccessLog {
         if self.buf.len() >= BATCH_BYTES {
             self.flush();
         }
+    }
+
+    /// Switches access lines on or off (`access_log`, after a reload).
+    pub fn set_enabled(&mut self, enabled: bool) {
+        self.enabled = enabled;
     }
 
     /// Hands the batch over if its oldest line has waited long enough; call once per loop tick.

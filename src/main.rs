@@ -1,12 +1,13 @@
-//! `pibl`: the reverse proxy. Parses the command line, loads the config, runs the proxy until
-//! SIGINT or SIGTERM.
+//! `pibl`: the reverse proxy. Parses the command line, loads the config, runs the proxy, and
+//! turns signals into actions: SIGHUP reloads the config, SIGUSR1 reopens the log file,
+//! SIGTERM/SIGINT stop gracefully, and a second SIGTERM/SIGINT stops at once (exit status 1).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use std::time::Duration;
 
-use pibl::config::{Config, DEFAULT_CACHE_TTL};
+use pibl::config::{Config, ConfigError, DEFAULT_CACHE_TTL};
 use pibl::demo::Demo;
 use pibl::logging::LogWriter;
 use pibl::proxy::Proxy;
@@ -88,37 +89,69 @@ fn main() -> ExitCode {
         };
         return run_demo(port, ttl);
     }
+    let overrides = Overrides {
+        ttl,
+        workers: match m.opt_str("w") {
+            None => None,
+            Some(w) => match w.parse::<usize>() {
+                Ok(n) if (1..=1024).contains(&n) => Some(n),
+                _ => {
+                    eprintln!("pibl: -w needs a number from 1 to 1024, got '{w}'");
+                    return ExitCode::from(2);
+                }
+            },
+        },
+    };
     let path = PathBuf::from(m.opt_str("c").unwrap_or_else(|| "pibl.conf".into()));
-    let mut config = match Config::load(&path) {
+    if m.opt_present("check") {
+        return match overrides.load(&path) {
+            Ok(config) => {
+                print!("{}", config.summary());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pibl: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    run(&path, &overrides)
+}
+
+/// Command-line settings that win over the config file, at start and at every reload.
+struct Overrides {
+    ttl: Option<Duration>,
+    workers: Option<usize>,
+}
+
+impl Overrides {
+    /// Reads the config file and applies the command line on top.
+    fn load(&self, path: &Path) -> Result<Config, ConfigError> {
+        let mut config = Config::load(path)?;
+        if self.workers.is_some() {
+            config.workers = self.workers;
+        }
+        if self.ttl.is_some() {
+            config.cache.ttl = self.ttl;
+        }
+        Ok(config)
+    }
+}
+
+fn run(path: &Path, overrides: &Overrides) -> ExitCode {
+    // Before anything binds: a SIGTERM that arrives just after start-up must find the handler
+    // installed, or the default action kills the process mid-start.
+    let mut signals = match install_signals() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let config = match overrides.load(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("pibl: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if let Some(w) = m.opt_str("w") {
-        match w.parse::<usize>() {
-            Ok(n) if (1..=1024).contains(&n) => config.workers = Some(n),
-            _ => {
-                eprintln!("pibl: -w needs a number from 1 to 1024, got '{w}'");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    if ttl.is_some() {
-        config.cache.ttl = ttl;
-    }
-    if m.opt_present("check") {
-        print!("{}", config.summary());
-        return ExitCode::SUCCESS;
-    }
-    run(config)
-}
-
-fn run(config: Config) -> ExitCode {
-    // Before anything binds: a SIGTERM that arrives just after start-up must find the handler
-    // installed, or the default action kills the process mid-start.
-    let signals = install_signals();
     let logs = match LogWriter::start(&config.log_file, true) {
         Ok(l) => l,
         Err(e) => {
@@ -135,17 +168,25 @@ fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    wait_for_stop_signal(signals);
-    log::info!("stopping: finishing requests in flight");
-    proxy.shutdown();
-    log::info!("stopped");
-    logs.finish();
-    ExitCode::SUCCESS
+    serve_until_stop(&mut signals, &logs, || match overrides.load(path) {
+        Ok(config) => proxy.reload(config),
+        Err(e) => log::error!("reload failed: {e}"),
+    });
+    // The drain is bounded by the shutdown_timeout in force now, which a reload may have changed.
+    let bound = proxy.shared().settings().config.timeouts.shutdown;
+    log::info!(
+        "stopping: finishing requests in flight (at most {bound:?}); \
+         a second SIGTERM or SIGINT stops at once"
+    );
+    finish(signals, logs, move || proxy.shutdown(), "stopped")
 }
 
 fn run_demo(port: u16, ttl: Option<Duration>) -> ExitCode {
-    let signals = install_signals();
-    let logs = match LogWriter::start(std::path::Path::new("pibl.log"), true) {
+    let mut signals = match install_signals() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let logs = match LogWriter::start(Path::new("pibl.log"), true) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("pibl: {e}");
@@ -161,32 +202,68 @@ fn run_demo(port: u16, ttl: Option<Duration>) -> ExitCode {
         }
     };
     println!("{}", demo.banner(ttl.unwrap_or(DEFAULT_CACHE_TTL)));
-    wait_for_stop_signal(signals);
+    serve_until_stop(&mut signals, &logs, || {
+        log::warn!("SIGHUP ignored: the demo has no config file to reload");
+    });
     log::info!("stopping the demo");
-    demo.shutdown();
+    finish(signals, logs, move || demo.shutdown(), "demo stopped")
+}
+
+/// The signals pibl handles, installed before anything else starts. Failure is fatal: a proxy
+/// that cannot be stopped gracefully or reloaded should not start.
+fn install_signals() -> Result<Signals, ExitCode> {
+    Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1]).map_err(|e| {
+        eprintln!("pibl: cannot install signal handlers: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Handles SIGHUP (`reload`) and SIGUSR1 (reopen the log file) until SIGTERM or SIGINT.
+fn serve_until_stop(signals: &mut Signals, logs: &LogWriter, mut reload: impl FnMut()) {
+    for sig in signals.forever() {
+        match sig {
+            SIGHUP => reload(),
+            SIGUSR1 => reopen_log(logs),
+            _ => return,
+        }
+    }
+}
+
+/// Runs the graceful `stop` on its own thread so this one can keep answering signals: a second
+/// SIGTERM or SIGINT exits at once with status 1 (requests still in flight are cut; lines the
+/// log writer already has are in the file, since it writes each batch as it receives it).
+fn finish(
+    mut signals: Signals,
+    logs: LogWriter,
+    stop: impl FnOnce() + Send + 'static,
+    done: &str,
+) -> ExitCode {
+    let handle = signals.handle();
+    let stopper = std::thread::spawn(move || {
+        stop();
+        // Ends the loop below.
+        handle.close();
+    });
+    for sig in signals.forever() {
+        match sig {
+            SIGUSR1 => reopen_log(&logs),
+            SIGHUP => log::warn!("SIGHUP ignored: pibl is stopping"),
+            _ => {
+                log::warn!("second stop signal: exiting now, cutting requests in flight");
+                log::logger().flush();
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let _ = stopper.join();
+    log::info!("{done}");
     logs.finish();
     ExitCode::SUCCESS
 }
 
-/// The signals pibl handles, installed as the first thing `run` does.
-fn install_signals() -> Result<Signals, std::io::Error> {
-    Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
-}
-
-fn wait_for_stop_signal(signals: Result<Signals, std::io::Error>) {
-    match signals {
-        Ok(mut signals) => {
-            for sig in signals.forever() {
-                if sig == SIGINT || sig == SIGTERM {
-                    return;
-                }
-            }
-        }
-        Err(e) => {
-            log::error!("cannot install signal handlers ({e}); stop pibl with SIGKILL");
-            loop {
-                std::thread::park();
-            }
-        }
+fn reopen_log(logs: &LogWriter) {
+    match logs.reopen() {
+        Ok(()) => log::info!("reopened log file {}", logs.path().display()),
+        Err(e) => log::error!("{e}; still writing to the file open before"),
     }
 }

@@ -69,6 +69,7 @@ impl CacheWork {
     pub fn on_response_head(
         &mut self,
         cache: &Arc<Cache>,
+        fresh: Freshness,
         req: &RequestInfo,
         resp: &ResponseInfo,
         head: &[u8],
@@ -77,10 +78,6 @@ impl CacheWork {
         client_head: &mut Vec<u8>,
     ) -> Option<Arc<CacheEntry>> {
         let label = self.label?;
-        let fresh = Freshness {
-            ttl: cache.config.ttl,
-            heuristic: cache.config.heuristic,
-        };
         let now = unix_now();
         let refreshed = with_response_headers(head, |status, headers| {
             if self.invalidate && (200..400).contains(&status) {
@@ -367,7 +364,7 @@ impl Session {
                     return self.finish_exchange(ctx);
                 }
                 if w.total > 0 {
-                    self.deadline = ctx.clock.now + ctx.shared.config.timeouts.client_idle;
+                    self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_idle;
                 }
                 Step::Wait
             }

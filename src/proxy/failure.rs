@@ -37,7 +37,7 @@ impl Session {
             // That says nothing about the backend; send again on a fresh connection.
             return self.connect(ctx, b);
         }
-        self.backend_failed(ctx, "closed or reset the connection before answering");
+        self.backend_failed("closed or reset the connection before answering");
         if may_retry {
             return self.retry_elsewhere(ctx);
         }
@@ -59,7 +59,7 @@ impl Session {
         }
         if waiting_for_head || retry {
             // Slow request bodies are the client's doing, not the backend's.
-            self.backend_failed(ctx, "did not answer in time");
+            self.backend_failed("did not answer in time");
         }
         self.close_upstream(ctx, false);
         if retry {
@@ -75,7 +75,7 @@ impl Session {
             return self.enter(State::Closed, ctx);
         };
         x.retries += 1;
-        if x.retries > ctx.shared.config.health.max_retries {
+        if x.retries > ctx.settings.config.health.max_retries {
             let (status, why) = if x.timed_out {
                 (504, "no backend answered in time")
             } else {
@@ -89,16 +89,17 @@ impl Session {
     /// Excludes the current backend for this request and counts a failure against it, unless
     /// the connection came from the pool (a dead pooled connection says nothing about the
     /// backend).
-    pub(super) fn backend_failed(&mut self, ctx: &mut Ctx<'_>, why: &str) {
+    pub(super) fn backend_failed(&mut self, why: &str) {
         if let Some(x) = self.x.as_mut() {
             if let Some(b) = x.backend {
                 x.tried |= 1u64.checked_shl(b as u32).unwrap_or(0);
-                let backend = ctx.shared.backends.get(b);
-                backend
+                let backends = &x.settings.backends;
+                backends
+                    .get(b)
                     .failures
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if !x.reused {
-                    ctx.shared.backends.report_failure(b, why);
+                    backends.report_failure(b, why);
                 }
             }
         }
@@ -162,9 +163,7 @@ impl Session {
         } else {
             bytes
         };
-        let Ctx {
-            clock, log, shared, ..
-        } = ctx;
+        let Ctx { clock, log, .. } = ctx;
         let entry = AccessEntry {
             client: self.peer,
             method: or_dash(&self.line.method),
@@ -172,16 +171,18 @@ impl Session {
             version: version.as_str(),
             status,
             bytes,
-            backend: backend.map(|b| shared.backends.get(b).name.as_str()),
+            backend: backend
+                .and_then(|b| Some(self.x.as_ref()?.settings.backends.get(b).name.as_str())),
             duration: clock.now.saturating_duration_since(started),
             cache: cache.map(CacheLabel::as_str),
         };
         log.record(clock.log_stamp(), &entry);
     }
 
-    pub(super) fn backend_name<'c>(&self, ctx: &'c Ctx<'_>) -> Option<&'c str> {
-        let b = self.x.as_ref()?.backend?;
-        Some(ctx.shared.backends.get(b).name.as_str())
+    /// The backend of the current request, named as in the settings it started with.
+    pub(super) fn backend_name(&self) -> Option<&str> {
+        let x = self.x.as_ref()?;
+        Some(x.settings.backends.get(x.backend?).name.as_str())
     }
 }
 

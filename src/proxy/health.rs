@@ -4,6 +4,9 @@
 //! A 2xx or 3xx answer brings a backend back into the rotation; anything else (refused, timeout,
 //! reset, another status, garbage) takes it out until a probe succeeds. Passive failure counting
 //! in the sessions goes on independently (`RoundRobin::report_failure`).
+//!
+//! The thread runs for the proxy's whole life and reads the current settings every round, so a
+//! reload can add, change or remove `health_check` and the backends it probes.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -13,7 +16,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::Shared;
-use crate::config::HealthCheck;
 
 /// Longest a single probe may take (connect, then the answer), whatever the interval.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -21,26 +23,36 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// Starts the probing thread; it ends when `shared.stop` is set.
-pub fn start(shared: Arc<Shared>, check: HealthCheck) -> std::io::Result<JoinHandle<()>> {
+pub fn start(shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("pibl-health".to_string())
-        .spawn(move || run(&shared, &check))
+        .spawn(move || run(&shared))
 }
 
-fn run(shared: &Shared, check: &HealthCheck) {
-    let timeout = check.interval.min(PROBE_TIMEOUT);
+fn run(shared: &Shared) {
     loop {
         let round = Instant::now();
-        for (i, b) in shared.backends.backends().iter().enumerate() {
-            if shared.stop.load(Ordering::Relaxed) {
-                return;
+        let settings = shared.settings();
+        let interval = match &settings.config.health.check {
+            Some(check) => {
+                let timeout = check.interval.min(PROBE_TIMEOUT);
+                let backends = &settings.backends;
+                for (i, b) in backends.backends().iter().enumerate() {
+                    if shared.stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    match probe(b.addr, &b.name, &check.path, timeout) {
+                        Ok(()) => backends.report_success(i),
+                        Err(why) => backends.mark_down(i, &format!("health check {why}")),
+                    }
+                }
+                check.interval
             }
-            match probe(b.addr, &b.name, &check.path, timeout) {
-                Ok(()) => shared.backends.report_success(i),
-                Err(why) => shared.backends.mark_down(i, &format!("health check {why}")),
-            }
-        }
-        let next = round + check.interval;
+            // Off: look again for a reload that turns it on.
+            None => STOP_POLL,
+        };
+        drop(settings);
+        let next = round + interval;
         while Instant::now() < next {
             if shared.stop.load(Ordering::Relaxed) {
                 return;

@@ -12,8 +12,8 @@ pub mod upstream;
 pub mod worker;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
@@ -24,11 +24,43 @@ use crate::config::Config;
 use crate::logging::LogWriter;
 use crate::net;
 
-/// What all workers share: read-only config, the rotation, and a few counters.
+/// What a reload replaces: the config and the backend rotation built from it. Immutable once
+/// published. A worker holds the newest one it has seen; each request pins the one it started
+/// with, so its backend indices, failure reports and log line stay about the same backend list.
 #[derive(Debug)]
-pub struct Shared {
+pub struct Settings {
+    /// 0 at start, one more per successful reload. Upstream connections carry the generation
+    /// they were opened for, so a connection to an old backend list is never pooled for a new one.
+    pub generation: u64,
     pub config: Config,
     pub backends: RoundRobin,
+}
+
+impl Settings {
+    /// Builds the rotation for `config`; after a reload, the health of backends still listed
+    /// (same address) carries over from `previous`.
+    fn new(generation: u64, config: Config, previous: Option<&RoundRobin>) -> Settings {
+        let mut backends = RoundRobin::new(&config.backends)
+            .with_failover(config.health.max_fails, config.health.fail_timeout);
+        if let Some(old) = previous {
+            backends = backends.inherit(old, config.health.check.is_some());
+        }
+        Settings {
+            generation,
+            config,
+            backends,
+        }
+    }
+}
+
+/// What all workers share: the current settings, the cache, and a few counters.
+#[derive(Debug)]
+pub struct Shared {
+    /// The current settings. Read (a lock) only when `generation` says they changed, so the
+    /// request path never takes this lock.
+    settings: RwLock<Arc<Settings>>,
+    /// `settings.generation`, for workers to compare once per loop tick.
+    pub generation: AtomicU64,
     /// The disk cache, when it is on.
     pub cache: Option<Arc<Cache>>,
     /// Client connections open across all workers.
@@ -37,11 +69,31 @@ pub struct Shared {
     pub stop: AtomicBool,
 }
 
+impl Shared {
+    /// The current settings.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes `settings` current; workers switch at their next loop tick.
+    fn publish(&self, settings: Settings) {
+        let generation = settings.generation;
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
+        self.generation.store(generation, Ordering::Release);
+    }
+}
+
 /// A running proxy: its workers and the address they listen on.
 pub struct Proxy {
     shared: Arc<Shared>,
     workers: Vec<(JoinHandle<()>, Arc<Waker>)>,
-    /// The active health-check thread, when `health_check` is set.
+    /// The health-check thread (probing only while `health_check` is set).
     health: Option<JoinHandle<()>>,
     addr: SocketAddr,
 }
@@ -60,11 +112,12 @@ impl Proxy {
         let addr = listeners[0]
             .local_addr()
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        let access_log = config.access_log;
+        let settings = Arc::new(Settings::new(0, config, None));
         let shared = Arc::new(Shared {
-            backends: RoundRobin::new(&config.backends)
-                .with_failover(config.health.max_fails, config.health.fail_timeout),
+            settings: RwLock::new(settings.clone()),
+            generation: AtomicU64::new(0),
             cache,
-            config,
             connections: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
@@ -78,36 +131,24 @@ impl Proxy {
             if let Some(c) = &shared.cache {
                 c.add_waker(waker.clone());
             }
-            let w = worker::Worker::new(
-                poll,
-                listener,
-                shared.clone(),
-                logs.access_log(shared.config.access_log),
-            )
-            .map_err(|e| format!("cannot start worker {i}: {e}"))?;
+            let w =
+                worker::Worker::new(poll, listener, shared.clone(), logs.access_log(access_log))
+                    .map_err(|e| format!("cannot start worker {i}: {e}"))?;
             let handle = std::thread::Builder::new()
                 .name(format!("pibl-worker-{i}"))
                 .spawn(move || w.run())
                 .map_err(|e| format!("cannot start worker thread {i}: {e}"))?;
             workers.push((handle, waker));
         }
-        let health = match shared.config.health.check.clone() {
-            Some(check) => Some(
-                health::start(shared.clone(), check)
-                    .map_err(|e| format!("cannot start the health-check thread: {e}"))?,
-            ),
-            None => None,
-        };
-        let names: Vec<&str> = shared
-            .backends
-            .backends()
-            .iter()
-            .map(|b| b.name.as_str())
-            .collect();
+        // Always running, so a reload can turn `health_check` on; it idles while it is off.
+        let health = Some(
+            health::start(shared.clone())
+                .map_err(|e| format!("cannot start the health-check thread: {e}"))?,
+        );
         log::info!(
             "pibl {} listening on {addr} with {count} workers; backends: {}",
             env!("CARGO_PKG_VERSION"),
-            names.join(", ")
+            backend_names(&settings.backends)
         );
         Ok(Proxy {
             shared,
@@ -126,6 +167,77 @@ impl Proxy {
         &self.shared
     }
 
+    /// Replaces the settings with `new` (already loaded and validated) for requests that start
+    /// from now on; requests in flight finish with the settings they started with. What cannot
+    /// change without a restart keeps its running value, and each such change is logged.
+    pub fn reload(&self, mut new: Config) {
+        let old = self.shared.settings();
+        let cur = &old.config;
+        let mut ignored = Vec::new();
+        if new.listen != cur.listen {
+            ignored.push(format!("listen {} -> {}", cur.listen, new.listen));
+            new.listen = cur.listen;
+        }
+        if new.worker_count() != cur.worker_count() {
+            ignored.push(format!(
+                "workers {} -> {}",
+                cur.worker_count(),
+                new.worker_count()
+            ));
+        }
+        new.workers = cur.workers;
+        if new.log_file != cur.log_file {
+            ignored.push(format!(
+                "log_file {} -> {}",
+                cur.log_file.display(),
+                new.log_file.display()
+            ));
+            new.log_file = cur.log_file.clone();
+        }
+        let (was_on, now_on) = (cur.cache_config().is_some(), new.cache_config().is_some());
+        if was_on != now_on {
+            let word = |on: bool| if on { "on" } else { "off" };
+            ignored.push(format!("cache {} -> {}", word(was_on), word(now_on)));
+            new.cache.enabled = Some(was_on);
+            if was_on && new.cache.ttl.is_none() {
+                new.cache.ttl = cur.cache.ttl;
+            }
+        }
+        for (name, changed) in [
+            ("cache_dir", new.cache.dir != cur.cache.dir),
+            (
+                "cache_max_bytes",
+                new.cache.max_bytes != cur.cache.max_bytes,
+            ),
+            (
+                "cache_max_object",
+                new.cache.max_object != cur.cache.max_object,
+            ),
+        ] {
+            if changed {
+                ignored.push(format!("{name} changed"));
+            }
+        }
+        new.cache.dir = cur.cache.dir.clone();
+        new.cache.max_bytes = cur.cache.max_bytes;
+        new.cache.max_object = cur.cache.max_object;
+        for what in &ignored {
+            log::warn!("reload: {what}: ignored until restart");
+        }
+        let path = new.path.clone();
+        let settings = Settings::new(old.generation + 1, new, Some(&old.backends));
+        let (generation, count) = (settings.generation, settings.backends.len());
+        let names = backend_names(&settings.backends);
+        self.shared.publish(settings);
+        for (_, waker) in &self.workers {
+            let _ = waker.wake();
+        }
+        log::info!(
+            "reloaded {}: {count} backends ({names}); generation {generation}",
+            path.display()
+        );
+    }
+
     /// Graceful stop: no new connections, requests in flight finish (bounded by
     /// `shutdown_timeout`), then the workers exit. Returns when they have.
     pub fn shutdown(self) {
@@ -140,4 +252,14 @@ impl Proxy {
             let _ = h.join();
         }
     }
+}
+
+/// `a, b, c` for log lines.
+fn backend_names(backends: &RoundRobin) -> String {
+    let names: Vec<&str> = backends
+        .backends()
+        .iter()
+        .map(|b| b.name.as_str())
+        .collect();
+    names.join(", ")
 }

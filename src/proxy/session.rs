@@ -16,6 +16,7 @@
 //! structural: a state reads from one side only while its buffer towards the other has room.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -25,7 +26,7 @@ use super::cached::{CacheLabel, CacheWork};
 use super::io::{fill, flush, Pending};
 use super::splice::SplicePipe;
 use super::upstream::UpstreamPool;
-use super::Shared;
+use super::{Settings, Shared};
 use crate::buffer::{Buffer, BufferPool};
 use crate::clock::Clock;
 use crate::http::body::{BodyKind, BodyRelay};
@@ -115,6 +116,8 @@ pub struct Ctx<'a> {
     pub buffers: &'a mut BufferPool,
     pub clock: &'a mut Clock,
     pub shared: &'a Shared,
+    /// The worker's current settings: what a new request starts with.
+    pub settings: &'a Arc<Settings>,
     pub log: &'a mut AccessLog,
     /// This session's slab key.
     pub key: usize,
@@ -127,6 +130,9 @@ pub struct Ctx<'a> {
 #[derive(Debug)]
 pub(super) struct Exchange {
     pub(super) info: RequestInfo,
+    /// The settings this request started with: `backend` and `tried` index its backend list,
+    /// and failures are reported to its rotation, even if a reload happens meanwhile.
+    pub(super) settings: Arc<Settings>,
     pub(super) started: Instant,
     pub(super) req_body: BodyRelay,
     pub(super) resp_body: BodyRelay,
@@ -158,8 +164,9 @@ pub(super) struct Exchange {
 }
 
 impl Exchange {
-    fn new(info: RequestInfo, now: Instant) -> Exchange {
+    fn new(info: RequestInfo, settings: Arc<Settings>, now: Instant) -> Exchange {
         Exchange {
+            settings,
             req_body: BodyRelay::new(info.body, false),
             resp_body: BodyRelay::new(BodyKind::Empty, false),
             info,
@@ -247,9 +254,13 @@ impl Session {
         self.state == State::Closed
     }
 
-    /// Idle between requests with nothing buffered: safe to close when stopping.
+    /// Idle between requests with nothing buffered: safe to close when stopping. A connection
+    /// that has not had its first request yet is not idle: its client is about to send one (it
+    /// may have been accepted from the queue during the stop) and would not retry it.
     pub fn is_idle(&self) -> bool {
-        self.state == State::ReadRequestHead && self.client_in.as_ref().is_none_or(Buffer::is_empty)
+        self.served
+            && self.state == State::ReadRequestHead
+            && self.client_in.as_ref().is_none_or(Buffer::is_empty)
     }
 
     pub fn on_client_event(&mut self, readable: bool, writable: bool, hup: bool) {
@@ -287,7 +298,7 @@ impl Session {
             "illegal transition {:?} -> {next:?}",
             self.state
         );
-        let t = &ctx.shared.config.timeouts;
+        let t = &ctx.settings.config.timeouts;
         let wait = match next {
             State::ReadRequestHead if self.served && !self.has_buffered_input() => t.keepalive,
             State::ReadRequestHead => t.client_header,
@@ -313,7 +324,7 @@ impl Session {
 
     /// Pushes the deadline of the current state forward after progress (idle timeouts).
     pub(super) fn touch(&mut self, ctx: &Ctx<'_>) {
-        let t = &ctx.shared.config.timeouts;
+        let t = &ctx.settings.config.timeouts;
         let wait = match self.state {
             State::SendRequest => self.send_wait(t),
             State::RelayResponse | State::Tunnel => t.upstream.max(t.client_idle),
@@ -354,13 +365,13 @@ impl Session {
             State::Connecting => {
                 log::warn!(
                     "backend {} did not accept a connection within {:?}",
-                    self.backend_name(ctx).unwrap_or("-"),
-                    ctx.shared.config.timeouts.connect
+                    self.backend_name().unwrap_or("-"),
+                    ctx.settings.config.timeouts.connect
                 );
                 if let Some(x) = self.x.as_mut() {
                     x.timed_out = true;
                 }
-                self.backend_failed(ctx, "connect timed out");
+                self.backend_failed("connect timed out");
                 self.close_upstream(ctx, false);
                 self.retry_elsewhere(ctx);
             }
@@ -415,8 +426,8 @@ impl Session {
                         }
                         buf.consume(info.head_len);
                         self.to_upstream.pos = 0;
-                        self.x = Some(Exchange::new(info, ctx.clock.now));
-                        let max_body = ctx.shared.config.limits.max_body_size;
+                        self.x = Some(Exchange::new(info, ctx.settings.clone(), ctx.clock.now));
+                        let max_body = ctx.settings.config.limits.max_body_size;
                         if self.x.as_ref().is_some_and(|x| x.body_over(max_body)) {
                             return self.fail(ctx, 413, "request body larger than allowed", true);
                         }
@@ -431,7 +442,11 @@ impl Session {
                     }
                 }
             }
-            if self.client_eof || (ctx.stopping && buf.is_empty()) {
+            // Stopping: a keep-alive connection with no request under way closes. A client
+            // racing us with a new request sees the close before any response byte and retries.
+            let idle_when_stopping =
+                ctx.stopping && self.served && buf.is_empty() && !self.client_readable;
+            if self.client_eof || idle_when_stopping {
                 return self.enter(State::Closed, ctx);
             }
             let was_empty = buf.is_empty();
@@ -444,11 +459,14 @@ impl Session {
                 Ok(f) => {
                     if f.bytes > 0 && was_empty && self.served {
                         // A new request began: the whole head must now arrive in time.
-                        self.deadline = ctx.clock.now + ctx.shared.config.timeouts.client_header;
+                        self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_header;
                     }
                     if f.eof {
                         self.client_eof = true;
                     } else if f.bytes == 0 {
+                        if buf.is_empty() && ctx.stopping && self.served {
+                            return self.enter(State::Closed, ctx);
+                        }
                         if buf.is_empty() {
                             // Idle connections hold no buffer.
                             if let Some(b) = self.client_in.take() {
@@ -468,7 +486,7 @@ impl Session {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        let backends = &ctx.shared.backends;
+        let backends = &x.settings.backends;
         let Some(b) = backends.pick(x.tried) else {
             let (status, why) = if x.timed_out {
                 (504, "no backend answered in time")
@@ -482,7 +500,8 @@ impl Session {
             .get(b)
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some(key) = ctx.upstreams.checkout(ctx.registry, b, ctx.key) {
+        let generation = x.settings.generation;
+        if let Some(key) = ctx.upstreams.checkout(ctx.registry, generation, b, ctx.key) {
             x.reused = true;
             self.upstream = Some(key);
             self.to_upstream.rewind();
@@ -493,8 +512,14 @@ impl Session {
 
     /// Opens a fresh connection to backend `b`.
     pub(super) fn connect(&mut self, ctx: &mut Ctx<'_>, b: usize) -> Step {
-        let addr = ctx.shared.backends.get(b).addr;
-        match ctx.upstreams.connect(ctx.registry, b, addr, ctx.key) {
+        let Some(settings) = self.x.as_ref().map(|x| &x.settings) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let (generation, addr) = (settings.generation, settings.backends.get(b).addr);
+        match ctx
+            .upstreams
+            .connect(ctx.registry, generation, b, addr, ctx.key)
+        {
             Ok(key) => {
                 if let Some(x) = self.x.as_mut() {
                     x.reused = false;
@@ -505,7 +530,7 @@ impl Session {
             }
             Err(e) => {
                 log::warn!("cannot connect to backend {addr}: {e}");
-                self.backend_failed(ctx, "cannot connect");
+                self.backend_failed("cannot connect");
                 self.retry_elsewhere(ctx)
             }
         }
@@ -539,9 +564,9 @@ impl Session {
             Some(e) => {
                 log::warn!(
                     "backend {} refused or failed the connection: {e}",
-                    self.backend_name(ctx).unwrap_or("-")
+                    self.backend_name().unwrap_or("-")
                 );
-                self.backend_failed(ctx, "connection refused or failed");
+                self.backend_failed("connection refused or failed");
                 self.close_upstream(ctx, false);
                 self.retry_elsewhere(ctx)
             }
@@ -549,7 +574,7 @@ impl Session {
     }
 
     fn send_request(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let max_body = ctx.shared.config.limits.max_body_size;
+        let max_body = ctx.settings.config.limits.max_body_size;
         let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
             return self.enter(State::Closed, ctx);
         };
@@ -690,6 +715,7 @@ impl Session {
                                 let head = &buf.data()[..info.head_len];
                                 refreshed = x.cache.on_response_head(
                                     cache,
+                                    x.settings.config.freshness(),
                                     &x.info,
                                     &info,
                                     head,
@@ -704,7 +730,7 @@ impl Session {
                         if info.is_interim() {
                             return Step::Again;
                         }
-                        ctx.shared.backends.report_success(up.backend);
+                        x.settings.backends.report_success(up.backend);
                         if let Some(entry) = refreshed {
                             // A 304 to our revalidation: the stored body is good, serve it.
                             self.to_client.clear();
@@ -718,11 +744,11 @@ impl Session {
                     Err(bad) => {
                         log::warn!(
                             "backend {} sent a bad response: {}",
-                            ctx.shared.backends.get(up.backend).name,
+                            x.settings.backends.get(up.backend).name,
                             bad.0
                         );
                         self.to_client.clear();
-                        self.backend_failed(ctx, "sent an invalid response");
+                        self.backend_failed("sent an invalid response");
                         self.close_upstream(ctx, false);
                         return self.fail(ctx, 502, "the backend sent an invalid response", true);
                     }
@@ -807,12 +833,12 @@ impl Session {
             // Flush what arrived, then close: the client sees a short body, never a clean end.
             log::warn!(
                 "backend {} closed before the end of the response to {} {}",
-                self.backend_name(ctx).unwrap_or("-"),
+                self.backend_name().unwrap_or("-"),
                 self.line.method,
                 self.line.target
             );
-            if let Some(b) = self.x.as_ref().and_then(|x| x.backend) {
-                ctx.shared.backends.report_failure(b, "closed mid-response");
+            if let Some((x, b)) = self.x.as_ref().and_then(|x| Some((x, x.backend?))) {
+                x.settings.backends.report_failure(b, "closed mid-response");
             }
             self.close_upstream(ctx, false);
             self.log_exchange(ctx, 502);
@@ -931,7 +957,7 @@ impl Session {
 
 fn head_limits(ctx: &Ctx<'_>) -> HeadLimits {
     HeadLimits {
-        max_header_bytes: ctx.shared.config.limits.max_header_bytes,
-        max_headers: ctx.shared.config.limits.max_headers,
+        max_header_bytes: ctx.settings.config.limits.max_header_bytes,
+        max_headers: ctx.settings.config.limits.max_headers,
     }
 }

@@ -4,6 +4,11 @@
 //! session is using it or it sits idle in the pool: moving it between the two is a change of owner,
 //! not an `epoll_ctl`. Idle sockets stay registered, so a backend closing one (or sending bytes
 //! nobody asked for) is seen at once and the socket is evicted before anyone reuses it.
+//!
+//! Backend indices belong to one generation of settings (see `Settings`). After a reload the
+//! worker calls [`UpstreamPool::reset`]: idle connections are closed and the idle lists are
+//! rebuilt for the new backend list; connections still used by requests of the old generation
+//! finish their exchange and are then closed instead of pooled ([`UpstreamPool::checkin`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -28,7 +33,10 @@ pub enum Owner {
 #[derive(Debug)]
 pub struct Upstream {
     pub stream: TcpStream,
+    /// Index in the backend list of `generation`.
     pub backend: usize,
+    /// The settings generation this connection was opened for.
+    pub generation: u64,
     pub owner: Owner,
     /// Edge-triggered readiness not yet consumed.
     pub readable: bool,
@@ -49,6 +57,8 @@ pub struct UpstreamPool {
     idle: Vec<Vec<usize>>,
     max_idle_per_backend: usize,
     idle_timeout: Duration,
+    /// The settings generation whose backend list `idle` is indexed by.
+    generation: u64,
 }
 
 impl UpstreamPool {
@@ -58,13 +68,32 @@ impl UpstreamPool {
             idle: vec![Vec::new(); backends],
             max_idle_per_backend,
             idle_timeout,
+            generation: 0,
         }
+    }
+
+    /// Switches to the backend list of a new settings generation: closes every idle
+    /// connection (they belong to the old list) and takes the new pool limits.
+    pub fn reset(
+        &mut self,
+        registry: &Registry,
+        generation: u64,
+        backends: usize,
+        max_idle_per_backend: usize,
+        idle_timeout: Duration,
+    ) {
+        self.close_idle(registry);
+        self.idle = vec![Vec::new(); backends];
+        self.max_idle_per_backend = max_idle_per_backend;
+        self.idle_timeout = idle_timeout;
+        self.generation = generation;
     }
 
     /// Starts a non-blocking connect; the socket reports writable when the handshake ends.
     pub fn connect(
         &mut self,
         registry: &Registry,
+        generation: u64,
         backend: usize,
         addr: SocketAddr,
         owner: usize,
@@ -81,6 +110,7 @@ impl UpstreamPool {
         entry.insert(Upstream {
             stream,
             backend,
+            generation,
             owner: Owner::Session(owner),
             readable: false,
             writable: false,
@@ -91,9 +121,19 @@ impl UpstreamPool {
         Ok(key)
     }
 
-    /// Takes the most recently used idle connection to `backend`, if a live one is there.
-    pub fn checkout(&mut self, registry: &Registry, backend: usize, owner: usize) -> Option<usize> {
-        while let Some(key) = self.idle[backend].pop() {
+    /// Takes the most recently used idle connection to `backend` of settings `generation`, if
+    /// a live one is there (never for an older generation: its indices mean other backends).
+    pub fn checkout(
+        &mut self,
+        registry: &Registry,
+        generation: u64,
+        backend: usize,
+        owner: usize,
+    ) -> Option<usize> {
+        if generation != self.generation {
+            return None;
+        }
+        while let Some(key) = self.idle.get_mut(backend)?.pop() {
             let Some(up) = self.conns.get_mut(key) else {
                 continue;
             };
@@ -108,7 +148,8 @@ impl UpstreamPool {
         None
     }
 
-    /// Gives a connection back after a complete exchange; closes it when the pool is full.
+    /// Gives a connection back after a complete exchange; closes it when the pool is full or it
+    /// was opened for an older settings generation.
     pub fn checkin(&mut self, registry: &Registry, key: usize, now: Instant) {
         let Some(up) = self.conns.get_mut(key) else {
             return;
@@ -122,7 +163,13 @@ impl UpstreamPool {
                 _ => {}
             }
         }
-        let list = &mut self.idle[up.backend];
+        let list = match self.idle.get_mut(up.backend) {
+            Some(list) if up.generation == self.generation => list,
+            _ => {
+                self.close(registry, key);
+                return;
+            }
+        };
         if list.len() >= self.max_idle_per_backend || up.readable {
             self.close(registry, key);
             return;
@@ -135,8 +182,8 @@ impl UpstreamPool {
     pub fn close(&mut self, registry: &Registry, key: usize) {
         if let Some(mut up) = self.conns.try_remove(key) {
             let _ = registry.deregister(&mut up.stream);
-            if let Owner::Pool(_) = up.owner {
-                self.idle[up.backend].retain(|&k| k != key);
+            if let (Owner::Pool(_), Some(list)) = (up.owner, self.idle.get_mut(up.backend)) {
+                list.retain(|&k| k != key);
             }
         }
     }

@@ -1,6 +1,10 @@
 //! The event loop: one per worker thread, each with its own `mio::Poll`, its own SO_REUSEPORT
 //! listener, a slab of client sessions and a pool of upstream connections. Workers share nothing
 //! on the request path but the round-robin counter and the connection count (both atomics).
+//!
+//! Reload: once per loop tick a worker compares `Shared::generation` with the generation of the
+//! settings it holds (one atomic load); only when they differ does it take the settings lock,
+//! switch, and rebuild what depends on them ([`Worker::refresh_settings`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,7 +17,7 @@ use slab::Slab;
 
 use super::session::{Ctx, Session};
 use super::upstream::{Owner, UpstreamPool, UPSTREAM_BIT};
-use super::Shared;
+use super::{Settings, Shared};
 use crate::buffer::BufferPool;
 use crate::clock::Clock;
 use crate::logging::AccessLog;
@@ -36,6 +40,8 @@ pub struct Worker {
     clock: Clock,
     log: AccessLog,
     shared: Arc<Shared>,
+    /// The newest settings this worker has seen; new requests start with them.
+    settings: Arc<Settings>,
     /// Not accepting: at the connection limit or out of file descriptors.
     accept_paused: bool,
     /// Client connections this worker may hold (`max_connections_per_worker`).
@@ -59,13 +65,14 @@ impl Worker {
     ) -> std::io::Result<Worker> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let cfg = &shared.config;
+        let settings = shared.settings();
+        let cfg = &settings.config;
         let clock = Clock::new();
         let max_sessions = cfg.per_worker_connections();
         Ok(Worker {
             max_sessions,
             upstreams: UpstreamPool::new(
-                shared.backends.len(),
+                settings.backends.len(),
                 cfg.limits.upstream_pool_size,
                 cfg.timeouts.pool_idle,
             ),
@@ -77,6 +84,7 @@ impl Worker {
             sessions: Slab::new(),
             log,
             shared,
+            settings,
             accept_paused: false,
             stop_deadline: None,
             expired: Vec::new(),
@@ -100,6 +108,7 @@ impl Worker {
                 }
             }
             self.clock.tick();
+            self.refresh_settings();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -128,8 +137,8 @@ impl Worker {
     }
 
     fn accept(&mut self) {
-        let max = self.shared.config.limits.max_connections;
-        let header_timeout = self.shared.config.timeouts.client_header;
+        let max = self.settings.config.limits.max_connections;
+        let header_timeout = self.settings.config.timeouts.client_header;
         let Some(listener) = self.listener.as_ref() else {
             return;
         };
@@ -215,6 +224,7 @@ impl Worker {
             buffers: &mut self.buffers,
             clock: &mut self.clock,
             shared: &self.shared,
+            settings: &self.settings,
             log: &mut self.log,
             key,
             stopping: self.stop_deadline.is_some(),
@@ -275,9 +285,44 @@ impl Worker {
         }
     }
 
+    /// Switches to newer settings if a reload published some. Sessions keep what they pinned
+    /// (see `Exchange::settings`); the worker rebuilds its upstream pool for the new backend
+    /// list, its buffer pool if `buffer_size` changed, and takes the new limits.
+    fn refresh_settings(&mut self) {
+        if self.shared.generation.load(Ordering::Acquire) == self.settings.generation {
+            return;
+        }
+        let new = self.shared.settings();
+        let cfg = &new.config;
+        self.upstreams.reset(
+            self.poll.registry(),
+            new.generation,
+            new.backends.len(),
+            cfg.limits.upstream_pool_size,
+            cfg.timeouts.pool_idle,
+        );
+        if cfg.limits.buffer_size != self.buffers.buffer_size() {
+            // Buffers of the old size still in use are freed when they come back.
+            self.buffers = BufferPool::new(cfg.limits.buffer_size, POOLED_BUFFERS);
+        }
+        self.max_sessions = cfg.per_worker_connections();
+        self.log.set_enabled(cfg.access_log);
+        self.settings = new;
+        if self.accept_paused {
+            self.accept();
+        }
+    }
+
     /// Stops accepting, closes idle clients and pooled connections; requests in flight go on.
+    ///
+    /// Clients the kernel already queued on this worker's listener are accepted and served
+    /// first: closing a listener resets the connections in its queue, and those clients have
+    /// sent a request they would not retry. (With `net.ipv4.tcp_migrate_req = 1` the kernel
+    /// moves connections that complete their handshake after this to another listener on the
+    /// port, e.g. a new pibl's; see docs/operations.md.)
     fn begin_stop(&mut self) {
-        self.stop_deadline = Some(self.clock.now + self.shared.config.timeouts.shutdown);
+        self.stop_deadline = Some(self.clock.now + self.settings.config.timeouts.shutdown);
+        self.accept();
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }

@@ -46,7 +46,8 @@ pub fn pattern(n: usize) -> Vec<u8> {
 ///
 /// Paths: `/echo` answers the request body; `/big?n=N` N pattern bytes; `/chunked` a chunked
 /// body; `/close` a close-delimited body; `/upgrade` answers 101 then echoes raw bytes;
-/// `/slow-head` never answers; `/continue` sends `100 Continue` before reading the body, then
+/// `/slow-head` never answers; `/slow?head_ms=H&body_ms=B&n=N` waits H ms, sends the head, waits
+/// B ms, then sends N pattern bytes (a request that is in flight for a while); `/continue` sends `100 Continue` before reading the body, then
 /// echoes it; anything else a short text naming the backend.
 pub struct Backend {
     pub name: String,
@@ -315,6 +316,21 @@ fn serve_requests(stream: TcpStream, name: &str, seen: &Mutex<Vec<Seen>>, drop_n
                 };
                 out.write_all(&msg)
             }
+            "/slow" => {
+                let num =
+                    |k: &str| -> u64 { query.get(k).and_then(|v| v.parse().ok()).unwrap_or(0) };
+                let body = pattern(num("n") as usize);
+                std::thread::sleep(Duration::from_millis(num("head_ms")));
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nX-Backend: {name}\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                if out.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(num("body_ms")));
+                out.write_all(&body)
+            }
             "/slow-head" => {
                 std::thread::sleep(Duration::from_secs(30));
                 return;
@@ -517,6 +533,31 @@ impl Pibl {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends a signal (`libc::SIGHUP`, ...) without waiting.
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Waits (bounded) for the process to exit; its exit code, `None` if it is still running
+    /// or was killed by a signal.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let until = Instant::now() + within;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.code(),
+                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The config file it was started with (by `Pibl::start`), to rewrite before a SIGHUP.
+    pub fn conf_path(&self) -> PathBuf {
+        self.dir.path().join("pibl.conf")
     }
 
     /// Waits (bounded) until stdout or the log file has a line containing `needle`.
