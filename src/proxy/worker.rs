@@ -317,15 +317,12 @@ impl Worker {
     ///
     /// Clients the kernel already queued on this worker's listener are accepted and served
     /// first: closing a listener resets the connections in its queue, and those clients have
-    /// sent a request they would not retry. (With `net.ipv4.tcp_migrate_req = 1` the kernel
-    /// moves connections that complete their handshake after this to another listener on the
-    /// port, e.g. a new pibl's; see docs/operations.md.)
+    /// sent a request they would not retry. Idle connections close before that, so their slots
+    /// go to queued clients even at `max_connections`. (With `net.ipv4.tcp_migrate_req = 1`
+    /// the kernel moves connections that complete their handshake after the last accept to
+    /// another listener on the port, e.g. a new pibl's; see docs/operations.md.)
     fn begin_stop(&mut self) {
         self.stop_deadline = Some(self.clock.now + self.settings.config.timeouts.shutdown);
-        self.accept();
-        if let Some(mut l) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut l);
-        }
         self.upstreams.close_idle(self.poll.registry());
         let idle: Vec<usize> = self
             .sessions
@@ -335,6 +332,10 @@ impl Worker {
             .collect();
         for key in idle {
             self.drive(key, false);
+        }
+        self.accept();
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
         }
     }
 }
