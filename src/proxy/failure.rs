@@ -1,8 +1,11 @@
 //! How an exchange fails: retries and failover when a backend cannot be used, responses the
 //! proxy makes itself, and the one access-log line every exchange ends with.
 
+use std::time::{Duration, Instant};
+
 use super::cached::CacheLabel;
 use super::session::{Ctx, Exchange, Session, State, Step};
+use super::Shared;
 use crate::http::body::BodyKind;
 use crate::http::response;
 use crate::http::Version;
@@ -141,7 +144,7 @@ impl Session {
     }
 
     pub(super) fn log_exchange(&mut self, ctx: &mut Ctx<'_>, status: u16) {
-        let (started, bytes, backend, version, cache) = match self.x.as_mut() {
+        let (started, bytes, backend, version, cache, tried) = match self.x.as_mut() {
             Some(x) if x.logged => return,
             Some(x) => {
                 x.logged = true;
@@ -153,9 +156,10 @@ impl Session {
                     x.backend,
                     x.info.version,
                     x.cache.label,
+                    x.tried,
                 )
             }
-            None => (ctx.clock.now, 0, None, Version::Http11, None),
+            None => (ctx.clock.now, 0, None, Version::Http11, None, 0),
         };
         let bytes = if self.x.is_none() {
             self.to_client.bytes.len() as u64
@@ -176,6 +180,15 @@ impl Session {
             duration: clock.now.saturating_duration_since(started),
             cache: cache.map(CacheLabel::as_str),
         };
+        record_stats(
+            shared,
+            status,
+            backend,
+            tried,
+            cache,
+            entry.duration,
+            clock.now,
+        );
         log.record(clock.log_stamp(), &entry);
     }
 
@@ -195,6 +208,40 @@ impl Exchange {
         match self.info.body {
             BodyKind::Length(n) => n > max,
             _ => self.req_body.chunked_data_len() > max,
+        }
+    }
+}
+
+/// Counts a finished exchange for the admin listener (`src/stats.rs`): a few relaxed atomic
+/// adds. Every backend this request failed on (`tried`) gets a failed attempt; the one that
+/// answered gets the latency, and an error when the client got a 5xx.
+fn record_stats(
+    shared: &Shared,
+    status: u16,
+    backend: Option<usize>,
+    tried: u64,
+    cache: Option<CacheLabel>,
+    took: Duration,
+    now: Instant,
+) {
+    let hit = match cache {
+        Some(CacheLabel::Hit) => Some(true),
+        Some(CacheLabel::Miss | CacheLabel::Revalidated) => Some(false),
+        Some(CacheLabel::Bypass) | None => None,
+    };
+    shared.stats.record_exchange(status, hit, now);
+    let mut failed = tried;
+    if let Some(b) = backend {
+        let bit = 1u64.checked_shl(b as u32).unwrap_or(0);
+        failed &= !bit;
+        let error = status >= 500 || tried & bit != 0;
+        shared.backends.get(b).stats.record(error, took);
+    }
+    while failed != 0 {
+        let i = failed.trailing_zeros() as usize;
+        failed &= failed - 1;
+        if i < shared.backends.len() {
+            shared.backends.get(i).stats.record_failed_attempt();
         }
     }
 }

@@ -15,14 +15,17 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use mio::{Poll, Waker};
 
+use crate::admin::Admin;
 use crate::balance::RoundRobin;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::logging::LogWriter;
 use crate::net;
+use crate::stats::Stats;
 
 /// What all workers share: read-only config, the rotation, and a few counters.
 #[derive(Debug)]
@@ -35,6 +38,10 @@ pub struct Shared {
     pub connections: AtomicUsize,
     /// Set to begin a graceful stop.
     pub stop: AtomicBool,
+    /// Counters for the admin listener; per-backend ones are reached through `backends`.
+    pub stats: Arc<Stats>,
+    /// When the proxy started (uptime).
+    pub started: Instant,
 }
 
 /// A running proxy: its workers and the address they listen on.
@@ -43,6 +50,8 @@ pub struct Proxy {
     workers: Vec<(JoinHandle<()>, Arc<Waker>)>,
     /// The active health-check thread, when `health_check` is set.
     health: Option<JoinHandle<()>>,
+    /// The admin listener's thread, when `admin` is set.
+    admin: Option<Admin>,
     addr: SocketAddr,
 }
 
@@ -60,13 +69,18 @@ impl Proxy {
         let addr = listeners[0]
             .local_addr()
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        let admin_listener = config.admin.map(crate::admin::bind).transpose()?;
+        let stats = Arc::new(Stats::new());
         let shared = Arc::new(Shared {
             backends: RoundRobin::new(&config.backends)
-                .with_failover(config.health.max_fails, config.health.fail_timeout),
+                .with_failover(config.health.max_fails, config.health.fail_timeout)
+                .with_stats(&stats),
             cache,
             config,
             connections: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
+            stats,
+            started: Instant::now(),
         });
         let mut workers = Vec::with_capacity(count);
         for (i, listener) in listeners.into_iter().enumerate() {
@@ -109,10 +123,19 @@ impl Proxy {
             env!("CARGO_PKG_VERSION"),
             names.join(", ")
         );
+        let admin = match admin_listener {
+            Some(l) => {
+                let a = Admin::start(l, shared.clone())?;
+                log::info!("admin listening on {}", a.local_addr());
+                Some(a)
+            }
+            None => None,
+        };
         Ok(Proxy {
             shared,
             workers,
             health,
+            admin,
             addr,
         })
     }
@@ -120,6 +143,11 @@ impl Proxy {
     /// The address clients connect to (the real port when the config said port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin listener's address, when `admin` is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(Admin::local_addr)
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -132,6 +160,9 @@ impl Proxy {
         self.shared.stop.store(true, Ordering::Relaxed);
         for (_, waker) in &self.workers {
             let _ = waker.wake();
+        }
+        if let Some(a) = self.admin {
+            a.stop();
         }
         for (handle, _) in self.workers {
             let _ = handle.join();
