@@ -45,7 +45,10 @@ pub struct Admin {
 
 /// Binds the admin address; called before any worker starts, so a bad address fails start-up.
 pub fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).map_err(|e| format!("admin: {}", describe_bind_error(addr, &e)))
+    TcpListener::bind(addr).map_err(|e| {
+        let why = describe_bind_error(addr, &e).replace("'listen'", "'admin'");
+        format!("admin: {why}")
+    })
 }
 
 impl Admin {
