@@ -102,7 +102,7 @@ pub fn html_escape(s: &str) -> String {
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
 h1{font-size:1.4em;margin:0 0 .3em}h2{font-size:1.1em;margin:1.4em 0 .4em}\
 table{border-collapse:collapse}th,td{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:right}\
-th:first-child,td:first-child,td.address,td.state{text-align:left}th{background:#f4f4f4}\
+#backends th:nth-child(-n+3),td:first-child,td.address,td.state{text-align:left}th{background:#f4f4f4}\
 .up{color:#0a7a2f;font-weight:bold}.down{color:#b3261e;font-weight:bold}\
 .summary span{font-weight:bold}.foot{color:#777;margin-top:2em}";
 
