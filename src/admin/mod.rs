@@ -292,8 +292,12 @@ fn purge(url: &str, shared: &Shared) -> Vec<u8> {
     }
     // `url` starts with '/': the part after "/cache".
     let rest = &url[1..];
-    let dropped = if rest.len() >= 7 && rest[..7].eq_ignore_ascii_case("http://") {
-        let after = &rest[7..];
+    let absolute = rest.get(..7).and_then(|scheme| {
+        scheme
+            .eq_ignore_ascii_case("http://")
+            .then(|| &rest[scheme.len()..])
+    });
+    let dropped = if let Some(after) = absolute {
         let (authority, target) = match after.find('/') {
             Some(i) => (&after[..i], &after[i..]),
             None => (after, "/"),
@@ -344,4 +348,55 @@ fn head(status: u16, content_type: &str, len: usize, allow: Option<&str>) -> Vec
         reason_phrase(status)
     )
     .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn shared(cache: bool) -> Shared {
+        let mut config = Config::with_backends(
+            "127.0.0.1:0".parse().unwrap(),
+            &["127.0.0.1:1".parse().unwrap()],
+        );
+        let dir = std::env::temp_dir().join(format!("pibl-admin-unit-{}", std::process::id()));
+        config.cache.dir = dir;
+        config.cache.enabled = Some(cache);
+        let stats = Arc::new(crate::stats::Stats::new());
+        Shared {
+            backends: crate::balance::RoundRobin::new(&config.backends).with_stats(&stats),
+            cache: config
+                .cache_config()
+                .map(|c| Arc::new(crate::cache::Cache::open(c).unwrap())),
+            config,
+            connections: Default::default(),
+            stop: Default::default(),
+            stats,
+            started: Instant::now(),
+        }
+    }
+
+    fn status_line(reply: &[u8]) -> String {
+        let text = String::from_utf8_lossy(reply);
+        text.lines().next().unwrap_or("").to_string()
+    }
+
+    #[test]
+    fn odd_targets_never_panic() {
+        let s = shared(true);
+        for target in [
+            "/cache/ht\u{e9}p://x",
+            "/cache/\u{e9}\u{e9}\u{e9}\u{e9}",
+            "/cache/http://",
+            "/cache/http:/",
+            "/cache/https://a/b",
+            "/cache//",
+        ] {
+            let head = format!("PURGE {target} HTTP/1.1\r\n\r\n");
+            let line = status_line(&handle(head.as_bytes(), &s));
+            assert!(line.starts_with("HTTP/1.1 4"), "{target}: {line}");
+        }
+        let _ = std::fs::remove_dir_all(&s.config.cache.dir);
+    }
 }
