@@ -11,9 +11,11 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::BackendSpec;
+use crate::stats::{BackendStats, Stats};
 
 /// One upstream server and what the proxy has seen of it.
 #[derive(Debug)]
@@ -30,6 +32,8 @@ pub struct Backend {
     down_until: AtomicU64,
     /// Marked down and not yet seen answering again (for logging each change once).
     down: AtomicBool,
+    /// Counters for the admin listener, shared by name with [`Stats`] (see `with_stats`).
+    pub stats: Arc<BackendStats>,
 }
 
 /// Down until a health probe succeeds.
@@ -59,6 +63,7 @@ impl RoundRobin {
                     fails: AtomicU32::new(0),
                     down_until: AtomicU64::new(0),
                     down: AtomicBool::new(false),
+                    stats: Arc::default(),
                 })
                 .collect(),
             next: AtomicUsize::new(0),
@@ -98,6 +103,15 @@ impl RoundRobin {
             *b.down.get_mut() = o.down.load(Ordering::Relaxed);
             *b.requests.get_mut() = o.requests.load(Ordering::Relaxed);
             *b.failures.get_mut() = o.failures.load(Ordering::Relaxed);
+        }
+        self
+    }
+
+    /// Records into `stats`, keyed by backend name, so a new backend list (config reload) built
+    /// with the same `Stats` keeps the counters of the backends it keeps.
+    pub fn with_stats(mut self, stats: &Stats) -> RoundRobin {
+        for b in &mut self.backends {
+            b.stats = stats.backend(&b.name);
         }
         self
     }

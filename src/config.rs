@@ -99,6 +99,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub cache: CacheSettings,
     pub health: Health,
+    /// `admin ADDR:PORT`: the status, metrics and purge listener; `None` (the default): not bound.
+    pub admin: Option<SocketAddr>,
 }
 
 /// The `cache*` directives as written; [`Config::cache_config`] turns them into a decision.
@@ -201,6 +203,7 @@ impl Config {
             timeouts: Timeouts::default(),
             cache: CacheSettings::default(),
             health: Health::default(),
+            admin: None,
         }
     }
 
@@ -248,6 +251,7 @@ impl Config {
             Config::with_backends(DEFAULT_LISTEN.parse().expect("default listen address"), &[]);
         cfg.path = path.to_path_buf();
         let mut listen_line = None;
+        let mut admin_line = None;
         for (idx, raw) in text.lines().enumerate() {
             let line_no = idx + 1;
             let line = raw.split('#').next().unwrap_or("").trim();
@@ -278,6 +282,21 @@ impl Config {
                     }
                     cfg.listen = parse_addr(one()?).map_err(at)?;
                     listen_line = Some(line_no);
+                }
+                "admin" => {
+                    if let Some(first) = admin_line {
+                        return Err(err(
+                            line_no,
+                            format!("duplicate 'admin' (first on line {first})"),
+                        ));
+                    }
+                    let v = one()?;
+                    cfg.admin = if v == "off" {
+                        None
+                    } else {
+                        Some(parse_addr(v).map_err(at)?)
+                    };
+                    admin_line = Some(line_no);
                 }
                 "backend" => {
                     let v = one()?;
@@ -425,6 +444,12 @@ impl Config {
                 c.max_bytes
             )),
             None => s.push_str("  cache      off\n"),
+        }
+        match self.admin {
+            Some(a) => s.push_str(&format!(
+                "  admin      {a} (/status, /metrics, PURGE /cache)\n"
+            )),
+            None => s.push_str("  admin      off\n"),
         }
         s
     }
@@ -588,5 +613,40 @@ mod tests {
         assert!(e.message.contains("PATH INTERVAL"), "{e}");
         let e = parse("backend 127.0.0.1:2\nhealth_check health 2s\n").unwrap_err();
         assert!(e.message.contains("path"), "{e}");
+    }
+
+    #[test]
+    fn admin_is_off_unless_configured_and_errors_are_located() {
+        let cfg = parse("backend 127.0.0.1:2\n").unwrap();
+        assert_eq!(cfg.admin, None);
+        assert!(
+            cfg.summary().contains("admin      off"),
+            "{}",
+            cfg.summary()
+        );
+        let cfg = parse("backend 127.0.0.1:2\nadmin 127.0.0.1:9901\n").unwrap();
+        assert_eq!(cfg.admin, Some("127.0.0.1:9901".parse().unwrap()));
+        assert!(cfg.summary().contains("admin      127.0.0.1:9901"));
+        assert_eq!(
+            parse("backend 127.0.0.1:2\nadmin off\n").unwrap().admin,
+            None
+        );
+        let e = parse("backend 127.0.0.1:2\nadmin 9901\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("test.conf:2: admin: bad address"),
+            "{e}"
+        );
+        let e = parse("backend 127.0.0.1:2\nadmin\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.message.contains("needs a value")),
+            (2, true),
+            "{e}"
+        );
+        let e = parse("admin 127.0.0.1:1\nbackend 127.0.0.1:2\nadmin 127.0.0.1:3\n").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(
+            e.message.contains("duplicate 'admin' (first on line 1)"),
+            "{e}"
+        );
     }
 }

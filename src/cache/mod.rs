@@ -60,6 +60,12 @@ pub fn primary_key(host: &str, target: &str) -> String {
     }
 }
 
+/// The request target part of a primary key (`GET http://host:port/path?q` → `/path?q`).
+fn target_of(primary: &str) -> Option<&str> {
+    let rest = primary.strip_prefix("GET http://")?;
+    rest.find('/').map(|i| &rest[i..])
+}
+
 /// The request's values of the headers an entry varies on (several lines joined with ", ").
 pub fn vary_values(names: &[String], request: &[httparse::Header<'_>]) -> Vec<(String, String)> {
     names
@@ -312,16 +318,73 @@ impl Cache {
         }
     }
 
-    /// Drops everything (for tests and purges).
+    /// Drops everything (admin `PURGE /cache`, tests); returns how many entries. The index is
+    /// emptied under the lock in one step and the files are unlinked after it is released, so
+    /// workers never wait on thousands of unlinks. Hits being served keep their maps; fills in
+    /// flight publish afterwards as usual.
     pub fn purge_all(&self) -> usize {
         let all: Vec<Arc<CacheEntry>> = {
-            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
-            index.values().flatten().cloned().collect()
+            let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+            let all: Vec<Arc<CacheEntry>> = index.drain().flat_map(|(_, l)| l).collect();
+            let bytes: u64 = all.iter().map(|e| e.disk_size()).sum();
+            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            all
         };
         for e in &all {
-            self.remove(e);
+            self.unlink_unless_reused(e);
         }
         all.len()
+    }
+
+    /// Drops every variant stored for one URL (`primary` as [`primary_key`] makes it: HEAD
+    /// requests are served from the GET entry). Returns the full keys dropped.
+    pub fn purge(&self, primary: &str) -> Vec<String> {
+        self.purge_where(|e| e.meta.primary == primary)
+    }
+
+    /// Drops the entries for an origin-form `target` (path and query, as the client sent it)
+    /// on every host. Returns the full keys dropped.
+    pub fn purge_target(&self, target: &str) -> Vec<String> {
+        self.purge_where(|e| target_of(&e.meta.primary) == Some(target))
+    }
+
+    fn purge_where(&self, matches: impl Fn(&CacheEntry) -> bool) -> Vec<String> {
+        let victims: Vec<Arc<CacheEntry>> = {
+            let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+            let mut out = Vec::new();
+            index.retain(|_, list| {
+                list.retain(|e| {
+                    if matches(e) {
+                        out.push(e.clone());
+                        false
+                    } else {
+                        true
+                    }
+                });
+                !list.is_empty()
+            });
+            let bytes: u64 = out.iter().map(|e| e.disk_size()).sum();
+            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            out
+        };
+        for e in &victims {
+            self.unlink_unless_reused(e);
+        }
+        victims.iter().map(|e| e.meta.full_key()).collect()
+    }
+
+    /// Unlinks a dropped entry's files, unless a newer entry for the same key was published
+    /// under the same file names since it left the index.
+    fn unlink_unless_reused(&self, e: &CacheEntry) {
+        let reused = {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            index
+                .get(&Self::slot(&e.meta.primary))
+                .is_some_and(|l| l.iter().any(|o| o.path == e.path))
+        };
+        if !reused {
+            e.remove_files();
+        }
     }
 
     fn remove(&self, e: &Arc<CacheEntry>) {
@@ -471,6 +534,62 @@ mod tests {
         assert_eq!(primary_key("a:8080", "/"), "GET http://a:8080/");
         assert_eq!(primary_key("[::1]", "/"), "GET http://[::1]:80/");
         assert_eq!(primary_key("[::1]:81", "/"), "GET http://[::1]:81/");
+    }
+
+    #[test]
+    fn purges_drop_by_url_by_path_on_every_host_and_all() {
+        let dir = std::env::temp_dir().join(format!("pibl-purge-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let cache = Cache::open(CacheConfig {
+            dir: dir.clone(),
+            ttl: Duration::from_secs(60),
+            heuristic: true,
+            max_bytes: 1 << 20,
+            max_object: 1 << 20,
+            fill_wait: Duration::from_secs(1),
+        })
+        .unwrap();
+        let store = |host: &str, target: &str| {
+            let meta = EntryMeta {
+                primary: primary_key(host, target),
+                vary: vec![],
+                status: 200,
+                headers: Vec::new(),
+                stored_at: unix_now(),
+                initial_age: 0,
+                lifetime: 60,
+                always_revalidate: false,
+            };
+            let mut p = cache.begin_store(meta, false).unwrap();
+            p.append(b"body");
+            cache.publish(p);
+        };
+        store("a:81", "/x?q=1");
+        store("b:82", "/x?q=1");
+        store("a:81", "/y");
+        store("a:81", "/z");
+        assert_eq!(cache.stats().0, 4);
+        assert_eq!(
+            cache.purge(&primary_key("A:81", "/y")),
+            vec!["GET http://a:81/y".to_string()]
+        );
+        assert!(cache.purge(&primary_key("a:81", "/y")).is_empty());
+        let mut dropped = cache.purge_target("/x?q=1");
+        dropped.sort();
+        assert_eq!(dropped, ["GET http://a:81/x?q=1", "GET http://b:82/x?q=1"]);
+        assert!(
+            cache.purge_target("/x").is_empty(),
+            "the query is part of the target"
+        );
+        let (entries, bytes) = cache.stats();
+        assert_eq!(entries, 1);
+        let files = || fs::read_dir(&dir).unwrap().count();
+        assert_eq!(files(), 2, "one entry left: body and sidecar");
+        assert_eq!(cache.purge_all(), 1);
+        assert_eq!(cache.stats(), (0, 0));
+        assert!(bytes > 0);
+        assert_eq!(files(), 0);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! How an exchange fails: retries and failover when a backend cannot be used, responses the
 //! proxy makes itself, and the one access-log line every exchange ends with.
 
+use std::time::{Duration, Instant};
+
 use super::cached::CacheLabel;
 use super::session::{Ctx, Exchange, Session, State, Step};
 use crate::http::body::BodyKind;
 use crate::http::response;
 use crate::http::Version;
 use crate::logging::AccessEntry;
+use crate::stats::Stats;
 
 impl Session {
     /// Whether the current request may go to another backend (or again to the same one): nothing
@@ -163,7 +166,9 @@ impl Session {
         } else {
             bytes
         };
-        let Ctx { clock, log, .. } = ctx;
+        let Ctx {
+            clock, log, shared, ..
+        } = ctx;
         let entry = AccessEntry {
             client: self.peer,
             method: or_dash(&self.line.method),
@@ -176,6 +181,13 @@ impl Session {
             duration: clock.now.saturating_duration_since(started),
             cache: cache.map(CacheLabel::as_str),
         };
+        record_stats(
+            &shared.stats,
+            self.x.as_ref(),
+            status,
+            entry.duration,
+            clock.now,
+        );
         log.record(clock.log_stamp(), &entry);
     }
 
@@ -196,6 +208,36 @@ impl Exchange {
         match self.info.body {
             BodyKind::Length(n) => n > max,
             _ => self.req_body.chunked_data_len() > max,
+        }
+    }
+}
+
+/// Counts a finished exchange for the admin listener (`src/stats.rs`): a few relaxed atomic
+/// adds. Every backend this request failed on (`tried`) gets a failed attempt; the one that
+/// answered gets the latency, and an error when the client got a 5xx.
+fn record_stats(stats: &Stats, x: Option<&Exchange>, status: u16, took: Duration, now: Instant) {
+    let hit = match x.and_then(|x| x.cache.label) {
+        Some(CacheLabel::Hit) => Some(true),
+        Some(CacheLabel::Miss | CacheLabel::Revalidated) => Some(false),
+        Some(CacheLabel::Bypass) | None => None,
+    };
+    stats.record_exchange(status, hit, now);
+    let Some(x) = x else {
+        return;
+    };
+    let backends = &x.settings.backends;
+    let (tried, mut failed) = (x.tried, x.tried);
+    if let Some(b) = x.backend {
+        let bit = 1u64.checked_shl(b as u32).unwrap_or(0);
+        failed &= !bit;
+        let error = status >= 500 || tried & bit != 0;
+        backends.get(b).stats.record(error, took);
+    }
+    while failed != 0 {
+        let i = failed.trailing_zeros() as usize;
+        failed &= failed - 1;
+        if i < backends.len() {
+            backends.get(i).stats.record_failed_attempt();
         }
     }
 }

@@ -15,14 +15,17 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use mio::{Poll, Waker};
 
+use crate::admin::Admin;
 use crate::balance::RoundRobin;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::logging::LogWriter;
 use crate::net;
+use crate::stats::Stats;
 
 /// What a reload replaces: the config and the backend rotation built from it. Immutable once
 /// published. A worker holds the newest one it has seen; each request pins the one it started
@@ -39,9 +42,15 @@ pub struct Settings {
 impl Settings {
     /// Builds the rotation for `config`; after a reload, the health of backends still listed
     /// (same address) carries over from `previous`.
-    fn new(generation: u64, config: Config, previous: Option<&RoundRobin>) -> Settings {
+    fn new(
+        generation: u64,
+        config: Config,
+        previous: Option<&RoundRobin>,
+        stats: &Stats,
+    ) -> Settings {
         let mut backends = RoundRobin::new(&config.backends)
-            .with_failover(config.health.max_fails, config.health.fail_timeout);
+            .with_failover(config.health.max_fails, config.health.fail_timeout)
+            .with_stats(stats);
         if let Some(old) = previous {
             backends = backends.inherit(old, config.health.check.is_some());
         }
@@ -67,9 +76,28 @@ pub struct Shared {
     pub connections: AtomicUsize,
     /// Set to begin a graceful stop.
     pub stop: AtomicBool,
+    /// Counters for the admin listener; per-backend ones are reached through `backends`.
+    pub stats: Arc<Stats>,
+    /// When the proxy started (uptime).
+    pub started: Instant,
 }
 
 impl Shared {
+    /// Generation 0 of the settings, built from `config`, with fresh counters.
+    pub fn new(config: Config, cache: Option<Arc<Cache>>) -> Shared {
+        let stats = Arc::new(Stats::new());
+        let settings = Arc::new(Settings::new(0, config, None, &stats));
+        Shared {
+            settings: RwLock::new(settings),
+            generation: AtomicU64::new(0),
+            cache,
+            connections: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            stats,
+            started: Instant::now(),
+        }
+    }
+
     /// The current settings.
     pub fn settings(&self) -> Arc<Settings> {
         self.settings
@@ -95,6 +123,8 @@ pub struct Proxy {
     workers: Vec<(JoinHandle<()>, Arc<Waker>)>,
     /// The health-check thread (probing only while `health_check` is set).
     health: Option<JoinHandle<()>>,
+    /// The admin listener's thread, when `admin` is set.
+    admin: Option<Admin>,
     addr: SocketAddr,
 }
 
@@ -113,14 +143,9 @@ impl Proxy {
             .local_addr()
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
         let access_log = config.access_log;
-        let settings = Arc::new(Settings::new(0, config, None));
-        let shared = Arc::new(Shared {
-            settings: RwLock::new(settings.clone()),
-            generation: AtomicU64::new(0),
-            cache,
-            connections: AtomicUsize::new(0),
-            stop: AtomicBool::new(false),
-        });
+        let admin_listener = config.admin.map(crate::admin::bind).transpose()?;
+        let shared = Arc::new(Shared::new(config, cache));
+        let settings = shared.settings();
         let mut workers = Vec::with_capacity(count);
         for (i, listener) in listeners.into_iter().enumerate() {
             let poll = Poll::new().map_err(|e| format!("cannot create an event loop: {e}"))?;
@@ -150,10 +175,19 @@ impl Proxy {
             env!("CARGO_PKG_VERSION"),
             backend_names(&settings.backends)
         );
+        let admin = match admin_listener {
+            Some(l) => {
+                let a = Admin::start(l, shared.clone())?;
+                log::info!("admin listening on {}", a.local_addr());
+                Some(a)
+            }
+            None => None,
+        };
         Ok(Proxy {
             shared,
             workers,
             health,
+            admin,
             addr,
         })
     }
@@ -161,6 +195,11 @@ impl Proxy {
     /// The address clients connect to (the real port when the config said port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin listener's address, when `admin` is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(Admin::local_addr)
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -186,6 +225,10 @@ impl Proxy {
             ));
         }
         new.workers = cur.workers;
+        if new.admin != cur.admin {
+            ignored.push(format!("admin {:?} -> {:?}", cur.admin, new.admin));
+            new.admin = cur.admin;
+        }
         if new.log_file != cur.log_file {
             ignored.push(format!(
                 "log_file {} -> {}",
@@ -225,7 +268,12 @@ impl Proxy {
             log::warn!("reload: {what}: ignored until restart");
         }
         let path = new.path.clone();
-        let settings = Settings::new(old.generation + 1, new, Some(&old.backends));
+        let settings = Settings::new(
+            old.generation + 1,
+            new,
+            Some(&old.backends),
+            &self.shared.stats,
+        );
         let (generation, count) = (settings.generation, settings.backends.len());
         let names = backend_names(&settings.backends);
         self.shared.publish(settings);
@@ -244,6 +292,9 @@ impl Proxy {
         self.shared.stop.store(true, Ordering::Relaxed);
         for (_, waker) in &self.workers {
             let _ = waker.wake();
+        }
+        if let Some(a) = self.admin {
+            a.stop();
         }
         for (handle, _) in self.workers {
             let _ = handle.join();

@@ -165,6 +165,7 @@ impl Worker {
                     }
                     entry.insert(Session::new(stream, peer, self.clock.now, header_timeout));
                     self.shared.connections.fetch_add(1, Ordering::Relaxed);
+                    self.shared.stats.connection_accepted();
                 }
                 Err(e) if would_block(&e) => {
                     self.accept_paused = false;

@@ -581,6 +581,30 @@ impl Pibl {
         }
     }
 
+    /// The admin listener's address, from the `admin listening on ADDR` start-up line (the
+    /// real port when the config said `admin 127.0.0.1:0`). Panics when it is not configured.
+    pub fn admin_addr(&self) -> SocketAddr {
+        let needle = "admin listening on ";
+        assert!(
+            self.wait_for_line(needle, Duration::from_secs(10)),
+            "pibl did not report an admin address"
+        );
+        let lines = self.stdout.lock().unwrap().clone();
+        lines
+            .iter()
+            .chain(
+                self.log_file()
+                    .lines()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+                    .iter(),
+            )
+            .find_map(|l| l.split(needle).nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .expect("admin address in the start-up line")
+    }
+
     pub fn log_file(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("pibl.log")).unwrap_or_default()
     }

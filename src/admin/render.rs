@@ -1,0 +1,540 @@
+//! The admin pages as text: one [`Snapshot`] of the proxy's state, rendered as an HTML page, as
+//! JSON and as Prometheus text exposition format 0.0.4. Pure functions over the snapshot, so
+//! they are tested without sockets; the snapshot is taken once per request, so the three
+//! views of it agree with themselves (a histogram's `+Inf` bucket equals its `_count`).
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::proxy::Shared;
+use crate::stats::{exposed_bounds, HistogramSnapshot, LATENCY_BOUNDS_NS, RATE_WINDOW};
+
+/// Everything the pages show, read from the atomics once.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub version: &'static str,
+    pub uptime: Duration,
+    pub connections: usize,
+    pub accepted: u64,
+    pub requests: u64,
+    pub rate: f64,
+    /// 1xx to 5xx.
+    pub responses: [u64; 5],
+    pub backends: Vec<BackendView>,
+    /// Entries and bytes, when the cache is on.
+    pub cache: Option<(usize, u64)>,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendView {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub up: bool,
+    pub requests: u64,
+    pub errors: u64,
+    pub latency: HistogramSnapshot,
+}
+
+impl Snapshot {
+    pub fn take(shared: &Shared) -> Snapshot {
+        let s = &shared.stats;
+        let now = Instant::now();
+        let settings = shared.settings();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Snapshot {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime: now.saturating_duration_since(shared.started),
+            connections: shared.connections.load(Ordering::Relaxed),
+            accepted: load(&s.accepted),
+            requests: load(&s.requests),
+            rate: s.request_rate(now),
+            responses: s.responses.each_ref().map(load),
+            backends: settings
+                .backends
+                .backends()
+                .iter()
+                .enumerate()
+                .map(|(i, b)| BackendView {
+                    name: b.name.clone(),
+                    addr: b.addr,
+                    up: settings.backends.is_up(i),
+                    requests: load(&b.stats.requests),
+                    errors: load(&b.stats.errors),
+                    latency: b.stats.latency.snapshot(),
+                })
+                .collect(),
+            cache: shared.cache.as_ref().map(|c| c.stats()),
+            cache_hits: load(&s.cache_hits),
+            cache_misses: load(&s.cache_misses),
+        }
+    }
+
+    /// Hits over lookups, `None` before the first lookup.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let total = self.cache_hits + self.cache_misses;
+        (total > 0).then(|| self.cache_hits as f64 / total as f64)
+    }
+}
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+// ---- HTML -------------------------------------------------------------------------------------
+
+/// Escapes text for HTML element content and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
+h1{font-size:1.4em;margin:0 0 .3em}h2{font-size:1.1em;margin:1.4em 0 .4em}\
+table{border-collapse:collapse}th,td{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:right}\
+#backends th:nth-child(-n+3),td:first-child,td.address,td.state{text-align:left}th{background:#f4f4f4}\
+.up{color:#0a7a2f;font-weight:bold}.down{color:#b3261e;font-weight:bold}\
+.summary span{font-weight:bold}.foot{color:#777;margin-top:2em}";
+
+/// The status page: readable at a glance, no script, refreshes itself.
+pub fn html(s: &Snapshot) -> String {
+    let mut o = String::with_capacity(4096);
+    let _ = write!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"5\"><title>pibl status</title>\
+         <style>{STYLE}</style></head>\n<body>\n<h1>pibl {}</h1>\n\
+         <p class=\"summary\">up <span id=\"uptime\">{}</span> · \
+         <span id=\"connections\">{}</span> client connections open · \
+         <span id=\"requests\">{}</span> requests · \
+         <span id=\"rate\">{:.1}</span> requests/s (average of the last {RATE_WINDOW} complete \
+         seconds)</p>\n",
+        html_escape(s.version),
+        human_duration(s.uptime),
+        s.connections,
+        s.requests,
+        s.rate
+    );
+    o.push_str(
+        "<h2>Backends</h2>\n<table id=\"backends\"><thead><tr><th>backend</th><th>address</th>\
+         <th>state</th><th>requests</th><th>errors</th><th>median</th><th>p99</th></tr></thead>\
+         <tbody>\n",
+    );
+    for b in &s.backends {
+        let state = if b.up { "up" } else { "down" };
+        let name = html_escape(&b.name);
+        let _ = writeln!(
+            o,
+            "<tr data-backend=\"{name}\"><td class=\"name\">{name}</td>\
+             <td class=\"address\">{}</td><td class=\"state {state}\">{state}</td>\
+             <td class=\"requests\">{}</td><td class=\"errors\">{}</td>\
+             <td class=\"median\">{}</td><td class=\"p99\">{}</td></tr>",
+            b.addr,
+            b.requests,
+            b.errors,
+            ms(b.latency.quantile(0.5)),
+            ms(b.latency.quantile(0.99)),
+        );
+    }
+    o.push_str("</tbody></table>\n<h2>Responses</h2>\n<table id=\"responses\"><tr>");
+    for c in CLASSES {
+        let _ = write!(o, "<th>{c}</th>");
+    }
+    o.push_str("</tr><tr>");
+    for (c, n) in CLASSES.iter().zip(s.responses) {
+        let _ = write!(o, "<td class=\"r{c}\">{n}</td>");
+    }
+    o.push_str("</tr></table>\n<h2>Cache</h2>\n<table id=\"cache\">\n");
+    let row = |o: &mut String, class: &str, label: &str, value: String| {
+        let _ = writeln!(
+            o,
+            "<tr><th>{label}</th><td class=\"{class}\">{value}</td></tr>"
+        );
+    };
+    match s.cache {
+        Some((entries, bytes)) => {
+            row(&mut o, "enabled", "cache", "on".into());
+            row(&mut o, "entries", "entries", entries.to_string());
+            row(&mut o, "bytes", "bytes", bytes.to_string());
+        }
+        None => row(&mut o, "enabled", "cache", "off".into()),
+    }
+    row(&mut o, "hits", "hits", s.cache_hits.to_string());
+    row(&mut o, "misses", "misses", s.cache_misses.to_string());
+    let ratio = s
+        .hit_ratio()
+        .map_or_else(|| "-".to_string(), |r| format!("{:.1}%", r * 100.0));
+    row(&mut o, "hit-ratio", "hit ratio", ratio);
+    o.push_str(
+        "</table>\n<p class=\"foot\">Refreshes every 5 s. The same as \
+         <a href=\"/status?json\">JSON</a> and <a href=\"/metrics\">Prometheus metrics</a>.</p>\n\
+         </body></html>\n",
+    );
+    o
+}
+
+fn ms(d: Option<Duration>) -> String {
+    match d {
+        Some(d) => format!("{:.2} ms", d.as_secs_f64() * 1000.0),
+        None => "-".to_string(),
+    }
+}
+
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {:02}m", s / 3600, s / 60 % 60),
+        _ => format!("{}d {:02}h", s / 86400, s / 3600 % 24),
+    }
+}
+
+// ---- JSON -------------------------------------------------------------------------------------
+
+/// A JSON string literal.
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A finite number, or `null`.
+fn json_num(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() => format!("{}", (v * 1000.0).round() / 1000.0),
+        _ => "null".to_string(),
+    }
+}
+
+/// The status as JSON; the field names are documented in `docs/operations.md` and stable.
+pub fn json(s: &Snapshot) -> String {
+    let mut o = String::with_capacity(1024);
+    let _ = write!(
+        o,
+        "{{\"version\":{},\"uptime_seconds\":{},\"connections_open\":{},\
+         \"connections_accepted\":{},\"requests\":{},\"requests_per_second\":{},\
+         \"rate_window_seconds\":{RATE_WINDOW},\"responses\":{{",
+        json_str(s.version),
+        json_num(Some(s.uptime.as_secs_f64())),
+        s.connections,
+        s.accepted,
+        s.requests,
+        json_num(Some(s.rate)),
+    );
+    for (i, (c, n)) in CLASSES.iter().zip(s.responses).enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(o, "{sep}\"{c}\":{n}");
+    }
+    o.push_str("},\"backends\":[");
+    for (i, b) in s.backends.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let q = |q: f64| json_num(b.latency.quantile(q).map(|d| d.as_secs_f64() * 1000.0));
+        let _ = write!(
+            o,
+            "{sep}{{\"name\":{},\"address\":{},\"state\":\"{}\",\"requests\":{},\"errors\":{},\
+             \"latency_median_ms\":{},\"latency_p99_ms\":{}}}",
+            json_str(&b.name),
+            json_str(&b.addr.to_string()),
+            if b.up { "up" } else { "down" },
+            b.requests,
+            b.errors,
+            q(0.5),
+            q(0.99),
+        );
+    }
+    let (enabled, entries, bytes) = match s.cache {
+        Some((e, b)) => (true, e, b),
+        None => (false, 0, 0),
+    };
+    let _ = writeln!(
+        o,
+        "],\"cache\":{{\"enabled\":{enabled},\"entries\":{entries},\"bytes\":{bytes},\
+         \"hits\":{},\"misses\":{},\"hit_ratio\":{}}}}}",
+        s.cache_hits,
+        s.cache_misses,
+        json_num(s.hit_ratio()),
+    );
+    o
+}
+
+// ---- Prometheus -------------------------------------------------------------------------------
+
+/// A label value escaped for the text format: backslash, double quote and newline.
+pub fn label_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Nanoseconds as decimal seconds without exponent or trailing zeros (`5000000` → `0.005`).
+fn seconds(ns: u64) -> String {
+    let (whole, frac) = (ns / 1_000_000_000, ns % 1_000_000_000);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let f = format!("{frac:09}");
+    format!("{whole}.{}", f.trim_end_matches('0'))
+}
+
+fn family(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The metrics in Prometheus text exposition format 0.0.4.
+pub fn prometheus(s: &Snapshot) -> String {
+    let mut o = String::with_capacity(8192);
+    family(&mut o, "pibl_info", "gauge", "pibl build information.");
+    let _ = writeln!(o, "pibl_info{{version=\"{}\"}} 1", label_escape(s.version));
+    family(
+        &mut o,
+        "pibl_uptime_seconds",
+        "gauge",
+        "Seconds since pibl started.",
+    );
+    let _ = writeln!(o, "pibl_uptime_seconds {}", s.uptime.as_secs_f64());
+    family(
+        &mut o,
+        "pibl_connections",
+        "gauge",
+        "Client connections open now.",
+    );
+    let _ = writeln!(o, "pibl_connections {}", s.connections);
+    family(
+        &mut o,
+        "pibl_connections_accepted_total",
+        "counter",
+        "Client connections accepted.",
+    );
+    let _ = writeln!(o, "pibl_connections_accepted_total {}", s.accepted);
+    family(
+        &mut o,
+        "pibl_requests_total",
+        "counter",
+        "Requests answered, cache hits and responses made by pibl included.",
+    );
+    let _ = writeln!(o, "pibl_requests_total {}", s.requests);
+    family(
+        &mut o,
+        "pibl_responses_total",
+        "counter",
+        "Responses sent to clients, by status class.",
+    );
+    for (c, n) in CLASSES.iter().zip(s.responses) {
+        let _ = writeln!(o, "pibl_responses_total{{class=\"{c}\"}} {n}");
+    }
+    family(
+        &mut o,
+        "pibl_backend_up",
+        "gauge",
+        "1 when the backend is in the rotation, 0 when it is marked down.",
+    );
+    for b in &s.backends {
+        let _ = writeln!(
+            o,
+            "pibl_backend_up{{backend=\"{}\"}} {}",
+            label_escape(&b.name),
+            u8::from(b.up)
+        );
+    }
+    family(
+        &mut o,
+        "pibl_backend_requests_total",
+        "counter",
+        "Requests sent to the backend, failed attempts included.",
+    );
+    for b in &s.backends {
+        let _ = writeln!(
+            o,
+            "pibl_backend_requests_total{{backend=\"{}\"}} {}",
+            label_escape(&b.name),
+            b.requests
+        );
+    }
+    family(
+        &mut o,
+        "pibl_backend_errors_total",
+        "counter",
+        "Failed attempts (connect refused or timed out, reset, response timeout, invalid \
+         response) and 5xx responses for the backend.",
+    );
+    for b in &s.backends {
+        let _ = writeln!(
+            o,
+            "pibl_backend_errors_total{{backend=\"{}\"}} {}",
+            label_escape(&b.name),
+            b.errors
+        );
+    }
+    let h = "pibl_backend_response_seconds";
+    family(
+        &mut o,
+        h,
+        "histogram",
+        "Time from the complete request head to the end of the response, per backend that \
+         answered.",
+    );
+    for b in &s.backends {
+        let label = label_escape(&b.name);
+        for i in exposed_bounds() {
+            let _ = writeln!(
+                o,
+                "{h}_bucket{{backend=\"{label}\",le=\"{}\"}} {}",
+                seconds(LATENCY_BOUNDS_NS[i]),
+                b.latency.cumulative(i)
+            );
+        }
+        let count = b.latency.count();
+        let _ = writeln!(o, "{h}_bucket{{backend=\"{label}\",le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            o,
+            "{h}_sum{{backend=\"{label}\"}} {}",
+            seconds(b.latency.sum_ns)
+        );
+        let _ = writeln!(o, "{h}_count{{backend=\"{label}\"}} {count}");
+    }
+    family(
+        &mut o,
+        "pibl_cache_enabled",
+        "gauge",
+        "1 when the disk cache is on.",
+    );
+    let _ = writeln!(o, "pibl_cache_enabled {}", u8::from(s.cache.is_some()));
+    let (entries, bytes) = s.cache.unwrap_or((0, 0));
+    family(
+        &mut o,
+        "pibl_cache_entries",
+        "gauge",
+        "Entries in the cache.",
+    );
+    let _ = writeln!(o, "pibl_cache_entries {entries}");
+    family(
+        &mut o,
+        "pibl_cache_bytes",
+        "gauge",
+        "Bytes the cache holds on disk.",
+    );
+    let _ = writeln!(o, "pibl_cache_bytes {bytes}");
+    family(
+        &mut o,
+        "pibl_cache_hits_total",
+        "counter",
+        "Requests served from the cache.",
+    );
+    let _ = writeln!(o, "pibl_cache_hits_total {}", s.cache_hits);
+    family(
+        &mut o,
+        "pibl_cache_misses_total",
+        "counter",
+        "Cacheable requests that went to a backend (misses and revalidations).",
+    );
+    let _ = writeln!(o, "pibl_cache_misses_total {}", s.cache_misses);
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Histogram;
+
+    fn snapshot() -> Snapshot {
+        let h = Histogram::new();
+        h.record(Duration::from_millis(3));
+        h.record(Duration::from_secs(500));
+        Snapshot {
+            version: "0.1.0",
+            uptime: Duration::from_secs(3725),
+            connections: 2,
+            accepted: 9,
+            requests: 7,
+            rate: 1.5,
+            responses: [0, 5, 0, 1, 1],
+            backends: vec![BackendView {
+                name: "<b>\"x\"\\\n".into(),
+                addr: "127.0.0.1:8081".parse().unwrap(),
+                up: false,
+                requests: 4,
+                errors: 1,
+                latency: h.snapshot(),
+            }],
+            cache: None,
+            cache_hits: 0,
+            cache_misses: 0,
+        }
+    }
+
+    #[test]
+    fn html_escapes_backend_names() {
+        let page = html(&snapshot());
+        assert!(page.contains("<td class=\"name\">&lt;b&gt;&quot;x&quot;\\\n</td>"));
+        assert!(!page.contains("<b>"));
+        assert!(page.contains("<td class=\"state down\">down</td>"));
+        assert!(page.contains("<span id=\"uptime\">1h 02m</span>"));
+        assert!(page.contains("<td class=\"hit-ratio\">-</td>"));
+    }
+
+    #[test]
+    fn json_escapes_and_uses_null_for_no_data() {
+        let j = json(&snapshot());
+        assert!(j.contains("\"name\":\"<b>\\\"x\\\"\\\\\\n\""), "{j}");
+        assert!(j.contains("\"hit_ratio\":null"), "{j}");
+        assert!(j.contains("\"cache\":{\"enabled\":false"), "{j}");
+        assert!(j.contains("\"responses\":{\"1xx\":0,\"2xx\":5,"), "{j}");
+    }
+
+    #[test]
+    fn prometheus_labels_are_escaped_and_buckets_end_at_count() {
+        let m = prometheus(&snapshot());
+        let label = "backend=\"<b>\\\"x\\\"\\\\\\n\"";
+        assert!(
+            m.contains(&format!("pibl_backend_up{{{label}}} 0\n")),
+            "{m}"
+        );
+        assert!(m.contains(&format!(
+            "pibl_backend_response_seconds_bucket{{{label},le=\"0.005\"}} 1\n"
+        )));
+        assert!(m.contains(&format!(
+            "pibl_backend_response_seconds_bucket{{{label},le=\"100\"}} 1\n"
+        )));
+        assert!(m.contains(&format!(
+            "pibl_backend_response_seconds_bucket{{{label},le=\"+Inf\"}} 2\n"
+        )));
+        assert!(m.contains(&format!(
+            "pibl_backend_response_seconds_sum{{{label}}} 500.003\n"
+        )));
+        assert_eq!(seconds(25_000), "0.000025");
+        assert_eq!(seconds(2_500_000_000), "2.5");
+    }
+}
