@@ -83,10 +83,25 @@ impl Clock {
     pub fn log_stamp(&mut self) -> &str {
         let milli = self.since_epoch().as_millis();
         if milli != self.stamp_milli {
+            let same_second = milli / 1000 == self.stamp_milli / 1000;
             self.stamp_milli = milli;
-            self.log_stamp = OffsetDateTime::from(self.wall)
-                .format(LOG_STAMP)
-                .unwrap_or_default();
+            // Within one second only the three millisecond digits (before the `Z`) change.
+            let len = self.log_stamp.len();
+            if same_second && len >= 4 && self.log_stamp.is_char_boundary(len - 4) {
+                let ms = (milli % 1000) as u16;
+                let digits = [
+                    b'0' + (ms / 100) as u8,
+                    b'0' + (ms / 10 % 10) as u8,
+                    b'0' + (ms % 10) as u8,
+                ];
+                self.log_stamp.truncate(len - 4);
+                self.log_stamp.extend(digits.map(char::from));
+                self.log_stamp.push('Z');
+            } else {
+                self.log_stamp = OffsetDateTime::from(self.wall)
+                    .format(LOG_STAMP)
+                    .unwrap_or_default();
+            }
         }
         &self.log_stamp
     }
@@ -102,6 +117,12 @@ mod tests {
         c.wall = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_460_650_123);
         assert_eq!(c.http_date(), "Mon, 23 Nov 2026 19:04:10 GMT");
         assert_eq!(c.log_stamp(), "2026-11-23T19:04:10.123Z");
-        assert_eq!(format_http_date(c.wall), "Mon, 23 Nov 2026 19:04:10 GMT");
+        c.wall += std::time::Duration::from_millis(876);
+        assert_eq!(c.log_stamp(), "2026-11-23T19:04:10.999Z");
+        c.wall += std::time::Duration::from_millis(2);
+        assert_eq!(c.log_stamp(), "2026-11-23T19:04:11.001Z");
+        c.wall += std::time::Duration::from_millis(9);
+        assert_eq!(c.log_stamp(), "2026-11-23T19:04:11.010Z");
+        assert_eq!(format_http_date(c.wall), "Mon, 23 Nov 2026 19:04:11 GMT");
     }
 }

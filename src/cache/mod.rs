@@ -48,16 +48,20 @@ pub fn unix_now() -> u64 {
 
 /// The primary key: method, scheme, host with port, and the full request target with query.
 pub fn primary_key(host: &str, target: &str) -> String {
-    let host = host.to_ascii_lowercase();
     let has_port = match host.rfind(']') {
         Some(i) => host[i..].contains(':'),
         None => host.contains(':'),
     };
-    if has_port {
-        format!("GET http://{host}{target}")
-    } else {
-        format!("GET http://{host}:80{target}")
+    // Built in one allocation: this runs for every cacheable request.
+    let mut key = String::with_capacity(11 + host.len() + 3 + target.len());
+    key.push_str("GET http://");
+    key.push_str(host);
+    key[11..].make_ascii_lowercase();
+    if !has_port {
+        key.push_str(":80");
     }
+    key.push_str(target);
+    key
 }
 
 /// The request target part of a primary key (`GET http://host:port/path?q` → `/path?q`).

@@ -65,6 +65,22 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
+/// Whether any `Connection` header lists an option other than `close` and `keep-alive`, which
+/// name no header a proxy could forward. Lets the per-header [`named_by_connection`] scan be
+/// skipped for nearly every message.
+pub fn connection_names_headers(headers: &[httparse::Header<'_>]) -> bool {
+    headers
+        .iter()
+        .filter(|h| name_is(h.name, "connection"))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|t| {
+            !t.is_empty()
+                && !t.eq_ignore_ascii_case(b"close")
+                && !t.eq_ignore_ascii_case(b"keep-alive")
+        })
+}
+
 /// Whether a header is named by any `Connection` header (and so is hop-by-hop too).
 pub fn named_by_connection(name: &str, headers: &[httparse::Header<'_>]) -> bool {
     headers
@@ -140,6 +156,57 @@ fn parse_length(v: &[u8]) -> Option<u64> {
     })
 }
 
+/// Appends `n` in decimal. Heads and log lines are built per request; this avoids the
+/// formatting machinery (`write!`), which costs several times more.
+pub fn put_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends an IP address as `Display` writes it, IPv4 without the formatting machinery.
+pub fn put_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                put_decimal(out, u64::from(octet));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            use std::io::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Appends `HTTP/1.1 <status> <reason>\r\n`.
+pub(crate) fn put_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    put_decimal(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `Name: <decimal>\r\n`.
+pub(crate) fn put_header_decimal(out: &mut Vec<u8>, name: &str, value: u64) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    put_decimal(out, value);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Appends `Name: value\r\n`.
 pub(crate) fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(name.as_bytes());
@@ -151,6 +218,21 @@ pub(crate) fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_and_ip_match_display() {
+        for n in [0u64, 7, 10, 99, 100, 65535, 1_000_000_007, u64::MAX] {
+            let mut out = Vec::new();
+            put_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+        for ip in ["0.0.0.0", "127.0.0.1", "255.255.10.1", "::1", "fe80::1:2"] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            put_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string().as_bytes());
+        }
+    }
 
     fn h<'a>(name: &'a str, value: &'a str) -> httparse::Header<'a> {
         httparse::Header {
@@ -206,5 +288,9 @@ mod tests {
         assert!(!is_hop_by_hop("Content-Type"));
         let hs = [h("Connection", "close, X-Secret")];
         assert!(named_by_connection("x-secret", &hs));
+        assert!(connection_names_headers(&hs));
+        let plain = [h("Connection", "Keep-Alive"), h("connection", " close ,")];
+        assert!(!connection_names_headers(&plain));
+        assert!(!connection_names_headers(&[h("Content-Type", "x")]));
     }
 }

@@ -8,7 +8,10 @@ use std::mem::MaybeUninit;
 use std::net::IpAddr;
 
 use super::body::BodyKind;
-use super::{framing, has_token, is_hop_by_hop, name_is, named_by_connection, put_header, Version};
+use super::{
+    connection_names_headers, framing, has_token, is_hop_by_hop, name_is, named_by_connection,
+    put_header, Version,
+};
 
 /// Most header fields any config may allow; the configured limit slices this.
 pub const HEADERS_CAP: usize = 1000;
@@ -240,6 +243,8 @@ fn write_upstream_head(
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     put_header(out, "Host", host);
+    // Most messages have no Connection header naming others: skip the per-header scan.
+    let connection_named = connection_names_headers(headers);
     let mut xff_written = false;
     let mut via_written = false;
     for h in headers {
@@ -247,7 +252,7 @@ fn write_upstream_head(
         if name_is(n, "host")
             || name_is(n, "x-forwarded-proto")
             || is_hop_by_hop(n)
-            || named_by_connection(n, headers)
+            || (connection_named && named_by_connection(n, headers))
         {
             continue;
         }
@@ -300,8 +305,7 @@ fn write_list_with_hop(
         }
     }
     if is_xff {
-        use std::io::Write;
-        let _ = write!(out, "{}", fwd.client_ip);
+        super::put_ip(out, fwd.client_ip);
     } else {
         out.extend_from_slice(match version {
             Version::Http10 => b"1.0 pibl",

@@ -6,7 +6,10 @@ use std::mem::MaybeUninit;
 
 use super::body::BodyKind;
 use super::request::{HeadLimits, HEADERS_CAP};
-use super::{framing, has_token, is_hop_by_hop, name_is, named_by_connection, put_header, Version};
+use super::{
+    connection_names_headers, framing, has_token, is_hop_by_hop, name_is, named_by_connection,
+    put_header, put_status_line, Version,
+};
 
 /// What the proxy needs to know about a backend's response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,9 +113,9 @@ pub fn parse(
     if (100..200).contains(&status) && !switching && client.version == Version::Http10 {
         // HTTP/1.0 clients do not understand interim responses; the caller drops an empty head.
     } else {
-        let _ = write!(out, "HTTP/1.1 {status} ");
-        out.extend_from_slice(reason.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        put_status_line(out, status, reason.as_bytes());
+        // Most messages have no Connection header naming others: skip the per-header scan.
+        let connection_named = connection_names_headers(headers);
         let mut via_written = false;
         for h in headers {
             let n = h.name;
@@ -124,7 +127,7 @@ pub fn parse(
                 continue;
             }
             if is_hop_by_hop(n)
-                || named_by_connection(n, headers)
+                || (connection_named && named_by_connection(n, headers))
                 || (dechunk && name_is(n, "transfer-encoding"))
             {
                 continue;

@@ -18,7 +18,10 @@ use crate::http::body::BodyKind;
 use crate::http::date::parse_http_date;
 use crate::http::request::{Method, RequestInfo, RequestLine, HEADERS_CAP};
 use crate::http::response::{reason_phrase, ResponseInfo};
-use crate::http::{is_hop_by_hop, name_is, named_by_connection, put_header, Version};
+use crate::http::{
+    is_hop_by_hop, name_is, named_by_connection, put_header, put_header_decimal, put_status_line,
+    Version,
+};
 
 /// What the cache did for a request; sent as `X-Cache` and logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,13 +309,11 @@ impl Session {
             && !ctx.stopping;
         let out = &mut self.to_client.bytes;
         out.clear();
-        out.extend_from_slice(
-            format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).as_bytes(),
-        );
+        put_status_line(out, status, reason_phrase(status).as_bytes());
         out.extend_from_slice(&entry.meta.headers);
-        put_header(out, "Age", entry.age(now).to_string().as_bytes());
+        put_header_decimal(out, "Age", entry.age(now));
         if has_body {
-            put_header(out, "Content-Length", entry.body_len.to_string().as_bytes());
+            put_header_decimal(out, "Content-Length", entry.body_len);
         }
         put_header(out, "Via", b"1.1 pibl");
         put_header(out, "X-Cache", label.as_str().as_bytes());
@@ -462,12 +463,9 @@ fn merge_headers(stored: &[u8], update: &[httparse::Header<'_>]) -> Vec<u8> {
 
 /// Whether the client's own conditional request is satisfied by `entry` (RFC 9110 §13.1).
 fn not_modified(entry: &CacheEntry, request: &[httparse::Header<'_>]) -> bool {
-    let inm: Vec<&[u8]> = request
-        .iter()
-        .filter(|h| name_is(h.name, "if-none-match"))
-        .map(|h| h.value)
-        .collect();
-    if !inm.is_empty() {
+    let is_inm = |h: &&httparse::Header<'_>| name_is(h.name, "if-none-match");
+    if request.iter().any(|h| is_inm(&h)) {
+        let inm: Vec<&[u8]> = request.iter().filter(is_inm).map(|h| h.value).collect();
         let Some(etag) = entry.meta.header("etag") else {
             return false;
         };
@@ -479,13 +477,17 @@ fn not_modified(entry: &CacheEntry, request: &[httparse::Header<'_>]) -> bool {
                 .any(|t| t == b"*" || weak(t) == ours)
         });
     }
-    let ims = request
+    // Most requests carry no validator: answer without looking at the stored headers.
+    let Some(ims) = request
         .iter()
         .find(|h| name_is(h.name, "if-modified-since"))
         .and_then(|h| std::str::from_utf8(h.value).ok())
-        .and_then(parse_http_date);
+        .and_then(parse_http_date)
+    else {
+        return false;
+    };
     let lm = entry.meta.header("last-modified").and_then(parse_http_date);
-    matches!((ims, lm), (Some(ims), Some(lm)) if lm <= ims)
+    matches!(lm, Some(lm) if lm <= ims)
 }
 
 /// Replaces the client's validators in the upstream head with the stored entry's.
