@@ -878,3 +878,37 @@ fn exposition_checker_rejects_what_it_should() {
         assert!(r.is_err(), "accepted: {text:?}");
     }
 }
+
+#[test]
+fn status_follows_a_reload_and_a_kept_backend_keeps_its_counts() {
+    let (a, b) = (Backend::start("ra"), Backend::start("rb"));
+    let p = Pibl::start(&[a.addr], "admin 127.0.0.1:0\n");
+    let adm = p.admin_addr();
+    let mut c = Conn::open(p.addr);
+    for i in 0..4 {
+        assert_eq!(c.get(&format!("/before{i}")).status, 200);
+    }
+    status_when(adm, |j| j["requests"].num() == 4.0);
+
+    let conf = std::fs::read_to_string(p.conf_path()).unwrap();
+    let conf = conf.replace(
+        &format!("backend {}", a.addr),
+        &format!("backend {}\nbackend {}", a.addr, b.addr),
+    );
+    std::fs::write(p.conf_path(), conf).unwrap();
+    p.signal(libc::SIGHUP);
+    assert!(p.wait_for_line("reloaded pibl.conf: 2 backends", Duration::from_secs(5)));
+
+    for i in 0..4 {
+        assert_eq!(c.get(&format!("/after{i}")).status, 200);
+    }
+    let s = status_when(adm, |j| j["requests"].num() == 8.0);
+    let (ja, jb) = (
+        backend(&s, &a.addr.to_string()),
+        backend(&s, &b.addr.to_string()),
+    );
+    assert_eq!(ja["requests"].num(), a.count() as f64, "{s:?}");
+    assert_eq!(jb["requests"].num(), b.count() as f64, "{s:?}");
+    assert_eq!(a.count() + b.count(), 8);
+    assert!(b.count() >= 1, "the new backend is in the rotation");
+}

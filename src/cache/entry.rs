@@ -181,7 +181,7 @@ pub struct CacheEntry {
     body_crc: u32,
     /// Path stem in the cache directory.
     pub path: PathBuf,
-    /// Recency rank of the last use (from the cache's use counter), for LRU eviction.
+    /// When it was last served or stored (the cache's millisecond clock), for LRU eviction.
     pub last_used: AtomicU64,
 }
 
@@ -229,7 +229,7 @@ impl CacheEntry {
             return Err("body checksum mismatch");
         }
         Ok(CacheEntry {
-            last_used: AtomicU64::new(meta.stored_at),
+            last_used: AtomicU64::new(0),
             meta,
             body,
             body_len,
@@ -245,7 +245,7 @@ impl CacheEntry {
         write_file(&tmp, &meta.encode(self.body_len, self.body_crc))?;
         fs::rename(&tmp, self.path.with_extension("meta"))?;
         Ok(CacheEntry {
-            last_used: AtomicU64::new(meta.stored_at),
+            last_used: AtomicU64::new(0),
             meta,
             body: self.body.clone(),
             body_len: self.body_len,
@@ -397,7 +397,7 @@ impl PendingEntry {
         let body =
             map_body(&self.stem.with_extension("body"), self.len).map_err(io::Error::other)?;
         Ok(CacheEntry {
-            last_used: AtomicU64::new(self.meta.stored_at),
+            last_used: AtomicU64::new(0),
             meta: self.meta.clone(),
             body,
             body_len: self.len,

@@ -16,7 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::Waker;
 
@@ -98,8 +98,8 @@ pub struct Cache {
     pub config: CacheConfig,
     index: RwLock<HashMap<u32, Vec<Arc<CacheEntry>>>>,
     bytes: AtomicU64,
-    /// Counts uses, to rank entries for least-recently-used eviction.
-    uses: AtomicU64,
+    /// The clock of `CacheEntry::last_used`.
+    opened: Instant,
     /// Primary keys being filled by a request in flight.
     filling: Mutex<HashMap<String, ()>>,
     /// Keys whose last response could not be stored, until when (Unix s): requests for them go
@@ -130,7 +130,7 @@ impl Cache {
             config,
             index: RwLock::default(),
             bytes: AtomicU64::new(0),
-            uses: AtomicU64::new(0),
+            opened: Instant::now(),
             filling: Mutex::default(),
             uncacheable: Mutex::default(),
             generation: AtomicU64::new(0),
@@ -256,10 +256,14 @@ impl Cache {
         }
     }
 
-    /// Marks an entry as just used.
-    pub fn touch(&self, e: &CacheEntry) {
-        e.last_used
-            .store(self.uses.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+    /// Marks an entry as just used, for least-recently-used eviction: milliseconds since the
+    /// cache opened (entries found on disk at start rank 0, below any used since). A hot entry
+    /// is written at most once a millisecond, not on every hit by every worker.
+    fn touch(&self, e: &CacheEntry) {
+        let now = self.opened.elapsed().as_millis() as u64 + 1;
+        if e.last_used.load(Ordering::Relaxed) < now {
+            e.last_used.store(now, Ordering::Relaxed);
+        }
     }
 
     /// Starts storing a response; `None` when the file cannot be created.
@@ -593,6 +597,71 @@ mod tests {
         assert_eq!(cache.stats(), (0, 0));
         assert!(bytes > 0);
         assert_eq!(files(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn eviction_drops_the_least_recently_used_entry() {
+        let dir = std::env::temp_dir().join(format!("pibl-lru-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let open = |max_bytes| {
+            Cache::open(CacheConfig {
+                dir: dir.clone(),
+                ttl: Duration::from_secs(60),
+                heuristic: true,
+                max_bytes,
+                max_object: 1 << 20,
+                fill_wait: Duration::from_secs(1),
+            })
+            .unwrap()
+        };
+        let store = |cache: &Cache, target: &str| {
+            let meta = EntryMeta {
+                primary: primary_key("h", target),
+                vary: vec![],
+                status: 200,
+                headers: Vec::new(),
+                stored_at: unix_now(),
+                initial_age: 0,
+                lifetime: 60,
+                always_revalidate: false,
+            };
+            let mut p = cache.begin_store(meta, false).unwrap();
+            p.append(&[b'x'; 1000]);
+            cache.publish(p);
+        };
+        let hit = |cache: &Cache, target: &str| {
+            matches!(
+                cache.lookup(&primary_key("h", target), &[], unix_now()),
+                Lookup::Fresh(_)
+            )
+        };
+        let pause = || std::thread::sleep(Duration::from_millis(3));
+        // Measure one entry's size on disk, then allow three.
+        let probe = open(1 << 20);
+        store(&probe, "/probe");
+        let one = probe.stats().1;
+        assert_eq!(probe.purge_all(), 1);
+        drop(probe);
+        let cache = open(3 * one + one / 2);
+        for t in ["/a", "/b", "/c"] {
+            store(&cache, t);
+            pause();
+        }
+        assert!(hit(&cache, "/a"), "/a is used again: now the most recent");
+        pause();
+        store(&cache, "/d");
+        assert!(hit(&cache, "/a"), "kept: used most recently");
+        assert!(!hit(&cache, "/b"), "evicted: least recently used");
+        assert!(hit(&cache, "/c") && hit(&cache, "/d"));
+        // After a restart, entries found on disk rank below any used since.
+        drop(cache);
+        let cache = open(3 * one + one / 2);
+        assert!(hit(&cache, "/c"));
+        pause();
+        store(&cache, "/e");
+        assert!(hit(&cache, "/c"), "used since the restart: kept");
+        assert_eq!(cache.stats().0, 3);
         fs::remove_dir_all(&dir).unwrap();
     }
 
