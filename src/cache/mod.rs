@@ -223,7 +223,6 @@ impl Cache {
             );
         }
         self.bytes.fetch_add(e.disk_size(), Ordering::Relaxed);
-        self.touch(&e);
         list.push(e);
     }
 
@@ -256,8 +255,9 @@ impl Cache {
         }
     }
 
-    /// Marks an entry as just used, for least-recently-used eviction: milliseconds since the
-    /// cache opened (entries found on disk at start rank 0, below any used since). A hot entry
+    /// Marks an entry as just used (served, stored or refreshed), for least-recently-used
+    /// eviction: milliseconds since the cache opened, so entries found on disk at start, never
+    /// touched, rank 0, below any used since. A hot entry
     /// is written at most once a millisecond, not on every hit by every worker.
     fn touch(&self, e: &CacheEntry) {
         let now = self.opened.elapsed().as_millis() as u64 + 1;
@@ -284,7 +284,9 @@ impl Cache {
     pub fn publish(&self, pending: PendingEntry) {
         match pending.publish() {
             Ok(e) => {
-                self.insert(Arc::new(e));
+                let e = Arc::new(e);
+                self.touch(&e);
+                self.insert(e);
                 self.evict_to_budget();
             }
             Err(e) => log::warn!("cache: cannot publish an entry: {e}"),
@@ -297,6 +299,7 @@ impl Cache {
         match old.refreshed(meta) {
             Ok(e) => {
                 let e = Arc::new(e);
+                self.touch(&e);
                 self.insert(e.clone());
                 Some(e)
             }
