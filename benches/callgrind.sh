@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Instructions pibl executes per request, counted by valgrind's callgrind: repeatable on a noisy
+# machine, unlike time. One keep-alive client sends N requests through pibl (1 worker) to a
+# pibl-origin; the run is done twice (N1 and N2 requests) and the difference divided by N2-N1,
+# so start-up and shutdown cancel out.
+#
+#   benches/callgrind.sh                 # proxied /style.css (cache off) and cache hits
+#   N1=500 N2=2500 benches/callgrind.sh  # fewer requests, faster
+#   KEEP=1 benches/callgrind.sh          # keep the callgrind.out files (callgrind_annotate them)
+#
+# Needs valgrind and python3; installs nothing. Uses 127.0.0.1 ports from BASE_PORT (18300).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N1=${N1:-1000}
+N2=${N2:-5000}
+BASE_PORT=${BASE_PORT:-18300}
+KEEP=${KEEP:-0}
+for tool in valgrind callgrind_annotate python3 cargo; do
+  command -v "$tool" >/dev/null || { echo "callgrind.sh: $tool is missing (apt-get install valgrind python3)" >&2; exit 1; }
+done
+((N2 > N1)) || { echo "callgrind.sh: N2 must be larger than N1" >&2; exit 1; }
+
+cargo build --release --quiet --bins
+bin=$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)
+work=$(mktemp -d /tmp/pibl-callgrind.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ "$KEEP" = 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+origin_port=$BASE_PORT
+proxy_port=$((BASE_PORT + 1))
+"$bin/pibl-origin" --listen "127.0.0.1:$origin_port" --name o1 --workers 1 >"$work/origin.log" 2>&1 &
+pids+=($!)
+cat >"$work/pibl.conf" <<EOF
+listen 127.0.0.1:$proxy_port
+backend 127.0.0.1:$origin_port
+workers 1
+access_log on
+log_file $work/pibl.log
+EOF
+
+# A keep-alive client: N requests for PATH, each response read whole (Content-Length).
+cat >"$work/client.py" <<'PY'
+import socket, sys
+port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+s = socket.create_connection(("127.0.0.1", port))
+req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: callgrind\r\nAccept: */*\r\n\r\n".encode()
+buf = b""
+for _ in range(n):
+    s.sendall(req)
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            head = buf[:end].decode("latin-1").split("\r\n")
+            if not head[0].startswith("HTTP/1.1 200"):
+                sys.exit(f"unexpected response: {head[0]}")
+            length = next(int(l.split(":", 1)[1]) for l in head if l.lower().startswith("content-length:"))
+            if len(buf) >= end + 4 + length:
+                buf = buf[end + 4 + length:]
+                break
+        data = s.recv(65536)
+        if not data:
+            sys.exit("connection closed")
+        buf += data
+PY
+
+wait_port() {
+  for _ in $(seq 100); do
+    python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "callgrind.sh: nothing listens on port $1" >&2
+  exit 1
+}
+wait_port "$origin_port"
+
+# total_instructions N PATH [pibl args...]: runs pibl under callgrind for N requests.
+total_instructions() {
+  local n=$1 path=$2
+  shift 2
+  local out="$work/callgrind.out.$n.${path//\//_}"
+  rm -rf "$work/cache"
+  (cd "$work" && exec valgrind --tool=callgrind --callgrind-out-file="$out" "$bin/pibl" -c pibl.conf "$@" >/dev/null 2>&1) &
+  local vg=$!
+  wait_port "$proxy_port"
+  # The first request fills the cache when it is on; it is part of both runs.
+  python3 "$work/client.py" "$proxy_port" "$path" "$n"
+  kill -INT "$vg"
+  wait "$vg" || true
+  callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'
+}
+
+report() {
+  local label=$1 path=$2
+  shift 2
+  local a b
+  a=$(total_instructions "$N1" "$path" "$@")
+  b=$(total_instructions "$N2" "$path" "$@")
+  printf '%-28s %8d instructions per request  (%s and %s requests: %s and %s in all)\n' \
+    "$label" $(((b - a) / (N2 - N1))) "$N1" "$N2" "$a" "$b"
+}
+
+echo "pibl $(git rev-parse --short HEAD 2>/dev/null || echo '?'), access log on, 1 worker, valgrind $(valgrind --version)"
+report "proxied GET /style.css" /style.css
+report "cache hit GET /style.css" /style.css -t 600
+[ "$KEEP" = 1 ] && echo "callgrind files in $work"
+exit 0
