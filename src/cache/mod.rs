@@ -547,6 +547,23 @@ mod tests {
         assert_eq!(primary_key("[::1]:81", "/"), "GET http://[::1]:81/");
     }
 
+    /// Stores a fresh 200 for `host` and `target` with `body`, as a fill would.
+    fn store(cache: &Cache, host: &str, target: &str, body: &[u8]) {
+        let meta = EntryMeta {
+            primary: primary_key(host, target),
+            vary: vec![],
+            status: 200,
+            headers: Vec::new(),
+            stored_at: unix_now(),
+            initial_age: 0,
+            lifetime: 60,
+            always_revalidate: false,
+        };
+        let mut p = cache.begin_store(meta, false).unwrap();
+        p.append(body);
+        cache.publish(p);
+    }
+
     #[test]
     fn purges_drop_by_url_by_path_on_every_host_and_all() {
         let dir = std::env::temp_dir().join(format!("pibl-purge-{}", std::process::id()));
@@ -560,21 +577,7 @@ mod tests {
             fill_wait: Duration::from_secs(1),
         })
         .unwrap();
-        let store = |host: &str, target: &str| {
-            let meta = EntryMeta {
-                primary: primary_key(host, target),
-                vary: vec![],
-                status: 200,
-                headers: Vec::new(),
-                stored_at: unix_now(),
-                initial_age: 0,
-                lifetime: 60,
-                always_revalidate: false,
-            };
-            let mut p = cache.begin_store(meta, false).unwrap();
-            p.append(b"body");
-            cache.publish(p);
-        };
+        let store = |host: &str, target: &str| store(&cache, host, target, b"body");
         store("a:81", "/x?q=1");
         store("b:82", "/x?q=1");
         store("a:81", "/y");
@@ -618,21 +621,7 @@ mod tests {
             })
             .unwrap()
         };
-        let store = |cache: &Cache, target: &str| {
-            let meta = EntryMeta {
-                primary: primary_key("h", target),
-                vary: vec![],
-                status: 200,
-                headers: Vec::new(),
-                stored_at: unix_now(),
-                initial_age: 0,
-                lifetime: 60,
-                always_revalidate: false,
-            };
-            let mut p = cache.begin_store(meta, false).unwrap();
-            p.append(&[b'x'; 1000]);
-            cache.publish(p);
-        };
+        let store = |cache: &Cache, target: &str| store(cache, "h", target, &[b'x'; 1000]);
         let hit = |cache: &Cache, target: &str| {
             matches!(
                 cache.lookup(&primary_key("h", target), &[], unix_now()),

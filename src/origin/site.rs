@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+
+use crate::http::html_escape;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -91,22 +93,6 @@ impl StaticFile {
             .and_then(parse_http_date)
             .is_some_and(|since| self.modified_secs <= since)
     }
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// Where files come from; shared read-only by all workers.
