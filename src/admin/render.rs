@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::http::html_escape;
+use crate::http::{html_escape, json_escape};
 use crate::proxy::Shared;
 use crate::stats::{exposed_bounds, HistogramSnapshot, LATENCY_BOUNDS_NS, RATE_WINDOW};
 
@@ -190,23 +190,7 @@ fn human_duration(d: Duration) -> String {
 
 /// A JSON string literal.
 fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    format!("\"{}\"", json_escape(s))
 }
 
 /// A finite number, or `null`.
@@ -493,7 +477,7 @@ mod tests {
     #[test]
     fn json_escapes_and_uses_null_for_no_data() {
         let j = json(&snapshot());
-        assert!(j.contains("\"name\":\"<b>\\\"x\\\"\\\\\\n\""), "{j}");
+        assert!(j.contains("\"name\":\"<b>\\\"x\\\"\\\\\\u000a\""), "{j}");
         assert!(j.contains("\"hit_ratio\":null"), "{j}");
         assert!(j.contains("\"cache\":{\"enabled\":false"), "{j}");
         assert!(j.contains("\"responses\":{\"1xx\":0,\"2xx\":5,"), "{j}");

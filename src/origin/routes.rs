@@ -11,6 +11,7 @@ use super::head::RequestHead;
 use super::path::{sanitize, target_path};
 use super::site::{Files, Missing, StaticFile};
 use super::Shared;
+use crate::http::json_escape;
 use crate::http::response::reason_phrase;
 
 const ALLOW_READ: &str = "GET, HEAD";
@@ -196,31 +197,9 @@ fn echo(req: &RequestHead, body: &[u8], reply: &mut Reply<'_>) {
     reply.payload(200, shown, &extra, body);
 }
 
-/// Escapes a string for a JSON string literal.
-pub fn json_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ =
-                    std::fmt::Write::write_fmt(&mut out, format_args!("\\u{:04x}", u32::from(c)));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_escaping() {
-        assert_eq!(json_escape("a\"b\\c\n"), "a\\\"b\\\\c\\u000a");
-    }
 
     #[test]
     fn reply_heads_carry_the_standard_headers() {
