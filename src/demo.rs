@@ -39,6 +39,8 @@ impl Demo {
         config.path = PathBuf::from("<demo>");
         config.cache.enabled = Some(true);
         config.cache.ttl = Some(ttl.unwrap_or(DEFAULT_CACHE_TTL));
+        // The status page on a free loopback port: shown in the banner, never in the way.
+        config.admin = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         let proxy = match Proxy::start(config, logs) {
             Ok(p) => p,
             Err(e) => {
@@ -79,9 +81,14 @@ impl Demo {
              \x20 curl -i {url}/api/info            never cached: a different origin each time\n\
              \x20 curl -si {url}/style.css | grep -i x-cache      MISS, then HIT\n\
              \x20 pibl-client demo.log {url}/       (cargo run --bin pibl-client -- demo.log {url}/)\n\
-             \x20 curl -d 'hello' {url}/echo        POST, forwarded with its body\n\n\
-             Press Ctrl-C to stop.\n"
+             \x20 curl -d 'hello' {url}/echo        POST, forwarded with its body\n"
         ));
+        if let Some(admin) = self.proxy.admin_addr() {
+            s.push_str(&format!(
+                "\x20 a browser on http://{admin}/status   live status: backends, requests, cache\n"
+            ));
+        }
+        s.push_str("\nPress Ctrl-C to stop.\n");
         s
     }
 

@@ -29,7 +29,11 @@ fn demo_balances_over_three_origins_and_caches() {
     assert_eq!(first.header("X-Cache"), Some("MISS"));
     assert_eq!(second.header("X-Cache"), Some("HIT"));
     assert_eq!(first.body, second.body);
-    // What to try is printed.
+    // What to try is printed, the live status page among it, and it shows the traffic.
+    assert!(p.wait_for_line("/status   live status", std::time::Duration::from_secs(5)));
+    let status = common::get(p.admin_addr(), "/status");
+    assert_eq!(status.status, 200);
+    assert!(status.text().contains("origin") || status.text().contains("127.0.0.1"));
     let out = p.stdout.lock().unwrap().join("\n");
     assert!(out.contains("listening on"), "{out}");
 }
