@@ -462,3 +462,45 @@ fn upgrade_under_load_loses_no_request() {
         assert_eq!(errors.len(), fresh_resets, "client errors: {errors:?}");
     }
 }
+
+/// `X-Cache` of a GET on a fresh connection.
+fn x_cache(addr: SocketAddr, path: &str) -> String {
+    let r = Conn::open(addr).get(path);
+    assert_eq!(r.status, 200);
+    r.header("X-Cache").unwrap_or("-").to_string()
+}
+
+#[test]
+fn sighup_changes_the_cache_ttl_for_new_entries_and_keeps_the_cache() {
+    let b = Backend::start("ttl");
+    let dir = TempDir::new("reload-ttl");
+    let conf = |ttl: &str| {
+        format!(
+            "listen 127.0.0.1:0\nworkers 1\nbackend {}\ncache on\ncache_ttl {ttl}\n",
+            b.addr
+        )
+    };
+    std::fs::write(dir.path().join("pibl.conf"), conf("600s")).unwrap();
+    let p = Pibl::start_in(dir, &["-c", "pibl.conf"]);
+    assert_eq!(x_cache(p.addr, "/long"), "MISS");
+    assert_eq!(x_cache(p.addr, "/long"), "HIT");
+
+    std::fs::write(p.conf_path(), conf("1s")).unwrap();
+    p.signal(libc::SIGHUP);
+    assert!(p.wait_for_line("reloaded pibl.conf", Duration::from_secs(5)));
+    assert_eq!(x_cache(p.addr, "/short"), "MISS");
+    assert_eq!(x_cache(p.addr, "/short"), "HIT");
+    // Time has to pass for an entry to expire; this waits for that, not for pibl.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(
+        x_cache(p.addr, "/short"),
+        "MISS",
+        "stored under the new 1 s TTL"
+    );
+    assert_eq!(
+        x_cache(p.addr, "/long"),
+        "HIT",
+        "the cache stayed across the reload"
+    );
+    assert_eq!(b.count(), 3);
+}
