@@ -506,10 +506,10 @@ fn scenario(tag: &str, extra: &str, mid_loop: bool) {
     );
     let (tx, rx) = channel();
     std::thread::spawn(move || {
+        // Read to the end even after the driver is gone, so the helper's last lines (libtest's
+        // summary) never meet a closed pipe.
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let mut client = Driver { stdin, lines: rx };
