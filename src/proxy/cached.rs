@@ -181,7 +181,8 @@ impl CacheWork {
 /// What to do with a request, decided at its head.
 enum Decision {
     Bypass,
-    Serve(Arc<CacheEntry>),
+    /// Serve the entry; `true`: as a 304, the client's validators match it.
+    Serve(Arc<CacheEntry>, bool),
     Revalidate(Arc<CacheEntry>),
     Fetch,
 }
@@ -211,7 +212,10 @@ impl Session {
             with_request_headers(&self.req_head, |headers| match request_rule(headers) {
                 RequestRule::Bypass(_) => Decision::Bypass,
                 rule => match cache.lookup(&primary, headers, now) {
-                    Lookup::Fresh(e) if rule == RequestRule::Normal => Decision::Serve(e),
+                    Lookup::Fresh(e) if rule == RequestRule::Normal => {
+                        let not_modified = answers_not_modified(&e, headers);
+                        Decision::Serve(e, not_modified)
+                    }
                     Lookup::Fresh(e) | Lookup::Stale(e) if e.has_validator() => {
                         Decision::Revalidate(e)
                     }
@@ -224,7 +228,9 @@ impl Session {
                 x.cache.label = Some(CacheLabel::Bypass);
                 self.pick_backend(ctx)
             }
-            Decision::Serve(e) => self.begin_serving(ctx, e, CacheLabel::Hit),
+            Decision::Serve(e, not_modified) => {
+                self.begin_serving(ctx, e, CacheLabel::Hit, not_modified)
+            }
             Decision::Revalidate(e) => {
                 x.cache.label = Some(CacheLabel::Miss);
                 set_conditionals(&mut self.to_upstream.bytes, &e);
@@ -253,11 +259,15 @@ impl Session {
         };
         let now = unix_now();
         let primary = x.cache.primary.clone();
-        let found = with_request_headers(&self.req_head, |h| cache.lookup(&primary, h, now));
+        let (found, not_modified) = with_request_headers(&self.req_head, |h| {
+            let found = cache.lookup(&primary, h, now);
+            let not_modified = matches!(&found, Lookup::Fresh(e) if answers_not_modified(e, h));
+            (found, not_modified)
+        });
         match found {
             Lookup::Fresh(e) => {
                 x.cache.stop_waiting();
-                return self.begin_serving(ctx, e, CacheLabel::Hit);
+                return self.begin_serving(ctx, e, CacheLabel::Hit, not_modified);
             }
             Lookup::Stale(e) => {
                 // Published meanwhile, but to be revalidated before use.
@@ -289,18 +299,23 @@ impl Session {
     }
 
     /// Prepares the head of a response from `entry` and moves to `ServeCached`.
+    /// Whether the client's validators match `entry`, so it gets a 304. Parses the stored
+    /// request head again: for the paths that did not have it parsed at hand.
+    pub(super) fn client_not_modified(&self, entry: &CacheEntry) -> bool {
+        with_request_headers(&self.req_head, |h| answers_not_modified(entry, h))
+    }
+
     pub(super) fn begin_serving(
         &mut self,
         ctx: &mut Ctx<'_>,
         entry: Arc<CacheEntry>,
         label: CacheLabel,
+        not_modified: bool,
     ) -> Step {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
         let now = unix_now();
-        let not_modified = entry.meta.status == 200
-            && with_request_headers(&self.req_head, |h| not_modified(&entry, h));
         let status = if not_modified { 304 } else { entry.meta.status };
         let has_body = !matches!(status, 204 | 304);
         // A request body left unread would be taken for the next request: close afterwards.
@@ -462,7 +477,10 @@ fn merge_headers(stored: &[u8], update: &[httparse::Header<'_>]) -> Vec<u8> {
 }
 
 /// Whether the client's own conditional request is satisfied by `entry` (RFC 9110 §13.1).
-fn not_modified(entry: &CacheEntry, request: &[httparse::Header<'_>]) -> bool {
+fn answers_not_modified(entry: &CacheEntry, request: &[httparse::Header<'_>]) -> bool {
+    if entry.meta.status != 200 {
+        return false;
+    }
     let is_inm = |h: &&httparse::Header<'_>| name_is(h.name, "if-none-match");
     if request.iter().any(|h| is_inm(&h)) {
         let inm: Vec<&[u8]> = request.iter().filter(is_inm).map(|h| h.value).collect();
@@ -635,13 +653,13 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"v2\"\r\n\
              If-Modified-Since: Mon, 23 Nov 2026 19:00:00 GMT\r\n\r\n"
         );
-        assert!(not_modified(&e, &[h("If-None-Match", "\"x\", W/\"v2\"")]));
-        assert!(!not_modified(&e, &[h("If-None-Match", "\"x\"")]));
-        assert!(not_modified(
+        assert!(answers_not_modified(&e, &[h("If-None-Match", "\"x\", W/\"v2\"")]));
+        assert!(!answers_not_modified(&e, &[h("If-None-Match", "\"x\"")]));
+        assert!(answers_not_modified(
             &e,
             &[h("If-Modified-Since", "Mon, 23 Nov 2026 19:00:00 GMT")]
         ));
-        assert!(!not_modified(
+        assert!(!answers_not_modified(
             &e,
             &[h("If-Modified-Since", "Mon, 23 Nov 2026 18:00:00 GMT")]
         ));

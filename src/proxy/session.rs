@@ -735,7 +735,13 @@ impl Session {
                             // A 304 to our revalidation: the stored body is good, serve it.
                             self.to_client.clear();
                             self.close_upstream(ctx, info.upstream_reusable);
-                            return self.begin_serving(ctx, entry, CacheLabel::Revalidated);
+                            let not_modified = self.client_not_modified(&entry);
+                            return self.begin_serving(
+                                ctx,
+                                entry,
+                                CacheLabel::Revalidated,
+                                not_modified,
+                            );
                         }
                         return self.start_response(ctx, info);
                     }
