@@ -653,7 +653,10 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"v2\"\r\n\
              If-Modified-Since: Mon, 23 Nov 2026 19:00:00 GMT\r\n\r\n"
         );
-        assert!(answers_not_modified(&e, &[h("If-None-Match", "\"x\", W/\"v2\"")]));
+        assert!(answers_not_modified(
+            &e,
+            &[h("If-None-Match", "\"x\", W/\"v2\"")]
+        ));
         assert!(!answers_not_modified(&e, &[h("If-None-Match", "\"x\"")]));
         assert!(answers_not_modified(
             &e,
