@@ -22,10 +22,6 @@ use crate::stats::{BackendStats, Stats};
 pub struct Backend {
     pub name: String,
     pub addr: SocketAddr,
-    /// Requests sent to it.
-    pub requests: AtomicU64,
-    /// Failed connects, resets and bad responses.
-    pub failures: AtomicU64,
     /// Failures in a row (reset by any good answer).
     fails: AtomicU32,
     /// Skipped by the rotation until this many ms after `RoundRobin::epoch`; 0 when up.
@@ -58,8 +54,6 @@ impl RoundRobin {
                 .map(|s| Backend {
                     name: s.name.clone(),
                     addr: s.addr,
-                    requests: AtomicU64::new(0),
-                    failures: AtomicU64::new(0),
                     fails: AtomicU32::new(0),
                     down_until: AtomicU64::new(0),
                     down: AtomicBool::new(false),
@@ -81,7 +75,7 @@ impl RoundRobin {
     }
 
     /// Carries over, from the rotation this one replaces (a reload), what was learnt about the
-    /// backends still listed (same address): failures in a row, down state, counters, and the
+    /// backends still listed (same address): failures in a row, down state and the
     /// rotation position, so a reload neither forgets a dead backend nor resets the rotation.
     /// Without `probing` (no `health_check` any more), a mark "down until a probe succeeds"
     /// becomes an ordinary `fail_timeout`, since no probe will ever lift it.
@@ -101,8 +95,6 @@ impl RoundRobin {
             *b.down_until.get_mut() = until;
             *b.fails.get_mut() = o.fails.load(Ordering::Relaxed);
             *b.down.get_mut() = o.down.load(Ordering::Relaxed);
-            *b.requests.get_mut() = o.requests.load(Ordering::Relaxed);
-            *b.failures.get_mut() = o.failures.load(Ordering::Relaxed);
         }
         self
     }

@@ -96,13 +96,8 @@ impl Session {
         if let Some(x) = self.x.as_mut() {
             if let Some(b) = x.backend {
                 x.tried |= 1u64.checked_shl(b as u32).unwrap_or(0);
-                let backends = &x.settings.backends;
-                backends
-                    .get(b)
-                    .failures
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if !x.reused {
-                    backends.report_failure(b, why);
+                    x.settings.backends.report_failure(b, why);
                 }
             }
         }

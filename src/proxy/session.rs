@@ -496,10 +496,6 @@ impl Session {
             return self.fail(ctx, status, why, false);
         };
         x.backend = Some(b);
-        backends
-            .get(b)
-            .requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let generation = x.settings.generation;
         if let Some(key) = ctx.upstreams.checkout(ctx.registry, generation, b, ctx.key) {
             x.reused = true;
