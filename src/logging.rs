@@ -10,7 +10,6 @@
 //! swaps in a newly opened file at the same path, so after logrotate renames the old one every
 //! later line, of either kind, lands in the new file and none in the old.
 
-use crate::http::{put_decimal, put_ip};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -19,6 +18,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::http::{put_decimal, put_ip};
 
 /// Batches the writer thread may fall behind by before workers wait for it.
 const QUEUE_BATCHES: usize = 1024;

@@ -257,8 +257,8 @@ impl Cache {
 
     /// Marks an entry as just used (served, stored or refreshed), for least-recently-used
     /// eviction: milliseconds since the cache opened, so entries found on disk at start, never
-    /// touched, rank 0, below any used since. A hot entry
-    /// is written at most once a millisecond, not on every hit by every worker.
+    /// touched, rank 0, below any used since. A hot entry is written at most once a
+    /// millisecond, not on every hit by every worker.
     fn touch(&self, e: &CacheEntry) {
         let now = self.opened.elapsed().as_millis() as u64 + 1;
         if e.last_used.load(Ordering::Relaxed) < now {
@@ -329,22 +329,10 @@ impl Cache {
         }
     }
 
-    /// Drops everything (admin `PURGE /cache`, tests); returns how many entries. The index is
-    /// emptied under the lock in one step and the files are unlinked after it is released, so
-    /// workers never wait on thousands of unlinks. Hits being served keep their maps; fills in
-    /// flight publish afterwards as usual.
+    /// Drops everything (admin `PURGE /cache`, tests); returns how many entries. Hits being
+    /// served keep their maps; fills in flight publish afterwards as usual.
     pub fn purge_all(&self) -> usize {
-        let all: Vec<Arc<CacheEntry>> = {
-            let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
-            let all: Vec<Arc<CacheEntry>> = index.drain().flat_map(|(_, l)| l).collect();
-            let bytes: u64 = all.iter().map(|e| e.disk_size()).sum();
-            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
-            all
-        };
-        for e in &all {
-            self.unlink_unless_reused(e);
-        }
-        all.len()
+        self.purge_where(|_| true).len()
     }
 
     /// Drops every variant stored for one URL (`primary` as [`primary_key`] makes it: HEAD
@@ -359,6 +347,8 @@ impl Cache {
         self.purge_where(|e| target_of(&e.meta.primary) == Some(target))
     }
 
+    /// Takes the matching entries out of the index in one step under the lock, then unlinks
+    /// their files after it is released, so workers never wait on the unlinks.
     fn purge_where(&self, matches: impl Fn(&CacheEntry) -> bool) -> Vec<String> {
         let victims: Vec<Arc<CacheEntry>> = {
             let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());

@@ -122,7 +122,7 @@ pub struct Proxy {
     shared: Arc<Shared>,
     workers: Vec<(JoinHandle<()>, Arc<Waker>)>,
     /// The health-check thread (probing only while `health_check` is set).
-    health: Option<JoinHandle<()>>,
+    health: JoinHandle<()>,
     /// The admin listener's thread, when `admin` is set.
     admin: Option<Admin>,
     addr: SocketAddr,
@@ -166,10 +166,8 @@ impl Proxy {
             workers.push((handle, waker));
         }
         // Always running, so a reload can turn `health_check` on; it idles while it is off.
-        let health = Some(
-            health::start(shared.clone())
-                .map_err(|e| format!("cannot start the health-check thread: {e}"))?,
-        );
+        let health = health::start(shared.clone())
+            .map_err(|e| format!("cannot start the health-check thread: {e}"))?;
         log::info!(
             "pibl {} listening on {addr} with {count} workers; backends: {}",
             env!("CARGO_PKG_VERSION"),
@@ -299,9 +297,7 @@ impl Proxy {
         for (handle, _) in self.workers {
             let _ = handle.join();
         }
-        if let Some(h) = self.health {
-            let _ = h.join();
-        }
+        let _ = self.health.join();
     }
 }
 
