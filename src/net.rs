@@ -18,9 +18,18 @@ pub fn reuseport_listener(addr: SocketAddr) -> io::Result<mio::net::TcpListener>
         socket.set_only_v6(false).ok();
     }
     socket.set_nonblocking(true)?;
+    // Accepted sockets inherit it on Linux: no setsockopt per connection (see `accepted`).
+    socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+/// Readies a socket from `accept`: TCP_NODELAY, which Linux already copied from the listener.
+pub fn accepted(stream: &mio::net::TcpStream) {
+    if !cfg!(target_os = "linux") {
+        stream.set_nodelay(true).ok();
+    }
 }
 
 /// Binds `count` SO_REUSEPORT listeners on one address. With port 0 the first picks the port and

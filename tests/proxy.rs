@@ -163,6 +163,48 @@ fn http10_client_gets_a_dechunked_body_and_a_close() {
     assert!(c.is_closed());
 }
 
+/// Reads until the server closes; an error (a reset) fails the test: a reset can destroy a
+/// response the client has not read yet.
+fn read_until_clean_close(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)
+        .expect("the connection ends with a FIN, not a reset");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn connection_close_ends_cleanly_even_with_input_after_the_last_request() {
+    let b = Backend::start("cc");
+    let p = Pibl::start(&[b.addr], "");
+    // The client's last request: pibl closes first (the client never half-closes here).
+    for i in 0..20 {
+        let mut s = TcpStream::connect(p.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(
+            format!("GET /last/{i} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let out = read_until_clean_close(&mut s);
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        assert!(out.contains("\r\nConnection: close\r\n"), "{out}");
+        assert!(out.ends_with(&format!("GET /last/{i}\n")), "{out}");
+    }
+    // A client that sends more after the request that said close: the response still arrives
+    // whole and the end is clean (pibl lingers), and the extra request goes nowhere.
+    let mut s = TcpStream::connect(p.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"GET /first HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET /second HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
+    let out = read_until_clean_close(&mut s);
+    assert!(out.ends_with("GET /first\n"), "{out}");
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    let targets: Vec<String> = b.seen().into_iter().map(|s| s.target).collect();
+    assert_eq!(targets.len(), 21);
+    assert_eq!(targets.last().map(String::as_str), Some("/first"));
+}
+
 #[test]
 fn close_delimited_response_is_relayed_then_closed() {
     let b = Backend::start("cl");

@@ -108,10 +108,6 @@ impl Conn {
         }
     }
 
-    pub fn stream(&mut self) -> &mut TcpStream {
-        &mut self.stream
-    }
-
     /// Records readiness from an event; the flags stay set until a call would block.
     pub fn on_event(&mut self, readable: bool, writable: bool, closed: bool) {
         self.readable |= readable || closed;

@@ -15,7 +15,7 @@ use super::site::Files;
 use super::Shared;
 use crate::buffer::BufferPool;
 use crate::clock::Clock;
-use crate::net::{interrupted, would_block};
+use crate::net::{accepted, interrupted, would_block};
 
 pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);
@@ -116,7 +116,7 @@ impl Worker {
         loop {
             match listener.accept() {
                 Ok((mut stream, _peer)) => {
-                    stream.set_nodelay(true).ok();
+                    accepted(&stream);
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
                     let registered = self.poll.registry().register(
@@ -159,9 +159,9 @@ impl Worker {
     }
 
     fn close(&mut self, key: usize) {
+        // Dropping the socket closes it, which takes it out of the epoll set.
         if let Some(mut conn) = self.conns.try_remove(key) {
             conn.release(&mut self.buffers);
-            let _ = self.poll.registry().deregister(conn.stream());
         }
     }
 

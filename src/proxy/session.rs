@@ -5,7 +5,7 @@
 //! ReadRequestHead ─▶ Connecting ─▶ SendRequest ─▶ ReadResponseHead ─▶ RelayResponse ─▶ ReadRequestHead
 //!        │               │  ▲            │   (1xx relayed in place)          │               (keep-alive)
 //!        │               └──┘ next       └──── early final response ─────────┤
-//!        │              backend                      101 ─▶ Tunnel           └─▶ Closing ─▶ Closed
+//!        │              backend                      101 ─▶ Tunnel           └─▶ Closing ─▶ [Lingering ─▶] Closed
 //!        └─▶ SendError (4xx/5xx made by the proxy) ─▶ ReadRequestHead | Closing
 //! ```
 //!
@@ -61,8 +61,13 @@ pub enum State {
     SendError {
         close: bool,
     },
+    /// Flushing the last output before closing. `linger` unless the client asked to close and
+    /// sent its whole request, so that nothing more should come from it.
+    Closing {
+        linger: bool,
+    },
     /// Output flushed, write side shut; draining the client until it closes (lingering close).
-    Closing,
+    Lingering,
     Closed,
 }
 
@@ -75,13 +80,18 @@ impl State {
             (_, Closed)
                 | (
                     ReadRequestHead,
-                    Connecting | SendRequest | SendError { .. } | Closing | ServeCached | AwaitFill
+                    Connecting
+                        | SendRequest
+                        | SendError { .. }
+                        | Closing { .. }
+                        | ServeCached
+                        | AwaitFill
                 )
                 | (
                     AwaitFill,
                     Connecting | SendRequest | SendError { .. } | ServeCached
                 )
-                | (ServeCached, ReadRequestHead | Closing)
+                | (ServeCached, ReadRequestHead | Closing { .. })
                 | (Connecting, Connecting | SendRequest | SendError { .. })
                 | (
                     SendRequest | ReadResponseHead,
@@ -91,11 +101,12 @@ impl State {
                         | RelayResponse
                         | Tunnel
                         | SendError { .. }
-                        | Closing
+                        | Closing { .. }
                         | ServeCached
                 )
-                | (RelayResponse, ReadRequestHead | Closing)
-                | (SendError { .. }, ReadRequestHead | Closing)
+                | (RelayResponse, ReadRequestHead | Closing { .. })
+                | (SendError { .. }, ReadRequestHead | Closing { .. })
+                | (Closing { .. }, Lingering)
         )
     }
 }
@@ -246,10 +257,6 @@ impl Session {
         }
     }
 
-    pub fn client_mut(&mut self) -> &mut TcpStream {
-        &mut self.client
-    }
-
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed
     }
@@ -282,7 +289,8 @@ impl Session {
                 State::ServeCached => self.serve_cached(ctx),
                 State::AwaitFill => self.await_fill(ctx),
                 State::SendError { close } => self.send_error(ctx, close),
-                State::Closing => self.closing(ctx),
+                State::Closing { linger } => self.closing(ctx, linger),
+                State::Lingering => self.lingering(ctx),
                 State::Closed => Step::Wait,
             };
             if step == Step::Wait {
@@ -311,7 +319,8 @@ impl Session {
                 .cache
                 .as_ref()
                 .map_or(t.upstream, |c| c.config.fill_wait),
-            State::Closing => LINGER,
+            State::Closing { .. } => t.client_idle,
+            State::Lingering => LINGER,
             State::Closed => Duration::ZERO,
         };
         self.state = next;
@@ -844,7 +853,7 @@ impl Session {
             }
             self.close_upstream(ctx, false);
             self.log_exchange(ctx, 502);
-            return self.enter(State::Closing, ctx);
+            return self.enter(State::Closing { linger: true }, ctx);
         }
         if progress {
             self.touch(ctx);
@@ -865,6 +874,9 @@ impl Session {
             && x.req_body.is_complete()
             && self.upstream_in.as_ref().is_none_or(Buffer::is_empty);
         let keep_alive = x.resp.as_ref().is_some_and(|r| r.client_keep_alive) && !ctx.stopping;
+        // The client said this was its last request and sent all of it: no lingering needed.
+        let client_done =
+            !x.info.keep_alive && x.req_body.is_complete() && !self.has_buffered_input();
         if let Some(x) = self.x.as_mut() {
             x.cache.publish();
         }
@@ -875,7 +887,12 @@ impl Session {
         if keep_alive {
             self.enter(State::ReadRequestHead, ctx)
         } else {
-            self.enter(State::Closing, ctx)
+            self.enter(
+                State::Closing {
+                    linger: !client_done,
+                },
+                ctx,
+            )
         }
     }
 
@@ -887,7 +904,7 @@ impl Session {
             &[],
         ) {
             Ok(_) if !self.to_client.is_empty() => Step::Wait,
-            Ok(_) if close => self.enter(State::Closing, ctx),
+            Ok(_) if close => self.enter(State::Closing { linger: true }, ctx),
             Ok(_) => {
                 self.served = true;
                 self.x = None;
@@ -897,7 +914,7 @@ impl Session {
         }
     }
 
-    fn closing(&mut self, ctx: &mut Ctx<'_>) -> Step {
+    fn closing(&mut self, ctx: &mut Ctx<'_>, linger: bool) -> Step {
         if !self.to_client.is_empty() {
             match flush(
                 &mut self.client,
@@ -910,8 +927,28 @@ impl Session {
                 Err(_) => return self.enter(State::Closed, ctx),
             }
         }
+        if !linger {
+            // Close at once, as nginx does, when nothing is waiting to be read: one read checks
+            // that (and is skipped when no readiness was reported since the last one).
+            let buf = self.client_in.get_or_insert_with(|| ctx.buffers.get());
+            buf.clear();
+            match fill(
+                &mut self.client,
+                &mut self.client_readable,
+                self.client_hup,
+                buf,
+            ) {
+                Ok(f) if f.bytes > 0 => {} // unexpected input: linger after all
+                _ => return self.enter(State::Closed, ctx),
+            }
+        }
         let _ = self.client.shutdown(std::net::Shutdown::Write);
-        // Drain and discard until the client closes its side too.
+        self.enter(State::Lingering, ctx)
+    }
+
+    /// Drains and discards until the client closes its side too, so that closing with unread
+    /// input does not make the kernel reset the connection and destroy the response.
+    fn lingering(&mut self, ctx: &mut Ctx<'_>) -> Step {
         let buf = self.client_in.get_or_insert_with(|| ctx.buffers.get());
         loop {
             buf.clear();

@@ -21,7 +21,7 @@ use super::{Settings, Shared};
 use crate::buffer::BufferPool;
 use crate::clock::Clock;
 use crate::logging::AccessLog;
-use crate::net::{interrupted, would_block};
+use crate::net::{accepted, interrupted, would_block};
 
 pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);
@@ -152,7 +152,7 @@ impl Worker {
             }
             match listener.accept() {
                 Ok((mut stream, peer)) => {
-                    stream.set_nodelay(true).ok();
+                    accepted(&stream);
                     let entry = self.sessions.vacant_entry();
                     let key = entry.key();
                     if let Err(e) = self.poll.registry().register(
@@ -236,9 +236,8 @@ impl Worker {
         }
         session.drive(&mut ctx);
         if session.is_closed() {
-            let mut s = self.sessions.remove(key);
-            let _ = self.poll.registry().deregister(s.client_mut());
-            drop(s);
+            // Closing the socket takes it out of the epoll set: no deregister call needed.
+            drop(self.sessions.remove(key));
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             if self.accept_paused {
                 self.accept();
