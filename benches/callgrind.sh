@@ -78,11 +78,11 @@ wait_port() {
 }
 wait_port "$origin_port"
 
-# total_instructions N PATH [pibl args...]: runs pibl under callgrind for N requests.
+# total_instructions NAME N PATH [pibl args...]: runs pibl under callgrind for N requests.
 total_instructions() {
-  local n=$1 path=$2
-  shift 2
-  local out="$work/callgrind.out.$n.${path//\//_}"
+  local name=$1 n=$2 path=$3
+  shift 3
+  local out="$work/callgrind.out.$name.$n"
   rm -rf "$work/cache"
   (cd "$work" && exec valgrind --tool=callgrind --callgrind-out-file="$out" "$bin/pibl" -c pibl.conf "$@" >/dev/null 2>&1) &
   local vg=$!
@@ -95,17 +95,17 @@ total_instructions() {
 }
 
 report() {
-  local label=$1 path=$2
-  shift 2
+  local label=$1 name=$2 path=$3
+  shift 3
   local a b
-  a=$(total_instructions "$N1" "$path" "$@")
-  b=$(total_instructions "$N2" "$path" "$@")
+  a=$(total_instructions "$name" "$N1" "$path" "$@")
+  b=$(total_instructions "$name" "$N2" "$path" "$@")
   printf '%-28s %8d instructions per request  (%s and %s requests: %s and %s in all)\n' \
     "$label" $(((b - a) / (N2 - N1))) "$N1" "$N2" "$a" "$b"
 }
 
 echo "pibl $(git rev-parse --short HEAD 2>/dev/null || echo '?'), access log on, 1 worker, valgrind $(valgrind --version)"
-report "proxied GET /style.css" /style.css
-report "cache hit GET /style.css" /style.css -t 600
+report "proxied GET /style.css" proxied /style.css
+report "cache hit GET /style.css" hit /style.css -t 600
 [ "$KEEP" = 1 ] && echo "callgrind files in $work"
 exit 0

@@ -57,7 +57,6 @@ fn forwarding() -> Forwarding {
     Forwarding {
         client_ip: "127.0.0.1".parse().unwrap(),
         proto: "http",
-        default_host: "backend",
     }
 }
 

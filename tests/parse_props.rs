@@ -34,7 +34,6 @@ fn fwd() -> Forwarding {
     Forwarding {
         client_ip: "192.0.2.1".parse().unwrap(),
         proto: "http",
-        default_host: "localhost",
     }
 }
 

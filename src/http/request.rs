@@ -16,6 +16,9 @@ use super::{
 /// Most header fields any config may allow; the configured limit slices this.
 pub const HEADERS_CAP: usize = 1000;
 
+/// The host of an HTTP/1.0 request that names none: sent upstream and used in cache keys.
+pub const DEFAULT_HOST: &str = "localhost";
+
 /// Methods whose semantics the proxy cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -100,11 +103,39 @@ pub struct HeadLimits {
 pub struct Forwarding {
     pub client_ip: IpAddr,
     pub proto: &'static str,
-    /// Host to send when an HTTP/1.0 client sent none.
-    pub default_host: &'static str,
 }
 
-/// Parses a request head from the start of `input`.
+/// A parsed, valid request head, lent to the caller of [`parse_with`] while its input is at hand.
+pub struct Head<'a> {
+    pub info: &'a RequestInfo,
+    /// The header fields as received.
+    pub headers: &'a [httparse::Header<'a>],
+    /// Request line and host, as also copied into the caller's [`RequestLine`].
+    pub line: &'a RequestLine,
+    method: &'a str,
+    path: &'a str,
+    host: &'a [u8],
+    upgrade: Option<&'a [u8]>,
+}
+
+impl Head<'_> {
+    /// Writes the head to send upstream: origin-form target, Host, hop-by-hop fields removed,
+    /// X-Forwarded-For/-Proto and Via with our hop.
+    pub fn write_upstream(&self, out: &mut Vec<u8>, fwd: &Forwarding) {
+        write_upstream_head(
+            out,
+            self.method,
+            self.path,
+            self.host,
+            self.headers,
+            fwd,
+            self.info.version,
+            self.upgrade,
+        );
+    }
+}
+
+/// Parses a request head from the start of `input` and writes the head to send upstream.
 ///
 /// Returns `Ok(None)` while the head is incomplete. On success `out` holds the head to send
 /// upstream and `line` the request line for logging.
@@ -115,6 +146,19 @@ pub fn parse(
     out: &mut Vec<u8>,
     line: &mut RequestLine,
 ) -> Result<Option<RequestInfo>, RequestError> {
+    let parsed = parse_with(input, limits, line, |head| head.write_upstream(out, fwd))?;
+    Ok(parsed.map(|(info, ())| info))
+}
+
+/// Parses and validates a request head from the start of `input`, fills `line`, and lends the
+/// head to `then` (which decides, for one, whether an upstream head is needed at all: a cache
+/// hit does not need one). Returns `Ok(None)` while the head is incomplete.
+pub fn parse_with<R>(
+    input: &[u8],
+    limits: HeadLimits,
+    line: &mut RequestLine,
+    then: impl FnOnce(&Head<'_>) -> R,
+) -> Result<Option<(RequestInfo, R)>, RequestError> {
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
     let slots = &mut storage[..limits.max_headers.min(HEADERS_CAP)];
     let mut req = httparse::Request::new(&mut []);
@@ -172,7 +216,7 @@ pub fn parse(
     let host: &[u8] = match (uri_host, host_header) {
         (Some(u), _) => u.as_bytes(),
         (None, Some(h)) => h,
-        (None, None) => fwd.default_host.as_bytes(),
+        (None, None) => DEFAULT_HOST.as_bytes(),
     };
 
     let body = match framing(headers) {
@@ -206,24 +250,24 @@ pub fn parse(
     line.host.clear();
     line.host.push_str(&String::from_utf8_lossy(host));
 
-    write_upstream_head(
-        out,
-        method,
-        path,
-        host,
-        headers,
-        fwd,
-        version,
-        upgrade_value,
-    );
-    Ok(Some(RequestInfo {
+    let info = RequestInfo {
         method: kind,
         version,
         body,
         keep_alive,
         upgrade: upgrade_value.is_some(),
         head_len,
-    }))
+    };
+    let r = then(&Head {
+        info: &info,
+        headers,
+        line,
+        method,
+        path,
+        host,
+        upgrade: upgrade_value,
+    });
+    Ok(Some((info, r)))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -398,7 +442,6 @@ mod tests {
         let fwd = Forwarding {
             client_ip: "10.1.2.3".parse().unwrap(),
             proto: "http",
-            default_host: "backend",
         };
         let mut out = Vec::new();
         let mut line = RequestLine::default();
@@ -446,7 +489,7 @@ mod tests {
     fn http10_defaults_to_close_and_gets_a_host() {
         let (info, head, _) = ok("GET / HTTP/1.0\r\n\r\n");
         assert!(!info.keep_alive);
-        assert!(head.contains("Host: backend\r\n"));
+        assert!(head.contains("Host: localhost\r\n"));
         assert!(head.contains("Via: 1.0 pibl\r\n"));
         let (info, _, _) = ok("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         assert!(info.keep_alive);

@@ -16,7 +16,7 @@ use crate::cache::{
 };
 use crate::http::body::BodyKind;
 use crate::http::date::parse_http_date;
-use crate::http::request::{Method, RequestInfo, RequestLine, HEADERS_CAP};
+use crate::http::request::{Head, Method, RequestInfo, RequestLine, HEADERS_CAP};
 use crate::http::response::{reason_phrase, ResponseInfo};
 use crate::http::{
     is_hop_by_hop, name_is, named_by_connection, put_header, put_header_decimal, put_status_line,
@@ -180,52 +180,81 @@ impl CacheWork {
 
 /// What to do with a request, decided at its head.
 enum Decision {
-    Bypass,
+    /// Not for the cache; `invalidate`: an unsafe method, so stored responses for its URL go.
+    Bypass {
+        invalidate: bool,
+    },
     /// Serve the entry; `true`: as a 304, the client's validators match it.
     Serve(Arc<CacheEntry>, bool),
     Revalidate(Arc<CacheEntry>),
     Fetch,
 }
 
+/// What the cache says of a request, decided while its head is parsed: before the upstream
+/// head is written, which a hit does not need, and without parsing the head a second time.
+pub(super) struct Consulted {
+    primary: String,
+    decision: Decision,
+}
+
+impl Consulted {
+    /// Answered from the cache as it stands: no backend, so no upstream head.
+    pub(super) fn is_hit(&self) -> bool {
+        matches!(self.decision, Decision::Serve(..))
+    }
+}
+
+/// Consults the cache for a parsed request head.
+pub(super) fn consult(cache: &Cache, head: &Head<'_>) -> Consulted {
+    let method = head.info.method;
+    if !matches!(method, Method::Get | Method::Head) {
+        let invalidate = matches!(
+            method,
+            Method::Post | Method::Put | Method::Delete | Method::Patch
+        );
+        return Consulted {
+            primary: String::new(),
+            decision: Decision::Bypass { invalidate },
+        };
+    }
+    let primary = primary_key(&head.line.host, &head.line.target);
+    let headers = head.headers;
+    let decision = match request_rule(headers) {
+        RequestRule::Bypass(_) => Decision::Bypass { invalidate: false },
+        rule => match cache.lookup(&primary, headers, unix_now()) {
+            Lookup::Fresh(e) if rule == RequestRule::Normal => {
+                let not_modified = answers_not_modified(&e, headers);
+                Decision::Serve(e, not_modified)
+            }
+            Lookup::Fresh(e) | Lookup::Stale(e) if e.has_validator() => Decision::Revalidate(e),
+            _ => Decision::Fetch,
+        },
+    };
+    Consulted { primary, decision }
+}
+
 impl Session {
-    /// A request head was parsed: consult the cache, then serve, wait, or go to a backend.
-    pub(super) fn begin_exchange(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(cache) = ctx.shared.cache.clone() else {
+    /// A request head was parsed (and the cache consulted, when there is one): serve, wait, or
+    /// go to a backend.
+    pub(super) fn begin_exchange(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        consulted: Option<Consulted>,
+    ) -> Step {
+        let (Some(cache), Some(Consulted { primary, decision })) =
+            (ctx.shared.cache.clone(), consulted)
+        else {
             return self.pick_backend(ctx);
         };
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        x.cache.cache = Some(cache.clone());
-        let method = x.info.method;
-        if !matches!(method, Method::Get | Method::Head) {
-            x.cache.label = Some(CacheLabel::Bypass);
-            x.cache.invalidate = matches!(
-                method,
-                Method::Post | Method::Put | Method::Delete | Method::Patch
-            );
-            return self.pick_backend(ctx);
-        }
-        let primary = primary_key(&self.line.host, &self.line.target);
-        let now = unix_now();
-        let decision =
-            with_request_headers(&self.req_head, |headers| match request_rule(headers) {
-                RequestRule::Bypass(_) => Decision::Bypass,
-                rule => match cache.lookup(&primary, headers, now) {
-                    Lookup::Fresh(e) if rule == RequestRule::Normal => {
-                        let not_modified = answers_not_modified(&e, headers);
-                        Decision::Serve(e, not_modified)
-                    }
-                    Lookup::Fresh(e) | Lookup::Stale(e) if e.has_validator() => {
-                        Decision::Revalidate(e)
-                    }
-                    _ => Decision::Fetch,
-                },
-            });
+        x.cache.cache = Some(cache);
         x.cache.primary = primary;
         match decision {
-            Decision::Bypass => {
+            Decision::Bypass { invalidate } => {
                 x.cache.label = Some(CacheLabel::Bypass);
+                x.cache.invalidate = invalidate;
                 self.pick_backend(ctx)
             }
             Decision::Serve(e, not_modified) => {
@@ -239,7 +268,7 @@ impl Session {
             }
             Decision::Fetch => {
                 x.cache.label = Some(CacheLabel::Miss);
-                if method == Method::Get {
+                if x.info.method == Method::Get {
                     self.await_fill(ctx)
                 } else {
                     self.pick_backend(ctx)

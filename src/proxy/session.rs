@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::Registry;
 
-use super::cached::{CacheLabel, CacheWork};
+use super::cached::{self, CacheLabel, CacheWork, Consulted};
 use super::io::{fill, flush, Pending};
 use super::splice::SplicePipe;
 use super::upstream::UpstreamPool;
@@ -417,17 +417,20 @@ impl Session {
                 let fwd = Forwarding {
                     client_ip: self.peer.ip(),
                     proto: "http",
-                    default_host: "localhost",
                 };
-                let parsed = request::parse(
-                    buf.data(),
-                    limits,
-                    &fwd,
-                    &mut self.to_upstream.bytes,
-                    &mut self.line,
-                );
+                let cache = ctx.shared.cache.as_deref();
+                let upstream_head = &mut self.to_upstream.bytes;
+                let parsed = request::parse_with(buf.data(), limits, &mut self.line, |head| {
+                    let consulted = cache.map(|c| cached::consult(c, head));
+                    if consulted.as_ref().is_some_and(Consulted::is_hit) {
+                        upstream_head.clear();
+                    } else {
+                        head.write_upstream(upstream_head, &fwd);
+                    }
+                    consulted
+                });
                 match parsed {
-                    Ok(Some(info)) => {
+                    Ok(Some((info, consulted))) => {
                         if ctx.shared.cache.is_some() {
                             self.req_head.clear();
                             self.req_head
@@ -440,7 +443,7 @@ impl Session {
                         if self.x.as_ref().is_some_and(|x| x.body_over(max_body)) {
                             return self.fail(ctx, 413, "request body larger than allowed", true);
                         }
-                        return self.begin_exchange(ctx);
+                        return self.begin_exchange(ctx, consulted);
                     }
                     Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
                     Ok(None) => {}
