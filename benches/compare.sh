@@ -7,7 +7,7 @@
 # Settings (environment):
 #   DURATION=10        seconds of each timed wrk run          WARMUP=2   seconds of warm-up before it
 #   CONNS="64 256"     wrk connection counts                  ROUNDS=5   rounds, interleaved
-#   SCENARIOS="small 4k 1m cache"                             PROXIES="nginx haproxy pibl"
+#   SCENARIOS="small 4k 1m cache" (also: close)               PROXIES="nginx haproxy pibl"
 #   IDLE_CONNS=10000   connections held in idle mode          IDLE_PROXIES="pibl nginx haproxy"
 #   BASE_PORT=18100    first of the loopback ports used (BASE_PORT .. BASE_PORT+40)
 #   KEEP_WORKDIR=1     keep the temp work dir even when nothing failed (it is always kept: it holds
@@ -57,7 +57,7 @@ for n in $DURATION $WARMUP $ROUNDS $IDLE_CONNS $BASE_PORT $CONNS; do
   [[ $n =~ ^[0-9]+$ ]] || die "expected a number, got '$n'"
 done
 for s in $SCENARIOS; do
-  case $s in small | 4k | 1m | cache) ;; *) die "unknown scenario '$s' (small 4k 1m cache)" ;; esac
+  case $s in small | 4k | 1m | cache | close) ;; *) die "unknown scenario '$s' (small 4k 1m cache close)" ;; esac
 done
 for p in $PROXIES $IDLE_PROXIES; do
   case $p in nginx | haproxy | pibl) ;; *) die "unknown proxy '$p' (nginx haproxy pibl)" ;; esac
@@ -375,8 +375,11 @@ head -c 1048576 /dev/urandom >"$WORK/www/1m"
 chmod 644 "$WORK/www/"*
 SMALL_BODY=$(printf 'pibl benchmark origin: a small response body of exactly one hundred bytes....%023d' 0)
 ((${#SMALL_BODY} == 100)) || die "small body is ${#SMALL_BODY} bytes"
-declare -A PATH_OF=([small]=/small [4k]=/4k [1m]=/1m [cache]=/4k)
-declare -A SIZE_OF=([small]=100 [4k]=4096 [1m]=1048576 [cache]=4096)
+declare -A PATH_OF=([small]=/small [4k]=/4k [1m]=/1m [cache]=/4k [close]=/small)
+declare -A SIZE_OF=([small]=100 [4k]=4096 [1m]=1048576 [cache]=4096 [close]=100)
+# close: every request on a new connection (the client sends Connection: close), as from
+# clients without keep-alive; the proxy pays accept and close each time.
+declare -A WRK_HEADER_OF=([close]="Connection: close")
 
 {
   cat <<EOF
@@ -666,14 +669,16 @@ run_cell() {
   fi
   local url="http://127.0.0.1:${PORT[$inst]}${PATH_OF[$scen]}"
   local out=$WORK/wrk-r$round-$scen-c$conns-$proxy.txt
-  wrk -t1 -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+  local -a extra=()
+  [[ -n ${WRK_HEADER_OF[$scen]:-} ]] && extra=(-H "${WRK_HEADER_OF[$scen]}")
+  wrk -t1 -c"$conns" -d"${WARMUP}s" "${extra[@]}" "$url" >/dev/null 2>&1 || true
   local -a pids
   mapfile -t pids < <(proxy_pids "$inst")
   local hwm_note=""
   reset_hwm "${pids[@]}" || hwm_note=" (peak since start: clear_refs refused)"
   local t0 t1
   t0=$(cpu_ticks "${pids[@]}")
-  wrk -t1 -c"$conns" -d"${DURATION}s" --latency "$url" >"$out" 2>&1 || true
+  wrk -t1 -c"$conns" -d"${DURATION}s" --latency "${extra[@]}" "$url" >"$out" 2>&1 || true
   t1=$(cpu_ticks "${pids[@]}")
   local rss
   rss=$(status_kib VmHWM "${pids[@]}")
