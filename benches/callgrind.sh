@@ -43,12 +43,31 @@ access_log on
 log_file $work/pibl.log
 EOF
 
-# A keep-alive client: N requests for PATH, each response read whole (Content-Length).
+# A client: N requests for PATH, each response read whole (Content-Length); all on one
+# keep-alive connection, or with MODE=close each on a new connection that says Connection: close
+# (read to the server's close).
 cat >"$work/client.py" <<'PY'
-import socket, sys
+import os, socket, sys
 port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+close = os.environ.get("MODE") == "close"
+conn = "Connection: close\r\n" if close else ""
+req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: callgrind\r\nAccept: */*\r\n{conn}\r\n".encode()
+
+def check(head):
+    if not head[0].startswith("HTTP/1.1 200"):
+        sys.exit(f"unexpected response: {head[0]}")
+
+if close:
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(req)
+        buf = b""
+        while data := s.recv(65536):
+            buf += data
+        check(buf.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n"))
+        s.close()
+    sys.exit(0)
 s = socket.create_connection(("127.0.0.1", port))
-req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: callgrind\r\nAccept: */*\r\n\r\n".encode()
 buf = b""
 for _ in range(n):
     s.sendall(req)
@@ -56,8 +75,7 @@ for _ in range(n):
         end = buf.find(b"\r\n\r\n")
         if end >= 0:
             head = buf[:end].decode("latin-1").split("\r\n")
-            if not head[0].startswith("HTTP/1.1 200"):
-                sys.exit(f"unexpected response: {head[0]}")
+            check(head)
             length = next(int(l.split(":", 1)[1]) for l in head if l.lower().startswith("content-length:"))
             if len(buf) >= end + 4 + length:
                 buf = buf[end + 4 + length:]
@@ -107,5 +125,6 @@ report() {
 echo "pibl $(git rev-parse --short HEAD 2>/dev/null || echo '?'), access log on, 1 worker, valgrind $(valgrind --version)"
 report "proxied GET /style.css" proxied /style.css
 report "cache hit GET /style.css" hit /style.css -t 600
+MODE=close report "proxied, new connection each" close /style.css
 [ "$KEEP" = 1 ] && echo "callgrind files in $work"
 exit 0
