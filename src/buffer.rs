@@ -187,6 +187,46 @@ impl BufferPool {
     }
 }
 
+/// Free head buffers (`Vec<u8>`: a request head rewritten for the backend, a response head for
+/// the client), sized for a typical head. A connection takes two when a request arrives and gives
+/// them back when it goes idle, so idle connections hold none and a new connection's first head
+/// is not written through a string of reallocations as its buffer grows.
+pub struct HeadPool {
+    max_free: usize,
+    free: Vec<Vec<u8>>,
+}
+
+impl HeadPool {
+    /// Capacity of a new head buffer: a typical head fits.
+    pub const CAPACITY: usize = 512;
+    /// Larger ones (an unusual head) are freed rather than kept.
+    const MAX_KEPT: usize = 8 * 1024;
+
+    pub fn new(max_free: usize) -> HeadPool {
+        HeadPool {
+            max_free,
+            free: Vec::new(),
+        }
+    }
+
+    pub fn get(&mut self) -> Vec<u8> {
+        self.free
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(Self::CAPACITY))
+    }
+
+    /// Takes a head buffer back (an empty, never-allocated one is simply dropped).
+    pub fn put(&mut self, mut head: Vec<u8>) {
+        if head.capacity() >= Self::CAPACITY
+            && head.capacity() <= Self::MAX_KEPT
+            && self.free.len() < self.max_free
+        {
+            head.clear();
+            self.free.push(head);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +268,25 @@ mod tests {
         let b = p.get();
         p.put(b);
         assert_eq!(p.free.len(), 1);
+    }
+
+    #[test]
+    fn head_pool_keeps_typical_heads_only() {
+        let mut p = HeadPool::new(2);
+        let mut h = p.get();
+        assert!(h.capacity() >= HeadPool::CAPACITY);
+        h.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        let ptr = h.as_ptr();
+        p.put(h);
+        let again = p.get();
+        assert!(again.is_empty());
+        assert_eq!(again.as_ptr(), ptr, "the same allocation is reused");
+        p.put(Vec::new()); // a buffer given back already: nothing to keep
+        p.put(Vec::with_capacity(64 * 1024)); // grown for a huge head: freed
+        assert_eq!(p.free.len(), 0);
+        for _ in 0..3 {
+            p.put(Vec::with_capacity(HeadPool::CAPACITY));
+        }
+        assert_eq!(p.free.len(), 2, "bounded");
     }
 }

@@ -15,15 +15,6 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Room for a typical head from the start, so a new connection's first head is written
-    /// without a string of reallocations as it grows.
-    pub fn for_heads() -> Self {
-        Pending {
-            bytes: Vec::with_capacity(512),
-            pos: 0,
-        }
-    }
-
     pub fn remaining(&self) -> &[u8] {
         &self.bytes[self.pos..]
     }

@@ -27,7 +27,7 @@ use super::io::{fill, flush, Pending};
 use super::splice::SplicePipe;
 use super::upstream::UpstreamPool;
 use super::{Settings, Shared};
-use crate::buffer::{Buffer, BufferPool};
+use crate::buffer::{Buffer, BufferPool, HeadPool};
 use crate::clock::Clock;
 use crate::http::body::{BodyKind, BodyRelay};
 use crate::http::request::{self, Forwarding, HeadLimits, RequestInfo, RequestLine};
@@ -125,6 +125,7 @@ pub struct Ctx<'a> {
     pub registry: &'a Registry,
     pub upstreams: &'a mut UpstreamPool,
     pub buffers: &'a mut BufferPool,
+    pub heads: &'a mut HeadPool,
     pub clock: &'a mut Clock,
     pub shared: &'a Shared,
     /// The worker's current settings: what a new request starts with.
@@ -249,8 +250,8 @@ impl Session {
             client_in: None,
             upstream_in: None,
             upstream: None,
-            to_upstream: Pending::for_heads(),
-            to_client: Pending::for_heads(),
+            to_upstream: Pending::default(),
+            to_client: Pending::default(),
             line: RequestLine::default(),
             req_head: Vec::new(),
             x: None,
@@ -414,6 +415,11 @@ impl Session {
         loop {
             let buf = self.client_in.get_or_insert_with(|| ctx.buffers.get());
             if !buf.is_empty() {
+                for head in [&mut self.to_upstream.bytes, &mut self.to_client.bytes] {
+                    if head.capacity() == 0 {
+                        *head = ctx.heads.get();
+                    }
+                }
                 let fwd = Forwarding {
                     client_ip: self.peer.ip(),
                     proto: "http",
@@ -484,6 +490,8 @@ impl Session {
                             if let Some(b) = self.client_in.take() {
                                 ctx.buffers.put(b);
                             }
+                            ctx.heads.put(std::mem::take(&mut self.to_upstream.bytes));
+                            ctx.heads.put(std::mem::take(&mut self.to_client.bytes));
                         }
                         return Step::Wait;
                     }
@@ -994,6 +1002,8 @@ impl Session {
         if let Some(b) = self.client_in.take() {
             ctx.buffers.put(b);
         }
+        ctx.heads.put(std::mem::take(&mut self.to_upstream.bytes));
+        ctx.heads.put(std::mem::take(&mut self.to_client.bytes));
     }
 }
 

@@ -18,7 +18,7 @@ use slab::Slab;
 use super::session::{Ctx, Session};
 use super::upstream::{Owner, UpstreamPool, UPSTREAM_BIT};
 use super::{Settings, Shared};
-use crate::buffer::BufferPool;
+use crate::buffer::{BufferPool, HeadPool};
 use crate::clock::Clock;
 use crate::logging::AccessLog;
 use crate::net::{accepted, interrupted, would_block};
@@ -37,6 +37,7 @@ pub struct Worker {
     sessions: Slab<Session>,
     upstreams: UpstreamPool,
     buffers: BufferPool,
+    heads: HeadPool,
     clock: Clock,
     log: AccessLog,
     shared: Arc<Shared>,
@@ -77,6 +78,7 @@ impl Worker {
                 cfg.timeouts.pool_idle,
             ),
             buffers: BufferPool::new(cfg.limits.buffer_size, POOLED_BUFFERS),
+            heads: HeadPool::new(POOLED_BUFFERS),
             next_sweep: clock.now + SWEEP_INTERVAL,
             clock,
             poll,
@@ -223,6 +225,7 @@ impl Worker {
             registry: self.poll.registry(),
             upstreams: &mut self.upstreams,
             buffers: &mut self.buffers,
+            heads: &mut self.heads,
             clock: &mut self.clock,
             shared: &self.shared,
             settings: &self.settings,
