@@ -111,6 +111,14 @@ impl State {
     }
 }
 
+/// What discarding a closing client's input found.
+enum Discarded {
+    /// The client closed (or the socket failed): nothing more will come.
+    End,
+    /// Nothing more to read for now; `any`: some input was dropped first.
+    NothingYet { any: bool },
+}
+
 /// What a state handler tells the drive loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Step {
@@ -939,18 +947,13 @@ impl Session {
             }
         }
         if !linger {
-            // Close at once, as nginx does, when nothing is waiting to be read: one read checks
-            // that (and is skipped when no readiness was reported since the last one).
-            let buf = self.client_in.get_or_insert_with(|| ctx.buffers.get());
-            buf.clear();
-            match fill(
-                &mut self.client,
-                &mut self.client_readable,
-                self.client_hup,
-                buf,
-            ) {
-                Ok(f) if f.bytes > 0 => {} // unexpected input: linger after all
-                _ => return self.enter(State::Closed, ctx),
+            // Close at once, as nginx does, when nothing is waiting to be read (no read at all
+            // when no readiness was reported since the last one).
+            match self.discard_client_input(ctx) {
+                Discarded::End | Discarded::NothingYet { any: false } => {
+                    return self.enter(State::Closed, ctx)
+                }
+                Discarded::NothingYet { any: true } => {} // unexpected input: linger after all
             }
         }
         let _ = self.client.shutdown(std::net::Shutdown::Write);
@@ -960,7 +963,16 @@ impl Session {
     /// Drains and discards until the client closes its side too, so that closing with unread
     /// input does not make the kernel reset the connection and destroy the response.
     fn lingering(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        match self.discard_client_input(ctx) {
+            Discarded::End => self.enter(State::Closed, ctx),
+            Discarded::NothingYet { .. } => Step::Wait,
+        }
+    }
+
+    /// Reads and drops whatever the client has sent, until its socket would block or ends.
+    fn discard_client_input(&mut self, ctx: &mut Ctx<'_>) -> Discarded {
         let buf = self.client_in.get_or_insert_with(|| ctx.buffers.get());
+        let mut any = false;
         loop {
             buf.clear();
             match fill(
@@ -969,10 +981,10 @@ impl Session {
                 self.client_hup,
                 buf,
             ) {
-                Ok(f) if f.eof => return self.enter(State::Closed, ctx),
-                Ok(f) if f.bytes == 0 => return Step::Wait,
-                Ok(_) => {}
-                Err(_) => return self.enter(State::Closed, ctx),
+                Ok(f) if f.eof => return Discarded::End,
+                Ok(f) if f.bytes == 0 => return Discarded::NothingYet { any },
+                Ok(_) => any = true,
+                Err(_) => return Discarded::End,
             }
         }
     }
