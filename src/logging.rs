@@ -2,8 +2,11 @@
 //! written to stdout and appended to the log file.
 //!
 //! Workers never write to a file or the terminal themselves: each collects its access lines in a
-//! buffer during a loop tick and hands the batch to one writer thread, so a slow terminal or disk
-//! never stalls the event loop (the hand-off blocks only if the writer is 1024 batches behind).
+//! buffer during a loop tick and hands the batch to one writer thread, so a slow disk never
+//! stalls the event loop (the hand-off blocks only if the writer is 1024 batches behind). The
+//! writer appends each batch to the file, then offers it to a second thread that copies it to
+//! stdout ([`Echo`]); when stdout falls behind (a pipe nobody reads, a paused terminal) lines are
+//! left out of stdout, counted and reported, but never out of the file, and nothing waits.
 //!
 //! The log file is one open `File` behind a mutex, shared by the writer thread (access lines)
 //! and [`EventFile`] (event lines, from the `log` macros). [`LogWriter::reopen`] (SIGUSR1)
@@ -14,7 +17,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,6 +32,10 @@ const BATCH_BYTES: usize = 32 * 1024;
 /// ...or once its oldest line is this old. Handing over every loop tick instead would wake the
 /// writer thread thousands of times a second under load.
 const BATCH_AGE: Duration = Duration::from_millis(50);
+/// Batches stdout may fall behind by before lines are left out of it.
+const ECHO_QUEUE_BATCHES: usize = 64;
+/// How long stopping waits for stdout to take the last lines.
+const ECHO_FINISH_WAIT: Duration = Duration::from_secs(2);
 
 /// The writer thread and the way to reach it.
 pub struct LogWriter {
@@ -36,6 +44,7 @@ pub struct LogWriter {
     path: PathBuf,
     /// The open log file, swapped by `reopen`.
     file: Arc<Mutex<File>>,
+    echo: Option<Echo>,
 }
 
 impl LogWriter {
@@ -59,23 +68,30 @@ impl LogWriter {
             })
             .level(log::LevelFilter::Info)
             .chain(event_file);
-        if echo {
-            dispatch = dispatch.chain(std::io::stdout());
+        let echo = if echo { Some(Echo::start()?) } else { None };
+        if let Some(echo) = &echo {
+            let event_echo: Box<dyn Write + Send> = Box::new(EventEcho {
+                echo: echo.clone(),
+                line: Vec::new(),
+            });
+            dispatch = dispatch.chain(event_echo);
         }
         // A second proxy in one process (tests, the demo) keeps the first logger; that is fine.
         let _ = dispatch.apply();
 
         let (tx, rx) = sync_channel(QUEUE_BATCHES);
         let shared_file = file.clone();
+        let batch_echo = echo.clone();
         let thread = std::thread::Builder::new()
             .name("pibl-log".into())
-            .spawn(move || write_batches(rx, &shared_file, echo))
+            .spawn(move || write_batches(rx, &shared_file, batch_echo))
             .map_err(|e| format!("cannot start the log writer thread: {e}"))?;
         Ok(LogWriter {
             tx: Some(tx),
             thread: Some(thread),
             path: path.to_path_buf(),
             file,
+            echo,
         })
     }
 
@@ -101,13 +117,107 @@ impl LogWriter {
         }
     }
 
-    /// Waits until every batch handed over so far is written.
+    /// Waits until every batch handed over so far is in the file, and (for a bounded time) on
+    /// stdout.
     pub fn finish(mut self) {
         self.tx.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
         log::logger().flush();
+        self.drain_stdout(ECHO_FINISH_WAIT);
+    }
+
+    /// Waits, at most `wait`, until stdout has the lines given to it so far.
+    pub fn drain_stdout(&self, wait: Duration) {
+        if let Some(echo) = &self.echo {
+            echo.drain(wait);
+        }
+    }
+}
+
+/// The stdout side of the log: a thread that copies what it is offered to stdout, and a way to
+/// offer it that never waits.
+#[derive(Clone)]
+struct Echo {
+    tx: SyncSender<EchoItem>,
+    /// Lines left out of stdout since the last report.
+    dropped: Arc<AtomicU64>,
+}
+
+enum EchoItem {
+    Lines(Vec<u8>),
+    /// Everything offered before this is written: say so on the channel.
+    Drained(SyncSender<()>),
+}
+
+impl Echo {
+    fn start() -> Result<Echo, String> {
+        let (tx, rx) = sync_channel::<EchoItem>(ECHO_QUEUE_BATCHES);
+        std::thread::Builder::new()
+            .name("pibl-stdout".into())
+            .spawn(move || {
+                let stdout = std::io::stdout();
+                while let Ok(item) = rx.recv() {
+                    match item {
+                        EchoItem::Lines(lines) => {
+                            let mut out = stdout.lock();
+                            let _ = out.write_all(&lines);
+                            let _ = out.flush();
+                        }
+                        EchoItem::Drained(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the stdout thread: {e}"))?;
+        Ok(Echo {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Hands `lines` to the stdout thread, or leaves them out (and counts them) when stdout is
+    /// `ECHO_QUEUE_BATCHES` behind. True when they were taken.
+    fn offer(&self, lines: Vec<u8>) -> bool {
+        match self.tx.try_send(EchoItem::Lines(lines)) {
+            Err(TrySendError::Full(EchoItem::Lines(lines))) => {
+                let n = lines.iter().filter(|&&b| b == b'\n').count() as u64;
+                self.dropped.fetch_add(n.max(1), Ordering::Relaxed);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Waits, at most `wait`, until stdout has taken everything offered so far.
+    fn drain(&self, wait: Duration) {
+        let (done_tx, done_rx) = sync_channel(1);
+        if self.tx.try_send(EchoItem::Drained(done_tx)).is_ok() {
+            let _ = done_rx.recv_timeout(wait);
+        }
+    }
+}
+
+/// The event log's way to stdout: fern writes a line in pieces and then flushes; the whole line
+/// is offered to [`Echo`] at the flush.
+struct EventEcho {
+    echo: Echo,
+    line: Vec<u8>,
+}
+
+impl Write for EventEcho {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.line.is_empty() {
+            self.echo.offer(std::mem::take(&mut self.line));
+        }
+        Ok(())
     }
 }
 
@@ -119,8 +229,9 @@ fn open_log(path: &Path) -> Result<File, String> {
         .map_err(|e| format!("cannot open log file {}: {e}", path.display()))
 }
 
-fn write_batches(rx: Receiver<Vec<u8>>, file: &Mutex<File>, echo: bool) {
-    let stdout = std::io::stdout();
+fn write_batches(rx: Receiver<Vec<u8>>, file: &Mutex<File>, echo: Option<Echo>) {
+    // Whether stdout is behind: reported once when it falls behind, once when it catches up.
+    let mut stdout_behind = false;
     while let Ok(batch) = rx.recv() {
         let written = file
             .lock()
@@ -130,10 +241,20 @@ fn write_batches(rx: Receiver<Vec<u8>>, file: &Mutex<File>, echo: bool) {
             eprintln!("pibl: cannot write the log file: {e}");
             std::thread::sleep(Duration::from_millis(100));
         }
-        if echo {
-            let mut out = stdout.lock();
-            let _ = out.write_all(&batch);
-            let _ = out.flush();
+        let Some(echo) = &echo else {
+            continue;
+        };
+        let taken = echo.offer(batch);
+        if !taken && !stdout_behind {
+            stdout_behind = true;
+            log::warn!(
+                "stdout is not keeping up (is anything reading it?): log lines are left out of \
+                 stdout until it does; the log file has them all"
+            );
+        } else if taken && stdout_behind {
+            stdout_behind = false;
+            let dropped = echo.dropped.swap(0, Ordering::Relaxed);
+            log::warn!("stdout caught up; {dropped} log lines were left out of it");
         }
     }
 }

@@ -251,6 +251,7 @@ fn finish(
             _ => {
                 log::warn!("second stop signal: exiting now, cutting requests in flight");
                 log::logger().flush();
+                logs.drain_stdout(Duration::from_millis(500));
                 return ExitCode::from(1);
             }
         }

@@ -403,6 +403,33 @@ fn oversized_head_gets_431_and_long_uri_414() {
 }
 
 #[test]
+fn a_stdout_nobody_reads_stalls_neither_the_proxy_nor_the_log_file() {
+    let b = Backend::start("quiet");
+    let p = Pibl::start_stdout_unread(&[b.addr], "");
+    // About 3 MB of log lines (long targets), far more than a pipe holds (64 KiB) or pibl
+    // queues for stdout: writing them must not wait for the reader that never comes.
+    let pad = "p".repeat(300);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (addr, pad) = (p.addr, pad.clone());
+            std::thread::spawn(move || {
+                let mut c = Conn::open(addr);
+                for i in 0..2000 {
+                    assert_eq!(c.get(&format!("/unread/{t}/{i}?{pad}")).status, 200);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Every line is in the file, and the file says stdout fell behind.
+    assert_eq!(p.wait_for_log("\"GET /unread/", 8000).len(), 8000);
+    assert!(p.wait_for_line("stdout is not keeping up", Duration::from_secs(5)));
+    assert_eq!(b.count(), 8000);
+}
+
+#[test]
 fn every_request_gets_an_access_log_line_in_file_and_stdout() {
     let b = Backend::start("log");
     let p = Pibl::start(&[b.addr], "");

@@ -481,11 +481,24 @@ pub struct Pibl {
     pub addr: SocketAddr,
     pub dir: TempDir,
     pub stdout: Arc<Mutex<Vec<String>>>,
+    /// With [`Pibl::start_stdout_unread`]: stdout's pipe, held open and never read.
+    _unread_stdout: Option<std::io::Lines<BufReader<std::process::ChildStdout>>>,
 }
 
 impl Pibl {
     /// Starts pibl with `listen 127.0.0.1:0`, the given backends and extra config lines.
     pub fn start(backends: &[SocketAddr], extra: &str) -> Pibl {
+        Pibl::spawn(Pibl::conf_dir(backends, extra), &["-c", "pibl.conf"], true)
+    }
+
+    /// Like [`Pibl::start`], but once pibl has said where it listens nothing reads its stdout
+    /// again: the pipe fills up, as under a supervisor or a script that never drains it.
+    pub fn start_stdout_unread(backends: &[SocketAddr], extra: &str) -> Pibl {
+        Pibl::spawn(Pibl::conf_dir(backends, extra), &["-c", "pibl.conf"], false)
+    }
+
+    /// A temp dir holding `pibl.conf` for these backends.
+    fn conf_dir(backends: &[SocketAddr], extra: &str) -> TempDir {
         let dir = TempDir::new("proxy");
         let mut conf = String::from("listen 127.0.0.1:0\nworkers 2\n");
         for b in backends {
@@ -493,10 +506,14 @@ impl Pibl {
         }
         conf.push_str(extra);
         std::fs::write(dir.path().join("pibl.conf"), conf).unwrap();
-        Pibl::start_in(dir, &["-c", "pibl.conf"])
+        dir
     }
 
     pub fn start_in(dir: TempDir, args: &[&str]) -> Pibl {
+        Pibl::spawn(dir, args, true)
+    }
+
+    fn spawn(dir: TempDir, args: &[&str], read_stdout: bool) -> Pibl {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pibl"))
             .args(args)
             .current_dir(dir.path())
@@ -517,17 +534,23 @@ impl Pibl {
             }
         }
         let addr = addr.expect("pibl did not report its listening address");
-        let sink = stdout.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let mut unread = None;
+        if read_stdout {
+            let sink = stdout.clone();
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        } else {
+            unread = Some(lines);
+        }
         Pibl {
             child,
             addr,
             dir,
             stdout,
+            _unread_stdout: unread,
         }
     }
 
