@@ -183,8 +183,8 @@ impl Echo {
     fn offer(&self, lines: Vec<u8>) -> bool {
         match self.tx.try_send(EchoItem::Lines(lines)) {
             Err(TrySendError::Full(EchoItem::Lines(lines))) => {
-                let n = lines.iter().filter(|&&b| b == b'\n').count() as u64;
-                self.dropped.fetch_add(n.max(1), Ordering::Relaxed);
+                self.dropped
+                    .fetch_add(line_count(&lines), Ordering::Relaxed);
                 false
             }
             _ => true,
@@ -198,6 +198,11 @@ impl Echo {
             let _ = done_rx.recv_timeout(wait);
         }
     }
+}
+
+/// Lines in a batch (a line without its newline counts too).
+fn line_count(batch: &[u8]) -> u64 {
+    (batch.iter().filter(|&&b| b == b'\n').count() as u64).max(1)
 }
 
 /// The event log's way to stdout: fern writes a line in pieces and then flushes; the whole line
@@ -232,14 +237,28 @@ fn open_log(path: &Path) -> Result<File, String> {
 fn write_batches(rx: Receiver<Vec<u8>>, file: &Mutex<File>, echo: Option<Echo>) {
     // Whether stdout is behind: reported once when it falls behind, once when it catches up.
     let mut stdout_behind = false;
+    // Lines the file did not take since it failed (a full disk): reported when it works again.
+    // Never a retry loop or a pause: the workers' queue must keep moving.
+    let mut file_lost: Option<u64> = None;
     while let Ok(batch) = rx.recv() {
         let written = file
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .write_all(&batch);
-        if let Err(e) = written {
-            eprintln!("pibl: cannot write the log file: {e}");
-            std::thread::sleep(Duration::from_millis(100));
+        match (written, &mut file_lost) {
+            (Err(e), None) => {
+                eprintln!("pibl: cannot write the log file: {e}; lines are lost from it until it can be written again");
+                file_lost = Some(line_count(&batch));
+            }
+            (Err(_), Some(lost)) => *lost += line_count(&batch),
+            (Ok(()), Some(lost)) => {
+                let lost = *lost;
+                file_lost = None;
+                log::warn!(
+                    "the log file can be written again; {lost} lines could not be written to it"
+                );
+            }
+            (Ok(()), None) => {}
         }
         let Some(echo) = &echo else {
             continue;

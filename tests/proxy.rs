@@ -430,6 +430,42 @@ fn a_stdout_nobody_reads_stalls_neither_the_proxy_nor_the_log_file() {
 }
 
 #[test]
+fn a_log_file_that_cannot_be_written_does_not_stop_the_proxy() {
+    // /dev/full fails every write with ENOSPC, as a full disk does.
+    let b = Backend::start("full");
+    let p = Pibl::start(&[b.addr], "log_file /dev/full\n");
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let addr = p.addr;
+            std::thread::spawn(move || {
+                let mut c = Conn::open(addr);
+                for i in 0..500 {
+                    assert_eq!(c.get(&format!("/full/{t}/{i}")).status, 200);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(b.count(), 2000);
+    // The lines still reach stdout.
+    let until = Instant::now() + Duration::from_secs(10);
+    while p
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("\"GET /full/"))
+        .count()
+        < 2000
+    {
+        assert!(Instant::now() < until, "stdout lacks access lines");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn every_request_gets_an_access_log_line_in_file_and_stdout() {
     let b = Backend::start("log");
     let p = Pibl::start(&[b.addr], "");
