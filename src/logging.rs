@@ -9,7 +9,7 @@
 //! left out of stdout, counted and reported, but never out of the file, and nothing waits.
 //!
 //! The log file is one open `File` behind a mutex, shared by the writer thread (access lines)
-//! and [`EventFile`] (event lines, from the `log` macros). [`LogWriter::reopen`] (SIGUSR1)
+//! and [`WholeLines`] (event lines, from the `log` macros). [`LogWriter::reopen`] (SIGUSR1)
 //! swaps in a newly opened file at the same path, so after logrotate renames the old one every
 //! later line, of either kind, lands in the new file and none in the old.
 
@@ -52,10 +52,14 @@ impl LogWriter {
     /// event logger (`log` macros). `echo` also writes every line to stdout.
     pub fn start(path: &Path, echo: bool) -> Result<LogWriter, String> {
         let file = Arc::new(Mutex::new(open_log(path)?));
-        let event_file: Box<dyn Write + Send> = Box::new(EventFile {
-            file: file.clone(),
-            line: Vec::new(),
-        });
+        let event_file = {
+            let file = file.clone();
+            WholeLines::boxed(move |line| {
+                file.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .write_all(&line)
+            })
+        };
         let mut dispatch = fern::Dispatch::new()
             .format(|out, message, record| {
                 let mut clock = crate::clock::Clock::new();
@@ -69,12 +73,11 @@ impl LogWriter {
             .level(log::LevelFilter::Info)
             .chain(event_file);
         let echo = if echo { Some(Echo::start()?) } else { None };
-        if let Some(echo) = &echo {
-            let event_echo: Box<dyn Write + Send> = Box::new(EventEcho {
-                echo: echo.clone(),
-                line: Vec::new(),
-            });
-            dispatch = dispatch.chain(event_echo);
+        if let Some(echo) = echo.clone() {
+            dispatch = dispatch.chain(WholeLines::boxed(move |line| {
+                echo.offer(line);
+                Ok(())
+            }));
         }
         // A second proxy in one process (tests, the demo) keeps the first logger; that is fine.
         let _ = dispatch.apply();
@@ -205,27 +208,6 @@ fn line_count(batch: &[u8]) -> u64 {
     (batch.iter().filter(|&&b| b == b'\n').count() as u64).max(1)
 }
 
-/// The event log's way to stdout: fern writes a line in pieces and then flushes; the whole line
-/// is offered to [`Echo`] at the flush.
-struct EventEcho {
-    echo: Echo,
-    line: Vec<u8>,
-}
-
-impl Write for EventEcho {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.line.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if !self.line.is_empty() {
-            self.echo.offer(std::mem::take(&mut self.line));
-        }
-        Ok(())
-    }
-}
-
 fn open_log(path: &Path) -> Result<File, String> {
     OpenOptions::new()
         .create(true)
@@ -278,15 +260,28 @@ fn write_batches(rx: Receiver<Vec<u8>>, file: &Mutex<File>, echo: Option<Echo>) 
     }
 }
 
-/// The event log's way into the shared log file: fern writes a line (in pieces) and then
-/// flushes; the whole line goes to the file in one write at the flush, so it never interleaves
-/// with a batch of access lines and always goes to the file open at that moment.
-struct EventFile {
-    file: Arc<Mutex<File>>,
+/// One of the event log's outputs. fern writes a line in pieces and then flushes; the whole line
+/// goes to `sink` at the flush: into the shared log file in one write (so it never interleaves
+/// with a batch of access lines and always lands in the file open at that moment), or to
+/// [`Echo`] for stdout.
+struct WholeLines<F> {
     line: Vec<u8>,
+    sink: F,
 }
 
-impl Write for EventFile {
+impl<F: FnMut(Vec<u8>) -> std::io::Result<()>> WholeLines<F> {
+    fn boxed(sink: F) -> Box<dyn Write + Send>
+    where
+        F: Send + 'static,
+    {
+        Box::new(WholeLines {
+            line: Vec::new(),
+            sink,
+        })
+    }
+}
+
+impl<F: FnMut(Vec<u8>) -> std::io::Result<()>> Write for WholeLines<F> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.line.extend_from_slice(buf);
         Ok(buf.len())
@@ -296,13 +291,7 @@ impl Write for EventFile {
         if self.line.is_empty() {
             return Ok(());
         }
-        let written = self
-            .file
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .write_all(&self.line);
-        self.line.clear();
-        written
+        (self.sink)(std::mem::take(&mut self.line))
     }
 }
 

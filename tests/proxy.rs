@@ -402,6 +402,29 @@ fn oversized_head_gets_431_and_long_uri_414() {
     assert_eq!(b.seen()[0].header("X-Mid").map(str::len), Some(30 * 1024));
 }
 
+/// `threads` keep-alive connections each GET `path(thread, i)` for i in 0..`each`, all 200.
+fn get_in_parallel(
+    addr: std::net::SocketAddr,
+    threads: usize,
+    each: usize,
+    path: impl Fn(usize, usize) -> String + Clone + Send + 'static,
+) {
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut c = Conn::open(addr);
+                for i in 0..each {
+                    assert_eq!(c.get(&path(t, i)).status, 200);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
 #[test]
 fn a_stdout_nobody_reads_stalls_neither_the_proxy_nor_the_log_file() {
     let b = Backend::start("quiet");
@@ -409,20 +432,9 @@ fn a_stdout_nobody_reads_stalls_neither_the_proxy_nor_the_log_file() {
     // About 3 MB of log lines (long targets), far more than a pipe holds (64 KiB) or pibl
     // queues for stdout: writing them must not wait for the reader that never comes.
     let pad = "p".repeat(300);
-    let threads: Vec<_> = (0..4)
-        .map(|t| {
-            let (addr, pad) = (p.addr, pad.clone());
-            std::thread::spawn(move || {
-                let mut c = Conn::open(addr);
-                for i in 0..2000 {
-                    assert_eq!(c.get(&format!("/unread/{t}/{i}?{pad}")).status, 200);
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    get_in_parallel(p.addr, 4, 2000, move |t, i| {
+        format!("/unread/{t}/{i}?{pad}")
+    });
     // Every line is in the file, and the file says stdout fell behind.
     assert_eq!(p.wait_for_log("\"GET /unread/", 8000).len(), 8000);
     assert!(p.wait_for_line("stdout is not keeping up", Duration::from_secs(5)));
@@ -434,35 +446,13 @@ fn a_log_file_that_cannot_be_written_does_not_stop_the_proxy() {
     // /dev/full fails every write with ENOSPC, as a full disk does.
     let b = Backend::start("full");
     let p = Pibl::start(&[b.addr], "log_file /dev/full\n");
-    let threads: Vec<_> = (0..4)
-        .map(|t| {
-            let addr = p.addr;
-            std::thread::spawn(move || {
-                let mut c = Conn::open(addr);
-                for i in 0..500 {
-                    assert_eq!(c.get(&format!("/full/{t}/{i}")).status, 200);
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    get_in_parallel(p.addr, 4, 500, |t, i| format!("/full/{t}/{i}"));
     assert_eq!(b.count(), 2000);
     // The lines still reach stdout.
-    let until = Instant::now() + Duration::from_secs(10);
-    while p
-        .stdout
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains("\"GET /full/"))
-        .count()
-        < 2000
-    {
-        assert!(Instant::now() < until, "stdout lacks access lines");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        p.wait_for_stdout("\"GET /full/", 2000),
+        "stdout lacks access lines"
+    );
 }
 
 #[test]
@@ -487,19 +477,10 @@ fn every_request_gets_an_access_log_line_in_file_and_stdout() {
     assert!(fields[8].ends_with("ms"), "{l}");
     assert_eq!(p.wait_for_log("\" 400 ", 1).len(), 1);
     // The same lines on stdout.
-    let until = Instant::now() + Duration::from_secs(5);
-    while p
-        .stdout
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains("/logged/"))
-        .count()
-        < 5
-    {
-        assert!(Instant::now() < until, "stdout lacks access lines");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        p.wait_for_stdout("/logged/", 5),
+        "stdout lacks access lines"
+    );
 }
 
 #[test]

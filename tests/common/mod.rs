@@ -583,6 +583,27 @@ impl Pibl {
         self.dir.path().join("pibl.conf")
     }
 
+    /// Waits (bounded, 10 s) until stdout has `n` lines containing `needle`; whether it did.
+    pub fn wait_for_stdout(&self, needle: &str, n: usize) -> bool {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let seen = self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(needle))
+                .count();
+            if seen >= n {
+                return true;
+            }
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits (bounded) until stdout or the log file has a line containing `needle`.
     pub fn wait_for_line(&self, needle: &str, within: Duration) -> bool {
         let until = Instant::now() + within;
