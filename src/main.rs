@@ -201,6 +201,8 @@ fn run_demo(port: u16, ttl: Option<Duration>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The start-up lines first, then the banner, so the banner is what the newcomer sees last.
+    logs.drain_stdout(Duration::from_secs(1));
     println!("{}", demo.banner(ttl.unwrap_or(DEFAULT_CACHE_TTL)));
     serve_until_stop(&mut signals, &logs, || {
         log::warn!("SIGHUP ignored: the demo has no config file to reload");
