@@ -159,6 +159,7 @@ fn run(path: &Path, overrides: &Overrides) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    raise_open_files_limit(config.limits.max_connections);
     let proxy = match Proxy::start(config, &logs) {
         Ok(p) => p,
         Err(e) => {
@@ -193,6 +194,7 @@ fn run_demo(port: u16, ttl: Option<Duration>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    raise_open_files_limit(pibl::config::Limits::default().max_connections);
     let demo = match Demo::start(port, ttl, &logs) {
         Ok(d) => d,
         Err(e) => {
@@ -209,6 +211,30 @@ fn run_demo(port: u16, ttl: Option<Duration>) -> ExitCode {
     });
     log::info!("stopping the demo");
     finish(signals, logs, move || demo.shutdown(), "demo stopped")
+}
+
+/// Takes the hard open-files limit (a soft 1024 would cap pibl near 500 proxied connections) and
+/// says so when even that cannot hold `max_connections`: each proxied connection holds two
+/// descriptors, a client's and a backend's.
+fn raise_open_files_limit(max_connections: usize) {
+    match pibl::net::raise_fd_limit() {
+        Ok(l) => {
+            if l.now > l.was {
+                log::info!("open files limit raised from {} to {}", l.was, l.now);
+            }
+            let needed = 2 * max_connections as u64 + 64;
+            if l.now < needed {
+                log::warn!(
+                    "the open files limit ({}) holds about {} proxied connections, fewer than \
+                     max_connections {max_connections}; past that, new clients wait in the \
+                     backlog (raise the hard limit: ulimit -Hn, or LimitNOFILE in systemd)",
+                    l.now,
+                    l.now.saturating_sub(64) / 2
+                );
+            }
+        }
+        Err(e) => log::warn!("cannot raise the open files limit: {e}"),
+    }
 }
 
 /// The signals pibl handles, installed before anything else starts. Failure is fatal: a proxy

@@ -44,6 +44,40 @@ pub fn bind_group(addr: SocketAddr, count: usize) -> io::Result<Vec<mio::net::Tc
     Ok(all)
 }
 
+/// The open-files limit before and after [`raise_fd_limit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdLimit {
+    pub was: u64,
+    pub now: u64,
+}
+
+/// Raises this process's soft open-files limit to its hard limit (capped at 1,048,576), as
+/// HAProxy and the Go runtime do: the common soft default of 1024 would cap a server at about
+/// a thousand connections (each proxied one holds two descriptors) while the hard limit
+/// allows far more.
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not on every target
+pub fn raise_fd_limit() -> io::Result<FdLimit> {
+    const CAP: u64 = 1 << 20;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let was = lim.rlim_cur as u64;
+    let want = (lim.rlim_max as u64).min(CAP);
+    if want <= was {
+        return Ok(FdLimit { was, now: was });
+    }
+    lim.rlim_cur = want as libc::rlim_t;
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(FdLimit { was, now: want })
+}
+
 pub fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }

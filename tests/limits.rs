@@ -41,6 +41,32 @@ fn a_thousand_idle_connections_do_not_stop_new_clients() {
 }
 
 #[test]
+fn a_low_soft_open_files_limit_is_raised_at_start() {
+    raise_fd_limit();
+    let b = Backend::start("fd");
+    let p = Pibl::start_with_soft_fd_limit(&[b.addr], "", 256);
+    // 300 clients at once, each with a request under way and its connection kept open: more
+    // than 600 descriptors in pibl, over the 256 it was started with.
+    let mut conns: Vec<Conn> = (0..300).map(|_| Conn::open(p.addr)).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.send(format!("GET /fd/{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        let r = c.read_response(false).expect("a response");
+        assert_eq!(r.status, 200, "connection {i}");
+        assert!(
+            r.text().ends_with(&format!("GET /fd/{i}\n")),
+            "{}",
+            r.text()
+        );
+    }
+    assert!(p.wait_for_line(
+        "open files limit raised from 256 to",
+        Duration::from_secs(5)
+    ));
+}
+
+#[test]
 fn slowloris_connections_time_out_while_normal_clients_are_served() {
     raise_fd_limit();
     let b = Backend::start("slow");

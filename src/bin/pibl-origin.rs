@@ -95,6 +95,8 @@ fn run(config: &OriginConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Many clients at once (a load test) need more than a soft limit of 1024 descriptors.
+    let _ = pibl::net::raise_fd_limit();
     let origin = match Origin::start(config) {
         Ok(o) => o,
         Err(e) => {

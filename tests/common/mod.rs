@@ -497,6 +497,33 @@ impl Pibl {
         Pibl::spawn(Pibl::conf_dir(backends, extra), &["-c", "pibl.conf"], false)
     }
 
+    /// Like [`Pibl::start`], with the soft open-files limit set to `soft` for pibl, as a
+    /// shell's `ulimit -Sn` would (the hard limit is left as it is).
+    pub fn start_with_soft_fd_limit(backends: &[SocketAddr], extra: &str, soft: u64) -> Pibl {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pibl"));
+        // SAFETY: between fork and exec, only setrlimit (async-signal-safe) runs.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(move || {
+                let mut r = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
+                    r.rlim_cur = soft as libc::rlim_t;
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+                }
+                Ok(())
+            });
+        }
+        Pibl::spawn_command(
+            cmd,
+            Pibl::conf_dir(backends, extra),
+            &["-c", "pibl.conf"],
+            true,
+        )
+    }
+
     /// A temp dir holding `pibl.conf` for these backends.
     fn conf_dir(backends: &[SocketAddr], extra: &str) -> TempDir {
         let dir = TempDir::new("proxy");
@@ -514,7 +541,12 @@ impl Pibl {
     }
 
     fn spawn(dir: TempDir, args: &[&str], read_stdout: bool) -> Pibl {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pibl"))
+        let cmd = Command::new(env!("CARGO_BIN_EXE_pibl"));
+        Pibl::spawn_command(cmd, dir, args, read_stdout)
+    }
+
+    fn spawn_command(mut cmd: Command, dir: TempDir, args: &[&str], read_stdout: bool) -> Pibl {
+        let mut child = cmd
             .args(args)
             .current_dir(dir.path())
             .stdout(Stdio::piped())
@@ -820,21 +852,7 @@ impl Conn {
 
 /// Raises this process's open-file limit to its hard limit (children inherit it); returns it.
 pub fn raise_fd_limit() -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
-            return 1024;
-        }
-        r.rlim_cur = r.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
-    }
-    #[allow(clippy::unnecessary_cast)]
-    let cur = r.rlim_cur as u64;
-    cur
+    pibl::net::raise_fd_limit().map_or(1024, |l| l.now)
 }
 
 /// One request on a fresh connection.
