@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Instructions pibl executes per request, counted by valgrind's callgrind: repeatable on a noisy
-# machine, unlike time. One keep-alive client sends N requests through pibl (1 worker) to a
-# pibl-origin; the run is done twice (N1 and N2 requests) and the difference divided by N2-N1,
-# so start-up and shutdown cancel out.
+# machine, unlike time. One client sends N requests through pibl (1 worker) to a pibl-origin;
+# the run is done twice (N1 and N2 requests) and the difference divided by N2-N1, so start-up
+# and shutdown cancel out.
 #
-#   benches/callgrind.sh                 # proxied /style.css (cache off) and cache hits
+#   benches/callgrind.sh                 # proxied /style.css (cache off), cache hits (both on
+#                                        # one keep-alive connection), and proxied with a new
+#                                        # connection per request (Connection: close)
 #   N1=500 N2=2500 benches/callgrind.sh  # fewer requests, faster
 #   KEEP=1 benches/callgrind.sh          # keep the callgrind.out files (callgrind_annotate them)
 #
