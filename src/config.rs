@@ -114,6 +114,8 @@ pub struct CacheSettings {
     pub heuristic: bool,
     pub max_bytes: u64,
     pub max_object: u64,
+    /// `cdn_cache_control pass`: clients get `CDN-Cache-Control` (default `strip`: removed).
+    pub cdn_cache_control_pass: bool,
 }
 
 /// TTL when the cache is switched on without one.
@@ -128,6 +130,7 @@ impl Default for CacheSettings {
             heuristic: true,
             max_bytes: 1 << 30,
             max_object: 64 << 20,
+            cdn_cache_control_pass: false,
         }
     }
 }
@@ -227,6 +230,7 @@ impl Config {
         crate::cache::Freshness {
             ttl: self.cache.ttl.unwrap_or(DEFAULT_CACHE_TTL),
             heuristic: self.cache.heuristic,
+            pass_cdn_cache_control: self.cache.cdn_cache_control_pass,
         }
     }
 
@@ -390,6 +394,15 @@ impl Config {
                 "cache_heuristic" => cfg.cache.heuristic = parse_switch(one()?).map_err(at)?,
                 "cache_max_bytes" => {
                     cfg.cache.max_bytes = parse_size(one()?, 0, usize::MAX).map_err(at)? as u64;
+                }
+                "cdn_cache_control" => {
+                    cfg.cache.cdn_cache_control_pass = match one()? {
+                        "pass" => true,
+                        "strip" => false,
+                        v => {
+                            return Err(err(line_no, format!("expected pass or strip, got '{v}'")))
+                        }
+                    }
                 }
                 "cache_max_object" => {
                     cfg.cache.max_object = parse_size(one()?, 0, usize::MAX).map_err(at)? as u64;

@@ -446,3 +446,353 @@ fn cache_off_by_default_without_t() {
     assert_eq!(r.header("X-Cache"), None);
     assert_eq!(b.count(), 2);
 }
+
+/// The files of the entry for `GET path` with `Host: site` (no Vary).
+fn entry_stem(p: &Pibl, path: &str) -> std::path::PathBuf {
+    let key = pibl::cache::primary_key("site", path);
+    let stem = format!("{:08x}", crc32fast::hash(key.as_bytes()));
+    p.dir.path().join("cache").join(stem)
+}
+
+#[test]
+fn no_cache_request_without_a_validator_goes_to_the_backend_and_replaces_the_entry() {
+    let b = Backend::start("c18");
+    let p = cached_pibl(&[b.addr], 600, "");
+    let url = res("noval", &["Content-Type: text/plain"]);
+    assert_eq!(x_cache(&get_with(p.addr, &url, "")), "MISS");
+    assert_eq!(x_cache(&get_with(p.addr, &url, "")), "HIT");
+    for (i, demand) in [
+        "Cache-Control: no-cache\r\n",
+        "Cache-Control: max-age=0\r\n",
+        "Pragma: no-cache\r\n",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = get_with(p.addr, &url, demand);
+        assert_eq!((r.status, x_cache(&r)), (200, "MISS"), "{demand}");
+        assert_eq!(b.count(), 2 + i, "{demand}");
+        let again = get_with(p.addr, &url, "");
+        assert_eq!(x_cache(&again), "HIT", "{demand}");
+        assert_eq!(
+            again.text(),
+            r.text(),
+            "{demand}: the fresh response replaced the entry"
+        );
+    }
+}
+
+#[test]
+fn a_head_sent_as_soon_as_a_cacheable_get_arrived_is_a_hit() {
+    let b = Backend::start("c19");
+    let p = cached_pibl(&[b.addr], 600, "");
+    for i in 0..30 {
+        let url = format!("/big?n=100000&i={i}");
+        let r = get_with(p.addr, &url, "");
+        assert_eq!((x_cache(&r), r.body.len()), ("MISS", 100_000));
+        // A new connection, at once: the entry is already visible to every worker.
+        let head = send(
+            p.addr,
+            &format!("HEAD {url} HTTP/1.1\r\nHost: site\r\n\r\n"),
+        );
+        assert_eq!((head.status, x_cache(&head)), (200, "HIT"), "round {i}");
+        assert_eq!(head.header("Content-Length"), Some("100000"));
+    }
+    assert_eq!(b.count(), 30);
+}
+
+#[test]
+fn repeated_heads_are_stored_head_only_and_never_answer_a_get() {
+    let b = Backend::start("c20");
+    let p = cached_pibl(&[b.addr], 600, "");
+    let url = res("headonly", &["Content-Type: text/plain"]);
+    let head = |p: &Pibl| {
+        send(
+            p.addr,
+            &format!("HEAD {url} HTTP/1.1\r\nHost: site\r\n\r\n"),
+        )
+    };
+    let first = head(&p);
+    assert_eq!((first.status, x_cache(&first)), (200, "MISS"));
+    let length = first.header("Content-Length").expect("length").to_string();
+    for _ in 0..3 {
+        let again = head(&p);
+        assert_eq!((again.status, x_cache(&again)), (200, "HIT"));
+        assert_eq!(again.header("Content-Length"), Some(length.as_str()));
+        let lengths = again
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .count();
+        assert_eq!(lengths, 1);
+        assert_eq!(again.header("Content-Type"), Some("text/plain"));
+    }
+    assert_eq!(b.count(), 1, "one HEAD reached the backend");
+    // A GET is never answered from the head-only entry.
+    let get = get_with(p.addr, &url, "");
+    assert_eq!((get.status, x_cache(&get)), (200, "MISS"));
+    assert!(get.text().starts_with("backend c20: GET"), "{}", get.text());
+    assert_eq!(b.count(), 2);
+    // From now on HEAD is answered from the GET entry.
+    let after = head(&p);
+    assert_eq!(x_cache(&after), "HIT");
+    let get_length = get.body.len().to_string();
+    assert_eq!(after.header("Content-Length"), Some(get_length.as_str()));
+    assert_eq!(b.count(), 2);
+}
+
+#[test]
+fn cache_files_changed_behind_pibls_back_are_never_served() {
+    let b = Backend::start("c21");
+    let p = cached_pibl(&[b.addr], 600, "");
+    let cases = ["truncated", "emptied", "overwritten", "deleted", "touched"];
+    let mut bodies = Vec::new();
+    for case in cases {
+        let url = format!("/res?damage={case}");
+        let r = get_with(p.addr, &url, "");
+        assert_eq!(x_cache(&r), "MISS");
+        assert_eq!(x_cache(&get_with(p.addr, &url, "")), "HIT");
+        bodies.push(r.body);
+    }
+    for case in cases {
+        let body = entry_stem(&p, &format!("/res?damage={case}")).with_extension("body");
+        let len = std::fs::metadata(&body).unwrap().len();
+        let open = || std::fs::OpenOptions::new().write(true).open(&body).unwrap();
+        match case {
+            "truncated" => open().set_len(len / 2).unwrap(),
+            "emptied" => open().set_len(0).unwrap(),
+            "overwritten" => {
+                use std::io::Write;
+                open().write_all(&vec![b'X'; len as usize]).unwrap()
+            }
+            "deleted" => {
+                std::fs::remove_file(&body).unwrap();
+                std::fs::remove_file(body.with_extension("meta")).unwrap();
+            }
+            _ => {
+                // Same bytes, new mtime: the CRC check passes and the entry stays.
+                let later = std::time::SystemTime::now() + Duration::from_secs(5);
+                open().set_modified(later).unwrap();
+            }
+        }
+    }
+    let before = b.count();
+    for (case, body) in cases.into_iter().zip(bodies) {
+        let url = format!("/res?damage={case}");
+        let r = get_with(p.addr, &url, "");
+        assert_eq!(r.status, 200, "{case}");
+        if case == "touched" {
+            assert_eq!((x_cache(&r), r.body.clone()), ("HIT", body), "{case}");
+        } else {
+            assert_eq!(x_cache(&r), "MISS", "{case}");
+            assert!(
+                r.text().starts_with("backend c21: GET"),
+                "{case}: {}",
+                r.text()
+            );
+            assert_ne!(r.body, body, "{case}: a new response");
+            // Stored again.
+            assert_eq!(x_cache(&get_with(p.addr, &url, "")), "HIT", "{case}");
+        }
+    }
+    assert_eq!(b.count(), before + 4);
+}
+
+#[test]
+fn a_body_truncated_under_a_slow_reader_cuts_that_connection_only() {
+    use std::io::{Read, Write};
+    let b = Backend::start("c22");
+    let p = cached_pibl(&[b.addr], 600, "");
+    let n = 32 << 20;
+    let url = format!("/big?n={n}");
+    let first = get_with(p.addr, &url, "");
+    assert_eq!((x_cache(&first), first.body.len()), ("MISS", n));
+    // A hit read slowly: larger than what the socket buffers hold.
+    let mut slow = std::net::TcpStream::connect(p.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    slow.write_all(format!("GET {url} HTTP/1.1\r\nHost: site\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut got = vec![0u8; 64 * 1024];
+    slow.read_exact(&mut got).unwrap();
+    assert!(String::from_utf8_lossy(&got).contains("X-Cache: HIT"));
+    let body = entry_stem(&p, &url).with_extension("body");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&body)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    let mut total = got.len();
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(k) = slow.read(&mut buf) {
+        if k == 0 {
+            break;
+        }
+        total += k;
+    }
+    assert!(
+        total < n,
+        "the cut connection cannot have had the whole body"
+    );
+    // pibl lives on; the damaged entry is not served again.
+    let again = get_with(p.addr, &url, "");
+    assert_eq!((again.status, x_cache(&again)), (200, "MISS"));
+    assert!(again.body == common::pattern(n), "the full, right body");
+    assert_eq!(get_with(p.addr, "/res?other", "").status, 200);
+}
+
+#[test]
+fn age_is_its_first_value_and_an_invalid_one_is_ignored() {
+    let b = Backend::start("c23");
+    let p = cached_pibl(&[b.addr], 600, "");
+    // First value 100 of max-age 60: stale on arrival, no validator: not stored.
+    let list = res("agelist", &["Cache-Control: max-age=60", "Age: 100, 5"]);
+    get_with(p.addr, &list, "");
+    assert_eq!(x_cache(&get_with(p.addr, &list, "")), "MISS");
+    // Not a non-negative integer: ignored, the response is fresh.
+    let signed = res("agesign", &["Cache-Control: max-age=60", "Age: +100"]);
+    get_with(p.addr, &signed, "");
+    assert_eq!(x_cache(&get_with(p.addr, &signed, "")), "HIT");
+}
+
+#[test]
+fn an_invalid_expires_means_already_expired() {
+    let b = Backend::start("c24");
+    let p = cached_pibl(&[b.addr], 600, "");
+    let good = "Expires: Thu, 01 Jan 2099 00:00:00 GMT";
+    for (tag, headers, second) in [
+        ("good", vec![good], "HIT"),
+        (
+            "twospaces",
+            vec!["Expires: Thu, 01 Jan 2099  00:00:00 GMT"],
+            "MISS",
+        ),
+        (
+            "onedigit",
+            vec!["Expires: Thu, 01 Jan 2099 0:00:00 GMT"],
+            "MISS",
+        ),
+        ("twolines", vec![good, good], "MISS"),
+    ] {
+        let url = res(tag, &headers);
+        get_with(p.addr, &url, "");
+        assert_eq!(x_cache(&get_with(p.addr, &url, "")), second, "{tag}");
+    }
+}
+
+#[test]
+fn every_unsafe_method_invalidates_extension_methods_too() {
+    let b = Backend::start("c25");
+    let p = cached_pibl(&[b.addr], 600, "");
+    for (method, invalidates) in [
+        ("M-SEARCH", true),
+        ("PURGE", true),
+        ("OPTIONS", false),
+        ("TRACE", false),
+    ] {
+        let url = format!("/res?method={method}");
+        get_with(p.addr, &url, "");
+        assert_eq!(x_cache(&get_with(p.addr, &url, "")), "HIT", "{method}");
+        let r = send(
+            p.addr,
+            &format!("{method} {url} HTTP/1.1\r\nHost: site\r\nContent-Length: 0\r\n\r\n"),
+        );
+        assert_eq!(r.status, 200, "{method} reached the backend");
+        let expect = if invalidates { "MISS" } else { "HIT" };
+        assert_eq!(x_cache(&get_with(p.addr, &url, "")), expect, "{method}");
+    }
+}
+
+#[test]
+fn targeted_cache_control_fields_decide_and_are_removed() {
+    let b = Backend::start("c26");
+    let p = cached_pibl(&[b.addr], 600, "");
+    let fields = |r: &Response| {
+        (
+            r.header("Cache-Control").map(str::to_string),
+            r.header("CDN-Cache-Control").map(str::to_string),
+            r.header("Pibl-Cache-Control").map(str::to_string),
+        )
+    };
+    // (headers, second request's X-Cache)
+    for (tag, headers, second) in [
+        (
+            "cdn-stores",
+            vec!["Cache-Control: no-store", "CDN-Cache-Control: max-age=60"],
+            "HIT",
+        ),
+        (
+            "cdn-forbids",
+            vec!["Cache-Control: max-age=60", "CDN-Cache-Control: no-store"],
+            "MISS",
+        ),
+        (
+            "cdn-private",
+            vec![
+                "Cache-Control: public, max-age=60",
+                "CDN-Cache-Control: private",
+            ],
+            "MISS",
+        ),
+        (
+            "cdn-nocache",
+            vec!["Cache-Control: max-age=60", "CDN-Cache-Control: no-cache"],
+            "MISS",
+        ),
+        (
+            "pibl-forbids",
+            vec![
+                "CDN-Cache-Control: max-age=60",
+                "Pibl-Cache-Control: no-store",
+            ],
+            "MISS",
+        ),
+        (
+            "pibl-stores",
+            vec![
+                "Cache-Control: private",
+                "CDN-Cache-Control: no-store",
+                "Pibl-Cache-Control: s-maxage=60",
+            ],
+            "HIT",
+        ),
+    ] {
+        let url = res(tag, &headers);
+        let first = get_with(p.addr, &url, "");
+        let again = get_with(p.addr, &url, "");
+        assert_eq!(
+            (x_cache(&first), x_cache(&again)),
+            ("MISS", second),
+            "{tag}"
+        );
+        for r in [&first, &again] {
+            let (cc, cdn, ours) = fields(r);
+            assert_eq!((cdn, ours), (None, None), "{tag}: targeted fields removed");
+            let sent_cc = headers
+                .iter()
+                .find_map(|h| h.strip_prefix("Cache-Control: "));
+            assert_eq!(
+                cc.as_deref(),
+                sent_cc,
+                "{tag}: Cache-Control is the client's"
+            );
+        }
+    }
+    // `cdn_cache_control pass`: CDN-Cache-Control reaches clients, Pibl-Cache-Control never.
+    let p = cached_pibl(&[b.addr], 600, "cdn_cache_control pass\n");
+    let url = res(
+        "pass",
+        &[
+            "CDN-Cache-Control: max-age=60",
+            "Pibl-Cache-Control: max-age=30",
+        ],
+    );
+    let first = get_with(p.addr, &url, "");
+    let again = get_with(p.addr, &url, "");
+    assert_eq!((x_cache(&first), x_cache(&again)), ("MISS", "HIT"));
+    for r in [&first, &again] {
+        let (_, cdn, ours) = fields(r);
+        assert_eq!((cdn.as_deref(), ours), (Some("max-age=60"), None));
+    }
+}

@@ -5,8 +5,16 @@
 //! place only after it arrived whole, body first and sidecar last, so a sidecar exists only for a
 //! complete body. The sidecar carries the body's length and CRC32 and its own CRC32: a truncated,
 //! corrupt or foreign file is refused when loaded and never served. Expiry and eviction unlink;
-//! nothing is ever truncated or rewritten in place, because truncating a mapped file kills the
-//! process with SIGBUS.
+//! pibl never truncates or rewrites a file in place.
+//!
+//! Something else may (an operator, a full disk's repair, another program). So each entry keeps
+//! the body file's identity as it was when mapped ([`FileStamp`]: size, inode, mtime, ctime) and
+//! every hit compares it with one `stat` of the path ([`CacheEntry::file_unchanged`]); on any
+//! difference the cache loads the entry again, which verifies the body CRC, or drops it.
+//! Pibl's own code never reads a body through its map: checksums are computed with `read` from
+//! the file, because reading a mapped page beyond a truncated file's end raises SIGBUS. The only
+//! reader of the map is the kernel (the hit's `writev`), where such a page is an `EFAULT` for that
+//! one client connection.
 //!
 //! Sidecar layout (integers little-endian):
 //! `"PIBLCACH"` magic, u32 format version, u64 stored_at (Unix s), u64 initial_age (s),
@@ -16,13 +24,15 @@
 //! everything before it.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use memmap2::Mmap;
 
+use crate::cache::policy::TARGETED_FIELDS;
 use crate::http::chunked::{ChunkedDecoder, Piece};
 
 const MAGIC: &[u8; 8] = b"PIBLCACH";
@@ -55,6 +65,12 @@ impl EntryMeta {
     /// The file name stem: CRC32 of the full key.
     pub fn file_stem(&self) -> String {
         format!("{:08x}", crc32fast::hash(self.full_key().as_bytes()))
+    }
+
+    /// A head-only entry (stored from a HEAD response, key `HEAD http://...`): it answers HEAD
+    /// requests only; its stored headers carry the `Content-Length` the GET would have.
+    pub fn is_head_only(&self) -> bool {
+        self.primary.starts_with("HEAD ")
     }
 
     /// A stored header's value.
@@ -171,6 +187,28 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// What identifies a body file's content without reading it: compared on every hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    len: u64,
+    dev: u64,
+    ino: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(m: &fs::Metadata) -> FileStamp {
+        FileStamp {
+            len: m.len(),
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
 /// A published entry: its metadata and its body, mapped.
 #[derive(Debug)]
 pub struct CacheEntry {
@@ -181,13 +219,62 @@ pub struct CacheEntry {
     body_crc: u32,
     /// Path stem in the cache directory.
     pub path: PathBuf,
+    /// `path` with `.body`: built once, stat'ed on every hit.
+    body_path: PathBuf,
+    /// The body file as it was when mapped (and its CRC checked).
+    stamp: FileStamp,
+    /// Where the headers for clients end in `meta.headers`: without the targeted cache-control
+    /// fields, and with `CDN-Cache-Control` (for `cdn_cache_control pass`). Those fields are kept
+    /// last in the stored block so a hit writes one slice.
+    client_end: usize,
+    cdn_end: usize,
     /// When it was last served or stored (the cache's millisecond clock), for LRU eviction.
     pub last_used: AtomicU64,
 }
 
 impl CacheEntry {
+    fn new(
+        mut meta: EntryMeta,
+        body: (Option<Arc<Mmap>>, FileStamp),
+        body_len: u64,
+        body_crc: u32,
+        path: PathBuf,
+    ) -> CacheEntry {
+        let (client_end, cdn_end) = put_targeted_last(&mut meta.headers);
+        CacheEntry {
+            meta,
+            body: body.0,
+            body_len,
+            body_crc,
+            body_path: path.with_extension("body"),
+            path,
+            stamp: body.1,
+            client_end,
+            cdn_end,
+            last_used: AtomicU64::new(0),
+        }
+    }
+
+    /// The body, for the kernel to copy from (`writev`). Never read it in user space: if the
+    /// file was truncated behind pibl's back, that raises SIGBUS.
     pub fn body(&self) -> &[u8] {
         self.body.as_deref().map_or(&[], |m| &m[..])
+    }
+
+    /// The stored header lines a client gets: without `Pibl-Cache-Control`, and without
+    /// `CDN-Cache-Control` unless `pass_cdn` (`cdn_cache_control pass`).
+    pub fn client_headers(&self, pass_cdn: bool) -> &[u8] {
+        &self.meta.headers[..if pass_cdn {
+            self.cdn_end
+        } else {
+            self.client_end
+        }]
+    }
+
+    /// One `stat` of the body file: true when it is still the file that was mapped and checked.
+    /// False when it is gone, replaced, truncated, extended or written to since.
+    pub fn file_unchanged(&self) -> bool {
+        fs::metadata(&self.body_path).is_ok_and(|m| FileStamp::of(&m) == self.stamp)
     }
 
     /// Bytes on disk (body plus an estimate for the sidecar).
@@ -223,19 +310,14 @@ impl CacheEntry {
         if stem.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
             return Err("file name does not match the key");
         }
-        let body = map_body(&stem.with_extension("body"), body_len)?;
-        let actual_crc = crc32fast::hash(body.as_deref().map_or(&[], |m| &m[..]));
-        if actual_crc != body_crc {
-            return Err("body checksum mismatch");
-        }
-        Ok(CacheEntry {
-            last_used: AtomicU64::new(0),
+        let body = map_body(&stem.with_extension("body"), body_len, Some(body_crc))?;
+        Ok(CacheEntry::new(
             meta,
             body,
             body_len,
             body_crc,
-            path: stem.to_path_buf(),
-        })
+            stem.to_path_buf(),
+        ))
     }
 
     /// A copy with new metadata (after a 304), sharing the body map; its sidecar is rewritten by
@@ -244,14 +326,13 @@ impl CacheEntry {
         let tmp = temp_path(&self.path, "meta");
         write_file(&tmp, &meta.encode(self.body_len, self.body_crc))?;
         fs::rename(&tmp, self.path.with_extension("meta"))?;
-        Ok(CacheEntry {
-            last_used: AtomicU64::new(0),
+        Ok(CacheEntry::new(
             meta,
-            body: self.body.clone(),
-            body_len: self.body_len,
-            body_crc: self.body_crc,
-            path: self.path.clone(),
-        })
+            (self.body.clone(), self.stamp),
+            self.body_len,
+            self.body_crc,
+            self.path.clone(),
+        ))
     }
 
     /// Unlinks both files. Maps stay valid for hits still being served.
@@ -265,19 +346,95 @@ pub fn remove_files(stem: &Path) {
     let _ = fs::remove_file(stem.with_extension("body"));
 }
 
-fn map_body(path: &Path, len: u64) -> Result<Option<Arc<Mmap>>, &'static str> {
-    let file = File::open(path).map_err(|_| "no body file")?;
-    let actual = file.metadata().map_err(|_| "unreadable body")?.len();
-    if actual != len {
+/// Opens and maps a body file of `len` bytes, recording its stamp. With `crc`, the content is
+/// checked first, read from the file descriptor (never through the map: see the module doc).
+fn map_body(
+    path: &Path,
+    len: u64,
+    crc: Option<u32>,
+) -> Result<(Option<Arc<Mmap>>, FileStamp), &'static str> {
+    let mut file = File::open(path).map_err(|_| "no body file")?;
+    let stamp = FileStamp::of(&file.metadata().map_err(|_| "unreadable body")?);
+    if stamp.len != len {
         return Err("body length mismatch");
     }
-    if len == 0 {
-        return Ok(None);
+    if let Some(crc) = crc {
+        if file_crc(&mut file, len).map_err(|_| "unreadable body")? != Some(crc) {
+            return Err("body checksum mismatch");
+        }
     }
-    // SAFETY: cache files are never modified after they are renamed into place (only unlinked),
-    // so the mapping cannot change or shrink under us.
+    if len == 0 {
+        return Ok((None, stamp));
+    }
+    // SAFETY: pibl never modifies a cache file after it is renamed into place (only unlinks it).
+    // If something else truncates it, only the kernel reads the map (writev: EFAULT, one client
+    // connection), and the stamp check drops the entry at its next lookup.
     let map = unsafe { Mmap::map(&file) }.map_err(|_| "cannot map body")?;
-    Ok(Some(Arc::new(map)))
+    Ok((Some(Arc::new(map)), stamp))
+}
+
+/// CRC32 of the first `len` bytes read from `file`; `None` when it holds fewer or more.
+fn file_crc(file: &mut File, len: u64) -> io::Result<Option<u32>> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        total += n as u64;
+        if total > len {
+            return Ok(None);
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok((total == len).then(|| hasher.finalize()))
+}
+
+/// Reorders a stored header block so the targeted cache-control fields come last
+/// (`CDN-Cache-Control`, then `Pibl-Cache-Control`, each in their order), and returns where the
+/// lines for clients end and where the `CDN-Cache-Control` lines end.
+fn put_targeted_last(headers: &mut Vec<u8>) -> (usize, usize) {
+    let rank = |line: &[u8]| -> usize {
+        let name = line
+            .split(|&b| b == b':')
+            .next()
+            .unwrap_or(&[])
+            .trim_ascii();
+        // TARGETED_FIELDS is most specific first: pibl's own ranks last.
+        match TARGETED_FIELDS
+            .iter()
+            .position(|t| name.eq_ignore_ascii_case(t.as_bytes()))
+        {
+            Some(i) => TARGETED_FIELDS.len() - i,
+            None => 0,
+        }
+    };
+    let lines = || headers.split_inclusive(|&b| b == b'\n');
+    let mut ends = [0usize; 3];
+    let mut sorted = true;
+    let mut last = 0;
+    for line in lines() {
+        let r = rank(line);
+        sorted &= r >= last;
+        last = r;
+        for end in &mut ends[r..] {
+            *end += line.len();
+        }
+    }
+    if !sorted {
+        let mut out = Vec::with_capacity(headers.len());
+        for r in 0..3 {
+            for line in lines().filter(|l| rank(l) == r) {
+                out.extend_from_slice(line);
+            }
+        }
+        *headers = out;
+    }
+    (ends[0], ends[1])
 }
 
 fn temp_path(stem: &Path, ext: &str) -> PathBuf {
@@ -394,16 +551,15 @@ impl PendingEntry {
         let tmp_meta = temp_path(&self.stem, "meta");
         write_file(&tmp_meta, &self.meta.encode(self.len, crc))?;
         fs::rename(&tmp_meta, self.stem.with_extension("meta"))?;
-        let body =
-            map_body(&self.stem.with_extension("body"), self.len).map_err(io::Error::other)?;
-        Ok(CacheEntry {
-            last_used: AtomicU64::new(0),
-            meta: self.meta.clone(),
+        let body = map_body(&self.stem.with_extension("body"), self.len, None)
+            .map_err(io::Error::other)?;
+        Ok(CacheEntry::new(
+            self.meta.clone(),
             body,
-            body_len: self.len,
-            body_crc: crc,
-            path: self.stem.clone(),
-        })
+            self.len,
+            crc,
+            self.stem.clone(),
+        ))
     }
 }
 

@@ -64,9 +64,22 @@ pub fn primary_key(host: &str, target: &str) -> String {
     key
 }
 
-/// The request target part of a primary key (`GET http://host:port/path?q` → `/path?q`).
+/// The key of a head-only entry for the URL of `primary` (`GET http://...` → `HEAD http://...`):
+/// a GET never looks it up, so it can never answer a GET with an empty body.
+pub fn head_key(primary: &str) -> String {
+    let url = primary.strip_prefix("GET ").unwrap_or(primary);
+    let mut key = String::with_capacity(5 + url.len());
+    key.push_str("HEAD ");
+    key.push_str(url);
+    key
+}
+
+/// The request target part of a primary key (`GET http://host:port/path?q` → `/path?q`; also of
+/// a head-only entry's key).
 fn target_of(primary: &str) -> Option<&str> {
-    let rest = primary.strip_prefix("GET http://")?;
+    let rest = primary
+        .strip_prefix("GET http://")
+        .or_else(|| primary.strip_prefix("HEAD http://"))?;
     rest.find('/').map(|i| &rest[i..])
 }
 
@@ -226,7 +239,9 @@ impl Cache {
         list.push(e);
     }
 
-    /// Finds the entry for `primary` whose varied headers match the request's.
+    /// Finds the entry for `primary` whose varied headers match the request's. An entry whose
+    /// body file changed on disk since it was mapped is loaded again (which checks its CRC) or,
+    /// failing that, dropped: a miss.
     pub fn lookup(&self, primary: &str, request: &[httparse::Header<'_>], now: u64) -> Lookup {
         let found = {
             let index = self.index.read().unwrap_or_else(|p| p.into_inner());
@@ -241,6 +256,10 @@ impl Cache {
                     .cloned()
             })
         };
+        let found = match found {
+            Some(e) if !e.file_unchanged() => self.reload_changed(&e),
+            found => found,
+        };
         match found {
             Some(e) if e.is_fresh(now) => {
                 self.touch(&e);
@@ -252,6 +271,28 @@ impl Cache {
                 Lookup::Miss
             }
             None => Lookup::Miss,
+        }
+    }
+
+    /// The body file of `e` is not the one that was mapped: load the entry from disk again (a
+    /// file that was only touched, or a newer copy pibl published under the same name, passes
+    /// the CRC check) or drop it. Files deleted by hand are just a miss.
+    fn reload_changed(&self, e: &Arc<CacheEntry>) -> Option<Arc<CacheEntry>> {
+        match CacheEntry::load(&e.path) {
+            Ok(fresh) if fresh.meta.full_key() == e.meta.full_key() => {
+                let fresh = Arc::new(fresh);
+                self.insert(fresh.clone());
+                Some(fresh)
+            }
+            outcome => {
+                let why = outcome.err().unwrap_or("now holds another key");
+                log::warn!(
+                    "cache: {} changed on disk ({why}): dropped",
+                    e.path.display()
+                );
+                self.remove(e);
+                None
+            }
         }
     }
 
@@ -310,19 +351,23 @@ impl Cache {
         }
     }
 
-    /// Drops every variant stored for `primary` (after a successful unsafe request).
+    /// Drops every variant stored for `primary`, and its head-only entries (after a successful
+    /// unsafe request).
     pub fn invalidate(&self, primary: &str) {
+        let head = head_key(primary);
         let victims: Vec<Arc<CacheEntry>> = {
             let index = self.index.read().unwrap_or_else(|p| p.into_inner());
-            index
-                .get(&Self::slot(primary))
-                .map(|l| {
-                    l.iter()
-                        .filter(|e| e.meta.primary == primary)
-                        .cloned()
-                        .collect()
+            [primary, head.as_str()]
+                .into_iter()
+                .flat_map(|key| {
+                    index
+                        .get(&Self::slot(key))
+                        .into_iter()
+                        .flatten()
+                        .filter(move |e| e.meta.primary == key)
                 })
-                .unwrap_or_default()
+                .cloned()
+                .collect()
         };
         for e in victims {
             self.remove(&e);
@@ -335,10 +380,11 @@ impl Cache {
         self.purge_where(|_| true).len()
     }
 
-    /// Drops every variant stored for one URL (`primary` as [`primary_key`] makes it: HEAD
-    /// requests are served from the GET entry). Returns the full keys dropped.
+    /// Drops every variant stored for one URL (`primary` as [`primary_key`] makes it), the
+    /// head-only entries included. Returns the full keys dropped.
     pub fn purge(&self, primary: &str) -> Vec<String> {
-        self.purge_where(|e| e.meta.primary == primary)
+        let head = head_key(primary);
+        self.purge_where(|e| e.meta.primary == primary || e.meta.primary == head)
     }
 
     /// Drops the entries for an origin-form `target` (path and query, as the client sent it)

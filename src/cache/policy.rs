@@ -29,10 +29,34 @@ pub struct CacheControl {
     pub s_maxage: Option<u64>,
 }
 
+/// The targeted cache-control fields pibl obeys (RFC 9213), most specific first. When one of them
+/// is present with a non-empty value, it replaces `Cache-Control` and `Expires` for pibl's cache.
+pub const TARGETED_FIELDS: [&str; 2] = ["pibl-cache-control", "cdn-cache-control"];
+
 impl CacheControl {
+    /// The request's (or response's) `Cache-Control`.
     pub fn parse(headers: &[httparse::Header<'_>]) -> CacheControl {
+        Self::parse_field(headers, "cache-control")
+    }
+
+    /// The policy for pibl's cache from a response: the most specific targeted field present
+    /// (`Pibl-Cache-Control`, then `CDN-Cache-Control`), else `Cache-Control`. The flag says a
+    /// targeted field was used, so `Expires` must be ignored (RFC 9213 §2.2).
+    pub fn for_pibl(headers: &[httparse::Header<'_>]) -> (CacheControl, bool) {
+        for name in TARGETED_FIELDS {
+            if headers
+                .iter()
+                .any(|h| name_is(h.name, name) && !h.value.trim_ascii().is_empty())
+            {
+                return (Self::parse_field(headers, name), true);
+            }
+        }
+        (Self::parse(headers), false)
+    }
+
+    fn parse_field(headers: &[httparse::Header<'_>], field: &str) -> CacheControl {
         let mut cc = CacheControl::default();
-        for h in headers.iter().filter(|h| name_is(h.name, "cache-control")) {
+        for h in headers.iter().filter(|h| name_is(h.name, field)) {
             for d in h.value.split(|&b| b == b',') {
                 let d = d.trim_ascii();
                 let (name, value) = match d.iter().position(|&b| b == b'=') {
@@ -125,20 +149,85 @@ pub struct Freshness {
     /// Store responses without explicit freshness for the TTL (on) or only with a validator and
     /// revalidate them before each reuse (off).
     pub heuristic: bool,
+    /// `cdn_cache_control pass`: `CDN-Cache-Control` reaches clients (else it is removed).
+    pub pass_cdn_cache_control: bool,
 }
 
-/// Decides for a complete GET response with `status` and `headers`. `authorized` says the request
-/// carried Authorization.
+/// The response's `Age` in seconds (RFC 9111 §5.1): of a list or repeated lines the first value
+/// counts; a value that is not a non-negative integer makes the field invalid, read as 0.
+pub fn age_of(headers: &[httparse::Header<'_>]) -> u64 {
+    let Some(h) = headers.iter().find(|h| name_is(h.name, "age")) else {
+        return 0;
+    };
+    let first = h
+        .value
+        .split(|&b| b == b',')
+        .next()
+        .unwrap_or(&[])
+        .trim_ascii();
+    if first.is_empty() || !first.iter().all(u8::is_ascii_digit) {
+        return 0;
+    }
+    first.iter().fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    })
+}
+
+/// An IMF-fixdate exactly as RFC 9110 §5.6.7 spells it (`Sun, 06 Nov 1994 08:49:37 GMT`: fixed
+/// width, single spaces, two-digit fields), in Unix seconds; anything else is `None`.
+pub fn strict_http_date(value: &[u8]) -> Option<u64> {
+    let shape_ok = value.len() == 29
+        && value.iter().enumerate().all(|(i, &b)| match i {
+            0..=2 | 8..=10 => b.is_ascii_alphabetic(),
+            3 => b == b',',
+            4 | 7 | 11 | 16 | 25 => b == b' ',
+            19 | 22 => b == b':',
+            26..=28 => true,
+            _ => b.is_ascii_digit(),
+        })
+        && value.ends_with(b" GMT");
+    if !shape_ok {
+        return None;
+    }
+    parse_http_date(std::str::from_utf8(value).ok()?)
+}
+
+/// The one value of a field that must not repeat: `None` when absent, `Some(None)` when it is
+/// repeated (invalid), else `Some(Some(value))`.
+fn single<'h>(headers: &[httparse::Header<'h>], name: &str) -> Option<Option<&'h [u8]>> {
+    let mut lines = headers.iter().filter(|h| name_is(h.name, name));
+    let first = lines.next()?;
+    Some(lines.next().is_none().then_some(first.value.trim_ascii()))
+}
+
+/// Lifetime from `Expires` (RFC 9111 §5.3): `Expires` minus `Date` (the time received, `now`,
+/// without a valid `Date`). An invalid `Expires` (not an IMF-fixdate, or repeated) means already
+/// expired: 0.
+fn expires_lifetime(headers: &[httparse::Header<'_>], now: u64) -> Option<u64> {
+    let expires = single(headers, "expires")?;
+    let Some(expires) = expires.and_then(strict_http_date) else {
+        return Some(0);
+    };
+    let date = single(headers, "date")
+        .flatten()
+        .and_then(strict_http_date)
+        .unwrap_or(now);
+    Some(expires.saturating_sub(date))
+}
+
+/// Decides for a complete GET (or HEAD) response with `status` and `headers`, received at `now`
+/// (Unix s). `authorized` says the request carried Authorization.
 pub fn response_rule(
     status: u16,
     headers: &[httparse::Header<'_>],
     authorized: bool,
     fresh: Freshness,
+    now: u64,
 ) -> ResponseRule {
     if !CACHEABLE_STATUSES.contains(&status) {
         return ResponseRule::NoStore("status is not cacheable");
     }
-    let cc = CacheControl::parse(headers);
+    let (cc, targeted) = CacheControl::for_pibl(headers);
     if cc.no_store {
         return ResponseRule::NoStore("no-store");
     }
@@ -173,15 +262,13 @@ pub fn response_rule(
     };
     let has_validator = header("etag").is_some() || header("last-modified").is_some();
     let explicit = cc.s_maxage.or(cc.max_age).or_else(|| {
-        header("expires").map(|e| {
-            let expires = parse_http_date(e).unwrap_or(0);
-            let date = header("date").and_then(parse_http_date).unwrap_or(0);
-            expires.saturating_sub(date)
-        })
+        if targeted {
+            None
+        } else {
+            expires_lifetime(headers, now)
+        }
     });
-    let initial_age = header("age")
-        .and_then(|a| a.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let initial_age = age_of(headers);
     let (lifetime, mut always_revalidate) = match explicit {
         Some(secs) => (Duration::from_secs(secs).min(fresh.ttl), false),
         None if fresh.heuristic => (fresh.ttl, false),
@@ -214,11 +301,15 @@ mod tests {
     const ON: Freshness = Freshness {
         ttl: Duration::from_secs(120),
         heuristic: true,
+        pass_cdn_cache_control: false,
     };
     const OFF: Freshness = Freshness {
         ttl: Duration::from_secs(120),
         heuristic: false,
+        pass_cdn_cache_control: false,
     };
+    /// Mon, 23 Nov 2026 19:00:00 GMT
+    const NOW: u64 = 1_795_460_400;
 
     fn lifetime(r: ResponseRule) -> Duration {
         match r {
@@ -230,17 +321,17 @@ mod tests {
     #[test]
     fn ttl_is_default_and_ceiling() {
         assert_eq!(
-            lifetime(response_rule(200, &[], false, ON)),
+            lifetime(response_rule(200, &[], false, ON, NOW)),
             Duration::from_secs(120)
         );
         let long = [h("Cache-Control", "max-age=86400")];
         assert_eq!(
-            lifetime(response_rule(200, &long, false, ON)),
+            lifetime(response_rule(200, &long, false, ON, NOW)),
             Duration::from_secs(120)
         );
         let short = [h("Cache-Control", "max-age=5, s-maxage=7")];
         assert_eq!(
-            lifetime(response_rule(200, &short, false, ON)),
+            lifetime(response_rule(200, &short, false, ON, NOW)),
             Duration::from_secs(7)
         );
         let expires = [
@@ -248,7 +339,7 @@ mod tests {
             h("Expires", "Mon, 23 Nov 2026 19:00:30 GMT"),
         ];
         assert_eq!(
-            lifetime(response_rule(200, &expires, false, ON)),
+            lifetime(response_rule(200, &expires, false, ON, NOW)),
             Duration::from_secs(30)
         );
     }
@@ -265,18 +356,18 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    response_rule(status, &headers, false, ON),
+                    response_rule(status, &headers, false, ON, NOW),
                     ResponseRule::NoStore(_)
                 ),
                 "{status} {headers:?}"
             );
         }
         assert!(matches!(
-            response_rule(200, &[], true, ON),
+            response_rule(200, &[], true, ON, NOW),
             ResponseRule::NoStore(_)
         ));
         assert!(matches!(
-            response_rule(200, &[h("Cache-Control", "public")], true, ON),
+            response_rule(200, &[h("Cache-Control", "public")], true, ON, NOW),
             ResponseRule::Store { .. }
         ));
     }
@@ -284,10 +375,10 @@ mod tests {
     #[test]
     fn heuristic_off_stores_only_validated_and_revalidates_always() {
         assert!(matches!(
-            response_rule(200, &[], false, OFF),
+            response_rule(200, &[], false, OFF, NOW),
             ResponseRule::NoStore(_)
         ));
-        let r = response_rule(200, &[h("ETag", "\"v1\"")], false, OFF);
+        let r = response_rule(200, &[h("ETag", "\"v1\"")], false, OFF, NOW);
         assert!(
             matches!(
                 r,
@@ -298,7 +389,7 @@ mod tests {
             ),
             "{r:?}"
         );
-        let r = response_rule(200, &[h("Cache-Control", "max-age=60")], false, OFF);
+        let r = response_rule(200, &[h("Cache-Control", "max-age=60")], false, OFF, NOW);
         assert!(
             matches!(
                 r,
@@ -314,6 +405,7 @@ mod tests {
             &[h("Cache-Control", "no-cache"), h("ETag", "\"x\"")],
             false,
             ON,
+            NOW,
         );
         assert!(
             matches!(
@@ -328,12 +420,94 @@ mod tests {
     }
 
     #[test]
+    fn age_first_value_counts_and_invalid_is_ignored() {
+        for (v, age) in [
+            ("5", 5),
+            ("100, 5", 100),
+            (" 7 ,x", 7),
+            ("+5", 0),
+            ("-1", 0),
+            ("1.5", 0),
+            ("", 0),
+            ("99999999999999999999999", u64::MAX),
+        ] {
+            assert_eq!(age_of(&[h("Age", v)]), age, "{v:?}");
+        }
+        assert_eq!(age_of(&[h("Age", "100"), h("Age", "5")]), 100);
+    }
+
+    #[test]
+    fn invalid_expires_means_expired() {
+        let date = h("Date", "Mon, 23 Nov 2026 19:00:00 GMT");
+        let ok = h("Expires", "Mon, 23 Nov 2026 19:00:30 GMT");
+        assert_eq!(expires_lifetime(&[date, ok], 0), Some(30));
+        assert_eq!(expires_lifetime(&[ok], NOW), Some(30), "no Date: now");
+        for bad in [
+            "Mon, 23 Nov 2026  19:00:30 GMT",
+            "Mon, 23 Nov 2026 9:00:30 GMT",
+            "Mon, 23 Nov 2026 19:00:30 UTC",
+            "0",
+            "Monday, 23-Nov-26 19:00:30 GMT",
+        ] {
+            assert_eq!(
+                expires_lifetime(&[date, h("Expires", bad)], 0),
+                Some(0),
+                "{bad}"
+            );
+        }
+        assert_eq!(expires_lifetime(&[date, ok, ok], 0), Some(0), "two lines");
+        assert_eq!(expires_lifetime(&[date], 0), None);
+    }
+
+    #[test]
+    fn most_specific_targeted_field_wins() {
+        let cc = h("Cache-Control", "no-store");
+        let cdn = h("CDN-Cache-Control", "max-age=30");
+        let ours = h("Pibl-Cache-Control", "max-age=10");
+        assert!(matches!(
+            response_rule(200, &[cc], false, ON, NOW),
+            ResponseRule::NoStore(_)
+        ));
+        assert_eq!(
+            lifetime(response_rule(200, &[cc, cdn], false, ON, NOW)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            lifetime(response_rule(200, &[cdn, cc, ours], false, ON, NOW)),
+            Duration::from_secs(10)
+        );
+        let private = h("CDN-Cache-Control", "private");
+        let public = h("Cache-Control", "public, max-age=60");
+        assert!(matches!(
+            response_rule(200, &[public, private], false, ON, NOW),
+            ResponseRule::NoStore(_)
+        ));
+        // A targeted field makes Expires irrelevant; an empty one is not used.
+        let expired = h("Expires", "0");
+        assert_eq!(
+            lifetime(response_rule(
+                200,
+                &[expired, h("CDN-Cache-Control", "public")],
+                false,
+                ON,
+                NOW
+            )),
+            Duration::from_secs(120)
+        );
+        assert!(matches!(
+            response_rule(200, &[h("CDN-Cache-Control", ""), cc], false, ON, NOW),
+            ResponseRule::NoStore(_)
+        ));
+    }
+
+    #[test]
     fn vary_names_are_collected() {
         let r = response_rule(
             200,
             &[h("Vary", "Accept-Encoding, accept-language")],
             false,
             ON,
+            NOW,
         );
         match r {
             ResponseRule::Store { vary, .. } => {

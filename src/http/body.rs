@@ -138,6 +138,11 @@ impl BodyRelay {
         self.delivered
     }
 
+    /// The whole body has arrived; some of it may still wait to be written.
+    pub fn has_ended(&self) -> bool {
+        self.ended
+    }
+
     /// The whole body has been written.
     pub fn is_complete(&self) -> bool {
         self.ended && self.ready == 0

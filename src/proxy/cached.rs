@@ -11,8 +11,8 @@ use crate::cache::policy::{
     is_cacheable_status, request_rule, response_rule, RequestRule, ResponseRule,
 };
 use crate::cache::{
-    primary_key, unix_now, vary_values, Cache, CacheEntry, EntryMeta, FillGuard, Freshness, Lookup,
-    PendingEntry,
+    head_key, primary_key, unix_now, vary_values, Cache, CacheEntry, EntryMeta, FillGuard,
+    Freshness, Lookup, PendingEntry,
 };
 use crate::http::body::BodyKind;
 use crate::http::date::parse_http_date;
@@ -98,21 +98,33 @@ impl CacheWork {
                     return Some(refresh(cache, &old, headers, fresh, now));
                 }
             }
-            if req.method != Method::Get || label == CacheLabel::Bypass {
+            if !fresh.pass_cdn_cache_control && has_field(headers, "cdn-cache-control") {
+                remove_header_lines(client_head, "cdn-cache-control");
+            }
+            if has_field(headers, "pibl-cache-control") {
+                remove_header_lines(client_head, "pibl-cache-control");
+            }
+            if !matches!(req.method, Method::Get | Method::Head) || label == CacheLabel::Bypass {
                 return None;
             }
-            match response_rule(status, headers, false, fresh) {
+            match response_rule(status, headers, false, fresh, now) {
                 ResponseRule::Store {
                     lifetime,
                     initial_age,
                     always_revalidate,
                     vary,
                 } => {
+                    // A HEAD response is stored as a head-only entry, under its own key.
+                    let head_only = req.method == Method::Head;
                     let meta = EntryMeta {
-                        primary: self.primary.clone(),
+                        primary: if head_only {
+                            head_key(&self.primary)
+                        } else {
+                            self.primary.clone()
+                        },
                         vary: with_request_headers(req_head, |rh| vary_values(&vary, rh)),
                         status,
-                        headers: stored_headers(headers),
+                        headers: stored_headers(headers, head_only),
                         stored_at: now,
                         initial_age: initial_age.as_secs(),
                         lifetime: lifetime.as_secs(),
@@ -187,7 +199,12 @@ enum Decision {
     /// Serve the entry; `true`: as a 304, the client's validators match it.
     Serve(Arc<CacheEntry>, bool),
     Revalidate(Arc<CacheEntry>),
-    Fetch,
+    /// Fetch from a backend and store the response. `shared`: a GET may wait for (or become)
+    /// the one fill of its URL; false when the request forbids using a stored response without
+    /// validation (`no-cache`) and there is nothing to validate, so it goes straight to a backend.
+    Fetch {
+        shared: bool,
+    },
 }
 
 /// What the cache says of a request, decided while its head is parsed: before the upstream
@@ -208,10 +225,9 @@ impl Consulted {
 pub(super) fn consult(cache: &Cache, head: &Head<'_>) -> Consulted {
     let method = head.info.method;
     if !matches!(method, Method::Get | Method::Head) {
-        let invalidate = matches!(
-            method,
-            Method::Post | Method::Put | Method::Delete | Method::Patch
-        );
+        // RFC 9111 §4.4: every unsafe method invalidates, extension methods included; the safe
+        // ones are GET, HEAD, OPTIONS and TRACE (RFC 9110 §9.2.1).
+        let invalidate = method != Method::Options && head.line.method != "TRACE";
         return Consulted {
             primary: String::new(),
             decision: Decision::Bypass { invalidate },
@@ -219,16 +235,28 @@ pub(super) fn consult(cache: &Cache, head: &Head<'_>) -> Consulted {
     }
     let primary = primary_key(&head.line.host, &head.line.target);
     let headers = head.headers;
+    let now = unix_now();
     let decision = match request_rule(headers) {
         RequestRule::Bypass(_) => Decision::Bypass { invalidate: false },
-        rule => match cache.lookup(&primary, headers, unix_now()) {
-            Lookup::Fresh(e) if rule == RequestRule::Normal => {
-                let not_modified = answers_not_modified(&e, headers);
-                Decision::Serve(e, not_modified)
+        rule => {
+            let found = match cache.lookup(&primary, headers, now) {
+                // A HEAD is answered from the GET entry, else from a head-only one.
+                Lookup::Miss if method == Method::Head => {
+                    cache.lookup(&head_key(&primary), headers, now)
+                }
+                found => found,
+            };
+            match found {
+                Lookup::Fresh(e) if rule == RequestRule::Normal => {
+                    let not_modified = answers_not_modified(&e, headers);
+                    Decision::Serve(e, not_modified)
+                }
+                Lookup::Fresh(e) | Lookup::Stale(e) if e.has_validator() => Decision::Revalidate(e),
+                _ => Decision::Fetch {
+                    shared: rule == RequestRule::Normal,
+                },
             }
-            Lookup::Fresh(e) | Lookup::Stale(e) if e.has_validator() => Decision::Revalidate(e),
-            _ => Decision::Fetch,
-        },
+        }
     };
     Consulted { primary, decision }
 }
@@ -266,9 +294,9 @@ impl Session {
                 x.cache.revalidating = Some(e);
                 self.pick_backend(ctx)
             }
-            Decision::Fetch => {
+            Decision::Fetch { shared } => {
                 x.cache.label = Some(CacheLabel::Miss);
-                if x.info.method == Method::Get {
+                if shared && x.info.method == Method::Get {
                     self.await_fill(ctx)
                 } else {
                     self.pick_backend(ctx)
@@ -354,9 +382,10 @@ impl Session {
         let out = &mut self.to_client.bytes;
         out.clear();
         put_status_line(out, status, reason_phrase(status).as_bytes());
-        out.extend_from_slice(&entry.meta.headers);
+        out.extend_from_slice(entry.client_headers(x.settings.config.cache.cdn_cache_control_pass));
         put_header_decimal(out, "Age", entry.age(now));
-        if has_body {
+        // A head-only entry's stored headers carry its Content-Length.
+        if has_body && !entry.meta.is_head_only() {
             put_header_decimal(out, "Content-Length", entry.body_len);
         }
         put_header(out, "Via", b"1.1 pibl");
@@ -433,7 +462,7 @@ fn refresh(
 ) -> Arc<CacheEntry> {
     let merged = merge_headers(&old.meta.headers, headers);
     let rule = with_stored_headers(&merged, |hs| {
-        response_rule(old.meta.status, hs, false, fresh)
+        response_rule(old.meta.status, hs, false, fresh, now)
     });
     match rule {
         ResponseRule::Store {
@@ -459,11 +488,15 @@ fn refresh(
     }
 }
 
-/// Headers worth storing: end-to-end ones, without framing, age or our own additions.
-fn stored_headers(headers: &[httparse::Header<'_>]) -> Vec<u8> {
+/// Headers worth storing: end-to-end ones, without framing, age or our own additions (a
+/// head-only entry keeps `Content-Length`: it is the one thing its missing body would say).
+/// The targeted cache-control fields are kept (they decide again after a 304); the entry puts
+/// them last, where a hit leaves them out with one slice (`CacheEntry::client_headers`).
+fn stored_headers(headers: &[httparse::Header<'_>], head_only: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for h in headers {
-        if !skip_when_storing(h.name, headers) {
+        let keep = head_only && name_is(h.name, "content-length");
+        if keep || !skip_when_storing(h.name, headers) {
             put_header(&mut out, h.name, h.value);
         }
     }
@@ -483,6 +516,32 @@ fn skip_when_storing(name: &str, headers: &[httparse::Header<'_>]) -> bool {
     .any(|n| name_is(name, n))
         || is_hop_by_hop(name)
         || named_by_connection(name, headers)
+}
+
+fn has_field(headers: &[httparse::Header<'_>], name: &str) -> bool {
+    headers.iter().any(|h| name_is(h.name, name))
+}
+
+/// Removes the `name:` lines from a serialised head, in place.
+fn remove_header_lines(head: &mut Vec<u8>, name: &str) {
+    let (mut read, mut write) = (0, 0);
+    while read < head.len() {
+        let end = head[read..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(head.len(), |i| read + i + 1);
+        let line = &head[read..end];
+        let named = line
+            .iter()
+            .position(|&b| b == b':')
+            .is_some_and(|colon| line[..colon].eq_ignore_ascii_case(name.as_bytes()));
+        if !named {
+            head.copy_within(read..end, write);
+            write += end - read;
+        }
+        read = end;
+    }
+    head.truncate(write);
 }
 
 /// Stored header lines with those the 304 carries replaced by its values (RFC 9111 §4.3.4).
@@ -640,7 +699,7 @@ mod tests {
             h("ETag", "\"a\""),
         ];
         assert_eq!(
-            stored_headers(&hs),
+            stored_headers(&hs, false),
             b"Content-Type: text/plain\r\nETag: \"a\"\r\n".to_vec()
         );
     }
@@ -706,6 +765,15 @@ mod tests {
             Some(("a:80".into(), "/y".into()))
         );
         assert_eq!(resolve("a:80", b"http://evil/y"), None);
+    }
+
+    #[test]
+    fn targeted_fields_are_removed_from_a_head() {
+        let mut head =
+            b"HTTP/1.1 200 OK\r\nCDN-Cache-Control: max-age=5\r\nA: b\r\ncdn-cache-control: x\r\n\r\n"
+                .to_vec();
+        remove_header_lines(&mut head, "cdn-cache-control");
+        assert_eq!(head, b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n");
     }
 
     #[test]

@@ -836,6 +836,11 @@ impl Session {
                 Err(_) => truncated = true,
             }
         }
+        if x.resp_body.has_ended() && !truncated {
+            // Stored whole: publish before the client can have its last byte, so a request it
+            // sends next, on any connection and worker, finds the entry.
+            x.cache.publish();
+        }
         let ready = x.resp_body.ready();
         match flush(
             &mut self.client,
