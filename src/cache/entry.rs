@@ -638,6 +638,38 @@ mod tests {
     }
 
     #[test]
+    fn targeted_fields_go_last_and_clients_get_the_head_without_them() {
+        let mut h =
+            b"Pibl-Cache-Control: max-age=1\r\nA: 1\r\nCDN-Cache-Control: max-age=2\r\nB: 2\r\n"
+                .to_vec();
+        let (client_end, cdn_end) = put_targeted_last(&mut h);
+        assert_eq!(
+            h,
+            b"A: 1\r\nB: 2\r\nCDN-Cache-Control: max-age=2\r\nPibl-Cache-Control: max-age=1\r\n"
+        );
+        assert_eq!(&h[..client_end], b"A: 1\r\nB: 2\r\n");
+        assert_eq!(&h[client_end..cdn_end], b"CDN-Cache-Control: max-age=2\r\n");
+        let mut plain = b"A: 1\r\n".to_vec();
+        assert_eq!(put_targeted_last(&mut plain), (6, 6));
+    }
+
+    #[test]
+    fn a_changed_body_file_is_noticed() {
+        let dir = tmpdir("stamp");
+        let mut p = PendingEntry::create(&dir, meta(), false, 1 << 20).unwrap();
+        p.append(b"hello");
+        let e = p.publish().unwrap();
+        assert!(e.file_unchanged());
+        // File times move in clock ticks on kernels without multigrain timestamps.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(e.path.with_extension("body"), b"jello").unwrap();
+        assert!(!e.file_unchanged());
+        fs::remove_file(e.path.with_extension("body")).unwrap();
+        assert!(!e.file_unchanged());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn abandoned_entry_leaves_no_file() {
         let dir = tmpdir("abandon");
         let mut p = PendingEntry::create(&dir, meta(), false, 4).unwrap();
