@@ -632,6 +632,15 @@ mod tests {
             status(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")),
             431
         );
+        // Exactly max_headers fields, Host included, pass.
+        let (_, head, _) = ok(&format!(
+            "GET / HTTP/1.1\r\nHost: a\r\n{}\r\n",
+            &many[..many.rfind("X-99:").unwrap()]
+        ));
+        assert!(
+            head.contains("X-98: v\r\n") && !head.contains("X-99"),
+            "{head}"
+        );
     }
 
     #[test]
