@@ -101,6 +101,9 @@ pub struct Config {
     pub health: Health,
     /// `admin ADDR:PORT`: the status, metrics and purge listener; `None` (the default): not bound.
     pub admin: Option<SocketAddr>,
+    /// `upgrade_protocols`: the `Upgrade` protocols forwarded to backends (lowercase), so the
+    /// only ones a `101` can turn into a tunnel; empty (`none`): no upgrades at all.
+    pub upgrade_protocols: Vec<String>,
 }
 
 /// The `cache*` directives as written; [`Config::cache_config`] turns them into a decision.
@@ -163,7 +166,7 @@ impl Default for Limits {
         Limits {
             buffer_size: 16 * 1024,
             max_header_bytes: 64 * 1024,
-            max_headers: 100,
+            max_headers: 256,
             max_connections: 16_384,
             upstream_pool_size: 128,
             max_connections_per_worker: None,
@@ -207,6 +210,10 @@ impl Config {
             cache: CacheSettings::default(),
             health: Health::default(),
             admin: None,
+            upgrade_protocols: crate::http::request::DEFAULT_UPGRADE_PROTOCOLS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
         }
     }
 
@@ -407,6 +414,9 @@ impl Config {
                 "cache_max_object" => {
                     cfg.cache.max_object = parse_size(one()?, 0, usize::MAX).map_err(at)? as u64;
                 }
+                "upgrade_protocols" => {
+                    cfg.upgrade_protocols = parse_upgrade_protocols(&args).map_err(at)?
+                }
                 other => return Err(err(line_no, format!("unknown directive '{other}'"))),
             }
         }
@@ -491,6 +501,27 @@ fn parse_count(v: &str, min: usize, max: usize) -> Result<usize, String> {
     match v.parse::<usize>() {
         Ok(n) if n >= min && n <= max => Ok(n),
         _ => Err(format!("'{v}' is not a number from {min} to {max}")),
+    }
+}
+
+/// `none`, or protocol names (HTTP tokens, as in `Upgrade: websocket`), kept lowercase.
+fn parse_upgrade_protocols(args: &[&str]) -> Result<Vec<String>, String> {
+    match args {
+        [] => Err("needs 'none' or one or more protocol names (e.g. websocket)".to_string()),
+        ["none"] => Ok(Vec::new()),
+        _ => args
+            .iter()
+            .map(|&p| {
+                let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+                if p == "none" {
+                    Err("'none' cannot be combined with protocol names".to_string())
+                } else if !p.bytes().all(tchar) {
+                    Err(format!("'{p}' is not a protocol name (e.g. websocket)"))
+                } else {
+                    Ok(p.to_ascii_lowercase())
+                }
+            })
+            .collect(),
     }
 }
 
@@ -626,6 +657,25 @@ mod tests {
         assert!(e.message.contains("PATH INTERVAL"), "{e}");
         let e = parse("backend 127.0.0.1:2\nhealth_check health 2s\n").unwrap_err();
         assert!(e.message.contains("path"), "{e}");
+    }
+
+    #[test]
+    fn upgrade_protocols_default_list_and_none() {
+        let cfg = parse("backend 127.0.0.1:2\n").unwrap();
+        assert_eq!(cfg.upgrade_protocols, ["websocket"]);
+        assert_eq!(cfg.limits.max_headers, 256);
+        let cfg = parse("backend 127.0.0.1:2\nupgrade_protocols WebSocket h2c\n").unwrap();
+        assert_eq!(cfg.upgrade_protocols, ["websocket", "h2c"]);
+        let cfg = parse("backend 127.0.0.1:2\nupgrade_protocols none\n").unwrap();
+        assert!(cfg.upgrade_protocols.is_empty());
+        for bad in ["", " none websocket", " web/socket", " a,b"] {
+            let e = parse(&format!("backend 127.0.0.1:2\nupgrade_protocols{bad}\n")).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with("test.conf:2: upgrade_protocols: "),
+                "{bad:?}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -254,3 +254,73 @@ fn idle_connection_memory() {
     );
     drop(idle);
 }
+
+#[test]
+fn a_hundred_headers_pass_and_thousands_of_tiny_ones_get_431() {
+    let b = Backend::start("hdrs");
+    let p = Pibl::start(&[b.addr], "");
+    for n in [100, 250] {
+        let fields: String = (0..n)
+            .map(|i| format!("X-Field-{i}: value {i}\r\n"))
+            .collect();
+        let mut c = Conn::open(p.addr);
+        c.send(format!("GET /fields/{n} HTTP/1.1\r\nHost: a\r\n{fields}\r\n").as_bytes());
+        assert_eq!(c.read_response(false).unwrap().status, 200, "{n} fields");
+        let seen = b
+            .seen()
+            .into_iter()
+            .find(|s| s.target == format!("/fields/{n}"));
+        let seen = seen.expect("the request reached the backend");
+        assert_eq!(
+            seen.header(&format!("X-Field-{}", n - 1)),
+            Some(&*format!("value {}", n - 1))
+        );
+        assert_eq!(
+            seen.headers
+                .iter()
+                .filter(|(k, _)| k.starts_with("X-Field-"))
+                .count(),
+            n
+        );
+    }
+    // Thousands of tiny fields, well under max_header_bytes: the count guard refuses them.
+    let tiny: String = (0..5000).map(|_| "a:1\r\n").collect();
+    let out = raw_exchange(
+        p.addr,
+        format!("GET /tiny HTTP/1.1\r\nHost: a\r\n{tiny}\r\n").as_bytes(),
+    );
+    assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert!(b.seen().iter().all(|s| s.target != "/tiny"));
+}
+
+#[test]
+fn a_response_with_150_set_cookie_fields_is_relayed_intact() {
+    let b = Backend::start("cookies");
+    let p = Pibl::start(&[b.addr], "");
+    let query: String = (0..150)
+        .map(|i| format!("&h=Set-Cookie:c{i}=v{i}"))
+        .collect();
+    let out = raw_exchange(
+        p.addr,
+        format!("GET /res?status=200{query} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    let mut fields = [httparse::EMPTY_HEADER; 512];
+    let mut resp = httparse::Response::new(&mut fields);
+    let parsed = resp.parse(out.as_bytes());
+    assert!(matches!(parsed, Ok(httparse::Status::Complete(_))), "{out}");
+    assert_eq!(resp.code, Some(200), "{out}");
+    let cookies: Vec<&[u8]> = resp
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("set-cookie"))
+        .map(|h| h.value)
+        .collect();
+    let expected: Vec<String> = (0..150).map(|i| format!("c{i}=v{i}")).collect();
+    assert_eq!(
+        cookies,
+        expected.iter().map(String::as_bytes).collect::<Vec<_>>()
+    );
+    assert!(out.ends_with("#1\n"), "{out}");
+}

@@ -490,7 +490,7 @@ fn upgrade_becomes_a_tunnel_only_after_101() {
     let mut s = TcpStream::connect(p.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     // Bytes after the head are sent at once; they must reach the backend only after its 101.
-    s.write_all(b"GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly-bytes")
+    s.write_all(b"GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nearly-bytes")
         .unwrap();
     let mut got = Vec::new();
     let mut buf = [0; 1024];
@@ -506,7 +506,7 @@ fn upgrade_becomes_a_tunnel_only_after_101() {
     let n = s.read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"ping");
     let seen = &b.seen()[0];
-    assert_eq!(seen.header("Upgrade"), Some("echo"));
+    assert_eq!(seen.header("Upgrade"), Some("websocket"));
     assert_eq!(seen.body_len, 0);
 }
 

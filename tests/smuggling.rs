@@ -4,6 +4,10 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
 use common::{get, raw_exchange, Backend, Pibl};
 
 const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -159,7 +163,7 @@ fn version_length_and_count_limits() {
             .as_str(),
         431,
     );
-    let many: String = (0..120).map(|i| format!("X-{i}: v\r\n")).collect();
+    let many: String = (0..300).map(|i| format!("X-{i}: v\r\n")).collect();
     refused(
         &p,
         &b,
@@ -173,5 +177,72 @@ fn version_length_and_count_limits() {
         414,
     );
     refused(&p, &b, "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405);
+    assert_eq!(b.seen().iter().filter(|s| s.target != "/after").count(), 0);
+}
+
+#[test]
+fn a_malformed_version_is_400_and_an_unsupported_one_505() {
+    let (b, p) = setup();
+    for bad in [
+        "HTTP/1.x",
+        "HTTP/1.",
+        "HTTP/2",
+        "HTTP/11.1",
+        "http/1.1",
+        "HTTP/ 1.1",
+        "HTTPS/1.1",
+    ] {
+        refused(&p, &b, &format!("GET / {bad}\r\nHost: a\r\n\r\n"), 400);
+    }
+    for unsupported in ["HTTP/2.0", "HTTP/3.0"] {
+        refused(
+            &p,
+            &b,
+            &format!("GET / {unsupported}\r\nHost: a\r\n\r\n"),
+            505,
+        );
+    }
+    // A version that arrives in pieces is judged once its line has ended.
+    let mut s = TcpStream::connect(p.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET / HTTP/2").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    assert!(s.read(&mut buf).is_err(), "answered before the line ended");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b".0\r\nHost: a\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 505 "), "{out}");
+    assert_eq!(b.seen().iter().filter(|s| s.target != "/after").count(), 0);
+}
+
+#[test]
+fn a_request_line_over_max_header_bytes_is_414_whatever_the_limit() {
+    let b = Backend::start("s414");
+    let p = Pibl::start(&[b.addr], "max_header_bytes 2k\n");
+    let target = "u".repeat(10 * 1024);
+    refused(
+        &p,
+        &b,
+        &format!("GET /{target} HTTP/1.1\r\nHost: a\r\n\r\n"),
+        414,
+    );
+    // The line never ends: the head buffer fills first.
+    let out = raw_exchange(p.addr, format!("GET /{target}").as_bytes());
+    assert!(out.starts_with("HTTP/1.1 414 "), "{out}");
+    // A request line that fits, with header fields that do not: 431.
+    refused(
+        &p,
+        &b,
+        &format!(
+            "GET /{} HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+            "u".repeat(1500),
+            "x".repeat(1000)
+        ),
+        431,
+    );
     assert_eq!(b.seen().iter().filter(|s| s.target != "/after").count(), 0);
 }

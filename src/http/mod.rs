@@ -52,8 +52,9 @@ pub fn has_token(value: &[u8], token: &str) -> bool {
 
 /// Headers that describe one connection and are never forwarded (RFC 9110 §7.6.1), apart from
 /// Transfer-Encoding, which the relay keeps because it forwards chunked bodies as they are.
+/// `HTTP2-Settings` belongs to an h2c upgrade of this one connection (RFC 7540 §3.2.1).
 pub fn is_hop_by_hop(name: &str) -> bool {
-    const HOP: [&str; 7] = [
+    const HOP: [&str; 8] = [
         "connection",
         "keep-alive",
         "proxy-connection",
@@ -61,6 +62,7 @@ pub fn is_hop_by_hop(name: &str) -> bool {
         "trailer",
         "upgrade",
         "proxy-authenticate",
+        "http2-settings",
     ];
     HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
 }

@@ -19,6 +19,9 @@ pub const HEADERS_CAP: usize = 1000;
 /// The host of an HTTP/1.0 request that names none: sent upstream and used in cache keys.
 pub const DEFAULT_HOST: &str = "localhost";
 
+/// The protocols a client may switch to through pibl unless `upgrade_protocols` says otherwise.
+pub const DEFAULT_UPGRADE_PROTOCOLS: [&str; 1] = ["websocket"];
+
 /// Methods whose semantics the proxy cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -63,7 +66,8 @@ pub struct RequestInfo {
     pub body: BodyKind,
     /// The client wants the connection kept open after the response.
     pub keep_alive: bool,
-    /// The client asked to switch protocols (WebSocket).
+    /// The client asked to switch to a protocol the operator allows (`upgrade_protocols`), and
+    /// the upstream head asks for it: only then may a `101` turn the connection into a tunnel.
     pub upgrade: bool,
     /// Length of the head in the input, including the blank line.
     pub head_len: usize,
@@ -115,7 +119,10 @@ pub struct Head<'a> {
     method: &'a str,
     path: &'a str,
     host: &'a [u8],
-    upgrade: Option<&'a [u8]>,
+    /// Forward the allowed `Upgrade` tokens (see [`RequestInfo::upgrade`]).
+    upgrade: bool,
+    /// The `upgrade_protocols` in force, lowercase.
+    upgrade_protocols: &'a [String],
 }
 
 impl Head<'_> {
@@ -130,12 +137,13 @@ impl Head<'_> {
             self.headers,
             fwd,
             self.info.version,
-            self.upgrade,
+            self.upgrade.then_some(self.upgrade_protocols),
         );
     }
 }
 
-/// Parses a request head from the start of `input` and writes the head to send upstream.
+/// Parses a request head from the start of `input` and writes the head to send upstream, with
+/// the default `upgrade_protocols` ([`DEFAULT_UPGRADE_PROTOCOLS`]).
 ///
 /// Returns `Ok(None)` while the head is incomplete. On success `out` holds the head to send
 /// upstream and `line` the request line for logging.
@@ -146,16 +154,26 @@ pub fn parse(
     out: &mut Vec<u8>,
     line: &mut RequestLine,
 ) -> Result<Option<RequestInfo>, RequestError> {
-    let parsed = parse_with(input, limits, line, |head| head.write_upstream(out, fwd))?;
+    static DEFAULT: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        DEFAULT_UPGRADE_PROTOCOLS
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    });
+    let parsed = parse_with(input, limits, &DEFAULT, line, |head| {
+        head.write_upstream(out, fwd)
+    })?;
     Ok(parsed.map(|(info, ())| info))
 }
 
 /// Parses and validates a request head from the start of `input`, fills `line`, and lends the
 /// head to `then` (which decides, for one, whether an upstream head is needed at all: a cache
-/// hit does not need one). Returns `Ok(None)` while the head is incomplete.
+/// hit does not need one). `upgrade_protocols` (lowercase) are the `Upgrade` tokens that may be
+/// forwarded; others are removed. Returns `Ok(None)` while the head is incomplete.
 pub fn parse_with<R>(
     input: &[u8],
     limits: HeadLimits,
+    upgrade_protocols: &[String],
     line: &mut RequestLine,
     then: impl FnOnce(&Head<'_>) -> R,
 ) -> Result<Option<(RequestInfo, R)>, RequestError> {
@@ -164,21 +182,19 @@ pub fn parse_with<R>(
     let mut req = httparse::Request::new(&mut []);
     let head_len = match req.parse_with_uninit_headers(input, slots) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return if input.len() >= limits.max_header_bytes {
-                Err(too_large(input))
-            } else {
-                Ok(None)
-            };
-        }
+        Ok(httparse::Status::Partial) => return incomplete(input, limits),
         Err(httparse::Error::TooManyHeaders) => return Err(reject(431, "too many header fields")),
-        Err(httparse::Error::Version) if bad_version_number(input) => {
-            return Err(reject(505, "HTTP version not supported"))
+        Err(httparse::Error::Version) => {
+            return match refused_version(input) {
+                VersionField::Unsupported => Err(reject(505, "HTTP version not supported")),
+                VersionField::Malformed => Err(reject(400, "invalid HTTP version")),
+                VersionField::Incomplete => incomplete(input, limits),
+            };
         }
         Err(e) => return Err(reject(400, parse_error_reason(e))),
     };
     if head_len > limits.max_header_bytes {
-        return Err(too_large(input));
+        return Err(too_large(input, limits.max_header_bytes));
     }
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(reject(400, "incomplete request line"));
@@ -237,11 +253,13 @@ pub fn parse_with<R>(
         Version::Http11 => !connection_has("close"),
         Version::Http10 => connection_has("keep-alive"),
     };
-    let upgrade_value = headers
-        .iter()
-        .find(|h| name_is(h.name, "upgrade"))
-        .map(|h| h.value)
-        .filter(|_| version == Version::Http11 && connection_has("upgrade"));
+    // Only allowed protocols are forwarded: a blind tunnel to anything else (h2c) would carry
+    // later requests past the proxy's routing, limits, log and cache.
+    let upgrade = version == Version::Http11
+        && allowed_upgrades(headers, upgrade_protocols)
+            .next()
+            .is_some()
+        && connection_has("upgrade");
 
     line.method.clear();
     line.method.push_str(method);
@@ -255,7 +273,7 @@ pub fn parse_with<R>(
         version,
         body,
         keep_alive,
-        upgrade: upgrade_value.is_some(),
+        upgrade,
         head_len,
     };
     let r = then(&Head {
@@ -265,7 +283,8 @@ pub fn parse_with<R>(
         method,
         path,
         host,
-        upgrade: upgrade_value,
+        upgrade,
+        upgrade_protocols,
     });
     Ok(Some((info, r)))
 }
@@ -279,7 +298,7 @@ fn write_upstream_head(
     headers: &[httparse::Header<'_>],
     fwd: &Forwarding,
     version: Version,
-    upgrade: Option<&[u8]>,
+    upgrade_protocols: Option<&[String]>,
 ) {
     out.clear();
     out.extend_from_slice(method.as_bytes());
@@ -323,11 +342,58 @@ fn write_upstream_head(
     if !via_written {
         write_list_with_hop(out, &[], "Via", false, fwd, version);
     }
-    if let Some(u) = upgrade {
-        put_header(out, "Connection", b"upgrade");
-        put_header(out, "Upgrade", u);
+    if let Some(allowed) = upgrade_protocols {
+        write_upgrade(out, headers, allowed);
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Writes `Connection` and `Upgrade` with the allowed protocols only; for h2c, the
+/// `HTTP2-Settings` it needs (dropped as hop-by-hop otherwise).
+fn write_upgrade(out: &mut Vec<u8>, headers: &[httparse::Header<'_>], allowed: &[String]) {
+    let h2c =
+        allowed_upgrades(headers, allowed).any(|t| protocol_name(t).eq_ignore_ascii_case(b"h2c"));
+    out.extend_from_slice(if h2c {
+        b"Connection: upgrade, HTTP2-Settings\r\nUpgrade: "
+    } else {
+        b"Connection: upgrade\r\nUpgrade: "
+    });
+    for (i, token) in allowed_upgrades(headers, allowed).enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(token);
+    }
+    out.extend_from_slice(b"\r\n");
+    if h2c {
+        for h in headers.iter().filter(|h| name_is(h.name, "http2-settings")) {
+            put_header(out, h.name, h.value);
+        }
+    }
+}
+
+/// The tokens of the `Upgrade` fields whose protocol `allowed` (lowercase) names, as sent.
+fn allowed_upgrades<'h>(
+    headers: &'h [httparse::Header<'h>],
+    allowed: &'h [String],
+) -> impl Iterator<Item = &'h [u8]> + 'h {
+    headers
+        .iter()
+        .filter(|h| name_is(h.name, "upgrade"))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(move |t| {
+            let name = protocol_name(t);
+            !name.is_empty()
+                && allowed
+                    .iter()
+                    .any(|a| name.eq_ignore_ascii_case(a.as_bytes()))
+        })
+}
+
+/// `websocket` of `websocket`, `h2c` of `h2c`, `HTTP` of `HTTP/2.0` (RFC 9110 §7.8).
+fn protocol_name(token: &[u8]) -> &[u8] {
+    token.split(|&b| b == b'/').next().unwrap_or(token)
 }
 
 /// Writes `name: <every existing value>, <our hop>`.
@@ -398,23 +464,71 @@ fn valid_host(h: &[u8]) -> bool {
         })
 }
 
-fn too_large(input: &[u8]) -> RequestError {
-    if input.contains(&b'\n') {
+/// A head that has not ended yet: wait for more, unless it already fills `max_header_bytes`.
+fn incomplete<T>(input: &[u8], limits: HeadLimits) -> Result<Option<T>, RequestError> {
+    if input.len() >= limits.max_header_bytes {
+        Err(too_large(input, limits.max_header_bytes))
+    } else {
+        Ok(None)
+    }
+}
+
+/// A head over `limit` bytes: `414` when the request line alone (with its line end) is over it,
+/// including when its end has not even arrived; `431` when the header fields are what is too much.
+fn too_large(input: &[u8], limit: usize) -> RequestError {
+    let scanned = &input[..input.len().min(limit)];
+    if scanned.contains(&b'\n') {
         reject(431, "request header section too large")
     } else {
         reject(414, "request line too long")
     }
 }
 
-/// `HTTP/` followed by a digit that httparse refused: a real but unsupported version.
-fn bad_version_number(input: &[u8]) -> bool {
-    let first_line = input.split(|&b| b == b'\n').next().unwrap_or(input);
-    first_line
-        .windows(7)
-        .any(|w| w.starts_with(b" HTTP/") && w[6].is_ascii_digit())
-        && !first_line
-            .windows(8)
-            .any(|w| w == b"HTTP/1.1" || w == b"HTTP/1.0")
+/// What the version field of a request line that httparse refused is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VersionField {
+    /// `HTTP/DIGIT.DIGIT`, but not a version pibl speaks (`HTTP/2.0`): 505.
+    Unsupported,
+    /// Anything else (`HTTP/1.x`, `http/1.1`, `HTTP/11`): a malformed request line, 400.
+    Malformed,
+    /// The line has not ended and may still become `HTTP/DIGIT.DIGIT`: wait for more bytes.
+    Incomplete,
+}
+
+/// Classifies the version field of the request line at the start of `input` (after the method
+/// and the target, which contain no space) once httparse has refused it (RFC 9112 §2.3).
+fn refused_version(input: &[u8]) -> VersionField {
+    let (line, ended) = match input.iter().position(|&b| b == b'\n') {
+        Some(lf) => (&input[..lf], true),
+        None => (input, false),
+    };
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let field = match (parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some(_), Some(field)) => field,
+        _ => return VersionField::Malformed,
+    };
+    let fits = |pattern: &[u8], text: &[u8]| {
+        text.len() <= pattern.len()
+            && text.iter().zip(pattern).all(|(&b, &p)| {
+                if p == b'D' {
+                    b.is_ascii_digit()
+                } else {
+                    b == p
+                }
+            })
+    };
+    if ended {
+        let field = field.strip_suffix(b"\r").unwrap_or(field);
+        if field.len() == 8 && fits(b"HTTP/D.D", field) {
+            VersionField::Unsupported
+        } else {
+            VersionField::Malformed
+        }
+    } else if fits(b"HTTP/D.D\r", field) {
+        VersionField::Incomplete
+    } else {
+        VersionField::Malformed
+    }
 }
 
 fn parse_error_reason(e: httparse::Error) -> &'static str {
@@ -518,6 +632,142 @@ mod tests {
             status(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")),
             431
         );
+        // Exactly max_headers fields, Host included, pass.
+        let (_, head, _) = ok(&format!(
+            "GET / HTTP/1.1\r\nHost: a\r\n{}\r\n",
+            &many[..many.rfind("X-99:").unwrap()]
+        ));
+        assert!(
+            head.contains("X-98: v\r\n") && !head.contains("X-99"),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn the_request_line_alone_over_the_limit_is_414() {
+        let small = HeadLimits {
+            max_header_bytes: 2048,
+            ..LIMITS
+        };
+        let mut line = RequestLine::default();
+        let mut status = |input: String| {
+            parse_with(input.as_bytes(), small, &[], &mut line, |_| ())
+                .err()
+                .map(|e| e.status)
+        };
+        let target = "u".repeat(10 * 1024);
+        // Whole, and cut before the line ends.
+        assert_eq!(
+            status(format!("GET /{target} HTTP/1.1\r\nHost: a\r\n\r\n")),
+            Some(414)
+        );
+        assert_eq!(status(format!("GET /{target}")), Some(414));
+        assert_eq!(
+            status(format!("GET /{target} HTTP/1.1\r\nHost: a\r\n")),
+            Some(414)
+        );
+        // A short line with too much after it is the header section's fault.
+        let field = "h".repeat(3000);
+        assert_eq!(
+            status(format!("GET / HTTP/1.1\r\nHost: a\r\nX: {field}\r\n\r\n")),
+            Some(431)
+        );
+        assert_eq!(status(format!("GET / HTTP/1.1\r\nX: {field}")), Some(431));
+    }
+
+    #[test]
+    fn version_is_http_digit_dot_digit_or_the_line_is_malformed() {
+        for bad in [
+            "HTTP/1.x",
+            "http/1.1",
+            "HTTP/11.1",
+            "HTTP/2",
+            "HTTP/1.",
+            "HTTPS/1.1",
+        ] {
+            assert_eq!(
+                status(&format!("GET / {bad}\r\nHost: a\r\n\r\n")),
+                400,
+                "{bad}"
+            );
+        }
+        assert_eq!(status("GET / HTTP/1.1 x\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/2.0 x\r\nHost: a\r\n\r\n"), 400);
+        for unsupported in ["HTTP/2.0", "HTTP/3.0", "HTTP/0.9", "HTTP/1.2"] {
+            assert_eq!(
+                status(&format!("GET / {unsupported}\r\nHost: a\r\n\r\n")),
+                505,
+                "{unsupported}"
+            );
+            assert_eq!(status(&format!("GET / {unsupported}\nHost: a\n\n")), 505);
+        }
+        // Until the line ends, a version that may still be well-formed waits for more.
+        for prefix in [
+            "GET / HTTP/2",
+            "GET / HTTP/2.",
+            "GET / HTTP/2.0",
+            "GET / HTTP/2.0\r",
+        ] {
+            assert!(run(prefix).unwrap().is_none(), "{prefix:?}");
+        }
+        assert_eq!(status("GET / HTTP/2x"), 400);
+        assert_eq!(status("GET / HTTP/2.0x"), 400);
+    }
+
+    #[test]
+    fn only_allowed_upgrade_protocols_are_forwarded() {
+        let fwd = Forwarding {
+            client_ip: "10.1.2.3".parse().unwrap(),
+            proto: "http",
+        };
+        let upstream = |input: &str, allowed: &[&str]| {
+            let allowed: Vec<String> = allowed.iter().map(|p| p.to_string()).collect();
+            let mut out = Vec::new();
+            let mut line = RequestLine::default();
+            let (info, ()) = parse_with(input.as_bytes(), LIMITS, &allowed, &mut line, |h| {
+                h.write_upstream(&mut out, &fwd)
+            })
+            .unwrap()
+            .unwrap();
+            (info.upgrade, String::from_utf8(out).unwrap())
+        };
+        let h2c = "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+                   Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+        let (upgrade, head) = upstream(h2c, &["websocket"]);
+        assert!(!upgrade);
+        assert!(
+            !head.to_ascii_lowercase().contains("upgrade") && !head.contains("HTTP2-Settings"),
+            "{head}"
+        );
+        let (upgrade, head) = upstream(h2c, &["websocket", "h2c"]);
+        assert!(upgrade);
+        assert!(
+            head.ends_with(
+                "Connection: upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
+                 HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+            ),
+            "{head}"
+        );
+        // Several offers: only the allowed ones stay, in the client's order.
+        let offers = "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\
+                      Upgrade: h2c, WebSocket/13\r\nUpgrade: foo, websocket\r\n\r\n";
+        let (upgrade, head) = upstream(offers, &["websocket"]);
+        assert!(upgrade);
+        assert!(
+            head.ends_with("Connection: upgrade\r\nUpgrade: WebSocket/13, websocket\r\n\r\n"),
+            "{head}"
+        );
+        let (upgrade, head) = upstream(offers, &[]);
+        assert!(
+            !upgrade && !head.to_ascii_lowercase().contains("upgrade"),
+            "{head}"
+        );
+        // A stray HTTP2-Settings is never forwarded.
+        let (_, head) = upstream(
+            "GET / HTTP/1.1\r\nHost: a\r\nHTTP2-Settings: AAMA\r\n\r\n",
+            &["h2c"],
+        );
+        assert!(!head.contains("HTTP2-Settings"), "{head}");
     }
 
     #[test]

@@ -41,7 +41,8 @@ pub struct ClientSide {
     pub head_request: bool,
     /// The client connection can stay open (client asked for it, request fully read).
     pub keep_alive: bool,
-    /// The request asked to upgrade; a 101 is only accepted then.
+    /// The upstream request asked to upgrade (to a protocol `upgrade_protocols` allows); a 101
+    /// is only accepted then, any other is a bad response (502), never a tunnel.
     pub upgrade: bool,
 }
 

@@ -434,15 +434,17 @@ impl Session {
                 };
                 let cache = ctx.shared.cache.as_deref();
                 let upstream_head = &mut self.to_upstream.bytes;
-                let parsed = request::parse_with(buf.data(), limits, &mut self.line, |head| {
-                    let consulted = cache.map(|c| cached::consult(c, head));
-                    if consulted.as_ref().is_some_and(Consulted::is_hit) {
-                        upstream_head.clear();
-                    } else {
-                        head.write_upstream(upstream_head, &fwd);
-                    }
-                    consulted
-                });
+                let upgrades = &ctx.settings.config.upgrade_protocols;
+                let parsed =
+                    request::parse_with(buf.data(), limits, upgrades, &mut self.line, |head| {
+                        let consulted = cache.map(|c| cached::consult(c, head));
+                        if consulted.as_ref().is_some_and(Consulted::is_hit) {
+                            upstream_head.clear();
+                        } else {
+                            head.write_upstream(upstream_head, &fwd);
+                        }
+                        consulted
+                    });
                 match parsed {
                     Ok(Some((info, consulted))) => {
                         if ctx.shared.cache.is_some() {
