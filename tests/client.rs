@@ -463,6 +463,29 @@ fn flush_empties_the_cache_and_reports_it() {
 }
 
 #[test]
+fn flush_of_a_missing_cache_directory_is_a_local_error() {
+    let client = Client::new();
+    let missing = client.cwd.path().join("no-such-cache");
+    let run = client.run(&["flush", "--cache-dir", &missing.display().to_string()]);
+    assert_eq!(run.code, 8, "stdout: {}", run.stdout_text());
+    assert!(run.stdout.is_empty(), "{}", run.stdout_text());
+    assert!(
+        run.stderr.starts_with("pibl-client: error: ")
+            && run.stderr.contains(&missing.display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert!(!missing.exists(), "flush must not create the directory");
+    // An existing, empty directory is not an error.
+    let empty = client.cache.path().display().to_string();
+    let run = client.run(&["flush", "--cache-dir", &empty]);
+    assert_ok(&run);
+    assert!(run
+        .stdout_text()
+        .starts_with("flushed 0 cache entries (0 bytes) from "));
+}
+
+#[test]
 fn forward_proxy_gets_absolute_form() {
     let proxy = TestServer::start(|_| text("via proxy"));
     let run = Client::new().fetch(

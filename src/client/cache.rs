@@ -252,14 +252,12 @@ impl Cache {
         Ok(self.lookup(&entry.url))
     }
 
-    /// Removes every entry (and leftover temp file) in `dir`; a missing directory is empty.
+    /// Removes every entry (and leftover temp file) in `dir`. An empty directory is fine; a
+    /// missing one is an error, as it usually means a mistyped `--cache-dir`.
     pub fn flush(dir: &Path) -> Result<FlushReport, ClientError> {
         let mut report = FlushReport::default();
-        let listing = match fs::read_dir(dir) {
-            Ok(listing) => listing,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(report),
-            Err(e) => return Err(ClientError::local_io("cannot list cache directory", dir, e)),
-        };
+        let listing = fs::read_dir(dir)
+            .map_err(|e| ClientError::local_io("cannot flush cache directory", dir, e))?;
         for item in listing {
             let item =
                 item.map_err(|e| ClientError::local_io("cannot list cache directory", dir, e))?;
