@@ -101,6 +101,9 @@ pub struct Config {
     pub health: Health,
     /// `admin ADDR:PORT`: the status, metrics and purge listener; `None` (the default): not bound.
     pub admin: Option<SocketAddr>,
+    /// `splice on|off`: relay large plain bodies with splice(2) (Linux only; elsewhere they are
+    /// always copied through the buffer).
+    pub splice: bool,
 }
 
 /// The `cache*` directives as written; [`Config::cache_config`] turns them into a decision.
@@ -204,6 +207,7 @@ impl Config {
             cache: CacheSettings::default(),
             health: Health::default(),
             admin: None,
+            splice: true,
         }
     }
 
@@ -319,6 +323,7 @@ impl Config {
                 }
                 "log_file" => cfg.log_file = PathBuf::from(one()?),
                 "access_log" => cfg.access_log = parse_switch(one()?).map_err(at)?,
+                "splice" => cfg.splice = parse_switch(one()?).map_err(at)?,
                 "buffer_size" => {
                     cfg.limits.buffer_size = parse_size(one()?, 1024, 16 << 20).map_err(at)?;
                 }
