@@ -104,6 +104,9 @@ pub struct Config {
     /// `upgrade_protocols`: the `Upgrade` protocols forwarded to backends (lowercase), so the
     /// only ones a `101` can turn into a tunnel; empty (`none`): no upgrades at all.
     pub upgrade_protocols: Vec<String>,
+    /// `splice on|off`: relay large plain bodies with splice(2) (Linux only; elsewhere they are
+    /// always copied through the buffer).
+    pub splice: bool,
 }
 
 /// The `cache*` directives as written; [`Config::cache_config`] turns them into a decision.
@@ -214,6 +217,7 @@ impl Config {
                 .iter()
                 .map(|p| p.to_string())
                 .collect(),
+            splice: true,
         }
     }
 
@@ -330,6 +334,7 @@ impl Config {
                 }
                 "log_file" => cfg.log_file = PathBuf::from(one()?),
                 "access_log" => cfg.access_log = parse_switch(one()?).map_err(at)?,
+                "splice" => cfg.splice = parse_switch(one()?).map_err(at)?,
                 "buffer_size" => {
                     cfg.limits.buffer_size = parse_size(one()?, 1024, 16 << 20).map_err(at)?;
                 }

@@ -32,15 +32,42 @@ pub fn accepted(stream: &mio::net::TcpStream) {
     }
 }
 
-/// Binds `count` SO_REUSEPORT listeners on one address. With port 0 the first picks the port and
-/// the others join it.
+/// Binds `count` SO_REUSEPORT listeners on one address, one per worker. With port 0 the first
+/// picks the port and the others join it. Only Linux spreads connections over such a group;
+/// elsewhere the workers share one listener ([`shared_listener_group`]).
 pub fn bind_group(addr: SocketAddr, count: usize) -> io::Result<Vec<mio::net::TcpListener>> {
+    if !cfg!(target_os = "linux") {
+        return shared_listener_group(addr, count);
+    }
     let first = reuseport_listener(addr)?;
     let actual = first.local_addr()?;
     let mut all = vec![first];
     for _ in 1..count {
         all.push(reuseport_listener(actual)?);
     }
+    Ok(all)
+}
+
+/// One listener for `count` workers, where SO_REUSEPORT does not balance (macOS, and FreeBSD,
+/// whose balancing SO_REUSEPORT_LB is not used: every connection would go to one listener):
+/// each worker gets its own descriptor of the same socket to register in its own poll. A new
+/// connection wakes them all; the one that accepts it wins and the others' accept loops get
+/// `WouldBlock`, as they do after every burst.
+pub fn shared_listener_group(
+    addr: SocketAddr,
+    count: usize,
+) -> io::Result<Vec<mio::net::TcpListener>> {
+    use std::os::fd::AsFd;
+    let listener = reuseport_listener(addr)?;
+    let mut all = Vec::with_capacity(count.max(1));
+    for _ in 1..count {
+        // A dup shares the socket and its O_NONBLOCK; it gets its own FD_CLOEXEC.
+        let fd = listener.as_fd().try_clone_to_owned()?;
+        all.push(mio::net::TcpListener::from_std(
+            std::net::TcpListener::from(fd),
+        ));
+    }
+    all.push(listener);
     Ok(all)
 }
 
@@ -51,13 +78,19 @@ pub struct FdLimit {
     pub now: u64,
 }
 
-/// Raises this process's soft open-files limit to its hard limit (capped at 1,048,576), as
-/// HAProxy and the Go runtime do: the common soft default of 1024 would cap a server at about
-/// a thousand connections (each proxied one holds two descriptors) while the hard limit
-/// allows far more.
+/// Raises this process's soft open-files limit to its hard limit (capped at 1,048,576; at
+/// 10,240 on macOS), as HAProxy and the Go runtime do: the common soft default of 1024 would
+/// cap a server at about a thousand connections (each proxied one holds two descriptors) while
+/// the hard limit allows far more.
 #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not on every target
 pub fn raise_fd_limit() -> io::Result<FdLimit> {
-    const CAP: u64 = 1 << 20;
+    // macOS's setrlimit(2) refuses a soft limit above OPEN_MAX (10240) with EINVAL, even when
+    // the hard limit is unlimited; its default soft limit is 256.
+    const CAP: u64 = if cfg!(target_os = "macos") {
+        10_240
+    } else {
+        1 << 20
+    };
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -440,6 +440,94 @@ fn corrupt_entries_are_ignored() {
 }
 
 #[test]
+fn host_header_override_has_its_own_cache_entry() {
+    let server = TestServer::start(|r| text(&format!("site {}", r.header("host").unwrap_or("-"))));
+    let client = Client::new();
+    let url = server.url("/page");
+    let own_site = format!("site {}", server.addr());
+    let run = client.fetch(&[], &url);
+    assert_ok(&run);
+    assert_eq!(run.stdout_text(), own_site);
+    // Same URL, another site on the same server: not the first site's stored page.
+    let run = client.fetch(&["-H", "Host: other.example"], &url);
+    assert_ok(&run);
+    assert_eq!(run.stdout_text(), "site other.example");
+    assert!(
+        !run.stderr.contains("served from local cache"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.count(), 2);
+    assert_eq!(server.requests()[1].header("host"), Some("other.example"));
+    // Each site's copy is then served from the cache (the Host compared case-insensitively).
+    let run = client.fetch(&["-H", "Host: OTHER.example"], &url);
+    assert_eq!(run.stdout_text(), "site other.example");
+    assert!(
+        run.stderr.contains("served from local cache"),
+        "{}",
+        run.stderr
+    );
+    let run = client.fetch(&[], &url);
+    assert_eq!(run.stdout_text(), own_site);
+    assert!(
+        run.stderr.contains("served from local cache"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.count(), 2);
+}
+
+#[test]
+fn stored_responses_are_reused_only_when_their_vary_headers_match() {
+    let server = TestServer::start(|r| {
+        let lang = r.header("accept-language").unwrap_or("none").to_string();
+        let mut headers = vec![("Content-Type", "text/plain"), ("Vary", "Accept-Language")];
+        if r.target == "/stale" {
+            headers.push(("Cache-Control", "max-age=0"));
+            headers.push(("ETag", "\"v1\""));
+        }
+        if r.target == "/star" {
+            headers[1] = ("Vary", "*");
+        }
+        response("200 OK", &headers, format!("lang {lang}").as_bytes())
+    });
+    let client = Client::new();
+    let fetch = |lang: Option<&str>, path: &str| {
+        let header = lang.map(|l| format!("Accept-Language: {l}"));
+        let options: Vec<&str> = match &header {
+            Some(h) => vec!["-H", h],
+            None => vec![],
+        };
+        let run = client.fetch(&options, &server.url(path));
+        assert_ok(&run);
+        let cached = run.stderr.contains("served from local cache (age");
+        (run.stdout_text(), cached)
+    };
+    assert_eq!(fetch(Some("en"), "/v"), ("lang en".to_string(), false));
+    assert_eq!(fetch(Some("en"), "/v"), ("lang en".to_string(), true));
+    assert_eq!(fetch(Some("de"), "/v"), ("lang de".to_string(), false));
+    // Not sending the header is a value of its own.
+    assert_eq!(fetch(None, "/v"), ("lang none".to_string(), false));
+    assert_eq!(fetch(None, "/v"), ("lang none".to_string(), true));
+    assert_eq!(fetch(Some("de"), "/v"), ("lang de".to_string(), false));
+    assert_eq!(server.count(), 4);
+
+    // A stale entry stored for another value is not revalidated for this request.
+    assert_eq!(fetch(Some("en"), "/stale"), ("lang en".to_string(), false));
+    assert_eq!(fetch(Some("de"), "/stale"), ("lang de".to_string(), false));
+    let last = server.requests().pop().unwrap();
+    assert_eq!(
+        (last.target.as_str(), last.header("if-none-match")),
+        ("/stale", None)
+    );
+
+    // Vary: * never matches.
+    assert_eq!(fetch(Some("en"), "/star"), ("lang en".to_string(), false));
+    assert_eq!(fetch(Some("en"), "/star"), ("lang en".to_string(), false));
+    assert_eq!(server.count(), 8);
+}
+
+#[test]
 fn flush_empties_the_cache_and_reports_it() {
     let server = TestServer::start(|_| text("0123456789"));
     let client = Client::new();
@@ -460,6 +548,29 @@ fn flush_empties_the_cache_and_reports_it() {
     assert!(run
         .stdout_text()
         .starts_with("flushed 0 cache entries (0 bytes)"));
+}
+
+#[test]
+fn flush_of_a_missing_cache_directory_is_a_local_error() {
+    let client = Client::new();
+    let missing = client.cwd.path().join("no-such-cache");
+    let run = client.run(&["flush", "--cache-dir", &missing.display().to_string()]);
+    assert_eq!(run.code, 8, "stdout: {}", run.stdout_text());
+    assert!(run.stdout.is_empty(), "{}", run.stdout_text());
+    assert!(
+        run.stderr.starts_with("pibl-client: error: ")
+            && run.stderr.contains(&missing.display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert!(!missing.exists(), "flush must not create the directory");
+    // An existing, empty directory is not an error.
+    let empty = client.cache.path().display().to_string();
+    let run = client.run(&["flush", "--cache-dir", &empty]);
+    assert_ok(&run);
+    assert!(run
+        .stdout_text()
+        .starts_with("flushed 0 cache entries (0 bytes) from "));
 }
 
 #[test]

@@ -3,13 +3,16 @@
 //!
 //! Entry layout: a text head, an empty line, then the body bytes.
 //! ```text
-//! pibl-client-cache 1
+//! pibl-client-cache 2
 //! key GET http://127.0.0.1:8080/x     (see cache_key)
 //! stored 1700000000000            (Unix ms)
 //! fresh-until 1700000060000       (Unix ms)
 //! status 200 OK
 //! body-length 00000000000000001234
+//! vary accept-language: en        (a request header the response's Vary names, as sent;
+//! vary user-agent                  without ": value" when the request did not send it)
 //! header Content-Type: text/plain
+//! header Vary: Accept-Language, User-Agent
 //!
 //! <body>
 //! ```
@@ -26,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const MAGIC: &str = "pibl-client-cache 1";
+const MAGIC: &str = "pibl-client-cache 2";
 const ENTRY_SUFFIX: &str = ".entry";
 const TEMP_MARKER: &str = ".tmp.";
 /// Largest entry head read back; bigger means corrupt.
@@ -60,10 +63,53 @@ pub fn default_dir() -> Option<PathBuf> {
     absolute("HOME").map(|home| home.join(".cache").join("pibl-client"))
 }
 
-/// The cache key of a GET for `url`: method, scheme, `host:port` (port always explicit) and
-/// target, so `http://h/` and `http://h:80/` share an entry.
-pub fn cache_key(url: &Url) -> String {
-    format!("GET http://{}{}", url.authority(), url.target())
+/// The cache key of a GET for `url` sent with the `Host` header `host` (`None`: none sent):
+/// method, scheme, `host:port` (port always explicit) and target, so `http://h/` and
+/// `http://h:80/` share an entry; then, when the Host sent is not the URL's own (`-H 'Host: ...'`
+/// names another site on the same server), that Host, so each site gets its own entry.
+pub fn cache_key(url: &Url, host: Option<&str>) -> String {
+    let base = format!("GET http://{}{}", url.authority(), url.target());
+    match host {
+        Some(h) if h.eq_ignore_ascii_case(&url.host_header()) => base,
+        Some(h) => format!("{base} [Host: {}]", h.to_ascii_lowercase()),
+        None => format!("{base} [no Host]"),
+    }
+}
+
+/// The request header names a response's `Vary` fields list, lowercased; `None` for `Vary: *`
+/// (the response varies on something no request header captures, so it never matches).
+fn vary_names(headers: &[Header]) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("vary"))
+    {
+        for name in h.value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if name == "*" {
+                return None;
+            }
+            let name = name.to_ascii_lowercase();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    Some(names)
+}
+
+/// The request's values (`sent`) of the headers `headers`' Vary names, to store with the entry.
+fn varied_values(
+    headers: &[Header],
+    sent: &dyn Fn(&str) -> Option<String>,
+) -> Vec<(String, Option<String>)> {
+    vary_names(headers)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|name| {
+            let value = sent(&name);
+            (name, value)
+        })
+        .collect()
 }
 
 /// A cache directory.
@@ -82,6 +128,9 @@ pub struct CachedEntry {
     pub status: u16,
     pub reason: String,
     pub headers: Vec<Header>,
+    /// The request headers the stored `Vary` names (lowercase), with the values of the request
+    /// the response answered (`None`: not sent).
+    pub varied: Vec<(String, Option<String>)>,
     pub body_length: u64,
     body_offset: u64,
 }
@@ -89,6 +138,21 @@ pub struct CachedEntry {
 impl CachedEntry {
     pub fn is_fresh(&self, now_ms: u64) -> bool {
         now_ms < self.fresh_until_ms
+    }
+
+    /// Whether the entry may answer a request whose header values are `sent` (RFC 9111 §4.1):
+    /// every header its `Vary` names must have the value stored with it, absent in both
+    /// counting as equal; `Vary: *` never matches.
+    pub fn matches_request(&self, sent: &dyn Fn(&str) -> Option<String>) -> bool {
+        let Some(names) = vary_names(&self.headers) else {
+            return false;
+        };
+        names.iter().all(|name| {
+            self.varied
+                .iter()
+                .find(|(stored, _)| stored == name)
+                .is_some_and(|(_, value)| *value == sent(name))
+        })
     }
 
     /// Whole seconds since the entry was stored (or last revalidated).
@@ -176,11 +240,14 @@ impl Cache {
     }
 
     /// Starts storing a response for `url`; the body is written with [`PendingEntry::write`].
+    /// `sent` gives the request's header values, kept for the headers the response's `Vary`
+    /// names.
     pub fn begin_store(
         &self,
         url: &str,
         head: &ResponseHead,
         fresh_until_ms: u64,
+        sent: &dyn Fn(&str) -> Option<String>,
     ) -> io::Result<PendingEntry> {
         let headers: Vec<Header> = head
             .headers
@@ -196,18 +263,21 @@ impl Cache {
                 fresh_until_ms,
                 status: head.status,
                 reason: &head.reason,
+                varied: &varied_values(&headers, sent),
                 headers: &headers,
             },
         )
     }
 
     /// Applies a 304 to `entry`: its headers update the stored ones, freshness is recomputed,
+    /// the values of the headers `Vary` names are taken from `sent` (the revalidating request),
     /// and the refreshed entry (or `None` if it may no longer be stored) is returned.
     pub fn refresh(
         &self,
         entry: &CachedEntry,
         not_modified: &ResponseHead,
         default_ttl: Duration,
+        sent: &dyn Fn(&str) -> Option<String>,
     ) -> io::Result<Option<CachedEntry>> {
         let mut headers = entry.headers.clone();
         for h in &not_modified.headers {
@@ -239,6 +309,7 @@ impl Cache {
                 fresh_until_ms,
                 status: entry.status,
                 reason: &entry.reason,
+                varied: &varied_values(&headers, sent),
                 headers: &headers,
             },
         )?;
@@ -252,14 +323,12 @@ impl Cache {
         Ok(self.lookup(&entry.url))
     }
 
-    /// Removes every entry (and leftover temp file) in `dir`; a missing directory is empty.
+    /// Removes every entry (and leftover temp file) in `dir`. An empty directory is fine; a
+    /// missing one is an error, as it usually means a mistyped `--cache-dir`.
     pub fn flush(dir: &Path) -> Result<FlushReport, ClientError> {
         let mut report = FlushReport::default();
-        let listing = match fs::read_dir(dir) {
-            Ok(listing) => listing,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(report),
-            Err(e) => return Err(ClientError::local_io("cannot list cache directory", dir, e)),
-        };
+        let listing = fs::read_dir(dir)
+            .map_err(|e| ClientError::local_io("cannot flush cache directory", dir, e))?;
         for item in listing {
             let item =
                 item.map_err(|e| ClientError::local_io("cannot list cache directory", dir, e))?;
@@ -297,6 +366,7 @@ struct EntryHead<'a> {
     fresh_until_ms: u64,
     status: u16,
     reason: &'a str,
+    varied: &'a [(String, Option<String>)],
     headers: &'a [Header],
 }
 
@@ -341,6 +411,12 @@ impl PendingEntry {
         );
         pending.length_offset = (text.len() + "body-length ".len()) as u64;
         text.push_str(&format!("body-length {:020}\n", 0));
+        for (name, value) in head.varied {
+            match value {
+                Some(value) => text.push_str(&format!("vary {name}: {value}\n")),
+                None => text.push_str(&format!("vary {name}\n")),
+            }
+        }
         for h in head.headers {
             text.push_str(&format!("header {}: {}\n", h.name, h.value));
         }
@@ -432,10 +508,18 @@ fn read_entry(path: &Path) -> io::Result<CachedEntry> {
     let reason = reason.to_string();
     let body_length = number(field(&mut reader, "body-length")?)?;
     let mut headers = Vec::new();
+    let mut varied = Vec::new();
     loop {
         let line = next_line(&mut reader)?;
         if line.is_empty() {
             break;
+        }
+        if let Some(vary) = line.strip_prefix("vary ") {
+            varied.push(match vary.split_once(": ") {
+                Some((name, value)) => (name.to_string(), Some(value.to_string())),
+                None => (vary.to_string(), None),
+            });
+            continue;
         }
         let (name, value) = line
             .strip_prefix("header ")
@@ -454,6 +538,7 @@ fn read_entry(path: &Path) -> io::Result<CachedEntry> {
         status,
         reason,
         headers,
+        varied,
         body_length,
         body_offset: consumed,
     })
@@ -500,7 +585,9 @@ mod tests {
     fn stores_looks_up_and_flushes() {
         let cache = temp_cache("roundtrip");
         let url = "http://h:1/x";
-        let mut pending = cache.begin_store(url, &head(), now_ms() + 60_000).unwrap();
+        let mut pending = cache
+            .begin_store(url, &head(), now_ms() + 60_000, &|_| None)
+            .unwrap();
         pending.write(b"hello ");
         pending.write(b"world");
         pending.commit().unwrap();
@@ -518,10 +605,63 @@ mod tests {
     }
 
     #[test]
+    fn keys_name_the_host_sent_when_it_is_not_the_urls() {
+        let url = Url::parse("http://h:8080/p?q").unwrap();
+        let own = cache_key(&url, Some("H:8080"));
+        assert_eq!(own, "GET http://h:8080/p?q");
+        assert_eq!(
+            cache_key(&url, Some("Other.Example")),
+            "GET http://h:8080/p?q [Host: other.example]"
+        );
+        assert_eq!(cache_key(&url, None), "GET http://h:8080/p?q [no Host]");
+    }
+
+    #[test]
+    fn vary_values_are_stored_and_must_match() {
+        let cache = temp_cache("vary");
+        let url = "http://h:1/v";
+        let mut varying = head();
+        varying
+            .headers
+            .push(Header::new("Vary", "Accept-Language, x-absent"));
+        varying.headers.push(Header::new("vary", "accept"));
+        let english = |name: &str| match name {
+            "accept-language" => Some("en".to_string()),
+            "accept" => Some("*/*".to_string()),
+            _ => None,
+        };
+        let pending = cache
+            .begin_store(url, &varying, now_ms() + 60_000, &english)
+            .unwrap();
+        pending.commit().unwrap();
+        let entry = cache.lookup(url).unwrap();
+        assert!(entry.matches_request(&english));
+        assert!(!entry.matches_request(&|name| match name {
+            "accept-language" => Some("de".to_string()),
+            other => english(other),
+        }));
+        assert!(!entry.matches_request(&|name| match name {
+            "x-absent" => Some("now sent".to_string()),
+            other => english(other),
+        }));
+        assert!(!entry.matches_request(&|_| None));
+        // Without Vary every request matches; with `Vary: *` none does.
+        let plain = cache.begin_store(url, &head(), now_ms() + 60_000, &english);
+        plain.unwrap().commit().unwrap();
+        assert!(cache.lookup(url).unwrap().matches_request(&|_| None));
+        let mut star = cache.lookup(url).unwrap();
+        star.headers.push(Header::new("Vary", "*"));
+        assert!(!star.matches_request(&english));
+        fs::remove_dir_all(cache.dir()).unwrap();
+    }
+
+    #[test]
     fn truncated_or_garbage_entries_are_misses() {
         let cache = temp_cache("corrupt");
         let url = "http://h:1/y";
-        let mut pending = cache.begin_store(url, &head(), now_ms() + 60_000).unwrap();
+        let mut pending = cache
+            .begin_store(url, &head(), now_ms() + 60_000, &|_| None)
+            .unwrap();
         pending.write(b"0123456789");
         pending.commit().unwrap();
         let path = cache.entry_path(url);
@@ -538,7 +678,9 @@ mod tests {
     #[test]
     fn abandoned_entries_leave_no_temp_files() {
         let cache = temp_cache("abandon");
-        let mut pending = cache.begin_store("http://h/z", &head(), 0).unwrap();
+        let mut pending = cache
+            .begin_store("http://h/z", &head(), 0, &|_| None)
+            .unwrap();
         pending.write(b"partial");
         drop(pending);
         assert_eq!(fs::read_dir(cache.dir()).unwrap().count(), 0);
@@ -549,7 +691,7 @@ mod tests {
     fn refresh_keeps_the_body_and_updates_freshness() {
         let cache = temp_cache("refresh");
         let url = "http://h/r";
-        let mut pending = cache.begin_store(url, &head(), 0).unwrap();
+        let mut pending = cache.begin_store(url, &head(), 0, &|_| None).unwrap();
         pending.write(b"body");
         pending.commit().unwrap();
         let stale = cache.lookup(url).unwrap();
@@ -564,7 +706,7 @@ mod tests {
             ],
         };
         let fresh = cache
-            .refresh(&stale, &not_modified, Duration::from_secs(60))
+            .refresh(&stale, &not_modified, Duration::from_secs(60), &|_| None)
             .unwrap()
             .unwrap();
         assert!(fresh.is_fresh(now_ms()));

@@ -106,6 +106,16 @@ impl Request {
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
+
+    /// The value the request head carries for the header `name` (case-insensitive): a default
+    /// (`Host`, `User-Agent`, `Accept`) or what `-H` made of it; `None` when it is not sent. The
+    /// cache keys and matches stored responses on these values.
+    pub fn sent_header(&self, name: &str) -> Option<String> {
+        sent_headers(self, &[], None)
+            .into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    }
 }
 
 /// Serialises the head. `through_proxy` selects the absolute-form target; `extra` are headers
@@ -121,6 +131,29 @@ pub fn encode_head(
     } else {
         request.url.target().to_string()
     };
+    let mut headers = sent_headers(request, extra, body_len);
+    let needs_length = body_len.is_some()
+        || request.method.eq_ignore_ascii_case("POST")
+        || request.method.eq_ignore_ascii_case("PUT");
+    if needs_length {
+        headers.push(("Content-Length".into(), body_len.unwrap_or(0).to_string()));
+    }
+    headers.push(("Connection".into(), "close".into()));
+    let mut out = format!("{} {target} HTTP/1.1\r\n", request.method);
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+/// The headers the request head carries, except the framing ones the client adds last
+/// (`Content-Length`, `Connection`): the defaults, replaced or removed by `-H`, then `extra`.
+fn sent_headers(
+    request: &Request,
+    extra: &[(String, String)],
+    body_len: Option<u64>,
+) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = vec![
         ("Host".into(), request.url.host_header()),
         (
@@ -141,19 +174,7 @@ pub fn encode_head(
             headers.push((name.clone(), value.clone()));
         }
     }
-    let needs_length = body_len.is_some()
-        || request.method.eq_ignore_ascii_case("POST")
-        || request.method.eq_ignore_ascii_case("PUT");
-    if needs_length {
-        headers.push(("Content-Length".into(), body_len.unwrap_or(0).to_string()));
-    }
-    headers.push(("Connection".into(), "close".into()));
-    let mut out = format!("{} {target} HTTP/1.1\r\n", request.method);
-    for (name, value) in headers {
-        out.push_str(&format!("{name}: {value}\r\n"));
-    }
-    out.push_str("\r\n");
-    out.into_bytes()
+    headers
 }
 
 /// Parses `-H 'Name: value'`, rejecting what would break the request framing.

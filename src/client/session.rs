@@ -149,11 +149,15 @@ struct Exchange<'a> {
 
 impl Exchange<'_> {
     fn perform(&mut self, request: &Request) -> Result<Step, ClientError> {
-        let key = cache_key(&request.url);
+        // Stored responses are keyed on the Host sent and matched on the headers their Vary
+        // names, as this request sends them.
+        let sent = |name: &str| request.sent_header(name);
+        let key = cache_key(&request.url, sent("host").as_deref());
         let cache = self.cache.filter(|_| is_cacheable(request));
         let cached = cache
             .filter(|_| !forbids_stored(request))
-            .and_then(|c| c.lookup(&key));
+            .and_then(|c| c.lookup(&key))
+            .filter(|entry| entry.matches_request(&sent));
         let now = now_ms();
         if let Some(entry) = cached.as_ref().filter(|e| e.is_fresh(now)) {
             eprintln!(
@@ -177,7 +181,7 @@ impl Exchange<'_> {
                     "pibl-client: served from local cache (revalidated by the server, age 0s)"
                 );
                 let bytes = self.deliver_cached(entry, &request.url)?;
-                match cache.refresh(entry, &head, self.options.default_ttl) {
+                match cache.refresh(entry, &head, self.options.default_ttl, &sent) {
                     Ok(_) => {}
                     Err(e) => eprintln!("pibl-client: warning: cannot refresh cache entry: {e}"),
                 }
@@ -212,7 +216,7 @@ impl Exchange<'_> {
                 origin: Origin::Network,
             });
         }
-        let mut pending = cache.and_then(|c| self.start_store(c, &key, &head));
+        let mut pending = cache.and_then(|c| self.start_store(c, &key, &head, &sent));
         let content_type = head.header("content-type");
         let mut sink = BodySink::new(
             self.out,
@@ -241,8 +245,15 @@ impl Exchange<'_> {
     }
 
     /// Starts writing `head`'s response to the cache if it may be stored; otherwise drops any
-    /// older entry for `key`, which the new response supersedes.
-    fn start_store(&self, cache: &Cache, key: &str, head: &ResponseHead) -> Option<PendingEntry> {
+    /// older entry for `key`, which the new response supersedes. `sent` gives the request's
+    /// header values, stored for those the response's `Vary` names.
+    fn start_store(
+        &self,
+        cache: &Cache,
+        key: &str,
+        head: &ResponseHead,
+        sent: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<PendingEntry> {
         match policy_for(
             head.status,
             &head.headers,
@@ -250,7 +261,7 @@ impl Exchange<'_> {
             self.options.default_ttl,
         ) {
             CachePolicy::Store { fresh_until_ms } => {
-                match cache.begin_store(key, head, fresh_until_ms) {
+                match cache.begin_store(key, head, fresh_until_ms, sent) {
                     Ok(pending) => Some(pending),
                     Err(e) => {
                         eprintln!("pibl-client: warning: cannot write cache entry: {e}");

@@ -150,7 +150,8 @@ impl CacheWork {
         refreshed
     }
 
-    /// A copy of the response is being written to the cache.
+    /// A copy of the response is being written to the cache (then the body is not spliced).
+    #[cfg(target_os = "linux")]
     pub fn is_storing(&self) -> bool {
         self.store.is_some()
     }

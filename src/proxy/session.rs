@@ -24,6 +24,7 @@ use mio::Registry;
 
 use super::cached::{self, CacheLabel, CacheWork, Consulted};
 use super::io::{fill, flush, Pending};
+#[cfg(target_os = "linux")]
 use super::splice::SplicePipe;
 use super::upstream::UpstreamPool;
 use super::{Settings, Shared};
@@ -179,7 +180,8 @@ pub(super) struct Exchange {
     pub(super) logged: bool,
     /// What the cache does for this request.
     pub(super) cache: CacheWork,
-    /// The pipe of a body being spliced, while it is.
+    /// The pipe of a body being spliced, while it is (splice(2) is Linux-only).
+    #[cfg(target_os = "linux")]
     pub(super) splice: Option<SplicePipe>,
 }
 
@@ -204,6 +206,7 @@ impl Exchange {
             timed_out: false,
             logged: false,
             cache: CacheWork::default(),
+            #[cfg(target_os = "linux")]
             splice: None,
         }
     }
