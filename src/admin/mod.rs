@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::cache::primary_key;
+use crate::config::counted;
 use crate::http::response::reason_phrase;
 use crate::net::{describe_bind_error, interrupted, would_block};
 use crate::proxy::Shared;
@@ -287,8 +288,9 @@ fn purge(url: &str, shared: &Shared) -> Vec<u8> {
     };
     if url.is_empty() {
         let n = cache.purge_all();
-        log::info!("admin: purged the whole cache ({n} entries)");
-        return text(200, &format!("purged {n} entries\n"));
+        let entries = counted(n, "entry", "entries");
+        log::info!("admin: purged the whole cache ({entries})");
+        return text(200, &format!("purged {entries}\n"));
     }
     // `url` starts with '/': the part after "/cache".
     let rest = &url[1..];
@@ -314,8 +316,9 @@ fn purge(url: &str, shared: &Shared) -> Vec<u8> {
     if dropped.is_empty() {
         return text(404, &format!("not in the cache: {url}\n"));
     }
-    log::info!("admin: purged {} cache entries for {url}", dropped.len());
-    let mut body = format!("purged {} entries\n", dropped.len());
+    let entries = counted(dropped.len(), "entry", "entries");
+    log::info!("admin: purged {entries} for {url}");
+    let mut body = format!("purged {entries}\n");
     for key in dropped {
         body.push_str(&key);
         body.push('\n');
