@@ -227,3 +227,22 @@ fn check_prints_every_setting_in_config_syntax_that_reads_back_the_same() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(again, out);
 }
+
+#[test]
+fn upgrade_takes_over_the_listen_and_admin_addresses_of_a_running_pibl() {
+    let b = Backend::start("handover");
+    let mut old = Pibl::start(&[b.addr], "admin 127.0.0.1:0\n");
+    let admin = old.admin_addr();
+    let dir = with_conf(&format!(
+        "listen {}\nbackend {}\nadmin {admin}\n",
+        old.addr, b.addr
+    ));
+    // Pibl::start_in returns once the new one logged "listening on".
+    let mut new = Pibl::start_in(dir, &["-c", "pibl.conf", "--upgrade"]);
+    assert_eq!(new.addr, old.addr);
+    assert_eq!(new.admin_addr(), admin);
+    assert_eq!(old.stop(), Some(0));
+    assert_eq!(Conn::open(new.addr).get("/after").status, 200);
+    assert_eq!(common::get(admin, "/metrics").status, 200);
+    assert_eq!(new.stop(), Some(0));
+}

@@ -45,11 +45,16 @@ pub struct Admin {
 }
 
 /// Binds the admin address; called before any worker starts, so a bad address fails start-up.
+/// With SO_REUSEPORT, like the proxy's listeners, so that during a handover (`pibl --upgrade`)
+/// the new pibl can bind it while the old one drains; without `--upgrade` the start-up check
+/// (`net::probe_bind`, in main) refuses an admin address already in use.
 pub fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).map_err(|e| {
-        let why = describe_bind_error(addr, &e).replace("'listen'", "'admin'");
-        format!("admin: {why}")
-    })
+    crate::net::reuseport_listener(addr)
+        .map(TcpListener::from)
+        .map_err(|e| {
+            let why = describe_bind_error(addr, &e).replace("'listen'", "'admin'");
+            format!("admin: {why}")
+        })
 }
 
 impl Admin {
