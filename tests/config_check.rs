@@ -246,3 +246,14 @@ fn upgrade_takes_over_the_listen_and_admin_addresses_of_a_running_pibl() {
     assert_eq!(common::get(admin, "/metrics").status, 200);
     assert_eq!(new.stop(), Some(0));
 }
+
+#[test]
+fn a_demo_on_a_port_a_pibl_holds_refuses_to_start() {
+    let b = Backend::start("demo-port");
+    let first = Pibl::start(&[b.addr], "");
+    let port = first.addr.port().to_string();
+    let dir = TempDir::new("demo-port");
+    let (code, out, err) = pibl(&dir, &["--demo", "--port", &port], Duration::from_secs(10));
+    assert_eq!(code, Some(1), "the demo started on a taken port: {out}");
+    assert!(err.contains(&format!("port {port} is taken by")), "{err}");
+}
