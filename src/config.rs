@@ -685,7 +685,7 @@ fn same_address(a: SocketAddr, b: SocketAddr) -> bool {
 /// A size as the config writes it: the largest of `g`, `m`, `k` that divides it exactly.
 pub fn format_size(n: u64) -> String {
     for (unit, suffix) in [(1u64 << 30, "g"), (1 << 20, "m"), (1 << 10, "k")] {
-        if n != 0 && n % unit == 0 {
+        if n != 0 && n.is_multiple_of(unit) {
             return format!("{}{suffix}", n / unit);
         }
     }
@@ -695,13 +695,13 @@ pub fn format_size(n: u64) -> String {
 /// A duration as the config writes it: `250ms`, `10s`, `2m`, `1h`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let s = ms / 1000;
-    if s != 0 && s % 3600 == 0 {
+    if s != 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s != 0 && s % 60 == 0 {
+    } else if s != 0 && s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
