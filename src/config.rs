@@ -456,15 +456,14 @@ impl Config {
     }
 
     /// What no single line shows: settings that contradict each other.
-    fn check_consistency(&self) -> Result<(), ConfigError> {
+    fn check_consistency(&mut self) -> Result<(), ConfigError> {
+        if self.cache.max_object > self.cache.max_bytes && self.line_of("cache_max_object") == 0 {
+            // Only the default is larger: a small cache stores objects up to its size.
+            self.cache.max_object = self.cache.max_bytes;
+        }
         if self.cache.max_object > self.cache.max_bytes {
-            let at = if self.line_of("cache_max_object") >= self.line_of("cache_max_bytes") {
-                "cache_max_object"
-            } else {
-                "cache_max_bytes"
-            };
             return Err(self.error_at(
-                at,
+                "cache_max_object",
                 format!(
                     "cache_max_object {} is larger than cache_max_bytes {}: no response that \
                      size could ever be stored",
@@ -1013,8 +1012,9 @@ mod tests {
             "test.conf:3: cache_max_object 2m is larger than cache_max_bytes 1m: no response \
              that size could ever be stored"
         );
-        let e = parse("backend 127.0.0.1:2\ncache_max_bytes 1m\n").unwrap_err();
-        assert_eq!(e.line, 2, "the default 64m object limit is over 1m: {e}");
+        // The default cache_max_object (64m) shrinks to a smaller cache_max_bytes.
+        let cfg = parse("backend 127.0.0.1:2\ncache_max_bytes 1m\n").unwrap();
+        assert_eq!(cfg.cache.max_object, 1 << 20);
         let e =
             parse("listen 0.0.0.0:8080\nbackend 127.0.0.1:2\nadmin 127.0.0.1:8080\n").unwrap_err();
         assert!(
