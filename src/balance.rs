@@ -130,8 +130,9 @@ impl RoundRobin {
             b.down_until.fetch_max(until, Ordering::Relaxed);
             if !b.down.swap(true, Ordering::Relaxed) {
                 log::warn!(
-                    "backend {} is down: {why} ({n} failures in a row); skipped for {} ms",
+                    "backend {} is down: {why} ({} in a row); skipped for {} ms",
                     b.name,
+                    crate::config::counted(n as usize, "failure", "failures"),
                     self.fail_timeout_ms
                 );
             }

@@ -237,7 +237,8 @@ fn write_batches(rx: Receiver<Vec<u8>>, file: &Mutex<File>, echo: Option<Echo>) 
                 let lost = *lost;
                 file_lost = None;
                 log::warn!(
-                    "the log file can be written again; {lost} lines could not be written to it"
+                    "the log file can be written again; {} could not be written to it",
+                    crate::config::counted(lost as usize, "line", "lines")
                 );
             }
             (Ok(()), None) => {}
@@ -255,7 +256,10 @@ fn write_batches(rx: Receiver<Vec<u8>>, file: &Mutex<File>, echo: Option<Echo>) 
         } else if taken && stdout_behind {
             stdout_behind = false;
             let dropped = echo.dropped.swap(0, Ordering::Relaxed);
-            log::warn!("stdout caught up; {dropped} log lines were left out of it");
+            log::warn!(
+                "stdout caught up; {} left out of it",
+                crate::config::counted(dropped as usize, "log line was", "log lines were")
+            );
         }
     }
 }

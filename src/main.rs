@@ -10,11 +10,12 @@ use std::time::Duration;
 use pibl::config::{Config, ConfigError, DEFAULT_CACHE_TTL};
 use pibl::demo::Demo;
 use pibl::logging::LogWriter;
+use pibl::net;
 use pibl::proxy::Proxy;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
-const USAGE: &str = "Usage: pibl [-c FILE] [-t SECONDS] [-w WORKERS] [--check]\n       pibl --demo [--port PORT] [-t SECONDS]\n\n\
+const USAGE: &str = "Usage: pibl [-c FILE] [-t DURATION] [-w WORKERS] [--check] [--upgrade]\n       pibl --demo [--port PORT] [-t DURATION]\n\n\
 HTTP/1.1 reverse proxy and round-robin load balancer.";
 
 fn main() -> ExitCode {
@@ -30,8 +31,9 @@ fn main() -> ExitCode {
     opts.optopt(
         "t",
         "ttl",
-        "cache TTL in seconds; turns the disk cache on (overrides cache_ttl)",
-        "SECONDS",
+        "cache TTL, whole seconds as in cache_ttl (120, 120s, 2m); turns the disk cache on \
+         (overrides cache_ttl)",
+        "DURATION",
     );
     opts.optflag(
         "",
@@ -44,7 +46,17 @@ fn main() -> ExitCode {
         "with --demo: the proxy's port (default 8080)",
         "PORT",
     );
-    opts.optflag("", "check", "validate the config, print a summary and exit");
+    opts.optflag(
+        "",
+        "check",
+        "validate the config as a start would, print every setting in effect and exit",
+    );
+    opts.optflag(
+        "",
+        "upgrade",
+        "take over from a running pibl: share its listen address while it drains (with \
+         --check: do not count the addresses it holds as taken)",
+    );
     opts.optflag("h", "help", "print this help");
     opts.optflag("V", "version", "print the version");
     let m = match opts.parse(&args) {
@@ -70,14 +82,22 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let ttl = match m.opt_str("t").map(|t| t.parse::<u64>()) {
+    // One duration syntax, the config file's.
+    let ttl = match m.opt_str("t").map(|t| pibl::config::parse_ttl(&t)) {
         None => None,
-        Some(Ok(secs)) if secs > 0 => Some(Duration::from_secs(secs)),
-        Some(_) => {
-            eprintln!("pibl: -t needs a number of seconds above 0");
+        Some(Ok(ttl)) => Some(ttl),
+        Some(Err(e)) => {
+            eprintln!("pibl: -t: {e}");
             return ExitCode::from(2);
         }
     };
+    if m.opt_present("p") && !m.opt_present("demo") {
+        eprintln!(
+            "pibl: --port is for --demo only; set the proxy's address with 'listen' in the config"
+        );
+        return ExitCode::from(2);
+    }
+    let upgrade = m.opt_present("upgrade");
     if m.opt_present("demo") {
         let port = match m.opt_str("p").map(|p| p.parse::<u16>()) {
             None => 8080,
@@ -87,7 +107,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        return run_demo(port, ttl);
+        return run_demo(port, ttl, upgrade);
     }
     let overrides = Overrides {
         ttl,
@@ -104,7 +124,10 @@ fn main() -> ExitCode {
     };
     let path = PathBuf::from(m.opt_str("c").unwrap_or_else(|| "pibl.conf".into()));
     if m.opt_present("check") {
-        return match overrides.load(&path) {
+        let checked = overrides
+            .load(&path)
+            .and_then(|config| check_start(&config, upgrade).map(|()| config));
+        return match checked {
             Ok(config) => {
                 print!("{}", config.summary());
                 ExitCode::SUCCESS
@@ -115,7 +138,97 @@ fn main() -> ExitCode {
             }
         };
     }
-    run(&path, &overrides)
+    run(&path, &overrides, upgrade)
+}
+
+/// What would stop a start, found without starting: the listen and admin addresses are free
+/// (unless `upgrade`: a running pibl may hold them), the log file can be written and the cache
+/// directory used. Each problem is located at the directive's line.
+fn check_start(config: &Config, upgrade: bool) -> Result<(), ConfigError> {
+    if !upgrade {
+        check_listen_free(config)?;
+        if let Some(admin) = config.admin {
+            net::probe_bind(admin).map_err(|e| {
+                let why = net::describe_bind_error(admin, &e).replace("'listen'", "'admin'");
+                config.error_at("admin", format!("admin: {why}"))
+            })?;
+        }
+    }
+    let log_file = &config.log_file;
+    writable(log_file, false).map_err(|why| {
+        config.error_at(
+            "log_file",
+            format!("log_file: cannot write {}: {why}", log_file.display()),
+        )
+    })?;
+    if let Some(cache) = config.cache_config() {
+        writable(&cache.dir, true).map_err(|why| {
+            config.error_at(
+                "cache_dir",
+                format!("cache_dir: cannot use {}: {why}", cache.dir.display()),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Nothing listens on `listen` yet. Binding with SO_REUSEPORT would otherwise join a running
+/// pibl's port silently and split its traffic; `--upgrade` says that is the intent.
+fn check_listen_free(config: &Config) -> Result<(), ConfigError> {
+    net::probe_bind(config.listen).map_err(|e| {
+        let mut why = net::describe_bind_error(config.listen, &e);
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            why.push_str(
+                "; to take over from a running pibl without downtime, start with --upgrade",
+            );
+        }
+        config.error_at("listen", why)
+    })
+}
+
+/// Whether pibl could write `path` (a file, appended; or a directory, to create files in),
+/// creating nothing: the path itself when it exists, else the nearest directory above it
+/// that does (`create_dir_all` and `O_CREAT` would create the rest).
+fn writable(path: &Path, is_dir: bool) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut existing = path;
+    while std::fs::symlink_metadata(existing).is_err() {
+        existing = match existing.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if existing == Path::new(".") {
+            break;
+        }
+    }
+    let meta = std::fs::metadata(existing).map_err(|e| format!("{}: {e}", existing.display()))?;
+    if existing == path && meta.is_dir() != is_dir {
+        return Err(if is_dir {
+            "it is not a directory".to_string()
+        } else {
+            "it is a directory".to_string()
+        });
+    }
+    if existing != path && !meta.is_dir() {
+        return Err(format!("{} is not a directory", existing.display()));
+    }
+    let mode = if meta.is_dir() {
+        libc::W_OK | libc::X_OK
+    } else {
+        libc::W_OK
+    };
+    let c_path = std::ffi::CString::new(existing.as_os_str().as_bytes())
+        .map_err(|_| "the path holds a NUL byte".to_string())?;
+    // SAFETY: access() only reads the NUL-terminated path.
+    if unsafe { libc::access(c_path.as_ptr(), mode) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if existing == path {
+            e.to_string()
+        } else {
+            format!("{} (in {})", e, existing.display())
+        });
+    }
+    Ok(())
 }
 
 /// Command-line settings that win over the config file, at start and at every reload.
@@ -138,14 +251,17 @@ impl Overrides {
     }
 }
 
-fn run(path: &Path, overrides: &Overrides) -> ExitCode {
+fn run(path: &Path, overrides: &Overrides, upgrade: bool) -> ExitCode {
     // Before anything binds: a SIGTERM that arrives just after start-up must find the handler
     // installed, or the default action kills the process mid-start.
     let mut signals = match install_signals() {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let config = match overrides.load(path) {
+    let config = match overrides
+        .load(path)
+        .and_then(|config| check_start(&config, upgrade).map(|()| config))
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("pibl: {e}");
@@ -182,7 +298,21 @@ fn run(path: &Path, overrides: &Overrides) -> ExitCode {
     finish(signals, logs, move || proxy.shutdown(), "stopped")
 }
 
-fn run_demo(port: u16, ttl: Option<Duration>) -> ExitCode {
+fn run_demo(port: u16, ttl: Option<Duration>, upgrade: bool) -> ExitCode {
+    // A second demo on the same port would share it (SO_REUSEPORT) and split the traffic.
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    if let (false, Err(e)) = (upgrade, net::probe_bind(listen)) {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            let by = net::port_holder(port).unwrap_or_else(|| "another program".to_string());
+            eprintln!(
+                "pibl: port {port} is taken by {by}, so the demo proxy cannot listen there; \
+                 pick another port: pibl --demo --port 9090"
+            );
+        } else {
+            eprintln!("pibl: {}", net::describe_bind_error(listen, &e));
+        }
+        return ExitCode::FAILURE;
+    }
     let mut signals = match install_signals() {
         Ok(s) => s,
         Err(code) => return code,

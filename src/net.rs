@@ -25,6 +25,88 @@ pub fn reuseport_listener(addr: SocketAddr) -> io::Result<mio::net::TcpListener>
     Ok(mio::net::TcpListener::from_std(socket.into()))
 }
 
+/// Fails with `AddrInUse` when something already listens on `addr`. SO_REUSEPORT would let a
+/// second pibl join the first one's port silently and split the traffic with it, so before
+/// binding that way pibl binds a throwaway socket without it (with SO_REUSEADDR, which passes
+/// over connections in TIME_WAIT but not over a listener). Port 0 (a fresh port) never clashes.
+pub fn probe_bind(addr: SocketAddr) -> io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false).ok();
+    }
+    socket.bind(&addr.into())
+}
+
+/// Which process listens on TCP `port`, as `pid 1234 (pibl)`, when that can be known: on Linux
+/// from the listening socket's inode in /proc/net/tcp{,6} and the process whose /proc/PID/fd
+/// holds it (only processes we may inspect). Best effort, for messages: `None` otherwise.
+#[cfg(target_os = "linux")]
+pub fn port_holder(port: u16) -> Option<String> {
+    const LISTEN: &str = "0A";
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for row in text.lines().skip(1) {
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let local_port = local
+                .rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) && *state == LISTEN && *inode != "0" {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = proc_entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            if inodes.iter().any(|i| target.as_os_str() == i.as_str()) {
+                let comm = std::fs::read_to_string(proc_entry.path().join("comm"))
+                    .map(|c| c.trim().to_string())
+                    .unwrap_or_default();
+                return Some(if comm.is_empty() {
+                    format!("pid {pid}")
+                } else {
+                    format!("pid {pid} ({comm})")
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Which process listens on TCP `port`: not known on this system.
+#[cfg(not(target_os = "linux"))]
+pub fn port_holder(_port: u16) -> Option<String> {
+    None
+}
+
 /// Readies a socket from `accept`: TCP_NODELAY, which Linux already copied from the listener.
 pub fn accepted(stream: &mio::net::TcpStream) {
     if !cfg!(target_os = "linux") {
@@ -122,10 +204,16 @@ pub fn interrupted(e: &io::Error) -> bool {
 /// A bind failure as one line a person can act on.
 pub fn describe_bind_error(addr: SocketAddr, e: &io::Error) -> String {
     match e.kind() {
-        io::ErrorKind::AddrInUse => format!(
-            "cannot listen on {addr}: address already in use (another server holds the port; \
-             stop it or change 'listen' in the config)"
-        ),
+        io::ErrorKind::AddrInUse => {
+            let who = port_holder(addr.port()).map_or_else(
+                || " (another server holds the port)".to_string(),
+                |h| format!(" by {h}"),
+            );
+            format!(
+                "cannot listen on {addr}: address already in use{who}; stop it or change \
+                 'listen' in the config"
+            )
+        }
         io::ErrorKind::PermissionDenied => format!(
             "cannot listen on {addr}: permission denied (ports below 1024 need root or \
              CAP_NET_BIND_SERVICE)"

@@ -61,6 +61,12 @@ pub struct Stats {
     pub responses: [AtomicU64; 5],
     /// Client connections accepted since start.
     pub accepted: AtomicU64,
+    /// Times a worker reached `max_connections` (or its `max_connections_per_worker` share) and
+    /// stopped accepting; clients arriving meanwhile wait in the kernel backlog.
+    pub max_connections_reached: AtomicU64,
+    /// Milliseconds since `epoch` (plus one; 0: never) of the last "max_connections reached"
+    /// event line, so the whole process writes at most one a second.
+    limit_logged_ms: AtomicU64,
     pub cache_hits: AtomicU64,
     /// Cache lookups that went to a backend (misses and revalidations).
     pub cache_misses: AtomicU64,
@@ -84,6 +90,8 @@ impl Stats {
             requests: AtomicU64::new(0),
             responses: Default::default(),
             accepted: AtomicU64::new(0),
+            max_connections_reached: AtomicU64::new(0),
+            limit_logged_ms: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
             rate: Default::default(),
@@ -119,6 +127,19 @@ impl Stats {
 
     pub fn connection_accepted(&self) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a worker reaching its connection limit; whether to log it, which is true at most
+    /// once a second across all workers (a busy proxy may sit at the limit for hours).
+    pub fn max_connections_reached(&self, now: Instant) -> bool {
+        self.max_connections_reached.fetch_add(1, Ordering::Relaxed);
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64 + 1;
+        let last = self.limit_logged_ms.load(Ordering::Relaxed);
+        (last == 0 || ms >= last + 1000)
+            && self
+                .limit_logged_ms
+                .compare_exchange(last, ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     fn count_rate(&self, now: Instant) {

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{pattern, raw_exchange, Backend, Conn, Pibl};
+use common::{get, pattern, raw_exchange, Backend, Conn, Pibl};
 
 fn accepted(b: &Backend) -> usize {
     b.accepted.load(Ordering::SeqCst)
@@ -125,7 +125,19 @@ fn small_buffer_size_still_relays_large_bodies_intact() {
 #[test]
 fn max_connections_holds_extra_clients_until_a_slot_frees() {
     let b = Backend::start("d8");
-    let p = Pibl::start(&[b.addr], "workers 1\nmax_connections 2\n");
+    let p = Pibl::start(
+        &[b.addr],
+        "workers 1\nmax_connections 2\nadmin 127.0.0.1:0\n",
+    );
+    let reached = || {
+        let metrics = get(p.admin_addr(), "/metrics").text();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("pibl_max_connections_reached_total "))
+            .map(|v| v.parse::<u64>().expect("a count"))
+            .expect("pibl_max_connections_reached_total in /metrics")
+    };
+    assert_eq!(reached(), 0);
     let mut c1 = Conn::open(p.addr);
     let mut c2 = Conn::open(p.addr);
     assert_eq!(c1.get("/1").status, 200);
@@ -140,6 +152,16 @@ fn max_connections_holds_extra_clients_until_a_slot_frees() {
         c3.read_response(false).is_none(),
         "served beyond max_connections"
     );
+    // Said in the log (at most once a second) and counted.
+    assert!(
+        p.wait_for_line(
+            "max_connections 2 reached: new clients wait",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        p.log_file()
+    );
+    assert!(reached() >= 1);
     drop(c1);
     c3.stream
         .set_read_timeout(Some(Duration::from_secs(10)))

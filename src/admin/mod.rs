@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::cache::primary_key;
+use crate::config::counted;
 use crate::http::response::reason_phrase;
 use crate::net::{describe_bind_error, interrupted, would_block};
 use crate::proxy::Shared;
@@ -44,11 +45,16 @@ pub struct Admin {
 }
 
 /// Binds the admin address; called before any worker starts, so a bad address fails start-up.
+/// With SO_REUSEPORT, like the proxy's listeners, so that during a handover (`pibl --upgrade`)
+/// the new pibl can bind it while the old one drains; without `--upgrade` the start-up check
+/// (`net::probe_bind`, in main) refuses an admin address already in use.
 pub fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).map_err(|e| {
-        let why = describe_bind_error(addr, &e).replace("'listen'", "'admin'");
-        format!("admin: {why}")
-    })
+    crate::net::reuseport_listener(addr)
+        .map(TcpListener::from)
+        .map_err(|e| {
+            let why = describe_bind_error(addr, &e).replace("'listen'", "'admin'");
+            format!("admin: {why}")
+        })
 }
 
 impl Admin {
@@ -287,8 +293,9 @@ fn purge(url: &str, shared: &Shared) -> Vec<u8> {
     };
     if url.is_empty() {
         let n = cache.purge_all();
-        log::info!("admin: purged the whole cache ({n} entries)");
-        return text(200, &format!("purged {n} entries\n"));
+        let entries = counted(n, "entry", "entries");
+        log::info!("admin: purged the whole cache ({entries})");
+        return text(200, &format!("purged {entries}\n"));
     }
     // `url` starts with '/': the part after "/cache".
     let rest = &url[1..];
@@ -314,8 +321,9 @@ fn purge(url: &str, shared: &Shared) -> Vec<u8> {
     if dropped.is_empty() {
         return text(404, &format!("not in the cache: {url}\n"));
     }
-    log::info!("admin: purged {} cache entries for {url}", dropped.len());
-    let mut body = format!("purged {} entries\n", dropped.len());
+    let entries = counted(dropped.len(), "entry", "entries");
+    log::info!("admin: purged {entries} for {url}");
+    let mut body = format!("purged {entries}\n");
     for key in dropped {
         body.push_str(&key);
         body.push('\n');

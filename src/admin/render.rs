@@ -19,6 +19,8 @@ pub struct Snapshot {
     pub uptime: Duration,
     pub connections: usize,
     pub accepted: u64,
+    /// Times a worker reached its connection limit and stopped accepting.
+    pub max_connections_reached: u64,
     pub requests: u64,
     pub rate: f64,
     /// 1xx to 5xx.
@@ -51,6 +53,7 @@ impl Snapshot {
             uptime: now.saturating_duration_since(shared.started),
             connections: shared.connections.load(Ordering::Relaxed),
             accepted: load(&s.accepted),
+            max_connections_reached: load(&s.max_connections_reached),
             requests: load(&s.requests),
             rate: s.request_rate(now),
             responses: s.responses.each_ref().map(load),
@@ -310,6 +313,17 @@ pub fn prometheus(s: &Snapshot) -> String {
     let _ = writeln!(o, "pibl_connections_accepted_total {}", s.accepted);
     family(
         &mut o,
+        "pibl_max_connections_reached_total",
+        "counter",
+        "Times a worker reached max_connections and stopped accepting (clients wait in the backlog).",
+    );
+    let _ = writeln!(
+        o,
+        "pibl_max_connections_reached_total {}",
+        s.max_connections_reached
+    );
+    family(
+        &mut o,
         "pibl_requests_total",
         "counter",
         "Requests answered, cache hits and responses made by pibl included.",
@@ -447,6 +461,7 @@ mod tests {
             uptime: Duration::from_secs(3725),
             connections: 2,
             accepted: 9,
+            max_connections_reached: 0,
             requests: 7,
             rate: 1.5,
             responses: [0, 5, 0, 1, 1],

@@ -152,9 +152,14 @@ impl Cache {
         };
         let (kept, dropped) = cache.load_dir()?;
         log::info!(
-            "cache {}: {kept} entries ({} bytes) loaded, {dropped} expired or broken removed",
+            "cache {}: {} ({}) loaded, {dropped} expired or broken removed",
             cache.config.dir.display(),
-            cache.bytes.load(Ordering::Relaxed)
+            crate::config::counted(kept, "entry", "entries"),
+            crate::config::counted(
+                cache.bytes.load(Ordering::Relaxed) as usize,
+                "byte",
+                "bytes"
+            )
         );
         cache.evict_to_budget();
         Ok(cache)

@@ -94,7 +94,8 @@ impl fmt::Display for ClientError {
             }
             ClientError::TooManyRedirects(n) => write!(
                 f,
-                "stopped after {n} redirects (raise the limit with --max-redirs)"
+                "stopped after {} (raise the limit with --max-redirs)",
+                crate::config::counted(*n as usize, "redirect", "redirects")
             ),
         }
     }
@@ -129,5 +130,16 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), errors.len());
         assert!(!codes.contains(&0) && !codes.contains(&1));
+    }
+
+    #[test]
+    fn redirect_counts_agree_with_their_noun() {
+        assert_eq!(
+            ClientError::TooManyRedirects(1).to_string(),
+            "stopped after 1 redirect (raise the limit with --max-redirs)"
+        );
+        assert!(ClientError::TooManyRedirects(5)
+            .to_string()
+            .starts_with("stopped after 5 redirects"));
     }
 }

@@ -169,8 +169,9 @@ impl Proxy {
         let health = health::start(shared.clone())
             .map_err(|e| format!("cannot start the health-check thread: {e}"))?;
         log::info!(
-            "pibl {} listening on {addr} with {count} workers; backends: {}",
+            "pibl {} listening on {addr} with {}; backends: {}",
             env!("CARGO_PKG_VERSION"),
+            crate::config::counted(count, "worker", "workers"),
             backend_names(&settings.backends)
         );
         let admin = match admin_listener {
@@ -212,7 +213,7 @@ impl Proxy {
         let cur = &old.config;
         let mut ignored = Vec::new();
         if new.listen != cur.listen {
-            ignored.push(format!("listen {} -> {}", cur.listen, new.listen));
+            ignored.push(format!("listen address {} -> {}", cur.listen, new.listen));
             new.listen = cur.listen;
         }
         if new.worker_count() != cur.worker_count() {
@@ -224,7 +225,13 @@ impl Proxy {
         }
         new.workers = cur.workers;
         if new.admin != cur.admin {
-            ignored.push(format!("admin {:?} -> {:?}", cur.admin, new.admin));
+            let show =
+                |a: Option<SocketAddr>| a.map_or_else(|| "off".to_string(), |a| a.to_string());
+            ignored.push(format!(
+                "admin address {} -> {}",
+                show(cur.admin),
+                show(new.admin)
+            ));
             new.admin = cur.admin;
         }
         if new.log_file != cur.log_file {
@@ -244,26 +251,31 @@ impl Proxy {
                 new.cache.ttl = cur.cache.ttl;
             }
         }
-        for (name, changed) in [
-            ("cache_dir", new.cache.dir != cur.cache.dir),
-            (
-                "cache_max_bytes",
-                new.cache.max_bytes != cur.cache.max_bytes,
-            ),
+        if new.cache.dir != cur.cache.dir {
+            ignored.push(format!(
+                "cache_dir {} -> {}",
+                cur.cache.dir.display(),
+                new.cache.dir.display()
+            ));
+        }
+        for (name, was, now) in [
+            ("cache_max_bytes", cur.cache.max_bytes, new.cache.max_bytes),
             (
                 "cache_max_object",
-                new.cache.max_object != cur.cache.max_object,
+                cur.cache.max_object,
+                new.cache.max_object,
             ),
         ] {
-            if changed {
-                ignored.push(format!("{name} changed"));
+            if was != now {
+                let size = crate::config::format_size;
+                ignored.push(format!("{name} {} -> {}", size(was), size(now)));
             }
         }
         new.cache.dir = cur.cache.dir.clone();
         new.cache.max_bytes = cur.cache.max_bytes;
         new.cache.max_object = cur.cache.max_object;
         for what in &ignored {
-            log::warn!("reload: {what}: ignored until restart");
+            log::warn!("reload: {what} is applied at the next restart");
         }
         let path = new.path.clone();
         let settings = Settings::new(
@@ -279,8 +291,9 @@ impl Proxy {
             let _ = waker.wake();
         }
         log::info!(
-            "reloaded {}: {count} backends ({names}); generation {generation}",
-            path.display()
+            "reloaded {}: {} ({names}); generation {generation}",
+            path.display(),
+            crate::config::counted(count, "backend", "backends")
         );
     }
 

@@ -145,10 +145,13 @@ impl Worker {
             return;
         };
         loop {
-            if self.shared.connections.load(Ordering::Relaxed) >= max
-                || self.sessions.len() >= self.max_sessions
-            {
+            let open = self.shared.connections.load(Ordering::Relaxed);
+            if open >= max || self.sessions.len() >= self.max_sessions {
                 // Leave new clients in the kernel backlog until a connection closes.
+                if !self.accept_paused && self.shared.stats.max_connections_reached(self.clock.now)
+                {
+                    log_limit_reached(open, max, self.max_sessions);
+                }
                 self.accept_paused = true;
                 return;
             }
@@ -340,6 +343,24 @@ impl Worker {
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
+    }
+}
+
+/// The event line for reaching the connection limit (at most one a second, see
+/// `Stats::max_connections_reached`): which limit, and what clients meet meanwhile.
+#[cold]
+fn log_limit_reached(open: usize, max: usize, per_worker: usize) {
+    if open >= max {
+        log::warn!(
+            "max_connections {max} reached: new clients wait in the listen backlog until a \
+             connection closes"
+        );
+    } else {
+        log::warn!(
+            "a worker reached max_connections_per_worker {per_worker} ({open} of \
+             max_connections {max} open): clients queued on its listener wait until one of \
+             its connections closes"
+        );
     }
 }
 

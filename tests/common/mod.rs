@@ -527,7 +527,14 @@ impl Pibl {
     /// A temp dir holding `pibl.conf` for these backends.
     fn conf_dir(backends: &[SocketAddr], extra: &str) -> TempDir {
         let dir = TempDir::new("proxy");
-        let mut conf = String::from("listen 127.0.0.1:0\nworkers 2\n");
+        // A directive may be given once: `extra` may set its own `workers`.
+        let mut conf = String::from("listen 127.0.0.1:0\n");
+        if !extra
+            .lines()
+            .any(|l| l.trim_start().starts_with("workers "))
+        {
+            conf.push_str("workers 2\n");
+        }
         for b in backends {
             conf.push_str(&format!("backend {b}\n"));
         }
