@@ -95,6 +95,8 @@ pub struct Config {
     pub workers: Option<usize>,
     pub log_file: PathBuf,
     pub access_log: bool,
+    /// Access lines also go to stdout (`log_stdout`); the file gets them either way.
+    pub log_stdout: bool,
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub cache: CacheSettings,
@@ -199,6 +201,7 @@ impl Config {
             workers: None,
             log_file: PathBuf::from("pibl.log"),
             access_log: true,
+            log_stdout: true,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             cache: CacheSettings::default(),
@@ -319,6 +322,7 @@ impl Config {
                 }
                 "log_file" => cfg.log_file = PathBuf::from(one()?),
                 "access_log" => cfg.access_log = parse_switch(one()?).map_err(at)?,
+                "log_stdout" => cfg.log_stdout = parse_switch(one()?).map_err(at)?,
                 "buffer_size" => {
                     cfg.limits.buffer_size = parse_size(one()?, 1024, 16 << 20).map_err(at)?;
                 }

@@ -7,6 +7,8 @@
 //! writer appends each batch to the file, then offers it to a second thread that copies it to
 //! stdout ([`Echo`]); when stdout falls behind (a pipe nobody reads, a paused terminal) lines are
 //! left out of stdout, counted and reported, but never out of the file, and nothing waits.
+//! Batching is also why lines from different workers, and event lines, are not strictly in
+//! stamp order in the file (by at most about `BATCH_AGE`); docs/operations.md says so.
 //!
 //! The log file is one open `File` behind a mutex, shared by the writer thread (access lines)
 //! and [`WholeLines`] (event lines, from the `log` macros). [`LogWriter::reopen`] (SIGUSR1)
@@ -17,7 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -45,6 +47,8 @@ pub struct LogWriter {
     /// The open log file, swapped by `reopen`.
     file: Arc<Mutex<File>>,
     echo: Option<Echo>,
+    /// Access lines go to stdout too (`log_stdout`); event lines always do when `echo` is on.
+    access_to_stdout: Arc<AtomicBool>,
 }
 
 impl LogWriter {
@@ -85,9 +89,11 @@ impl LogWriter {
         let (tx, rx) = sync_channel(QUEUE_BATCHES);
         let shared_file = file.clone();
         let batch_echo = echo.clone();
+        let access_to_stdout = Arc::new(AtomicBool::new(true));
+        let batch_to_stdout = access_to_stdout.clone();
         let thread = std::thread::Builder::new()
             .name("pibl-log".into())
-            .spawn(move || write_batches(rx, &shared_file, batch_echo))
+            .spawn(move || write_batches(rx, &shared_file, batch_echo, &batch_to_stdout))
             .map_err(|e| format!("cannot start the log writer thread: {e}"))?;
         Ok(LogWriter {
             tx: Some(tx),
@@ -95,7 +101,14 @@ impl LogWriter {
             path: path.to_path_buf(),
             file,
             echo,
+            access_to_stdout,
         })
+    }
+
+    /// Whether access lines are also written to stdout (`log_stdout`, at start and on reload).
+    /// The file gets every line either way.
+    pub fn set_access_stdout(&self, on: bool) {
+        self.access_to_stdout.store(on, Ordering::Relaxed);
     }
 
     /// Opens the log file's path again and writes every later line there (SIGUSR1, after
@@ -216,7 +229,12 @@ fn open_log(path: &Path) -> Result<File, String> {
         .map_err(|e| format!("cannot open log file {}: {e}", path.display()))
 }
 
-fn write_batches(rx: Receiver<Vec<u8>>, file: &Mutex<File>, echo: Option<Echo>) {
+fn write_batches(
+    rx: Receiver<Vec<u8>>,
+    file: &Mutex<File>,
+    echo: Option<Echo>,
+    to_stdout: &AtomicBool,
+) {
     // Whether stdout is behind: reported once when it falls behind, once when it catches up.
     let mut stdout_behind = false;
     // Lines the file did not take since it failed (a full disk): reported when it works again.
@@ -242,7 +260,7 @@ fn write_batches(rx: Receiver<Vec<u8>>, file: &Mutex<File>, echo: Option<Echo>) 
             }
             (Ok(()), None) => {}
         }
-        let Some(echo) = &echo else {
+        let Some(echo) = echo.as_ref().filter(|_| to_stdout.load(Ordering::Relaxed)) else {
             continue;
         };
         let taken = echo.offer(batch);

@@ -150,8 +150,9 @@ pub fn parse(
     Ok(parsed.map(|(info, ())| info))
 }
 
-/// Parses and validates a request head from the start of `input`, fills `line`, and lends the
-/// head to `then` (which decides, for one, whether an upstream head is needed at all: a cache
+/// Parses and validates a request head from the start of `input`, fills `line` (method and
+/// target as soon as the request line is parsed, so a refusal can be logged with them), and lends
+/// the head to `then` (which decides, for one, whether an upstream head is needed at all: a cache
 /// hit does not need one). Returns `Ok(None)` while the head is incomplete.
 pub fn parse_with<R>(
     input: &[u8],
@@ -159,6 +160,9 @@ pub fn parse_with<R>(
     line: &mut RequestLine,
     then: impl FnOnce(&Head<'_>) -> R,
 ) -> Result<Option<(RequestInfo, R)>, RequestError> {
+    // Empty until the request line is parsed: a request refused before that is logged as `-`.
+    line.method.clear();
+    line.target.clear();
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
     let slots = &mut storage[..limits.max_headers.min(HEADERS_CAP)];
     let mut req = httparse::Request::new(&mut []);
@@ -183,6 +187,10 @@ pub fn parse_with<R>(
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(reject(400, "incomplete request line"));
     };
+    // From here on the request line is known: errors below are logged with it (not a head over
+    // the size limit: its target may be the reason, and is not worth a log line of that size).
+    line.method.push_str(method);
+    line.target.push_str(target);
     let headers: &[httparse::Header<'_>] = req.headers;
     let version = Version::from_minor(minor);
     let kind = Method::from_token(method);
@@ -243,10 +251,6 @@ pub fn parse_with<R>(
         .map(|h| h.value)
         .filter(|_| version == Version::Http11 && connection_has("upgrade"));
 
-    line.method.clear();
-    line.method.push_str(method);
-    line.target.clear();
-    line.target.push_str(target);
     line.host.clear();
     line.host.push_str(&String::from_utf8_lossy(host));
 
