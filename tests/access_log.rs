@@ -140,7 +140,7 @@ fn head_timeout_sends_408_when_a_request_began_and_closes_silently_when_nothing_
     let log = p.log_file();
     let timeouts = lines_with(&p, "\" 408 ");
     assert_eq!(timeouts.len(), 2, "{log}");
-    let answered_line = format!("\"- - HTTP/1.1\" 408 {} - ", answered.len());
+    let answered_line = format!("\"GET /slow-head HTTP/1.1\" 408 {} - ", answered.len());
     assert_eq!(lines_with(&p, &answered_line).len(), 1, "{log}");
     assert_eq!(
         lines_with(&p, "\"- - HTTP/1.1\" 408 0 - ").len(),

@@ -169,11 +169,15 @@ pub fn parse_with<R>(
     let head_len = match req.parse_with_uninit_headers(input, slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
-            return if input.len() >= limits.max_header_bytes {
-                Err(too_large(input))
-            } else {
-                Ok(None)
-            };
+            if input.len() >= limits.max_header_bytes {
+                return Err(too_large(input));
+            }
+            // A head that never completes (408) is logged with its request line, if that came.
+            if let (Some(method), Some(target)) = (req.method, req.path) {
+                line.method.push_str(method);
+                line.target.push_str(target);
+            }
+            return Ok(None);
         }
         Err(httparse::Error::TooManyHeaders) => return Err(reject(431, "too many header fields")),
         Err(httparse::Error::Version) if bad_version_number(input) => {
