@@ -251,3 +251,55 @@ fn log_stdout_off_keeps_access_lines_off_stdout_but_in_the_file() {
     assert_eq!(get(p.addr, "/echoed").status, 200);
     assert!(p.wait_for_stdout("/echoed", 1), "access line not on stdout");
 }
+
+/// The stamps of the lines that have one, in the order given.
+fn out_of_order(lines: &[String]) -> Vec<(String, String)> {
+    let stamps: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.get(..24).filter(|s| s.ends_with('Z')))
+        .collect();
+    stamps
+        .windows(2)
+        .filter(|w| w[1] < w[0])
+        .map(|w| (w[0].to_string(), w[1].to_string()))
+        .collect()
+}
+
+#[test]
+fn lines_reach_the_file_and_stdout_in_time_order_across_workers_and_event_lines() {
+    let good = Backend::start("good");
+    let dead = dead_backend();
+    // A GET that meets the dead backend is retried on the good one and logs an event line.
+    let p = Pibl::start(&[good.addr, dead], "workers 2\nmax_fails 0\n");
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let addr = p.addr;
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    // A connection each: the kernel spreads them over both workers.
+                    assert_eq!(get(addr, &format!("/order/{t}/{i}")).status, 200);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(p.wait_for_log("\"GET /order/", 240).len(), 240);
+    assert!(p.wait_for_stdout("\"GET /order/", 240));
+    let file: Vec<String> = p.log_file().lines().map(String::from).collect();
+    assert!(file.iter().any(|l| l.contains("failed at connect")));
+    let wrong = out_of_order(&file);
+    assert!(
+        wrong.is_empty(),
+        "{} out of order in the file: {wrong:?}",
+        wrong.len()
+    );
+    let stdout = p.stdout.lock().unwrap().clone();
+    let wrong = out_of_order(&stdout);
+    assert!(
+        wrong.is_empty(),
+        "{} out of order on stdout: {wrong:?}",
+        wrong.len()
+    );
+}
