@@ -6,47 +6,12 @@ use std::time::{Duration, Instant};
 
 use super::cached::CacheLabel;
 use super::session::{Ctx, Exchange, Session, State, Step};
+use super::upstream_failure::{EarlierFailures, HeldFailure, Phase};
 use crate::http::body::BodyKind;
 use crate::http::response;
 use crate::http::Version;
 use crate::logging::AccessEntry;
 use crate::stats::Stats;
-
-/// Where an upstream failure happened, for its event line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    /// Opening the connection.
-    Connect,
-    /// Writing the request (head and body).
-    Send,
-    /// Waiting for, or reading, the response head.
-    Head,
-    /// Relaying the response body.
-    Body,
-}
-
-impl Phase {
-    fn as_str(self) -> &'static str {
-        match self {
-            Phase::Connect => "connect",
-            Phase::Send => "send",
-            Phase::Head => "head",
-            Phase::Body => "body",
-        }
-    }
-}
-
-/// A failure on a backend that was already marked down when this request picked it (every
-/// backend was down). Its event line waits for the end of the exchange, so such a request logs
-/// one line, the last failure, and not one per backend it tried.
-#[derive(Debug)]
-pub(super) struct HeldFailure {
-    backend: usize,
-    phase: Phase,
-    cause: String,
-    /// Earlier failures of this request on backends marked down, not logged.
-    earlier: u32,
-}
 
 impl Session {
     /// Logs one upstream failure as an event line: backend, phase, cause and the request. A
@@ -344,21 +309,6 @@ fn record_stats(stats: &Stats, x: Option<&Exchange>, status: u16, took: Duration
         failed &= failed - 1;
         if i < backends.len() {
             backends.get(i).stats.record_failed_attempt();
-        }
-    }
-}
-
-/// The tail of a held failure's event line: how many earlier ones it stands for.
-struct EarlierFailures(u32);
-
-impl fmt::Display for EarlierFailures {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            0 => Ok(()),
-            n => write!(
-                f,
-                " (all backends down; {n} earlier attempt(s) of this request failed too)"
-            ),
         }
     }
 }

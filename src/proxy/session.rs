@@ -23,10 +23,10 @@ use mio::net::TcpStream;
 use mio::Registry;
 
 use super::cached::{self, CacheLabel, CacheWork, Consulted};
-use super::failure::{HeldFailure, Phase};
 use super::io::{fill, flush, Pending};
 use super::splice::SplicePipe;
 use super::upstream::UpstreamPool;
+use super::upstream_failure::{HeldFailure, Phase};
 use super::{Settings, Shared};
 use crate::buffer::{Buffer, BufferPool, HeadPool};
 use crate::clock::Clock;

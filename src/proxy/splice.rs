@@ -10,8 +10,8 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::failure::Phase;
 use super::session::{Ctx, Session, State, Step};
+use super::upstream_failure::Phase;
 
 /// Bodies with less than this left are relayed through the buffer: a pipe is not worth it.
 const SPLICE_MIN: u64 = 64 * 1024;
