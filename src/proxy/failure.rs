@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::cached::CacheLabel;
 use super::session::{Ctx, Exchange, Session, State, Step};
-use super::upstream_failure::{EarlierFailures, HeldFailure, Phase};
+use super::upstream_failure::{log_failure, EarlierFailures, HeldFailure, Phase};
 use crate::http::body::BodyKind;
 use crate::http::response;
 use crate::http::Version;
@@ -15,8 +15,9 @@ use crate::stats::Stats;
 
 impl Session {
     /// Logs one upstream failure as an event line: backend, phase, cause and the request. A
-    /// failure on a backend that was down before this request tried it is held instead (see
-    /// [`HeldFailure`]) and logged when the exchange ends.
+    /// failure on a backend already marked down (tried because every backend was) is held
+    /// instead (see [`HeldFailure`]) and logged when the exchange ends. Called before the
+    /// failure is reported, so "down" is never this failure's own doing.
     pub(super) fn upstream_event(&mut self, phase: Phase, cause: fmt::Arguments<'_>) {
         let Some(x) = self.x.as_mut() else {
             return;
@@ -24,7 +25,7 @@ impl Session {
         let Some(b) = x.backend else {
             return;
         };
-        if x.picked_down {
+        if !x.settings.backends.is_up(b) {
             let earlier = x.held.as_ref().map_or(0, |h| h.earlier + 1);
             x.held = Some(HeldFailure {
                 backend: b,
@@ -34,12 +35,12 @@ impl Session {
             });
             return;
         }
-        log::warn!(
-            "backend {} failed at {} for {} {}: {cause}",
-            x.settings.backends.get(b).name,
-            phase.as_str(),
+        log_failure(
+            &x.settings.backends.get(b).name,
+            phase,
             or_dash(&self.line.method),
-            or_dash(&self.line.target)
+            or_dash(&self.line.target),
+            cause,
         );
     }
 
@@ -209,14 +210,12 @@ impl Session {
             Some(x) => {
                 x.logged = true;
                 if let Some(h) = x.held.take() {
-                    log::warn!(
-                        "backend {} failed at {} for {} {}: {}{}",
-                        x.settings.backends.get(h.backend).name,
-                        h.phase.as_str(),
+                    log_failure(
+                        &x.settings.backends.get(h.backend).name,
+                        h.phase,
                         or_dash(&self.line.method),
                         or_dash(&self.line.target),
-                        h.cause,
-                        EarlierFailures(h.earlier)
+                        format_args!("{}{}", h.cause, EarlierFailures(h.earlier)),
                     );
                 }
                 // Whatever the cache was doing for this request ends with it.

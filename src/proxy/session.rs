@@ -180,9 +180,7 @@ pub(super) struct Exchange {
     /// Last failure reaching a backend was a timeout (504 rather than 502).
     pub(super) timed_out: bool,
     pub(super) logged: bool,
-    /// The current backend was marked down when it was picked (every backend was down).
-    pub(super) picked_down: bool,
-    /// A failure on such a backend, logged when the exchange ends.
+    /// A failure on a backend marked down (every backend was), logged when the exchange ends.
     pub(super) held: Option<HeldFailure>,
     /// What the cache does for this request.
     pub(super) cache: CacheWork,
@@ -210,7 +208,6 @@ impl Exchange {
             client_bytes: 0,
             timed_out: false,
             logged: false,
-            picked_down: false,
             held: None,
             cache: CacheWork::default(),
             splice: None,
@@ -558,7 +555,6 @@ impl Session {
             return self.fail(ctx, status, why, false);
         };
         x.backend = Some(b);
-        x.picked_down = !backends.is_up(b);
         let generation = x.settings.generation;
         if let Some(key) = ctx.upstreams.checkout(ctx.registry, generation, b, ctx.key) {
             x.reused = true;

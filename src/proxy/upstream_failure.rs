@@ -28,9 +28,23 @@ impl Phase {
     }
 }
 
-/// A failure on a backend that was already marked down when this request picked it (every
-/// backend was down). Its event line waits for the end of the exchange, so such a request logs
-/// one line, the last failure, and not one per backend it tried.
+/// Writes the event line of one upstream failure.
+pub(super) fn log_failure(
+    backend: &str,
+    phase: Phase,
+    method: &str,
+    target: &str,
+    cause: impl fmt::Display,
+) {
+    log::warn!(
+        "backend {backend} failed at {} for {method} {target}: {cause}",
+        phase.as_str()
+    );
+}
+
+/// A failure on a backend that was already marked down (tried because every backend was down).
+/// Its event line waits for the end of the exchange, so such a request logs one line, the last
+/// failure, and not one per backend it tried.
 #[derive(Debug)]
 pub(super) struct HeldFailure {
     pub(super) backend: usize,
