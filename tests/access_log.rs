@@ -303,3 +303,24 @@ fn lines_reach_the_file_and_stdout_in_time_order_across_workers_and_event_lines(
         wrong.len()
     );
 }
+
+#[test]
+fn a_request_cut_by_the_stop_deadline_is_logged() {
+    let b = Backend::start("slow");
+    let mut p = Pibl::start(&[b.addr], "workers 1\nshutdown_timeout 1s\n");
+    let mut c = Conn::open(p.addr);
+    c.send(b"GET /slow?head_ms=8000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while b.count() == 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "request never reached the backend"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(p.stop(), Some(0));
+    // Nothing reached the client: 503 with 0 bytes, once.
+    let lines = lines_with(&p, "\"GET /slow?head_ms=8000 HTTP/1.1\"");
+    assert_eq!(lines.len(), 1, "{}", p.log_file());
+    assert!(lines[0].contains("\" 503 0 "), "{}", lines[0]);
+}

@@ -387,6 +387,24 @@ impl Session {
         self.client_in.as_ref().is_some_and(|b| !b.is_empty())
     }
 
+    /// The stop deadline (`shutdown_timeout`) passed with this connection open: the worker drops
+    /// it now. An exchange under way gets its access line: the status the client saw, or `503`
+    /// when it got nothing, and the bytes it got.
+    pub fn log_cut_at_stop(&mut self, ctx: &mut Ctx<'_>) {
+        if let State::SendError { status, .. } = self.state {
+            self.log_error_response(ctx, status);
+            return;
+        }
+        let Some(x) = self.x.as_ref() else {
+            return;
+        };
+        let status = match &x.resp {
+            Some(r) if x.client_bytes > 0 => r.status,
+            _ => 503,
+        };
+        self.log_exchange(ctx, status);
+    }
+
     /// The deadline passed.
     pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
         match self.state {
