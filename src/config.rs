@@ -95,6 +95,8 @@ pub struct Config {
     pub workers: Option<usize>,
     pub log_file: PathBuf,
     pub access_log: bool,
+    /// Access lines also go to stdout (`log_stdout`); the file gets them either way.
+    pub log_stdout: bool,
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub cache: CacheSettings,
@@ -211,6 +213,7 @@ impl Config {
             workers: None,
             log_file: PathBuf::from("pibl.log"),
             access_log: true,
+            log_stdout: true,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             cache: CacheSettings::default(),
@@ -369,6 +372,7 @@ impl Config {
                 "log_file" => cfg.log_file = PathBuf::from(one()?),
                 "access_log" => cfg.access_log = parse_switch(one()?).map_err(at)?,
                 "splice" => cfg.splice = parse_switch(one()?).map_err(at)?,
+                "log_stdout" => cfg.log_stdout = parse_switch(one()?).map_err(at)?,
                 "buffer_size" => {
                     cfg.limits.buffer_size = parse_size(one()?, 1024, 16 << 20).map_err(at)?;
                 }
@@ -563,6 +567,7 @@ impl Config {
         });
         put(format!("log_file {}", self.log_file.display()));
         put(format!("access_log {}", switch(self.access_log)));
+        put(format!("log_stdout {}", switch(self.log_stdout)));
         let l = &self.limits;
         put(format!("max_connections {}", l.max_connections));
         match l.max_connections_per_worker {
@@ -641,6 +646,7 @@ const DIRECTIVES: &[&str] = &[
     "admin",
     "log_file",
     "access_log",
+    "log_stdout",
     "max_connections",
     "buffer_size",
     "max_header_bytes",

@@ -1,28 +1,35 @@
-//! Logging: the access log (one line per request) and the event log (start-up, errors), both
-//! written to stdout and appended to the log file.
+//! Logging: the access log (one line per response) and the event log (start-up, errors), both
+//! written to stdout and appended to the log file, in time order.
 //!
 //! Workers never write to a file or the terminal themselves: each collects its access lines in a
 //! buffer during a loop tick and hands the batch to one writer thread, so a slow disk never
-//! stalls the event loop (the hand-off blocks only if the writer is 1024 batches behind). The
-//! writer appends each batch to the file, then offers it to a second thread that copies it to
-//! stdout ([`Echo`]); when stdout falls behind (a pipe nobody reads, a paused terminal) lines are
-//! left out of stdout, counted and reported, but never out of the file, and nothing waits.
+//! stalls the event loop (the hand-off blocks only if the writer is 1024 batches behind). Event
+//! lines (the `log` macros, via [`WholeLines`]) go to the same thread, without ever waiting.
 //!
-//! The log file is one open `File` behind a mutex, shared by the writer thread (access lines)
-//! and [`WholeLines`] (event lines, from the `log` macros). [`LogWriter::reopen`] (SIGUSR1)
-//! swaps in a newly opened file at the same path, so after logrotate renames the old one every
-//! later line, of either kind, lands in the new file and none in the old.
+//! A worker's batch reaches the writer up to `BATCH_AGE` after its first line was stamped, so the
+//! writer holds every line for `HOLD` (from its stamp) and writes what is due in stamp order:
+//! lines from different workers and event lines come out in time order, and the only cost is
+//! that lines reach the file `HOLD` later, on the writer thread, never on a worker.
+//!
+//! The writer appends to the file, then offers the same bytes to a second thread that copies them
+//! to stdout ([`Echo`]); when stdout falls behind (a pipe nobody reads, a paused terminal) lines
+//! are left out of stdout, counted and reported, but never out of the file, and nothing waits.
+//!
+//! The log file is one open `File` behind a mutex. [`LogWriter::reopen`] (SIGUSR1) writes what is
+//! held, then swaps in a newly opened file at the same path, so after logrotate renames the old
+//! one every later line lands in the new file.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use crate::clock::Clock;
 use crate::http::{put_decimal, put_ip};
 
 /// Batches the writer thread may fall behind by before workers wait for it.
@@ -30,21 +37,43 @@ const QUEUE_BATCHES: usize = 1024;
 /// A worker hands its batch over once it grows past this...
 const BATCH_BYTES: usize = 32 * 1024;
 /// ...or once its oldest line is this old. Handing over every loop tick instead would wake the
-/// writer thread thousands of times a second under load.
-const BATCH_AGE: Duration = Duration::from_millis(50);
+/// writer thread thousands of times a second under load; under load the 32 KiB come first.
+const BATCH_AGE: Duration = Duration::from_millis(25);
+/// How long the writer holds a line (from its stamp) before writing it, so that lines stamped
+/// earlier but handed over later (a worker's batch, up to `BATCH_AGE` old) go before it. Leaves
+/// a worker 75 ms of slack beyond `BATCH_AGE` (a busy loop pass, a loaded machine).
+const HOLD: Duration = Duration::from_millis(100);
+/// How often the writer looks for lines that are due while it holds some.
+const HOLD_TICK: Duration = Duration::from_millis(20);
+/// Length of the stamp every line starts with: `2026-11-23T19:04:10.123Z`.
+const STAMP_LEN: usize = 24;
 /// Batches stdout may fall behind by before lines are left out of it.
 const ECHO_QUEUE_BATCHES: usize = 64;
 /// How long stopping waits for stdout to take the last lines.
 const ECHO_FINISH_WAIT: Duration = Duration::from_secs(2);
 
+/// What the writer thread receives.
+enum Msg {
+    /// A worker's batch of access lines, in stamp order.
+    Access(Vec<u8>),
+    /// One event line (possibly several lines of text: one message).
+    Event(Vec<u8>),
+    /// Write everything held now, then say so on the channel.
+    Flush(SyncSender<()>),
+    /// Write everything held and stop.
+    Stop,
+}
+
 /// The writer thread and the way to reach it.
 pub struct LogWriter {
-    tx: Option<SyncSender<Vec<u8>>>,
+    tx: Option<SyncSender<Msg>>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
     /// The open log file, swapped by `reopen`.
     file: Arc<Mutex<File>>,
     echo: Option<Echo>,
+    /// Access lines go to stdout too (`log_stdout`); event lines always do when `echo` is on.
+    access_to_stdout: Arc<AtomicBool>,
 }
 
 impl LogWriter {
@@ -52,17 +81,33 @@ impl LogWriter {
     /// event logger (`log` macros). `echo` also writes every line to stdout.
     pub fn start(path: &Path, echo: bool) -> Result<LogWriter, String> {
         let file = Arc::new(Mutex::new(open_log(path)?));
-        let event_file = {
-            let file = file.clone();
-            WholeLines::boxed(move |line| {
-                file.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .write_all(&line)
+        let echo = if echo { Some(Echo::start()?) } else { None };
+        let (tx, rx) = sync_channel(QUEUE_BATCHES);
+        let event_lines = {
+            let (tx, file, echo) = (tx.clone(), file.clone(), echo.clone());
+            WholeLines::boxed(move |line| match tx.try_send(Msg::Event(line)) {
+                Ok(()) => Ok(()),
+                // The writer is far behind, or stopped: write the line at once, out of order
+                // rather than lost or waited for (the writer itself logs through here too).
+                Err(
+                    TrySendError::Full(Msg::Event(line))
+                    | TrySendError::Disconnected(Msg::Event(line)),
+                ) => {
+                    let written = file
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .write_all(&line);
+                    if let Some(echo) = &echo {
+                        echo.offer(line);
+                    }
+                    written
+                }
+                Err(_) => Ok(()),
             })
         };
-        let mut dispatch = fern::Dispatch::new()
+        let dispatch = fern::Dispatch::new()
             .format(|out, message, record| {
-                let mut clock = crate::clock::Clock::new();
+                let mut clock = Clock::new();
                 out.finish(format_args!(
                     "{} [{}] {}",
                     clock.log_stamp(),
@@ -71,23 +116,21 @@ impl LogWriter {
                 ))
             })
             .level(log::LevelFilter::Info)
-            .chain(event_file);
-        let echo = if echo { Some(Echo::start()?) } else { None };
-        if let Some(echo) = echo.clone() {
-            dispatch = dispatch.chain(WholeLines::boxed(move |line| {
-                echo.offer(line);
-                Ok(())
-            }));
-        }
+            .chain(event_lines);
         // A second proxy in one process (tests, the demo) keeps the first logger; that is fine.
         let _ = dispatch.apply();
 
-        let (tx, rx) = sync_channel(QUEUE_BATCHES);
-        let shared_file = file.clone();
-        let batch_echo = echo.clone();
+        let access_to_stdout = Arc::new(AtomicBool::new(true));
+        let out = Output {
+            file: file.clone(),
+            echo: echo.clone(),
+            access_to_stdout: access_to_stdout.clone(),
+            stdout_behind: false,
+            file_lost: None,
+        };
         let thread = std::thread::Builder::new()
             .name("pibl-log".into())
-            .spawn(move || write_batches(rx, &shared_file, batch_echo))
+            .spawn(move || write_in_order(rx, out))
             .map_err(|e| format!("cannot start the log writer thread: {e}"))?;
         Ok(LogWriter {
             tx: Some(tx),
@@ -95,12 +138,21 @@ impl LogWriter {
             path: path.to_path_buf(),
             file,
             echo,
+            access_to_stdout,
         })
     }
 
-    /// Opens the log file's path again and writes every later line there (SIGUSR1, after
-    /// logrotate moved the file away). On failure the old file stays in use.
+    /// Whether access lines are also written to stdout (`log_stdout`, at start and on reload).
+    /// The file gets every line either way.
+    pub fn set_access_stdout(&self, on: bool) {
+        self.access_to_stdout.store(on, Ordering::Relaxed);
+    }
+
+    /// Writes the lines held so far (bounded wait), then opens the log file's path again and
+    /// writes every later line there (SIGUSR1, after logrotate moved the file away). On failure
+    /// the old file stays in use.
     pub fn reopen(&self) -> Result<(), String> {
+        self.flush_held(Duration::from_secs(1));
         let new = open_log(&self.path)?;
         *self.file.lock().unwrap_or_else(PoisonError::into_inner) = new;
         Ok(())
@@ -120,21 +172,36 @@ impl LogWriter {
         }
     }
 
-    /// Waits until every batch handed over so far is in the file, and (for a bounded time) on
+    /// Waits until every line handed over so far is in the file, and (for a bounded time) on
     /// stdout.
     pub fn finish(mut self) {
-        self.tx.take();
+        log::logger().flush();
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Msg::Stop);
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        log::logger().flush();
         self.drain_stdout(ECHO_FINISH_WAIT);
     }
 
-    /// Waits, at most `wait`, until stdout has the lines given to it so far.
+    /// Writes the lines held so far, then waits, at most `wait` for each, until stdout has them.
     pub fn drain_stdout(&self, wait: Duration) {
+        self.flush_held(wait);
         if let Some(echo) = &self.echo {
             echo.drain(wait);
+        }
+    }
+
+    /// Has the writer write what it holds now, without waiting for their time; waits at most
+    /// `wait` for it.
+    fn flush_held(&self, wait: Duration) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let (done_tx, done_rx) = sync_channel(1);
+        if tx.try_send(Msg::Flush(done_tx)).is_ok() {
+            let _ = done_rx.recv_timeout(wait);
         }
     }
 }
@@ -216,26 +283,190 @@ fn open_log(path: &Path) -> Result<File, String> {
         .map_err(|e| format!("cannot open log file {}: {e}", path.display()))
 }
 
-fn write_batches(rx: Receiver<Vec<u8>>, file: &Mutex<File>, echo: Option<Echo>) {
-    // Whether stdout is behind: reported once when it falls behind, once when it catches up.
-    let mut stdout_behind = false;
-    // Lines the file did not take since it failed (a full disk): reported when it works again.
-    // Never a retry loop or a pause: the workers' queue must keep moving.
-    let mut file_lost: Option<u64> = None;
-    while let Ok(batch) = rx.recv() {
-        let written = file
+/// The writer thread: takes lines as they come, holds them until they are due, writes them in
+/// stamp order.
+fn write_in_order(rx: Receiver<Msg>, mut out: Output) {
+    let mut held = Held::default();
+    // Due lines are looked for once per HOLD_TICK, not once per batch: under load batches come
+    // hundreds of times a second.
+    let mut next_release = Instant::now();
+    loop {
+        let msg = if held.is_empty() {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            rx.recv_timeout(HOLD_TICK)
+        };
+        match msg {
+            Ok(Msg::Access(batch)) => held.add_access(batch),
+            Ok(Msg::Event(line)) => held.add_event(line),
+            Ok(Msg::Flush(done)) => {
+                held.release(None, &mut out);
+                let _ = done.send(());
+            }
+            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if !held.is_empty() && Instant::now() >= next_release {
+            next_release = Instant::now() + HOLD_TICK;
+            let mut clock = Clock::new();
+            clock.wall = SystemTime::now()
+                .checked_sub(HOLD)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let due = Due {
+                stamp: clock.log_stamp().as_bytes(),
+                arrived: Instant::now().checked_sub(HOLD),
+            };
+            held.release(Some(due), &mut out);
+        }
+    }
+    held.release(None, &mut out);
+}
+
+/// Which held lines to write now.
+struct Due<'a> {
+    /// Lines stamped at or before this (now minus `HOLD`)...
+    stamp: &'a [u8],
+    /// ...or that arrived before this (a stamp in the future, after the wall clock went back).
+    arrived: Option<Instant>,
+}
+
+/// Lines the writer holds until they are due.
+#[derive(Default)]
+struct Held {
+    bytes: Vec<u8>,
+    lines: Vec<HeldLine>,
+}
+
+/// One held line (or one event message of several lines), at `bytes[start..end]`.
+#[derive(Clone, Copy)]
+struct HeldLine {
+    start: usize,
+    end: usize,
+    access: bool,
+    arrived: Instant,
+}
+
+impl Held {
+    fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    fn add_access(&mut self, batch: Vec<u8>) {
+        let arrived = Instant::now();
+        let base = self.bytes.len();
+        self.bytes.extend_from_slice(&batch);
+        let mut start = 0;
+        while start < batch.len() {
+            let end = batch[start..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(batch.len(), |i| start + i + 1);
+            self.lines.push(HeldLine {
+                start: base + start,
+                end: base + end,
+                access: true,
+                arrived,
+            });
+            start = end;
+        }
+    }
+
+    fn add_event(&mut self, line: Vec<u8>) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(&line);
+        self.lines.push(HeldLine {
+            start,
+            end: self.bytes.len(),
+            access: false,
+            arrived: Instant::now(),
+        });
+    }
+
+    fn stamp(&self, l: &HeldLine) -> &[u8] {
+        &self.bytes[l.start..l.end.min(l.start + STAMP_LEN)]
+    }
+
+    /// Writes the lines that are due (all of them with `None`) in stamp order; lines with the
+    /// same stamp keep the order they arrived in (a worker's lines stay in its order).
+    fn release(&mut self, due: Option<Due<'_>>, out: &mut Output) {
+        let is_due = |h: &Held, l: &HeldLine| match &due {
+            None => true,
+            Some(d) => h.stamp(l) <= d.stamp || d.arrived.is_some_and(|a| l.arrived <= a),
+        };
+        let mut now: Vec<HeldLine> = Vec::new();
+        let mut later: Vec<HeldLine> = Vec::new();
+        for l in &self.lines {
+            if is_due(self, l) {
+                now.push(*l);
+            } else {
+                later.push(*l);
+            }
+        }
+        if now.is_empty() {
+            return;
+        }
+        now.sort_by(|a, b| self.stamp(a).cmp(self.stamp(b)));
+        let mut file_bytes = Vec::new();
+        let mut echo_bytes = Vec::new();
+        let access_echo = out.access_to_stdout.load(Ordering::Relaxed);
+        for (i, l) in now.iter().enumerate() {
+            let line = &self.bytes[l.start..l.end];
+            file_bytes.extend_from_slice(line);
+            // With every line going to stdout, stdout gets the file's bytes, not a copy.
+            if !access_echo && !l.access {
+                echo_bytes.extend_from_slice(line);
+            }
+            // Handed on in pieces of about a worker's batch: stdout's queue is bounded in
+            // pieces, and so stays bounded in bytes.
+            if file_bytes.len() >= BATCH_BYTES || i + 1 == now.len() {
+                out.write(
+                    std::mem::take(&mut file_bytes),
+                    access_echo,
+                    std::mem::take(&mut echo_bytes),
+                );
+            }
+        }
+        // Keep the rest, compacted.
+        let mut bytes = Vec::with_capacity(later.iter().map(|l| l.end - l.start).sum());
+        for l in &mut later {
+            let start = bytes.len();
+            bytes.extend_from_slice(&self.bytes[l.start..l.end]);
+            (l.start, l.end) = (start, bytes.len());
+        }
+        self.bytes = bytes;
+        self.lines = later;
+    }
+}
+
+/// Where the writer's lines go, and what it reports about them.
+struct Output {
+    file: Arc<Mutex<File>>,
+    echo: Option<Echo>,
+    access_to_stdout: Arc<AtomicBool>,
+    /// Whether stdout is behind: reported once when it falls behind, once when it catches up.
+    stdout_behind: bool,
+    /// Lines the file did not take since it failed (a full disk): reported when it works again.
+    /// Never a retry loop or a pause: the workers' queue must keep moving.
+    file_lost: Option<u64>,
+}
+
+impl Output {
+    /// Appends `lines` to the file, then offers them (`all_to_stdout`) or `echo_only` to stdout.
+    fn write(&mut self, lines: Vec<u8>, all_to_stdout: bool, echo_only: Vec<u8>) {
+        let written = self
+            .file
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .write_all(&batch);
-        match (written, &mut file_lost) {
+            .write_all(&lines);
+        match (written, &mut self.file_lost) {
             (Err(e), None) => {
                 eprintln!("pibl: cannot write the log file: {e}; lines are lost from it until it can be written again");
-                file_lost = Some(line_count(&batch));
+                self.file_lost = Some(line_count(&lines));
             }
-            (Err(_), Some(lost)) => *lost += line_count(&batch),
+            (Err(_), Some(lost)) => *lost += line_count(&lines),
             (Ok(()), Some(lost)) => {
                 let lost = *lost;
-                file_lost = None;
+                self.file_lost = None;
                 log::warn!(
                     "the log file can be written again; {} could not be written to it",
                     crate::config::counted(lost as usize, "line", "lines")
@@ -243,18 +474,22 @@ fn write_batches(rx: Receiver<Vec<u8>>, file: &Mutex<File>, echo: Option<Echo>) 
             }
             (Ok(()), None) => {}
         }
-        let Some(echo) = &echo else {
-            continue;
+        let Some(echo) = &self.echo else {
+            return;
         };
-        let taken = echo.offer(batch);
-        if !taken && !stdout_behind {
-            stdout_behind = true;
+        let to_stdout = if all_to_stdout { lines } else { echo_only };
+        if to_stdout.is_empty() {
+            return;
+        }
+        let taken = echo.offer(to_stdout);
+        if !taken && !self.stdout_behind {
+            self.stdout_behind = true;
             log::warn!(
                 "stdout is not keeping up (is anything reading it?): log lines are left out of \
                  stdout until it does; the log file has them all"
             );
-        } else if taken && stdout_behind {
-            stdout_behind = false;
+        } else if taken && self.stdout_behind {
+            self.stdout_behind = false;
             let dropped = echo.dropped.swap(0, Ordering::Relaxed);
             log::warn!(
                 "stdout caught up; {} left out of it",
@@ -264,10 +499,8 @@ fn write_batches(rx: Receiver<Vec<u8>>, file: &Mutex<File>, echo: Option<Echo>) 
     }
 }
 
-/// One of the event log's outputs. fern writes a line in pieces and then flushes; the whole line
-/// goes to `sink` at the flush: into the shared log file in one write (so it never interleaves
-/// with a batch of access lines and always lands in the file open at that moment), or to
-/// [`Echo`] for stdout.
+/// The event log's output. fern writes a line in pieces and then flushes; the whole line goes to
+/// `sink` at the flush, as one message (so it never interleaves with other lines).
 struct WholeLines<F> {
     line: Vec<u8>,
     sink: F,
@@ -319,7 +552,7 @@ pub struct AccessEntry<'a> {
 /// A worker's access-log buffer.
 pub struct AccessLog {
     buf: Vec<u8>,
-    tx: Option<SyncSender<Vec<u8>>>,
+    tx: Option<SyncSender<Msg>>,
     /// When the first line of the current batch was recorded.
     oldest: Option<Instant>,
     /// `access_log on`; a reload may switch it.
@@ -379,7 +612,7 @@ impl AccessLog {
         }
         if let Some(tx) = &self.tx {
             let batch = std::mem::take(&mut self.buf);
-            if tx.send(batch).is_err() {
+            if tx.send(Msg::Access(batch)).is_err() {
                 self.tx = None;
             }
         }

@@ -275,6 +275,7 @@ fn run(path: &Path, overrides: &Overrides, upgrade: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    logs.set_access_stdout(config.log_stdout);
     raise_open_files_limit(config.limits.max_connections);
     let proxy = match Proxy::start(config, &logs) {
         Ok(p) => p,
@@ -286,7 +287,10 @@ fn run(path: &Path, overrides: &Overrides, upgrade: bool) -> ExitCode {
         }
     };
     serve_until_stop(&mut signals, &logs, || match overrides.load(path) {
-        Ok(config) => proxy.reload(config),
+        Ok(config) => {
+            logs.set_access_stdout(config.log_stdout);
+            proxy.reload(config)
+        }
         Err(e) => log::error!("reload failed: {e}"),
     });
     // The drain is bounded by the shutdown_timeout in force now, which a reload may have changed.

@@ -166,8 +166,9 @@ pub fn parse(
     Ok(parsed.map(|(info, ())| info))
 }
 
-/// Parses and validates a request head from the start of `input`, fills `line`, and lends the
-/// head to `then` (which decides, for one, whether an upstream head is needed at all: a cache
+/// Parses and validates a request head from the start of `input`, fills `line` (method and
+/// target as soon as the request line is parsed, so a refusal can be logged with them), and lends
+/// the head to `then` (which decides, for one, whether an upstream head is needed at all: a cache
 /// hit does not need one). `upgrade_protocols` (lowercase) are the `Upgrade` tokens that may be
 /// forwarded; others are removed. Returns `Ok(None)` while the head is incomplete.
 pub fn parse_with<R>(
@@ -177,12 +178,22 @@ pub fn parse_with<R>(
     line: &mut RequestLine,
     then: impl FnOnce(&Head<'_>) -> R,
 ) -> Result<Option<(RequestInfo, R)>, RequestError> {
+    // Empty until the request line is parsed: a request refused before that is logged as `-`.
+    line.method.clear();
+    line.target.clear();
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
     let slots = &mut storage[..limits.max_headers.min(HEADERS_CAP)];
     let mut req = httparse::Request::new(&mut []);
     let head_len = match req.parse_with_uninit_headers(input, slots) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return incomplete(input, limits),
+        Ok(httparse::Status::Partial) => {
+            // A head that never completes (408) is logged with its request line, if that came.
+            if let (Some(method), Some(target)) = (req.method, req.path) {
+                line.method.push_str(method);
+                line.target.push_str(target);
+            }
+            return incomplete(input, limits);
+        }
         Err(httparse::Error::TooManyHeaders) => return Err(reject(431, "too many header fields")),
         Err(httparse::Error::Version) => {
             return match refused_version(input) {
@@ -199,6 +210,10 @@ pub fn parse_with<R>(
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(reject(400, "incomplete request line"));
     };
+    // From here on the request line is known: errors below are logged with it (not a head over
+    // the size limit: its target may be the reason, and is not worth a log line of that size).
+    line.method.push_str(method);
+    line.target.push_str(target);
     let headers: &[httparse::Header<'_>] = req.headers;
     let version = Version::from_minor(minor);
     let kind = Method::from_token(method);
@@ -261,10 +276,6 @@ pub fn parse_with<R>(
             .is_some()
         && connection_has("upgrade");
 
-    line.method.clear();
-    line.method.push_str(method);
-    line.target.clear();
-    line.target.push_str(target);
     line.host.clear();
     line.host.push_str(&String::from_utf8_lossy(host));
 

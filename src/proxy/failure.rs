@@ -1,10 +1,12 @@
 //! How an exchange fails: retries and failover when a backend cannot be used, responses the
 //! proxy makes itself, and the one access-log line every exchange ends with.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::cached::CacheLabel;
 use super::session::{Ctx, Exchange, Session, State, Step};
+use super::upstream_failure::{log_failure, EarlierFailures, HeldFailure, Phase};
 use crate::http::body::BodyKind;
 use crate::http::response;
 use crate::http::Version;
@@ -12,6 +14,36 @@ use crate::logging::AccessEntry;
 use crate::stats::Stats;
 
 impl Session {
+    /// Logs one upstream failure as an event line: backend, phase, cause and the request. A
+    /// failure on a backend already marked down (tried because every backend was) is held
+    /// instead (see [`HeldFailure`]) and logged when the exchange ends. Called before the
+    /// failure is reported, so "down" is never this failure's own doing.
+    pub(super) fn upstream_event(&mut self, phase: Phase, cause: fmt::Arguments<'_>) {
+        let Some(x) = self.x.as_mut() else {
+            return;
+        };
+        let Some(b) = x.backend else {
+            return;
+        };
+        if !x.settings.backends.is_up(b) {
+            let earlier = x.held.as_ref().map_or(0, |h| h.earlier + 1);
+            x.held = Some(HeldFailure {
+                backend: b,
+                phase,
+                cause: cause.to_string(),
+                earlier,
+            });
+            return;
+        }
+        log_failure(
+            &x.settings.backends.get(b).name,
+            phase,
+            or_dash(&self.line.method),
+            or_dash(&self.line.target),
+            cause,
+        );
+    }
+
     /// Whether the current request may go to another backend (or again to the same one): nothing
     /// of it reached a backend yet, or it is idempotent, its body (if any) was not consumed, and
     /// nothing was sent to the client yet. A POST whose bytes reached a backend is never replayed.
@@ -23,8 +55,13 @@ impl Session {
     }
 
     /// The upstream connection failed (reset, closed, write error) before a complete response
-    /// head arrived.
-    pub(super) fn upstream_failed(&mut self, ctx: &mut Ctx<'_>) -> Step {
+    /// head arrived, at `phase` because of `cause`.
+    pub(super) fn upstream_failed(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        phase: Phase,
+        cause: fmt::Arguments<'_>,
+    ) -> Step {
         let may_retry = self.may_retry();
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
@@ -38,8 +75,17 @@ impl Session {
         if let (true, Some(b)) = (stale_retry, backend) {
             // The keep-alive race: the backend closed a pooled connection as we reused it.
             // That says nothing about the backend; send again on a fresh connection.
+            log::info!(
+                "backend {} closed a reused connection at {} for {} {}: {cause}; sending again \
+                 on a new connection",
+                self.backend_name().unwrap_or("-"),
+                phase.as_str(),
+                or_dash(&self.line.method),
+                or_dash(&self.line.target)
+            );
             return self.connect(ctx, b);
         }
+        self.upstream_event(phase, cause);
         self.backend_failed("closed or reset the connection before answering");
         if may_retry {
             return self.retry_elsewhere(ctx);
@@ -56,6 +102,18 @@ impl Session {
                 .as_ref()
                 .is_some_and(|x| x.info.method.is_idempotent() && !x.timeout_retried);
         let waiting_for_head = self.state == State::ReadResponseHead;
+        let wait = ctx.settings.config.timeouts.upstream;
+        if waiting_for_head {
+            self.upstream_event(
+                Phase::Head,
+                format_args!("no response head within {wait:?}"),
+            );
+        } else {
+            self.upstream_event(
+                Phase::Send,
+                format_args!("did not take the request within {wait:?}"),
+            );
+        }
         if let Some(x) = self.x.as_mut() {
             x.timed_out = true;
             x.timeout_retried = true;
@@ -132,18 +190,34 @@ impl Session {
             ctx.clock.http_date(),
         );
         self.to_client.pos = 0;
-        if let Some(x) = self.x.as_mut() {
-            x.client_bytes = self.to_client.bytes.len() as u64;
-        }
-        self.log_exchange(ctx, status);
-        self.enter(State::SendError { close }, ctx)
+        self.enter(State::SendError { close, status }, ctx)
     }
 
+    /// Logs the response the proxy made (`SendError`) once it ended, with the bytes the client
+    /// got: all of them, or what was written before it went away or stopped reading.
+    pub(super) fn log_error_response(&mut self, ctx: &mut Ctx<'_>, status: u16) {
+        if let Some(x) = self.x.as_mut() {
+            x.client_bytes += self.to_client.pos as u64;
+        }
+        self.log_exchange(ctx, status);
+    }
+
+    /// Writes the access line of the exchange (once), or, with no exchange (a request refused
+    /// before its head was complete or valid), of the response pibl made in `to_client`.
     pub(super) fn log_exchange(&mut self, ctx: &mut Ctx<'_>, status: u16) {
         let (started, bytes, backend, version, cache) = match self.x.as_mut() {
             Some(x) if x.logged => return,
             Some(x) => {
                 x.logged = true;
+                if let Some(h) = x.held.take() {
+                    log_failure(
+                        &x.settings.backends.get(h.backend).name,
+                        h.phase,
+                        or_dash(&self.line.method),
+                        or_dash(&self.line.target),
+                        format_args!("{}{}", h.cause, EarlierFailures(h.earlier)),
+                    );
+                }
                 // Whatever the cache was doing for this request ends with it.
                 x.cache.abandon();
                 (
@@ -154,12 +228,13 @@ impl Session {
                     x.cache.label,
                 )
             }
-            None => (ctx.clock.now, 0, None, Version::Http11, None),
-        };
-        let bytes = if self.x.is_none() {
-            self.to_client.bytes.len() as u64
-        } else {
-            bytes
+            None => (
+                self.head_began,
+                self.to_client.pos as u64,
+                None,
+                Version::Http11,
+                None,
+            ),
         };
         let Ctx {
             clock, log, shared, ..

@@ -9,6 +9,7 @@ pub mod session;
 mod splice;
 mod tunnel;
 pub mod upstream;
+mod upstream_failure;
 pub mod worker;
 
 use std::net::SocketAddr;

@@ -27,6 +27,7 @@ use super::io::{fill, flush, Pending};
 #[cfg(target_os = "linux")]
 use super::splice::SplicePipe;
 use super::upstream::UpstreamPool;
+use super::upstream_failure::{HeldFailure, Phase};
 use super::{Settings, Shared};
 use crate::buffer::{Buffer, BufferPool, HeadPool};
 use crate::clock::Clock;
@@ -59,8 +60,10 @@ pub enum State {
     /// Another request is fetching this URL for the cache; wait for it (bounded).
     AwaitFill,
     /// Writing a response the proxy made itself; `close` afterwards or read the next request.
+    /// Its access line (`status`) is written when it ends: sent whole, or cut short.
     SendError {
         close: bool,
+        status: u16,
     },
     /// Flushing the last output before closing. `linger` unless the client asked to close and
     /// sent its whole request, so that nothing more should come from it.
@@ -178,6 +181,8 @@ pub(super) struct Exchange {
     /// Last failure reaching a backend was a timeout (504 rather than 502).
     pub(super) timed_out: bool,
     pub(super) logged: bool,
+    /// A failure on a backend marked down (every backend was), logged when the exchange ends.
+    pub(super) held: Option<HeldFailure>,
     /// What the cache does for this request.
     pub(super) cache: CacheWork,
     /// The pipe of a body being spliced, while it is (splice(2) is Linux-only).
@@ -205,6 +210,7 @@ impl Exchange {
             client_bytes: 0,
             timed_out: false,
             logged: false,
+            held: None,
             cache: CacheWork::default(),
             #[cfg(target_os = "linux")]
             splice: None,
@@ -229,6 +235,9 @@ pub struct Session {
     pub deadline: Instant,
     /// Served at least one request (keep-alive idle timeout applies, not the head timeout).
     pub(super) served: bool,
+    /// When the request now being read began (accept, or its first byte on a kept-alive
+    /// connection): the duration logged for a response made before its head was complete.
+    pub(super) head_began: Instant,
     pub(super) client_in: Option<Buffer>,
     pub(super) upstream_in: Option<Buffer>,
     /// Key of the upstream connection in use, in the worker's [`UpstreamPool`].
@@ -258,6 +267,7 @@ impl Session {
             state: State::ReadRequestHead,
             deadline: now + header_timeout,
             served: false,
+            head_began: now,
             client_in: None,
             upstream_in: None,
             upstream: None,
@@ -300,7 +310,7 @@ impl Session {
                 State::Tunnel => self.tunnel(ctx),
                 State::ServeCached => self.serve_cached(ctx),
                 State::AwaitFill => self.await_fill(ctx),
-                State::SendError { close } => self.send_error(ctx, close),
+                State::SendError { close, status } => self.send_error(ctx, close, status),
                 State::Closing { linger } => self.closing(ctx, linger),
                 State::Lingering => self.lingering(ctx),
                 State::Closed => Step::Wait,
@@ -337,6 +347,9 @@ impl Session {
         };
         self.state = next;
         self.deadline = ctx.clock.now + wait;
+        if next == State::ReadRequestHead {
+            self.head_began = ctx.clock.now;
+        }
         if next == State::Closed {
             self.release(ctx);
         }
@@ -377,17 +390,47 @@ impl Session {
         self.client_in.as_ref().is_some_and(|b| !b.is_empty())
     }
 
+    /// The stop deadline (`shutdown_timeout`) passed with this connection open: the worker drops
+    /// it now. An exchange under way gets its access line: the status the client saw, or `503`
+    /// when it got nothing, and the bytes it got.
+    pub fn log_cut_at_stop(&mut self, ctx: &mut Ctx<'_>) {
+        if let State::SendError { status, .. } = self.state {
+            self.log_error_response(ctx, status);
+            return;
+        }
+        let Some(x) = self.x.as_ref() else {
+            return;
+        };
+        let status = match &x.resp {
+            Some(r) if x.client_bytes > 0 => r.status,
+            _ => 503,
+        };
+        self.log_exchange(ctx, status);
+    }
+
     /// The deadline passed.
     pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
         match self.state {
             State::ReadRequestHead if self.has_buffered_input() => {
                 self.fail(ctx, 408, "request head not received in time", true);
             }
+            State::ReadRequestHead if !self.served => {
+                // A connection that sent nothing: closed without a response, as nginx does
+                // (nothing to answer), but logged (408, 0 bytes) so it is not invisible.
+                self.to_client.clear();
+                self.log_exchange(ctx, 408);
+                self.enter(State::Closed, ctx);
+            }
+            State::SendError { status, .. } => {
+                // The client stopped reading the response pibl made.
+                self.log_error_response(ctx, status);
+                self.enter(State::Closed, ctx);
+            }
             State::Connecting => {
-                log::warn!(
-                    "backend {} did not accept a connection within {:?}",
-                    self.backend_name().unwrap_or("-"),
-                    ctx.settings.config.timeouts.connect
+                let wait = ctx.settings.config.timeouts.connect;
+                self.upstream_event(
+                    Phase::Connect,
+                    format_args!("did not accept a connection within {wait:?}"),
                 );
                 if let Some(x) = self.x.as_mut() {
                     x.timed_out = true;
@@ -402,7 +445,16 @@ impl Session {
                 self.fail(ctx, 408, "request body not received in time", true);
             }
             State::SendRequest | State::ReadResponseHead => self.response_timed_out(ctx),
-            State::RelayResponse | State::Tunnel | State::ServeCached => {
+            State::RelayResponse => {
+                let wait = ctx.settings.config.timeouts.upstream;
+                self.upstream_event(
+                    Phase::Body,
+                    format_args!("the response made no progress for {wait:?}"),
+                );
+                self.log_exchange(ctx, 504);
+                self.enter(State::Closed, ctx);
+            }
+            State::Tunnel | State::ServeCached => {
                 self.log_exchange(ctx, 504);
                 self.enter(State::Closed, ctx);
             }
@@ -466,11 +518,7 @@ impl Session {
                     }
                     Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
                     Ok(None) => {}
-                    Err(e) => {
-                        self.line.method.clear();
-                        self.line.target.clear();
-                        return self.fail(ctx, e.status, e.reason, true);
-                    }
+                    Err(e) => return self.fail(ctx, e.status, e.reason, true),
                 }
             }
             // Stopping: a keep-alive connection with no request under way closes. A client
@@ -491,6 +539,7 @@ impl Session {
                     if f.bytes > 0 && was_empty && self.served {
                         // A new request began: the whole head must now arrive in time.
                         self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_header;
+                        self.head_began = ctx.clock.now;
                     }
                     if f.eof {
                         self.client_eof = true;
@@ -558,7 +607,7 @@ impl Session {
                 self.enter(State::Connecting, ctx)
             }
             Err(e) => {
-                log::warn!("cannot connect to backend {addr}: {e}");
+                self.upstream_event(Phase::Connect, format_args!("cannot open a socket: {e}"));
                 self.backend_failed("cannot connect");
                 self.retry_elsewhere(ctx)
             }
@@ -591,9 +640,9 @@ impl Session {
                 self.enter(State::SendRequest, ctx)
             }
             Some(e) => {
-                log::warn!(
-                    "backend {} refused or failed the connection: {e}",
-                    self.backend_name().unwrap_or("-")
+                self.upstream_event(
+                    Phase::Connect,
+                    format_args!("refused or failed the connection: {e}"),
                 );
                 self.backend_failed("connection refused or failed");
                 self.close_upstream(ctx, false);
@@ -659,7 +708,7 @@ impl Session {
                 x.upstream_sent += w.total as u64;
                 progress |= w.total > 0;
             }
-            Err(_) => return self.upstream_failed(ctx),
+            Err(e) => return self.upstream_failed(ctx, Phase::Send, format_args!("{e}")),
         }
         if progress {
             self.touch(ctx);
@@ -777,10 +826,9 @@ impl Session {
                     Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
                     Ok(None) => {}
                     Err(bad) => {
-                        log::warn!(
-                            "backend {} sent a bad response: {}",
-                            x.settings.backends.get(up.backend).name,
-                            bad.0
+                        self.upstream_event(
+                            Phase::Head,
+                            format_args!("sent an invalid response head: {}", bad.0),
                         );
                         self.to_client.clear();
                         self.backend_failed("sent an invalid response");
@@ -792,7 +840,14 @@ impl Session {
             match fill(&mut up.stream, &mut up.readable, up.hup, buf) {
                 Ok(f) if f.bytes > 0 => x.response_started = true,
                 Ok(f) if !f.eof => return Step::Wait,
-                _ => return self.upstream_failed(ctx),
+                Ok(_) => {
+                    return self.upstream_failed(
+                        ctx,
+                        Phase::Head,
+                        format_args!("closed the connection before a complete response head"),
+                    )
+                }
+                Err(e) => return self.upstream_failed(ctx, Phase::Head, format_args!("{e}")),
             }
         }
     }
@@ -871,11 +926,9 @@ impl Session {
         }
         if truncated {
             // Flush what arrived, then close: the client sees a short body, never a clean end.
-            log::warn!(
-                "backend {} closed before the end of the response to {} {}",
-                self.backend_name().unwrap_or("-"),
-                self.line.method,
-                self.line.target
+            self.upstream_event(
+                Phase::Body,
+                format_args!("closed before the end of the response"),
             );
             if let Some((x, b)) = self.x.as_ref().and_then(|x| Some((x, x.backend?))) {
                 x.settings.backends.report_failure(b, "closed mid-response");
@@ -925,7 +978,7 @@ impl Session {
         }
     }
 
-    fn send_error(&mut self, ctx: &mut Ctx<'_>, close: bool) -> Step {
+    fn send_error(&mut self, ctx: &mut Ctx<'_>, close: bool, status: u16) -> Step {
         match flush(
             &mut self.client,
             &mut self.client_writable,
@@ -933,13 +986,20 @@ impl Session {
             &[],
         ) {
             Ok(_) if !self.to_client.is_empty() => Step::Wait,
-            Ok(_) if close => self.enter(State::Closing { linger: true }, ctx),
+            Ok(_) if close => {
+                self.log_error_response(ctx, status);
+                self.enter(State::Closing { linger: true }, ctx)
+            }
             Ok(_) => {
+                self.log_error_response(ctx, status);
                 self.served = true;
                 self.x = None;
                 self.enter(State::ReadRequestHead, ctx)
             }
-            Err(_) => self.enter(State::Closed, ctx),
+            Err(_) => {
+                self.log_error_response(ctx, status);
+                self.enter(State::Closed, ctx)
+            }
         }
     }
 

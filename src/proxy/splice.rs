@@ -32,6 +32,7 @@ mod linux {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
     use crate::proxy::session::{Ctx, Session, State, Step};
+    use crate::proxy::upstream_failure::Phase;
 
     /// Bodies with less than this left are relayed through the buffer: a pipe is not worth it.
     const SPLICE_MIN: u64 = 64 * 1024;
@@ -96,8 +97,10 @@ mod linux {
         Blocked { progress: bool },
         /// The body is complete and the pipe empty.
         Done,
-        /// The backend closed early or a socket failed.
+        /// The backend closed early or its socket failed.
         Broken,
+        /// Writing to the client failed: it went away.
+        ClientGone,
     }
 
     impl Session {
@@ -149,7 +152,7 @@ mod linux {
                             moved |= n > 0;
                         }
                         Ok(None) => self.client_writable = false,
-                        Err(_) => break Spliced::Broken,
+                        Err(_) => break Spliced::ClientGone,
                     }
                 }
                 if pipe.in_pipe == 0 && x.resp_body.is_complete() {
@@ -166,13 +169,18 @@ mod linux {
                     self.finish_exchange(ctx)
                 }
                 Spliced::Broken => {
-                    log::warn!(
-                        "response to {} {} cut short while splicing",
-                        self.line.method,
-                        self.line.target
+                    self.upstream_event(
+                        Phase::Body,
+                        format_args!("closed before the end of the response (spliced)"),
                     );
                     self.close_upstream(ctx, false);
                     self.log_exchange(ctx, 502);
+                    self.enter(State::Closed, ctx)
+                }
+                Spliced::ClientGone => {
+                    // As in the buffered relay: logged with the bytes the client got.
+                    self.close_upstream(ctx, false);
+                    self.log_exchange(ctx, 499);
                     self.enter(State::Closed, ctx)
                 }
                 Spliced::Blocked { progress: true } => {

@@ -135,6 +135,11 @@ impl Worker {
                 }
             }
         }
+        // Requests still in flight at the stop deadline are cut: each still gets its line.
+        let in_flight: Vec<usize> = self.sessions.iter().map(|(k, _)| k).collect();
+        for key in in_flight {
+            self.run_session(key, Session::log_cut_at_stop);
+        }
         self.log.flush();
     }
 
@@ -221,6 +226,17 @@ impl Worker {
 
     /// Runs one session's state machine (or its timeout), then removes it if it closed.
     fn drive(&mut self, key: usize, timed_out: bool) {
+        self.run_session(key, |session, ctx| {
+            if timed_out {
+                session.on_timeout(ctx);
+            }
+            session.drive(ctx);
+        });
+    }
+
+    /// Lends session `key` and the worker's context to `f`, then removes the session if it
+    /// closed.
+    fn run_session(&mut self, key: usize, f: impl FnOnce(&mut Session, &mut Ctx<'_>)) {
         let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
@@ -237,10 +253,7 @@ impl Worker {
             stopping: self.stop_deadline.is_some(),
             waiters: &mut self.waiters,
         };
-        if timed_out {
-            session.on_timeout(&mut ctx);
-        }
-        session.drive(&mut ctx);
+        f(session, &mut ctx);
         if session.is_closed() {
             // Closing the socket takes it out of the epoll set: no deregister call needed.
             drop(self.sessions.remove(key));
