@@ -330,95 +330,141 @@ struct Due<'a> {
     arrived: Option<Instant>,
 }
 
-/// Lines the writer holds until they are due.
+/// Lines the writer holds until they are due: the batches as they came, each already in stamp
+/// order (a worker stamps its lines as it goes), merged when they are written. Every line is
+/// copied once, into the bytes handed to the file, and a batch is dropped as soon as its last
+/// line is out.
 #[derive(Default)]
 struct Held {
-    bytes: Vec<u8>,
-    lines: Vec<HeldLine>,
+    /// In arrival order, so that lines with the same stamp keep the order they came in.
+    batches: Vec<HeldBatch>,
 }
 
-/// One held line (or one event message of several lines), at `bytes[start..end]`.
-#[derive(Clone, Copy)]
-struct HeldLine {
-    start: usize,
-    end: usize,
+/// One worker batch (or one event message, which may span several lines), and how far into it
+/// the writer has got.
+struct HeldBatch {
+    bytes: Vec<u8>,
+    /// Offset of the first line not written yet.
+    next: usize,
     access: bool,
     arrived: Instant,
 }
 
+impl HeldBatch {
+    fn stamp(&self) -> &[u8] {
+        let rest = &self.bytes[self.next..];
+        &rest[..rest.len().min(STAMP_LEN)]
+    }
+
+    /// End of the next line (an event message is written whole).
+    fn line_end(&self) -> usize {
+        if !self.access {
+            return self.bytes.len();
+        }
+        self.bytes[self.next..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(self.bytes.len(), |i| self.next + i + 1)
+    }
+
+    fn is_due(&self, due: &Option<Due<'_>>) -> bool {
+        match due {
+            None => true,
+            Some(d) => self.stamp() <= d.stamp || d.arrived.is_some_and(|a| self.arrived <= a),
+        }
+    }
+}
+
 impl Held {
     fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.batches.is_empty()
     }
 
     fn add_access(&mut self, batch: Vec<u8>) {
-        let arrived = Instant::now();
-        let base = self.bytes.len();
-        self.bytes.extend_from_slice(&batch);
-        let mut start = 0;
-        while start < batch.len() {
-            let end = batch[start..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(batch.len(), |i| start + i + 1);
-            self.lines.push(HeldLine {
-                start: base + start,
-                end: base + end,
-                access: true,
-                arrived,
-            });
-            start = end;
-        }
+        self.add(batch, true);
     }
 
     fn add_event(&mut self, line: Vec<u8>) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(&line);
-        self.lines.push(HeldLine {
-            start,
-            end: self.bytes.len(),
-            access: false,
-            arrived: Instant::now(),
-        });
+        self.add(line, false);
     }
 
-    fn stamp(&self, l: &HeldLine) -> &[u8] {
-        &self.bytes[l.start..l.end.min(l.start + STAMP_LEN)]
+    fn add(&mut self, bytes: Vec<u8>, access: bool) {
+        if !bytes.is_empty() {
+            self.batches.push(HeldBatch {
+                bytes,
+                next: 0,
+                access,
+                arrived: Instant::now(),
+            });
+        }
+    }
+
+    /// The batch whose next line goes first: the earliest stamp, the earliest arrival on a tie.
+    /// Among the others, the earliest stamp is returned too (`None`: there is no other): lines
+    /// of the chosen batch up to it can follow one another without looking again.
+    fn first(&self) -> Option<(usize, Option<[u8; STAMP_LEN]>)> {
+        let mut best: Option<usize> = None;
+        let mut second: Option<usize> = None;
+        for (i, b) in self.batches.iter().enumerate() {
+            match best {
+                Some(j) if b.stamp() >= self.batches[j].stamp() => {
+                    if second.is_none_or(|k| b.stamp() < self.batches[k].stamp()) {
+                        second = Some(i);
+                    }
+                }
+                _ => {
+                    second = best;
+                    best = Some(i);
+                }
+            }
+        }
+        let bound = second.map(|k| {
+            let mut stamp = [b'9'; STAMP_LEN];
+            let s = self.batches[k].stamp();
+            stamp[..s.len()].copy_from_slice(s);
+            stamp
+        });
+        best.map(|i| (i, bound))
     }
 
     /// Writes the lines that are due (all of them with `None`) in stamp order; lines with the
     /// same stamp keep the order they arrived in (a worker's lines stay in its order).
     fn release(&mut self, due: Option<Due<'_>>, out: &mut Output) {
-        let is_due = |h: &Held, l: &HeldLine| match &due {
-            None => true,
-            Some(d) => h.stamp(l) <= d.stamp || d.arrived.is_some_and(|a| l.arrived <= a),
-        };
-        let mut now: Vec<HeldLine> = Vec::new();
-        let mut later: Vec<HeldLine> = Vec::new();
-        for l in &self.lines {
-            if is_due(self, l) {
-                now.push(*l);
-            } else {
-                later.push(*l);
-            }
-        }
-        if now.is_empty() {
-            return;
-        }
-        now.sort_by(|a, b| self.stamp(a).cmp(self.stamp(b)));
+        let access_echo = out.access_to_stdout.load(Ordering::Relaxed);
         let mut file_bytes = Vec::new();
         let mut echo_bytes = Vec::new();
-        let access_echo = out.access_to_stdout.load(Ordering::Relaxed);
-        for (i, l) in now.iter().enumerate() {
-            let line = &self.bytes[l.start..l.end];
-            file_bytes.extend_from_slice(line);
-            // With every line going to stdout, stdout gets the file's bytes, not a copy.
-            if !access_echo && !l.access {
-                echo_bytes.extend_from_slice(line);
+        while let Some((mut i, mut bound)) = self.first() {
+            if !self.batches[i].is_due(&due) {
+                // Nothing is due by its stamp; a batch may still be due by its arrival (a
+                // stamp in the future, after the wall clock went back): oldest first.
+                match self.batches.iter().position(|b| b.is_due(&due)) {
+                    Some(j) => (i, bound) = (j, Some([0; STAMP_LEN])),
+                    None => break,
+                }
+            }
+            let b = &mut self.batches[i];
+            loop {
+                let end = b.line_end();
+                let line = &b.bytes[b.next..end];
+                file_bytes.extend_from_slice(line);
+                // With every line going to stdout, stdout gets the file's bytes, not a copy.
+                if !access_echo && !b.access {
+                    echo_bytes.extend_from_slice(line);
+                }
+                b.next = end;
+                let more = b.next < b.bytes.len()
+                    && bound.is_none_or(|s| b.stamp() <= &s[..])
+                    && b.is_due(&due);
+                if !more || file_bytes.len() >= BATCH_BYTES {
+                    break;
+                }
+            }
+            if b.next >= b.bytes.len() {
+                self.batches.remove(i);
             }
             // Handed on in pieces of about a worker's batch: stdout's queue is bounded in
             // pieces, and so stays bounded in bytes.
-            if file_bytes.len() >= BATCH_BYTES || i + 1 == now.len() {
+            if file_bytes.len() >= BATCH_BYTES {
                 out.write(
                     std::mem::take(&mut file_bytes),
                     access_echo,
@@ -426,15 +472,9 @@ impl Held {
                 );
             }
         }
-        // Keep the rest, compacted.
-        let mut bytes = Vec::with_capacity(later.iter().map(|l| l.end - l.start).sum());
-        for l in &mut later {
-            let start = bytes.len();
-            bytes.extend_from_slice(&self.bytes[l.start..l.end]);
-            (l.start, l.end) = (start, bytes.len());
+        if !file_bytes.is_empty() {
+            out.write(file_bytes, access_echo, echo_bytes);
         }
-        self.bytes = bytes;
-        self.lines = later;
     }
 }
 

@@ -23,8 +23,11 @@
 //! name, value each), stored header block (`Name: value\r\n` lines), and last the u32 CRC32 of
 //! everything before it.
 
+use std::ffi::{CStr, CString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -198,6 +201,29 @@ pub struct FileStamp {
 }
 
 impl FileStamp {
+    /// One stat(2) of `path`, straight to the fields compared (`fs::metadata` would build the C
+    /// string and try statx on every hit); `None` when it is gone. An empty path (one that
+    /// had a NUL byte, which cache names never do) is never found.
+    fn stat(path: &CStr) -> Option<FileStamp> {
+        let mut st = MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `path` is NUL-terminated and `st` is a `struct stat` for stat(2) to fill.
+        if unsafe { libc::stat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: stat(2) succeeded, so it filled `st`.
+        let st = unsafe { st.assume_init() };
+        // The casts widen the platforms' own field types (dev_t, ino_t, time_t...) to the ones
+        // `fs::Metadata` reports, so both ways of reading a stamp agree.
+        #[allow(clippy::unnecessary_cast)]
+        Some(FileStamp {
+            len: st.st_size as u64,
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
+        })
+    }
+
     fn of(m: &fs::Metadata) -> FileStamp {
         FileStamp {
             len: m.len(),
@@ -219,8 +245,8 @@ pub struct CacheEntry {
     body_crc: u32,
     /// Path stem in the cache directory.
     pub path: PathBuf,
-    /// `path` with `.body`: built once, stat'ed on every hit.
-    body_path: PathBuf,
+    /// `path` with `.body`, as the C string stat(2) takes: built once, stat'ed on every hit.
+    body_path: CString,
     /// The body file as it was when mapped (and its CRC checked).
     stamp: FileStamp,
     /// Where the headers for clients end in `meta.headers`: without the targeted cache-control
@@ -246,7 +272,8 @@ impl CacheEntry {
             body: body.0,
             body_len,
             body_crc,
-            body_path: path.with_extension("body"),
+            body_path: CString::new(path.with_extension("body").into_os_string().into_vec())
+                .unwrap_or_default(),
             path,
             stamp: body.1,
             client_end,
@@ -274,7 +301,7 @@ impl CacheEntry {
     /// One `stat` of the body file: true when it is still the file that was mapped and checked.
     /// False when it is gone, replaced, truncated, extended or written to since.
     pub fn file_unchanged(&self) -> bool {
-        fs::metadata(&self.body_path).is_ok_and(|m| FileStamp::of(&m) == self.stamp)
+        FileStamp::stat(&self.body_path) == Some(self.stamp)
     }
 
     /// Bytes on disk (body plus an estimate for the sidecar).
