@@ -361,9 +361,7 @@ impl HeldBatch {
         if !self.access {
             return self.bytes.len();
         }
-        self.bytes[self.next..]
-            .iter()
-            .position(|&b| b == b'\n')
+        memchr::memchr(b'\n', &self.bytes[self.next..])
             .map_or(self.bytes.len(), |i| self.next + i + 1)
     }
 

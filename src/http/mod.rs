@@ -217,6 +217,7 @@ pub(crate) fn put_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
 }
 
 /// Appends `Name: <decimal>\r\n`.
+#[inline]
 pub(crate) fn put_header_decimal(out: &mut Vec<u8>, name: &str, value: u64) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
@@ -259,6 +260,7 @@ pub fn json_escape(text: &str) -> String {
 }
 
 /// Appends `Name: value\r\n`.
+#[inline]
 pub(crate) fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
