@@ -420,3 +420,19 @@ fn sigterm_stops_the_server_cleanly() {
         "idle keep-alive connections are closed"
     );
 }
+
+#[test]
+fn a_request_with_two_hundred_header_fields_is_served() {
+    // pibl forwards up to 256 header fields by default (`max_headers`); its demo backend takes
+    // as many, so a request with many tracing headers is not refused behind the proxy.
+    let o = Origin::start(&["--name", "many"]);
+    let mut c = o.connect();
+    let mut req = String::from("GET /api/info HTTP/1.1\r\nHost: test\r\n");
+    for i in 0..200 {
+        req.push_str(&format!("X-Trace-{i}: v{i}\r\n"));
+    }
+    req.push_str("\r\n");
+    c.send(req.as_bytes());
+    let r = c.read_response(false).expect("a response");
+    assert_eq!(r.status, 200);
+}

@@ -7,8 +7,9 @@ use crate::http::chunked::{ChunkedDecoder, Piece};
 
 /// Largest response head accepted, so a broken server cannot make us buffer forever.
 const MAX_HEAD: usize = 64 * 1024;
-/// Most header fields accepted in one response.
-const MAX_HEADERS: usize = 128;
+/// Most header fields accepted in one response: as many as pibl relays by default
+/// (`max_headers`; a long `Set-Cookie` list is no reason to fail).
+const MAX_HEADERS: usize = 256;
 /// Read buffer size for bodies.
 const READ_CHUNK: usize = 64 * 1024;
 
