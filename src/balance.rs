@@ -132,7 +132,7 @@ impl RoundRobin {
                 log::warn!(
                     "backend {} is down: {why} ({} in a row); skipped for {} ms",
                     b.name,
-                    crate::config::counted(n as usize, "failure", "failures"),
+                    crate::text::counted(n as usize, "failure", "failures"),
                     self.fail_timeout_ms
                 );
             }

@@ -17,3 +17,4 @@ pub mod net;
 pub mod origin;
 pub mod proxy;
 pub mod stats;
+pub mod text;

@@ -507,7 +507,7 @@ impl Output {
                 self.file_lost = None;
                 log::warn!(
                     "the log file can be written again; {} could not be written to it",
-                    crate::config::counted(lost as usize, "line", "lines")
+                    crate::text::counted(lost as usize, "line", "lines")
                 );
             }
             (Ok(()), None) => {}
@@ -531,7 +531,7 @@ impl Output {
             let dropped = echo.dropped.swap(0, Ordering::Relaxed);
             log::warn!(
                 "stdout caught up; {} left out of it",
-                crate::config::counted(dropped as usize, "log line was", "log lines were")
+                crate::text::counted(dropped as usize, "log line was", "log lines were")
             );
         }
     }

@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::cache::primary_key;
-use crate::config::counted;
 use crate::http::response::reason_phrase;
 use crate::net::{describe_bind_error, interrupted, would_block};
 use crate::proxy::Shared;
+use crate::text::counted;
 use render::Snapshot;
 
 /// Largest request head accepted: the admin API needs a request line and a few headers.

@@ -154,8 +154,8 @@ impl Cache {
         log::info!(
             "cache {}: {} ({}) loaded, {dropped} expired or broken removed",
             cache.config.dir.display(),
-            crate::config::counted(kept, "entry", "entries"),
-            crate::config::counted(
+            crate::text::counted(kept, "entry", "entries"),
+            crate::text::counted(
                 cache.bytes.load(Ordering::Relaxed) as usize,
                 "byte",
                 "bytes"

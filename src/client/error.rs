@@ -95,7 +95,7 @@ impl fmt::Display for ClientError {
             ClientError::TooManyRedirects(n) => write!(
                 f,
                 "stopped after {} (raise the limit with --max-redirs)",
-                crate::config::counted(*n as usize, "redirect", "redirects")
+                crate::text::counted(*n as usize, "redirect", "redirects")
             ),
         }
     }

@@ -172,7 +172,7 @@ impl Proxy {
         log::info!(
             "pibl {} listening on {addr} with {}; backends: {}",
             env!("CARGO_PKG_VERSION"),
-            crate::config::counted(count, "worker", "workers"),
+            crate::text::counted(count, "worker", "workers"),
             backend_names(&settings.backends)
         );
         let admin = match admin_listener {
@@ -294,7 +294,7 @@ impl Proxy {
         log::info!(
             "reloaded {}: {} ({names}); generation {generation}",
             path.display(),
-            crate::config::counted(count, "backend", "backends")
+            crate::text::counted(count, "backend", "backends")
         );
     }
 

@@ -1,0 +1,106 @@
+//! `pibl --check`'s summary: the settings in effect, in the config's own syntax.
+
+use super::values::{format_duration, format_size, switch};
+use super::{Config, DEFAULT_CACHE_TTL};
+
+impl Config {
+    /// What `pibl --check` prints: every setting in effect, defaults included, one line each in
+    /// the file's own syntax, so any line can be pasted back into a config. Lines starting with
+    /// `#` say what a setting left unset amounts to.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "# config {} is valid; the settings in effect, defaults included:\n",
+            self.path.display()
+        );
+        let mut put = |line: String| {
+            s.push_str(&line);
+            s.push('\n');
+        };
+        put(format!("listen {}", self.listen));
+        for b in &self.backends {
+            if b.name == b.addr.to_string() {
+                put(format!("backend {}", b.name));
+            } else {
+                put(format!("backend {}  # {}", b.name, b.addr));
+            }
+        }
+        match self.workers {
+            Some(n) => put(format!("workers {n}")),
+            None => put(format!("workers auto  # {}", self.worker_count())),
+        }
+        put(match self.admin {
+            Some(a) => format!("admin {a}"),
+            None => "admin off".to_string(),
+        });
+        put(format!("log_file {}", self.log_file.display()));
+        put(format!("access_log {}", switch(self.access_log)));
+        put(format!("log_stdout {}", switch(self.log_stdout)));
+        let l = &self.limits;
+        put(format!("max_connections {}", l.max_connections));
+        match l.max_connections_per_worker {
+            Some(n) => put(format!("max_connections_per_worker {n}")),
+            None => put(format!(
+                "# max_connections_per_worker unset: {} (max_connections / workers)",
+                self.per_worker_connections()
+            )),
+        }
+        put(format!("buffer_size {}", format_size(l.buffer_size as u64)));
+        put(format!(
+            "max_header_bytes {}",
+            format_size(l.max_header_bytes as u64)
+        ));
+        put(format!("max_headers {}", l.max_headers));
+        put(format!("upstream_pool_size {}", l.upstream_pool_size));
+        put(if self.upgrade_protocols.is_empty() {
+            "upgrade_protocols none".to_string()
+        } else {
+            format!("upgrade_protocols {}", self.upgrade_protocols.join(" "))
+        });
+        put(format!("splice {}", switch(self.splice)));
+        put(match l.max_body_size {
+            Some(n) => format!("max_body_size {}", format_size(n)),
+            None => "max_body_size off".to_string(),
+        });
+        let t = &self.timeouts;
+        for (name, d) in [
+            ("client_header_timeout", t.client_header),
+            ("keepalive_timeout", t.keepalive),
+            ("client_timeout", t.client_idle),
+            ("connect_timeout", t.connect),
+            ("upstream_timeout", t.upstream),
+            ("pool_idle_timeout", t.pool_idle),
+            ("shutdown_timeout", t.shutdown),
+        ] {
+            put(format!("{name} {}", format_duration(d)));
+        }
+        let h = &self.health;
+        put(format!("max_fails {}", h.max_fails));
+        put(format!("fail_timeout {}", format_duration(h.fail_timeout)));
+        put(format!("max_retries {}", h.max_retries));
+        put(match &h.check {
+            Some(c) => format!("health_check {} {}", c.path, format_duration(c.interval)),
+            None => "health_check off".to_string(),
+        });
+        let c = &self.cache;
+        let on = self.cache_config().is_some();
+        put(format!("cache {}", switch(on)));
+        match (c.ttl, on) {
+            (Some(ttl), _) => put(format!("cache_ttl {}", format_duration(ttl))),
+            (None, true) => put(format!("cache_ttl {}", format_duration(DEFAULT_CACHE_TTL))),
+            (None, false) => put("# cache_ttl unset".to_string()),
+        }
+        put(format!("cache_dir {}", c.dir.display()));
+        put(format!("cache_max_bytes {}", format_size(c.max_bytes)));
+        put(format!("cache_max_object {}", format_size(c.max_object)));
+        put(format!("cache_heuristic {}", switch(c.heuristic)));
+        put(format!(
+            "cdn_cache_control {}",
+            if c.cdn_cache_control_pass {
+                "pass"
+            } else {
+                "strip"
+            }
+        ));
+        s
+    }
+}

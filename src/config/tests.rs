@@ -1,0 +1,298 @@
+//! Unit tests of the config parser, its checks and its summary.
+
+use super::*;
+use crate::text::counted;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("test.conf"), text)
+}
+
+#[test]
+fn repository_config_is_valid() {
+    let text = include_str!("../../pibl.conf");
+    let cfg = parse(text).unwrap();
+    assert_eq!(cfg.listen, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(cfg.backends.len(), 3);
+    assert_eq!(cfg.backends[2].addr, "127.0.0.1:8083".parse().unwrap());
+}
+
+#[test]
+fn errors_name_file_line_and_problem() {
+    let e = parse("listen 127.0.0.1:1\nbackend 127.0.0.1:2\nfrobnicate 3\n").unwrap_err();
+    assert_eq!(e.to_string(), "test.conf:3: unknown directive 'frobnicate'");
+    let e = parse("# c\nbackend\n").unwrap_err();
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("needs a value"), "{e}");
+    let e = parse("backend 127.0.0.1\n").unwrap_err();
+    assert!(e.message.contains("bad address"), "{e}");
+    let e = parse("backend 127.0.0.1:99999\n").unwrap_err();
+    assert_eq!(
+        e.message,
+        "backend: port 99999 in '127.0.0.1:99999' is out of range (1 to 65535)"
+    );
+    let e = parse("listen 127.0.0.1:1\n").unwrap_err();
+    assert!(e.message.contains("no backend"), "{e}");
+    let e = parse("listen 127.0.0.1:1\nbackend 127.0.0.1:2\nlisten 127.0.0.1:3\n").unwrap_err();
+    assert_eq!(e.line, 3);
+    assert!(e.message.contains("duplicate 'listen'"), "{e}");
+    let e = parse("backend 127.0.0.1:2\nkeepalive_timeout soon\n").unwrap_err();
+    assert!(
+        e.to_string().starts_with("test.conf:2: keepalive_timeout:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn values_and_units() {
+    let cfg = parse(
+        "backend 127.0.0.1:2 # trailing comment\nworkers 3\nbuffer_size 32k\n\
+         connect_timeout 250ms\nkeepalive_timeout 2m\naccess_log off\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.workers, Some(3));
+    assert_eq!(cfg.limits.buffer_size, 32 * 1024);
+    assert_eq!(cfg.timeouts.connect, Duration::from_millis(250));
+    assert_eq!(cfg.timeouts.keepalive, Duration::from_secs(120));
+    assert!(!cfg.access_log);
+    assert_eq!(parse_size("1MiB", 0, usize::MAX), Ok(1 << 20));
+    assert!(parse_duration("0s").is_err());
+}
+
+#[test]
+fn health_and_limit_directives() {
+    let cfg = parse("backend 127.0.0.1:2\n").unwrap();
+    assert_eq!(cfg.health, Health::default());
+    assert_eq!(cfg.limits.max_body_size, None);
+    let cfg = parse(
+        "backend 127.0.0.1:2\nworkers 4\nmax_connections 10\nmax_fails 0\n\
+         fail_timeout 500ms\nmax_retries 5\nhealth_check /health 2s\nmax_body_size 1m\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.health.max_fails, 0);
+    assert_eq!(cfg.health.fail_timeout, Duration::from_millis(500));
+    assert_eq!(cfg.health.max_retries, 5);
+    let check = cfg.health.check.clone().unwrap();
+    assert_eq!(
+        (check.path.as_str(), check.interval),
+        ("/health", Duration::from_secs(2))
+    );
+    assert_eq!(cfg.limits.max_body_size, Some(1 << 20));
+    assert_eq!(cfg.per_worker_connections(), 3);
+    let cfg = parse("backend 127.0.0.1:2\nmax_connections_per_worker 7\n").unwrap();
+    assert_eq!(cfg.per_worker_connections(), 7);
+    let e = parse("backend 127.0.0.1:2\nhealth_check /h\n").unwrap_err();
+    assert!(e.message.contains("PATH INTERVAL"), "{e}");
+    let e = parse("backend 127.0.0.1:2\nhealth_check health 2s\n").unwrap_err();
+    assert!(e.message.contains("path"), "{e}");
+}
+
+#[test]
+fn upgrade_protocols_default_list_and_none() {
+    let cfg = parse("backend 127.0.0.1:2\n").unwrap();
+    assert_eq!(cfg.upgrade_protocols, ["websocket"]);
+    assert_eq!(cfg.limits.max_headers, 256);
+    let cfg = parse("backend 127.0.0.1:2\nupgrade_protocols WebSocket h2c\n").unwrap();
+    assert_eq!(cfg.upgrade_protocols, ["websocket", "h2c"]);
+    let cfg = parse("backend 127.0.0.1:2\nupgrade_protocols none\n").unwrap();
+    assert!(cfg.upgrade_protocols.is_empty());
+    for bad in ["", " none websocket", " web/socket", " a,b"] {
+        let e = parse(&format!("backend 127.0.0.1:2\nupgrade_protocols{bad}\n")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("test.conf:2: upgrade_protocols: "),
+            "{bad:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn admin_is_off_unless_configured_and_errors_are_located() {
+    let cfg = parse("backend 127.0.0.1:2\n").unwrap();
+    assert_eq!(cfg.admin, None);
+    assert!(cfg.summary().contains("\nadmin off\n"), "{}", cfg.summary());
+    let cfg = parse("backend 127.0.0.1:2\nadmin 127.0.0.1:9901\n").unwrap();
+    assert_eq!(cfg.admin, Some("127.0.0.1:9901".parse().unwrap()));
+    assert!(cfg.summary().contains("\nadmin 127.0.0.1:9901\n"));
+    assert_eq!(
+        parse("backend 127.0.0.1:2\nadmin off\n").unwrap().admin,
+        None
+    );
+    let e = parse("backend 127.0.0.1:2\nadmin 9901\n").unwrap_err();
+    assert!(
+        e.to_string().starts_with("test.conf:2: admin: bad address"),
+        "{e}"
+    );
+    let e = parse("backend 127.0.0.1:2\nadmin\n").unwrap_err();
+    assert_eq!(
+        (e.line, e.message.contains("needs a value")),
+        (2, true),
+        "{e}"
+    );
+    let e = parse("admin 127.0.0.1:1\nbackend 127.0.0.1:2\nadmin 127.0.0.1:3\n").unwrap_err();
+    assert_eq!(e.line, 3);
+    assert!(
+        e.message.contains("duplicate 'admin' (first on line 1)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_single_value_directive_given_twice_names_both_lines() {
+    for directive in [
+        "workers 2",
+        "log_file a.log",
+        "connect_timeout 1s",
+        "cache_ttl 10s",
+        "max_connections 5",
+        "health_check /h 1s",
+    ] {
+        let e = parse(&format!(
+            "backend 127.0.0.1:2\n{directive}\n\n{directive}\n"
+        ))
+        .unwrap_err();
+        let name = directive.split(' ').next().unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!("test.conf:4: duplicate '{name}' (first on line 2)")
+        );
+    }
+    let cfg = parse("backend 127.0.0.1:2\nbackend 127.0.0.1:3\n").unwrap();
+    assert_eq!(cfg.backends.len(), 2, "backend stays repeatable");
+}
+
+#[test]
+fn unknown_directives_suggest_the_nearest_one() {
+    let e = parse("bakend 127.0.0.1:2\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "test.conf:1: unknown directive 'bakend' (did you mean 'backend'?)"
+    );
+    let e = parse("backend 127.0.0.1:2\nkeepalive_timout 5s\n").unwrap_err();
+    assert!(
+        e.message.ends_with("(did you mean 'keepalive_timeout'?)"),
+        "{e}"
+    );
+    let e = parse("backend 127.0.0.1:2\nttl 5s\n").unwrap_err();
+    assert_eq!(e.message, "unknown directive 'ttl'");
+    assert_eq!(edit_distance("kitten", "sitting"), 3);
+}
+
+#[test]
+fn addresses_say_what_is_wrong_with_them() {
+    let e = parse("backend http://127.0.0.1:8081/\n").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("backend takes HOST:PORT, not a URL: 'http://127.0.0.1:8081/'"),
+        "{e}"
+    );
+    let e = parse("backend 127.0.0.1:2\nlisten localhost:70000\n").unwrap_err();
+    assert_eq!(
+        e.message,
+        "listen: port 70000 in 'localhost:70000' is out of range (1 to 65535)"
+    );
+    let e = parse("backend 127.0.0.1:0\n").unwrap_err();
+    assert!(
+        e.message.starts_with("backend: port 0 in '127.0.0.1:0'"),
+        "{e}"
+    );
+    // Where pibl listens, port 0 asks the kernel for a free port.
+    assert_eq!(
+        parse("backend 127.0.0.1:2\nlisten 127.0.0.1:0\n")
+            .unwrap()
+            .listen
+            .port(),
+        0
+    );
+}
+
+#[test]
+fn absurd_values_are_refused_with_the_reason() {
+    let e = parse("backend 127.0.0.1:2\nhealth_check /h 1ms\n").unwrap_err();
+    assert!(e.message.contains("flood"), "{e}");
+    let e = parse("backend 127.0.0.1:2\ncache_max_bytes 1m\ncache_max_object 2m\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "test.conf:3: cache_max_object 2m is larger than cache_max_bytes 1m: no response \
+         that size could ever be stored"
+    );
+    // The default cache_max_object (64m) shrinks to a smaller cache_max_bytes.
+    let cfg = parse("backend 127.0.0.1:2\ncache_max_bytes 1m\n").unwrap();
+    assert_eq!(cfg.cache.max_object, 1 << 20);
+    let e = parse("listen 0.0.0.0:8080\nbackend 127.0.0.1:2\nadmin 127.0.0.1:8080\n").unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "test.conf:3: admin 127.0.0.1:8080 and listen 0.0.0.0:8080 are the same address"
+        ),
+        "{e}"
+    );
+    assert!(parse("listen 127.0.0.1:0\nbackend 127.0.0.1:2\nadmin 127.0.0.1:0\n").is_ok());
+}
+
+#[test]
+fn cache_ttl_is_whole_seconds_in_the_duration_syntax() {
+    let e = parse("backend 127.0.0.1:2\ncache_ttl 500ms\n").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("test.conf:2: cache_ttl: '500ms' is not a whole number"),
+        "{e}"
+    );
+    let cfg = parse("backend 127.0.0.1:2\ncache_ttl 2m\n").unwrap();
+    assert_eq!(cfg.cache.ttl, Some(Duration::from_secs(120)));
+    assert_eq!(parse_ttl("1500ms").map_err(|_| ()), Err(()));
+    assert_eq!(parse_ttl("2000ms"), Ok(Duration::from_secs(2)));
+}
+
+#[test]
+fn the_summary_lists_every_setting_and_reads_back_as_the_same_config() {
+    let text = "listen 127.0.0.1:9\nbackend 127.0.0.1:81\nbackend localhost:82\nworkers 3\n\
+                connect_timeout 250ms\nkeepalive_timeout 2m\nmax_body_size 1m\n\
+                health_check /health 2s\ncache_ttl 1h\nadmin 127.0.0.1:9901\n";
+    let cfg = parse(text).unwrap();
+    let summary = cfg.summary();
+    for line in [
+        "workers 3",
+        "connect_timeout 250ms",
+        "keepalive_timeout 2m",
+        "client_header_timeout 10s",
+        "max_connections 16384",
+        "buffer_size 16k",
+        "max_body_size 1m",
+        "health_check /health 2s",
+        "cache on",
+        "cache_ttl 1h",
+        "cache_max_bytes 1g",
+        "backend localhost:82  # ",
+    ] {
+        assert!(summary.contains(&format!("\n{line}")), "{line}: {summary}");
+    }
+    let mut again = parse(&summary).unwrap();
+    // `cache on` is written out; the file left it implied by the TTL.
+    assert_eq!(again.cache_config(), cfg.cache_config());
+    again.cache.enabled = cfg.cache.enabled;
+    assert_eq!(
+        Config {
+            path: cfg.path.clone(),
+            lines: Vec::new(),
+            ..again
+        },
+        Config {
+            lines: Vec::new(),
+            ..cfg
+        }
+    );
+    // Defaults read back too (the cache stays off, per-worker connections stay derived).
+    let cfg = parse("backend 127.0.0.1:2\n").unwrap();
+    let again = parse(&cfg.summary()).unwrap();
+    assert_eq!(again.cache_config(), None);
+    assert_eq!(again.limits, cfg.limits);
+    assert_eq!(again.timeouts, cfg.timeouts);
+    assert_eq!(again.health, cfg.health);
+}
+
+#[test]
+fn counted_nouns_agree_with_their_number() {
+    assert_eq!(counted(1, "worker", "workers"), "1 worker");
+    assert_eq!(counted(0, "entry", "entries"), "0 entries");
+    assert_eq!(format_size(1536), "1536");
+    assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+}
