@@ -21,6 +21,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::cache::primary_key;
 use crate::http::response::reason_phrase;
+use crate::http::target::{split_absolute, Scheme};
 use crate::net::{describe_bind_error, interrupted, would_block};
 use crate::proxy::Shared;
 use crate::text::counted;
@@ -299,24 +300,21 @@ fn purge(url: &str, shared: &Shared) -> Vec<u8> {
     }
     // `url` starts with '/': the part after "/cache".
     let rest = &url[1..];
-    let absolute = rest.get(..7).and_then(|scheme| {
-        scheme
-            .eq_ignore_ascii_case("http://")
-            .then(|| &rest[scheme.len()..])
-    });
-    let dropped = if let Some(after) = absolute {
-        let (authority, target) = match after.find('/') {
-            Some(i) => (&after[..i], &after[i..]),
-            None => (after, "/"),
-        };
-        if authority.is_empty() {
-            return text(400, "no host in the URL to purge\n");
+    let dropped = match split_absolute(rest) {
+        Some(absolute) if absolute.scheme == Scheme::Http => {
+            if absolute.authority.is_empty() {
+                return text(400, "no host in the URL to purge\n");
+            }
+            // An empty path is `/` (RFC 9112 §3.2.1), as the proxy stores it.
+            let target = match absolute.rest.as_bytes().first() {
+                None => "/".to_string(),
+                Some(b'/') => absolute.rest.to_string(),
+                Some(_) => format!("/{}", absolute.rest),
+            };
+            cache.purge(&primary_key(absolute.authority, &target))
         }
-        cache.purge(&primary_key(authority, target))
-    } else if rest.contains("://") {
-        return text(400, "only http:// URLs are cached\n");
-    } else {
-        cache.purge_target(url)
+        _ if rest.contains("://") => return text(400, "only http:// URLs are cached\n"),
+        _ => cache.purge_target(url),
     };
     if dropped.is_empty() {
         return text(404, &format!("not in the cache: {url}\n"));

@@ -3,7 +3,10 @@
 
 use super::connection::Source;
 use super::error::ClientError;
+use crate::http::body::BodyKind;
 use crate::http::chunked::{ChunkedDecoder, Piece};
+use crate::http::framing::Declared;
+use crate::http::Field;
 
 /// Largest response head accepted, so a broken server cannot make us buffer forever.
 const MAX_HEAD: usize = 64 * 1024;
@@ -26,6 +29,16 @@ impl Header {
             name: name.to_string(),
             value: value.to_string(),
         }
+    }
+}
+
+impl Field for Header {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn value(&self) -> &[u8] {
+        self.value.as_bytes()
     }
 }
 
@@ -138,68 +151,12 @@ fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, ClientError> 
     }
 }
 
-/// How the end of the body is found (RFC 9112 §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFraming {
-    /// No body: HEAD request, 1xx, 204 or 304.
-    Empty,
-    Length(u64),
-    Chunked,
-    /// Body ends when the server closes the connection.
-    UntilClose,
-}
-
-/// Decides the framing of a response to a `method` request.
-pub fn body_framing(method: &str, head: &ResponseHead) -> Result<BodyFraming, ClientError> {
-    if method.eq_ignore_ascii_case("HEAD")
-        || (100..200).contains(&head.status)
-        || head.status == 204
-        || head.status == 304
-    {
-        return Ok(BodyFraming::Empty);
-    }
-    let codings: Vec<String> = head
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
-        .flat_map(|h| h.value.split(','))
-        .map(|c| c.trim().to_ascii_lowercase())
-        .filter(|c| !c.is_empty())
-        .collect();
-    if let Some(last) = codings.last() {
-        return Ok(if last == "chunked" {
-            BodyFraming::Chunked
-        } else {
-            BodyFraming::UntilClose
-        });
-    }
-    let mut length: Option<u64> = None;
-    for h in head
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
-    {
-        for part in h.value.split(',') {
-            let part = part.trim();
-            let n = part
-                .parse::<u64>()
-                .ok()
-                .filter(|_| part.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| {
-                    ClientError::Malformed(format!("invalid Content-Length '{}'", h.value))
-                })?;
-            if length.is_some_and(|l| l != n) {
-                return Err(ClientError::Malformed(
-                    "conflicting Content-Length values".into(),
-                ));
-            }
-            length = Some(n);
-        }
-    }
-    Ok(match length {
-        Some(n) => BodyFraming::Length(n),
-        None => BodyFraming::UntilClose,
-    })
+/// Decides the framing of a response to a `method` request, by the rules the proxy uses
+/// ([`Declared`]).
+pub fn body_framing(method: &str, head: &ResponseHead) -> Result<BodyKind, ClientError> {
+    let declared = Declared::parse(&head.headers)
+        .map_err(|e| ClientError::Malformed(format!("invalid response framing: {}", e.reason())))?;
+    Ok(declared.response_body(head.status, method.eq_ignore_ascii_case("HEAD")))
 }
 
 /// Streams the body to `on_data`, starting with the bytes already in `buf`. Returns the number of
@@ -207,13 +164,13 @@ pub fn body_framing(method: &str, head: &ResponseHead) -> Result<BodyFraming, Cl
 pub fn copy_body(
     source: &mut dyn Source,
     mut buf: Vec<u8>,
-    framing: BodyFraming,
+    framing: BodyKind,
     on_data: &mut dyn FnMut(&[u8]) -> Result<(), ClientError>,
 ) -> Result<u64, ClientError> {
     let mut chunk = vec![0u8; READ_CHUNK];
     match framing {
-        BodyFraming::Empty => Ok(0),
-        BodyFraming::Length(total) => {
+        BodyKind::Empty => Ok(0),
+        BodyKind::Length(total) => {
             let mut left = total;
             let first = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
             if first > 0 {
@@ -234,7 +191,7 @@ pub fn copy_body(
             }
             Ok(total)
         }
-        BodyFraming::UntilClose => {
+        BodyKind::UntilClose => {
             let mut total = buf.len() as u64;
             if !buf.is_empty() {
                 on_data(&buf)?;
@@ -248,7 +205,7 @@ pub fn copy_body(
                 total += n as u64;
             }
         }
-        BodyFraming::Chunked => {
+        BodyKind::Chunked => {
             let mut decoder = ChunkedDecoder::new();
             let mut total = 0u64;
             let mut pos = 0;
@@ -343,5 +300,28 @@ mod tests {
             let err = read_all(raw, "GET").unwrap_err();
             assert_eq!(err.exit_code(), 7, "{raw:?}: {err}");
         }
+    }
+
+    /// The client reads framing by the proxy's rules (`http::framing`): a response with both
+    /// Content-Length and Transfer-Encoding is refused (RFC 9112 §6.3 item 3: "ought to be
+    /// handled as an error"; it used to let Transfer-Encoding win), as is a repeated-value list
+    /// `5, 5` (RFC 9110 §8.6 allows refusing it); a final coding other than chunked still
+    /// reads until close (§6.3 item 4).
+    #[test]
+    fn framing_follows_the_shared_rules() {
+        for raw in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                [..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc",
+        ] {
+            let err = read_all(raw, "GET").unwrap_err();
+            assert_eq!(err.exit_code(), 7, "{raw:?}: {err}");
+        }
+        let (_, body) = read_all(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nuntil close",
+            "GET",
+        )
+        .unwrap();
+        assert_eq!(body, b"until close");
     }
 }

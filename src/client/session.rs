@@ -9,8 +9,9 @@ use super::freshness::{policy_for, CachePolicy};
 use super::log::{Origin, Outcome, RequestLog};
 use super::output::{classify, file_name_for, stdout_error, BodySink, Delivered};
 use super::request::{encode_head, Request};
-use super::response::{body_framing, copy_body, find_header, read_head, BodyFraming, ResponseHead};
+use super::response::{body_framing, copy_body, find_header, read_head, ResponseHead};
 use super::url::Url;
+use crate::http::body::BodyKind;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -206,7 +207,7 @@ impl Exchange<'_> {
         }
         self.forget_stale(request, &head, &key);
         let framing = body_framing(&request.method, &head)?;
-        if framing == BodyFraming::Empty {
+        if framing == BodyKind::Empty {
             if request.method.eq_ignore_ascii_case("HEAD") && !self.options.include_head {
                 self.print_head(&head)?;
             }

@@ -2,6 +2,7 @@
 //! the origin-form request target. Redirect `Location`s are resolved against the current URL.
 
 use super::error::ClientError;
+use crate::http::target::{split_absolute, split_authority, Scheme};
 use std::fmt;
 use std::net::Ipv6Addr;
 
@@ -23,29 +24,25 @@ impl Url {
         if input.is_empty() {
             return Err(ClientError::BadUrl("empty URL".into()));
         }
-        let rest = match input.find("://") {
-            Some(i) => {
-                let scheme = input[..i].to_ascii_lowercase();
-                match scheme.as_str() {
-                    "http" => &input[i + 3..],
-                    "https" => {
-                        return Err(ClientError::BadUrl(format!(
-                            "https is not supported: pibl-client speaks plain HTTP only \
-                             (use http:// or a TLS-capable client such as curl for {input})"
-                        )))
-                    }
-                    _ => {
-                        return Err(ClientError::BadUrl(format!(
-                        "unsupported URL scheme '{scheme}' in {input} (only http:// is supported)"
-                    )))
-                    }
-                }
+        let (authority, rest) = match split_absolute(input) {
+            Some(url) if url.scheme == Scheme::Http => (url.authority, url.rest),
+            Some(_) => {
+                return Err(ClientError::BadUrl(format!(
+                    "https is not supported: pibl-client speaks plain HTTP only \
+                     (use http:// or a TLS-capable client such as curl for {input})"
+                )))
             }
-            None => input,
+            None => match input.find("://") {
+                Some(i) => {
+                    return Err(ClientError::BadUrl(format!(
+                        "unsupported URL scheme '{}' in {input} (only http:// is supported)",
+                        input[..i].to_ascii_lowercase()
+                    )))
+                }
+                None => split_authority(input),
+            },
         };
-        let rest = rest.split('#').next().unwrap_or("");
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, target) = rest.split_at(authority_end);
+        let target = rest.split('#').next().unwrap_or("");
         let (host, port) = parse_authority(authority, input)?;
         let target = normalise_target(target, input)?;
         Ok(Url { host, port, target })

@@ -2,16 +2,20 @@
 //!
 //! - [`request`]: parse and validate a request head, write the head sent upstream.
 //! - [`response`]: parse a response head, write the head sent to the client; canned responses.
-//! - [`body`]: how long a body is, and relaying it through a buffer.
+//! - [`framing`]: how long a body is (RFC 9112 §6.3), for the proxy, the origin and the client.
+//! - [`body`]: relaying a body through a buffer.
 //! - [`chunked`]: the strict incremental chunked decoder.
+//! - [`target`]: the request target (absolute-form URLs) and the Host field.
 
 pub mod body;
 pub mod chunked;
 pub mod date;
+pub mod framing;
 pub mod request;
 pub mod response;
+pub mod target;
 
-use body::BodyKind;
+pub use framing::FramingError;
 
 /// The HTTP versions spoken on either side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +42,25 @@ impl Version {
     }
 }
 
+/// A header field as the shared rules ([`framing`]) read it: the borrowed
+/// fields httparse gives the proxy and the origin, and the client's owned ones.
+pub trait Field {
+    fn name(&self) -> &str;
+    fn value(&self) -> &[u8];
+}
+
+impl Field for httparse::Header<'_> {
+    #[inline]
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    #[inline]
+    fn value(&self) -> &[u8] {
+        self.value
+    }
+}
+
 /// Case-insensitive header-name comparison.
 pub fn name_is(name: &str, wanted: &str) -> bool {
     name.eq_ignore_ascii_case(wanted)
@@ -48,6 +71,22 @@ pub fn has_token(value: &[u8], token: &str) -> bool {
     value
         .split(|&b| b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Whether any `Connection` field lists `token`.
+pub fn connection_has(headers: &[httparse::Header<'_>], token: &str) -> bool {
+    headers
+        .iter()
+        .any(|h| name_is(h.name, "connection") && has_token(h.value, token))
+}
+
+/// Whether a request asks to keep the connection open (RFC 9112 §9.3): HTTP/1.1 unless it says
+/// `close`, HTTP/1.0 only when it says `keep-alive`.
+pub fn request_keeps_alive(version: Version, headers: &[httparse::Header<'_>]) -> bool {
+    match version {
+        Version::Http11 => !connection_has(headers, "close"),
+        Version::Http10 => connection_has(headers, "keep-alive"),
+    }
 }
 
 /// Headers that describe one connection and are never forwarded (RFC 9110 §7.6.1), apart from
@@ -89,73 +128,6 @@ pub fn named_by_connection(name: &str, headers: &[httparse::Header<'_>]) -> bool
         .iter()
         .filter(|h| name_is(h.name, "connection"))
         .any(|h| has_token(h.value, name))
-}
-
-/// Why the framing headers of a message cannot be trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FramingError {
-    /// Both Content-Length and Transfer-Encoding.
-    Both,
-    /// Content-Length that is not 1*DIGIT, overflows, or disagrees with another.
-    BadLength,
-    /// Transfer-Encoding whose final coding is not chunked.
-    NotChunked,
-}
-
-impl FramingError {
-    pub fn reason(self) -> &'static str {
-        match self {
-            FramingError::Both => "both Content-Length and Transfer-Encoding",
-            FramingError::BadLength => "invalid Content-Length",
-            FramingError::NotChunked => "Transfer-Encoding does not end in chunked",
-        }
-    }
-}
-
-/// Reads Content-Length and Transfer-Encoding strictly (RFC 9112 §6.1-6.3). Returns `None`
-/// when the message carries neither.
-pub fn framing(headers: &[httparse::Header<'_>]) -> Result<Option<BodyKind>, FramingError> {
-    let mut length: Option<u64> = None;
-    let mut te_seen = false;
-    let mut last_coding_chunked = false;
-    for h in headers {
-        if name_is(h.name, "content-length") {
-            let v = parse_length(h.value).ok_or(FramingError::BadLength)?;
-            if length.is_some_and(|l| l != v) {
-                return Err(FramingError::BadLength);
-            }
-            length = Some(v);
-        } else if name_is(h.name, "transfer-encoding") {
-            for coding in h.value.split(|&b| b == b',') {
-                let c = coding.trim_ascii();
-                if c.is_empty() {
-                    continue;
-                }
-                te_seen = true;
-                last_coding_chunked = c.eq_ignore_ascii_case(b"chunked");
-            }
-            if !te_seen {
-                return Err(FramingError::NotChunked);
-            }
-        }
-    }
-    match (length, te_seen) {
-        (Some(_), true) => Err(FramingError::Both),
-        (None, true) if last_coding_chunked => Ok(Some(BodyKind::Chunked)),
-        (None, true) => Err(FramingError::NotChunked),
-        (Some(n), false) => Ok(Some(BodyKind::Length(n))),
-        (None, false) => Ok(None),
-    }
-}
-
-/// `1*DIGIT` that fits in a u64.
-fn parse_length(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    v.iter().try_fold(0u64, |acc, d| {
-        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
 }
 
 /// Appends `n` in decimal. Heads and log lines are built per request; this avoids the
@@ -301,45 +273,6 @@ mod tests {
             name,
             value: value.as_bytes(),
         }
-    }
-
-    #[test]
-    fn framing_is_strict() {
-        assert_eq!(
-            framing(&[h("Content-Length", "12")]),
-            Ok(Some(BodyKind::Length(12)))
-        );
-        assert_eq!(
-            framing(&[h("content-length", "5"), h("Content-Length", "5")]),
-            Ok(Some(BodyKind::Length(5)))
-        );
-        for bad in ["", "+5", "5 ", "0x10", "1,1", "99999999999999999999"] {
-            assert_eq!(
-                framing(&[h("Content-Length", bad)]),
-                Err(FramingError::BadLength),
-                "{bad:?}"
-            );
-        }
-        assert_eq!(
-            framing(&[h("Content-Length", "5"), h("Content-Length", "6")]),
-            Err(FramingError::BadLength)
-        );
-        assert_eq!(
-            framing(&[h("Transfer-Encoding", "gzip, chunked")]),
-            Ok(Some(BodyKind::Chunked))
-        );
-        assert_eq!(
-            framing(&[h("Transfer-Encoding", "chunked, gzip")]),
-            Err(FramingError::NotChunked)
-        );
-        assert_eq!(
-            framing(&[h("Transfer-Encoding", "")]),
-            Err(FramingError::NotChunked)
-        );
-        assert_eq!(
-            framing(&[h("Transfer-Encoding", "chunked"), h("Content-Length", "3")]),
-            Err(FramingError::Both)
-        );
     }
 
     #[test]

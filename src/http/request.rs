@@ -8,9 +8,11 @@ use std::mem::MaybeUninit;
 use std::net::IpAddr;
 
 use super::body::BodyKind;
+use super::framing::request_body;
+use super::target::{host_field, split_request_target};
 use super::{
-    connection_names_headers, framing, has_token, is_hop_by_hop, name_is, named_by_connection,
-    put_header, Version,
+    connection_has, connection_names_headers, is_hop_by_hop, name_is, named_by_connection,
+    put_header, request_keeps_alive, Version,
 };
 
 /// Most header fields any config may allow; the configured limit slices this.
@@ -224,57 +226,23 @@ pub fn parse_with<R>(
     if !target.is_ascii() {
         return Err(reject(400, "request target is not ASCII"));
     }
-    // Absolute-form targets go upstream in origin form, with Host taken from the URI.
-    let (uri_host, path) = split_target(target, kind)?;
-
-    let mut host_header: Option<&[u8]> = None;
-    for h in headers {
-        if name_is(h.name, "host") {
-            if host_header.is_some() {
-                return Err(reject(400, "more than one Host header"));
-            }
-            host_header = Some(h.value);
-        }
-    }
-    if version == Version::Http11 && host_header.is_none() {
-        return Err(reject(400, "HTTP/1.1 request without Host"));
-    }
-    if let Some(h) = host_header {
-        if !valid_host(h) {
-            return Err(reject(400, "invalid Host header"));
-        }
-    }
+    let (uri_host, path) =
+        split_request_target(target, kind == Method::Options).map_err(|why| reject(400, why))?;
+    let host_header = host_field(version, headers).map_err(|why| reject(400, why))?;
     let host: &[u8] = match (uri_host, host_header) {
         (Some(u), _) => u.as_bytes(),
         (None, Some(h)) => h,
         (None, None) => DEFAULT_HOST.as_bytes(),
     };
-
-    let body = match framing(headers) {
-        Ok(Some(BodyKind::Chunked)) if version == Version::Http10 => {
-            return Err(reject(400, "Transfer-Encoding in an HTTP/1.0 request"))
-        }
-        Ok(Some(kind)) => kind,
-        Ok(None) => BodyKind::Empty,
-        Err(e) => return Err(reject(400, e.reason())),
-    };
-
-    let connection_has = |token: &str| {
-        headers
-            .iter()
-            .any(|h| name_is(h.name, "connection") && has_token(h.value, token))
-    };
-    let keep_alive = match version {
-        Version::Http11 => !connection_has("close"),
-        Version::Http10 => connection_has("keep-alive"),
-    };
+    let body = request_body(version, headers).map_err(|e| reject(400, e.reason()))?;
+    let keep_alive = request_keeps_alive(version, headers);
     // Only allowed protocols are forwarded: a blind tunnel to anything else (h2c) would carry
     // later requests past the proxy's routing, limits, log and cache.
     let upgrade = version == Version::Http11
         && allowed_upgrades(headers, upgrade_protocols)
             .next()
             .is_some()
-        && connection_has("upgrade");
+        && connection_has(headers, "upgrade");
 
     line.host.clear();
     line.host.push_str(&String::from_utf8_lossy(host));
@@ -434,45 +402,6 @@ fn write_list_with_hop(
         });
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// Splits a request target into (host from an absolute URI, origin-form path).
-fn split_target(target: &str, method: Method) -> Result<(Option<&str>, &str), RequestError> {
-    if target.starts_with('/') {
-        return Ok((None, target));
-    }
-    if target == "*" {
-        return if method == Method::Options {
-            Ok((None, target))
-        } else {
-            Err(reject(400, "asterisk target outside OPTIONS"))
-        };
-    }
-    let lower_scheme = target.get(..8).map(|s| s.to_ascii_lowercase());
-    let rest = match lower_scheme.as_deref() {
-        Some(s) if s.starts_with("http://") => &target[7..],
-        Some("https://") => &target[8..],
-        _ => return Err(reject(400, "invalid request target")),
-    };
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], &rest[i..]),
-        // `http://host?q` has an empty path; origin form needs "/" but we cannot insert it
-        // without allocating, so refuse this rare shape.
-        Some(_) => return Err(reject(400, "absolute target without a path")),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() || authority.contains('@') || !valid_host(authority.as_bytes()) {
-        return Err(reject(400, "invalid authority in request target"));
-    }
-    Ok((Some(authority), path))
-}
-
-/// A Host value: reg-name or IP literal with optional port; no whitespace, paths or userinfo.
-fn valid_host(h: &[u8]) -> bool {
-    !h.is_empty()
-        && h.iter().all(|&b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
-        })
 }
 
 /// A head that has not ended yet: wait for more, unless it already fills `max_header_bytes`.

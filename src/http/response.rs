@@ -5,9 +5,10 @@ use std::io::Write;
 use std::mem::MaybeUninit;
 
 use super::body::BodyKind;
+use super::framing::{Declared, FramingError};
 use super::request::{HeadLimits, HEADERS_CAP};
 use super::{
-    connection_names_headers, framing, has_token, is_hop_by_hop, name_is, named_by_connection,
+    connection_has, connection_names_headers, is_hop_by_hop, name_is, named_by_connection,
     put_header, put_status_line, Version,
 };
 
@@ -85,21 +86,16 @@ pub fn parse(
     let upstream_version = Version::from_minor(minor);
     let reason = resp.reason.unwrap_or("");
 
-    let no_body =
-        client.head_request || (100..200).contains(&status) || status == 204 || status == 304;
-    let declared = framing(headers).map_err(|e| BadResponse(e.reason()))?;
-    let body = if no_body {
-        BodyKind::Empty
-    } else {
-        declared.unwrap_or(BodyKind::UntilClose)
-    };
-    let connection_has = |token: &str| {
-        headers
-            .iter()
-            .any(|h| name_is(h.name, "connection") && has_token(h.value, token))
-    };
+    // The framing fields are checked even when the status means no body: the client gets them.
+    let declared = Declared::parse(headers).map_err(|e| BadResponse(e.reason()))?;
+    if declared == Declared::OtherCoding {
+        // RFC 9112 §6.3 reads such a body to the close, but the proxy relays no transfer coding
+        // except chunked: it could neither send it to an HTTP/1.0 client (§6.1) nor store it.
+        return Err(BadResponse(FramingError::NotChunked.reason()));
+    }
+    let body = declared.response_body(status, client.head_request);
     let upstream_reusable = upstream_version == Version::Http11
-        && !connection_has("close")
+        && !connection_has(headers, "close")
         && body != BodyKind::UntilClose
         && status != 101;
     let dechunk = body == BodyKind::Chunked && client.version == Version::Http10;

@@ -1,10 +1,12 @@
-//! Request heads as the origin needs them: parsed with httparse, framed by the shared strict
-//! [`framing`] rules, copied into a reusable [`RequestHead`] so the input buffer can move on.
+//! Request heads as the origin needs them: parsed with httparse, checked by the proxy's rules
+//! (Host: [`host_field`], framing: [`request_body`], keep-alive), copied into a reusable [`RequestHead`] so the input buffer can move on.
 
 use std::mem::MaybeUninit;
 
 use crate::http::body::BodyKind;
-use crate::http::{framing, has_token, name_is, Version};
+use crate::http::framing::request_body;
+use crate::http::target::host_field;
+use crate::http::{name_is, request_keeps_alive, Version};
 
 /// Header fields accepted in one request head: as many as pibl forwards by default
 /// (`max_headers`), so what the proxy lets through, its demo backend takes.
@@ -85,30 +87,9 @@ pub fn parse(input: &[u8], head: &mut RequestHead) -> Result<Option<usize>, BadR
     if !target.is_ascii() {
         return Err(bad(400, "request target is not ASCII"));
     }
-    let hosts = headers.iter().filter(|h| name_is(h.name, "host")).count();
-    if hosts > 1 || (version == Version::Http11 && hosts == 0) {
-        return Err(bad(
-            400,
-            "an HTTP/1.1 request needs exactly one Host header",
-        ));
-    }
-    head.body = match framing(headers) {
-        Ok(Some(BodyKind::Chunked)) if version == Version::Http10 => {
-            return Err(bad(400, "Transfer-Encoding in an HTTP/1.0 request"))
-        }
-        Ok(Some(kind)) => kind,
-        Ok(None) => BodyKind::Empty,
-        Err(e) => return Err(bad(400, e.reason())),
-    };
-    let connection_has = |token: &str| {
-        headers
-            .iter()
-            .any(|h| name_is(h.name, "connection") && has_token(h.value, token))
-    };
-    head.keep_alive = match version {
-        Version::Http11 => !connection_has("close"),
-        Version::Http10 => connection_has("keep-alive"),
-    };
+    host_field(version, headers).map_err(|why| bad(400, why))?;
+    head.body = request_body(version, headers).map_err(|e| bad(400, e.reason()))?;
+    head.keep_alive = request_keeps_alive(version, headers);
     head.version = version;
     head.method.clear();
     head.method.push_str(method);
@@ -184,5 +165,19 @@ mod tests {
         ] {
             assert_eq!(run(text).map_err(|e| e.status), Err(400), "{text:?}");
         }
+    }
+
+    /// The origin checks Host as the proxy does (RFC 9112 §3.2: an invalid value is a 400);
+    /// it used to accept any value.
+    #[test]
+    fn refuses_an_invalid_host_as_the_proxy_does() {
+        for text in [
+            "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: u@h\r\n\r\n",
+            "GET / HTTP/1.0\r\nHost: a/b\r\n\r\n",
+        ] {
+            assert_eq!(run(text).map_err(|e| e.status), Err(400), "{text:?}");
+        }
+        assert!(run("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n").is_ok());
     }
 }

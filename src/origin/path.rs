@@ -3,6 +3,8 @@
 //! Sanitising happens on the decoded path before the file system sees it; the root is checked
 //! again after canonicalisation (in `site`), so a symlink cannot lead outside either.
 
+use crate::http::target::split_absolute;
+
 /// Why a request path names no servable file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathError {
@@ -28,12 +30,11 @@ impl PathError {
 /// (`http://host/p`) is reduced to its path.
 pub fn target_path(target: &str) -> &str {
     let target = target.split(['?', '#']).next().unwrap_or("");
-    for scheme in ["http://", "https://"] {
-        if let Some(rest) = target.strip_prefix(scheme) {
-            return rest.find('/').map_or("/", |i| &rest[i..]);
-        }
+    match split_absolute(target) {
+        Some(url) if url.rest.is_empty() => "/",
+        Some(url) => url.rest,
+        None => target,
     }
-    target
 }
 
 /// Decodes `path` (origin form, no query) into a relative file name under the root, written to
@@ -192,6 +193,9 @@ mod tests {
         assert_eq!(target_path("http://h:1/x/y?z"), "/x/y");
         assert_eq!(target_path("http://h"), "/");
         assert_eq!(target_path("*"), "*");
+        // The scheme is case-insensitive (RFC 3986 §3.1), as the proxy reads it.
+        assert_eq!(target_path("HTTP://h/x"), "/x");
+        assert_eq!(target_path("https://h#f"), "/");
     }
 
     #[test]
