@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::http::cache_control::{age_of, CacheControl};
 use crate::http::date::parse_http_date;
 use crate::http::{has_token, name_is};
 
@@ -16,75 +17,23 @@ pub fn is_cacheable_status(status: u16) -> bool {
     CACHEABLE_STATUSES.contains(&status)
 }
 
-/// The Cache-Control directives pibl acts on.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct CacheControl {
-    pub no_store: bool,
-    pub no_cache: bool,
-    pub private: bool,
-    pub public: bool,
-    pub must_revalidate: bool,
-    /// `max-age`; an invalid value reads as 0 (stale), RFC 9111 §4.2.1.
-    pub max_age: Option<u64>,
-    pub s_maxage: Option<u64>,
-}
-
 /// The targeted cache-control fields pibl obeys (RFC 9213), most specific first. When one of them
 /// is present with a non-empty value, it replaces `Cache-Control` and `Expires` for pibl's cache.
 pub const TARGETED_FIELDS: [&str; 2] = ["pibl-cache-control", "cdn-cache-control"];
 
-impl CacheControl {
-    /// The request's (or response's) `Cache-Control`.
-    pub fn parse(headers: &[httparse::Header<'_>]) -> CacheControl {
-        Self::parse_field(headers, "cache-control")
-    }
-
-    /// The policy for pibl's cache from a response: the most specific targeted field present
-    /// (`Pibl-Cache-Control`, then `CDN-Cache-Control`), else `Cache-Control`. The flag says a
-    /// targeted field was used, so `Expires` must be ignored (RFC 9213 §2.2).
-    pub fn for_pibl(headers: &[httparse::Header<'_>]) -> (CacheControl, bool) {
-        for name in TARGETED_FIELDS {
-            if headers
-                .iter()
-                .any(|h| name_is(h.name, name) && !h.value.trim_ascii().is_empty())
-            {
-                return (Self::parse_field(headers, name), true);
-            }
+/// The policy for pibl's cache from a response: the most specific targeted field present
+/// (`Pibl-Cache-Control`, then `CDN-Cache-Control`), else `Cache-Control`. The flag says a
+/// targeted field was used, so `Expires` must be ignored (RFC 9213 §2.2).
+fn pibl_cache_control(headers: &[httparse::Header<'_>]) -> (CacheControl, bool) {
+    for name in TARGETED_FIELDS {
+        if headers
+            .iter()
+            .any(|h| name_is(h.name, name) && !h.value.trim_ascii().is_empty())
+        {
+            return (CacheControl::parse_field(headers, name), true);
         }
-        (Self::parse(headers), false)
     }
-
-    fn parse_field(headers: &[httparse::Header<'_>], field: &str) -> CacheControl {
-        let mut cc = CacheControl::default();
-        for h in headers.iter().filter(|h| name_is(h.name, field)) {
-            for d in h.value.split(|&b| b == b',') {
-                let d = d.trim_ascii();
-                let (name, value) = match d.iter().position(|&b| b == b'=') {
-                    Some(i) => (d[..i].trim_ascii(), Some(d[i + 1..].trim_ascii())),
-                    None => (d, None),
-                };
-                let seconds = || {
-                    value
-                        .map(|v| v.strip_prefix(b"\"").unwrap_or(v))
-                        .map(|v| v.strip_suffix(b"\"").unwrap_or(v))
-                        .and_then(|v| std::str::from_utf8(v).ok())
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(0)
-                };
-                match name.to_ascii_lowercase().as_slice() {
-                    b"no-store" => cc.no_store = true,
-                    b"no-cache" => cc.no_cache = true,
-                    b"private" => cc.private = true,
-                    b"public" => cc.public = true,
-                    b"must-revalidate" | b"proxy-revalidate" => cc.must_revalidate = true,
-                    b"max-age" => cc.max_age = Some(seconds()),
-                    b"s-maxage" => cc.s_maxage = Some(seconds()),
-                    _ => {}
-                }
-            }
-        }
-        cc
-    }
+    (CacheControl::parse(headers), false)
 }
 
 /// What the request allows the cache to do.
@@ -153,26 +102,6 @@ pub struct Freshness {
     pub pass_cdn_cache_control: bool,
 }
 
-/// The response's `Age` in seconds (RFC 9111 §5.1): of a list or repeated lines the first value
-/// counts; a value that is not a non-negative integer makes the field invalid, read as 0.
-pub fn age_of(headers: &[httparse::Header<'_>]) -> u64 {
-    let Some(h) = headers.iter().find(|h| name_is(h.name, "age")) else {
-        return 0;
-    };
-    let first = h
-        .value
-        .split(|&b| b == b',')
-        .next()
-        .unwrap_or(&[])
-        .trim_ascii();
-    if first.is_empty() || !first.iter().all(u8::is_ascii_digit) {
-        return 0;
-    }
-    first.iter().fold(0u64, |n, d| {
-        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    })
-}
-
 /// An IMF-fixdate exactly as RFC 9110 §5.6.7 spells it (`Sun, 06 Nov 1994 08:49:37 GMT`: fixed
 /// width, single spaces, two-digit fields), in Unix seconds; anything else is `None`.
 pub fn strict_http_date(value: &[u8]) -> Option<u64> {
@@ -227,7 +156,7 @@ pub fn response_rule(
     if !CACHEABLE_STATUSES.contains(&status) {
         return ResponseRule::NoStore("status is not cacheable");
     }
-    let (cc, targeted) = CacheControl::for_pibl(headers);
+    let (cc, targeted) = pibl_cache_control(headers);
     if cc.no_store {
         return ResponseRule::NoStore("no-store");
     }
@@ -535,6 +464,20 @@ mod tests {
         assert_eq!(
             request_rule(&[h("Pragma", "no-cache")]),
             RequestRule::Revalidate
+        );
+    }
+
+    /// Of a repeated `max-age` the first counts (RFC 9111 §4.2.1), as in the client; the last
+    /// used to win here.
+    #[test]
+    fn first_of_a_repeated_max_age_counts() {
+        let twice = [
+            h("Cache-Control", "max-age=10"),
+            h("Cache-Control", "max-age=60"),
+        ];
+        assert_eq!(
+            lifetime(response_rule(200, &twice, false, ON, NOW)),
+            Duration::from_secs(10)
         );
     }
 }

@@ -2,6 +2,7 @@
 //! once when the response is stored, so a lookup only compares a deadline with the clock.
 
 use super::response::{find_header, Header};
+use crate::http::cache_control::{age_of, CacheControl};
 use std::time::Duration;
 
 /// What the cache may do with a response.
@@ -32,19 +33,16 @@ pub fn policy_for(
     {
         return CachePolicy::DoNotStore;
     }
-    let directives = cache_control(headers);
-    let has = |name: &str| directives.iter().any(|(n, _)| n == name);
-    if has("no-store") {
+    let cc = CacheControl::parse(headers);
+    if cc.no_store {
         return CachePolicy::DoNotStore;
     }
-    let lifetime_ms: u64 = if has("no-cache") {
+    // A private cache: `private` and `s-maxage` do not concern it.
+    let lifetime_ms: u64 = if cc.no_cache {
         0
-    } else if let Some((_, value)) = directives.iter().find(|(n, _)| n == "max-age") {
-        // An invalid max-age makes the response stale (RFC 9111 §4.2.1).
-        value
-            .as_deref()
-            .and_then(|v| v.parse::<u64>().ok())
-            .map_or(0, |secs| secs.saturating_mul(1000))
+    } else if let Some(secs) = cc.max_age {
+        // An invalid max-age makes the response stale (RFC 9111 §4.2.1): it reads as 0.
+        secs.saturating_mul(1000)
     } else if let Some(expires) = find_header(headers, "expires") {
         let date_ms = find_header(headers, "date")
             .and_then(parse_http_date)
@@ -53,9 +51,7 @@ pub fn policy_for(
     } else {
         u64::try_from(default_ttl.as_millis()).unwrap_or(u64::MAX)
     };
-    let age_ms = find_header(headers, "age")
-        .and_then(|a| a.trim().parse::<u64>().ok())
-        .map_or(0, |secs| secs.saturating_mul(1000));
+    let age_ms = age_of(headers).saturating_mul(1000);
     let lifetime_ms = lifetime_ms.saturating_sub(age_ms);
     if lifetime_ms == 0 && !has_validator(headers) {
         // Stale at once and nothing to revalidate with: storing it would never help.
@@ -69,28 +65,6 @@ pub fn policy_for(
 /// True when the response carries an ETag or Last-Modified to revalidate with.
 pub fn has_validator(headers: &[Header]) -> bool {
     find_header(headers, "etag").is_some() || find_header(headers, "last-modified").is_some()
-}
-
-/// Cache-Control directives as lowercase names with optional unquoted values.
-fn cache_control(headers: &[Header]) -> Vec<(String, Option<String>)> {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("cache-control"))
-        .flat_map(|h| h.value.split(','))
-        .filter_map(|d| {
-            let d = d.trim();
-            if d.is_empty() {
-                return None;
-            }
-            Some(match d.split_once('=') {
-                Some((n, v)) => (
-                    n.trim().to_ascii_lowercase(),
-                    Some(v.trim().trim_matches('"').to_string()),
-                ),
-                None => (d.to_ascii_lowercase(), None),
-            })
-        })
-        .collect()
 }
 
 pub use crate::http::date::parse_http_date;

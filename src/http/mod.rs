@@ -5,17 +5,17 @@
 //! - [`framing`]: how long a body is (RFC 9112 §6.3), for the proxy, the origin and the client.
 //! - [`body`]: relaying a body through a buffer.
 //! - [`chunked`]: the strict incremental chunked decoder.
+//! - [`cache_control`]: the Cache-Control directives, for the proxy's cache and the client's.
 //! - [`target`]: the request target (absolute-form URLs) and the Host field.
 
 pub mod body;
+pub mod cache_control;
 pub mod chunked;
 pub mod date;
 pub mod framing;
 pub mod request;
 pub mod response;
 pub mod target;
-
-pub use framing::FramingError;
 
 /// The HTTP versions spoken on either side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +42,7 @@ impl Version {
     }
 }
 
-/// A header field as the shared rules ([`framing`]) read it: the borrowed
+/// A header field as the shared rules ([`framing`], [`cache_control`]) read it: the borrowed
 /// fields httparse gives the proxy and the origin, and the client's owned ones.
 pub trait Field {
     fn name(&self) -> &str;
