@@ -1,6 +1,6 @@
-//! The Cache-Control directives (RFC 9111 §5.2) and `Age` (§5.1), parsed one way for the proxy's shared cache
-//! (`cache::policy`) and the client's private one (`client::freshness`). Each decides what the
-//! directives mean for it; this only reads them.
+//! The Cache-Control directives (RFC 9111 §5.2) and `Age` (§5.1), parsed one way for the
+//! proxy's shared cache (`cache::policy`) and the client's private one (`client::freshness`).
+//! Each decides what the directives mean for it; this only reads them.
 
 use super::{name_is, Field};
 

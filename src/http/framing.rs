@@ -1,8 +1,9 @@
 //! Body framing rules (RFC 9112 §6.1-6.3): how long a request's or a response's body is, decided
 //! from its head. One set of rules for the proxy, the origin and the client.
 //!
-//! [`Declared::parse`] reads Content-Length and Transfer-Encoding strictly; [`Declared::request_body`]
-//! and [`Declared::response_body`] then apply §6.3 for the two kinds of message.
+//! [`Declared::parse`] reads Content-Length and Transfer-Encoding strictly;
+//! [`Declared::request_body`] and [`Declared::response_body`] then apply §6.3 for the two kinds
+//! of message.
 
 use super::body::BodyKind;
 use super::{name_is, Field, Version};

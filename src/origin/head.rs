@@ -1,5 +1,6 @@
 //! Request heads as the origin needs them: parsed with httparse, checked by the proxy's rules
-//! (Host: [`host_field`], framing: [`request_body`], keep-alive), copied into a reusable [`RequestHead`] so the input buffer can move on.
+//! (Host: [`host_field`], framing: [`request_body`], keep-alive), copied into a reusable
+//! [`RequestHead`] so the input buffer can move on.
 
 use std::mem::MaybeUninit;
 
