@@ -311,6 +311,26 @@ mod tests {
         }
     }
 
+    /// RFC 9112 §6.3 reads a response whose final coding is not chunked to the close (the
+    /// client does), but the proxy refuses it: it relays no other transfer coding.
+    #[test]
+    fn a_transfer_coding_other_than_chunked_is_refused() {
+        let mut out = Vec::new();
+        for te in ["gzip", "chunked, gzip", "identity"] {
+            let head = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {te}\r\n\r\n");
+            assert_eq!(
+                parse(head.as_bytes(), LIMITS, CLIENT11, &mut out),
+                Err(BadResponse("Transfer-Encoding does not end in chunked")),
+                "{te}"
+            );
+        }
+        let (info, _) = run(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            CLIENT11,
+        );
+        assert_eq!(info.body, BodyKind::Chunked);
+    }
+
     #[test]
     fn error_response_is_well_formed() {
         let mut out = Vec::new();
