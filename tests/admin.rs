@@ -912,3 +912,20 @@ fn status_follows_a_reload_and_a_kept_backend_keeps_its_counts() {
     assert_eq!(a.count() + b.count(), 8);
     assert!(b.count() >= 1, "the new backend is in the rotation");
 }
+
+/// An absolute URL with a query and no path names the path `/` (RFC 9112 §3.2.1), split by the
+/// proxy's own `http::target::split_absolute`: `http://test?x=1` is `/?x=1` on `test` (it used to
+/// read `test?x=1` as the host and find nothing).
+#[test]
+fn purge_of_an_absolute_url_without_a_path_names_the_root() {
+    let be = Backend::start("origin");
+    let p = Pibl::start(&[be.addr], "admin 127.0.0.1:0\ncache_ttl 60s\n");
+    let adm = p.admin_addr();
+    let mut c = Conn::open(p.addr);
+    assert_eq!(c.get("/?x=1").status, 200);
+    assert_eq!(x_cache(&c.get("/?x=1")), "HIT");
+    let r = admin(adm, "PURGE", "/cache/HTTP://test?x=1");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("GET http://test:80/?x=1"), "{}", r.text());
+    assert_eq!(x_cache(&c.get("/?x=1")), "MISS");
+}
