@@ -157,4 +157,19 @@ mod tests {
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 UTC"), None);
         assert_eq!(parse_http_date("garbage"), None);
     }
+
+    /// Cache-Control and Age are read by the proxy's parser (`http::cache_control`): of an Age
+    /// list the first value counts (it used to make the field invalid), `+5` is not
+    /// delta-seconds.
+    #[test]
+    fn age_and_max_age_are_read_as_the_proxy_reads_them() {
+        assert_eq!(
+            policy(&[("Cache-Control", "max-age=10"), ("Age", "4, 9")]),
+            fresh_for(6)
+        );
+        assert_eq!(
+            policy(&[("Cache-Control", "max-age=+5"), ("ETag", "\"v\"")]),
+            fresh_for(0)
+        );
+    }
 }
