@@ -3,10 +3,11 @@
 //!
 //! Run: `cargo bench --bench cache_concurrency -- --measurement-time 3 --warm-up-time 1`.
 //! Each iteration is one lookup by every thread, so criterion's time is the wall time of a round
-//! of `threads` lookups and its throughput the aggregate lookups per second. Two key sets:
+//! of `threads` lookups and its throughput the aggregate lookups per second. Three key sets:
 //! `64_keys` (each thread walks 64 hot keys from its own offset: different keys land in different
-//! parts of the index) and `1_key` (every thread looks up the same entry: its `Arc` count is one
-//! shared cache line whatever the index does). A machine with fewer cores than threads shows
+//! parts of the index), `1_key` (every thread looks up the same entry: its `Arc` count is one
+//! shared cache line whatever the index does) and `64_misses` (keys never stored: the index alone,
+//! without the `stat` of the body file that dominates a hit). A machine with fewer cores than threads shows
 //! time-slicing, not contention; see `docs/performance.md`.
 
 use std::hint::black_box;
@@ -70,8 +71,20 @@ fn concurrent_lookups(c: &mut Criterion) {
     for k in &hot {
         assert!(matches!(cache.lookup(k, &headers, now), Lookup::Fresh(_)));
     }
+    // Keys never stored: the index alone (shard lock and map probe), without the body file's
+    // `stat` and the entry's `Arc` count that a hit adds.
+    let missing: Vec<String> = (0..64)
+        .map(|i| primary_key("bench.example", &format!("/none/{i}?page=1")))
+        .collect();
+    for k in &missing {
+        assert!(matches!(cache.lookup(k, &headers, now), Lookup::Miss));
+    }
     let mut g = c.benchmark_group("cache_concurrent_lookup");
-    for (set, keys) in [("64_keys", &hot[..]), ("1_key", &hot[..1])] {
+    for (set, keys) in [
+        ("64_keys", &hot[..]),
+        ("1_key", &hot[..1]),
+        ("64_misses", &missing[..]),
+    ] {
         for threads in [1usize, 2, 4, 8] {
             g.throughput(Throughput::Elements(threads as u64));
             g.bench_with_input(BenchmarkId::new(set, threads), &threads, |b, &threads| {
