@@ -7,8 +7,8 @@
 //! `64_keys` (each thread walks 64 hot keys from its own offset: different keys land in different
 //! parts of the index), `1_key` (every thread looks up the same entry: its `Arc` count is one
 //! shared cache line whatever the index does) and `64_misses` (keys never stored: the index alone,
-//! without the `stat` of the body file that dominates a hit). A machine with fewer cores than threads shows
-//! time-slicing, not contention; see `docs/performance.md`.
+//! without the `stat` of the body file that dominates a hit). A machine with fewer cores than
+//! threads shows time-slicing, not contention; see `docs/performance.md`.
 
 use std::hint::black_box;
 use std::sync::Barrier;
