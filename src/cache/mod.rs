@@ -5,6 +5,11 @@
 //! full stored key, so a CRC collision is a miss, never another URL's content. At start-up the
 //! directory is indexed and checked, so a restarted pibl answers hits at once without a backend.
 //!
+//! The index is split into 256 shards by the top bits of that CRC, each behind its own
+//! read-write lock on its own cache lines: a hit takes one shard's read lock and allocates
+//! nothing, so workers on many cores meet on a lock only when they look up keys of the same
+//! shard (and wait only for a writer of that shard: a publish, refresh or removal).
+//!
 //! Concurrent misses for one key are collapsed: the first becomes the filler, the others wait
 //! (bounded) for it to publish and are served from the result.
 
@@ -13,9 +18,10 @@ pub mod policy;
 
 use std::collections::HashMap;
 use std::fs;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::Waker;
@@ -98,6 +104,34 @@ pub fn vary_values(names: &[String], request: &[httparse::Header<'_>]) -> Vec<(S
         .collect()
 }
 
+/// Whether the request's value of header `name` is `stored`, as [`vary_values`] would build it
+/// (each line trimmed, several joined with ", ", invalid UTF-8 as U+FFFD), compared in place:
+/// this runs on every cache hit, so it builds no string.
+fn vary_value_is(name: &str, stored: &str, request: &[httparse::Header<'_>]) -> bool {
+    let mut rest = stored.as_bytes();
+    for (i, h) in request.iter().filter(|h| name_is(h.name, name)).enumerate() {
+        if i > 0 {
+            let Some(r) = rest.strip_prefix(b", ") else {
+                return false;
+            };
+            rest = r;
+        }
+        for chunk in h.value.trim_ascii().utf8_chunks() {
+            let Some(r) = rest.strip_prefix(chunk.valid().as_bytes()) else {
+                return false;
+            };
+            rest = r;
+            if !chunk.invalid().is_empty() {
+                let Some(r) = rest.strip_prefix("\u{FFFD}".as_bytes()) else {
+                    return false;
+                };
+                rest = r;
+            }
+        }
+    }
+    rest.is_empty()
+}
+
 /// Result of a lookup.
 #[derive(Debug)]
 pub enum Lookup {
@@ -107,9 +141,60 @@ pub enum Lookup {
     Miss,
 }
 
+/// How many shards the index has: enough that the hot keys of 64 cores rarely share one. A power
+/// of two, as a shard is chosen by the top bits of the key's CRC.
+const SHARDS: usize = 256;
+const _: () = assert!(SHARDS.is_power_of_two() && SHARDS > 1);
+
+/// The entries of one shard by the CRC32 of their primary key; several when keys collide or a
+/// response varies.
+type Slots = HashMap<u32, Vec<Arc<CacheEntry>>, BuildHasherDefault<SlotHasher>>;
+
+/// Hashes a slot (already a CRC32) with one multiply instead of SipHash: the bits the map uses
+/// (low for the bucket, top for the tag) then depend on all of the CRC's. It gives an attacker
+/// nothing the CRC did not: colliding CRCs are as easy to make as colliding buckets, and both
+/// only lengthen one shard's scan.
+#[derive(Default)]
+struct SlotHasher(u64);
+
+impl Hasher for SlotHasher {
+    fn write_u32(&mut self, slot: u32) {
+        self.0 = u64::from(slot).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    /// Only `u32` slots are hashed; anything else is folded in byte by byte all the same.
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// One shard of the index, aligned to 128 bytes (two cache lines, the unit x86 prefetches) so the
+/// lock words of neighbouring shards never share a line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(RwLock<Slots>);
+
+impl Shard {
+    /// A poisoned lock only means a thread panicked while holding it; the map is still whole.
+    fn read(&self) -> RwLockReadGuard<'_, Slots> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Slots> {
+        self.0.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 pub struct Cache {
     pub config: CacheConfig,
-    index: RwLock<HashMap<u32, Vec<Arc<CacheEntry>>>>,
+    /// `SHARDS` shards; a key lives in the one [`Cache::shard`] picks.
+    shards: Box<[Shard]>,
     bytes: AtomicU64,
     /// The clock of `CacheEntry::last_used`.
     opened: Instant,
@@ -141,7 +226,7 @@ impl Cache {
             .map_err(|e| format!("cannot create cache_dir {}: {e}", config.dir.display()))?;
         let cache = Cache {
             config,
-            index: RwLock::default(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             bytes: AtomicU64::new(0),
             opened: Instant::now(),
             filling: Mutex::default(),
@@ -222,9 +307,17 @@ impl Cache {
         crc32fast::hash(primary.as_bytes())
     }
 
+    /// The shard holding `slot`: its top bits, so the low bits the map's buckets use still vary
+    /// within a shard.
+    fn shard(&self, slot: u32) -> &Shard {
+        const SHIFT: u32 = 32 - SHARDS.trailing_zeros();
+        &self.shards[(slot >> SHIFT) as usize]
+    }
+
     fn insert(&self, e: Arc<CacheEntry>) {
-        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
-        let list = index.entry(Self::slot(&e.meta.primary)).or_default();
+        let slot = Self::slot(&e.meta.primary);
+        let mut slots = self.shard(slot).write();
+        let list = slots.entry(slot).or_default();
         let key = e.meta.full_key();
         if let Some(old) = list.iter().position(|o| o.meta.full_key() == key) {
             let old = list.swap_remove(old);
@@ -249,14 +342,16 @@ impl Cache {
     /// failing that, dropped: a miss.
     pub fn lookup(&self, primary: &str, request: &[httparse::Header<'_>], now: u64) -> Lookup {
         let found = {
-            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
-            index.get(&Self::slot(primary)).and_then(|list| {
+            let slot = Self::slot(primary);
+            let slots = self.shard(slot).read();
+            slots.get(&slot).and_then(|list| {
                 list.iter()
                     .find(|e| {
                         e.meta.primary == primary
-                            && e.meta.vary.iter().all(|(n, v)| {
-                                vary_values(std::slice::from_ref(n), request)[0].1 == *v
-                            })
+                            && e.meta
+                                .vary
+                                .iter()
+                                .all(|(n, v)| vary_value_is(n, v, request))
                     })
                     .cloned()
             })
@@ -360,20 +455,19 @@ impl Cache {
     /// unsafe request).
     pub fn invalidate(&self, primary: &str) {
         let head = head_key(primary);
-        let victims: Vec<Arc<CacheEntry>> = {
-            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
-            [primary, head.as_str()]
-                .into_iter()
-                .flat_map(|key| {
-                    index
-                        .get(&Self::slot(key))
-                        .into_iter()
-                        .flatten()
-                        .filter(move |e| e.meta.primary == key)
-                })
-                .cloned()
-                .collect()
-        };
+        let mut victims: Vec<Arc<CacheEntry>> = Vec::new();
+        for key in [primary, head.as_str()] {
+            let slot = Self::slot(key);
+            let slots = self.shard(slot).read();
+            victims.extend(
+                slots
+                    .get(&slot)
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| e.meta.primary == key)
+                    .cloned(),
+            );
+        }
         for e in victims {
             self.remove(&e);
         }
@@ -398,23 +492,27 @@ impl Cache {
         self.purge_where(|e| target_of(&e.meta.primary) == Some(target))
     }
 
-    /// Takes the matching entries out of the index in one step under the lock, then unlinks
-    /// their files after it is released, so workers never wait on the unlinks.
+    /// Takes the matching entries out of the index in one step, under the write locks of all
+    /// shards (taken in order; no other path holds two), then unlinks their files after they are
+    /// released, so workers never wait on the unlinks.
     fn purge_where(&self, matches: impl Fn(&CacheEntry) -> bool) -> Vec<String> {
         let victims: Vec<Arc<CacheEntry>> = {
-            let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+            let mut locked: Vec<RwLockWriteGuard<'_, Slots>> =
+                self.shards.iter().map(Shard::write).collect();
             let mut out = Vec::new();
-            index.retain(|_, list| {
-                list.retain(|e| {
-                    if matches(e) {
-                        out.push(e.clone());
-                        false
-                    } else {
-                        true
-                    }
+            for slots in &mut locked {
+                slots.retain(|_, list| {
+                    list.retain(|e| {
+                        if matches(e) {
+                            out.push(e.clone());
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                    !list.is_empty()
                 });
-                !list.is_empty()
-            });
+            }
             let bytes: u64 = out.iter().map(|e| e.disk_size()).sum();
             self.bytes.fetch_sub(bytes, Ordering::Relaxed);
             out
@@ -429,9 +527,10 @@ impl Cache {
     /// under the same file names since it left the index.
     fn unlink_unless_reused(&self, e: &CacheEntry) {
         let reused = {
-            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
-            index
-                .get(&Self::slot(&e.meta.primary))
+            let slot = Self::slot(&e.meta.primary);
+            self.shard(slot)
+                .read()
+                .get(&slot)
                 .is_some_and(|l| l.iter().any(|o| o.path == e.path))
         };
         if !reused {
@@ -440,28 +539,36 @@ impl Cache {
     }
 
     fn remove(&self, e: &Arc<CacheEntry>) {
-        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(list) = index.get_mut(&Self::slot(&e.meta.primary)) {
+        let slot = Self::slot(&e.meta.primary);
+        let mut slots = self.shard(slot).write();
+        if let Some(list) = slots.get_mut(&slot) {
             if let Some(i) = list.iter().position(|o| Arc::ptr_eq(o, e)) {
                 list.swap_remove(i);
+                if list.is_empty() {
+                    slots.remove(&slot);
+                }
                 self.bytes.fetch_sub(e.disk_size(), Ordering::Relaxed);
                 e.remove_files();
             }
         }
     }
 
+    /// Removes least recently used entries until the bytes held fit the budget. Each round scans
+    /// the shards one at a time under their read locks (lookups elsewhere go on).
     fn evict_to_budget(&self) {
         while self.bytes.load(Ordering::Relaxed) > self.config.max_bytes {
-            let oldest = {
-                let index = self.index.read().unwrap_or_else(|p| p.into_inner());
-                index
-                    .values()
-                    .flatten()
-                    .min_by_key(|e| e.last_used.load(Ordering::Relaxed))
-                    .cloned()
-            };
+            let mut oldest: Option<(u64, Arc<CacheEntry>)> = None;
+            for shard in self.shards.iter() {
+                let slots = shard.read();
+                for e in slots.values().flatten() {
+                    let used = e.last_used.load(Ordering::Relaxed);
+                    if oldest.as_ref().is_none_or(|(o, _)| used < *o) {
+                        oldest = Some((used, e.clone()));
+                    }
+                }
+            }
             match oldest {
-                Some(e) => self.remove(&e),
+                Some((_, e)) => self.remove(&e),
                 None => break,
             }
         }
@@ -469,11 +576,12 @@ impl Cache {
 
     /// Entries and bytes held.
     pub fn stats(&self) -> (usize, u64) {
-        let index = self.index.read().unwrap_or_else(|p| p.into_inner());
-        (
-            index.values().map(Vec::len).sum(),
-            self.bytes.load(Ordering::Relaxed),
-        )
+        let entries = self
+            .shards
+            .iter()
+            .map(|shard| shard.read().values().map(Vec::len).sum::<usize>())
+            .sum();
+        (entries, self.bytes.load(Ordering::Relaxed))
     }
 
     // ---- collapsing concurrent misses ---------------------------------------------------------
@@ -574,148 +682,4 @@ impl Drop for FillGuard {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn primary_key_has_scheme_host_port_and_full_target() {
-        assert_eq!(
-            primary_key("Example.com", "/a?b=1"),
-            "GET http://example.com:80/a?b=1"
-        );
-        assert_eq!(primary_key("a:8080", "/"), "GET http://a:8080/");
-        assert_eq!(primary_key("[::1]", "/"), "GET http://[::1]:80/");
-        assert_eq!(primary_key("[::1]:81", "/"), "GET http://[::1]:81/");
-    }
-
-    /// Stores a fresh 200 for `host` and `target` with `body`, as a fill would.
-    fn store(cache: &Cache, host: &str, target: &str, body: &[u8]) {
-        let meta = EntryMeta {
-            primary: primary_key(host, target),
-            vary: vec![],
-            status: 200,
-            headers: Vec::new(),
-            stored_at: unix_now(),
-            initial_age: 0,
-            lifetime: 60,
-            always_revalidate: false,
-        };
-        let mut p = cache.begin_store(meta, false).unwrap();
-        p.append(body);
-        cache.publish(p);
-    }
-
-    #[test]
-    fn purges_drop_by_url_by_path_on_every_host_and_all() {
-        let dir = std::env::temp_dir().join(format!("pibl-purge-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let cache = Cache::open(CacheConfig {
-            dir: dir.clone(),
-            ttl: Duration::from_secs(60),
-            heuristic: true,
-            max_bytes: 1 << 20,
-            max_object: 1 << 20,
-            fill_wait: Duration::from_secs(1),
-        })
-        .unwrap();
-        let store = |host: &str, target: &str| store(&cache, host, target, b"body");
-        store("a:81", "/x?q=1");
-        store("b:82", "/x?q=1");
-        store("a:81", "/y");
-        store("a:81", "/z");
-        assert_eq!(cache.stats().0, 4);
-        assert_eq!(
-            cache.purge(&primary_key("A:81", "/y")),
-            vec!["GET http://a:81/y".to_string()]
-        );
-        assert!(cache.purge(&primary_key("a:81", "/y")).is_empty());
-        let mut dropped = cache.purge_target("/x?q=1");
-        dropped.sort();
-        assert_eq!(dropped, ["GET http://a:81/x?q=1", "GET http://b:82/x?q=1"]);
-        assert!(
-            cache.purge_target("/x").is_empty(),
-            "the query is part of the target"
-        );
-        let (entries, bytes) = cache.stats();
-        assert_eq!(entries, 1);
-        let files = || fs::read_dir(&dir).unwrap().count();
-        assert_eq!(files(), 2, "one entry left: body and sidecar");
-        assert_eq!(cache.purge_all(), 1);
-        assert_eq!(cache.stats(), (0, 0));
-        assert!(bytes > 0);
-        assert_eq!(files(), 0);
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn eviction_drops_the_least_recently_used_entry() {
-        let dir = std::env::temp_dir().join(format!("pibl-lru-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let open = |max_bytes| {
-            Cache::open(CacheConfig {
-                dir: dir.clone(),
-                ttl: Duration::from_secs(60),
-                heuristic: true,
-                max_bytes,
-                max_object: 1 << 20,
-                fill_wait: Duration::from_secs(1),
-            })
-            .unwrap()
-        };
-        let store = |cache: &Cache, target: &str| store(cache, "h", target, &[b'x'; 1000]);
-        let hit = |cache: &Cache, target: &str| {
-            matches!(
-                cache.lookup(&primary_key("h", target), &[], unix_now()),
-                Lookup::Fresh(_)
-            )
-        };
-        let pause = || std::thread::sleep(Duration::from_millis(3));
-        // Measure one entry's size on disk, then allow three.
-        let probe = open(1 << 20);
-        store(&probe, "/probe");
-        let one = probe.stats().1;
-        assert_eq!(probe.purge_all(), 1);
-        drop(probe);
-        let cache = open(3 * one + one / 2);
-        for t in ["/a", "/b", "/c"] {
-            store(&cache, t);
-            pause();
-        }
-        assert!(hit(&cache, "/a"), "/a is used again: now the most recent");
-        pause();
-        store(&cache, "/d");
-        assert!(hit(&cache, "/a"), "kept: used most recently");
-        assert!(!hit(&cache, "/b"), "evicted: least recently used");
-        assert!(hit(&cache, "/c") && hit(&cache, "/d"));
-        // After a restart, entries found on disk rank below any used since.
-        drop(cache);
-        let cache = open(3 * one + one / 2);
-        assert!(hit(&cache, "/c"));
-        pause();
-        store(&cache, "/e");
-        assert!(hit(&cache, "/c"), "used since the restart: kept");
-        assert_eq!(cache.stats().0, 3);
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn vary_values_join_repeated_headers() {
-        let hs = [
-            httparse::Header {
-                name: "Accept",
-                value: b"a",
-            },
-            httparse::Header {
-                name: "accept",
-                value: b" b ",
-            },
-        ];
-        assert_eq!(
-            vary_values(&["accept".into(), "x".into()], &hs),
-            vec![
-                ("accept".into(), "a, b".into()),
-                ("x".into(), String::new())
-            ]
-        );
-    }
-}
+mod tests;
