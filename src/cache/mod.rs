@@ -326,7 +326,13 @@ impl Cache {
         // Another key whose files had the same name was just overwritten on disk.
         let stem = e.path.clone();
         let before = list.len();
-        list.retain(|o| o.path != stem);
+        list.retain(|o| {
+            let keep = o.path != stem;
+            if !keep {
+                self.bytes.fetch_sub(o.disk_size(), Ordering::Relaxed);
+            }
+            keep
+        });
         if list.len() != before {
             log::info!(
                 "cache: CRC collision at {}, older entry dropped",
