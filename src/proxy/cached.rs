@@ -5,7 +5,6 @@
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use super::io::flush;
 use super::session::{Ctx, Session, State, Step};
 use crate::cache::policy::{
     is_cacheable_status, request_rule, response_rule, RequestRule, ResponseRule,
@@ -423,18 +422,13 @@ impl Session {
             .hit
             .as_ref()
             .map_or(&[][..], |e| &e.body()[x.cache.hit_pos..]);
-        match flush(
-            &mut self.client,
-            &mut self.client_writable,
-            &mut self.to_client,
-            body,
-        ) {
+        match self.client.flush(&mut self.to_client, body) {
             Ok(w) => {
                 x.cache.hit_pos += w.body;
                 x.client_bytes += w.total as u64;
                 let remaining =
                     x.cache.hit.as_ref().map_or(0, |e| e.body().len()) - x.cache.hit_pos;
-                if self.to_client.is_empty() && remaining == 0 {
+                if self.client.all_out(&self.to_client) && remaining == 0 {
                     x.cache.hit = None;
                     return self.finish_exchange(ctx);
                 }

@@ -7,6 +7,7 @@ mod health;
 mod io;
 pub mod session;
 mod splice;
+mod transport;
 mod tunnel;
 pub mod upstream;
 mod upstream_failure;

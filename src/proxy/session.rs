@@ -26,6 +26,7 @@ use super::cached::{self, CacheLabel, CacheWork, Consulted};
 use super::io::{fill, flush, Pending};
 #[cfg(target_os = "linux")]
 use super::splice::SplicePipe;
+use super::transport::ClientTransport;
 use super::upstream::UpstreamPool;
 use super::upstream_failure::{HeldFailure, Phase};
 use super::{Settings, Shared};
@@ -224,13 +225,9 @@ impl Exchange {
 }
 
 pub struct Session {
-    pub(super) client: TcpStream,
+    /// The client's connection: every client read, write and shutdown goes through it.
+    pub(super) client: ClientTransport,
     pub(super) peer: SocketAddr,
-    pub(super) client_readable: bool,
-    /// The event loop saw the client close its sending side.
-    pub(super) client_hup: bool,
-    pub(super) client_writable: bool,
-    pub(super) client_eof: bool,
     pub(super) state: State,
     pub deadline: Instant,
     /// Served at least one request (keep-alive idle timeout applies, not the head timeout).
@@ -258,12 +255,8 @@ impl Session {
         header_timeout: Duration,
     ) -> Self {
         Session {
-            client,
+            client: ClientTransport::plain(client),
             peer,
-            client_readable: false,
-            client_hup: false,
-            client_writable: false,
-            client_eof: false,
             state: State::ReadRequestHead,
             deadline: now + header_timeout,
             served: false,
@@ -293,9 +286,7 @@ impl Session {
     }
 
     pub fn on_client_event(&mut self, readable: bool, writable: bool, hup: bool) {
-        self.client_hup |= hup;
-        self.client_readable |= readable;
-        self.client_writable |= writable;
+        self.client.on_event(readable, writable, hup);
     }
 
     /// Runs the state machine until it waits on a socket or a deadline.
@@ -524,17 +515,12 @@ impl Session {
             // Stopping: a keep-alive connection with no request under way closes. A client
             // racing us with a new request sees the close before any response byte and retries.
             let idle_when_stopping =
-                ctx.stopping && self.served && buf.is_empty() && !self.client_readable;
-            if self.client_eof || idle_when_stopping {
+                ctx.stopping && self.served && buf.is_empty() && !self.client.may_have_input();
+            if self.client.eof() || idle_when_stopping {
                 return self.enter(State::Closed, ctx);
             }
             let was_empty = buf.is_empty();
-            match fill(
-                &mut self.client,
-                &mut self.client_readable,
-                self.client_hup,
-                buf,
-            ) {
+            match self.client.fill(buf) {
                 Ok(f) => {
                     if f.bytes > 0 && was_empty && self.served {
                         // A new request began: the whole head must now arrive in time.
@@ -542,7 +528,7 @@ impl Session {
                         self.head_began = ctx.clock.now;
                     }
                     if f.eof {
-                        self.client_eof = true;
+                        self.client.set_eof();
                     } else if f.bytes == 0 {
                         if buf.is_empty() && ctx.stopping && self.served {
                             return self.enter(State::Closed, ctx);
@@ -664,19 +650,14 @@ impl Session {
 
         // Request body from the client, only up to what the framing says is this request's.
         if !x.req_body.is_complete() {
-            match fill(
-                &mut self.client,
-                &mut self.client_readable,
-                self.client_hup,
-                buf,
-            ) {
+            match self.client.fill(buf) {
                 Ok(f) => {
                     progress |= f.bytes > 0;
                     if f.eof && buf.len() == x.req_body.ready() {
-                        self.client_eof = true;
+                        self.client.set_eof();
                     }
                 }
-                Err(_) => self.client_eof = true,
+                Err(_) => self.client.set_eof(),
             }
             if let Err(e) = x.req_body.scan(buf) {
                 log::info!("bad request body from {}: {e}", self.peer);
@@ -687,7 +668,7 @@ impl Session {
                 self.close_upstream(ctx, false);
                 return self.fail(ctx, 413, "request body larger than allowed", true);
             }
-            if self.client_eof && !x.req_body.is_complete() && x.req_body.ready() == 0 {
+            if self.client.eof() && !x.req_body.is_complete() && x.req_body.ready() == 0 {
                 // The client gave up mid-body; nothing sensible can reach the backend.
                 self.close_upstream(ctx, false);
                 self.log_exchange(ctx, 499);
@@ -748,12 +729,7 @@ impl Session {
     fn read_response_head(&mut self, ctx: &mut Ctx<'_>) -> Step {
         // An interim response being written goes out before the next head is parsed over it.
         if !self.to_client.is_empty() {
-            match flush(
-                &mut self.client,
-                &mut self.client_writable,
-                &mut self.to_client,
-                &[],
-            ) {
+            match self.client.flush(&mut self.to_client, &[]) {
                 Ok(w) => {
                     if let Some(x) = self.x.as_mut() {
                         x.client_bytes += w.total as u64;
@@ -902,12 +878,7 @@ impl Session {
             x.cache.publish();
         }
         let ready = x.resp_body.ready();
-        match flush(
-            &mut self.client,
-            &mut self.client_writable,
-            &mut self.to_client,
-            &buf.data()[..ready],
-        ) {
+        match self.client.flush(&mut self.to_client, &buf.data()[..ready]) {
             Ok(w) => {
                 buf.consume(w.body);
                 x.resp_body.sent(w.body);
@@ -921,7 +892,7 @@ impl Session {
                 return self.enter(State::Closed, ctx);
             }
         }
-        if self.to_client.is_empty() && x.resp_body.is_complete() {
+        if self.client.all_out(&self.to_client) && x.resp_body.is_complete() {
             return self.finish_exchange(ctx);
         }
         if truncated {
@@ -979,13 +950,8 @@ impl Session {
     }
 
     fn send_error(&mut self, ctx: &mut Ctx<'_>, close: bool, status: u16) -> Step {
-        match flush(
-            &mut self.client,
-            &mut self.client_writable,
-            &mut self.to_client,
-            &[],
-        ) {
-            Ok(_) if !self.to_client.is_empty() => Step::Wait,
+        match self.client.flush(&mut self.to_client, &[]) {
+            Ok(_) if !self.client.all_out(&self.to_client) => Step::Wait,
             Ok(_) if close => {
                 self.log_error_response(ctx, status);
                 self.enter(State::Closing { linger: true }, ctx)
@@ -1004,14 +970,9 @@ impl Session {
     }
 
     fn closing(&mut self, ctx: &mut Ctx<'_>, linger: bool) -> Step {
-        if !self.to_client.is_empty() {
-            match flush(
-                &mut self.client,
-                &mut self.client_writable,
-                &mut self.to_client,
-                &[],
-            ) {
-                Ok(_) if !self.to_client.is_empty() => return Step::Wait,
+        if !self.client.all_out(&self.to_client) {
+            match self.client.flush(&mut self.to_client, &[]) {
+                Ok(_) if !self.client.all_out(&self.to_client) => return Step::Wait,
                 Ok(_) => {}
                 Err(_) => return self.enter(State::Closed, ctx),
             }
@@ -1026,7 +987,7 @@ impl Session {
                 Discarded::NothingYet { any: true } => {} // unexpected input: linger after all
             }
         }
-        let _ = self.client.shutdown(std::net::Shutdown::Write);
+        self.client.shutdown_write();
         self.enter(State::Lingering, ctx)
     }
 
@@ -1045,12 +1006,7 @@ impl Session {
         let mut any = false;
         loop {
             buf.clear();
-            match fill(
-                &mut self.client,
-                &mut self.client_readable,
-                self.client_hup,
-                buf,
-            ) {
+            match self.client.fill(buf) {
                 Ok(f) if f.eof => return Discarded::End,
                 Ok(f) if f.bytes == 0 => return Discarded::NothingYet { any },
                 Ok(_) => any = true,

@@ -108,6 +108,8 @@ mod linux {
         /// not (the caller relays through the buffer).
         pub(in crate::proxy) fn relay_spliced(&mut self, ctx: &mut Ctx<'_>) -> Option<Step> {
             let x = self.x.as_mut()?;
+            // The transport says whether the raw socket carries the body bytes as they are.
+            let dst = self.client.splice_fd()?;
             if x.splice.is_none() {
                 if !x.settings.config.splice {
                     return None;
@@ -125,7 +127,7 @@ mod linux {
             }
             let up = ctx.upstreams.conns.get_mut(self.upstream?)?;
             let pipe = x.splice.as_mut()?;
-            let (src, dst) = (up.stream.as_raw_fd(), self.client.as_raw_fd());
+            let src = up.stream.as_raw_fd();
             let mut progress = false;
             let outcome = loop {
                 let left = x.resp_body.unscanned_length().unwrap_or(0);
@@ -143,7 +145,7 @@ mod linux {
                         Err(_) => break Spliced::Broken,
                     }
                 }
-                if pipe.in_pipe > 0 && self.client_writable {
+                if pipe.in_pipe > 0 && self.client.writable() {
                     match splice(pipe.read.as_raw_fd(), dst, pipe.in_pipe) {
                         Ok(Some(n)) => {
                             pipe.in_pipe -= n;
@@ -151,7 +153,7 @@ mod linux {
                             x.client_bytes += n as u64;
                             moved |= n > 0;
                         }
-                        Ok(None) => self.client_writable = false,
+                        Ok(None) => self.client.splice_blocked(),
                         Err(_) => break Spliced::ClientGone,
                     }
                 }
