@@ -229,3 +229,46 @@ pub mod fake {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_is_used_up_only_by_a_call_that_would_block() {
+        let mut t = ClientTransport::fake();
+        t.peer().input.extend(b"GET / HTTP/1.1\r\n\r\n");
+        let mut buf = Buffer::with_capacity(64);
+        // No readiness reported yet: nothing is read.
+        assert_eq!(t.fill(&mut buf).map(|f| f.bytes).ok(), Some(0));
+        t.on_event(true, true, false);
+        assert!(t.may_have_input());
+        let f = t.fill(&mut buf).ok();
+        assert_eq!(f.map(|f| (f.bytes, f.eof)), Some((18, false)));
+        assert!(
+            !t.may_have_input(),
+            "the read that would block cleared the flag"
+        );
+
+        let mut head = Pending {
+            bytes: b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
+            pos: 0,
+        };
+        t.peer().room = 5;
+        let w = t.flush(&mut head, b"body").ok();
+        assert_eq!(w.map(|w| w.total), Some(5));
+        assert!(!t.all_out(&head));
+        t.peer().room = usize::MAX;
+        t.on_event(false, true, false);
+        let w = t.flush(&mut head, b"body").ok();
+        assert_eq!(w.map(|w| (w.total, w.body)), Some((18, 4)));
+        assert!(t.all_out(&head));
+        assert_eq!(t.peer().output, b"HTTP/1.1 200 OK\r\n\r\nbody");
+
+        t.peer().closed = true;
+        t.on_event(true, false, true);
+        assert_eq!(t.fill(&mut buf).ok().map(|f| f.eof), Some(true));
+        t.shutdown_write();
+        assert!(t.peer().shut);
+    }
+}
