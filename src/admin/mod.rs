@@ -23,7 +23,7 @@ use crate::cache::primary_key;
 use crate::config::counted;
 use crate::http::response::reason_phrase;
 use crate::net::{describe_bind_error, interrupted, would_block};
-use crate::proxy::Shared;
+use crate::proxy::shared::Shared;
 use render::Snapshot;
 
 /// Largest request head accepted: the admin API needs a request line and a few headers.

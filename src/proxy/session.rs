@@ -24,12 +24,12 @@ use mio::Registry;
 
 use super::cached::{self, CacheLabel, CacheWork, Consulted};
 use super::io::{fill, flush, Pending};
+use super::shared::{Settings, Shared};
 #[cfg(target_os = "linux")]
 use super::splice::SplicePipe;
 use super::transport::ClientTransport;
 use super::upstream::UpstreamPool;
 use super::upstream_failure::{HeldFailure, Phase};
-use super::{Settings, Shared};
 use crate::buffer::{Buffer, BufferPool, HeadPool};
 use crate::clock::Clock;
 use crate::http::body::{BodyKind, BodyRelay};
