@@ -2,9 +2,11 @@
 //! ([`session`]) and upstream connections ([`upstream`]).
 
 mod cached;
+mod exchange;
 mod failure;
 mod health;
 mod io;
+mod relay;
 pub mod session;
 pub mod shared;
 mod splice;
