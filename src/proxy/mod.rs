@@ -8,6 +8,8 @@ mod health;
 mod io;
 mod relay;
 pub mod session;
+#[cfg(test)]
+mod session_tests;
 pub mod shared;
 mod splice;
 mod transport;

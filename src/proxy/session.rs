@@ -179,8 +179,18 @@ impl Session {
         now: Instant,
         header_timeout: Duration,
     ) -> Self {
+        Session::with_transport(ClientTransport::plain(client), peer, now, header_timeout)
+    }
+
+    /// A session over any client transport (a fake one in unit tests).
+    pub(super) fn with_transport(
+        client: ClientTransport,
+        peer: SocketAddr,
+        now: Instant,
+        header_timeout: Duration,
+    ) -> Self {
         Session {
-            client: ClientTransport::plain(client),
+            client,
             peer,
             state: State::ReadRequestHead,
             deadline: now + header_timeout,
@@ -238,12 +248,17 @@ impl Session {
     }
 
     /// Moves to `next` and arms its deadline. The one place a state changes.
-    pub(super) fn enter(&mut self, next: State, ctx: &mut Ctx<'_>) -> Step {
-        debug_assert!(
-            self.state.allows(next),
-            "illegal transition {:?} -> {next:?}",
-            self.state
-        );
+    /// An illegal transition is a bug: it is logged and the connection closed (in every build,
+    /// never a panic), rather than letting a state run without the data it expects.
+    pub(super) fn enter(&mut self, mut next: State, ctx: &mut Ctx<'_>) -> Step {
+        if !self.state.allows(next) {
+            log::error!(
+                "client {}: illegal state transition {:?} -> {next:?}; closing the connection",
+                self.peer,
+                self.state
+            );
+            next = State::Closed;
+        }
         let t = &ctx.settings.config.timeouts;
         let wait = match next {
             State::ReadRequestHead if self.served && !self.has_buffered_input() => t.keepalive,
