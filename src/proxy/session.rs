@@ -26,6 +26,7 @@ use super::cached::{self, CacheLabel, Consulted};
 use super::exchange::Exchange;
 use super::io::Pending;
 use super::shared::{Settings, Shared};
+use super::splice::Splice;
 use super::transport::ClientTransport;
 use super::upstream::UpstreamPool;
 use super::upstream_failure::Phase;
@@ -40,7 +41,9 @@ use crate::logging::AccessLog;
 /// destroy the response the client has not read yet.
 const LINGER: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The session's states, each with the data only it uses: a state's resources (the cache entry
+/// being served, the pipe of a spliced body) are dropped when it is left.
+#[derive(Debug)]
 pub enum State {
     /// Waiting for a request head; also the idle keep-alive state.
     ReadRequestHead,
@@ -50,12 +53,19 @@ pub enum State {
     SendRequest,
     /// The request is sent; waiting for the response head (1xx are relayed here).
     ReadResponseHead,
-    /// Streaming the response body to the client.
-    RelayResponse,
+    /// Streaming the response body to the client; `splice`: the pipe while it is spliced.
+    RelayResponse {
+        splice: Splice,
+    },
     /// After `101 Switching Protocols`: raw bytes both ways.
     Tunnel,
-    /// Writing a response from the disk cache (head, then the body from its memory map).
-    ServeCached,
+    /// Writing a response from the disk cache (head, then the body from its memory map):
+    /// `entry` is the one whose body is served (none for a HEAD or 304), `sent` how much of it
+    /// is written.
+    ServeCached {
+        entry: Option<Arc<CacheEntry>>,
+        sent: usize,
+    },
     /// Another request is fetching this URL for the cache; wait for it (bounded).
     AwaitFill,
     /// Writing a response the proxy made itself; `close` afterwards or read the next request.
@@ -76,7 +86,7 @@ pub enum State {
 
 impl State {
     /// The legal transitions, as data.
-    fn allows(self, next: State) -> bool {
+    fn allows(&self, next: &State) -> bool {
         use State::*;
         matches!(
             (self, next),
@@ -87,27 +97,27 @@ impl State {
                         | SendRequest
                         | SendError { .. }
                         | Closing { .. }
-                        | ServeCached
+                        | ServeCached { .. }
                         | AwaitFill
                 )
                 | (
                     AwaitFill,
-                    Connecting | SendRequest | SendError { .. } | ServeCached
+                    Connecting | SendRequest | SendError { .. } | ServeCached { .. }
                 )
-                | (ServeCached, ReadRequestHead | Closing { .. })
+                | (ServeCached { .. }, ReadRequestHead | Closing { .. })
                 | (Connecting, Connecting | SendRequest | SendError { .. })
                 | (
                     SendRequest | ReadResponseHead,
                     Connecting
                         | SendRequest
                         | ReadResponseHead
-                        | RelayResponse
+                        | RelayResponse { .. }
                         | Tunnel
                         | SendError { .. }
                         | Closing { .. }
-                        | ServeCached
+                        | ServeCached { .. }
                 )
-                | (RelayResponse, ReadRequestHead | Closing { .. })
+                | (RelayResponse { .. }, ReadRequestHead | Closing { .. })
                 | (SendError { .. }, ReadRequestHead | Closing { .. })
                 | (Closing { .. }, Lingering)
         )
@@ -208,7 +218,7 @@ impl Session {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.state == State::Closed
+        matches!(self.state, State::Closed)
     }
 
     /// Idle between requests with nothing buffered: safe to close when stopping. A connection
@@ -216,7 +226,7 @@ impl Session {
     /// may have been accepted from the queue during the stop) and would not retry it.
     pub fn is_idle(&self) -> bool {
         self.served
-            && self.state == State::ReadRequestHead
+            && matches!(self.state, State::ReadRequestHead)
             && self.client_in.as_ref().is_none_or(Buffer::is_empty)
     }
 
@@ -232,9 +242,9 @@ impl Session {
                 State::Connecting => self.connecting(ctx),
                 State::SendRequest => self.send_request(ctx),
                 State::ReadResponseHead => self.read_response_head(ctx),
-                State::RelayResponse => self.relay_response(ctx),
+                State::RelayResponse { .. } => self.relay_response(ctx),
                 State::Tunnel => self.tunnel(ctx),
-                State::ServeCached => self.serve_cached(ctx),
+                State::ServeCached { .. } => self.serve_cached(ctx),
                 State::AwaitFill => self.await_fill(ctx),
                 State::SendError { close, status } => self.send_error(ctx, close, status),
                 State::Closing { linger } => self.closing(ctx, linger),
@@ -251,7 +261,7 @@ impl Session {
     /// An illegal transition is a bug: it is logged and the connection closed (in every build,
     /// never a panic), rather than letting a state run without the data it expects.
     pub(super) fn enter(&mut self, mut next: State, ctx: &mut Ctx<'_>) -> Step {
-        if !self.state.allows(next) {
+        if !self.state.allows(&next) {
             log::error!(
                 "client {}: illegal state transition {:?} -> {next:?}; closing the connection",
                 self.peer,
@@ -260,13 +270,13 @@ impl Session {
             next = State::Closed;
         }
         let t = &ctx.settings.config.timeouts;
-        let wait = match next {
+        let wait = match &next {
             State::ReadRequestHead if self.served && !self.has_buffered_input() => t.keepalive,
             State::ReadRequestHead => t.client_header,
             State::Connecting => t.connect,
             State::SendRequest => self.send_wait(t),
-            State::ReadResponseHead | State::RelayResponse | State::Tunnel => t.upstream,
-            State::SendError { .. } | State::ServeCached => t.client_idle,
+            State::ReadResponseHead | State::RelayResponse { .. } | State::Tunnel => t.upstream,
+            State::SendError { .. } | State::ServeCached { .. } => t.client_idle,
             State::AwaitFill => ctx
                 .shared
                 .cache
@@ -278,10 +288,10 @@ impl Session {
         };
         self.state = next;
         self.deadline = ctx.clock.now + wait;
-        if next == State::ReadRequestHead {
+        if matches!(self.state, State::ReadRequestHead) {
             self.head_began = ctx.clock.now;
         }
-        if next == State::Closed {
+        if matches!(self.state, State::Closed) {
             self.release(ctx);
         }
         Step::Again
@@ -292,8 +302,8 @@ impl Session {
         let t = &ctx.settings.config.timeouts;
         let wait = match self.state {
             State::SendRequest => self.send_wait(t),
-            State::RelayResponse | State::Tunnel => t.upstream.max(t.client_idle),
-            State::ServeCached => t.client_idle,
+            State::RelayResponse { .. } | State::Tunnel => t.upstream.max(t.client_idle),
+            State::ServeCached { .. } => t.client_idle,
             _ => return,
         };
         self.deadline = ctx.clock.now + wait;
@@ -376,7 +386,7 @@ impl Session {
                 self.fail(ctx, 408, "request body not received in time", true);
             }
             State::SendRequest | State::ReadResponseHead => self.response_timed_out(ctx),
-            State::RelayResponse => {
+            State::RelayResponse { .. } => {
                 let wait = ctx.settings.config.timeouts.upstream;
                 self.upstream_event(
                     Phase::Body,
@@ -385,7 +395,7 @@ impl Session {
                 self.log_exchange(ctx, 504);
                 self.enter(State::Closed, ctx);
             }
-            State::Tunnel | State::ServeCached => {
+            State::Tunnel | State::ServeCached { .. } => {
                 self.log_exchange(ctx, 504);
                 self.enter(State::Closed, ctx);
             }
@@ -531,7 +541,7 @@ impl Session {
             }
             cached::Next::Wait => {
                 ctx.waiters.push(ctx.key);
-                if self.state != State::AwaitFill {
+                if !matches!(self.state, State::AwaitFill) {
                     self.enter(State::AwaitFill, ctx);
                 }
                 Step::Wait
@@ -550,7 +560,7 @@ impl Session {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        let resp = x.cache.serve(
+        let (resp, entry) = x.cache.serve(
             entry,
             label,
             not_modified,
@@ -561,19 +571,21 @@ impl Session {
         );
         x.resp = Some(resp);
         self.to_client.pos = 0;
-        self.enter(State::ServeCached, ctx)
+        self.enter(State::ServeCached { entry, sent: 0 }, ctx)
     }
 
     /// Writes the cached head, then the body straight from the entry's map.
     fn serve_cached(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(x) = self.x.as_mut() else {
+        let (Some(x), State::ServeCached { entry, sent }) = (self.x.as_mut(), &mut self.state)
+        else {
             return self.enter(State::Closed, ctx);
         };
-        match self.client.flush(&mut self.to_client, x.cache.hit_body()) {
+        let body = entry.as_ref().map_or(&[][..], |e| &e.body()[*sent..]);
+        match self.client.flush(&mut self.to_client, body) {
             Ok(w) => {
-                x.cache.hit_sent(w.body);
+                *sent += w.body;
                 x.client_bytes += w.total as u64;
-                if self.client.all_out(&self.to_client) && x.cache.hit_body().is_empty() {
+                if self.client.all_out(&self.to_client) && w.body == body.len() {
                     return self.finish_exchange(ctx);
                 }
                 if w.total > 0 {
