@@ -260,13 +260,11 @@ impl Session {
     /// Moves to `next` and arms its deadline. The one place a state changes.
     /// An illegal transition is a bug: it is logged and the connection closed (in every build,
     /// never a panic), rather than letting a state run without the data it expects.
+    // Inlined: every call site names its next state, so the match below folds away.
+    #[inline(always)]
     pub(super) fn enter(&mut self, mut next: State, ctx: &mut Ctx<'_>) -> Step {
         if !self.state.allows(&next) {
-            log::error!(
-                "client {}: illegal state transition {:?} -> {next:?}; closing the connection",
-                self.peer,
-                self.state
-            );
+            self.illegal_transition(&next);
             next = State::Closed;
         }
         let t = &ctx.settings.config.timeouts;
@@ -295,6 +293,17 @@ impl Session {
             self.release(ctx);
         }
         Step::Again
+    }
+
+    /// Logs a transition `State::allows` forbids (a bug), out of the hot path.
+    #[cold]
+    #[inline(never)]
+    fn illegal_transition(&self, next: &State) {
+        log::error!(
+            "client {}: illegal state transition {:?} -> {next:?}; closing the connection",
+            self.peer,
+            self.state
+        );
     }
 
     /// Pushes the deadline of the current state forward after progress (idle timeouts).
