@@ -55,6 +55,9 @@ pub struct CacheWork {
     fill: Option<FillGuard>,
     /// Counted among the requests waiting for a fill.
     waiting: bool,
+    /// The entry being served, and how much of its body was written.
+    hit: Option<Arc<CacheEntry>>,
+    hit_pos: usize,
     /// A successful unsafe request invalidates what is stored for its URL.
     invalidate: bool,
 }
@@ -348,9 +351,8 @@ impl CacheWork {
         Next::Wait
     }
 
-    /// Writes into `out` the head of a response served from `entry`. Returns the response's
-    /// facts, as a backend's would be, and the entry whose body follows (none for a HEAD or a
-    /// response without a body).
+    /// Writes into `out` the head of a response served from `entry`; its body, if any, then
+    /// comes from [`Self::hit_body`]. Returns the response's facts, as a backend's would be.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn serve(
         &mut self,
@@ -361,7 +363,7 @@ impl CacheWork {
         cdn_cache_control_pass: bool,
         stopping: bool,
         out: &mut Vec<u8>,
-    ) -> (ResponseInfo, Option<Arc<CacheEntry>>) {
+    ) -> ResponseInfo {
         let now = unix_now();
         let status = if not_modified { 304 } else { entry.meta.status };
         let has_body = !matches!(status, 204 | 304);
@@ -387,15 +389,31 @@ impl CacheWork {
         out.extend_from_slice(b"\r\n");
         let with_body = has_body && req.method != Method::Head;
         self.label = Some(label);
-        let info = ResponseInfo {
+        self.hit = with_body.then_some(entry);
+        self.hit_pos = 0;
+        ResponseInfo {
             status,
             body: BodyKind::Empty,
             dechunk: false,
             upstream_reusable: false,
             client_keep_alive: keep_alive,
             head_len: 0,
-        };
-        (info, with_body.then_some(entry))
+        }
+    }
+
+    /// The part of the served entry's body not yet written (from its memory map).
+    pub(super) fn hit_body(&self) -> &[u8] {
+        self.hit
+            .as_ref()
+            .map_or(&[][..], |e| &e.body()[self.hit_pos..])
+    }
+
+    /// `n` more bytes of [`Self::hit_body`] were written; the entry is let go at its end.
+    pub(super) fn hit_sent(&mut self, n: usize) {
+        self.hit_pos += n;
+        if self.hit_body().is_empty() {
+            self.hit = None;
+        }
     }
 }
 

@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use super::cached::CacheWork;
 use super::shared::Settings;
+#[cfg(target_os = "linux")]
+use super::splice::SplicePipe;
 use super::upstream_failure::HeldFailure;
 use crate::http::body::{BodyKind, BodyRelay};
 use crate::http::request::RequestInfo;
@@ -47,6 +49,9 @@ pub(super) struct Exchange {
     pub(super) held: Option<HeldFailure>,
     /// What the cache does for this request.
     pub(super) cache: CacheWork,
+    /// The pipe of a body being spliced, while it is (splice(2) is Linux-only).
+    #[cfg(target_os = "linux")]
+    pub(super) splice: Option<SplicePipe>,
 }
 
 impl Exchange {
@@ -71,6 +76,8 @@ impl Exchange {
             logged: false,
             held: None,
             cache: CacheWork::default(),
+            #[cfg(target_os = "linux")]
+            splice: None,
         }
     }
 

@@ -101,7 +101,7 @@ impl Session {
                 .x
                 .as_ref()
                 .is_some_and(|x| x.info.method.is_idempotent() && !x.timeout_retried);
-        let waiting_for_head = matches!(self.state, State::ReadResponseHead);
+        let waiting_for_head = self.state == State::ReadResponseHead;
         let wait = ctx.settings.config.timeouts.upstream;
         if waiting_for_head {
             self.upstream_event(

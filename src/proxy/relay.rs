@@ -165,7 +165,7 @@ impl Session {
         // relayed 100 still queued for the client must go out, or the client never sends the body.
         if self.upstream_has_input(ctx) || !self.to_client.is_empty() {
             let step = self.read_response_head(ctx);
-            if !matches!(self.state, State::SendRequest) {
+            if self.state != State::SendRequest {
                 return step;
             }
             progress |= step == Step::Again;
@@ -304,12 +304,7 @@ impl Session {
         if switching {
             return self.enter(State::Tunnel, ctx);
         }
-        self.enter(
-            State::RelayResponse {
-                splice: Default::default(),
-            },
-            ctx,
-        )
+        self.enter(State::RelayResponse, ctx)
     }
 
     pub(super) fn relay_response(&mut self, ctx: &mut Ctx<'_>) -> Step {
@@ -441,11 +436,9 @@ impl Session {
     /// `None` means it does not: the caller relays through the buffer.
     #[cfg(target_os = "linux")]
     fn relay_spliced(&mut self, ctx: &mut Ctx<'_>) -> Option<Step> {
-        let (Some(x), State::RelayResponse { splice }) = (self.x.as_mut(), &mut self.state) else {
-            return None;
-        };
-        if splice.is_none() {
-            *splice = Some(SplicePipe::for_body(
+        let x = self.x.as_mut()?;
+        if x.splice.is_none() {
+            x.splice = Some(SplicePipe::for_body(
                 x.settings.config.splice,
                 x.resp_body.unscanned_length(),
                 self.upstream_in.as_ref().is_some_and(|b| !b.is_empty()),
@@ -455,7 +448,7 @@ impl Session {
             )?);
         }
         let up = ctx.upstreams.conns.get_mut(self.upstream?)?;
-        let pipe = splice.as_mut()?;
+        let pipe = x.splice.as_mut()?;
         let outcome = pipe.relay(
             &up.stream,
             &mut up.readable,
@@ -464,7 +457,10 @@ impl Session {
             &mut x.client_bytes,
         );
         Some(match outcome {
-            Spliced::Done => self.finish_exchange(ctx),
+            Spliced::Done => {
+                x.splice = None;
+                self.finish_exchange(ctx)
+            }
             Spliced::Broken => {
                 self.upstream_event(
                     Phase::Body,

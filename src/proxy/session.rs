@@ -26,7 +26,6 @@ use super::cached::{self, CacheLabel, Consulted};
 use super::exchange::Exchange;
 use super::io::Pending;
 use super::shared::{Settings, Shared};
-use super::splice::Splice;
 use super::transport::ClientTransport;
 use super::upstream::UpstreamPool;
 use super::upstream_failure::Phase;
@@ -41,9 +40,7 @@ use crate::logging::AccessLog;
 /// destroy the response the client has not read yet.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// The session's states, each with the data only it uses: a state's resources (the cache entry
-/// being served, the pipe of a spliced body) are dropped when it is left.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Waiting for a request head; also the idle keep-alive state.
     ReadRequestHead,
@@ -53,19 +50,12 @@ pub enum State {
     SendRequest,
     /// The request is sent; waiting for the response head (1xx are relayed here).
     ReadResponseHead,
-    /// Streaming the response body to the client; `splice`: the pipe while it is spliced.
-    RelayResponse {
-        splice: Splice,
-    },
+    /// Streaming the response body to the client.
+    RelayResponse,
     /// After `101 Switching Protocols`: raw bytes both ways.
     Tunnel,
-    /// Writing a response from the disk cache (head, then the body from its memory map):
-    /// `entry` is the one whose body is served (none for a HEAD or 304), `sent` how much of it
-    /// is written.
-    ServeCached {
-        entry: Option<Arc<CacheEntry>>,
-        sent: usize,
-    },
+    /// Writing a response from the disk cache (head, then the body from its memory map).
+    ServeCached,
     /// Another request is fetching this URL for the cache; wait for it (bounded).
     AwaitFill,
     /// Writing a response the proxy made itself; `close` afterwards or read the next request.
@@ -86,7 +76,7 @@ pub enum State {
 
 impl State {
     /// The legal transitions, as data.
-    fn allows(&self, next: &State) -> bool {
+    fn allows(self, next: State) -> bool {
         use State::*;
         matches!(
             (self, next),
@@ -97,27 +87,27 @@ impl State {
                         | SendRequest
                         | SendError { .. }
                         | Closing { .. }
-                        | ServeCached { .. }
+                        | ServeCached
                         | AwaitFill
                 )
                 | (
                     AwaitFill,
-                    Connecting | SendRequest | SendError { .. } | ServeCached { .. }
+                    Connecting | SendRequest | SendError { .. } | ServeCached
                 )
-                | (ServeCached { .. }, ReadRequestHead | Closing { .. })
+                | (ServeCached, ReadRequestHead | Closing { .. })
                 | (Connecting, Connecting | SendRequest | SendError { .. })
                 | (
                     SendRequest | ReadResponseHead,
                     Connecting
                         | SendRequest
                         | ReadResponseHead
-                        | RelayResponse { .. }
+                        | RelayResponse
                         | Tunnel
                         | SendError { .. }
                         | Closing { .. }
-                        | ServeCached { .. }
+                        | ServeCached
                 )
-                | (RelayResponse { .. }, ReadRequestHead | Closing { .. })
+                | (RelayResponse, ReadRequestHead | Closing { .. })
                 | (SendError { .. }, ReadRequestHead | Closing { .. })
                 | (Closing { .. }, Lingering)
         )
@@ -218,7 +208,7 @@ impl Session {
     }
 
     pub fn is_closed(&self) -> bool {
-        matches!(self.state, State::Closed)
+        self.state == State::Closed
     }
 
     /// Idle between requests with nothing buffered: safe to close when stopping. A connection
@@ -226,7 +216,7 @@ impl Session {
     /// may have been accepted from the queue during the stop) and would not retry it.
     pub fn is_idle(&self) -> bool {
         self.served
-            && matches!(self.state, State::ReadRequestHead)
+            && self.state == State::ReadRequestHead
             && self.client_in.as_ref().is_none_or(Buffer::is_empty)
     }
 
@@ -242,9 +232,9 @@ impl Session {
                 State::Connecting => self.connecting(ctx),
                 State::SendRequest => self.send_request(ctx),
                 State::ReadResponseHead => self.read_response_head(ctx),
-                State::RelayResponse { .. } => self.relay_response(ctx),
+                State::RelayResponse => self.relay_response(ctx),
                 State::Tunnel => self.tunnel(ctx),
-                State::ServeCached { .. } => self.serve_cached(ctx),
+                State::ServeCached => self.serve_cached(ctx),
                 State::AwaitFill => self.await_fill(ctx),
                 State::SendError { close, status } => self.send_error(ctx, close, status),
                 State::Closing { linger } => self.closing(ctx, linger),
@@ -263,18 +253,18 @@ impl Session {
     // Inlined: every call site names its next state, so the match below folds away.
     #[inline(always)]
     pub(super) fn enter(&mut self, mut next: State, ctx: &mut Ctx<'_>) -> Step {
-        if !self.state.allows(&next) {
-            self.illegal_transition(&next);
+        if !self.state.allows(next) {
+            self.illegal_transition(next);
             next = State::Closed;
         }
         let t = &ctx.settings.config.timeouts;
-        let wait = match &next {
+        let wait = match next {
             State::ReadRequestHead if self.served && !self.has_buffered_input() => t.keepalive,
             State::ReadRequestHead => t.client_header,
             State::Connecting => t.connect,
             State::SendRequest => self.send_wait(t),
-            State::ReadResponseHead | State::RelayResponse { .. } | State::Tunnel => t.upstream,
-            State::SendError { .. } | State::ServeCached { .. } => t.client_idle,
+            State::ReadResponseHead | State::RelayResponse | State::Tunnel => t.upstream,
+            State::SendError { .. } | State::ServeCached => t.client_idle,
             State::AwaitFill => ctx
                 .shared
                 .cache
@@ -286,10 +276,10 @@ impl Session {
         };
         self.state = next;
         self.deadline = ctx.clock.now + wait;
-        if matches!(self.state, State::ReadRequestHead) {
+        if next == State::ReadRequestHead {
             self.head_began = ctx.clock.now;
         }
-        if matches!(self.state, State::Closed) {
+        if next == State::Closed {
             self.release(ctx);
         }
         Step::Again
@@ -298,7 +288,7 @@ impl Session {
     /// Logs a transition `State::allows` forbids (a bug), out of the hot path.
     #[cold]
     #[inline(never)]
-    fn illegal_transition(&self, next: &State) {
+    fn illegal_transition(&self, next: State) {
         log::error!(
             "client {}: illegal state transition {:?} -> {next:?}; closing the connection",
             self.peer,
@@ -311,8 +301,8 @@ impl Session {
         let t = &ctx.settings.config.timeouts;
         let wait = match self.state {
             State::SendRequest => self.send_wait(t),
-            State::RelayResponse { .. } | State::Tunnel => t.upstream.max(t.client_idle),
-            State::ServeCached { .. } => t.client_idle,
+            State::RelayResponse | State::Tunnel => t.upstream.max(t.client_idle),
+            State::ServeCached => t.client_idle,
             _ => return,
         };
         self.deadline = ctx.clock.now + wait;
@@ -395,7 +385,7 @@ impl Session {
                 self.fail(ctx, 408, "request body not received in time", true);
             }
             State::SendRequest | State::ReadResponseHead => self.response_timed_out(ctx),
-            State::RelayResponse { .. } => {
+            State::RelayResponse => {
                 let wait = ctx.settings.config.timeouts.upstream;
                 self.upstream_event(
                     Phase::Body,
@@ -404,7 +394,7 @@ impl Session {
                 self.log_exchange(ctx, 504);
                 self.enter(State::Closed, ctx);
             }
-            State::Tunnel | State::ServeCached { .. } => {
+            State::Tunnel | State::ServeCached => {
                 self.log_exchange(ctx, 504);
                 self.enter(State::Closed, ctx);
             }
@@ -550,7 +540,7 @@ impl Session {
             }
             cached::Next::Wait => {
                 ctx.waiters.push(ctx.key);
-                if !matches!(self.state, State::AwaitFill) {
+                if self.state != State::AwaitFill {
                     self.enter(State::AwaitFill, ctx);
                 }
                 Step::Wait
@@ -569,7 +559,7 @@ impl Session {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        let (resp, entry) = x.cache.serve(
+        let resp = x.cache.serve(
             entry,
             label,
             not_modified,
@@ -580,21 +570,19 @@ impl Session {
         );
         x.resp = Some(resp);
         self.to_client.pos = 0;
-        self.enter(State::ServeCached { entry, sent: 0 }, ctx)
+        self.enter(State::ServeCached, ctx)
     }
 
     /// Writes the cached head, then the body straight from the entry's map.
     fn serve_cached(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let (Some(x), State::ServeCached { entry, sent }) = (self.x.as_mut(), &mut self.state)
-        else {
+        let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        let body = entry.as_ref().map_or(&[][..], |e| &e.body()[*sent..]);
-        match self.client.flush(&mut self.to_client, body) {
+        match self.client.flush(&mut self.to_client, x.cache.hit_body()) {
             Ok(w) => {
-                *sent += w.body;
+                x.cache.hit_sent(w.body);
                 x.client_bytes += w.total as u64;
-                if self.client.all_out(&self.to_client) && w.body == body.len() {
+                if self.client.all_out(&self.to_client) && x.cache.hit_body().is_empty() {
                     return self.finish_exchange(ctx);
                 }
                 if w.total > 0 {

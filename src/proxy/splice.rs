@@ -15,13 +15,6 @@
 #[cfg(target_os = "linux")]
 pub(super) use linux::{SplicePipe, Spliced};
 
-/// What `RelayResponse` holds for splicing: the pipe while a body is spliced.
-#[cfg(target_os = "linux")]
-pub type Splice = Option<SplicePipe>;
-/// No splice on this platform: nothing to hold.
-#[cfg(not(target_os = "linux"))]
-pub type Splice = ();
-
 #[cfg(target_os = "linux")]
 mod linux {
     use std::io;
