@@ -273,6 +273,7 @@ pub(super) enum Next {
 
 impl CacheWork {
     /// Takes what [`consult`] said of a request whose head was just parsed.
+    #[inline]
     pub(super) fn begin(
         &mut self,
         cache: Arc<Cache>,
@@ -354,6 +355,7 @@ impl CacheWork {
     /// Writes into `out` the head of a response served from `entry`; its body, if any, then
     /// comes from [`Self::hit_body`]. Returns the response's facts, as a backend's would be.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(super) fn serve(
         &mut self,
         entry: Arc<CacheEntry>,

@@ -532,6 +532,7 @@ impl Session {
         self.follow_cache(ctx, next)
     }
 
+    #[inline]
     fn follow_cache(&mut self, ctx: &mut Ctx<'_>, next: cached::Next) -> Step {
         match next {
             cached::Next::Backend => self.pick_backend(ctx),
@@ -549,6 +550,7 @@ impl Session {
     }
 
     /// Prepares the head of a response from `entry` and moves to `ServeCached`.
+    #[inline]
     pub(super) fn begin_serving(
         &mut self,
         ctx: &mut Ctx<'_>,
