@@ -62,7 +62,9 @@ impl ClientTransport {
         self.writable |= writable;
     }
 
-    /// Reads into `buf` until the stream would block, `buf` is full or the input ends.
+    /// Reads into `buf` until the stream would block, `buf` is full or the input ends. Plain TCP
+    /// takes a short read as "drained" (see `Buffer::read_from`); a TLS stream must not, since
+    /// its library may hold decrypted bytes the socket no longer signals.
     #[inline]
     pub fn fill(&mut self, buf: &mut Buffer) -> io::Result<Filled> {
         match &mut self.stream {
