@@ -23,7 +23,7 @@ use crate::cache::primary_key;
 use crate::http::response::reason_phrase;
 use crate::http::target::{split_absolute, Scheme};
 use crate::net::{describe_bind_error, interrupted, would_block};
-use crate::proxy::Shared;
+use crate::proxy::shared::Shared;
 use crate::text::counted;
 use render::Snapshot;
 

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::http::{html_escape, json_escape};
-use crate::proxy::Shared;
+use crate::proxy::shared::Shared;
 use crate::stats::{exposed_bounds, HistogramSnapshot, LATENCY_BOUNDS_NS, RATE_WINDOW};
 
 /// Everything the pages show, read from the atomics once.

@@ -5,8 +5,6 @@
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use super::io::flush;
-use super::session::{Ctx, Session, State, Step};
 use crate::cache::policy::{
     is_cacheable_status, request_rule, response_rule, RequestRule, ResponseRule,
 };
@@ -262,128 +260,122 @@ pub(super) fn consult(cache: &Cache, head: &Head<'_>) -> Consulted {
     Consulted { primary, decision }
 }
 
-impl Session {
-    /// A request head was parsed (and the cache consulted, when there is one): serve, wait, or
-    /// go to a backend.
-    pub(super) fn begin_exchange(
+/// What the session does next for a request, as the cache decided.
+pub(super) enum Next {
+    /// Fetch from a backend (with validators in the upstream head when revalidating).
+    Backend,
+    /// Serve this entry as a hit; `true`: as a 304, the client's validators match it.
+    Serve(Arc<CacheEntry>, bool),
+    /// Another request is fetching this URL: wait until the cache changes, then ask again
+    /// ([`CacheWork::await_fill`]).
+    Wait,
+}
+
+impl CacheWork {
+    /// Takes what [`consult`] said of a request whose head was just parsed.
+    #[inline]
+    pub(super) fn begin(
         &mut self,
-        ctx: &mut Ctx<'_>,
-        consulted: Option<Consulted>,
-    ) -> Step {
-        let (Some(cache), Some(Consulted { primary, decision })) =
-            (ctx.shared.cache.clone(), consulted)
-        else {
-            return self.pick_backend(ctx);
-        };
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
-        x.cache.cache = Some(cache);
-        x.cache.primary = primary;
+        cache: Arc<Cache>,
+        consulted: Consulted,
+        method: Method,
+        req_head: &[u8],
+        upstream_head: &mut Vec<u8>,
+    ) -> Next {
+        let Consulted { primary, decision } = consulted;
+        self.cache = Some(cache);
+        self.primary = primary;
         match decision {
             Decision::Bypass { invalidate } => {
-                x.cache.label = Some(CacheLabel::Bypass);
-                x.cache.invalidate = invalidate;
-                self.pick_backend(ctx)
+                self.label = Some(CacheLabel::Bypass);
+                self.invalidate = invalidate;
+                Next::Backend
             }
-            Decision::Serve(e, not_modified) => {
-                self.begin_serving(ctx, e, CacheLabel::Hit, not_modified)
-            }
+            Decision::Serve(e, not_modified) => Next::Serve(e, not_modified),
             Decision::Revalidate(e) => {
-                x.cache.label = Some(CacheLabel::Miss);
-                set_conditionals(&mut self.to_upstream.bytes, &e);
-                x.cache.revalidating = Some(e);
-                self.pick_backend(ctx)
+                self.label = Some(CacheLabel::Miss);
+                set_conditionals(upstream_head, &e);
+                self.revalidating = Some(e);
+                Next::Backend
             }
             Decision::Fetch { shared } => {
-                x.cache.label = Some(CacheLabel::Miss);
-                if shared && x.info.method == Method::Get {
-                    self.await_fill(ctx)
+                self.label = Some(CacheLabel::Miss);
+                if shared && method == Method::Get {
+                    self.await_fill(req_head, upstream_head)
                 } else {
-                    self.pick_backend(ctx)
+                    Next::Backend
                 }
             }
         }
     }
 
-    /// Fetch for the cache unless another request already is; then wait for its result.
-    /// Also the handler of the `AwaitFill` state, run again whenever the cache changes.
-    pub(super) fn await_fill(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
-        let Some(cache) = x.cache.cache.clone() else {
-            return self.pick_backend(ctx);
+    /// Fetch for the cache unless another request already is; else wait for its result.
+    /// Asked again whenever the cache changes while the session waits (`AwaitFill`).
+    pub(super) fn await_fill(&mut self, req_head: &[u8], upstream_head: &mut Vec<u8>) -> Next {
+        let Some(cache) = self.cache.clone() else {
+            return Next::Backend;
         };
         let now = unix_now();
-        let primary = x.cache.primary.clone();
-        let (found, not_modified) = with_request_headers(&self.req_head, |h| {
-            let found = cache.lookup(&primary, h, now);
+        let primary = &self.primary;
+        let (found, not_modified) = with_request_headers(req_head, |h| {
+            let found = cache.lookup(primary, h, now);
             let not_modified = matches!(&found, Lookup::Fresh(e) if answers_not_modified(e, h));
             (found, not_modified)
         });
         match found {
             Lookup::Fresh(e) => {
-                x.cache.stop_waiting();
-                return self.begin_serving(ctx, e, CacheLabel::Hit, not_modified);
+                self.stop_waiting();
+                return Next::Serve(e, not_modified);
             }
             Lookup::Stale(e) => {
                 // Published meanwhile, but to be revalidated before use.
-                x.cache.stop_waiting();
-                set_conditionals(&mut self.to_upstream.bytes, &e);
-                x.cache.revalidating = Some(e);
-                return self.pick_backend(ctx);
+                self.stop_waiting();
+                set_conditionals(upstream_head, &e);
+                self.revalidating = Some(e);
+                return Next::Backend;
             }
             Lookup::Miss => {}
         }
-        if cache.is_uncacheable(&primary, now) {
-            x.cache.stop_waiting();
-            return self.pick_backend(ctx);
+        if cache.is_uncacheable(&self.primary, now) {
+            self.stop_waiting();
+            return Next::Backend;
         }
-        if cache.try_begin_fill(&primary) {
-            x.cache.stop_waiting();
-            x.cache.fill = Some(FillGuard::new(cache, primary));
-            return self.pick_backend(ctx);
+        if cache.try_begin_fill(&self.primary) {
+            self.stop_waiting();
+            self.fill = Some(FillGuard::new(cache, self.primary.clone()));
+            return Next::Backend;
         }
-        if !x.cache.waiting {
-            x.cache.waiting = true;
+        if !self.waiting {
+            self.waiting = true;
             cache.set_waiting(1);
         }
-        ctx.waiters.push(ctx.key);
-        if self.state != State::AwaitFill {
-            self.enter(State::AwaitFill, ctx);
-        }
-        Step::Wait
+        Next::Wait
     }
 
-    /// Prepares the head of a response from `entry` and moves to `ServeCached`.
-    /// Whether the client's validators match `entry`, so it gets a 304. Parses the stored
-    /// request head again: for the paths that did not have it parsed at hand.
-    pub(super) fn client_not_modified(&self, entry: &CacheEntry) -> bool {
-        with_request_headers(&self.req_head, |h| answers_not_modified(entry, h))
-    }
-
-    pub(super) fn begin_serving(
+    /// Writes into `out` the head of a response served from `entry`; its body, if any, then
+    /// comes from [`Self::hit_body`]. Returns the response's facts, as a backend's would be.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(super) fn serve(
         &mut self,
-        ctx: &mut Ctx<'_>,
         entry: Arc<CacheEntry>,
         label: CacheLabel,
         not_modified: bool,
-    ) -> Step {
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
+        req: &RequestInfo,
+        cdn_cache_control_pass: bool,
+        stopping: bool,
+        out: &mut Vec<u8>,
+    ) -> ResponseInfo {
         let now = unix_now();
         let status = if not_modified { 304 } else { entry.meta.status };
         let has_body = !matches!(status, 204 | 304);
         // A request body left unread would be taken for the next request: close afterwards.
-        let keep_alive = x.info.keep_alive
-            && matches!(x.info.body, BodyKind::Empty | BodyKind::Length(0))
-            && !ctx.stopping;
-        let out = &mut self.to_client.bytes;
+        let keep_alive = req.keep_alive
+            && matches!(req.body, BodyKind::Empty | BodyKind::Length(0))
+            && !stopping;
         out.clear();
         put_status_line(out, status, reason_phrase(status).as_bytes());
-        out.extend_from_slice(entry.client_headers(x.settings.config.cache.cdn_cache_control_pass));
+        out.extend_from_slice(entry.client_headers(cdn_cache_control_pass));
         put_header_decimal(out, "Age", entry.age(now));
         // A head-only entry's stored headers carry its Content-Length.
         if has_body && !entry.meta.is_head_only() {
@@ -393,62 +385,44 @@ impl Session {
         put_header(out, "X-Cache", label.as_str().as_bytes());
         if !keep_alive {
             put_header(out, "Connection", b"close");
-        } else if x.info.version == Version::Http10 {
+        } else if req.version == Version::Http10 {
             put_header(out, "Connection", b"keep-alive");
         }
         out.extend_from_slice(b"\r\n");
-        self.to_client.pos = 0;
-        let with_body = has_body && x.info.method != Method::Head;
-        x.cache.label = Some(label);
-        x.cache.hit = with_body.then_some(entry);
-        x.cache.hit_pos = 0;
-        x.resp = Some(ResponseInfo {
+        let with_body = has_body && req.method != Method::Head;
+        self.label = Some(label);
+        self.hit = with_body.then_some(entry);
+        self.hit_pos = 0;
+        ResponseInfo {
             status,
             body: BodyKind::Empty,
             dechunk: false,
             upstream_reusable: false,
             client_keep_alive: keep_alive,
             head_len: 0,
-        });
-        self.enter(State::ServeCached, ctx)
-    }
-
-    /// Writes the cached head, then the body straight from the entry's map.
-    pub(super) fn serve_cached(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
-        let body = x
-            .cache
-            .hit
-            .as_ref()
-            .map_or(&[][..], |e| &e.body()[x.cache.hit_pos..]);
-        match flush(
-            &mut self.client,
-            &mut self.client_writable,
-            &mut self.to_client,
-            body,
-        ) {
-            Ok(w) => {
-                x.cache.hit_pos += w.body;
-                x.client_bytes += w.total as u64;
-                let remaining =
-                    x.cache.hit.as_ref().map_or(0, |e| e.body().len()) - x.cache.hit_pos;
-                if self.to_client.is_empty() && remaining == 0 {
-                    x.cache.hit = None;
-                    return self.finish_exchange(ctx);
-                }
-                if w.total > 0 {
-                    self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_idle;
-                }
-                Step::Wait
-            }
-            Err(_) => {
-                self.log_exchange(ctx, 499);
-                self.enter(State::Closed, ctx)
-            }
         }
     }
+
+    /// The part of the served entry's body not yet written (from its memory map).
+    pub(super) fn hit_body(&self) -> &[u8] {
+        self.hit
+            .as_ref()
+            .map_or(&[][..], |e| &e.body()[self.hit_pos..])
+    }
+
+    /// `n` more bytes of [`Self::hit_body`] were written; the entry is let go at its end.
+    pub(super) fn hit_sent(&mut self, n: usize) {
+        self.hit_pos += n;
+        if self.hit_body().is_empty() {
+            self.hit = None;
+        }
+    }
+}
+
+/// Whether the client's validators in `req_head` match `entry`, so it gets a 304. Parses the
+/// stored request head again: for the paths that did not have it parsed at hand.
+pub(super) fn client_not_modified(req_head: &[u8], entry: &CacheEntry) -> bool {
+    with_request_headers(req_head, |h| answers_not_modified(entry, h))
 }
 
 /// Builds the refreshed entry after a 304: stored headers updated with the 304's, freshness

@@ -5,9 +5,9 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::cached::CacheLabel;
-use super::session::{Ctx, Exchange, Session, State, Step};
+use super::exchange::Exchange;
+use super::session::{Ctx, Session, State, Step};
 use super::upstream_failure::{log_failure, EarlierFailures, HeldFailure, Phase};
-use crate::http::body::BodyKind;
 use crate::http::response;
 use crate::http::Version;
 use crate::logging::AccessEntry;
@@ -265,20 +265,6 @@ impl Session {
     pub(super) fn backend_name(&self) -> Option<&str> {
         let x = self.x.as_ref()?;
         Some(x.settings.backends.get(x.backend?).name.as_str())
-    }
-}
-
-impl Exchange {
-    /// The request body is larger than `max` (`max_body_size`): its declared length, or what
-    /// a chunked body has grown to so far.
-    pub(super) fn body_over(&self, max: Option<u64>) -> bool {
-        let Some(max) = max else {
-            return false;
-        };
-        match self.info.body {
-            BodyKind::Length(n) => n > max,
-            _ => self.req_body.chunked_data_len() > max,
-        }
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::Shared;
+use super::shared::Shared;
 
 /// Longest a single probe may take (connect, then the answer), whatever the interval.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);

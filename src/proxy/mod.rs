@@ -2,21 +2,28 @@
 //! ([`session`]) and upstream connections ([`upstream`]).
 
 mod cached;
+mod exchange;
 mod failure;
 mod health;
 mod io;
+mod relay;
 pub mod session;
+#[cfg(test)]
+mod session_tests;
+pub mod shared;
 mod splice;
+mod transport;
 mod tunnel;
 pub mod upstream;
 mod upstream_failure;
 pub mod worker;
 
+pub use shared::{Settings, Shared};
+
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use mio::{Poll, Waker};
 
@@ -26,97 +33,6 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::logging::LogWriter;
 use crate::net;
-use crate::stats::Stats;
-
-/// What a reload replaces: the config and the backend rotation built from it. Immutable once
-/// published. A worker holds the newest one it has seen; each request pins the one it started
-/// with, so its backend indices, failure reports and log line stay about the same backend list.
-#[derive(Debug)]
-pub struct Settings {
-    /// 0 at start, one more per successful reload. Upstream connections carry the generation
-    /// they were opened for, so a connection to an old backend list is never pooled for a new one.
-    pub generation: u64,
-    pub config: Config,
-    pub backends: RoundRobin,
-}
-
-impl Settings {
-    /// Builds the rotation for `config`; after a reload, the health of backends still listed
-    /// (same address) carries over from `previous`.
-    fn new(
-        generation: u64,
-        config: Config,
-        previous: Option<&RoundRobin>,
-        stats: &Stats,
-    ) -> Settings {
-        let mut backends = RoundRobin::new(&config.backends)
-            .with_failover(config.health.max_fails, config.health.fail_timeout)
-            .with_stats(stats);
-        if let Some(old) = previous {
-            backends = backends.inherit(old, config.health.check.is_some());
-        }
-        Settings {
-            generation,
-            config,
-            backends,
-        }
-    }
-}
-
-/// What all workers share: the current settings, the cache, and a few counters.
-#[derive(Debug)]
-pub struct Shared {
-    /// The current settings. Read (a lock) only when `generation` says they changed, so the
-    /// request path never takes this lock.
-    settings: RwLock<Arc<Settings>>,
-    /// `settings.generation`, for workers to compare once per loop tick.
-    pub generation: AtomicU64,
-    /// The disk cache, when it is on.
-    pub cache: Option<Arc<Cache>>,
-    /// Client connections open across all workers.
-    pub connections: AtomicUsize,
-    /// Set to begin a graceful stop.
-    pub stop: AtomicBool,
-    /// Counters for the admin listener; per-backend ones are reached through `backends`.
-    pub stats: Arc<Stats>,
-    /// When the proxy started (uptime).
-    pub started: Instant,
-}
-
-impl Shared {
-    /// Generation 0 of the settings, built from `config`, with fresh counters.
-    pub fn new(config: Config, cache: Option<Arc<Cache>>) -> Shared {
-        let stats = Arc::new(Stats::new());
-        let settings = Arc::new(Settings::new(0, config, None, &stats));
-        Shared {
-            settings: RwLock::new(settings),
-            generation: AtomicU64::new(0),
-            cache,
-            connections: AtomicUsize::new(0),
-            stop: AtomicBool::new(false),
-            stats,
-            started: Instant::now(),
-        }
-    }
-
-    /// The current settings.
-    pub fn settings(&self) -> Arc<Settings> {
-        self.settings
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Makes `settings` current; workers switch at their next loop tick.
-    fn publish(&self, settings: Settings) {
-        let generation = settings.generation;
-        *self
-            .settings
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
-        self.generation.store(generation, Ordering::Release);
-    }
-}
 
 /// A running proxy: its workers and the address they listen on.
 pub struct Proxy {

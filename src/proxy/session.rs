@@ -22,18 +22,17 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::Registry;
 
-use super::cached::{self, CacheLabel, CacheWork, Consulted};
-use super::io::{fill, flush, Pending};
-#[cfg(target_os = "linux")]
-use super::splice::SplicePipe;
+use super::cached::{self, CacheLabel, Consulted};
+use super::exchange::Exchange;
+use super::io::Pending;
+use super::shared::{Settings, Shared};
+use super::transport::ClientTransport;
 use super::upstream::UpstreamPool;
-use super::upstream_failure::{HeldFailure, Phase};
-use super::{Settings, Shared};
+use super::upstream_failure::Phase;
 use crate::buffer::{Buffer, BufferPool, HeadPool};
+use crate::cache::CacheEntry;
 use crate::clock::Clock;
-use crate::http::body::{BodyKind, BodyRelay};
-use crate::http::request::{self, Forwarding, HeadLimits, RequestInfo, RequestLine};
-use crate::http::response::{self, ClientSide, ResponseInfo};
+use crate::http::request::{self, Forwarding, HeadLimits, RequestLine};
 use crate::logging::AccessLog;
 
 /// How long a closing connection waits for the client to finish sending before the socket is
@@ -150,87 +149,10 @@ pub struct Ctx<'a> {
     pub waiters: &'a mut Vec<usize>,
 }
 
-/// One request/response exchange on the connection.
-#[derive(Debug)]
-pub(super) struct Exchange {
-    pub(super) info: RequestInfo,
-    /// The settings this request started with: `backend` and `tried` index its backend list,
-    /// and failures are reported to its rotation, even if a reload happens meanwhile.
-    pub(super) settings: Arc<Settings>,
-    pub(super) started: Instant,
-    pub(super) req_body: BodyRelay,
-    pub(super) resp_body: BodyRelay,
-    pub(super) resp: Option<ResponseInfo>,
-    pub(super) backend: Option<usize>,
-    /// Backends this request failed to reach, a bit each.
-    pub(super) tried: u64,
-    /// The current upstream connection came from the pool.
-    pub(super) reused: bool,
-    /// The one retry on a fresh connection after a pooled one failed was used.
-    pub(super) stale_retried: bool,
-    /// Other backends tried after the first (bounded by `max_retries`).
-    pub(super) retries: u32,
-    /// The one retry after a response-head timeout was used.
-    pub(super) timeout_retried: bool,
-    /// Bytes written upstream for this request.
-    pub(super) upstream_sent: u64,
-    /// The backend sent at least one byte of a response.
-    pub(super) response_started: bool,
-    /// Bytes written to the client for this request.
-    pub(super) client_bytes: u64,
-    /// Last failure reaching a backend was a timeout (504 rather than 502).
-    pub(super) timed_out: bool,
-    pub(super) logged: bool,
-    /// A failure on a backend marked down (every backend was), logged when the exchange ends.
-    pub(super) held: Option<HeldFailure>,
-    /// What the cache does for this request.
-    pub(super) cache: CacheWork,
-    /// The pipe of a body being spliced, while it is (splice(2) is Linux-only).
-    #[cfg(target_os = "linux")]
-    pub(super) splice: Option<SplicePipe>,
-}
-
-impl Exchange {
-    fn new(info: RequestInfo, settings: Arc<Settings>, now: Instant) -> Exchange {
-        Exchange {
-            settings,
-            req_body: BodyRelay::new(info.body, false),
-            resp_body: BodyRelay::new(BodyKind::Empty, false),
-            info,
-            started: now,
-            resp: None,
-            backend: None,
-            tried: 0,
-            reused: false,
-            stale_retried: false,
-            retries: 0,
-            timeout_retried: false,
-            upstream_sent: 0,
-            response_started: false,
-            client_bytes: 0,
-            timed_out: false,
-            logged: false,
-            held: None,
-            cache: CacheWork::default(),
-            #[cfg(target_os = "linux")]
-            splice: None,
-        }
-    }
-
-    /// The request can be sent again: no body byte has been taken from the client.
-    pub(super) fn replayable(&self) -> bool {
-        matches!(self.info.body, BodyKind::Empty | BodyKind::Length(0))
-    }
-}
-
 pub struct Session {
-    pub(super) client: TcpStream,
+    /// The client's connection: every client read, write and shutdown goes through it.
+    pub(super) client: ClientTransport,
     pub(super) peer: SocketAddr,
-    pub(super) client_readable: bool,
-    /// The event loop saw the client close its sending side.
-    pub(super) client_hup: bool,
-    pub(super) client_writable: bool,
-    pub(super) client_eof: bool,
     pub(super) state: State,
     pub deadline: Instant,
     /// Served at least one request (keep-alive idle timeout applies, not the head timeout).
@@ -257,13 +179,19 @@ impl Session {
         now: Instant,
         header_timeout: Duration,
     ) -> Self {
+        Session::with_transport(ClientTransport::plain(client), peer, now, header_timeout)
+    }
+
+    /// A session over any client transport (a fake one in unit tests).
+    pub(super) fn with_transport(
+        client: ClientTransport,
+        peer: SocketAddr,
+        now: Instant,
+        header_timeout: Duration,
+    ) -> Self {
         Session {
             client,
             peer,
-            client_readable: false,
-            client_hup: false,
-            client_writable: false,
-            client_eof: false,
             state: State::ReadRequestHead,
             deadline: now + header_timeout,
             served: false,
@@ -293,9 +221,7 @@ impl Session {
     }
 
     pub fn on_client_event(&mut self, readable: bool, writable: bool, hup: bool) {
-        self.client_hup |= hup;
-        self.client_readable |= readable;
-        self.client_writable |= writable;
+        self.client.on_event(readable, writable, hup);
     }
 
     /// Runs the state machine until it waits on a socket or a deadline.
@@ -322,12 +248,15 @@ impl Session {
     }
 
     /// Moves to `next` and arms its deadline. The one place a state changes.
-    pub(super) fn enter(&mut self, next: State, ctx: &mut Ctx<'_>) -> Step {
-        debug_assert!(
-            self.state.allows(next),
-            "illegal transition {:?} -> {next:?}",
-            self.state
-        );
+    /// An illegal transition is a bug: it is logged and the connection closed (in every build,
+    /// never a panic), rather than letting a state run without the data it expects.
+    // Inlined: every call site names its next state, so the match below folds away.
+    #[inline(always)]
+    pub(super) fn enter(&mut self, mut next: State, ctx: &mut Ctx<'_>) -> Step {
+        if !self.state.allows(next) {
+            self.illegal_transition(next);
+            next = State::Closed;
+        }
         let t = &ctx.settings.config.timeouts;
         let wait = match next {
             State::ReadRequestHead if self.served && !self.has_buffered_input() => t.keepalive,
@@ -354,6 +283,17 @@ impl Session {
             self.release(ctx);
         }
         Step::Again
+    }
+
+    /// Logs a transition `State::allows` forbids (a bug), out of the hot path.
+    #[cold]
+    #[inline(never)]
+    fn illegal_transition(&self, next: State) {
+        log::error!(
+            "client {}: illegal state transition {:?} -> {next:?}; closing the connection",
+            self.peer,
+            self.state
+        );
     }
 
     /// Pushes the deadline of the current state forward after progress (idle timeouts).
@@ -524,17 +464,12 @@ impl Session {
             // Stopping: a keep-alive connection with no request under way closes. A client
             // racing us with a new request sees the close before any response byte and retries.
             let idle_when_stopping =
-                ctx.stopping && self.served && buf.is_empty() && !self.client_readable;
-            if self.client_eof || idle_when_stopping {
+                ctx.stopping && self.served && buf.is_empty() && !self.client.may_have_input();
+            if self.client.eof() || idle_when_stopping {
                 return self.enter(State::Closed, ctx);
             }
             let was_empty = buf.is_empty();
-            match fill(
-                &mut self.client,
-                &mut self.client_readable,
-                self.client_hup,
-                buf,
-            ) {
+            match self.client.fill(buf) {
                 Ok(f) => {
                     if f.bytes > 0 && was_empty && self.served {
                         // A new request began: the whole head must now arrive in time.
@@ -542,7 +477,7 @@ impl Session {
                         self.head_began = ctx.clock.now;
                     }
                     if f.eof {
-                        self.client_eof = true;
+                        self.client.set_eof();
                     } else if f.bytes == 0 {
                         if buf.is_empty() && ctx.stopping && self.served {
                             return self.enter(State::Closed, ctx);
@@ -563,429 +498,110 @@ impl Session {
         }
     }
 
-    /// Chooses the next backend for the current request and starts talking to it.
-    pub(super) fn pick_backend(&mut self, ctx: &mut Ctx<'_>) -> Step {
+    // ---- the cache's states ----------------------------------------------------------------
+
+    /// A request head was parsed (and the cache consulted, when there is one): serve, wait, or
+    /// go to a backend, as the cache decides (`cached.rs`).
+    fn begin_exchange(&mut self, ctx: &mut Ctx<'_>, consulted: Option<Consulted>) -> Step {
+        let (Some(cache), Some(consulted)) = (ctx.shared.cache.clone(), consulted) else {
+            return self.pick_backend(ctx);
+        };
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        let backends = &x.settings.backends;
-        let Some(b) = backends.pick(x.tried) else {
-            let (status, why) = if x.timed_out {
-                (504, "no backend answered in time")
-            } else {
-                (502, "no backend could be reached")
-            };
-            return self.fail(ctx, status, why, false);
-        };
-        x.backend = Some(b);
-        let generation = x.settings.generation;
-        if let Some(key) = ctx.upstreams.checkout(ctx.registry, generation, b, ctx.key) {
-            x.reused = true;
-            self.upstream = Some(key);
-            self.to_upstream.rewind();
-            return self.enter(State::SendRequest, ctx);
-        }
-        self.connect(ctx, b)
+        let method = x.info.method;
+        let next = x.cache.begin(
+            cache,
+            consulted,
+            method,
+            &self.req_head,
+            &mut self.to_upstream.bytes,
+        );
+        self.follow_cache(ctx, next)
     }
 
-    /// Opens a fresh connection to backend `b`.
-    pub(super) fn connect(&mut self, ctx: &mut Ctx<'_>, b: usize) -> Step {
-        let Some(settings) = self.x.as_ref().map(|x| &x.settings) else {
-            return self.enter(State::Closed, ctx);
-        };
-        let (generation, addr) = (settings.generation, settings.backends.get(b).addr);
-        match ctx
-            .upstreams
-            .connect(ctx.registry, generation, b, addr, ctx.key)
-        {
-            Ok(key) => {
-                if let Some(x) = self.x.as_mut() {
-                    x.reused = false;
-                }
-                self.upstream = Some(key);
-                self.to_upstream.rewind();
-                self.enter(State::Connecting, ctx)
-            }
-            Err(e) => {
-                self.upstream_event(Phase::Connect, format_args!("cannot open a socket: {e}"));
-                self.backend_failed("cannot connect");
-                self.retry_elsewhere(ctx)
-            }
-        }
-    }
-
-    fn connecting(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(up) = self.upstream.and_then(|k| ctx.upstreams.conns.get_mut(k)) else {
-            return self.enter(State::Closed, ctx);
-        };
-        if !up.writable && !up.readable {
-            return Step::Wait;
-        }
-        let failure = match up.stream.take_error() {
-            Ok(Some(e)) | Err(e) => Some(e),
-            Ok(None) => match up.stream.peer_addr() {
-                Ok(_) => None,
-                Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
-                    // A stale event from the socket that used this token before: keep waiting.
-                    up.writable = false;
-                    up.readable = false;
-                    return Step::Wait;
-                }
-                Err(e) => Some(e),
-            },
-        };
-        match failure {
-            None => {
-                up.connected = true;
-                self.enter(State::SendRequest, ctx)
-            }
-            Some(e) => {
-                self.upstream_event(
-                    Phase::Connect,
-                    format_args!("refused or failed the connection: {e}"),
-                );
-                self.backend_failed("connection refused or failed");
-                self.close_upstream(ctx, false);
-                self.retry_elsewhere(ctx)
-            }
-        }
-    }
-
-    fn send_request(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let max_body = ctx.settings.config.limits.max_body_size;
-        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
-            return self.enter(State::Closed, ctx);
-        };
-        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
-            return self.enter(State::Closed, ctx);
-        };
-        let buf = self.client_in.get_or_insert_with(|| ctx.buffers.get());
-        let mut progress = false;
-
-        // Request body from the client, only up to what the framing says is this request's.
-        if !x.req_body.is_complete() {
-            match fill(
-                &mut self.client,
-                &mut self.client_readable,
-                self.client_hup,
-                buf,
-            ) {
-                Ok(f) => {
-                    progress |= f.bytes > 0;
-                    if f.eof && buf.len() == x.req_body.ready() {
-                        self.client_eof = true;
-                    }
-                }
-                Err(_) => self.client_eof = true,
-            }
-            if let Err(e) = x.req_body.scan(buf) {
-                log::info!("bad request body from {}: {e}", self.peer);
-                self.close_upstream(ctx, false);
-                return self.fail(ctx, 400, "malformed chunked request body", true);
-            }
-            if x.body_over(max_body) {
-                self.close_upstream(ctx, false);
-                return self.fail(ctx, 413, "request body larger than allowed", true);
-            }
-            if self.client_eof && !x.req_body.is_complete() && x.req_body.ready() == 0 {
-                // The client gave up mid-body; nothing sensible can reach the backend.
-                self.close_upstream(ctx, false);
-                self.log_exchange(ctx, 499);
-                return self.enter(State::Closed, ctx);
-            }
-        }
-
-        let ready = x.req_body.ready();
-        match flush(
-            &mut up.stream,
-            &mut up.writable,
-            &mut self.to_upstream,
-            &buf.data()[..ready],
-        ) {
-            Ok(w) => {
-                buf.consume(w.body);
-                x.req_body.sent(w.body);
-                x.upstream_sent += w.total as u64;
-                progress |= w.total > 0;
-            }
-            Err(e) => return self.upstream_failed(ctx, Phase::Send, format_args!("{e}")),
-        }
-        if progress {
-            self.touch(ctx);
-        }
-
-        // A backend may answer (100 Continue, or a final response) before the body is sent; a
-        // relayed 100 still queued for the client must go out, or the client never sends the body.
-        if self.upstream_has_input(ctx) || !self.to_client.is_empty() {
-            let step = self.read_response_head(ctx);
-            if self.state != State::SendRequest {
-                return step;
-            }
-            progress |= step == Step::Again;
-        }
-        let Some(x) = self.x.as_ref() else {
-            return Step::Wait;
-        };
-        if self.to_upstream.is_empty() && x.req_body.is_complete() {
-            return self.enter(State::ReadResponseHead, ctx);
-        }
-        if progress {
-            Step::Again
-        } else {
-            Step::Wait
-        }
-    }
-
-    fn upstream_has_input(&self, ctx: &Ctx<'_>) -> bool {
-        self.upstream
-            .and_then(|k| ctx.upstreams.conns.get(k))
-            .is_some_and(|u| u.readable)
-            || self.upstream_in.as_ref().is_some_and(|b| !b.is_empty())
-    }
-
-    /// Reads and handles response heads. Used in ReadResponseHead and, for early answers, in
-    /// SendRequest.
-    fn read_response_head(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        // An interim response being written goes out before the next head is parsed over it.
-        if !self.to_client.is_empty() {
-            match flush(
-                &mut self.client,
-                &mut self.client_writable,
-                &mut self.to_client,
-                &[],
-            ) {
-                Ok(w) => {
-                    if let Some(x) = self.x.as_mut() {
-                        x.client_bytes += w.total as u64;
-                    }
-                }
-                Err(_) => {
-                    self.close_upstream(ctx, false);
-                    self.log_exchange(ctx, 499);
-                    return self.enter(State::Closed, ctx);
-                }
-            }
-            if !self.to_client.is_empty() {
-                return Step::Wait;
-            }
-        }
-        let limits = head_limits(ctx);
-        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
-            return self.enter(State::Closed, ctx);
-        };
-        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
-            return self.enter(State::Closed, ctx);
-        };
-        let buf = self.upstream_in.get_or_insert_with(|| ctx.buffers.get());
-        loop {
-            if !buf.is_empty() {
-                let client = ClientSide {
-                    version: x.info.version,
-                    head_request: x.info.method == request::Method::Head,
-                    keep_alive: x.info.keep_alive && x.req_body.is_complete() && !ctx.stopping,
-                    upgrade: x.info.upgrade,
-                };
-                match response::parse(buf.data(), limits, client, &mut self.to_client.bytes) {
-                    Ok(Some(info)) => {
-                        let mut refreshed = None;
-                        if !info.is_interim() {
-                            if let Some(cache) = ctx.shared.cache.as_ref() {
-                                let head = &buf.data()[..info.head_len];
-                                refreshed = x.cache.on_response_head(
-                                    cache,
-                                    x.settings.config.freshness(),
-                                    &x.info,
-                                    &info,
-                                    head,
-                                    &self.req_head,
-                                    &self.line,
-                                    &mut self.to_client.bytes,
-                                );
-                            }
-                        }
-                        buf.consume(info.head_len);
-                        self.to_client.pos = 0;
-                        if info.is_interim() {
-                            return Step::Again;
-                        }
-                        x.settings.backends.report_success(up.backend);
-                        if let Some(entry) = refreshed {
-                            // A 304 to our revalidation: the stored body is good, serve it.
-                            self.to_client.clear();
-                            self.close_upstream(ctx, info.upstream_reusable);
-                            let not_modified = self.client_not_modified(&entry);
-                            return self.begin_serving(
-                                ctx,
-                                entry,
-                                CacheLabel::Revalidated,
-                                not_modified,
-                            );
-                        }
-                        return self.start_response(ctx, info);
-                    }
-                    Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
-                    Ok(None) => {}
-                    Err(bad) => {
-                        self.upstream_event(
-                            Phase::Head,
-                            format_args!("sent an invalid response head: {}", bad.0),
-                        );
-                        self.to_client.clear();
-                        self.backend_failed("sent an invalid response");
-                        self.close_upstream(ctx, false);
-                        return self.fail(ctx, 502, "the backend sent an invalid response", true);
-                    }
-                }
-            }
-            match fill(&mut up.stream, &mut up.readable, up.hup, buf) {
-                Ok(f) if f.bytes > 0 => x.response_started = true,
-                Ok(f) if !f.eof => return Step::Wait,
-                Ok(_) => {
-                    return self.upstream_failed(
-                        ctx,
-                        Phase::Head,
-                        format_args!("closed the connection before a complete response head"),
-                    )
-                }
-                Err(e) => return self.upstream_failed(ctx, Phase::Head, format_args!("{e}")),
-            }
-        }
-    }
-
-    fn start_response(&mut self, ctx: &mut Ctx<'_>, info: ResponseInfo) -> Step {
+    /// The handler of `AwaitFill`, run again whenever the cache changes: is the entry there now,
+    /// or may this request fetch it?
+    fn await_fill(&mut self, ctx: &mut Ctx<'_>) -> Step {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        x.resp_body = BodyRelay::new(info.body, info.dechunk);
-        let switching = info.status == 101;
-        x.resp = Some(info);
-        if switching {
-            return self.enter(State::Tunnel, ctx);
-        }
-        self.enter(State::RelayResponse, ctx)
+        let next = x
+            .cache
+            .await_fill(&self.req_head, &mut self.to_upstream.bytes);
+        self.follow_cache(ctx, next)
     }
 
-    fn relay_response(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        if let Some(step) = self.relay_spliced(ctx) {
-            return step;
-        }
-        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
-            return self.enter(State::Closed, ctx);
-        };
-        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
-            return self.enter(State::Closed, ctx);
-        };
-        let buf = self.upstream_in.get_or_insert_with(|| ctx.buffers.get());
-        let mut truncated = false;
-        let mut progress = false;
-        if !x.resp_body.is_complete() {
-            let filled = fill(&mut up.stream, &mut up.readable, up.hup, buf);
-            // Scan what arrived before acting on an EOF that came with it.
-            let before = x.resp_body.ready();
-            if x.resp_body.scan(buf).is_err() {
-                truncated = true;
+    #[inline]
+    fn follow_cache(&mut self, ctx: &mut Ctx<'_>, next: cached::Next) -> Step {
+        match next {
+            cached::Next::Backend => self.pick_backend(ctx),
+            cached::Next::Serve(e, not_modified) => {
+                self.begin_serving(ctx, e, CacheLabel::Hit, not_modified)
             }
-            x.cache.store_body(&buf.data()[before..x.resp_body.ready()]);
-            match filled {
-                Ok(f) => {
-                    progress |= f.bytes > 0;
-                    if f.eof && !x.resp_body.on_eof() {
-                        truncated = true;
-                    }
+            cached::Next::Wait => {
+                ctx.waiters.push(ctx.key);
+                if self.state != State::AwaitFill {
+                    self.enter(State::AwaitFill, ctx);
                 }
-                Err(_) => truncated = true,
+                Step::Wait
             }
         }
-        if x.resp_body.has_ended() && !truncated {
-            // Stored whole: publish before the client can have its last byte, so a request it
-            // sends next, on any connection and worker, finds the entry.
-            x.cache.publish();
-        }
-        let ready = x.resp_body.ready();
-        match flush(
-            &mut self.client,
-            &mut self.client_writable,
-            &mut self.to_client,
-            &buf.data()[..ready],
-        ) {
+    }
+
+    /// Prepares the head of a response from `entry` and moves to `ServeCached`.
+    #[inline]
+    pub(super) fn begin_serving(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        entry: Arc<CacheEntry>,
+        label: CacheLabel,
+        not_modified: bool,
+    ) -> Step {
+        let Some(x) = self.x.as_mut() else {
+            return self.enter(State::Closed, ctx);
+        };
+        let resp = x.cache.serve(
+            entry,
+            label,
+            not_modified,
+            &x.info,
+            x.settings.config.cache.cdn_cache_control_pass,
+            ctx.stopping,
+            &mut self.to_client.bytes,
+        );
+        x.resp = Some(resp);
+        self.to_client.pos = 0;
+        self.enter(State::ServeCached, ctx)
+    }
+
+    /// Writes the cached head, then the body straight from the entry's map.
+    fn serve_cached(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(x) = self.x.as_mut() else {
+            return self.enter(State::Closed, ctx);
+        };
+        match self.client.flush(&mut self.to_client, x.cache.hit_body()) {
             Ok(w) => {
-                buf.consume(w.body);
-                x.resp_body.sent(w.body);
+                x.cache.hit_sent(w.body);
                 x.client_bytes += w.total as u64;
-                progress |= w.total > 0;
+                if self.client.all_out(&self.to_client) && x.cache.hit_body().is_empty() {
+                    return self.finish_exchange(ctx);
+                }
+                if w.total > 0 {
+                    self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_idle;
+                }
+                Step::Wait
             }
             Err(_) => {
-                // The client went away; the upstream connection is mid-response, so drop it.
-                self.close_upstream(ctx, false);
                 self.log_exchange(ctx, 499);
-                return self.enter(State::Closed, ctx);
+                self.enter(State::Closed, ctx)
             }
-        }
-        if self.to_client.is_empty() && x.resp_body.is_complete() {
-            return self.finish_exchange(ctx);
-        }
-        if truncated {
-            // Flush what arrived, then close: the client sees a short body, never a clean end.
-            self.upstream_event(
-                Phase::Body,
-                format_args!("closed before the end of the response"),
-            );
-            if let Some((x, b)) = self.x.as_ref().and_then(|x| Some((x, x.backend?))) {
-                x.settings.backends.report_failure(b, "closed mid-response");
-            }
-            self.close_upstream(ctx, false);
-            self.log_exchange(ctx, 502);
-            return self.enter(State::Closing { linger: true }, ctx);
-        }
-        if progress {
-            self.touch(ctx);
-            Step::Again
-        } else {
-            Step::Wait
-        }
-    }
-
-    /// The response is delivered: log, recycle the upstream connection, and either wait for the
-    /// next request or close.
-    pub(super) fn finish_exchange(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(x) = self.x.as_ref() else {
-            return self.enter(State::Closed, ctx);
-        };
-        let status = x.resp.as_ref().map_or(0, |r| r.status);
-        let reusable = x.resp.as_ref().is_some_and(|r| r.upstream_reusable)
-            && x.req_body.is_complete()
-            && self.upstream_in.as_ref().is_none_or(Buffer::is_empty);
-        let keep_alive = x.resp.as_ref().is_some_and(|r| r.client_keep_alive) && !ctx.stopping;
-        // The client said this was its last request and sent all of it: no lingering needed.
-        let client_done =
-            !x.info.keep_alive && x.req_body.is_complete() && !self.has_buffered_input();
-        if let Some(x) = self.x.as_mut() {
-            x.cache.publish();
-        }
-        self.log_exchange(ctx, status);
-        self.close_upstream(ctx, reusable);
-        self.served = true;
-        self.x = None;
-        if keep_alive {
-            self.enter(State::ReadRequestHead, ctx)
-        } else {
-            self.enter(
-                State::Closing {
-                    linger: !client_done,
-                },
-                ctx,
-            )
         }
     }
 
     fn send_error(&mut self, ctx: &mut Ctx<'_>, close: bool, status: u16) -> Step {
-        match flush(
-            &mut self.client,
-            &mut self.client_writable,
-            &mut self.to_client,
-            &[],
-        ) {
-            Ok(_) if !self.to_client.is_empty() => Step::Wait,
+        match self.client.flush(&mut self.to_client, &[]) {
+            Ok(_) if !self.client.all_out(&self.to_client) => Step::Wait,
             Ok(_) if close => {
                 self.log_error_response(ctx, status);
                 self.enter(State::Closing { linger: true }, ctx)
@@ -1004,14 +620,9 @@ impl Session {
     }
 
     fn closing(&mut self, ctx: &mut Ctx<'_>, linger: bool) -> Step {
-        if !self.to_client.is_empty() {
-            match flush(
-                &mut self.client,
-                &mut self.client_writable,
-                &mut self.to_client,
-                &[],
-            ) {
-                Ok(_) if !self.to_client.is_empty() => return Step::Wait,
+        if !self.client.all_out(&self.to_client) {
+            match self.client.flush(&mut self.to_client, &[]) {
+                Ok(_) if !self.client.all_out(&self.to_client) => return Step::Wait,
                 Ok(_) => {}
                 Err(_) => return self.enter(State::Closed, ctx),
             }
@@ -1026,7 +637,7 @@ impl Session {
                 Discarded::NothingYet { any: true } => {} // unexpected input: linger after all
             }
         }
-        let _ = self.client.shutdown(std::net::Shutdown::Write);
+        self.client.shutdown_write();
         self.enter(State::Lingering, ctx)
     }
 
@@ -1045,12 +656,7 @@ impl Session {
         let mut any = false;
         loop {
             buf.clear();
-            match fill(
-                &mut self.client,
-                &mut self.client_readable,
-                self.client_hup,
-                buf,
-            ) {
+            match self.client.fill(buf) {
                 Ok(f) if f.eof => return Discarded::End,
                 Ok(f) if f.bytes == 0 => return Discarded::NothingYet { any },
                 Ok(_) => any = true,
@@ -1060,23 +666,6 @@ impl Session {
     }
 
     // ---- resources ----------------------------------------------------------------------------
-
-    /// Lets go of the upstream connection: back to the pool when `reusable`, else closed.
-    pub(super) fn close_upstream(&mut self, ctx: &mut Ctx<'_>, reusable: bool) {
-        if let Some(key) = self.upstream.take() {
-            if reusable {
-                if let Some(up) = ctx.upstreams.conns.get_mut(key) {
-                    up.uses += 1;
-                }
-                ctx.upstreams.checkin(ctx.registry, key, ctx.clock.now);
-            } else {
-                ctx.upstreams.close(ctx.registry, key);
-            }
-        }
-        if let Some(b) = self.upstream_in.take() {
-            ctx.buffers.put(b);
-        }
-    }
 
     /// Returns everything borrowed from the worker; the socket itself is dropped by the worker.
     pub(super) fn release(&mut self, ctx: &mut Ctx<'_>) {
@@ -1089,7 +678,7 @@ impl Session {
     }
 }
 
-fn head_limits(ctx: &Ctx<'_>) -> HeadLimits {
+pub(super) fn head_limits(ctx: &Ctx<'_>) -> HeadLimits {
     HeadLimits {
         max_header_bytes: ctx.settings.config.limits.max_header_bytes,
         max_headers: ctx.settings.config.limits.max_headers,

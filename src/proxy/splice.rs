@@ -9,30 +9,19 @@
 //!
 //! splice(2) and pipe2(2) are Linux system calls, so everything that uses them is in the `linux`
 //! module below. Elsewhere (macOS, the BSDs), and on Linux with `splice off` in the config,
-//! [`Session::relay_spliced`] declines and the body is copied through the session's buffer, the
+//! the session's `relay_spliced` declines and the body is copied through the session's buffer, the
 //! path every chunked, cached or small body takes anyway.
 
-#[cfg(not(target_os = "linux"))]
-use super::session::{Ctx, Session, Step};
-
 #[cfg(target_os = "linux")]
-pub(super) use linux::SplicePipe;
-
-#[cfg(not(target_os = "linux"))]
-impl Session {
-    /// No splice on this platform: the caller relays the body through the buffer.
-    pub(super) fn relay_spliced(&mut self, _ctx: &mut Ctx<'_>) -> Option<Step> {
-        None
-    }
-}
+pub(super) use linux::{SplicePipe, Spliced};
 
 #[cfg(target_os = "linux")]
 mod linux {
     use std::io;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-    use crate::proxy::session::{Ctx, Session, State, Step};
-    use crate::proxy::upstream_failure::Phase;
+    use crate::http::body::BodyRelay;
+    use crate::proxy::transport::ClientTransport;
 
     /// Bodies with less than this left are relayed through the buffer: a pipe is not worth it.
     const SPLICE_MIN: u64 = 64 * 1024;
@@ -48,6 +37,26 @@ mod linux {
     }
 
     impl SplicePipe {
+        /// A pipe for the rest of a response body, when splicing it applies: `splice` is on,
+        /// the rest is a known length (`left`) worth a pipe, nothing of it is `buffered` or
+        /// `queued` for the client yet, the cache is not `storing` a copy, and the client's
+        /// transport lets its raw socket be used (`client`).
+        pub fn for_body(
+            splice: bool,
+            left: Option<u64>,
+            buffered: bool,
+            queued: bool,
+            storing: bool,
+            client: &ClientTransport,
+        ) -> Option<SplicePipe> {
+            let left = left?;
+            if !splice || left < SPLICE_MIN || buffered || queued || storing {
+                return None;
+            }
+            client.splice_fd()?;
+            SplicePipe::new().ok()
+        }
+
         fn new() -> io::Result<SplicePipe> {
             let mut fds = [0; 2];
             // SAFETY: `fds` has room for the two descriptors pipe2 writes.
@@ -91,8 +100,8 @@ mod linux {
         }
     }
 
-    /// What a splice pass ended with.
-    enum Spliced {
+    /// What a splice pass ended with: the session acts on it.
+    pub enum Spliced {
         /// Nothing more can move until an event.
         Blocked { progress: bool },
         /// The body is complete and the pipe empty.
@@ -103,92 +112,59 @@ mod linux {
         ClientGone,
     }
 
-    impl Session {
-        /// Relays the rest of the response body with splice when that applies. `None` means it does
-        /// not (the caller relays through the buffer).
-        pub(in crate::proxy) fn relay_spliced(&mut self, ctx: &mut Ctx<'_>) -> Option<Step> {
-            let x = self.x.as_mut()?;
-            if x.splice.is_none() {
-                if !x.settings.config.splice {
-                    return None;
-                }
-                let left = x.resp_body.unscanned_length()?;
-                let buffered = self.upstream_in.as_ref().is_some_and(|b| !b.is_empty());
-                if left < SPLICE_MIN
-                    || buffered
-                    || !self.to_client.is_empty()
-                    || x.cache.is_storing()
-                {
-                    return None;
-                }
-                x.splice = Some(SplicePipe::new().ok()?);
-            }
-            let up = ctx.upstreams.conns.get_mut(self.upstream?)?;
-            let pipe = x.splice.as_mut()?;
-            let (src, dst) = (up.stream.as_raw_fd(), self.client.as_raw_fd());
+    impl SplicePipe {
+        /// Moves body bytes from the backend socket `src` (readiness `src_readable`) through
+        /// the pipe to the client until something would block or the body is done. `sent`
+        /// counts the bytes written to the client.
+        pub fn relay(
+            &mut self,
+            src: &impl AsRawFd,
+            src_readable: &mut bool,
+            client: &mut ClientTransport,
+            body: &mut BodyRelay,
+            sent: &mut u64,
+        ) -> Spliced {
+            let Some(dst) = client.splice_fd() else {
+                return Spliced::ClientGone;
+            };
+            let src = src.as_raw_fd();
             let mut progress = false;
-            let outcome = loop {
-                let left = x.resp_body.unscanned_length().unwrap_or(0);
+            loop {
+                let left = body.unscanned_length().unwrap_or(0);
                 let mut moved = false;
-                if left > 0 && up.readable && pipe.in_pipe < PIPE_CHUNK {
-                    let want = (PIPE_CHUNK - pipe.in_pipe).min(left as usize);
-                    match splice(src, pipe.write.as_raw_fd(), want) {
-                        Ok(Some(0)) => break Spliced::Broken,
+                if left > 0 && *src_readable && self.in_pipe < PIPE_CHUNK {
+                    let want = (PIPE_CHUNK - self.in_pipe).min(left as usize);
+                    match splice(src, self.write.as_raw_fd(), want) {
+                        Ok(Some(0)) => return Spliced::Broken,
                         Ok(Some(n)) => {
-                            pipe.in_pipe += n;
-                            x.resp_body.take_direct(n);
+                            self.in_pipe += n;
+                            body.take_direct(n);
                             moved = true;
                         }
-                        Ok(None) => up.readable = false,
-                        Err(_) => break Spliced::Broken,
+                        Ok(None) => *src_readable = false,
+                        Err(_) => return Spliced::Broken,
                     }
                 }
-                if pipe.in_pipe > 0 && self.client_writable {
-                    match splice(pipe.read.as_raw_fd(), dst, pipe.in_pipe) {
+                if self.in_pipe > 0 && client.writable() {
+                    match splice(self.read.as_raw_fd(), dst, self.in_pipe) {
                         Ok(Some(n)) => {
-                            pipe.in_pipe -= n;
-                            x.resp_body.sent_direct(n);
-                            x.client_bytes += n as u64;
+                            self.in_pipe -= n;
+                            body.sent_direct(n);
+                            *sent += n as u64;
                             moved |= n > 0;
                         }
-                        Ok(None) => self.client_writable = false,
-                        Err(_) => break Spliced::ClientGone,
+                        Ok(None) => client.splice_blocked(),
+                        Err(_) => return Spliced::ClientGone,
                     }
                 }
-                if pipe.in_pipe == 0 && x.resp_body.is_complete() {
-                    break Spliced::Done;
+                if self.in_pipe == 0 && body.is_complete() {
+                    return Spliced::Done;
                 }
                 if !moved {
-                    break Spliced::Blocked { progress };
+                    return Spliced::Blocked { progress };
                 }
                 progress = true;
-            };
-            Some(match outcome {
-                Spliced::Done => {
-                    x.splice = None;
-                    self.finish_exchange(ctx)
-                }
-                Spliced::Broken => {
-                    self.upstream_event(
-                        Phase::Body,
-                        format_args!("closed before the end of the response (spliced)"),
-                    );
-                    self.close_upstream(ctx, false);
-                    self.log_exchange(ctx, 502);
-                    self.enter(State::Closed, ctx)
-                }
-                Spliced::ClientGone => {
-                    // As in the buffered relay: logged with the bytes the client got.
-                    self.close_upstream(ctx, false);
-                    self.log_exchange(ctx, 499);
-                    self.enter(State::Closed, ctx)
-                }
-                Spliced::Blocked { progress: true } => {
-                    self.touch(ctx);
-                    Step::Wait
-                }
-                Spliced::Blocked { progress: false } => Step::Wait,
-            })
+            }
         }
     }
 }

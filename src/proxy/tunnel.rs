@@ -14,29 +14,21 @@ impl Session {
         let mut progress = false;
         let mut no_more = Pending::default();
 
-        let from_client = fill(
-            &mut self.client,
-            &mut self.client_readable,
-            self.client_hup,
-            cin,
-        );
+        let from_client = self.client.fill(cin);
         let from_upstream = fill(&mut up.stream, &mut up.readable, up.hup, uin);
         let to_up = flush(&mut up.stream, &mut up.writable, &mut no_more, cin.data());
         if let Ok(w) = &to_up {
             cin.consume(w.body);
         }
-        let to_cl = flush(
-            &mut self.client,
-            &mut self.client_writable,
-            &mut self.to_client,
-            uin.data(),
-        );
+        let to_cl = self.client.flush(&mut self.to_client, uin.data());
         if let Ok(w) = &to_cl {
             uin.consume(w.body);
         }
         match from_client {
             Ok(f) => {
-                self.client_eof |= f.eof;
+                if f.eof {
+                    self.client.set_eof();
+                }
                 progress |= f.bytes > 0;
             }
             Err(_) => return self.end_tunnel(ctx),
@@ -60,7 +52,7 @@ impl Session {
         }
         // A side that finished sending and whose bytes are all delivered ends the tunnel: the
         // protocols tunnelled here (WebSocket) do not use half-closed connections.
-        let client_done = self.client_eof && cin.is_empty();
+        let client_done = self.client.eof() && cin.is_empty();
         let upstream_done = !up.connected && uin.is_empty() && self.to_client.is_empty();
         if client_done || upstream_done {
             return self.end_tunnel(ctx);

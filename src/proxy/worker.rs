@@ -16,8 +16,8 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::session::{Ctx, Session};
+use super::shared::{Settings, Shared};
 use super::upstream::{Owner, UpstreamPool, UPSTREAM_BIT};
-use super::{Settings, Shared};
 use crate::buffer::{BufferPool, HeadPool};
 use crate::clock::Clock;
 use crate::logging::AccessLog;

@@ -1,0 +1,492 @@
+//! The upstream side of an exchange, as states of the session: pick a backend, connect, send
+//! the request (head and body), read the response head (1xx relayed in place), relay the body
+//! (buffered, or spliced), and finish: log, recycle the upstream connection, next request.
+//! Failures, retries and proxy-made responses are in `failure.rs`.
+
+use super::cached::{self, CacheLabel};
+use super::io::{fill, flush};
+use super::session::{head_limits, Ctx, Session, State, Step};
+#[cfg(target_os = "linux")]
+use super::splice::{SplicePipe, Spliced};
+use super::upstream_failure::Phase;
+use crate::buffer::Buffer;
+use crate::http::body::BodyRelay;
+use crate::http::request;
+use crate::http::response::{self, ClientSide, ResponseInfo};
+
+impl Session {
+    /// Chooses the next backend for the current request and starts talking to it.
+    pub(super) fn pick_backend(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(x) = self.x.as_mut() else {
+            return self.enter(State::Closed, ctx);
+        };
+        let backends = &x.settings.backends;
+        let Some(b) = backends.pick(x.tried) else {
+            let (status, why) = if x.timed_out {
+                (504, "no backend answered in time")
+            } else {
+                (502, "no backend could be reached")
+            };
+            return self.fail(ctx, status, why, false);
+        };
+        x.backend = Some(b);
+        let generation = x.settings.generation;
+        if let Some(key) = ctx.upstreams.checkout(ctx.registry, generation, b, ctx.key) {
+            x.reused = true;
+            self.upstream = Some(key);
+            self.to_upstream.rewind();
+            return self.enter(State::SendRequest, ctx);
+        }
+        self.connect(ctx, b)
+    }
+
+    /// Opens a fresh connection to backend `b`.
+    pub(super) fn connect(&mut self, ctx: &mut Ctx<'_>, b: usize) -> Step {
+        let Some(settings) = self.x.as_ref().map(|x| &x.settings) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let (generation, addr) = (settings.generation, settings.backends.get(b).addr);
+        match ctx
+            .upstreams
+            .connect(ctx.registry, generation, b, addr, ctx.key)
+        {
+            Ok(key) => {
+                if let Some(x) = self.x.as_mut() {
+                    x.reused = false;
+                }
+                self.upstream = Some(key);
+                self.to_upstream.rewind();
+                self.enter(State::Connecting, ctx)
+            }
+            Err(e) => {
+                self.upstream_event(Phase::Connect, format_args!("cannot open a socket: {e}"));
+                self.backend_failed("cannot connect");
+                self.retry_elsewhere(ctx)
+            }
+        }
+    }
+
+    pub(super) fn connecting(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(up) = self.upstream.and_then(|k| ctx.upstreams.conns.get_mut(k)) else {
+            return self.enter(State::Closed, ctx);
+        };
+        if !up.writable && !up.readable {
+            return Step::Wait;
+        }
+        let failure = match up.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match up.stream.peer_addr() {
+                Ok(_) => None,
+                Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
+                    // A stale event from the socket that used this token before: keep waiting.
+                    up.writable = false;
+                    up.readable = false;
+                    return Step::Wait;
+                }
+                Err(e) => Some(e),
+            },
+        };
+        match failure {
+            None => {
+                up.connected = true;
+                self.enter(State::SendRequest, ctx)
+            }
+            Some(e) => {
+                self.upstream_event(
+                    Phase::Connect,
+                    format_args!("refused or failed the connection: {e}"),
+                );
+                self.backend_failed("connection refused or failed");
+                self.close_upstream(ctx, false);
+                self.retry_elsewhere(ctx)
+            }
+        }
+    }
+
+    pub(super) fn send_request(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let max_body = ctx.settings.config.limits.max_body_size;
+        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let buf = self.client_in.get_or_insert_with(|| ctx.buffers.get());
+        let mut progress = false;
+
+        // Request body from the client, only up to what the framing says is this request's.
+        if !x.req_body.is_complete() {
+            match self.client.fill(buf) {
+                Ok(f) => {
+                    progress |= f.bytes > 0;
+                    if f.eof && buf.len() == x.req_body.ready() {
+                        self.client.set_eof();
+                    }
+                }
+                Err(_) => self.client.set_eof(),
+            }
+            if let Err(e) = x.req_body.scan(buf) {
+                log::info!("bad request body from {}: {e}", self.peer);
+                self.close_upstream(ctx, false);
+                return self.fail(ctx, 400, "malformed chunked request body", true);
+            }
+            if x.body_over(max_body) {
+                self.close_upstream(ctx, false);
+                return self.fail(ctx, 413, "request body larger than allowed", true);
+            }
+            if self.client.eof() && !x.req_body.is_complete() && x.req_body.ready() == 0 {
+                // The client gave up mid-body; nothing sensible can reach the backend.
+                self.close_upstream(ctx, false);
+                self.log_exchange(ctx, 499);
+                return self.enter(State::Closed, ctx);
+            }
+        }
+
+        let ready = x.req_body.ready();
+        match flush(
+            &mut up.stream,
+            &mut up.writable,
+            &mut self.to_upstream,
+            &buf.data()[..ready],
+        ) {
+            Ok(w) => {
+                buf.consume(w.body);
+                x.req_body.sent(w.body);
+                x.upstream_sent += w.total as u64;
+                progress |= w.total > 0;
+            }
+            Err(e) => return self.upstream_failed(ctx, Phase::Send, format_args!("{e}")),
+        }
+        if progress {
+            self.touch(ctx);
+        }
+
+        // A backend may answer (100 Continue, or a final response) before the body is sent; a
+        // relayed 100 still queued for the client must go out, or the client never sends the body.
+        if self.upstream_has_input(ctx) || !self.to_client.is_empty() {
+            let step = self.read_response_head(ctx);
+            if self.state != State::SendRequest {
+                return step;
+            }
+            progress |= step == Step::Again;
+        }
+        let Some(x) = self.x.as_ref() else {
+            return Step::Wait;
+        };
+        if self.to_upstream.is_empty() && x.req_body.is_complete() {
+            return self.enter(State::ReadResponseHead, ctx);
+        }
+        if progress {
+            Step::Again
+        } else {
+            Step::Wait
+        }
+    }
+
+    fn upstream_has_input(&self, ctx: &Ctx<'_>) -> bool {
+        self.upstream
+            .and_then(|k| ctx.upstreams.conns.get(k))
+            .is_some_and(|u| u.readable)
+            || self.upstream_in.as_ref().is_some_and(|b| !b.is_empty())
+    }
+
+    /// Reads and handles response heads. Used in ReadResponseHead and, for early answers, in
+    /// SendRequest.
+    pub(super) fn read_response_head(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        // An interim response being written goes out before the next head is parsed over it.
+        if !self.to_client.is_empty() {
+            match self.client.flush(&mut self.to_client, &[]) {
+                Ok(w) => {
+                    if let Some(x) = self.x.as_mut() {
+                        x.client_bytes += w.total as u64;
+                    }
+                }
+                Err(_) => {
+                    self.close_upstream(ctx, false);
+                    self.log_exchange(ctx, 499);
+                    return self.enter(State::Closed, ctx);
+                }
+            }
+            if !self.to_client.is_empty() {
+                return Step::Wait;
+            }
+        }
+        let limits = head_limits(ctx);
+        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let buf = self.upstream_in.get_or_insert_with(|| ctx.buffers.get());
+        loop {
+            if !buf.is_empty() {
+                let client = ClientSide {
+                    version: x.info.version,
+                    head_request: x.info.method == request::Method::Head,
+                    keep_alive: x.info.keep_alive && x.req_body.is_complete() && !ctx.stopping,
+                    upgrade: x.info.upgrade,
+                };
+                match response::parse(buf.data(), limits, client, &mut self.to_client.bytes) {
+                    Ok(Some(info)) => {
+                        let mut refreshed = None;
+                        if !info.is_interim() {
+                            if let Some(cache) = ctx.shared.cache.as_ref() {
+                                let head = &buf.data()[..info.head_len];
+                                refreshed = x.cache.on_response_head(
+                                    cache,
+                                    x.settings.config.freshness(),
+                                    &x.info,
+                                    &info,
+                                    head,
+                                    &self.req_head,
+                                    &self.line,
+                                    &mut self.to_client.bytes,
+                                );
+                            }
+                        }
+                        buf.consume(info.head_len);
+                        self.to_client.pos = 0;
+                        if info.is_interim() {
+                            return Step::Again;
+                        }
+                        x.settings.backends.report_success(up.backend);
+                        if let Some(entry) = refreshed {
+                            // A 304 to our revalidation: the stored body is good, serve it.
+                            self.to_client.clear();
+                            self.close_upstream(ctx, info.upstream_reusable);
+                            let not_modified = cached::client_not_modified(&self.req_head, &entry);
+                            return self.begin_serving(
+                                ctx,
+                                entry,
+                                CacheLabel::Revalidated,
+                                not_modified,
+                            );
+                        }
+                        return self.start_response(ctx, info);
+                    }
+                    Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
+                    Ok(None) => {}
+                    Err(bad) => {
+                        self.upstream_event(
+                            Phase::Head,
+                            format_args!("sent an invalid response head: {}", bad.0),
+                        );
+                        self.to_client.clear();
+                        self.backend_failed("sent an invalid response");
+                        self.close_upstream(ctx, false);
+                        return self.fail(ctx, 502, "the backend sent an invalid response", true);
+                    }
+                }
+            }
+            match fill(&mut up.stream, &mut up.readable, up.hup, buf) {
+                Ok(f) if f.bytes > 0 => x.response_started = true,
+                Ok(f) if !f.eof => return Step::Wait,
+                Ok(_) => {
+                    return self.upstream_failed(
+                        ctx,
+                        Phase::Head,
+                        format_args!("closed the connection before a complete response head"),
+                    )
+                }
+                Err(e) => return self.upstream_failed(ctx, Phase::Head, format_args!("{e}")),
+            }
+        }
+    }
+
+    fn start_response(&mut self, ctx: &mut Ctx<'_>, info: ResponseInfo) -> Step {
+        let Some(x) = self.x.as_mut() else {
+            return self.enter(State::Closed, ctx);
+        };
+        x.resp_body = BodyRelay::new(info.body, info.dechunk);
+        let switching = info.status == 101;
+        x.resp = Some(info);
+        if switching {
+            return self.enter(State::Tunnel, ctx);
+        }
+        self.enter(State::RelayResponse, ctx)
+    }
+
+    pub(super) fn relay_response(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        if let Some(step) = self.relay_spliced(ctx) {
+            return step;
+        }
+        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let buf = self.upstream_in.get_or_insert_with(|| ctx.buffers.get());
+        let mut truncated = false;
+        let mut progress = false;
+        if !x.resp_body.is_complete() {
+            let filled = fill(&mut up.stream, &mut up.readable, up.hup, buf);
+            // Scan what arrived before acting on an EOF that came with it.
+            let before = x.resp_body.ready();
+            if x.resp_body.scan(buf).is_err() {
+                truncated = true;
+            }
+            x.cache.store_body(&buf.data()[before..x.resp_body.ready()]);
+            match filled {
+                Ok(f) => {
+                    progress |= f.bytes > 0;
+                    if f.eof && !x.resp_body.on_eof() {
+                        truncated = true;
+                    }
+                }
+                Err(_) => truncated = true,
+            }
+        }
+        if x.resp_body.has_ended() && !truncated {
+            // Stored whole: publish before the client can have its last byte, so a request it
+            // sends next, on any connection and worker, finds the entry.
+            x.cache.publish();
+        }
+        let ready = x.resp_body.ready();
+        match self.client.flush(&mut self.to_client, &buf.data()[..ready]) {
+            Ok(w) => {
+                buf.consume(w.body);
+                x.resp_body.sent(w.body);
+                x.client_bytes += w.total as u64;
+                progress |= w.total > 0;
+            }
+            Err(_) => {
+                // The client went away; the upstream connection is mid-response, so drop it.
+                self.close_upstream(ctx, false);
+                self.log_exchange(ctx, 499);
+                return self.enter(State::Closed, ctx);
+            }
+        }
+        if self.client.all_out(&self.to_client) && x.resp_body.is_complete() {
+            return self.finish_exchange(ctx);
+        }
+        if truncated {
+            // Flush what arrived, then close: the client sees a short body, never a clean end.
+            self.upstream_event(
+                Phase::Body,
+                format_args!("closed before the end of the response"),
+            );
+            if let Some((x, b)) = self.x.as_ref().and_then(|x| Some((x, x.backend?))) {
+                x.settings.backends.report_failure(b, "closed mid-response");
+            }
+            self.close_upstream(ctx, false);
+            self.log_exchange(ctx, 502);
+            return self.enter(State::Closing { linger: true }, ctx);
+        }
+        if progress {
+            self.touch(ctx);
+            Step::Again
+        } else {
+            Step::Wait
+        }
+    }
+
+    /// The response is delivered: log, recycle the upstream connection, and either wait for the
+    /// next request or close.
+    pub(super) fn finish_exchange(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(x) = self.x.as_ref() else {
+            return self.enter(State::Closed, ctx);
+        };
+        let status = x.resp.as_ref().map_or(0, |r| r.status);
+        let reusable = x.resp.as_ref().is_some_and(|r| r.upstream_reusable)
+            && x.req_body.is_complete()
+            && self.upstream_in.as_ref().is_none_or(Buffer::is_empty);
+        let keep_alive = x.resp.as_ref().is_some_and(|r| r.client_keep_alive) && !ctx.stopping;
+        // The client said this was its last request and sent all of it: no lingering needed.
+        let client_done =
+            !x.info.keep_alive && x.req_body.is_complete() && !self.has_buffered_input();
+        if let Some(x) = self.x.as_mut() {
+            x.cache.publish();
+        }
+        self.log_exchange(ctx, status);
+        self.close_upstream(ctx, reusable);
+        self.served = true;
+        self.x = None;
+        if keep_alive {
+            self.enter(State::ReadRequestHead, ctx)
+        } else {
+            self.enter(
+                State::Closing {
+                    linger: !client_done,
+                },
+                ctx,
+            )
+        }
+    }
+
+    /// Lets go of the upstream connection: back to the pool when `reusable`, else closed.
+    pub(super) fn close_upstream(&mut self, ctx: &mut Ctx<'_>, reusable: bool) {
+        if let Some(key) = self.upstream.take() {
+            if reusable {
+                if let Some(up) = ctx.upstreams.conns.get_mut(key) {
+                    up.uses += 1;
+                }
+                ctx.upstreams.checkin(ctx.registry, key, ctx.clock.now);
+            } else {
+                ctx.upstreams.close(ctx.registry, key);
+            }
+        }
+        if let Some(b) = self.upstream_in.take() {
+            ctx.buffers.put(b);
+        }
+    }
+
+    /// Relays the rest of the response body with splice(2) when that applies (`splice.rs`).
+    /// `None` means it does not: the caller relays through the buffer.
+    #[cfg(target_os = "linux")]
+    fn relay_spliced(&mut self, ctx: &mut Ctx<'_>) -> Option<Step> {
+        let x = self.x.as_mut()?;
+        if x.splice.is_none() {
+            x.splice = Some(SplicePipe::for_body(
+                x.settings.config.splice,
+                x.resp_body.unscanned_length(),
+                self.upstream_in.as_ref().is_some_and(|b| !b.is_empty()),
+                !self.to_client.is_empty(),
+                x.cache.is_storing(),
+                &self.client,
+            )?);
+        }
+        let up = ctx.upstreams.conns.get_mut(self.upstream?)?;
+        let pipe = x.splice.as_mut()?;
+        let outcome = pipe.relay(
+            &up.stream,
+            &mut up.readable,
+            &mut self.client,
+            &mut x.resp_body,
+            &mut x.client_bytes,
+        );
+        Some(match outcome {
+            Spliced::Done => {
+                x.splice = None;
+                self.finish_exchange(ctx)
+            }
+            Spliced::Broken => {
+                self.upstream_event(
+                    Phase::Body,
+                    format_args!("closed before the end of the response (spliced)"),
+                );
+                self.close_upstream(ctx, false);
+                self.log_exchange(ctx, 502);
+                self.enter(State::Closed, ctx)
+            }
+            Spliced::ClientGone => {
+                // As in the buffered relay: logged with the bytes the client got.
+                self.close_upstream(ctx, false);
+                self.log_exchange(ctx, 499);
+                self.enter(State::Closed, ctx)
+            }
+            Spliced::Blocked { progress: true } => {
+                self.touch(ctx);
+                Step::Wait
+            }
+            Spliced::Blocked { progress: false } => Step::Wait,
+        })
+    }
+
+    /// No splice on this platform: the caller relays the body through the buffer.
+    #[cfg(not(target_os = "linux"))]
+    fn relay_spliced(&mut self, _ctx: &mut Ctx<'_>) -> Option<Step> {
+        None
+    }
+}

@@ -1,0 +1,276 @@
+//! The client's connection as the session sees it: the socket, its readiness flags, reading into a
+//! buffer, writing a head plus body, `shutdown`, and the two questions the states ask: may more
+//! input be had without waiting for readiness, and is all output really out.
+//!
+//! Plain TCP today. A TLS connection (issue 10: rustls `ServerConnection`, sans-io) becomes a
+//! second [`Stream`] variant: it holds plaintext and ciphertext of its own, so "the socket would
+//! block" is not "drained" and "the socket took the bytes" is not "sent"; those answers live here
+//! and nowhere else. An enum keeps the dispatch static (one match, inlined), so the plain path
+//! costs what the bare socket did.
+
+use std::io;
+#[cfg(target_os = "linux")]
+use std::os::fd::{AsRawFd, RawFd};
+
+use mio::net::TcpStream;
+
+use super::io::{fill, flush, Filled, Flushed, Pending};
+use crate::buffer::Buffer;
+
+/// The byte stream under a client connection.
+#[derive(Debug)]
+pub enum Stream {
+    Plain(TcpStream),
+    /// In-memory peer for unit tests of the state machine (no sockets).
+    #[cfg(test)]
+    Fake(fake::FakeStream),
+}
+
+/// One client connection: the stream and what the event loop reported about it.
+#[derive(Debug)]
+pub struct ClientTransport {
+    stream: Stream,
+    /// Readiness reported and not yet used up by a call that would block.
+    readable: bool,
+    writable: bool,
+    /// The event loop saw the client close its sending side.
+    hup: bool,
+    /// The client's input ended (a read returned 0, or the session decided nothing more comes).
+    eof: bool,
+}
+
+impl ClientTransport {
+    pub fn plain(stream: TcpStream) -> ClientTransport {
+        ClientTransport::new(Stream::Plain(stream))
+    }
+
+    fn new(stream: Stream) -> ClientTransport {
+        ClientTransport {
+            stream,
+            readable: false,
+            writable: false,
+            hup: false,
+            eof: false,
+        }
+    }
+
+    /// Records an event's readiness; cleared only when a call would block.
+    #[inline]
+    pub fn on_event(&mut self, readable: bool, writable: bool, hup: bool) {
+        self.hup |= hup;
+        self.readable |= readable;
+        self.writable |= writable;
+    }
+
+    /// Reads into `buf` until the stream would block, `buf` is full or the input ends. Plain TCP
+    /// takes a short read as "drained" (see `Buffer::read_from`); a TLS stream must not, since
+    /// its library may hold decrypted bytes the socket no longer signals.
+    #[inline]
+    pub fn fill(&mut self, buf: &mut Buffer) -> io::Result<Filled> {
+        match &mut self.stream {
+            Stream::Plain(s) => fill(s, &mut self.readable, self.hup, buf),
+            #[cfg(test)]
+            Stream::Fake(s) => fill(s, &mut self.readable, self.hup, buf),
+        }
+    }
+
+    /// Writes `head`, then `body`, until done or the stream would block.
+    #[inline]
+    pub fn flush(&mut self, head: &mut Pending, body: &[u8]) -> io::Result<Flushed> {
+        match &mut self.stream {
+            Stream::Plain(s) => flush(s, &mut self.writable, head, body),
+            #[cfg(test)]
+            Stream::Fake(s) => flush(s, &mut self.writable, head, body),
+        }
+    }
+
+    /// Shuts the sending side (the start of a lingering close). Best effort: a failure means
+    /// the connection is gone, which the next read finds.
+    pub fn shutdown_write(&mut self) {
+        match &mut self.stream {
+            Stream::Plain(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            }
+            #[cfg(test)]
+            Stream::Fake(s) => s.shut = true,
+        }
+    }
+
+    /// More input may be had without waiting for a readiness event. For plain TCP that is the
+    /// unspent readable flag; a TLS stream also answers true while it holds decrypted bytes.
+    #[inline]
+    pub fn may_have_input(&self) -> bool {
+        self.readable
+    }
+
+    /// Everything written so far has really left: nothing is held below the session's own
+    /// queue (always true for plain TCP; a TLS stream may hold ciphertext).
+    #[inline]
+    pub fn is_flushed(&self) -> bool {
+        match &self.stream {
+            Stream::Plain(_) => true,
+            #[cfg(test)]
+            Stream::Fake(_) => true,
+        }
+    }
+
+    /// All output is out: the session's `queued` bytes and anything held below them.
+    #[inline]
+    pub fn all_out(&self, queued: &Pending) -> bool {
+        queued.is_empty() && self.is_flushed()
+    }
+
+    /// The client's input has ended.
+    #[inline]
+    pub fn eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Nothing more will be read from the client (it closed, failed, or gave up mid-body).
+    #[inline]
+    pub fn set_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// The raw socket for splice(2), when the bytes on the wire are the body bytes (plain TCP
+    /// only: a TLS stream must encrypt them).
+    #[cfg(target_os = "linux")]
+    #[inline]
+    pub fn splice_fd(&self) -> Option<RawFd> {
+        match &self.stream {
+            Stream::Plain(s) => Some(s.as_raw_fd()),
+            #[cfg(test)]
+            Stream::Fake(_) => None,
+        }
+    }
+
+    /// Writable readiness not yet used up (for splice(2), which bypasses [`Self::flush`]).
+    #[cfg(target_os = "linux")]
+    #[inline]
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// A splice(2) to the raw socket would block: wait for the next writable event.
+    #[cfg(target_os = "linux")]
+    pub fn splice_blocked(&mut self) {
+        self.writable = false;
+    }
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! An in-memory client for unit tests: input is queued by the test, output collected.
+
+    use std::collections::VecDeque;
+    use std::io::{self, Read, Write};
+
+    use super::{ClientTransport, Stream};
+
+    #[derive(Debug, Default)]
+    pub struct FakeStream {
+        /// Bytes the client has sent and the session not yet read.
+        pub input: VecDeque<u8>,
+        /// The client closed its sending side after `input`.
+        pub closed: bool,
+        /// Everything the session wrote.
+        pub output: Vec<u8>,
+        /// Bytes the "socket" accepts before it would block.
+        pub room: usize,
+        /// The session shut its sending side.
+        pub shut: bool,
+    }
+
+    impl Read for FakeStream {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.input.is_empty() {
+                return if self.closed {
+                    Ok(0)
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                };
+            }
+            let n = buf.len().min(self.input.len());
+            for (d, s) in buf.iter_mut().zip(self.input.drain(..n)) {
+                *d = s;
+            }
+            Ok(n)
+        }
+    }
+
+    impl Write for FakeStream {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            self.output.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl ClientTransport {
+        pub fn fake() -> ClientTransport {
+            ClientTransport::new(Stream::Fake(FakeStream {
+                room: usize::MAX,
+                ..FakeStream::default()
+            }))
+        }
+
+        /// The fake peer, to feed input or read output.
+        pub fn peer(&mut self) -> &mut FakeStream {
+            match &mut self.stream {
+                Stream::Fake(s) => s,
+                Stream::Plain(_) => unreachable!("a test asked a real socket for its fake peer"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_is_used_up_only_by_a_call_that_would_block() {
+        let mut t = ClientTransport::fake();
+        t.peer().input.extend(b"GET / HTTP/1.1\r\n\r\n");
+        let mut buf = Buffer::with_capacity(64);
+        // No readiness reported yet: nothing is read.
+        assert_eq!(t.fill(&mut buf).map(|f| f.bytes).ok(), Some(0));
+        t.on_event(true, true, false);
+        assert!(t.may_have_input());
+        let f = t.fill(&mut buf).ok();
+        assert_eq!(f.map(|f| (f.bytes, f.eof)), Some((18, false)));
+        assert!(
+            !t.may_have_input(),
+            "the read that would block cleared the flag"
+        );
+
+        let mut head = Pending {
+            bytes: b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
+            pos: 0,
+        };
+        t.peer().room = 5;
+        let w = t.flush(&mut head, b"body").ok();
+        assert_eq!(w.map(|w| w.total), Some(5));
+        assert!(!t.all_out(&head));
+        t.peer().room = usize::MAX;
+        t.on_event(false, true, false);
+        let w = t.flush(&mut head, b"body").ok();
+        assert_eq!(w.map(|w| (w.total, w.body)), Some((18, 4)));
+        assert!(t.all_out(&head));
+        assert_eq!(t.peer().output, b"HTTP/1.1 200 OK\r\n\r\nbody");
+
+        t.peer().closed = true;
+        t.on_event(true, false, true);
+        assert_eq!(t.fill(&mut buf).ok().map(|f| f.eof), Some(true));
+        t.shutdown_write();
+        assert!(t.peer().shut);
+    }
+}
