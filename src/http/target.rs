@@ -84,7 +84,8 @@ pub fn split_request_target(
 }
 
 /// The Host field of a request (RFC 9112 §3.2): at most one, required in HTTP/1.1, with a valid
-/// value. The error is the 400 reason.
+/// value. The error is the 400 reason. Inlined: it runs on every request's parse.
+#[inline]
 pub fn host_field<'h>(
     version: super::Version,
     headers: &[httparse::Header<'h>],
