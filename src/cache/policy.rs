@@ -220,12 +220,7 @@ pub fn response_rule(
 mod tests {
     use super::*;
 
-    fn h<'a>(name: &'a str, value: &'a str) -> httparse::Header<'a> {
-        httparse::Header {
-            name,
-            value: value.as_bytes(),
-        }
-    }
+    use crate::http::test_field as h;
 
     const ON: Freshness = Freshness {
         ttl: Duration::from_secs(120),

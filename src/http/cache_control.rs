@@ -99,12 +99,7 @@ fn delta_seconds(v: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn h<'a>(name: &'a str, value: &'a str) -> httparse::Header<'a> {
-        httparse::Header {
-            name,
-            value: value.as_bytes(),
-        }
-    }
+    use crate::http::test_field as h;
 
     #[test]
     fn directives_are_read_in_any_case_and_quoted() {

@@ -135,12 +135,7 @@ fn parse_length(v: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn h<'a>(name: &'a str, value: &'a str) -> httparse::Header<'a> {
-        httparse::Header {
-            name,
-            value: value.as_bytes(),
-        }
-    }
+    use crate::http::test_field as h;
 
     #[test]
     fn framing_is_strict() {

@@ -240,6 +240,15 @@ pub(crate) fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// A parsed header field, as httparse lends them, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_field<'a>(name: &'a str, value: &'a str) -> httparse::Header<'a> {
+    httparse::Header {
+        name,
+        value: value.as_bytes(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

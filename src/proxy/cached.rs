@@ -656,12 +656,7 @@ fn with_stored_headers<R>(stored: &[u8], f: impl FnOnce(&[httparse::Header<'_>])
 mod tests {
     use super::*;
 
-    fn h<'a>(name: &'a str, value: &'a str) -> httparse::Header<'a> {
-        httparse::Header {
-            name,
-            value: value.as_bytes(),
-        }
-    }
+    use crate::http::test_field as h;
 
     #[test]
     fn stored_headers_drop_framing_and_hop_by_hop() {
