@@ -143,7 +143,7 @@ impl CacheWork {
             None
         });
         if refreshed.is_none() {
-            add_header_before_end(client_head, "X-Cache", label.as_str());
+            add_header_before_end(client_head, "X-Cache", label.as_str().as_bytes());
         }
         refreshed
     }
@@ -547,11 +547,11 @@ fn answers_not_modified(entry: &CacheEntry, request: &[httparse::Header<'_>]) ->
     let is_inm = |h: &&httparse::Header<'_>| name_is(h.name, "if-none-match");
     if request.iter().any(|h| is_inm(&h)) {
         let inm: Vec<&[u8]> = request.iter().filter(is_inm).map(|h| h.value).collect();
-        let Some(etag) = entry.meta.header("etag") else {
+        let Some(etag) = entry.meta.header_bytes("etag") else {
             return false;
         };
         let weak = |t: &[u8]| t.strip_prefix(b"W/").unwrap_or(t).to_vec();
-        let ours = weak(etag.as_bytes());
+        let ours = weak(etag);
         return inm.iter().any(|v| {
             v.split(|&b| b == b',')
                 .map(<[u8]>::trim_ascii)
@@ -571,33 +571,25 @@ fn answers_not_modified(entry: &CacheEntry, request: &[httparse::Header<'_>]) ->
     matches!(lm, Some(lm) if lm <= ims)
 }
 
-/// Replaces the client's validators in the upstream head with the stored entry's.
+/// Replaces the client's validators in the upstream head with the stored entry's. Works on the
+/// head's bytes in place: every other field reaches the backend exactly as the client sent it
+/// (obs-text included), and the pooled buffer is kept.
 fn set_conditionals(head: &mut Vec<u8>, entry: &CacheEntry) {
-    let text = String::from_utf8_lossy(head).into_owned();
-    let mut out = Vec::with_capacity(head.len() + 128);
-    for line in text.split_inclusive("\r\n") {
-        let lower = line.to_ascii_lowercase();
-        if lower.starts_with("if-none-match:") || lower.starts_with("if-modified-since:") {
-            continue;
-        }
-        if line == "\r\n" {
-            if let Some(etag) = entry.meta.header("etag") {
-                put_header(&mut out, "If-None-Match", etag.as_bytes());
-            }
-            if let Some(lm) = entry.meta.header("last-modified") {
-                put_header(&mut out, "If-Modified-Since", lm.as_bytes());
-            }
-        }
-        out.extend_from_slice(line.as_bytes());
+    remove_header_lines(head, "if-none-match");
+    remove_header_lines(head, "if-modified-since");
+    if let Some(etag) = entry.meta.header_bytes("etag") {
+        add_header_before_end(head, "If-None-Match", etag);
     }
-    *head = out;
+    if let Some(lm) = entry.meta.header_bytes("last-modified") {
+        add_header_before_end(head, "If-Modified-Since", lm);
+    }
 }
 
 /// Inserts `Name: value` before the blank line that ends a serialised head.
-fn add_header_before_end(head: &mut Vec<u8>, name: &str, value: &str) {
+fn add_header_before_end(head: &mut Vec<u8>, name: &str, value: &[u8]) {
     if head.ends_with(b"\r\n\r\n") {
         head.truncate(head.len() - 2);
-        put_header(head, name, value.as_bytes());
+        put_header(head, name, value);
         head.extend_from_slice(b"\r\n");
     }
 }
@@ -754,7 +746,7 @@ mod tests {
     #[test]
     fn x_cache_goes_before_the_blank_line() {
         let mut head = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n".to_vec();
-        add_header_before_end(&mut head, "X-Cache", "MISS");
+        add_header_before_end(&mut head, "X-Cache", b"MISS");
         assert_eq!(head, b"HTTP/1.1 200 OK\r\nA: b\r\nX-Cache: MISS\r\n\r\n");
     }
 }
