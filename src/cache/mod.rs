@@ -54,20 +54,121 @@ pub fn unix_now() -> u64 {
 
 /// The primary key: method, scheme, host with port, and the full request target with query.
 pub fn primary_key(host: &str, target: &str) -> String {
-    let has_port = match host.rfind(']') {
-        Some(i) => host[i..].contains(':'),
-        None => host.contains(':'),
-    };
-    // Built in one allocation: this runs for every cacheable request.
-    let mut key = String::with_capacity(11 + host.len() + 3 + target.len());
-    key.push_str("GET http://");
-    key.push_str(host);
-    key[11..].make_ascii_lowercase();
-    if !has_port {
-        key.push_str(":80");
+    UrlKey::get(host, target).to_key()
+}
+
+/// A primary key as its parts (`GET http://` or `HEAD http://`, the host lowercased, `:80`
+/// when it has no port, the target), so a lookup needs no `String`: its CRC is computed over the
+/// parts and the stored key compared with them in place. [`primary_key`] joins the same parts.
+#[derive(Debug, Clone, Copy)]
+pub struct UrlKey<'a> {
+    /// `GET http://`, or `HEAD http://` for a head-only entry ([`head_key`]).
+    prefix: &'static str,
+    /// As the request named it; the key has it in lowercase.
+    host: &'a str,
+    /// `:80` when `host` has no port, else empty.
+    port: &'static str,
+    target: &'a str,
+}
+
+impl<'a> UrlKey<'a> {
+    /// The key of a GET of `target` on `host`.
+    pub fn get(host: &'a str, target: &'a str) -> UrlKey<'a> {
+        let has_port = match host.rfind(']') {
+            Some(i) => host[i..].contains(':'),
+            None => host.contains(':'),
+        };
+        UrlKey {
+            prefix: "GET http://",
+            host,
+            port: if has_port { "" } else { ":80" },
+            target,
+        }
     }
-    key.push_str(target);
-    key
+
+    /// The key of the head-only entry for the same URL.
+    pub fn head_only(self) -> UrlKey<'a> {
+        UrlKey {
+            prefix: "HEAD http://",
+            ..self
+        }
+    }
+
+    /// The key as one `String`, built in one allocation.
+    pub fn to_key(&self) -> String {
+        let mut key = String::with_capacity(self.len());
+        key.push_str(self.prefix);
+        key.push_str(self.host);
+        key[self.prefix.len()..].make_ascii_lowercase();
+        key.push_str(self.port);
+        key.push_str(self.target);
+        key
+    }
+
+    fn len(&self) -> usize {
+        self.prefix.len() + self.host.len() + self.port.len() + self.target.len()
+    }
+}
+
+/// A primary key as [`Cache::lookup`] takes it: joined in a `str`, or as its parts.
+pub trait LookupKey {
+    /// CRC32 of the joined key: the index slot.
+    fn slot(&self) -> u32;
+    /// Whether a stored entry's primary key is exactly this one.
+    fn is(&self, stored: &str) -> bool;
+}
+
+impl LookupKey for str {
+    fn slot(&self) -> u32 {
+        crc32fast::hash(self.as_bytes())
+    }
+    fn is(&self, stored: &str) -> bool {
+        stored == self
+    }
+}
+
+impl LookupKey for String {
+    fn slot(&self) -> u32 {
+        self.as_str().slot()
+    }
+    fn is(&self, stored: &str) -> bool {
+        self.as_str().is(stored)
+    }
+}
+
+impl LookupKey for UrlKey<'_> {
+    fn slot(&self) -> u32 {
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(self.prefix.as_bytes());
+        // The host lowercased through a small stack buffer: no allocation.
+        let mut lower = [0u8; 64];
+        for part in self.host.as_bytes().chunks(lower.len()) {
+            let out = &mut lower[..part.len()];
+            out.copy_from_slice(part);
+            out.make_ascii_lowercase();
+            crc.update(out);
+        }
+        crc.update(self.port.as_bytes());
+        crc.update(self.target.as_bytes());
+        crc.finalize()
+    }
+
+    fn is(&self, stored: &str) -> bool {
+        let s = stored.as_bytes();
+        if s.len() != self.len() {
+            return false;
+        }
+        let (prefix, rest) = s.split_at(self.prefix.len());
+        let (host, rest) = rest.split_at(self.host.len());
+        let (port, target) = rest.split_at(self.port.len());
+        prefix == self.prefix.as_bytes()
+            && host
+                .iter()
+                .zip(self.host.as_bytes())
+                .all(|(&h, q)| h == q.to_ascii_lowercase())
+            && port == self.port.as_bytes()
+            && target == self.target.as_bytes()
+    }
 }
 
 /// The key of a head-only entry for the URL of `primary` (`GET http://...` → `HEAD http://...`):
@@ -304,7 +405,7 @@ impl Cache {
     }
 
     fn slot(primary: &str) -> u32 {
-        crc32fast::hash(primary.as_bytes())
+        primary.slot()
     }
 
     /// The shard holding `slot`: its top bits, so the low bits the map's buckets use still vary
@@ -346,14 +447,19 @@ impl Cache {
     /// Finds the entry for `primary` whose varied headers match the request's. An entry whose
     /// body file changed on disk since it was mapped is loaded again (which checks its CRC) or,
     /// failing that, dropped: a miss.
-    pub fn lookup(&self, primary: &str, request: &[httparse::Header<'_>], now: u64) -> Lookup {
+    pub fn lookup<K: LookupKey + ?Sized>(
+        &self,
+        primary: &K,
+        request: &[httparse::Header<'_>],
+        now: u64,
+    ) -> Lookup {
         let found = {
-            let slot = Self::slot(primary);
+            let slot = primary.slot();
             let slots = self.shard(slot).read();
             slots.get(&slot).and_then(|list| {
                 list.iter()
                     .find(|e| {
-                        e.meta.primary == primary
+                        primary.is(&e.meta.primary)
                             && e.meta
                                 .vary
                                 .iter()

@@ -242,3 +242,26 @@ fn lookups_on_many_threads_meet_publishes_and_purges() {
     assert!(bytes > 0 || entries == 0);
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn url_key_parts_agree_with_the_joined_key() {
+    let long_host = format!("{}.Example.COM", "Ab".repeat(70));
+    for (host, target) in [
+        ("Example.com", "/a?b=1"),
+        ("a:8080", "/"),
+        ("[::1]", "/"),
+        ("[::1]:81", "/x"),
+        (long_host.as_str(), "/long"),
+    ] {
+        let key = primary_key(host, target);
+        let url = UrlKey::get(host, target);
+        assert_eq!(url.slot(), key.slot(), "{host}");
+        assert!(url.is(&key), "{host}");
+        assert!(url.head_only().is(&head_key(&key)), "{host}");
+        assert_eq!(url.head_only().slot(), head_key(&key).slot(), "{host}");
+        assert!(!url.is(&primary_key(host, "/other")), "{host}");
+        assert!(!url.is(&format!("{key}x")), "{host}");
+    }
+    // The stored key is lowercase: a stored uppercase host is another key.
+    assert!(!UrlKey::get("a", "/").is("GET http://A:80/"));
+}

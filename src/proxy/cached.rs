@@ -10,7 +10,7 @@ use crate::cache::policy::{
 };
 use crate::cache::{
     head_key, primary_key, unix_now, vary_values, Cache, CacheEntry, EntryMeta, FillGuard,
-    Freshness, Lookup, PendingEntry,
+    Freshness, Lookup, PendingEntry, UrlKey,
 };
 use crate::http::body::BodyKind;
 use crate::http::date::parse_http_date;
@@ -115,10 +115,11 @@ impl CacheWork {
                     // A HEAD response is stored as a head-only entry, under its own key.
                     let head_only = req.method == Method::Head;
                     let meta = EntryMeta {
+                        // Taken, not cloned: nothing after the response head needs it.
                         primary: if head_only {
                             head_key(&self.primary)
                         } else {
-                            self.primary.clone()
+                            std::mem::take(&mut self.primary)
                         },
                         vary: with_request_headers(req_head, |rh| vary_values(&vary, rh)),
                         status,
@@ -232,16 +233,17 @@ pub(super) fn consult(cache: &Cache, head: &Head<'_>) -> Consulted {
             decision: Decision::Bypass { invalidate },
         };
     }
-    let primary = primary_key(&head.line.host, &head.line.target);
+    // Looked up by its parts: a hit builds no key string.
+    let url = UrlKey::get(&head.line.host, &head.line.target);
     let headers = head.headers;
     let now = unix_now();
     let decision = match request_rule(headers) {
         RequestRule::Bypass(_) => Decision::Bypass { invalidate: false },
         rule => {
-            let found = match cache.lookup(&primary, headers, now) {
+            let found = match cache.lookup(&url, headers, now) {
                 // A HEAD is answered from the GET entry, else from a head-only one.
                 Lookup::Miss if method == Method::Head => {
-                    cache.lookup(&head_key(&primary), headers, now)
+                    cache.lookup(&url.head_only(), headers, now)
                 }
                 found => found,
             };
@@ -256,6 +258,11 @@ pub(super) fn consult(cache: &Cache, head: &Head<'_>) -> Consulted {
                 },
             }
         }
+    };
+    let primary = match decision {
+        // Served as it stands: nothing is stored, filled or invalidated under the key.
+        Decision::Serve(..) => String::new(),
+        _ => url.to_key(),
     };
     Consulted { primary, decision }
 }
