@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 
 use super::body::BodyKind;
 use super::framing::{Declared, FramingError};
+use super::head::ResponseHead;
 use super::request::{HeadLimits, HEADERS_CAP};
 use super::{
     connection_has, connection_names_headers, is_hop_by_hop, name_is, named_by_connection,
@@ -59,6 +60,19 @@ pub fn parse(
     client: ClientSide,
     out: &mut Vec<u8>,
 ) -> Result<Option<ResponseInfo>, BadResponse> {
+    let parsed = parse_with(input, limits, client, out, |_, _, _| ())?;
+    Ok(parsed.map(|(info, ())| info))
+}
+
+/// [`parse`], then lends the parsed head, the response's facts and the client's head (in `out`)
+/// to `then`: the cache reads the same parsed fields instead of parsing the head again.
+pub fn parse_with<R>(
+    input: &[u8],
+    limits: HeadLimits,
+    client: ClientSide,
+    out: &mut Vec<u8>,
+    then: impl FnOnce(&ResponseHead<'_>, &ResponseInfo, &mut Vec<u8>) -> R,
+) -> Result<Option<(ResponseInfo, R)>, BadResponse> {
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
     let slots = &mut storage[..limits.max_headers.min(HEADERS_CAP)];
     let mut resp = httparse::Response::new(&mut []);
@@ -148,14 +162,22 @@ pub fn parse(
         }
         out.extend_from_slice(b"\r\n");
     }
-    Ok(Some(ResponseInfo {
+    let info = ResponseInfo {
         status,
         body,
         dechunk,
         upstream_reusable,
         client_keep_alive,
         head_len,
-    }))
+    };
+    let head = ResponseHead {
+        status,
+        version: upstream_version,
+        reason,
+        fields: headers,
+    };
+    let r = then(&head, &info, out);
+    Ok(Some((info, r)))
 }
 
 fn write_via(out: &mut Vec<u8>, headers: &[httparse::Header<'_>]) {

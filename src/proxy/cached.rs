@@ -14,6 +14,7 @@ use crate::cache::{
 };
 use crate::http::body::BodyKind;
 use crate::http::date::parse_http_date;
+use crate::http::head::ResponseHead;
 use crate::http::request::{Head, Method, RequestInfo, RequestLine, HEADERS_CAP};
 use crate::http::response::{reason_phrase, ResponseInfo};
 use crate::http::{
@@ -63,9 +64,9 @@ pub struct CacheWork {
 }
 
 impl CacheWork {
-    /// Handles a final response head from the backend. Returns the refreshed entry when the
-    /// backend confirmed a stored one with 304; otherwise may start storing the response, and
-    /// adds `X-Cache` to the client's head.
+    /// Handles a final response head from the backend, as parsed for the client (not parsed
+    /// again). Returns the refreshed entry when the backend confirmed a stored one with 304;
+    /// otherwise may start storing the response, and adds `X-Cache` to the client's head.
     #[allow(clippy::too_many_arguments)]
     pub fn on_response_head(
         &mut self,
@@ -73,14 +74,15 @@ impl CacheWork {
         fresh: Freshness,
         req: &RequestInfo,
         resp: &ResponseInfo,
-        head: &[u8],
+        head: &ResponseHead<'_>,
         req_head: &[u8],
         line: &RequestLine,
         client_head: &mut Vec<u8>,
     ) -> Option<Arc<CacheEntry>> {
         let label = self.label?;
         let now = unix_now();
-        let refreshed = with_response_headers(head, |status, headers| {
+        let (status, headers) = (head.status, head.fields);
+        let refreshed = 'decided: {
             if self.invalidate && (200..400).contains(&status) {
                 cache.invalidate(&primary_key(&line.host, &line.target));
                 for h in headers {
@@ -93,17 +95,17 @@ impl CacheWork {
             }
             if let Some(old) = self.revalidating.take() {
                 if status == 304 {
-                    return Some(refresh(cache, &old, headers, fresh, now));
+                    break 'decided Some(refresh(cache, &old, headers, fresh, now));
                 }
             }
-            if !fresh.pass_cdn_cache_control && has_field(headers, "cdn-cache-control") {
+            if !fresh.pass_cdn_cache_control && head.has("cdn-cache-control") {
                 remove_header_lines(client_head, "cdn-cache-control");
             }
-            if has_field(headers, "pibl-cache-control") {
+            if head.has("pibl-cache-control") {
                 remove_header_lines(client_head, "pibl-cache-control");
             }
             if !matches!(req.method, Method::Get | Method::Head) || label == CacheLabel::Bypass {
-                return None;
+                break 'decided None;
             }
             match response_rule(status, headers, false, fresh, now) {
                 ResponseRule::Store {
@@ -142,7 +144,7 @@ impl CacheWork {
                 }
             }
             None
-        });
+        };
         if refreshed.is_none() {
             add_header_before_end(client_head, "X-Cache", label.as_str().as_bytes());
         }
@@ -498,10 +500,6 @@ fn skip_when_storing(name: &str, headers: &[httparse::Header<'_>]) -> bool {
     .any(|n| name_is(name, n))
         || is_hop_by_hop(name)
         || named_by_connection(name, headers)
-}
-
-fn has_field(headers: &[httparse::Header<'_>], name: &str) -> bool {
-    headers.iter().any(|h| name_is(h.name, name))
 }
 
 /// Removes the `name:` lines from a serialised head, in place.
