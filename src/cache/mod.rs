@@ -58,8 +58,8 @@ pub fn primary_key(host: &str, target: &str) -> String {
 }
 
 /// A primary key as its parts (`GET http://` or `HEAD http://`, the host lowercased, `:80`
-/// when it has no port, the target), so a lookup needs no `String`: its CRC is computed over the
-/// parts and the stored key compared with them in place. [`primary_key`] joins the same parts.
+/// when it has no port, the target). [`Self::with_key`] joins them on the stack for a lookup, so
+/// a hit allocates no key; [`Self::to_key`] builds the `String` a miss stores and fills under.
 #[derive(Debug, Clone, Copy)]
 pub struct UrlKey<'a> {
     /// `GET http://`, or `HEAD http://` for a head-only entry ([`head_key`]).
@@ -72,6 +72,9 @@ pub struct UrlKey<'a> {
 }
 
 impl<'a> UrlKey<'a> {
+    /// Keys up to this long are joined on the stack; longer ones (rare) in a `String`.
+    const STACK_KEY: usize = 512;
+
     /// The key of a GET of `target` on `host`.
     pub fn get(host: &'a str, target: &'a str) -> UrlKey<'a> {
         let has_port = match host.rfind(']') {
@@ -105,69 +108,30 @@ impl<'a> UrlKey<'a> {
         key
     }
 
+    /// Runs `f` with the key joined in a stack buffer: what [`Self::to_key`] returns, without
+    /// allocating (unless the key is longer than [`Self::STACK_KEY`]).
+    pub fn with_key<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        let len = self.len();
+        if len > Self::STACK_KEY {
+            return f(&self.to_key());
+        }
+        let mut buf = [0u8; Self::STACK_KEY];
+        let mut at = 0;
+        for part in [self.prefix, self.host, self.port, self.target] {
+            buf[at..at + part.len()].copy_from_slice(part.as_bytes());
+            at += part.len();
+        }
+        let host = self.prefix.len()..self.prefix.len() + self.host.len();
+        buf[host].make_ascii_lowercase();
+        // Joined `str`s with ASCII lowercased are UTF-8; the check is the safe way to say so.
+        match std::str::from_utf8(&buf[..len]) {
+            Ok(key) => f(key),
+            Err(_) => f(&self.to_key()),
+        }
+    }
+
     fn len(&self) -> usize {
         self.prefix.len() + self.host.len() + self.port.len() + self.target.len()
-    }
-}
-
-/// A primary key as [`Cache::lookup`] takes it: joined in a `str`, or as its parts.
-pub trait LookupKey {
-    /// CRC32 of the joined key: the index slot.
-    fn slot(&self) -> u32;
-    /// Whether a stored entry's primary key is exactly this one.
-    fn is(&self, stored: &str) -> bool;
-}
-
-impl LookupKey for str {
-    fn slot(&self) -> u32 {
-        crc32fast::hash(self.as_bytes())
-    }
-    fn is(&self, stored: &str) -> bool {
-        stored == self
-    }
-}
-
-impl LookupKey for String {
-    fn slot(&self) -> u32 {
-        self.as_str().slot()
-    }
-    fn is(&self, stored: &str) -> bool {
-        self.as_str().is(stored)
-    }
-}
-
-impl LookupKey for UrlKey<'_> {
-    fn slot(&self) -> u32 {
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(self.prefix.as_bytes());
-        // The host lowercased through a small stack buffer: no allocation.
-        let mut lower = [0u8; 64];
-        for part in self.host.as_bytes().chunks(lower.len()) {
-            let out = &mut lower[..part.len()];
-            out.copy_from_slice(part);
-            out.make_ascii_lowercase();
-            crc.update(out);
-        }
-        crc.update(self.port.as_bytes());
-        crc.update(self.target.as_bytes());
-        crc.finalize()
-    }
-
-    fn is(&self, stored: &str) -> bool {
-        let s = stored.as_bytes();
-        if s.len() != self.len() {
-            return false;
-        }
-        let (prefix, rest) = s.split_at(self.prefix.len());
-        let (host, rest) = rest.split_at(self.host.len());
-        let (port, target) = rest.split_at(self.port.len());
-        prefix == self.prefix.as_bytes()
-            && host
-                .iter()
-                .zip(self.host.as_bytes())
-                .all(|(&h, q)| h == q.to_ascii_lowercase())
-            && port == self.port.as_bytes()
-            && target == self.target.as_bytes()
     }
 }
 
@@ -405,7 +369,7 @@ impl Cache {
     }
 
     fn slot(primary: &str) -> u32 {
-        primary.slot()
+        crc32fast::hash(primary.as_bytes())
     }
 
     /// The shard holding `slot`: its top bits, so the low bits the map's buckets use still vary
@@ -447,19 +411,14 @@ impl Cache {
     /// Finds the entry for `primary` whose varied headers match the request's. An entry whose
     /// body file changed on disk since it was mapped is loaded again (which checks its CRC) or,
     /// failing that, dropped: a miss.
-    pub fn lookup<K: LookupKey + ?Sized>(
-        &self,
-        primary: &K,
-        request: &[httparse::Header<'_>],
-        now: u64,
-    ) -> Lookup {
+    pub fn lookup(&self, primary: &str, request: &[httparse::Header<'_>], now: u64) -> Lookup {
         let found = {
-            let slot = primary.slot();
+            let slot = Self::slot(primary);
             let slots = self.shard(slot).read();
             slots.get(&slot).and_then(|list| {
                 list.iter()
                     .find(|e| {
-                        primary.is(&e.meta.primary)
+                        e.meta.primary == primary
                             && e.meta
                                 .vary
                                 .iter()

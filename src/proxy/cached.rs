@@ -242,11 +242,11 @@ pub(super) fn consult(cache: &Cache, head: &Head<'_>) -> Consulted {
     let decision = match request_rule(headers) {
         RequestRule::Bypass(_) => Decision::Bypass { invalidate: false },
         rule => {
-            let found = match cache.lookup(&url, headers, now) {
+            let found = match url.with_key(|key| cache.lookup(key, headers, now)) {
                 // A HEAD is answered from the GET entry, else from a head-only one.
-                Lookup::Miss if method == Method::Head => {
-                    cache.lookup(&url.head_only(), headers, now)
-                }
+                Lookup::Miss if method == Method::Head => url
+                    .head_only()
+                    .with_key(|key| cache.lookup(key, headers, now)),
                 found => found,
             };
             match found {
