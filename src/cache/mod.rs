@@ -73,14 +73,14 @@ pub struct UrlKey<'a> {
 
 impl<'a> UrlKey<'a> {
     /// Keys up to this long are joined on the stack; longer ones (rare) in a `String`.
-    const STACK_KEY: usize = 512;
+    const STACK_KEY: usize = 128;
 
     /// The key of a GET of `target` on `host`.
     pub fn get(host: &'a str, target: &'a str) -> UrlKey<'a> {
-        let has_port = match host.rfind(']') {
-            Some(i) => host[i..].contains(':'),
-            None => host.contains(':'),
-        };
+        // After an IPv6 literal's `]`, if any: a byte scan, the host is short.
+        let b = host.as_bytes();
+        let after_literal = b.iter().rposition(|&c| c == b']').map_or(b, |i| &b[i..]);
+        let has_port = after_literal.contains(&b':');
         UrlKey {
             prefix: "GET http://",
             host,

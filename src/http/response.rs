@@ -60,19 +60,19 @@ pub fn parse(
     client: ClientSide,
     out: &mut Vec<u8>,
 ) -> Result<Option<ResponseInfo>, BadResponse> {
-    let parsed = parse_with(input, limits, client, out, |_, _, _| ())?;
-    Ok(parsed.map(|(info, ())| info))
+    parse_with(input, limits, client, out, &mut |_, _, _| {})
 }
 
 /// [`parse`], then lends the parsed head, the response's facts and the client's head (in `out`)
-/// to `then`: the cache reads the same parsed fields instead of parsing the head again.
-pub fn parse_with<R>(
+/// to `then`: the cache reads the same parsed fields instead of parsing the head again. `then`
+/// is called through `dyn`, so this hot function is compiled once, as it was before it lent.
+pub fn parse_with(
     input: &[u8],
     limits: HeadLimits,
     client: ClientSide,
     out: &mut Vec<u8>,
-    then: impl FnOnce(&ResponseHead<'_>, &ResponseInfo, &mut Vec<u8>) -> R,
-) -> Result<Option<(ResponseInfo, R)>, BadResponse> {
+    then: &mut dyn FnMut(&ResponseHead<'_>, &ResponseInfo, &mut Vec<u8>),
+) -> Result<Option<ResponseInfo>, BadResponse> {
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
     let slots = &mut storage[..limits.max_headers.min(HEADERS_CAP)];
     let mut resp = httparse::Response::new(&mut []);
@@ -176,8 +176,8 @@ pub fn parse_with<R>(
         reason,
         fields: headers,
     };
-    let r = then(&head, &info, out);
-    Ok(Some((info, r)))
+    then(&head, &info, out);
+    Ok(Some(info))
 }
 
 fn write_via(out: &mut Vec<u8>, headers: &[httparse::Header<'_>]) {

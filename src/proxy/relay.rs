@@ -229,27 +229,29 @@ impl Session {
                 };
                 let cache = ctx.shared.cache.as_ref();
                 // The cache reads the head as parsed for the client: it is parsed once.
+                let mut refreshed = None;
                 let parsed = response::parse_with(
                     buf.data(),
                     limits,
                     client,
                     &mut self.to_client.bytes,
-                    |head, info, client_head| {
-                        let cache = cache.filter(|_| !info.is_interim())?;
-                        x.cache.on_response_head(
-                            cache,
-                            x.settings.config.freshness(),
-                            &x.info,
-                            info,
-                            head,
-                            &self.req_head,
-                            &self.line,
-                            client_head,
-                        )
+                    &mut |head, info, client_head| {
+                        if let Some(cache) = cache.filter(|_| !info.is_interim()) {
+                            refreshed = x.cache.on_response_head(
+                                cache,
+                                x.settings.config.freshness(),
+                                &x.info,
+                                info,
+                                head,
+                                &self.req_head,
+                                &self.line,
+                                client_head,
+                            );
+                        }
                     },
                 );
                 match parsed {
-                    Ok(Some((info, refreshed))) => {
+                    Ok(Some(info)) => {
                         buf.consume(info.head_len);
                         self.to_client.pos = 0;
                         if info.is_interim() {
