@@ -802,3 +802,80 @@ fn targeted_cache_control_fields_decide_and_are_removed() {
         assert_eq!((cdn.as_deref(), ours), (Some("max-age=60"), None));
     }
 }
+
+/// A backend that records each request head's raw bytes (the shared `Backend` reads heads as
+/// UTF-8 text, so it cannot see obs-text). It answers a request carrying `If-None-Match` with
+/// 304, any other with a 200 that has an ETag and is fresh for one second.
+fn raw_head_backend() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match stream.read(&mut tmp) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                        }
+                        continue;
+                    };
+                    let head: Vec<u8> = buf.drain(..end + 4).collect();
+                    let conditional = head
+                        .windows(15)
+                        .any(|w| w.eq_ignore_ascii_case(b"if-none-match: "));
+                    seen.lock().unwrap().push(head);
+                    let response: &[u8] = if conditional {
+                        b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nCache-Control: max-age=1\r\n\r\n"
+                    } else {
+                        b"HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nCache-Control: max-age=1\r\nContent-Length: 2\r\n\r\nhi"
+                    };
+                    if stream.write_all(response).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, heads)
+}
+
+#[test]
+fn revalidation_keeps_obs_text_header_bytes_exactly() {
+    let (backend, heads) = raw_head_backend();
+    let p = cached_pibl(&[backend], 1, "");
+    let first = get_with(p.addr, "/obs", "");
+    assert_eq!((first.status, x_cache(&first)), (200, "MISS"));
+    std::thread::sleep(Duration::from_millis(2100));
+    let field: &[u8] = b"X-Obs: caf\xe9 \x80\xff end";
+    let mut raw = b"GET /obs HTTP/1.1\r\nHost: site\r\n".to_vec();
+    raw.extend_from_slice(field);
+    raw.extend_from_slice(b"\r\n\r\n");
+    let mut c = Conn::open(p.addr);
+    c.send(&raw);
+    let r = c.read_response(false).expect("response");
+    assert_eq!((r.status, x_cache(&r)), (200, "REVALIDATED"));
+    assert_eq!(r.body, b"hi");
+    let heads = heads.lock().unwrap();
+    assert_eq!(heads.len(), 2, "one fetch, one revalidation");
+    let sent = &heads[1];
+    let mut line = field.to_vec();
+    line.extend_from_slice(b"\r\n");
+    assert!(
+        sent.windows(line.len()).any(|w| w == line.as_slice()),
+        "the backend got {:?}",
+        String::from_utf8_lossy(sent)
+    );
+    assert!(
+        sent.windows(21).any(|w| w == b"If-None-Match: \"v1\"\r\n"),
+        "the backend got {:?}",
+        String::from_utf8_lossy(sent)
+    );
+}

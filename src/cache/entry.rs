@@ -76,14 +76,22 @@ impl EntryMeta {
         self.primary.starts_with("HEAD ")
     }
 
-    /// A stored header's value.
+    /// A stored header's value, when it is text (see [`Self::header_bytes`]).
     pub fn header(&self, name: &str) -> Option<&str> {
-        std::str::from_utf8(&self.headers)
-            .ok()?
-            .split("\r\n")
-            .filter_map(|l| l.split_once(':'))
-            .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
+        std::str::from_utf8(self.header_bytes(name)?).ok()
+    }
+
+    /// A stored header's value as sent.
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        // Bytes, not text: a value elsewhere with obs-text (0x80-0xFF) must not hide this one.
+        self.headers
+            .split(|&b| b == b'\n')
+            .filter_map(|line| {
+                let colon = line.iter().position(|&b| b == b':')?;
+                Some((&line[..colon], &line[colon + 1..]))
+            })
+            .find(|(n, _)| n.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v.trim_ascii())
     }
 
     fn encode(&self, body_len: u64, body_crc: u32) -> Vec<u8> {
@@ -319,7 +327,8 @@ impl CacheEntry {
     }
 
     pub fn has_validator(&self) -> bool {
-        self.meta.header("etag").is_some() || self.meta.header("last-modified").is_some()
+        self.meta.header_bytes("etag").is_some()
+            || self.meta.header_bytes("last-modified").is_some()
     }
 
     /// Loads and verifies an entry from `stem.meta` and `stem.body`. Anything wrong (bad magic,

@@ -54,20 +54,85 @@ pub fn unix_now() -> u64 {
 
 /// The primary key: method, scheme, host with port, and the full request target with query.
 pub fn primary_key(host: &str, target: &str) -> String {
-    let has_port = match host.rfind(']') {
-        Some(i) => host[i..].contains(':'),
-        None => host.contains(':'),
-    };
-    // Built in one allocation: this runs for every cacheable request.
-    let mut key = String::with_capacity(11 + host.len() + 3 + target.len());
-    key.push_str("GET http://");
-    key.push_str(host);
-    key[11..].make_ascii_lowercase();
-    if !has_port {
-        key.push_str(":80");
+    UrlKey::get(host, target).to_key()
+}
+
+/// A primary key as its parts (`GET http://` or `HEAD http://`, the host lowercased, `:80`
+/// when it has no port, the target). [`Self::with_key`] joins them on the stack for a lookup, so
+/// a hit allocates no key; [`Self::to_key`] builds the `String` a miss stores and fills under.
+#[derive(Debug, Clone, Copy)]
+pub struct UrlKey<'a> {
+    /// `GET http://`, or `HEAD http://` for a head-only entry ([`head_key`]).
+    prefix: &'static str,
+    /// As the request named it; the key has it in lowercase.
+    host: &'a str,
+    /// `:80` when `host` has no port, else empty.
+    port: &'static str,
+    target: &'a str,
+}
+
+impl<'a> UrlKey<'a> {
+    /// Keys up to this long are joined on the stack; longer ones (rare) in a `String`.
+    const STACK_KEY: usize = 128;
+
+    /// The key of a GET of `target` on `host`.
+    pub fn get(host: &'a str, target: &'a str) -> UrlKey<'a> {
+        // After an IPv6 literal's `]`, if any: a byte scan, the host is short.
+        let b = host.as_bytes();
+        let after_literal = b.iter().rposition(|&c| c == b']').map_or(b, |i| &b[i..]);
+        let has_port = after_literal.contains(&b':');
+        UrlKey {
+            prefix: "GET http://",
+            host,
+            port: if has_port { "" } else { ":80" },
+            target,
+        }
     }
-    key.push_str(target);
-    key
+
+    /// The key of the head-only entry for the same URL.
+    pub fn head_only(self) -> UrlKey<'a> {
+        UrlKey {
+            prefix: "HEAD http://",
+            ..self
+        }
+    }
+
+    /// The key as one `String`, built in one allocation.
+    pub fn to_key(&self) -> String {
+        let mut key = String::with_capacity(self.len());
+        key.push_str(self.prefix);
+        key.push_str(self.host);
+        key[self.prefix.len()..].make_ascii_lowercase();
+        key.push_str(self.port);
+        key.push_str(self.target);
+        key
+    }
+
+    /// Runs `f` with the key joined in a stack buffer: what [`Self::to_key`] returns, without
+    /// allocating (unless the key is longer than [`Self::STACK_KEY`]).
+    pub fn with_key<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        let len = self.len();
+        if len > Self::STACK_KEY {
+            return f(&self.to_key());
+        }
+        let mut buf = [0u8; Self::STACK_KEY];
+        let mut at = 0;
+        for part in [self.prefix, self.host, self.port, self.target] {
+            buf[at..at + part.len()].copy_from_slice(part.as_bytes());
+            at += part.len();
+        }
+        let host = self.prefix.len()..self.prefix.len() + self.host.len();
+        buf[host].make_ascii_lowercase();
+        // Joined `str`s with ASCII lowercased are UTF-8; the check is the safe way to say so.
+        match std::str::from_utf8(&buf[..len]) {
+            Ok(key) => f(key),
+            Err(_) => f(&self.to_key()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.prefix.len() + self.host.len() + self.port.len() + self.target.len()
+    }
 }
 
 /// The key of a head-only entry for the URL of `primary` (`GET http://...` → `HEAD http://...`):

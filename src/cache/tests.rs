@@ -242,3 +242,21 @@ fn lookups_on_many_threads_meet_publishes_and_purges() {
     assert!(bytes > 0 || entries == 0);
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn url_key_joins_the_primary_key_on_the_stack_or_in_a_string() {
+    let long_host = format!("{}.Example.COM", "Ab".repeat(300));
+    for (host, target) in [
+        ("Example.com", "/a?b=1"),
+        ("a:8080", "/"),
+        ("[::1]", "/"),
+        ("[::1]:81", "/x"),
+        (long_host.as_str(), "/long"),
+    ] {
+        let key = primary_key(host, target);
+        let url = UrlKey::get(host, target);
+        assert_eq!(url.with_key(str::to_string), key, "{host}");
+        assert_eq!(url.head_only().to_key(), head_key(&key), "{host}");
+        assert_eq!(url.head_only().with_key(str::to_string), head_key(&key));
+    }
+}

@@ -13,6 +13,7 @@ pub mod cache_control;
 pub mod chunked;
 pub mod date;
 pub mod framing;
+pub mod head;
 pub mod request;
 pub mod response;
 pub mod target;

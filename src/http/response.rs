@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 
 use super::body::BodyKind;
 use super::framing::{Declared, FramingError};
+use super::head::ResponseHead;
 use super::request::{HeadLimits, HEADERS_CAP};
 use super::{
     connection_has, connection_names_headers, is_hop_by_hop, name_is, named_by_connection,
@@ -58,6 +59,19 @@ pub fn parse(
     limits: HeadLimits,
     client: ClientSide,
     out: &mut Vec<u8>,
+) -> Result<Option<ResponseInfo>, BadResponse> {
+    parse_with(input, limits, client, out, &mut |_, _, _| {})
+}
+
+/// [`parse`], then lends the parsed head, the response's facts and the client's head (in `out`)
+/// to `then`: the cache reads the same parsed fields instead of parsing the head again. `then`
+/// is called through `dyn`, so this hot function is compiled once, as it was before it lent.
+pub fn parse_with(
+    input: &[u8],
+    limits: HeadLimits,
+    client: ClientSide,
+    out: &mut Vec<u8>,
+    then: &mut dyn FnMut(&ResponseHead<'_>, &ResponseInfo, &mut Vec<u8>),
 ) -> Result<Option<ResponseInfo>, BadResponse> {
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
     let slots = &mut storage[..limits.max_headers.min(HEADERS_CAP)];
@@ -148,14 +162,22 @@ pub fn parse(
         }
         out.extend_from_slice(b"\r\n");
     }
-    Ok(Some(ResponseInfo {
+    let info = ResponseInfo {
         status,
         body,
         dechunk,
         upstream_reusable,
         client_keep_alive,
         head_len,
-    }))
+    };
+    let head = ResponseHead {
+        status,
+        version: upstream_version,
+        reason,
+        fields: headers,
+    };
+    then(&head, &info, out);
+    Ok(Some(info))
 }
 
 fn write_via(out: &mut Vec<u8>, headers: &[httparse::Header<'_>]) {

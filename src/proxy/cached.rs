@@ -10,10 +10,11 @@ use crate::cache::policy::{
 };
 use crate::cache::{
     head_key, primary_key, unix_now, vary_values, Cache, CacheEntry, EntryMeta, FillGuard,
-    Freshness, Lookup, PendingEntry,
+    Freshness, Lookup, PendingEntry, UrlKey,
 };
 use crate::http::body::BodyKind;
 use crate::http::date::parse_http_date;
+use crate::http::head::ResponseHead;
 use crate::http::request::{Head, Method, RequestInfo, RequestLine, HEADERS_CAP};
 use crate::http::response::{reason_phrase, ResponseInfo};
 use crate::http::{
@@ -63,9 +64,9 @@ pub struct CacheWork {
 }
 
 impl CacheWork {
-    /// Handles a final response head from the backend. Returns the refreshed entry when the
-    /// backend confirmed a stored one with 304; otherwise may start storing the response, and
-    /// adds `X-Cache` to the client's head.
+    /// Handles a final response head from the backend, as parsed for the client (not parsed
+    /// again). Returns the refreshed entry when the backend confirmed a stored one with 304;
+    /// otherwise may start storing the response, and adds `X-Cache` to the client's head.
     #[allow(clippy::too_many_arguments)]
     pub fn on_response_head(
         &mut self,
@@ -73,14 +74,15 @@ impl CacheWork {
         fresh: Freshness,
         req: &RequestInfo,
         resp: &ResponseInfo,
-        head: &[u8],
+        head: &ResponseHead<'_>,
         req_head: &[u8],
         line: &RequestLine,
         client_head: &mut Vec<u8>,
     ) -> Option<Arc<CacheEntry>> {
         let label = self.label?;
         let now = unix_now();
-        let refreshed = with_response_headers(head, |status, headers| {
+        let (status, headers) = (head.status, head.fields);
+        let refreshed = 'decided: {
             if self.invalidate && (200..400).contains(&status) {
                 cache.invalidate(&primary_key(&line.host, &line.target));
                 for h in headers {
@@ -93,17 +95,17 @@ impl CacheWork {
             }
             if let Some(old) = self.revalidating.take() {
                 if status == 304 {
-                    return Some(refresh(cache, &old, headers, fresh, now));
+                    break 'decided Some(refresh(cache, &old, headers, fresh, now));
                 }
             }
-            if !fresh.pass_cdn_cache_control && has_field(headers, "cdn-cache-control") {
+            if !fresh.pass_cdn_cache_control && head.has("cdn-cache-control") {
                 remove_header_lines(client_head, "cdn-cache-control");
             }
-            if has_field(headers, "pibl-cache-control") {
+            if head.has("pibl-cache-control") {
                 remove_header_lines(client_head, "pibl-cache-control");
             }
             if !matches!(req.method, Method::Get | Method::Head) || label == CacheLabel::Bypass {
-                return None;
+                break 'decided None;
             }
             match response_rule(status, headers, false, fresh, now) {
                 ResponseRule::Store {
@@ -115,10 +117,11 @@ impl CacheWork {
                     // A HEAD response is stored as a head-only entry, under its own key.
                     let head_only = req.method == Method::Head;
                     let meta = EntryMeta {
+                        // Taken, not cloned: nothing after the response head needs it.
                         primary: if head_only {
                             head_key(&self.primary)
                         } else {
-                            self.primary.clone()
+                            std::mem::take(&mut self.primary)
                         },
                         vary: with_request_headers(req_head, |rh| vary_values(&vary, rh)),
                         status,
@@ -141,9 +144,9 @@ impl CacheWork {
                 }
             }
             None
-        });
+        };
         if refreshed.is_none() {
-            add_header_before_end(client_head, "X-Cache", label.as_str());
+            add_header_before_end(client_head, "X-Cache", label.as_str().as_bytes());
         }
         refreshed
     }
@@ -232,17 +235,18 @@ pub(super) fn consult(cache: &Cache, head: &Head<'_>) -> Consulted {
             decision: Decision::Bypass { invalidate },
         };
     }
-    let primary = primary_key(&head.line.host, &head.line.target);
+    // Looked up by its parts: a hit builds no key string.
+    let url = UrlKey::get(&head.line.host, &head.line.target);
     let headers = head.headers;
     let now = unix_now();
     let decision = match request_rule(headers) {
         RequestRule::Bypass(_) => Decision::Bypass { invalidate: false },
         rule => {
-            let found = match cache.lookup(&primary, headers, now) {
+            let found = match url.with_key(|key| cache.lookup(key, headers, now)) {
                 // A HEAD is answered from the GET entry, else from a head-only one.
-                Lookup::Miss if method == Method::Head => {
-                    cache.lookup(&head_key(&primary), headers, now)
-                }
+                Lookup::Miss if method == Method::Head => url
+                    .head_only()
+                    .with_key(|key| cache.lookup(key, headers, now)),
                 found => found,
             };
             match found {
@@ -256,6 +260,11 @@ pub(super) fn consult(cache: &Cache, head: &Head<'_>) -> Consulted {
                 },
             }
         }
+    };
+    let primary = match decision {
+        // Served as it stands: nothing is stored, filled or invalidated under the key.
+        Decision::Serve(..) => String::new(),
+        _ => url.to_key(),
     };
     Consulted { primary, decision }
 }
@@ -493,10 +502,6 @@ fn skip_when_storing(name: &str, headers: &[httparse::Header<'_>]) -> bool {
         || named_by_connection(name, headers)
 }
 
-fn has_field(headers: &[httparse::Header<'_>], name: &str) -> bool {
-    headers.iter().any(|h| name_is(h.name, name))
-}
-
 /// Removes the `name:` lines from a serialised head, in place.
 fn remove_header_lines(head: &mut Vec<u8>, name: &str) {
     let (mut read, mut write) = (0, 0);
@@ -547,11 +552,11 @@ fn answers_not_modified(entry: &CacheEntry, request: &[httparse::Header<'_>]) ->
     let is_inm = |h: &&httparse::Header<'_>| name_is(h.name, "if-none-match");
     if request.iter().any(|h| is_inm(&h)) {
         let inm: Vec<&[u8]> = request.iter().filter(is_inm).map(|h| h.value).collect();
-        let Some(etag) = entry.meta.header("etag") else {
+        let Some(etag) = entry.meta.header_bytes("etag") else {
             return false;
         };
         let weak = |t: &[u8]| t.strip_prefix(b"W/").unwrap_or(t).to_vec();
-        let ours = weak(etag.as_bytes());
+        let ours = weak(etag);
         return inm.iter().any(|v| {
             v.split(|&b| b == b',')
                 .map(<[u8]>::trim_ascii)
@@ -571,33 +576,25 @@ fn answers_not_modified(entry: &CacheEntry, request: &[httparse::Header<'_>]) ->
     matches!(lm, Some(lm) if lm <= ims)
 }
 
-/// Replaces the client's validators in the upstream head with the stored entry's.
+/// Replaces the client's validators in the upstream head with the stored entry's. Works on the
+/// head's bytes in place: every other field reaches the backend exactly as the client sent it
+/// (obs-text included), and the pooled buffer is kept.
 fn set_conditionals(head: &mut Vec<u8>, entry: &CacheEntry) {
-    let text = String::from_utf8_lossy(head).into_owned();
-    let mut out = Vec::with_capacity(head.len() + 128);
-    for line in text.split_inclusive("\r\n") {
-        let lower = line.to_ascii_lowercase();
-        if lower.starts_with("if-none-match:") || lower.starts_with("if-modified-since:") {
-            continue;
-        }
-        if line == "\r\n" {
-            if let Some(etag) = entry.meta.header("etag") {
-                put_header(&mut out, "If-None-Match", etag.as_bytes());
-            }
-            if let Some(lm) = entry.meta.header("last-modified") {
-                put_header(&mut out, "If-Modified-Since", lm.as_bytes());
-            }
-        }
-        out.extend_from_slice(line.as_bytes());
+    remove_header_lines(head, "if-none-match");
+    remove_header_lines(head, "if-modified-since");
+    if let Some(etag) = entry.meta.header_bytes("etag") {
+        add_header_before_end(head, "If-None-Match", etag);
     }
-    *head = out;
+    if let Some(lm) = entry.meta.header_bytes("last-modified") {
+        add_header_before_end(head, "If-Modified-Since", lm);
+    }
 }
 
 /// Inserts `Name: value` before the blank line that ends a serialised head.
-fn add_header_before_end(head: &mut Vec<u8>, name: &str, value: &str) {
+fn add_header_before_end(head: &mut Vec<u8>, name: &str, value: &[u8]) {
     if head.ends_with(b"\r\n\r\n") {
         head.truncate(head.len() - 2);
-        put_header(head, name, value.as_bytes());
+        put_header(head, name, value);
         head.extend_from_slice(b"\r\n");
     }
 }
@@ -749,7 +746,7 @@ mod tests {
     #[test]
     fn x_cache_goes_before_the_blank_line() {
         let mut head = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n".to_vec();
-        add_header_before_end(&mut head, "X-Cache", "MISS");
+        add_header_before_end(&mut head, "X-Cache", b"MISS");
         assert_eq!(head, b"HTTP/1.1 200 OK\r\nA: b\r\nX-Cache: MISS\r\n\r\n");
     }
 }

@@ -227,24 +227,31 @@ impl Session {
                     keep_alive: x.info.keep_alive && x.req_body.is_complete() && !ctx.stopping,
                     upgrade: x.info.upgrade,
                 };
-                match response::parse(buf.data(), limits, client, &mut self.to_client.bytes) {
-                    Ok(Some(info)) => {
-                        let mut refreshed = None;
-                        if !info.is_interim() {
-                            if let Some(cache) = ctx.shared.cache.as_ref() {
-                                let head = &buf.data()[..info.head_len];
-                                refreshed = x.cache.on_response_head(
-                                    cache,
-                                    x.settings.config.freshness(),
-                                    &x.info,
-                                    &info,
-                                    head,
-                                    &self.req_head,
-                                    &self.line,
-                                    &mut self.to_client.bytes,
-                                );
-                            }
+                let cache = ctx.shared.cache.as_ref();
+                // The cache reads the head as parsed for the client: it is parsed once.
+                let mut refreshed = None;
+                let parsed = response::parse_with(
+                    buf.data(),
+                    limits,
+                    client,
+                    &mut self.to_client.bytes,
+                    &mut |head, info, client_head| {
+                        if let Some(cache) = cache.filter(|_| !info.is_interim()) {
+                            refreshed = x.cache.on_response_head(
+                                cache,
+                                x.settings.config.freshness(),
+                                &x.info,
+                                info,
+                                head,
+                                &self.req_head,
+                                &self.line,
+                                client_head,
+                            );
                         }
+                    },
+                );
+                match parsed {
+                    Ok(Some(info)) => {
                         buf.consume(info.head_len);
                         self.to_client.pos = 0;
                         if info.is_interim() {
