@@ -8,6 +8,7 @@ use super::io::{fill, flush};
 use super::session::{head_limits, Ctx, Session, State, Step};
 #[cfg(target_os = "linux")]
 use super::splice::{SplicePipe, Spliced};
+use super::upstream::ExchangeKey;
 use super::upstream_failure::Phase;
 use crate::buffer::Buffer;
 use crate::http::body::BodyRelay;
@@ -31,7 +32,11 @@ impl Session {
         };
         x.backend = Some(b);
         let generation = x.settings.generation;
-        if let Some(key) = ctx.upstreams.checkout(ctx.registry, generation, b, ctx.key) {
+        let owner = ExchangeKey {
+            session: ctx.key,
+            exchange: x.id,
+        };
+        if let Some(key) = ctx.upstreams.checkout(ctx.registry, generation, b, owner) {
             x.reused = true;
             self.upstream = Some(key);
             self.to_upstream.rewind();
@@ -42,13 +47,17 @@ impl Session {
 
     /// Opens a fresh connection to backend `b`.
     pub(super) fn connect(&mut self, ctx: &mut Ctx<'_>, b: usize) -> Step {
-        let Some(settings) = self.x.as_ref().map(|x| &x.settings) else {
+        let Some(x) = self.x.as_ref() else {
             return self.enter(State::Closed, ctx);
         };
-        let (generation, addr) = (settings.generation, settings.backends.get(b).addr);
+        let (generation, addr) = (x.settings.generation, x.settings.backends.get(b).addr);
+        let owner = ExchangeKey {
+            session: ctx.key,
+            exchange: x.id,
+        };
         match ctx
             .upstreams
-            .connect(ctx.registry, generation, b, addr, ctx.key)
+            .connect(ctx.registry, generation, b, addr, owner)
         {
             Ok(key) => {
                 if let Some(x) = self.x.as_mut() {

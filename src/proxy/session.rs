@@ -170,6 +170,8 @@ pub struct Session {
     /// A copy of the request head, kept when the cache needs its headers.
     pub(super) req_head: Vec<u8>,
     pub(super) x: Option<Exchange>,
+    /// Exchanges begun on this connection: the next one's id.
+    pub(super) exchanges: u32,
 }
 
 impl Session {
@@ -204,6 +206,7 @@ impl Session {
             line: RequestLine::default(),
             req_head: Vec::new(),
             x: None,
+            exchanges: 0,
         }
     }
 
@@ -449,7 +452,9 @@ impl Session {
                         }
                         buf.consume(info.head_len);
                         self.to_upstream.pos = 0;
-                        self.x = Some(Exchange::new(info, ctx.settings.clone(), ctx.clock.now));
+                        let id = self.exchanges;
+                        self.exchanges = id.wrapping_add(1);
+                        self.x = Some(Exchange::new(id, info, ctx.settings.clone(), ctx.clock.now));
                         let max_body = ctx.settings.config.limits.max_body_size;
                         if self.x.as_ref().is_some_and(|x| x.body_over(max_body)) {
                             return self.fail(ctx, 413, "request body larger than allowed", true);

@@ -21,11 +21,22 @@ use slab::Slab;
 /// Upstream tokens have this bit set; client tokens do not.
 pub const UPSTREAM_BIT: usize = 1 << (usize::BITS - 2);
 
+/// One exchange of one session: what an upstream socket in use belongs to. An HTTP/1 session
+/// has one exchange at a time; a multiplexed one (HTTP/2) has many, and an upstream event must
+/// reach the exchange it is for, not just the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExchangeKey {
+    /// The session's slab key in the worker.
+    pub session: usize,
+    /// The exchange's id within its session.
+    pub exchange: u32,
+}
+
 /// Who is using an upstream socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {
-    /// A session (slab key) is connecting or exchanging on it.
-    Session(usize),
+    /// An exchange is connecting or exchanging on it.
+    Exchange(ExchangeKey),
     /// Idle in the pool since the instant given.
     Pool(Instant),
 }
@@ -96,7 +107,7 @@ impl UpstreamPool {
         generation: u64,
         backend: usize,
         addr: SocketAddr,
-        owner: usize,
+        owner: ExchangeKey,
     ) -> io::Result<usize> {
         let mut stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true).ok();
@@ -111,7 +122,7 @@ impl UpstreamPool {
             stream,
             backend,
             generation,
-            owner: Owner::Session(owner),
+            owner: Owner::Exchange(owner),
             readable: false,
             writable: false,
             hup: false,
@@ -128,7 +139,7 @@ impl UpstreamPool {
         registry: &Registry,
         generation: u64,
         backend: usize,
-        owner: usize,
+        owner: ExchangeKey,
     ) -> Option<usize> {
         if generation != self.generation {
             return None;
@@ -142,7 +153,7 @@ impl UpstreamPool {
                 self.close(registry, key);
                 continue;
             }
-            up.owner = Owner::Session(owner);
+            up.owner = Owner::Exchange(owner);
             return Some(key);
         }
         None
