@@ -35,6 +35,28 @@ pub(super) fn client_side(x: &Exchange, stopping: bool) -> ClientSide {
     }
 }
 
+/// A response pibl makes (`status`, with `detail` in its body) must close the connection:
+/// when the caller says so (`asked`), when the worker is stopping, or when there is no request
+/// to keep alive after (none parsed, the client did not ask, or its body was not read: its
+/// bytes would be taken for the next request).
+pub(super) fn error_closes(x: Option<&Exchange>, asked: bool, stopping: bool) -> bool {
+    asked || stopping || x.is_none_or(|x| !x.info.keep_alive || !x.req_body.is_complete())
+}
+
+/// Queues a response pibl makes, the error event of an exchange (or of a request refused
+/// before it became one), in place of anything queued; the session's `SendError` state
+/// writes it out.
+pub(super) fn queue_error(
+    queued: &mut Pending,
+    status: u16,
+    detail: &str,
+    close: bool,
+    date: &str,
+) {
+    response::write_error(&mut queued.bytes, status, detail, close, date);
+    queued.pos = 0;
+}
+
 /// The HTTP/1 client side of one exchange's response, borrowed from the session for a call.
 pub(super) struct H1Codec<'a> {
     client: &'a mut ClientTransport,
