@@ -24,6 +24,7 @@ use mio::Registry;
 
 use super::cached::{self, CacheLabel, Consulted};
 use super::exchange::Exchange;
+use super::h1::H1Codec;
 use super::io::Pending;
 use super::shared::{Settings, Shared};
 use super::transport::ClientTransport;
@@ -585,23 +586,21 @@ impl Session {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        match self.client.flush(&mut self.to_client, x.cache.hit_body()) {
-            Ok(w) => {
-                x.cache.hit_sent(w.body);
-                x.client_bytes += w.total as u64;
-                if self.client.all_out(&self.to_client) && x.cache.hit_body().is_empty() {
-                    return self.finish_exchange(ctx);
-                }
-                if w.total > 0 {
-                    self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_idle;
-                }
-                Step::Wait
-            }
-            Err(_) => {
-                self.log_exchange(ctx, 499);
-                self.enter(State::Closed, ctx)
-            }
+        let sent_before = x.client_bytes;
+        let mut codec = H1Codec::new(&mut self.client, &mut self.to_client, &mut x.client_bytes);
+        let Ok(taken) = codec.body(x.cache.hit_body()) else {
+            self.log_exchange(ctx, 499);
+            return self.enter(State::Closed, ctx);
+        };
+        let all_out = codec.all_out();
+        x.cache.hit_sent(taken);
+        if all_out && x.cache.hit_body().is_empty() {
+            return self.finish_exchange(ctx);
         }
+        if x.client_bytes != sent_before {
+            self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_idle;
+        }
+        Step::Wait
     }
 
     fn send_error(&mut self, ctx: &mut Ctx<'_>, close: bool, status: u16) -> Step {
