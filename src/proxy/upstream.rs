@@ -239,3 +239,36 @@ impl UpstreamPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket handed from one exchange to the pool and on to another is owned by each in
+    /// turn: events reach the exchange using it, never one that let it go.
+    #[test]
+    fn ownership_follows_the_exchange_through_the_pool() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a local listener");
+        let addr = listener.local_addr().expect("its address");
+        let poll = mio::Poll::new().expect("an event loop");
+        let mut pool = UpstreamPool::new(1, 4, Duration::from_secs(60));
+        let first = ExchangeKey {
+            session: 3,
+            exchange: 0,
+        };
+        let key = pool
+            .connect(poll.registry(), 0, 0, addr, first)
+            .expect("a connect started");
+        assert_eq!(pool.conns[key].owner, Owner::Exchange(first));
+        pool.checkin(poll.registry(), key, Instant::now());
+        assert!(matches!(pool.conns[key].owner, Owner::Pool(_)));
+        let next = ExchangeKey {
+            session: 3,
+            exchange: 1,
+        };
+        assert_eq!(pool.checkout(poll.registry(), 0, 0, next), Some(key));
+        assert_eq!(pool.conns[key].owner, Owner::Exchange(next));
+        pool.close(poll.registry(), key);
+        assert!(pool.conns.is_empty());
+    }
+}
