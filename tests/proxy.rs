@@ -314,9 +314,12 @@ fn backend_killed_mid_test_causes_no_client_error() {
 
 #[test]
 fn all_backends_down_gives_502_at_once() {
-    let dead: Vec<_> = (0..3)
-        .map(|_| {
-            let b = Backend::start("x");
+    // All three are started before any is killed: a port freed by one could otherwise be handed
+    // to the next, and a config listing one backend twice is refused.
+    let backends: Vec<_> = (0..3).map(|_| Backend::start("x")).collect();
+    let dead: Vec<_> = backends
+        .iter()
+        .map(|b| {
             b.kill();
             b.addr
         })

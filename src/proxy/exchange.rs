@@ -17,6 +17,9 @@ use crate::http::response::ResponseInfo;
 /// One request/response exchange on the connection.
 #[derive(Debug)]
 pub(super) struct Exchange {
+    /// This exchange's id within its session: with the session's key, the owner of the
+    /// upstream connection it uses.
+    pub(super) id: u32,
     pub(super) info: RequestInfo,
     /// The settings this request started with: `backend` and `tried` index its backend list,
     /// and failures are reported to its rotation, even if a reload happens meanwhile.
@@ -55,8 +58,14 @@ pub(super) struct Exchange {
 }
 
 impl Exchange {
-    pub(super) fn new(info: RequestInfo, settings: Arc<Settings>, now: Instant) -> Exchange {
+    pub(super) fn new(
+        id: u32,
+        info: RequestInfo,
+        settings: Arc<Settings>,
+        now: Instant,
+    ) -> Exchange {
         Exchange {
+            id,
             settings,
             req_body: BodyRelay::new(info.body, false),
             resp_body: BodyRelay::new(BodyKind::Empty, false),

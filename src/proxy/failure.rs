@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::cached::CacheLabel;
 use super::exchange::Exchange;
+use super::h1;
 use super::session::{Ctx, Session, State, Step};
 use super::upstream_failure::{log_failure, EarlierFailures, HeldFailure, Phase};
-use crate::http::response;
 use crate::http::Version;
 use crate::logging::AccessEntry;
 use crate::stats::Stats;
@@ -170,26 +170,20 @@ impl Session {
         detail: &str,
         close: bool,
     ) -> Step {
-        let close = close
-            || ctx.stopping
-            || self
-                .x
-                .as_ref()
-                .is_none_or(|x| !x.info.keep_alive || !x.req_body.is_complete());
+        let close = h1::error_closes(self.x.as_ref(), close, ctx.stopping);
         if self.x.as_ref().is_some_and(|x| x.client_bytes > 0) {
             // Part of a response already went out; another one cannot follow it.
             self.log_exchange(ctx, status);
             return self.enter(State::Closed, ctx);
         }
         self.close_upstream(ctx, false);
-        response::write_error(
-            &mut self.to_client.bytes,
+        h1::queue_error(
+            &mut self.to_client,
             status,
             detail,
             close,
             ctx.clock.http_date(),
         );
-        self.to_client.pos = 0;
         self.enter(State::SendError { close, status }, ctx)
     }
 

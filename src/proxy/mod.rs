@@ -4,6 +4,7 @@
 mod cached;
 mod exchange;
 mod failure;
+mod h1;
 mod health;
 mod io;
 mod relay;

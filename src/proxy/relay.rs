@@ -4,15 +4,16 @@
 //! Failures, retries and proxy-made responses are in `failure.rs`.
 
 use super::cached::{self, CacheLabel};
+use super::h1::{self, ClientGone, H1Codec};
 use super::io::{fill, flush};
 use super::session::{head_limits, Ctx, Session, State, Step};
 #[cfg(target_os = "linux")]
 use super::splice::{SplicePipe, Spliced};
+use super::upstream::ExchangeKey;
 use super::upstream_failure::Phase;
 use crate::buffer::Buffer;
 use crate::http::body::BodyRelay;
-use crate::http::request;
-use crate::http::response::{self, ClientSide, ResponseInfo};
+use crate::http::response::ResponseInfo;
 
 impl Session {
     /// Chooses the next backend for the current request and starts talking to it.
@@ -31,7 +32,11 @@ impl Session {
         };
         x.backend = Some(b);
         let generation = x.settings.generation;
-        if let Some(key) = ctx.upstreams.checkout(ctx.registry, generation, b, ctx.key) {
+        let owner = ExchangeKey {
+            session: ctx.key,
+            exchange: x.id,
+        };
+        if let Some(key) = ctx.upstreams.checkout(ctx.registry, generation, b, owner) {
             x.reused = true;
             self.upstream = Some(key);
             self.to_upstream.rewind();
@@ -42,13 +47,17 @@ impl Session {
 
     /// Opens a fresh connection to backend `b`.
     pub(super) fn connect(&mut self, ctx: &mut Ctx<'_>, b: usize) -> Step {
-        let Some(settings) = self.x.as_ref().map(|x| &x.settings) else {
+        let Some(x) = self.x.as_ref() else {
             return self.enter(State::Closed, ctx);
         };
-        let (generation, addr) = (settings.generation, settings.backends.get(b).addr);
+        let (generation, addr) = (x.settings.generation, x.settings.backends.get(b).addr);
+        let owner = ExchangeKey {
+            session: ctx.key,
+            exchange: x.id,
+        };
         match ctx
             .upstreams
-            .connect(ctx.registry, generation, b, addr, ctx.key)
+            .connect(ctx.registry, generation, b, addr, owner)
         {
             Ok(key) => {
                 if let Some(x) = self.x.as_mut() {
@@ -193,49 +202,37 @@ impl Session {
     /// Reads and handles response heads. Used in ReadResponseHead and, for early answers, in
     /// SendRequest.
     pub(super) fn read_response_head(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let limits = head_limits(ctx);
+        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let mut codec = H1Codec::new(&mut self.client, &mut self.to_client, &mut x.client_bytes);
         // An interim response being written goes out before the next head is parsed over it.
-        if !self.to_client.is_empty() {
-            match self.client.flush(&mut self.to_client, &[]) {
-                Ok(w) => {
-                    if let Some(x) = self.x.as_mut() {
-                        x.client_bytes += w.total as u64;
-                    }
-                }
-                Err(_) => {
+        if !codec.nothing_queued() {
+            match codec.push() {
+                Ok(true) => {}
+                Ok(false) => return Step::Wait,
+                Err(ClientGone) => {
                     self.close_upstream(ctx, false);
                     self.log_exchange(ctx, 499);
                     return self.enter(State::Closed, ctx);
                 }
             }
-            if !self.to_client.is_empty() {
-                return Step::Wait;
-            }
         }
-        let limits = head_limits(ctx);
-        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
-            return self.enter(State::Closed, ctx);
-        };
         let Some(up) = ctx.upstreams.conns.get_mut(key) else {
             return self.enter(State::Closed, ctx);
         };
         let buf = self.upstream_in.get_or_insert_with(|| ctx.buffers.get());
         loop {
             if !buf.is_empty() {
-                let client = ClientSide {
-                    version: x.info.version,
-                    head_request: x.info.method == request::Method::Head,
-                    keep_alive: x.info.keep_alive && x.req_body.is_complete() && !ctx.stopping,
-                    upgrade: x.info.upgrade,
-                };
+                let side = h1::client_side(x, ctx.stopping);
+                let mut codec =
+                    H1Codec::new(&mut self.client, &mut self.to_client, &mut x.client_bytes);
                 let cache = ctx.shared.cache.as_ref();
                 // The cache reads the head as parsed for the client: it is parsed once.
                 let mut refreshed = None;
-                let parsed = response::parse_with(
-                    buf.data(),
-                    limits,
-                    client,
-                    &mut self.to_client.bytes,
-                    &mut |head, info, client_head| {
+                let parsed =
+                    codec.head(buf.data(), limits, side, &mut |head, info, client_head| {
                         if let Some(cache) = cache.filter(|_| !info.is_interim()) {
                             refreshed = x.cache.on_response_head(
                                 cache,
@@ -248,19 +245,17 @@ impl Session {
                                 client_head,
                             );
                         }
-                    },
-                );
+                    });
                 match parsed {
                     Ok(Some(info)) => {
                         buf.consume(info.head_len);
-                        self.to_client.pos = 0;
                         if info.is_interim() {
                             return Step::Again;
                         }
                         x.settings.backends.report_success(up.backend);
                         if let Some(entry) = refreshed {
                             // A 304 to our revalidation: the stored body is good, serve it.
-                            self.to_client.clear();
+                            codec.discard();
                             self.close_upstream(ctx, info.upstream_reusable);
                             let not_modified = cached::client_not_modified(&self.req_head, &entry);
                             return self.begin_serving(
@@ -275,11 +270,11 @@ impl Session {
                     Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
                     Ok(None) => {}
                     Err(bad) => {
+                        codec.discard();
                         self.upstream_event(
                             Phase::Head,
                             format_args!("sent an invalid response head: {}", bad.0),
                         );
-                        self.to_client.clear();
                         self.backend_failed("sent an invalid response");
                         self.close_upstream(ctx, false);
                         return self.fail(ctx, 502, "the backend sent an invalid response", true);
@@ -351,21 +346,23 @@ impl Session {
             x.cache.publish();
         }
         let ready = x.resp_body.ready();
-        match self.client.flush(&mut self.to_client, &buf.data()[..ready]) {
-            Ok(w) => {
-                buf.consume(w.body);
-                x.resp_body.sent(w.body);
-                x.client_bytes += w.total as u64;
-                progress |= w.total > 0;
+        let sent_before = x.client_bytes;
+        let mut codec = H1Codec::new(&mut self.client, &mut self.to_client, &mut x.client_bytes);
+        match codec.body(&buf.data()[..ready]) {
+            Ok(taken) => {
+                buf.consume(taken);
+                x.resp_body.sent(taken);
             }
-            Err(_) => {
+            Err(ClientGone) => {
                 // The client went away; the upstream connection is mid-response, so drop it.
                 self.close_upstream(ctx, false);
                 self.log_exchange(ctx, 499);
                 return self.enter(State::Closed, ctx);
             }
         }
-        if self.client.all_out(&self.to_client) && x.resp_body.is_complete() {
+        progress |= x.client_bytes != sent_before;
+        let codec = H1Codec::new(&mut self.client, &mut self.to_client, &mut x.client_bytes);
+        if codec.all_out() && x.resp_body.is_complete() {
             return self.finish_exchange(ctx);
         }
         if truncated {

@@ -24,6 +24,7 @@ use mio::Registry;
 
 use super::cached::{self, CacheLabel, Consulted};
 use super::exchange::Exchange;
+use super::h1::H1Codec;
 use super::io::Pending;
 use super::shared::{Settings, Shared};
 use super::transport::ClientTransport;
@@ -170,6 +171,8 @@ pub struct Session {
     /// A copy of the request head, kept when the cache needs its headers.
     pub(super) req_head: Vec<u8>,
     pub(super) x: Option<Exchange>,
+    /// Exchanges begun on this connection: the next one's id.
+    pub(super) exchanges: u32,
 }
 
 impl Session {
@@ -204,6 +207,7 @@ impl Session {
             line: RequestLine::default(),
             req_head: Vec::new(),
             x: None,
+            exchanges: 0,
         }
     }
 
@@ -449,7 +453,9 @@ impl Session {
                         }
                         buf.consume(info.head_len);
                         self.to_upstream.pos = 0;
-                        self.x = Some(Exchange::new(info, ctx.settings.clone(), ctx.clock.now));
+                        let id = self.exchanges;
+                        self.exchanges = id.wrapping_add(1);
+                        self.x = Some(Exchange::new(id, info, ctx.settings.clone(), ctx.clock.now));
                         let max_body = ctx.settings.config.limits.max_body_size;
                         if self.x.as_ref().is_some_and(|x| x.body_over(max_body)) {
                             return self.fail(ctx, 413, "request body larger than allowed", true);
@@ -580,23 +586,21 @@ impl Session {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        match self.client.flush(&mut self.to_client, x.cache.hit_body()) {
-            Ok(w) => {
-                x.cache.hit_sent(w.body);
-                x.client_bytes += w.total as u64;
-                if self.client.all_out(&self.to_client) && x.cache.hit_body().is_empty() {
-                    return self.finish_exchange(ctx);
-                }
-                if w.total > 0 {
-                    self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_idle;
-                }
-                Step::Wait
-            }
-            Err(_) => {
-                self.log_exchange(ctx, 499);
-                self.enter(State::Closed, ctx)
-            }
+        let sent_before = x.client_bytes;
+        let mut codec = H1Codec::new(&mut self.client, &mut self.to_client, &mut x.client_bytes);
+        let Ok(taken) = codec.body(x.cache.hit_body()) else {
+            self.log_exchange(ctx, 499);
+            return self.enter(State::Closed, ctx);
+        };
+        let all_out = codec.all_out();
+        x.cache.hit_sent(taken);
+        if all_out && x.cache.hit_body().is_empty() {
+            return self.finish_exchange(ctx);
         }
+        if x.client_bytes != sent_before {
+            self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_idle;
+        }
+        Step::Wait
     }
 
     fn send_error(&mut self, ctx: &mut Ctx<'_>, close: bool, status: u16) -> Step {

@@ -21,11 +21,22 @@ use slab::Slab;
 /// Upstream tokens have this bit set; client tokens do not.
 pub const UPSTREAM_BIT: usize = 1 << (usize::BITS - 2);
 
+/// One exchange of one session: what an upstream socket in use belongs to. An HTTP/1 session
+/// has one exchange at a time; a multiplexed one (HTTP/2) has many, and an upstream event must
+/// reach the exchange it is for, not just the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExchangeKey {
+    /// The session's slab key in the worker.
+    pub session: usize,
+    /// The exchange's id within its session.
+    pub exchange: u32,
+}
+
 /// Who is using an upstream socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {
-    /// A session (slab key) is connecting or exchanging on it.
-    Session(usize),
+    /// An exchange is connecting or exchanging on it.
+    Exchange(ExchangeKey),
     /// Idle in the pool since the instant given.
     Pool(Instant),
 }
@@ -96,7 +107,7 @@ impl UpstreamPool {
         generation: u64,
         backend: usize,
         addr: SocketAddr,
-        owner: usize,
+        owner: ExchangeKey,
     ) -> io::Result<usize> {
         let mut stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true).ok();
@@ -111,7 +122,7 @@ impl UpstreamPool {
             stream,
             backend,
             generation,
-            owner: Owner::Session(owner),
+            owner: Owner::Exchange(owner),
             readable: false,
             writable: false,
             hup: false,
@@ -128,7 +139,7 @@ impl UpstreamPool {
         registry: &Registry,
         generation: u64,
         backend: usize,
-        owner: usize,
+        owner: ExchangeKey,
     ) -> Option<usize> {
         if generation != self.generation {
             return None;
@@ -142,7 +153,7 @@ impl UpstreamPool {
                 self.close(registry, key);
                 continue;
             }
-            up.owner = Owner::Session(owner);
+            up.owner = Owner::Exchange(owner);
             return Some(key);
         }
         None
@@ -226,5 +237,38 @@ impl UpstreamPool {
         for key in keys {
             self.close(registry, key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket handed from one exchange to the pool and on to another is owned by each in
+    /// turn: events reach the exchange using it, never one that let it go.
+    #[test]
+    fn ownership_follows_the_exchange_through_the_pool() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a local listener");
+        let addr = listener.local_addr().expect("its address");
+        let poll = mio::Poll::new().expect("an event loop");
+        let mut pool = UpstreamPool::new(1, 4, Duration::from_secs(60));
+        let first = ExchangeKey {
+            session: 3,
+            exchange: 0,
+        };
+        let key = pool
+            .connect(poll.registry(), 0, 0, addr, first)
+            .expect("a connect started");
+        assert_eq!(pool.conns[key].owner, Owner::Exchange(first));
+        pool.checkin(poll.registry(), key, Instant::now());
+        assert!(matches!(pool.conns[key].owner, Owner::Pool(_)));
+        let next = ExchangeKey {
+            session: 3,
+            exchange: 1,
+        };
+        assert_eq!(pool.checkout(poll.registry(), 0, 0, next), Some(key));
+        assert_eq!(pool.conns[key].owner, Owner::Exchange(next));
+        pool.close(poll.registry(), key);
+        assert!(pool.conns.is_empty());
     }
 }

@@ -218,7 +218,8 @@ impl Worker {
         up.readable |= r;
         up.writable |= w;
         match up.owner {
-            Owner::Session(s) => self.drive(s, false),
+            // An HTTP/1 session runs one exchange at a time: the session drives it.
+            Owner::Exchange(owner) => self.drive(owner.session, false),
             Owner::Pool(_) if r => self.upstreams.on_idle_event(self.poll.registry(), key),
             Owner::Pool(_) => {}
         }
