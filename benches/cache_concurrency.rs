@@ -12,48 +12,19 @@
 
 use std::hint::black_box;
 use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use pibl::cache::{primary_key, unix_now, Cache, CacheConfig, EntryMeta, Lookup};
+use pibl::cache::{primary_key, Lookup};
 
-/// Entries in the index, as in `hot_paths`'s `cache_lookup`.
-const ENTRIES: usize = 10_000;
+#[path = "support/warm_cache.rs"]
+mod warm_cache;
+use warm_cache::warm_cache;
 
 fn concurrent_lookups(c: &mut Criterion) {
-    let dir = std::env::temp_dir().join(format!("pibl-bench-conc-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let cache = Cache::open(CacheConfig {
-        dir: dir.clone(),
-        ttl: Duration::from_secs(3600),
-        heuristic: true,
-        max_bytes: 1 << 30,
-        max_object: 1 << 20,
-        fill_wait: Duration::from_secs(1),
-    })
-    .expect("open bench cache");
-    let now = unix_now();
-    for i in 0..ENTRIES {
-        let meta = EntryMeta {
-            primary: primary_key("bench.example", &format!("/item/{i}?page=1")),
-            // Half the entries vary on Accept-Encoding, so the Vary match is on the path.
-            vary: if i % 2 == 0 {
-                vec![("accept-encoding".into(), "gzip, br".into())]
-            } else {
-                vec![]
-            },
-            status: 200,
-            headers: b"Content-Type: text/html\r\nETag: \"x\"\r\n".to_vec(),
-            stored_at: now,
-            initial_age: 0,
-            lifetime: 3600,
-            always_revalidate: false,
-        };
-        let mut p = cache.begin_store(meta, false).expect("store");
-        p.append(b"<html>body</html>");
-        cache.publish(p);
-    }
+    // Half the entries vary on Accept-Encoding, so the Vary match is on the path.
+    let (cache, dir, now) = warm_cache("conc", true);
     let headers = [
         httparse::Header {
             name: "Host",

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
+#[path = "support/warm_cache.rs"]
+mod warm_cache;
+
 use pibl::http::chunked::ChunkedDecoder;
 use pibl::http::request::{self, Forwarding, HeadLimits, RequestLine};
 use pibl::http::response::{self, ClientSide};
@@ -183,34 +186,8 @@ fn access_log_line(c: &mut Criterion) {
 /// The cache lookup path of a hit: key from the request line, index lookup with the full-key
 /// compare and Vary check, over a warmed index of 10,000 entries; and a miss.
 fn cache_lookup(c: &mut Criterion) {
-    use pibl::cache::{primary_key, unix_now, Cache, CacheConfig, EntryMeta};
-    let dir = std::env::temp_dir().join(format!("pibl-bench-cache-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let cache = Cache::open(CacheConfig {
-        dir: dir.clone(),
-        ttl: Duration::from_secs(3600),
-        heuristic: true,
-        max_bytes: 1 << 30,
-        max_object: 1 << 20,
-        fill_wait: Duration::from_secs(1),
-    })
-    .expect("open bench cache");
-    let now = unix_now();
-    for i in 0..10_000 {
-        let meta = EntryMeta {
-            primary: primary_key("bench.example", &format!("/item/{i}?page=1")),
-            vary: vec![],
-            status: 200,
-            headers: b"Content-Type: text/html\r\nETag: \"x\"\r\n".to_vec(),
-            stored_at: now,
-            initial_age: 0,
-            lifetime: 3600,
-            always_revalidate: false,
-        };
-        let mut p = cache.begin_store(meta, false).expect("store");
-        p.append(b"<html>body</html>");
-        cache.publish(p);
-    }
+    use pibl::cache::primary_key;
+    let (cache, dir, now) = warm_cache::warm_cache("cache", false);
     let headers = [httparse::Header {
         name: "Host",
         value: b"bench.example",
