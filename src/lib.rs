@@ -18,3 +18,4 @@ pub mod origin;
 pub mod proxy;
 pub mod stats;
 pub mod text;
+pub mod tls;
