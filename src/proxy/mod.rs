@@ -6,7 +6,7 @@ mod exchange;
 mod failure;
 mod h1;
 mod health;
-mod io;
+pub(crate) mod io;
 mod relay;
 pub mod session;
 #[cfg(test)]

@@ -2,11 +2,11 @@
 //! buffer, writing a head plus body, `shutdown`, and the two questions the states ask: may more
 //! input be had without waiting for readiness, and is all output really out.
 //!
-//! Plain TCP today. A TLS connection (issue 10: rustls `ServerConnection`, sans-io) becomes a
-//! second [`Stream`] variant: it holds plaintext and ciphertext of its own, so "the socket would
+//! Plain TCP, or TLS (`Stream::Tls`: a rustls `ServerConnection` over the socket, sans-io, in
+//! `tls/stream.rs`). A TLS stream holds plaintext and ciphertext of its own, so "the socket would
 //! block" is not "drained" and "the socket took the bytes" is not "sent"; those answers live here
 //! and nowhere else. An enum keeps the dispatch static (one match, inlined), so the plain path
-//! costs what the bare socket did.
+//! costs what the bare socket did; the TLS state is boxed, so a plain session stays small.
 
 use std::io;
 #[cfg(target_os = "linux")]
@@ -16,11 +16,14 @@ use mio::net::TcpStream;
 
 use super::io::{fill, flush, Filled, Flushed, Pending};
 use crate::buffer::Buffer;
+use crate::tls::stream::{TlsPhase, TlsStream};
 
 /// The byte stream under a client connection.
 #[derive(Debug)]
 pub enum Stream {
     Plain(TcpStream),
+    /// TLS terminated here (a TLS listener).
+    Tls(Box<TlsStream<TcpStream>>),
     /// In-memory peer for unit tests of the state machine (no sockets).
     #[cfg(test)]
     Fake(fake::FakeStream),
@@ -42,6 +45,29 @@ pub struct ClientTransport {
 impl ClientTransport {
     pub fn plain(stream: TcpStream) -> ClientTransport {
         ClientTransport::new(Stream::Plain(stream))
+    }
+
+    /// A client of a TLS listener; `conn` is made from the listener's current `ServerConfig`,
+    /// which this connection keeps for its life (a reload does not change it).
+    pub fn tls(stream: TcpStream, conn: rustls::ServerConnection) -> ClientTransport {
+        ClientTransport::new(Stream::Tls(Box::new(TlsStream::new(stream, conn))))
+    }
+
+    /// The scheme the client spoke: `X-Forwarded-Proto`.
+    #[inline]
+    pub fn scheme(&self) -> &'static str {
+        match &self.stream {
+            Stream::Tls(_) => "https",
+            _ => "http",
+        }
+    }
+
+    /// Where the TLS connection stands (`None` for plain TCP): counted when it closes.
+    pub fn tls_phase(&self) -> Option<TlsPhase> {
+        match &self.stream {
+            Stream::Tls(t) => Some(t.phase()),
+            _ => None,
+        }
     }
 
     fn new(stream: Stream) -> ClientTransport {
@@ -69,6 +95,7 @@ impl ClientTransport {
     pub fn fill(&mut self, buf: &mut Buffer) -> io::Result<Filled> {
         match &mut self.stream {
             Stream::Plain(s) => fill(s, &mut self.readable, self.hup, buf),
+            Stream::Tls(t) => t.fill(&mut self.readable, &mut self.writable, buf),
             #[cfg(test)]
             Stream::Fake(s) => fill(s, &mut self.readable, self.hup, buf),
         }
@@ -79,6 +106,7 @@ impl ClientTransport {
     pub fn flush(&mut self, head: &mut Pending, body: &[u8]) -> io::Result<Flushed> {
         match &mut self.stream {
             Stream::Plain(s) => flush(s, &mut self.writable, head, body),
+            Stream::Tls(t) => t.flush(&mut self.writable, head, body),
             #[cfg(test)]
             Stream::Fake(s) => flush(s, &mut self.writable, head, body),
         }
@@ -91,6 +119,10 @@ impl ClientTransport {
             Stream::Plain(s) => {
                 let _ = s.shutdown(std::net::Shutdown::Write);
             }
+            Stream::Tls(t) => {
+                t.close_notify();
+                let _ = t.socket().shutdown(std::net::Shutdown::Write);
+            }
             #[cfg(test)]
             Stream::Fake(s) => s.shut = true,
         }
@@ -100,7 +132,10 @@ impl ClientTransport {
     /// unspent readable flag; a TLS stream also answers true while it holds decrypted bytes.
     #[inline]
     pub fn may_have_input(&self) -> bool {
-        self.readable
+        match &self.stream {
+            Stream::Tls(t) => self.readable || t.has_plaintext(),
+            _ => self.readable,
+        }
     }
 
     /// Everything written so far has really left: nothing is held below the session's own
@@ -109,6 +144,7 @@ impl ClientTransport {
     pub fn is_flushed(&self) -> bool {
         match &self.stream {
             Stream::Plain(_) => true,
+            Stream::Tls(t) => t.is_flushed(),
             #[cfg(test)]
             Stream::Fake(_) => true,
         }
@@ -139,6 +175,7 @@ impl ClientTransport {
     pub fn splice_fd(&self) -> Option<RawFd> {
         match &self.stream {
             Stream::Plain(s) => Some(s.as_raw_fd()),
+            Stream::Tls(_) => None,
             #[cfg(test)]
             Stream::Fake(_) => None,
         }
@@ -226,7 +263,7 @@ pub mod fake {
         pub fn peer(&mut self) -> &mut FakeStream {
             match &mut self.stream {
                 Stream::Fake(s) => s,
-                Stream::Plain(_) => unreachable!("a test asked a real socket for its fake peer"),
+                _ => unreachable!("a test asked a real socket for its fake peer"),
             }
         }
     }
