@@ -11,7 +11,9 @@ use pibl::config::{Config, ConfigError, DEFAULT_CACHE_TTL};
 use pibl::demo::Demo;
 use pibl::logging::LogWriter;
 use pibl::net;
+use pibl::proxy::shared::load_tls;
 use pibl::proxy::Proxy;
+use pibl::tls::server::TlsServer;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
@@ -126,10 +128,16 @@ fn main() -> ExitCode {
     if m.opt_present("check") {
         let checked = overrides
             .load(&path)
-            .and_then(|config| check_start(&config, upgrade).map(|()| config));
+            .and_then(|config| check_start(&config, upgrade).map(|tls| (config, tls)));
         return match checked {
-            Ok(config) => {
+            Ok((config, tls)) => {
                 print!("{}", config.summary());
+                if let Some((tls, warnings)) = tls {
+                    print!("{}", pibl::config::certificate_summary(&tls.certs));
+                    for w in warnings {
+                        eprintln!("pibl: warning: {w}");
+                    }
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -143,8 +151,12 @@ fn main() -> ExitCode {
 
 /// What would stop a start, found without starting: the listen and admin addresses are free
 /// (unless `upgrade`: a running pibl may hold them), the log file can be written and the cache
-/// directory used. Each problem is located at the directive's line.
-fn check_start(config: &Config, upgrade: bool) -> Result<(), ConfigError> {
+/// directory used, the certificates load (returned, with their warnings). Each problem is
+/// located at the directive's line.
+fn check_start(
+    config: &Config,
+    upgrade: bool,
+) -> Result<Option<(TlsServer, Vec<String>)>, ConfigError> {
     if !upgrade {
         check_listen_free(config)?;
         if let Some(admin) = config.admin {
@@ -169,21 +181,24 @@ fn check_start(config: &Config, upgrade: bool) -> Result<(), ConfigError> {
             )
         })?;
     }
-    Ok(())
+    load_tls(config)
 }
 
 /// Nothing listens on `listen` yet. Binding with SO_REUSEPORT would otherwise join a running
 /// pibl's port silently and split its traffic; `--upgrade` says that is the intent.
 fn check_listen_free(config: &Config) -> Result<(), ConfigError> {
-    net::probe_bind(config.listen).map_err(|e| {
-        let mut why = net::describe_bind_error(config.listen, &e);
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            why.push_str(
-                "; to take over from a running pibl without downtime, start with --upgrade",
-            );
-        }
-        config.error_at("listen", why)
-    })
+    for l in &config.listeners {
+        net::probe_bind(l.addr).map_err(|e| {
+            let mut why = net::describe_bind_error(l.addr, &e);
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                why.push_str(
+                    "; to take over from a running pibl without downtime, start with --upgrade",
+                );
+            }
+            config.error_at("listen", why)
+        })?;
+    }
+    Ok(())
 }
 
 /// Whether pibl could write `path` (a file, appended; or a directory, to create files in),
@@ -260,7 +275,7 @@ fn run(path: &Path, overrides: &Overrides, upgrade: bool) -> ExitCode {
     };
     let config = match overrides
         .load(path)
-        .and_then(|config| check_start(&config, upgrade).map(|()| config))
+        .and_then(|config| check_start(&config, upgrade).map(|_| config))
     {
         Ok(c) => c,
         Err(e) => {

@@ -52,6 +52,21 @@ pub fn exposed_bounds() -> impl Iterator<Item = usize> {
     (0..LATENCY_BOUNDS_NS.len()).filter(|i| i % 10 == 0 || i % 10 == 4 || i % 10 == 7)
 }
 
+/// TLS connections by how far they got, counted when they close.
+#[derive(Debug, Default)]
+pub struct TlsStats {
+    /// The handshake completed.
+    pub handshakes: AtomicU64,
+    /// The handshake failed (unsupported version or cipher, a bad record, an alert).
+    pub handshake_failures: AtomicU64,
+    /// Closed before the handshake completed: stalled (the head deadline), or abandoned.
+    pub handshakes_incomplete: AtomicU64,
+    /// Plain HTTP sent to the TLS port (answered with a 400).
+    pub plain_http: AtomicU64,
+    /// Neither TLS nor HTTP.
+    pub not_tls: AtomicU64,
+}
+
 /// What all workers record into, and the admin listener reads.
 #[derive(Debug)]
 pub struct Stats {
@@ -68,6 +83,8 @@ pub struct Stats {
     /// event line, so the whole process writes at most one a second.
     limit_logged_ms: AtomicU64,
     pub cache_hits: AtomicU64,
+    /// TLS connections as they closed, by how far they got.
+    pub tls: TlsStats,
     /// Cache lookups that went to a backend (misses and revalidations).
     pub cache_misses: AtomicU64,
     /// Requests per second: (second since `epoch`) << 32 | count, one slot per second mod
@@ -93,6 +110,7 @@ impl Stats {
             max_connections_reached: AtomicU64::new(0),
             limit_logged_ms: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
+            tls: TlsStats::default(),
             cache_misses: AtomicU64::new(0),
             rate: Default::default(),
             epoch: Instant::now(),
@@ -123,6 +141,20 @@ impl Stats {
             None => 0,
         };
         self.count_rate(now);
+    }
+
+    /// A TLS connection closed, in `phase` (counted once, when the worker drops it).
+    pub fn tls_closed(&self, phase: crate::tls::stream::TlsPhase) {
+        use crate::tls::stream::TlsPhase;
+        let t = &self.tls;
+        let counter = match phase {
+            TlsPhase::Established => &t.handshakes,
+            TlsPhase::Failed => &t.handshake_failures,
+            TlsPhase::AwaitFirstByte | TlsPhase::Handshaking => &t.handshakes_incomplete,
+            TlsPhase::PlainHttp => &t.plain_http,
+            TlsPhase::NotTls => &t.not_tls,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn connection_accepted(&self) {

@@ -30,6 +30,30 @@ pub struct Snapshot {
     pub cache: Option<(usize, u64)>,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// TLS connections closed, by how far they got.
+    pub tls: TlsView,
+    /// The certificates TLS listeners serve (the first is the default).
+    pub certificates: Vec<CertView>,
+}
+
+/// The TLS counters (`Stats::tls`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TlsView {
+    pub handshakes: u64,
+    pub handshake_failures: u64,
+    pub handshakes_incomplete: u64,
+    pub plain_http: u64,
+    pub not_tls: u64,
+}
+
+/// One certificate as status pages show it.
+#[derive(Debug, Clone)]
+pub struct CertView {
+    pub file: String,
+    pub names: Vec<String>,
+    pub not_after: String,
+    /// Negative once expired.
+    pub expires_in_seconds: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +98,25 @@ impl Snapshot {
             cache: shared.cache.as_ref().map(|c| c.stats()),
             cache_hits: load(&s.cache_hits),
             cache_misses: load(&s.cache_misses),
+            tls: TlsView {
+                handshakes: load(&s.tls.handshakes),
+                handshake_failures: load(&s.tls.handshake_failures),
+                handshakes_incomplete: load(&s.tls.handshakes_incomplete),
+                plain_http: load(&s.tls.plain_http),
+                not_tls: load(&s.tls.not_tls),
+            },
+            certificates: settings.tls.as_ref().map_or_else(Vec::new, |t| {
+                let now = std::time::SystemTime::now();
+                t.certs
+                    .iter()
+                    .map(|c| CertView {
+                        file: c.chain_path.display().to_string(),
+                        names: c.names.clone(),
+                        not_after: c.not_after_text(),
+                        expires_in_seconds: c.expires_in(now),
+                    })
+                    .collect()
+            }),
         }
     }
 
@@ -164,8 +207,36 @@ pub fn html(s: &Snapshot) -> String {
         .hit_ratio()
         .map_or_else(|| "-".to_string(), |r| format!("{:.1}%", r * 100.0));
     row(&mut o, "hit-ratio", "hit ratio", ratio);
+    o.push_str("</table>\n");
+    if !s.certificates.is_empty() {
+        o.push_str(
+            "<h2>Certificates</h2>\n<table id=\"certificates\"><thead><tr><th>names</th>\
+             <th>file</th><th>expires</th><th>days left</th></tr></thead><tbody>\n",
+        );
+        for c in &s.certificates {
+            let _ = writeln!(
+                o,
+                "<tr><td class=\"names\">{}</td><td class=\"file\">{}</td>\
+                 <td class=\"expires\">{}</td><td class=\"days\">{}</td></tr>",
+                html_escape(&c.names.join(", ")),
+                html_escape(&c.file),
+                html_escape(&c.not_after),
+                c.expires_in_seconds / 86_400
+            );
+        }
+        o.push_str("</tbody></table>\n");
+    }
+    let t = &s.tls;
+    if !s.certificates.is_empty() {
+        let _ = writeln!(
+            o,
+            "<p id=\"tls\">TLS: {} handshakes, {} failed, {} not completed, {} plain HTTP \
+             to the TLS port, {} not TLS</p>",
+            t.handshakes, t.handshake_failures, t.handshakes_incomplete, t.plain_http, t.not_tls
+        );
+    }
     o.push_str(
-        "</table>\n<p class=\"foot\">Refreshes every 5 s. The same as \
+        "<p class=\"foot\">Refreshes every 5 s. The same as \
          <a href=\"/status?json\">JSON</a> and <a href=\"/metrics\">Prometheus metrics</a>.</p>\n\
          </body></html>\n",
     );
@@ -244,14 +315,36 @@ pub fn json(s: &Snapshot) -> String {
         Some((e, b)) => (true, e, b),
         None => (false, 0, 0),
     };
-    let _ = writeln!(
+    let _ = write!(
         o,
         "],\"cache\":{{\"enabled\":{enabled},\"entries\":{entries},\"bytes\":{bytes},\
-         \"hits\":{},\"misses\":{},\"hit_ratio\":{}}}}}",
+         \"hits\":{},\"misses\":{},\"hit_ratio\":{}}}",
         s.cache_hits,
         s.cache_misses,
         json_num(s.hit_ratio()),
     );
+    let t = &s.tls;
+    let _ = write!(
+        o,
+        ",\"tls\":{{\"handshakes\":{},\"handshake_failures\":{},\"handshakes_incomplete\":{},\
+         \"plain_http\":{},\"not_tls\":{}}},\"certificates\":[",
+        t.handshakes, t.handshake_failures, t.handshakes_incomplete, t.plain_http, t.not_tls
+    );
+    for (i, c) in s.certificates.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let names: Vec<String> = c.names.iter().map(|n| json_str(n)).collect();
+        let _ = write!(
+            o,
+            "{sep}{{\"file\":{},\"names\":[{}],\"not_after\":{},\"expires_in_seconds\":{},\
+             \"expires_in_days\":{}}}",
+            json_str(&c.file),
+            names.join(","),
+            json_str(&c.not_after),
+            c.expires_in_seconds,
+            c.expires_in_seconds / 86_400
+        );
+    }
+    o.push_str("]}\n");
     o
 }
 
@@ -444,6 +537,52 @@ pub fn prometheus(s: &Snapshot) -> String {
         "Cacheable requests that went to a backend (misses and revalidations).",
     );
     let _ = writeln!(o, "pibl_cache_misses_total {}", s.cache_misses);
+    family(
+        &mut o,
+        "pibl_tls_connections_total",
+        "counter",
+        "TLS connections closed, by how far they got: handshake (completed), \
+         handshake_failed, handshake_incomplete (stalled or abandoned), plain_http (answered \
+         400), not_tls.",
+    );
+    let t = &s.tls;
+    for (outcome, n) in [
+        ("handshake", t.handshakes),
+        ("handshake_failed", t.handshake_failures),
+        ("handshake_incomplete", t.handshakes_incomplete),
+        ("plain_http", t.plain_http),
+        ("not_tls", t.not_tls),
+    ] {
+        let _ = writeln!(o, "pibl_tls_connections_total{{outcome=\"{outcome}\"}} {n}");
+    }
+    family(
+        &mut o,
+        "pibl_tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes that failed or never completed (stalled, abandoned, not TLS).",
+    );
+    let _ = writeln!(
+        o,
+        "pibl_tls_handshake_failures_total {}",
+        t.handshake_failures + t.handshakes_incomplete + t.plain_http + t.not_tls
+    );
+    family(
+        &mut o,
+        "pibl_certificate_expiry_seconds",
+        "gauge",
+        "Seconds until each served certificate expires (negative once expired).",
+    );
+    for c in &s.certificates {
+        for name in &c.names {
+            let _ = writeln!(
+                o,
+                "pibl_certificate_expiry_seconds{{name=\"{}\",file=\"{}\"}} {}",
+                label_escape(name),
+                label_escape(&c.file),
+                c.expires_in_seconds
+            );
+        }
+    }
     o
 }
 
@@ -476,7 +615,34 @@ mod tests {
             cache: None,
             cache_hits: 0,
             cache_misses: 0,
+            tls: TlsView {
+                handshakes: 3,
+                handshake_failures: 1,
+                ..TlsView::default()
+            },
+            certificates: vec![CertView {
+                file: "/etc/pibl/a.pem".into(),
+                names: vec!["a.test".into(), "*.a.test".into()],
+                not_after: "2027-01-01 00:00:00 UTC".into(),
+                expires_in_seconds: 86_400 * 40 + 5,
+            }],
         }
+    }
+
+    #[test]
+    fn tls_counters_and_certificate_expiry_are_shown() {
+        let s = snapshot();
+        let m = prometheus(&s);
+        assert!(m.contains(
+            "pibl_certificate_expiry_seconds{name=\"*.a.test\",file=\"/etc/pibl/a.pem\"} 3456005\n"
+        ));
+        assert!(m.contains("pibl_tls_connections_total{outcome=\"handshake\"} 3\n"));
+        assert!(m.contains("pibl_tls_handshake_failures_total 1\n"));
+        let j = json(&s);
+        assert!(j.contains("\"names\":[\"a.test\",\"*.a.test\"]"), "{j}");
+        assert!(j.contains("\"expires_in_days\":40}]}"), "{j}");
+        let h = html(&s);
+        assert!(h.contains("<td class=\"days\">40</td>"), "{h}");
     }
 
     #[test]

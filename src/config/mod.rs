@@ -13,8 +13,27 @@ mod summary;
 mod tests;
 mod values;
 
+pub use summary::certificates as certificate_summary;
 pub use values::{format_duration, format_size, parse_duration, parse_size, parse_ttl};
 use values::{parse_addr, parse_count, parse_switch, parse_upgrade_protocols, same_address};
+
+/// A `listen ADDR [tls]` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    /// `tls`: clients speak TLS; the `certificate`s are served.
+    pub tls: bool,
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.tls {
+            write!(f, "{} tls", self.addr)
+        } else {
+            write!(f, "{}", self.addr)
+        }
+    }
+}
 
 /// An upstream server as written in the config and as resolved at load time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +116,15 @@ pub struct Timeouts {
 pub struct Config {
     /// The file this was read from, for messages.
     pub path: PathBuf,
+    /// The first listener's address: what the demo, the tests and messages about "the" address
+    /// use. [`Config::listeners`] is the whole list (this one first).
     pub listen: SocketAddr,
+    /// Every `listen` line: at most one plain and one TLS listener.
+    pub listeners: Vec<Listen>,
+    /// `certificate CHAIN KEY` lines, in order: the first is served when SNI names no other.
+    pub certificates: Vec<crate::tls::server::CertificateSpec>,
+    /// `tls_session_cache N`: TLS 1.2 sessions kept for resumption (0: none).
+    pub tls_session_cache: usize,
     pub backends: Vec<BackendSpec>,
     /// Worker threads; `None` means one per core.
     pub workers: Option<usize>,
@@ -211,6 +238,12 @@ impl Config {
         Config {
             path: PathBuf::from("<built-in>"),
             listen,
+            listeners: vec![Listen {
+                addr: listen,
+                tls: false,
+            }],
+            certificates: Vec::new(),
+            tls_session_cache: crate::tls::server::DEFAULT_SESSION_CACHE,
             backends: backends
                 .iter()
                 .map(|a| BackendSpec {
@@ -311,6 +344,7 @@ impl Config {
         let mut cfg =
             Config::with_backends(DEFAULT_LISTEN.parse().expect("default listen address"), &[]);
         cfg.path = path.to_path_buf();
+        cfg.listeners.clear();
         for (idx, raw) in text.lines().enumerate() {
             let line_no = idx + 1;
             let line = raw.split('#').next().unwrap_or("").trim();
@@ -323,11 +357,12 @@ impl Config {
             let Some(&name) = DIRECTIVES.iter().find(|d| **d == directive) else {
                 return Err(err(line_no, unknown_directive(directive)));
             };
-            // Only `backend` may repeat: a second value of anything else is a mistake (two
-            // edits of one file), not something to resolve silently by keeping the last one.
+            // Only `backend`, `certificate` and `listen` (see below) may repeat: a second value
+            // of anything else is a mistake (two edits of one file), not something to resolve
+            // silently by keeping the last one.
             match cfg.line_of(name) {
                 0 => cfg.lines.push((name, line_no)),
-                first if name != "backend" => {
+                first if !REPEATABLE.contains(&name) => {
                     return Err(err(
                         line_no,
                         format!("duplicate '{name}' (first on line {first})"),
@@ -349,7 +384,61 @@ impl Config {
             // Address errors name the directive themselves ("backend takes HOST:PORT ...").
             let addr_at = |m: String| err(line_no, m);
             match name {
-                "listen" => cfg.listen = parse_addr(name, one()?, true).map_err(addr_at)?,
+                "listen" => {
+                    let (v, tls) = match args.as_slice() {
+                        [v] => (*v, false),
+                        [v, "tls"] => (*v, true),
+                        _ => {
+                            return Err(err(
+                                line_no,
+                                "'listen' takes ADDR:PORT, or ADDR:PORT tls".to_string(),
+                            ))
+                        }
+                    };
+                    let addr = parse_addr(name, v, true).map_err(addr_at)?;
+                    // One plain and one TLS listener: a second of a kind is two edits of one
+                    // file, as for any other directive.
+                    if cfg.listeners.iter().any(|l| l.tls == tls) {
+                        let first = cfg.line_of(name);
+                        let kind = if tls { "TLS " } else { "" };
+                        return Err(err(
+                            line_no,
+                            format!(
+                                "duplicate 'listen' (first on line {first}): pibl listens on one                                  {kind}address{}",
+                                if tls { "" } else { " (add 'tls' for an HTTPS one)" }
+                            ),
+                        ));
+                    }
+                    if let Some(l) = cfg.listeners.iter().find(|l| same_address(l.addr, addr)) {
+                        return Err(err(
+                            line_no,
+                            format!("listen {v}: {} is already a listener", l.addr),
+                        ));
+                    }
+                    if cfg.listeners.is_empty() {
+                        cfg.listen = addr;
+                    }
+                    if tls {
+                        cfg.lines.push((TLS_LISTEN_LINE, line_no));
+                    }
+                    cfg.listeners.push(Listen { addr, tls });
+                }
+                "certificate" => {
+                    let [chain, key] = args.as_slice() else {
+                        return Err(err(
+                            line_no,
+                            "'certificate' takes CHAIN.pem KEY.pem (e.g. certbot's                              fullchain.pem privkey.pem)"
+                                .to_string(),
+                        ));
+                    };
+                    cfg.certificates.push(crate::tls::server::CertificateSpec {
+                        chain: PathBuf::from(chain),
+                        key: PathBuf::from(key),
+                    });
+                }
+                "tls_session_cache" => {
+                    cfg.tls_session_cache = parse_count(one()?, 0, 10_000_000).map_err(at)?
+                }
                 "admin" => {
                     let v = one()?;
                     cfg.admin = if v == "off" {
@@ -485,6 +574,12 @@ impl Config {
                 other => return Err(err(line_no, unknown_directive(other))),
             }
         }
+        if cfg.listeners.is_empty() {
+            cfg.listeners.push(Listen {
+                addr: cfg.listen,
+                tls: false,
+            });
+        }
         if cfg.backends.is_empty() {
             return Err(err(
                 0,
@@ -513,18 +608,34 @@ impl Config {
             ));
         }
         if let Some(admin) = self.admin {
-            if same_address(admin, self.listen) {
+            if let Some(l) = self.listeners.iter().find(|l| same_address(admin, l.addr)) {
                 return Err(self.error_at(
                     "admin",
                     format!(
                         "admin {admin} and listen {} are the same address: give the admin \
                          listener a port of its own",
-                        self.listen
+                        l.addr
+                    ),
+                ));
+            }
+        }
+        if self.certificates.is_empty() {
+            if let Some(l) = self.listeners.iter().find(|l| l.tls) {
+                return Err(self.error_at(
+                    TLS_LISTEN_LINE,
+                    format!(
+                        "listen {l}: a TLS listener needs a certificate: add \
+                         'certificate CHAIN.pem KEY.pem'"
                     ),
                 ));
             }
         }
         Ok(())
+    }
+
+    /// A TLS listener is configured.
+    pub fn has_tls(&self) -> bool {
+        self.listeners.iter().any(|l| l.tls)
     }
 
     /// How many worker threads to run.
@@ -549,6 +660,8 @@ impl Config {
 /// Every directive, in the order docs/config.md lists them.
 const DIRECTIVES: &[&str] = &[
     "listen",
+    "certificate",
+    "tls_session_cache",
     "backend",
     "workers",
     "admin",
@@ -583,6 +696,12 @@ const DIRECTIVES: &[&str] = &[
     "cache_heuristic",
     "cdn_cache_control",
 ];
+
+/// Where `Config::lines` records the TLS `listen` line (errors about it name that line).
+const TLS_LISTEN_LINE: &str = "listen tls";
+
+/// Directives that may be given more than once.
+const REPEATABLE: &[&str] = &["backend", "listen", "certificate"];
 
 /// Probing more often than this is a typo (`1ms` for `1s`), not a health check.
 pub const MIN_HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(100);

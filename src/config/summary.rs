@@ -16,7 +16,17 @@ impl Config {
             s.push_str(&line);
             s.push('\n');
         };
-        put(format!("listen {}", self.listen));
+        for l in &self.listeners {
+            put(format!("listen {l}"));
+        }
+        for c in &self.certificates {
+            put(format!(
+                "certificate {} {}",
+                c.chain.display(),
+                c.key.display()
+            ));
+        }
+        put(format!("tls_session_cache {}", self.tls_session_cache));
         for b in &self.backends {
             if b.name == b.addr.to_string() {
                 put(format!("backend {}", b.name));
@@ -103,4 +113,21 @@ impl Config {
         ));
         s
     }
+}
+
+/// `--check`'s lines about the certificates as loaded: names and expiry, as comments.
+pub fn certificates(certs: &[crate::tls::certs::CertInfo]) -> String {
+    let now = std::time::SystemTime::now();
+    let mut s = String::new();
+    for (i, c) in certs.iter().enumerate() {
+        s.push_str(&format!(
+            "# certificate {}{}: {}; expires {} (in {} days)\n",
+            c.chain_path.display(),
+            if i == 0 { " (default)" } else { "" },
+            c.names_joined(),
+            c.not_after_text(),
+            c.expires_in(now) / 86_400
+        ));
+    }
+    s
 }

@@ -31,7 +31,7 @@ use mio::{Poll, Waker};
 use crate::admin::Admin;
 use crate::balance::RoundRobin;
 use crate::cache::Cache;
-use crate::config::Config;
+use crate::config::{Config, Listen};
 use crate::logging::LogWriter;
 use crate::net;
 
@@ -43,7 +43,8 @@ pub struct Proxy {
     health: JoinHandle<()>,
     /// The admin listener's thread, when `admin` is set.
     admin: Option<Admin>,
-    addr: SocketAddr,
+    /// Each listener's address (the real port when the config said port 0), in config order.
+    addrs: Vec<Listen>,
 }
 
 impl Proxy {
@@ -55,17 +56,35 @@ impl Proxy {
             Some(c) => Some(Arc::new(Cache::open(c)?)),
             None => None,
         };
-        let listeners = net::bind_group(config.listen, count)
-            .map_err(|e| net::describe_bind_error(config.listen, &e))?;
-        let addr = listeners[0]
-            .local_addr()
-            .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        let tls = match shared::load_tls(&config).map_err(|e| e.to_string())? {
+            Some((server, warnings)) => {
+                for w in warnings {
+                    log::warn!("{w}");
+                }
+                Some(Arc::new(server))
+            }
+            None => None,
+        };
+        // One group per `listen` line; worker i gets the i-th listener of every group.
+        let mut per_worker: Vec<Vec<worker::Listener>> = (0..count).map(|_| Vec::new()).collect();
+        let mut addrs = Vec::with_capacity(config.listeners.len());
+        for l in &config.listeners {
+            let group =
+                net::bind_group(l.addr, count).map_err(|e| net::describe_bind_error(l.addr, &e))?;
+            let addr = group[0]
+                .local_addr()
+                .map_err(|e| format!("cannot read the listening address: {e}"))?;
+            addrs.push(Listen { addr, tls: l.tls });
+            for (i, socket) in group.into_iter().enumerate() {
+                per_worker[i].push(worker::Listener { socket, tls: l.tls });
+            }
+        }
         let access_log = config.access_log;
         let admin_listener = config.admin.map(crate::admin::bind).transpose()?;
-        let shared = Arc::new(Shared::new(config, cache));
+        let shared = Arc::new(Shared::with_tls(config, cache, tls));
         let settings = shared.settings();
         let mut workers = Vec::with_capacity(count);
-        for (i, listener) in listeners.into_iter().enumerate() {
+        for (i, listener) in per_worker.into_iter().enumerate() {
             let poll = Poll::new().map_err(|e| format!("cannot create an event loop: {e}"))?;
             let waker = Arc::new(
                 Waker::new(poll.registry(), worker::WAKER)
@@ -86,9 +105,11 @@ impl Proxy {
         // Always running, so a reload can turn `health_check` on; it idles while it is off.
         let health = health::start(shared.clone())
             .map_err(|e| format!("cannot start the health-check thread: {e}"))?;
+        let on: Vec<String> = addrs.iter().map(Listen::to_string).collect();
         log::info!(
-            "pibl {} listening on {addr} with {}; backends: {}",
+            "pibl {} listening on {} with {}; backends: {}",
             env!("CARGO_PKG_VERSION"),
+            on.join(" and "),
             crate::text::counted(count, "worker", "workers"),
             backend_names(&settings.backends)
         );
@@ -105,13 +126,19 @@ impl Proxy {
             workers,
             health,
             admin,
-            addr,
+            addrs,
         })
     }
 
-    /// The address clients connect to (the real port when the config said port 0).
+    /// The address clients connect to (the real port when the config said port 0): the first
+    /// listener's.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs[0].addr
+    }
+
+    /// The TLS listener's address, when there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.addrs.iter().find(|l| l.tls).map(|l| l.addr)
     }
 
     /// The admin listener's address, when `admin` is configured.
@@ -130,9 +157,18 @@ impl Proxy {
         let old = self.shared.settings();
         let cur = &old.config;
         let mut ignored = Vec::new();
-        if new.listen != cur.listen {
-            ignored.push(format!("listen address {} -> {}", cur.listen, new.listen));
+        if new.listeners != cur.listeners {
+            let show = |ls: &[Listen]| {
+                let v: Vec<String> = ls.iter().map(Listen::to_string).collect();
+                v.join(", ")
+            };
+            ignored.push(format!(
+                "listen {} -> {}",
+                show(&cur.listeners),
+                show(&new.listeners)
+            ));
             new.listen = cur.listen;
+            new.listeners = cur.listeners.clone();
         }
         if new.worker_count() != cur.worker_count() {
             ignored.push(format!(
@@ -195,12 +231,29 @@ impl Proxy {
         for what in &ignored {
             log::warn!("reload: {what} is applied at the next restart");
         }
+        // Certificates are re-read; a bad file keeps those in use (the rest still applies).
+        let tls = match shared::load_tls(&new) {
+            Ok(Some((server, warnings))) => {
+                for w in warnings {
+                    log::warn!("reload: {w}");
+                }
+                Some(Arc::new(server))
+            }
+            // The running TLS listener stays (listeners change at restart): keep its certificates.
+            Ok(None) if new.has_tls() => old.tls.clone(),
+            Ok(None) => None,
+            Err(e) => {
+                log::error!("reload: {e}; the certificates in use are kept");
+                old.tls.clone()
+            }
+        };
         let path = new.path.clone();
         let settings = Settings::new(
             old.generation + 1,
             new,
             Some(&old.backends),
             &self.shared.stats,
+            tls,
         );
         let (generation, count) = (settings.generation, settings.backends.len());
         let names = backend_names(&settings.backends);

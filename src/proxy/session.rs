@@ -429,7 +429,7 @@ impl Session {
                 }
                 let fwd = Forwarding {
                     client_ip: self.peer.ip(),
-                    proto: "http",
+                    proto: self.client.scheme(),
                 };
                 let cache = ctx.shared.cache.as_deref();
                 let upstream_head = &mut self.to_upstream.bytes;

@@ -9,6 +9,7 @@ use crate::balance::RoundRobin;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::stats::Stats;
+use crate::tls::server::TlsServer;
 
 /// What a reload replaces: the config and the backend rotation built from it. Immutable once
 /// published. A worker holds the newest one it has seen; each request pins the one it started
@@ -20,6 +21,9 @@ pub struct Settings {
     pub generation: u64,
     pub config: Config,
     pub backends: RoundRobin,
+    /// What TLS listeners serve (certificates, rustls config); `None` without certificates.
+    /// A connection takes the `ServerConfig` when it is accepted and keeps it.
+    pub tls: Option<Arc<TlsServer>>,
 }
 
 impl Settings {
@@ -30,6 +34,7 @@ impl Settings {
         config: Config,
         previous: Option<&RoundRobin>,
         stats: &Stats,
+        tls: Option<Arc<TlsServer>>,
     ) -> Settings {
         let mut backends = RoundRobin::new(&config.backends)
             .with_failover(config.health.max_fails, config.health.fail_timeout)
@@ -41,6 +46,7 @@ impl Settings {
             generation,
             config,
             backends,
+            tls,
         }
     }
 }
@@ -66,10 +72,19 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Generation 0 of the settings, built from `config`, with fresh counters.
+    /// Generation 0 of the settings, built from `config`, with fresh counters (no TLS).
     pub fn new(config: Config, cache: Option<Arc<Cache>>) -> Shared {
+        Shared::with_tls(config, cache, None)
+    }
+
+    /// As [`Shared::new`], with what TLS listeners serve (loaded by [`load_tls`]).
+    pub fn with_tls(
+        config: Config,
+        cache: Option<Arc<Cache>>,
+        tls: Option<Arc<TlsServer>>,
+    ) -> Shared {
         let stats = Arc::new(Stats::new());
-        let settings = Arc::new(Settings::new(0, config, None, &stats));
+        let settings = Arc::new(Settings::new(0, config, None, &stats, tls));
         Shared {
             settings: RwLock::new(settings),
             generation: AtomicU64::new(0),
@@ -98,4 +113,18 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
         self.generation.store(generation, Ordering::Release);
     }
+}
+
+/// Loads the config's certificates into what TLS listeners serve (`None`: no certificates).
+/// An error names the certificate line and the file; the warnings (expiring soon, a key
+/// readable by others) name their files, for the caller to log or print.
+pub fn load_tls(
+    config: &Config,
+) -> Result<Option<(TlsServer, Vec<String>)>, crate::config::ConfigError> {
+    if config.certificates.is_empty() {
+        return Ok(None);
+    }
+    TlsServer::load(&config.certificates, config.tls_session_cache)
+        .map(Some)
+        .map_err(|why| config.error_at("certificate", format!("certificate: {why}")))
 }

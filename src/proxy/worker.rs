@@ -17,14 +17,26 @@ use slab::Slab;
 
 use super::session::{Ctx, Session};
 use super::shared::{Settings, Shared};
+use super::transport::ClientTransport;
 use super::upstream::{Owner, UpstreamPool, UPSTREAM_BIT};
 use crate::buffer::{BufferPool, HeadPool};
 use crate::clock::Clock;
 use crate::logging::AccessLog;
 use crate::net::{accepted, interrupted, would_block};
 
-pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);
+/// Listener `i` of a worker has token `FIRST_LISTENER + i` (below `WAKER`; these tokens have
+/// the upstream bit set, so they are matched first).
+const FIRST_LISTENER: usize = WAKER.0 - MAX_LISTENERS;
+/// More than the config allows (one plain and one TLS listener).
+const MAX_LISTENERS: usize = 16;
+
+/// One of a worker's listening sockets.
+pub struct Listener {
+    pub socket: TcpListener,
+    /// Its clients speak TLS.
+    pub tls: bool,
+}
 
 /// How often deadlines are checked; timeouts fire up to this late.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
@@ -33,7 +45,8 @@ const POOLED_BUFFERS: usize = 1024;
 
 pub struct Worker {
     poll: Poll,
-    listener: Option<TcpListener>,
+    /// Emptied when stopping.
+    listeners: Vec<Listener>,
     sessions: Slab<Session>,
     upstreams: UpstreamPool,
     buffers: BufferPool,
@@ -60,12 +73,18 @@ pub struct Worker {
 impl Worker {
     pub fn new(
         poll: Poll,
-        mut listener: TcpListener,
+        mut listeners: Vec<Listener>,
         shared: Arc<Shared>,
         log: AccessLog,
     ) -> std::io::Result<Worker> {
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        listeners.truncate(MAX_LISTENERS);
+        for (i, l) in listeners.iter_mut().enumerate() {
+            poll.registry().register(
+                &mut l.socket,
+                Token(FIRST_LISTENER + i),
+                Interest::READABLE,
+            )?;
+        }
         let settings = shared.settings();
         let cfg = &settings.config;
         let clock = Clock::new();
@@ -82,7 +101,7 @@ impl Worker {
             next_sweep: clock.now + SWEEP_INTERVAL,
             clock,
             poll,
-            listener: Some(listener),
+            listeners,
             sessions: Slab::new(),
             log,
             shared,
@@ -113,8 +132,10 @@ impl Worker {
             self.refresh_settings();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
                     WAKER => {}
+                    Token(t) if (FIRST_LISTENER..WAKER.0).contains(&t) => {
+                        self.accept(t - FIRST_LISTENER)
+                    }
                     Token(t) if t & UPSTREAM_BIT != 0 => {
                         self.upstream_event(t & !UPSTREAM_BIT, event)
                     }
@@ -143,10 +164,18 @@ impl Worker {
         self.log.flush();
     }
 
-    fn accept(&mut self) {
+    /// Accepts on every listener (after a pause, or when stopping).
+    fn accept_all(&mut self) {
+        for i in 0..self.listeners.len() {
+            self.accept(i);
+        }
+    }
+
+    /// Accepts on listener `i` until it would block or a limit is reached.
+    fn accept(&mut self, i: usize) {
         let max = self.settings.config.limits.max_connections;
         let header_timeout = self.settings.config.timeouts.client_header;
-        let Some(listener) = self.listener.as_ref() else {
+        let Some(listener) = self.listeners.get(i) else {
             return;
         };
         loop {
@@ -160,9 +189,22 @@ impl Worker {
                 self.accept_paused = true;
                 return;
             }
-            match listener.accept() {
+            match listener.socket.accept() {
                 Ok((mut stream, peer)) => {
                     accepted(&stream);
+                    let tls = match (listener.tls, &self.settings.tls) {
+                        (false, _) => None,
+                        (true, Some(tls)) => {
+                            match rustls::ServerConnection::new(tls.config.clone()) {
+                                Ok(conn) => Some(conn),
+                                Err(e) => {
+                                    log::error!("cannot start TLS for client {peer}: {e}");
+                                    continue;
+                                }
+                            }
+                        }
+                        (true, None) => continue, // refused at start: never happens
+                    };
                     let entry = self.sessions.vacant_entry();
                     let key = entry.key();
                     if let Err(e) = self.poll.registry().register(
@@ -173,7 +215,12 @@ impl Worker {
                         log::error!("cannot register client {peer}: {e}");
                         continue;
                     }
-                    entry.insert(Session::new(stream, peer, self.clock.now, header_timeout));
+                    let client = match tls {
+                        None => ClientTransport::plain(stream),
+                        Some(conn) => ClientTransport::tls(stream, conn),
+                    };
+                    let now = self.clock.now;
+                    entry.insert(Session::with_transport(client, peer, now, header_timeout));
                     self.shared.connections.fetch_add(1, Ordering::Relaxed);
                     self.shared.stats.connection_accepted();
                 }
@@ -256,11 +303,14 @@ impl Worker {
         };
         f(session, &mut ctx);
         if session.is_closed() {
+            if let Some(phase) = session.client.tls_phase() {
+                self.shared.stats.tls_closed(phase);
+            }
             // Closing the socket takes it out of the epoll set: no deregister call needed.
             drop(self.sessions.remove(key));
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             if self.accept_paused {
-                self.accept();
+                self.accept_all();
             }
         }
     }
@@ -301,7 +351,7 @@ impl Worker {
         self.expired = expired;
         self.upstreams.expire(self.poll.registry(), now);
         if self.accept_paused {
-            self.accept();
+            self.accept_all();
         }
     }
 
@@ -329,7 +379,7 @@ impl Worker {
         self.log.set_enabled(cfg.access_log);
         self.settings = new;
         if self.accept_paused {
-            self.accept();
+            self.accept_all();
         }
     }
 
@@ -353,9 +403,9 @@ impl Worker {
         for key in idle {
             self.drive(key, false);
         }
-        self.accept();
-        if let Some(mut l) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut l);
+        self.accept_all();
+        for mut l in std::mem::take(&mut self.listeners) {
+            let _ = self.poll.registry().deregister(&mut l.socket);
         }
     }
 }

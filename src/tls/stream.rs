@@ -70,12 +70,25 @@ pub enum TlsPhase {
 }
 
 #[derive(Debug)]
-pub struct TlsStream<S> {
+pub struct TlsStream<S: Socket> {
     sock: S,
     conn: ServerConnection,
     phase: TlsPhase,
     /// Decrypted bytes may be waiting in rustls (the last fill stopped at a full buffer).
     plaintext_waiting: bool,
+    /// close_notify was queued (by [`TlsStream::close_notify`] or on drop).
+    closed_notify: bool,
+}
+
+/// A connection that closes says so (close_notify, one best-effort write), however the session
+/// ended, so a client can tell the end from a truncation (`openssl s_client` reports an
+/// "unexpected eof" otherwise).
+impl<S: Socket> Drop for TlsStream<S> {
+    fn drop(&mut self) {
+        if self.phase == TlsPhase::Established && !self.closed_notify {
+            self.close_notify();
+        }
+    }
 }
 
 impl<S: Socket> TlsStream<S> {
@@ -86,6 +99,7 @@ impl<S: Socket> TlsStream<S> {
             conn,
             phase: TlsPhase::AwaitFirstByte,
             plaintext_waiting: false,
+            closed_notify: false,
         }
     }
 
@@ -225,6 +239,7 @@ impl<S: Socket> TlsStream<S> {
 
     /// Queues close_notify and tries once to write it; the caller then shuts the socket.
     pub fn close_notify(&mut self) {
+        self.closed_notify = true;
         self.conn.send_close_notify();
         let mut writable = true;
         let _ = self.push(&mut writable);

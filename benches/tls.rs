@@ -1,0 +1,200 @@
+//! The crypto provider, by measurement (issue 14): a rustls client and server driven through
+//! memory (no sockets), with the same ECDSA P-256 certificate, for aws-lc-rs and ring:
+//! a full handshake, a resumed one (TLS 1.3 ticket), and 1 MiB encrypted and decrypted.
+//!
+//! Run: `cargo bench --bench tls` (add `-- --quick` for a fast run). docs/tls.md has the figures;
+//! pibl uses the faster provider (`pibl::tls::provider`).
+
+use std::hint::black_box;
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rustls::crypto::CryptoProvider;
+use rustls::server::ProducesTickets;
+use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use pibl::tls::selfsigned::DemoCa;
+
+struct Pair {
+    client: Arc<ClientConfig>,
+    server: Arc<ServerConfig>,
+}
+
+fn configs(
+    provider: CryptoProvider,
+    ticketer: Arc<dyn ProducesTickets>,
+    ca: &DemoCa,
+    chain: &str,
+    key: &str,
+) -> Pair {
+    let provider = Arc::new(provider);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain.as_bytes())
+        .collect::<Result<_, _>>()
+        .expect("chain");
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key");
+    let mut server = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server");
+    server.ticketer = ticketer;
+    server.send_tls13_tickets = 1;
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca.cert_pem.as_bytes()) {
+        roots.add(c.expect("ca")).expect("root");
+    }
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Pair {
+        client: Arc::new(client),
+        server: Arc::new(server),
+    }
+}
+
+/// Moves all pending TLS bytes from one side to the other.
+fn transfer(from: &mut dyn rustls_conn::Conn, to: &mut dyn rustls_conn::Conn, wire: &mut Vec<u8>) {
+    wire.clear();
+    while from.wants_write() {
+        from.write_tls(wire);
+    }
+    let mut rd = &wire[..];
+    while !rd.is_empty() {
+        to.read_tls(&mut rd);
+    }
+    to.process();
+}
+
+mod rustls_conn {
+    /// The few calls `transfer` needs, for both connection types.
+    pub trait Conn {
+        fn wants_write(&self) -> bool;
+        fn write_tls(&mut self, out: &mut Vec<u8>);
+        fn read_tls(&mut self, rd: &mut &[u8]);
+        fn process(&mut self);
+    }
+    macro_rules! conn {
+        ($t:ty) => {
+            impl Conn for $t {
+                fn wants_write(&self) -> bool {
+                    <$t>::wants_write(self)
+                }
+                fn write_tls(&mut self, out: &mut Vec<u8>) {
+                    <$t>::write_tls(self, out).expect("write_tls");
+                }
+                fn read_tls(&mut self, rd: &mut &[u8]) {
+                    <$t>::read_tls(self, rd).expect("read_tls");
+                }
+                fn process(&mut self) {
+                    <$t>::process_new_packets(self).expect("process");
+                }
+            }
+        };
+    }
+    conn!(rustls::ClientConnection);
+    conn!(rustls::ServerConnection);
+}
+
+/// One handshake to completion (the client then reads the server's ticket).
+fn handshake(pair: &Pair, wire: &mut Vec<u8>) -> (ClientConnection, ServerConnection) {
+    let mut c = ClientConnection::new(pair.client.clone(), "localhost".try_into().expect("name"))
+        .expect("client");
+    let mut s = ServerConnection::new(pair.server.clone()).expect("server");
+    while c.is_handshaking() || s.is_handshaking() {
+        transfer(&mut c, &mut s, wire);
+        transfer(&mut s, &mut c, wire);
+    }
+    transfer(&mut s, &mut c, wire);
+    (c, s)
+}
+
+fn bench(c: &mut Criterion) {
+    let ca = DemoCa::generate("bench CA").expect("ca");
+    let leaf = ca
+        .issue(&["localhost"], Duration::from_secs(86_400))
+        .expect("leaf");
+    let providers: [(&str, Pair); 2] = [
+        (
+            "aws-lc-rs",
+            configs(
+                rustls::crypto::aws_lc_rs::default_provider(),
+                rustls::crypto::aws_lc_rs::Ticketer::new().expect("ticketer"),
+                &ca,
+                &leaf.chain_pem,
+                &leaf.key_pem,
+            ),
+        ),
+        (
+            "ring",
+            configs(
+                rustls::crypto::ring::default_provider(),
+                rustls::crypto::ring::Ticketer::new().expect("ticketer"),
+                &ca,
+                &leaf.chain_pem,
+                &leaf.key_pem,
+            ),
+        ),
+    ];
+    let mut wire = Vec::with_capacity(1 << 21);
+    let mut g = c.benchmark_group("tls_handshake");
+    for (name, pair) in &providers {
+        g.bench_function(format!("full/{name}"), |b| {
+            // A fresh client config each time would cost more than the handshake; a client
+            // without a session store does a full handshake every time.
+            let mut cc = (*pair.client).clone();
+            cc.resumption = rustls::client::Resumption::disabled();
+            let full = Pair {
+                client: Arc::new(cc),
+                server: pair.server.clone(),
+            };
+            b.iter(|| black_box(handshake(&full, &mut wire)))
+        });
+        g.bench_function(format!("resumed/{name}"), |b| {
+            handshake(pair, &mut wire);
+            b.iter(|| {
+                let (c, _) = handshake(pair, &mut wire);
+                debug_assert!(matches!(
+                    c.handshake_kind(),
+                    Some(rustls::HandshakeKind::Resumed)
+                ));
+                black_box(c)
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("tls_bulk");
+    g.throughput(Throughput::Bytes(1 << 20));
+    let body = vec![0x5au8; 1 << 20];
+    let mut got = vec![0u8; 1 << 20];
+    for (name, pair) in &providers {
+        let (mut client, mut server) = handshake(pair, &mut wire);
+        server.set_buffer_limit(None);
+        g.bench_function(format!("1MiB/{name}"), |b| {
+            b.iter(|| {
+                server.writer().write_all(&body).expect("encrypt");
+                transfer(&mut server, &mut client, &mut wire);
+                client.reader().read_exact(&mut got).expect("decrypt");
+                black_box(&got);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30);
+    targets = bench
+}
+criterion_main!(benches);
