@@ -59,47 +59,20 @@ fn configs(
     }
 }
 
-/// Moves all pending TLS bytes from one side to the other.
-fn transfer(from: &mut dyn rustls_conn::Conn, to: &mut dyn rustls_conn::Conn, wire: &mut Vec<u8>) {
-    wire.clear();
-    while from.wants_write() {
-        from.write_tls(wire);
-    }
-    let mut rd = &wire[..];
-    while !rd.is_empty() {
-        to.read_tls(&mut rd);
-    }
-    to.process();
-}
-
-mod rustls_conn {
-    /// The few calls `transfer` needs, for both connection types.
-    pub trait Conn {
-        fn wants_write(&self) -> bool;
-        fn write_tls(&mut self, out: &mut Vec<u8>);
-        fn read_tls(&mut self, rd: &mut &[u8]);
-        fn process(&mut self);
-    }
-    macro_rules! conn {
-        ($t:ty) => {
-            impl Conn for $t {
-                fn wants_write(&self) -> bool {
-                    <$t>::wants_write(self)
-                }
-                fn write_tls(&mut self, out: &mut Vec<u8>) {
-                    <$t>::write_tls(self, out).expect("write_tls");
-                }
-                fn read_tls(&mut self, rd: &mut &[u8]) {
-                    <$t>::read_tls(self, rd).expect("read_tls");
-                }
-                fn process(&mut self) {
-                    <$t>::process_new_packets(self).expect("process");
-                }
-            }
-        };
-    }
-    conn!(rustls::ClientConnection);
-    conn!(rustls::ServerConnection);
+/// Moves all pending TLS bytes from `$from` to `$to` and processes them there.
+macro_rules! transfer {
+    ($from:expr, $to:expr, $wire:expr) => {{
+        let wire: &mut Vec<u8> = $wire;
+        wire.clear();
+        while $from.wants_write() {
+            $from.write_tls(wire).expect("write_tls");
+        }
+        let mut rd = &wire[..];
+        while !rd.is_empty() {
+            $to.read_tls(&mut rd).expect("read_tls");
+        }
+        $to.process_new_packets().expect("process");
+    }};
 }
 
 /// One handshake to completion (the client then reads the server's ticket).
@@ -108,10 +81,10 @@ fn handshake(pair: &Pair, wire: &mut Vec<u8>) -> (ClientConnection, ServerConnec
         .expect("client");
     let mut s = ServerConnection::new(pair.server.clone()).expect("server");
     while c.is_handshaking() || s.is_handshaking() {
-        transfer(&mut c, &mut s, wire);
-        transfer(&mut s, &mut c, wire);
+        transfer!(c, s, wire);
+        transfer!(s, c, wire);
     }
-    transfer(&mut s, &mut c, wire);
+    transfer!(s, c, wire);
     (c, s)
 }
 
@@ -180,7 +153,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("1MiB/{name}"), |b| {
             b.iter(|| {
                 server.writer().write_all(&body).expect("encrypt");
-                transfer(&mut server, &mut client, &mut wire);
+                transfer!(server, client, &mut wire);
                 client.reader().read_exact(&mut got).expect("decrypt");
                 black_box(&got);
             })

@@ -163,7 +163,7 @@ impl Proxy {
                 v.join(", ")
             };
             ignored.push(format!(
-                "listen {} -> {}",
+                "listen address {} -> {}",
                 show(&cur.listeners),
                 show(&new.listeners)
             ));
