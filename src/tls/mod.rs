@@ -12,13 +12,14 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 
-/// The crypto provider pibl's listeners use. aws-lc-rs, by measurement: see `benches/tls.rs`
-/// and docs/tls.md (it is faster than ring at the full handshake and at bulk AES-GCM).
+/// The crypto provider pibl uses: ring, by measurement (`benches/tls.rs`, docs/tls.md: as fast
+/// as aws-lc-rs at handshakes with the same key exchange, faster at bulk AES-GCM). Every rustls
+/// config in pibl is built with it (`builder_with_provider`), never with a process default.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The TLS 1.3 ticket encrypter matching [`provider`]: keys rotate every few hours.
+/// The TLS 1.3 ticket encrypter matching [`provider`]: its keys rotate every 6 hours.
 pub fn ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, rustls::Error> {
-    rustls::crypto::aws_lc_rs::Ticketer::new()
+    rustls::crypto::ring::Ticketer::new()
 }
