@@ -296,3 +296,62 @@ fn counted_nouns_agree_with_their_number() {
     assert_eq!(format_size(1536), "1536");
     assert_eq!(format_duration(Duration::from_secs(90)), "90s");
 }
+
+#[test]
+fn a_plain_and_a_tls_listener_with_certificates() {
+    let cfg = parse(
+        "listen 127.0.0.1:8080\nlisten 127.0.0.1:8443 tls\nbackend 127.0.0.1:2\n\
+         certificate a.pem a.key\ncertificate b.pem b.key\ntls_session_cache 5\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(
+        cfg.listeners,
+        [
+            Listen {
+                addr: "127.0.0.1:8080".parse().unwrap(),
+                tls: false
+            },
+            Listen {
+                addr: "127.0.0.1:8443".parse().unwrap(),
+                tls: true
+            }
+        ]
+    );
+    assert_eq!(cfg.certificates.len(), 2);
+    assert_eq!(cfg.certificates[1].key, PathBuf::from("b.key"));
+    assert_eq!(cfg.tls_session_cache, 5);
+    assert!(cfg.has_tls());
+    // The summary reads back as the same listeners and certificates.
+    let again = parse(&cfg.summary()).unwrap();
+    assert_eq!(again.listeners, cfg.listeners);
+    assert_eq!(again.certificates, cfg.certificates);
+
+    // Only a TLS listener: it is the first, and `listen` names it.
+    let cfg = parse("listen 127.0.0.1:8443 tls\nbackend 127.0.0.1:2\ncertificate a b\n").unwrap();
+    assert_eq!(cfg.listen, "127.0.0.1:8443".parse().unwrap());
+    assert_eq!(cfg.listeners.len(), 1);
+}
+
+#[test]
+fn tls_listener_mistakes_are_located() {
+    let e = parse("backend 127.0.0.1:2\nlisten 127.0.0.1:1\nlisten 127.0.0.1:3 tls\n").unwrap_err();
+    assert_eq!(e.line, 3);
+    assert!(e.message.contains("needs a certificate"), "{e}");
+    let e = parse(
+        "backend 127.0.0.1:2\nlisten 127.0.0.1:1 tls\nlisten 127.0.0.1:3 tls\ncertificate a b\n",
+    )
+    .unwrap_err();
+    assert_eq!(e.line, 3);
+    assert!(e.message.contains("duplicate 'listen'"), "{e}");
+    let e = parse("backend 127.0.0.1:2\nlisten 127.0.0.1:1\nlisten 0.0.0.0:1 tls\n").unwrap_err();
+    assert!(e.message.contains("already a listener"), "{e}");
+    let e = parse("backend 127.0.0.1:2\nlisten 127.0.0.1:1 ssl\n").unwrap_err();
+    assert!(e.message.contains("ADDR:PORT tls"), "{e}");
+    let e = parse("backend 127.0.0.1:2\ncertificate only-one.pem\n").unwrap_err();
+    assert!(e.message.contains("CHAIN.pem KEY.pem"), "{e}");
+    let e =
+        parse("backend 127.0.0.1:2\nlisten 127.0.0.1:1 tls\ncertificate a b\nadmin 127.0.0.1:1\n")
+            .unwrap_err();
+    assert!(e.message.contains("same address"), "{e}");
+}
