@@ -561,3 +561,59 @@ fn check_names_the_file_of_a_bad_certificate() {
         "{text}"
     );
 }
+
+#[test]
+fn redirect_https_answers_plain_requests_with_308_to_the_tls_port() {
+    let backend = Backend::start("b1");
+    let certs = TempDir::new("tls-redirect");
+    let pki = Pki::new(certs.path(), "r");
+    let cert = pki.issue(certs.path(), "localhost", &["localhost"]);
+    // redirect_https needs the TLS listener's real port: take a free one.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let pibl = Pibl::start(
+        &[backend.addr],
+        &format!("listen 127.0.0.1:{port} tls\n{cert}redirect_https on\n"),
+    );
+    let text = common::raw_exchange(
+        pibl.addr,
+        b"GET /a/b?c=1 HTTP/1.1\r\nHost: example.test:8080\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        text.starts_with("HTTP/1.1 308 Permanent Redirect\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "\r\nLocation: https://example.test:{port}/a/b?c=1\r\n"
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        backend.count(),
+        0,
+        "nothing is proxied from the plain listener"
+    );
+
+    if have("curl") {
+        let out = curl(&[
+            "--cacert",
+            pki.ca_file.to_str().expect("path"),
+            "-L",
+            &format!("http://localhost:{}/followed", pibl.addr.port()),
+            "--resolve",
+            &format!("localhost:{port}:127.0.0.1"),
+            "--resolve",
+            &format!("localhost:{}:127.0.0.1", pibl.addr.port()),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(backend.seen()[0].target, "/followed");
+        assert_eq!(backend.seen()[0].header("x-forwarded-proto"), Some("https"));
+    }
+}

@@ -125,6 +125,8 @@ pub struct Config {
     pub certificates: Vec<crate::tls::server::CertificateSpec>,
     /// `tls_session_cache N`: TLS 1.2 sessions kept for resumption (0: none).
     pub tls_session_cache: usize,
+    /// `redirect_https on`: the plain listener answers every request with a 308 to https.
+    pub redirect_https: bool,
     pub backends: Vec<BackendSpec>,
     /// Worker threads; `None` means one per core.
     pub workers: Option<usize>,
@@ -244,6 +246,7 @@ impl Config {
             }],
             certificates: Vec::new(),
             tls_session_cache: crate::tls::server::DEFAULT_SESSION_CACHE,
+            redirect_https: false,
             backends: backends
                 .iter()
                 .map(|a| BackendSpec {
@@ -436,6 +439,7 @@ impl Config {
                         key: PathBuf::from(key),
                     });
                 }
+                "redirect_https" => cfg.redirect_https = parse_switch(one()?).map_err(at)?,
                 "tls_session_cache" => {
                     cfg.tls_session_cache = parse_count(one()?, 0, 10_000_000).map_err(at)?
                 }
@@ -619,6 +623,29 @@ impl Config {
                 ));
             }
         }
+        if self.redirect_https {
+            match self.listeners.iter().find(|l| l.tls) {
+                None => {
+                    return Err(self.error_at(
+                        "redirect_https",
+                        "redirect_https on: there is no TLS listener to redirect to \
+                         (add 'listen ADDR:PORT tls')"
+                            .to_string(),
+                    ))
+                }
+                Some(l) if l.addr.port() == 0 => {
+                    return Err(self.error_at(
+                        "redirect_https",
+                        format!(
+                            "redirect_https on: the TLS listener {} has no fixed port to \
+                             redirect to",
+                            l.addr
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
         if self.certificates.is_empty() {
             if let Some(l) = self.listeners.iter().find(|l| l.tls) {
                 return Err(self.error_at(
@@ -631,6 +658,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The port to redirect a request that came in over `scheme` to, under `redirect_https on`
+    /// (`None`: proxy it).
+    #[inline]
+    pub fn https_redirect(&self, scheme: &str) -> Option<u16> {
+        if !self.redirect_https || scheme != "http" {
+            return None;
+        }
+        self.listeners.iter().find(|l| l.tls).map(|l| l.addr.port())
     }
 
     /// A TLS listener is configured.
@@ -662,6 +699,7 @@ const DIRECTIVES: &[&str] = &[
     "listen",
     "certificate",
     "tls_session_cache",
+    "redirect_https",
     "backend",
     "workers",
     "admin",

@@ -27,6 +27,7 @@ impl Config {
             ));
         }
         put(format!("tls_session_cache {}", self.tls_session_cache));
+        put(format!("redirect_https {}", switch(self.redirect_https)));
         for b in &self.backends {
             if b.name == b.addr.to_string() {
                 put(format!("backend {}", b.name));

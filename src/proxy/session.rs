@@ -460,6 +460,10 @@ impl Session {
                         if self.x.as_ref().is_some_and(|x| x.body_over(max_body)) {
                             return self.fail(ctx, 413, "request body larger than allowed", true);
                         }
+                        if let Some(port) = ctx.settings.config.https_redirect(self.client.scheme())
+                        {
+                            return self.redirect_to_https(ctx, port);
+                        }
                         return self.begin_exchange(ctx, consulted);
                     }
                     Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
