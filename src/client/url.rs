@@ -353,7 +353,10 @@ mod tests {
     fn https_urls_default_to_port_443_and_keep_their_scheme() {
         let u = url("HTTPS://Example.com/a");
         assert!(u.is_https());
-        assert_eq!((u.host(), u.port(), u.scheme_name()), ("example.com", 443, "https"));
+        assert_eq!(
+            (u.host(), u.port(), u.scheme_name()),
+            ("example.com", 443, "https")
+        );
         assert_eq!(u.host_header(), "example.com");
         assert_eq!(u.absolute(), "https://example.com/a");
         let u = url("https://h:8443/");
