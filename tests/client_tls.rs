@@ -308,3 +308,72 @@ fn redirects_cross_from_http_to_https() {
         "{log}"
     );
 }
+
+/// A forward proxy that answers one `CONNECT` with `status`, then (on 200) relays bytes both
+/// ways to the address asked for. Returns its port and the request lines it received.
+fn connect_proxy(status: &'static str) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lines = seen.clone();
+    std::thread::spawn(move || {
+        for mut client in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let line = head.lines().next().unwrap_or("").to_string();
+            lines.lock().unwrap().push(line.clone());
+            let _ = client.write_all(format!("HTTP/1.1 {status}\r\n\r\n").as_bytes());
+            if !status.starts_with("200") {
+                continue;
+            }
+            let authority = line
+                .split(' ')
+                .nth(1)
+                .unwrap_or("")
+                .replace("localhost", "127.0.0.1");
+            let Ok(upstream) = std::net::TcpStream::connect(authority) else {
+                continue;
+            };
+            let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            let mut upstream = upstream;
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut u2);
+                let _ = u2.shutdown(std::net::Shutdown::Write);
+            });
+            let _ = std::io::copy(&mut upstream, &mut client);
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn https_through_a_forward_proxy_uses_a_connect_tunnel() {
+    let ca = TestCa::new("client test CA");
+    let (origin, backend) = origin_behind_tls(&ca);
+    let cacert = ca.cert_path.to_str().unwrap();
+    let (port, seen) = connect_proxy("200 Connection established");
+    let client = Client::new();
+    let proxy = format!("127.0.0.1:{port}");
+    let url = origin.url("localhost", "/via");
+    let run = client.fetch(&["--cacert", cacert, "-x", &proxy], &url);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout_text(), "backend b1: GET /via\n");
+    let expected = format!("CONNECT localhost:{} HTTP/1.1", origin.port());
+    assert_eq!(*seen.lock().unwrap(), vec![expected]);
+    // Inside the tunnel the request is the origin's own: origin-form target.
+    assert_eq!(backend.seen()[0].target, "/via");
+
+    let (port, _) = connect_proxy("403 Forbidden");
+    let proxy = format!("127.0.0.1:{port}");
+    let run = client.fetch(&["--cacert", cacert, "-x", &proxy, "--no-cache"], &url);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        one_error_line(&run).contains("refused the tunnel"),
+        "{}",
+        run.stderr
+    );
+}
