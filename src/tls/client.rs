@@ -200,7 +200,7 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
 }
 
 /// The crypto provider the process installed, else rustls's default (aws-lc-rs).
-fn provider() -> Arc<CryptoProvider> {
+pub fn provider() -> Arc<CryptoProvider> {
     CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
@@ -224,7 +224,7 @@ fn system_roots() -> Result<RootCertStore, TrustError> {
 
 /// Every certificate in a PEM file, as roots. A file without one is an error, not an empty
 /// store that would refuse every server.
-fn roots_from_file(path: &Path) -> Result<RootCertStore, TrustError> {
+pub fn roots_from_file(path: &Path) -> Result<RootCertStore, TrustError> {
     let pem = std::fs::read(path).map_err(|source| TrustError::CaFileUnreadable {
         path: path.to_path_buf(),
         source,
