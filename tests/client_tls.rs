@@ -377,3 +377,25 @@ fn https_through_a_forward_proxy_uses_a_connect_tunnel() {
         run.stderr
     );
 }
+
+#[test]
+fn a_server_that_closes_during_the_handshake_exits_11() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut hello = [0u8; 4096];
+            let _ = stream.read(&mut hello);
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    let ca = TestCa::new("client test CA");
+    let cacert = ca.cert_path.to_str().unwrap();
+    let run = Client::new().fetch(&["--cacert", cacert], &format!("https://localhost:{port}/"));
+    assert_eq!(run.code, 11, "{}", run.stderr);
+    let line = one_error_line(&run);
+    assert!(
+        line.ends_with("the server closed the connection during the TLS handshake"),
+        "{line}"
+    );
+}
