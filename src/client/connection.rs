@@ -136,6 +136,11 @@ impl Connection {
                 failure: TlsFailure::Handshake("TLS is already on".into()),
             });
         };
+        // The handshake's last flight and the request are separate small writes: without
+        // NODELAY, Nagle holds the request until the server's delayed ACK (40 ms).
+        if let Err(source) = socket.set_nodelay(true) {
+            return Err(ClientError::Connect { peer, source });
+        }
         let name = server_name(host).map_err(ClientError::BadUrl)?;
         let tls = match ClientConnection::new(config, name) {
             Ok(tls) => tls,
