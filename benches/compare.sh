@@ -585,6 +585,7 @@ EOF
             # Stream bodies through memory buffers as pibl does, never via temp files.
             proxy_max_temp_file_size 0;
 EOF
+  # shellcheck disable=SC2016 # $upstream_cache_status is nginx's variable, not the shell's
   ((cache)) && printf '            proxy_cache bench;\n            proxy_cache_valid 200 10m;\n            add_header X-Cache-Status $upstream_cache_status;\n'
   cat <<EOF
         }
@@ -894,8 +895,8 @@ run_cell() {
     "$round" "$scen" "$conns" "$proxy" "${rps:--}" "${p99:--}" "${cpu:--}" "${errs:-0}" "${non2xx:-0}" "$hwm_note" "$shakes_note" >&2
 }
 
-ncells=0
-for s in $SCENARIOS; do for c in $CONNS; do for p in $PROXIES; do ncells=$((ncells + 1)); done; done; done
+words() { wc -w <<<"$1"; }
+ncells=$(($(words "$SCENARIOS") * $(words "$CONNS") * $(words "$PROXIES")))
 say "== $ROUNDS rounds x $ncells runs of ${WARMUP}s warm-up + ${DURATION}s (about $((ROUNDS * ncells * (WARMUP + DURATION + 1) / 60 + 1)) min)"
 say "   interleaved: every round runs every proxy in every cell before the next round starts"
 for round in $(seq "$ROUNDS"); do
