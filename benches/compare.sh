@@ -853,12 +853,18 @@ run_cell() {
   local out=$WORK/wrk-r$round-$scen-c$conns-$proxy.txt
   local -a extra=()
   [[ -n ${WRK_HEADER_OF[$scen]:-} ]] && extra=(-H "${WRK_HEADER_OF[$scen]}")
-  # TLS: wrk under the session shim (full or resumed handshakes, and their count).
+  # TLS: wrk under the session shim (full or resumed handshakes, and their count; tls-resume
+  # hands the warm-up's last session to the timed run, so its first connections resume too),
+  # and a longer timeout than wrk's 2 s (256 connections of 1 MiB or of handshakes on 2 cores).
   local -a warm_env=() timed_env=()
   local shakes_file=$WORK/handshakes-r$round-$scen-c$conns-$proxy.txt
   if [[ $scen == tls-* ]]; then
+    local session_file=$WORK/tls/session-$proxy.der
+    rm -f "$session_file"
     warm_env=(env "LD_PRELOAD=$SHIM" "PIBL_BENCH_TLS_RESUME=${TLS_RESUME_OF[$scen]}")
+    [[ $scen == tls-resume ]] && warm_env+=("PIBL_BENCH_TLS_SESSION_FILE=$session_file")
     timed_env=("${warm_env[@]}" "PIBL_BENCH_TLS_STATS=$shakes_file")
+    extra+=(--timeout 10s)
   fi
   "${warm_env[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" "${extra[@]}" "$url" >/dev/null 2>&1 || true
   local -a pids
@@ -889,6 +895,8 @@ run_cell() {
   if [[ -s $shakes_file ]]; then
     read -r full resumed <"$shakes_file"
     shakes_note="  handshakes ${full} full ${resumed} resumed"
+  elif [[ $scen == tls-* ]]; then
+    say "compare.sh: wrk left no handshake counts: the session shim did not load ($scen may have resumed)"
   fi
   echo "$round,$scen,$conns,$proxy,$rps,$p50,$p99,$requests,${errs:-0},${non2xx:-0},$cpu,$rss,$status,$full,$resumed" >>"$CSV"
   printf '   round %s %-5s c=%-4s %-8s %10s req/s  p99 %8s ms  cpu %7s us/req  errors %s non-2xx %s%s%s\n' \
