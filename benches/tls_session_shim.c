@@ -34,11 +34,11 @@ typedef struct ssl_st SSL;
 typedef struct ssl_session_st SSL_SESSION;
 int SSL_set_session(SSL *s, SSL_SESSION *session);
 SSL_SESSION *SSL_get_session(const SSL *s);
-SSL_SESSION *SSL_get1_session(SSL *s);
 int SSL_session_reused(const SSL *s);
 int SSL_in_before(const SSL *s);
 int SSL_SESSION_is_resumable(const SSL_SESSION *s);
 void SSL_SESSION_free(SSL_SESSION *s);
+SSL_SESSION *SSL_SESSION_dup(const SSL_SESSION *src);
 int i2d_SSL_SESSION(SSL_SESSION *in, unsigned char **pp);
 SSL_SESSION *d2i_SSL_SESSION(SSL_SESSION **a, const unsigned char **pp, long length);
 void CRYPTO_free(void *ptr, const char *file, int line);
@@ -46,7 +46,10 @@ void CRYPTO_free(void *ptr, const char *file, int line);
 static atomic_ulong full_handshakes;
 static atomic_ulong resumed_handshakes;
 
-/* Resume mode's latest resumable session (one reference held here). */
+/* Resume mode's latest resumable session: a private copy, never set on a connection itself.
+ * Connections get copies too, because an OpenSSL client marks the session it resumed
+ * not-resumable when the server's new ticket arrives: a session object shared by the
+ * connection slots would be spent by the first one to finish. */
 static pthread_mutex_t latest_lock = PTHREAD_MUTEX_INITIALIZER;
 static SSL_SESSION *latest;
 
@@ -101,8 +104,12 @@ int SSL_connect(SSL *s) {
     } else if (SSL_get_session(s) == NULL) {
       pthread_once(&loaded, load_saved_session);
       pthread_mutex_lock(&latest_lock);
-      if (latest != NULL) SSL_set_session(s, latest);
+      SSL_SESSION *copy = latest != NULL ? SSL_SESSION_dup(latest) : NULL;
       pthread_mutex_unlock(&latest_lock);
+      if (copy != NULL) {
+        SSL_set_session(s, copy); /* takes its own reference */
+        SSL_SESSION_free(copy);
+      }
     }
   }
   int r = real_connect(s);
@@ -121,11 +128,11 @@ int SSL_shutdown(SSL *s) {
   static int (*real_shutdown)(SSL *);
   if (real_shutdown == NULL) real_shutdown = (int (*)(SSL *))real("SSL_shutdown");
   if (resume_mode()) {
-    SSL_SESSION *sess = SSL_get1_session(s);
-    if (sess != NULL && SSL_SESSION_is_resumable(sess))
-      keep_latest(sess);
-    else if (sess != NULL)
-      SSL_SESSION_free(sess);
+    SSL_SESSION *sess = SSL_get_session(s);
+    if (sess != NULL && SSL_SESSION_is_resumable(sess)) {
+      SSL_SESSION *copy = SSL_SESSION_dup(sess);
+      if (copy != NULL) keep_latest(copy);
+    }
   }
   return real_shutdown(s);
 }
