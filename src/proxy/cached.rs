@@ -16,11 +16,8 @@ use crate::http::body::BodyKind;
 use crate::http::date::parse_http_date;
 use crate::http::head::ResponseHead;
 use crate::http::request::{Head, Method, RequestInfo, RequestLine, HEADERS_CAP};
-use crate::http::response::{reason_phrase, ResponseInfo};
-use crate::http::{
-    is_hop_by_hop, name_is, named_by_connection, put_header, put_header_decimal, put_status_line,
-    Version,
-};
+use crate::http::response::ResponseInfo;
+use crate::http::{is_hop_by_hop, name_is, named_by_connection, put_header};
 
 /// What the cache did for a request; sent as `X-Cache` and logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +70,6 @@ impl CacheWork {
         cache: &Arc<Cache>,
         fresh: Freshness,
         req: &RequestInfo,
-        resp: &ResponseInfo,
         head: &ResponseHead<'_>,
         req_head: &[u8],
         line: &RequestLine,
@@ -131,8 +127,9 @@ impl CacheWork {
                         lifetime: lifetime.as_secs(),
                         always_revalidate,
                     };
-                    let chunked = resp.body == BodyKind::Chunked && !resp.dechunk;
-                    self.store = cache.begin_store(meta, chunked);
+                    // The exchange relays the body as plain data, whatever the backend's
+                    // framing: it is stored as it is relayed, never decoded again.
+                    self.store = cache.begin_store(meta, false);
                 }
                 ResponseRule::NoStore(_) => {
                     // A 304 or 206 says nothing about the URL (the request was conditional or
@@ -361,55 +358,13 @@ impl CacheWork {
         Next::Wait
     }
 
-    /// Writes into `out` the head of a response served from `entry`; its body, if any, then
-    /// comes from [`Self::hit_body`]. Returns the response's facts, as a backend's would be.
-    #[allow(clippy::too_many_arguments)]
+    /// Serves `entry` (its head already written by the codec, from [`hit_response`]): its
+    /// body, if `with_body`, then comes from [`Self::hit_body`].
     #[inline]
-    pub(super) fn serve(
-        &mut self,
-        entry: Arc<CacheEntry>,
-        label: CacheLabel,
-        not_modified: bool,
-        req: &RequestInfo,
-        cdn_cache_control_pass: bool,
-        stopping: bool,
-        out: &mut Vec<u8>,
-    ) -> ResponseInfo {
-        let now = unix_now();
-        let status = if not_modified { 304 } else { entry.meta.status };
-        let has_body = !matches!(status, 204 | 304);
-        // A request body left unread would be taken for the next request: close afterwards.
-        let keep_alive = req.keep_alive
-            && matches!(req.body, BodyKind::Empty | BodyKind::Length(0))
-            && !stopping;
-        out.clear();
-        put_status_line(out, status, reason_phrase(status).as_bytes());
-        out.extend_from_slice(entry.client_headers(cdn_cache_control_pass));
-        put_header_decimal(out, "Age", entry.age(now));
-        // A head-only entry's stored headers carry its Content-Length.
-        if has_body && !entry.meta.is_head_only() {
-            put_header_decimal(out, "Content-Length", entry.body_len);
-        }
-        put_header(out, "Via", b"1.1 pibl");
-        put_header(out, "X-Cache", label.as_str().as_bytes());
-        if !keep_alive {
-            put_header(out, "Connection", b"close");
-        } else if req.version == Version::Http10 {
-            put_header(out, "Connection", b"keep-alive");
-        }
-        out.extend_from_slice(b"\r\n");
-        let with_body = has_body && req.method != Method::Head;
+    pub(super) fn serve(&mut self, entry: Arc<CacheEntry>, label: CacheLabel, with_body: bool) {
         self.label = Some(label);
         self.hit = with_body.then_some(entry);
         self.hit_pos = 0;
-        ResponseInfo {
-            status,
-            body: BodyKind::Empty,
-            dechunk: false,
-            upstream_reusable: false,
-            client_keep_alive: keep_alive,
-            head_len: 0,
-        }
     }
 
     /// The part of the served entry's body not yet written (from its memory map).
@@ -426,6 +381,36 @@ impl CacheWork {
             self.hit = None;
         }
     }
+}
+
+/// The facts of a response served from `entry`, as a backend's would be: its status (304
+/// when the client's validators match), whether the connection stays open, and whether a
+/// body follows the head (the stored one, from the map).
+#[inline]
+pub(super) fn hit_response(
+    entry: &CacheEntry,
+    not_modified: bool,
+    req: &RequestInfo,
+    stopping: bool,
+) -> (ResponseInfo, bool) {
+    let status = if not_modified { 304 } else { entry.meta.status };
+    let has_body = !matches!(status, 204 | 304);
+    // A request body left unread would be taken for the next request: close afterwards.
+    let keep_alive =
+        req.keep_alive && matches!(req.body, BodyKind::Empty | BodyKind::Length(0)) && !stopping;
+    let info = ResponseInfo {
+        status,
+        body: if has_body && !entry.meta.is_head_only() {
+            BodyKind::Length(entry.body_len)
+        } else {
+            BodyKind::Empty
+        },
+        dechunk: false,
+        upstream_reusable: false,
+        client_keep_alive: keep_alive,
+        head_len: 0,
+    };
+    (info, has_body && req.method != Method::Head)
 }
 
 /// Whether the client's validators in `req_head` match `entry`, so it gets a 304. Parses the

@@ -24,14 +24,14 @@ use mio::Registry;
 
 use super::cached::{self, CacheLabel, Consulted};
 use super::exchange::Exchange;
-use super::h1::H1Codec;
+use super::h1::{ClientFraming, ClientGone, H1Codec};
 use super::io::Pending;
 use super::shared::{Settings, Shared};
 use super::transport::ClientTransport;
 use super::upstream::UpstreamPool;
 use super::upstream_failure::Phase;
 use crate::buffer::{Buffer, BufferPool, HeadPool};
-use crate::cache::CacheEntry;
+use crate::cache::{unix_now, CacheEntry};
 use crate::clock::Clock;
 use crate::http::request::{self, Forwarding, HeadLimits, RequestLine};
 use crate::logging::AccessLog;
@@ -167,6 +167,8 @@ pub struct Session {
     pub(super) upstream: Option<usize>,
     pub(super) to_upstream: Pending,
     pub(super) to_client: Pending,
+    /// How the response's body is framed for the client (the HTTP/1 codec's state).
+    pub(super) client_framing: ClientFraming,
     pub(super) line: RequestLine,
     /// A copy of the request head, kept when the cache needs its headers.
     pub(super) req_head: Vec<u8>,
@@ -204,6 +206,7 @@ impl Session {
             upstream: None,
             to_upstream: Pending::default(),
             to_client: Pending::default(),
+            client_framing: ClientFraming::AsIs,
             line: RequestLine::default(),
             req_head: Vec::new(),
             x: None,
@@ -567,17 +570,23 @@ impl Session {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        let resp = x.cache.serve(
-            entry,
-            label,
-            not_modified,
-            &x.info,
-            x.settings.config.cache.cdn_cache_control_pass,
-            ctx.stopping,
-            &mut self.to_client.bytes,
+        let (resp, with_body) = cached::hit_response(&entry, not_modified, &x.info, ctx.stopping);
+        let mut codec = H1Codec::new(
+            &mut self.client,
+            &mut self.to_client,
+            &mut self.client_framing,
+            &mut x.client_bytes,
         );
+        codec.stored_head(
+            &entry,
+            &resp,
+            label,
+            x.info.version,
+            x.settings.config.cache.cdn_cache_control_pass,
+            unix_now(),
+        );
+        x.cache.serve(entry, label, with_body);
         x.resp = Some(resp);
-        self.to_client.pos = 0;
         self.enter(State::ServeCached, ctx)
     }
 
@@ -587,15 +596,29 @@ impl Session {
             return self.enter(State::Closed, ctx);
         };
         let sent_before = x.client_bytes;
-        let mut codec = H1Codec::new(&mut self.client, &mut self.to_client, &mut x.client_bytes);
+        let mut codec = H1Codec::new(
+            &mut self.client,
+            &mut self.to_client,
+            &mut self.client_framing,
+            &mut x.client_bytes,
+        );
         let Ok(taken) = codec.body(x.cache.hit_body()) else {
             self.log_exchange(ctx, 499);
             return self.enter(State::Closed, ctx);
         };
-        let all_out = codec.all_out();
         x.cache.hit_sent(taken);
-        if all_out && x.cache.hit_body().is_empty() {
-            return self.finish_exchange(ctx);
+        let ended = if x.cache.hit_body().is_empty() {
+            codec.end()
+        } else {
+            Ok(false)
+        };
+        match ended {
+            Ok(true) => return self.finish_exchange(ctx),
+            Ok(false) => {}
+            Err(ClientGone) => {
+                self.log_exchange(ctx, 499);
+                return self.enter(State::Closed, ctx);
+            }
         }
         if x.client_bytes != sent_before {
             self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_idle;
