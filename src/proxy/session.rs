@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::Registry;
 
-use super::cached::{self, CacheLabel, Consulted};
+use super::cached::{self, CacheLabel, Consulted, KeptRequest};
 use super::exchange::Exchange;
 use super::h1::{ClientFraming, ClientGone, H1Codec};
 use super::io::Pending;
@@ -170,8 +170,8 @@ pub struct Session {
     /// How the response's body is framed for the client (the HTTP/1 codec's state).
     pub(super) client_framing: ClientFraming,
     pub(super) line: RequestLine,
-    /// A copy of the request head, kept when the cache needs its headers.
-    pub(super) req_head: Vec<u8>,
+    /// A copy of the request head and where its fields lie, kept when the cache needs them.
+    pub(super) req_head: KeptRequest,
     pub(super) x: Option<Exchange>,
     /// Exchanges begun on this connection: the next one's id.
     pub(super) exchanges: u32,
@@ -208,7 +208,7 @@ impl Session {
             to_client: Pending::default(),
             client_framing: ClientFraming::AsIs,
             line: RequestLine::default(),
-            req_head: Vec::new(),
+            req_head: KeptRequest::default(),
             x: None,
             exchanges: 0,
         }
@@ -436,23 +436,29 @@ impl Session {
                 };
                 let cache = ctx.shared.cache.as_deref();
                 let upstream_head = &mut self.to_upstream.bytes;
+                let kept = &mut self.req_head;
+                let input = buf.data();
                 let upgrades = &ctx.settings.config.upgrade_protocols;
-                let parsed =
-                    request::parse_with(buf.data(), limits, upgrades, &mut self.line, |head| {
-                        let consulted = cache.map(|c| cached::consult(c, head));
-                        if consulted.as_ref().is_some_and(Consulted::is_hit) {
+                let parsed = request::parse_with(input, limits, upgrades, &mut self.line, |head| {
+                    let consulted = cache.map(|c| cached::consult(c, head));
+                    match &consulted {
+                        Some(c) if c.is_hit() => {
                             upstream_head.clear();
-                        } else {
+                            kept.forget_fields();
+                        }
+                        Some(_) => {
+                            // The miss paths read its fields again, without a parse.
+                            kept.record_fields(input, head.headers);
                             head.write_upstream(upstream_head, &fwd);
                         }
-                        consulted
-                    });
+                        None => head.write_upstream(upstream_head, &fwd),
+                    }
+                    consulted
+                });
                 match parsed {
                     Ok(Some((info, consulted))) => {
                         if ctx.shared.cache.is_some() {
-                            self.req_head.clear();
-                            self.req_head
-                                .extend_from_slice(&buf.data()[..info.head_len]);
+                            self.req_head.keep(&buf.data()[..info.head_len]);
                         }
                         buf.consume(info.head_len);
                         self.to_upstream.pos = 0;
