@@ -127,8 +127,8 @@ impl CacheWork {
                         lifetime: lifetime.as_secs(),
                         always_revalidate,
                     };
-                    // The exchange relays the body as plain data, whatever the backend's
-                    // framing: it is stored as it is relayed, never decoded again.
+                    // A body being stored is relayed as plain data, whatever the backend's
+                    // framing (`H1Codec::begin_body`): stored as relayed, never decoded again.
                     self.store = cache.begin_store(meta, false);
                 }
                 ResponseRule::NoStore(_) => {
@@ -148,8 +148,8 @@ impl CacheWork {
         refreshed
     }
 
-    /// A copy of the response is being written to the cache (then the body is not spliced).
-    #[cfg(target_os = "linux")]
+    /// A copy of the response is being written to the cache: the body is relayed as plain
+    /// data (de-chunked), and not spliced.
     pub fn is_storing(&self) -> bool {
         self.store.is_some()
     }

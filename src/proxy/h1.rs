@@ -1,17 +1,20 @@
 //! The HTTP/1 client codec: where an exchange's response becomes bytes for an HTTP/1 client.
 //!
 //! The exchange (`relay.rs`, and a cache hit in `session.rs`) delivers its response as events,
-//! method calls on [`H1Codec`]: the backend's head ([`H1Codec::head`]), body data
-//! ([`H1Codec::body`]: plain bytes, whatever framing the backend used, which the exchange's
-//! `BodyRelay` removed), the end of the body ([`H1Codec::end`]), queued bytes pushed out
+//! method calls on [`H1Codec`]: the backend's head ([`H1Codec::head`]) or a stored one
+//! ([`H1Codec::stored_head`]), how its body comes ([`H1Codec::begin_body`]), body bytes
+//! ([`H1Codec::body`]), the end of the body ([`H1Codec::end`]), queued bytes pushed out
 //! ([`H1Codec::push`]), and an error ([`queue_error`]); the exchange never touches the client's
 //! transport or output queue itself. The codec owns the client-side decisions: which framing
 //! and keep-alive the client gets ([`client_side`], turned into the client's head by
-//! `response::parse`), and framing the data for it ([`ClientFraming`]): a Content-Length or
-//! close-delimited body goes out as it is, a chunked one is chunked again (each piece of data
-//! the exchange offers is one chunk; the backend's chunk extensions and trailers are dropped),
-//! and a body for an HTTP/1.0 client or a HEAD has no framing of its own. An HTTP/2 codec
-//! (issue 13) or a compressor (issue 15) would take the same calls.
+//! `response::parse`), and framing the body for it ([`ClientFraming`]). The exchange hands over
+//! plain data (its `BodyRelay` cut the backend's chunked framing out) whenever something needs
+//! the data itself (the cache storing it; a compressor or an HTTP/2 codec later): a chunked
+//! body is then chunked again here, each piece of data offered one chunk (the backend's chunk
+//! extensions and trailers are dropped). Otherwise a Content-Length or close-delimited body,
+//! and a chunked one for an HTTP/1.1 client, go out byte for byte as the backend sent them; an
+//! HTTP/1.0 client gets a chunked body de-chunked and close-delimited; HEAD has no body. An
+//! HTTP/2 codec (issue 13) or a compressor (issue 15) would take the same calls.
 //!
 //! The codec is a few borrowed fields of the session, built for the call: no allocation, and
 //! a head and body still leave in one vectored write (a chunk's size line is queued ahead of
@@ -70,8 +73,10 @@ pub(super) fn queue_error(
 /// response is: the codec's one piece of state between events, kept by the session.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) enum ClientFraming {
-    /// The data goes out as it is: a Content-Length body, a close-delimited one (HTTP/1.0
-    /// clients, backends that close), or none at all (HEAD, 204, 304, a cache hit's 304).
+    /// The bytes go out as they are: a Content-Length body, a close-delimited one (HTTP/1.0
+    /// clients, backends that close), none at all (HEAD, 204, 304, a cache hit's 304), or a
+    /// chunked body whose data nothing needs (see [`H1Codec::begin_body`]): the backend's
+    /// chunks, passed through byte for byte.
     #[default]
     AsIs,
     /// Chunked: `left` bytes of the chunk being written are still to go; `open`: a chunk was
@@ -79,20 +84,6 @@ pub(super) enum ClientFraming {
     Chunked { left: usize, open: bool },
     /// The last chunk is queued: the body has ended.
     ChunkedEnded,
-}
-
-impl ClientFraming {
-    /// The framing for a final response as the client's head declares it.
-    fn for_response(info: &ResponseInfo) -> ClientFraming {
-        if info.body == BodyKind::Chunked && !info.dechunk {
-            ClientFraming::Chunked {
-                left: 0,
-                open: false,
-            }
-        } else {
-            ClientFraming::AsIs
-        }
-    }
 }
 
 /// The HTTP/1 client side of one exchange's response, borrowed from the session for a call.
@@ -134,11 +125,30 @@ impl<'a> H1Codec<'a> {
         then: &mut dyn FnMut(&ResponseHead<'_>, &ResponseInfo, &mut Vec<u8>),
     ) -> Result<Option<ResponseInfo>, BadResponse> {
         let parsed = response::parse_with(upstream, limits, side, &mut self.queued.bytes, then);
-        if let Ok(Some(info)) = &parsed {
+        if let Ok(Some(_)) = parsed {
             self.queued.pos = 0;
-            *self.framing = ClientFraming::for_response(info);
         }
         parsed
+    }
+
+    /// The body of the final response (`info`, from [`Self::head`]) begins. `plain`: the
+    /// exchange must hand over plain data because something needs the data itself (today the
+    /// cache storing it; a compressor or an HTTP/2 codec later). A chunked body is then chunked
+    /// again here; otherwise, for an HTTP/1.1 client, the backend's chunks pass through byte
+    /// for byte, which costs nothing (de-chunking moves every buffered byte after each chunk's
+    /// framing). Returns whether the exchange de-chunks the body (`BodyRelay`'s `dechunk`).
+    #[inline]
+    pub(super) fn begin_body(&mut self, info: &ResponseInfo, plain: bool) -> bool {
+        let chunked = info.body == BodyKind::Chunked;
+        *self.framing = if chunked && plain && !info.dechunk {
+            ClientFraming::Chunked {
+                left: 0,
+                open: false,
+            }
+        } else {
+            ClientFraming::AsIs
+        };
+        chunked && (plain || info.dechunk)
     }
 
     /// The head of a response served from the cache (`resp`, from `cached::hit_response`),
@@ -337,6 +347,17 @@ mod tests {
         client: ClientSide,
         backend_closes: bool,
     ) -> (String, ResponseInfo, bool) {
+        deliver_as(upstream, client, backend_closes, false)
+    }
+
+    /// [`deliver`], with the exchange handing over plain data when `plain` (as it does when
+    /// the cache stores the response).
+    fn deliver_as(
+        upstream: &[u8],
+        client: ClientSide,
+        backend_closes: bool,
+        plain: bool,
+    ) -> (String, ResponseInfo, bool) {
         let mut transport = ClientTransport::fake();
         transport.on_event(false, true, false);
         let mut queued = Pending::default();
@@ -349,8 +370,8 @@ mod tests {
             .expect("a complete head");
         let mut buf = Buffer::with_capacity(upstream.len().max(16));
         buf.extend(&upstream[info.head_len..]);
-        // As the exchange does: the body as plain data, whatever its framing.
-        let mut relay = BodyRelay::new(info.body, true);
+        let dechunk = codec.begin_body(&info, plain);
+        let mut relay = BodyRelay::new(info.body, dechunk);
         relay.scan(&mut buf).expect("a well-framed body");
         if backend_closes {
             relay.on_eof();
@@ -505,13 +526,28 @@ mod tests {
         assert!(out.ends_with("\r\n\r\nok"), "{out}");
     }
 
+    /// Unless plain data is needed, the backend's chunks reach an HTTP/1.1 client byte for
+    /// byte, extensions and trailers included.
+    #[test]
+    fn a_chunked_body_nothing_reads_passes_through_byte_for_byte() {
+        let body = "3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n";
+        let (out, _, ended) = deliver(
+            format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{body}").as_bytes(),
+            side(Version::Http11, false, true),
+            false,
+        );
+        assert!(out.ends_with(&format!("\r\n\r\n{body}")), "{out}");
+        assert!(ended);
+    }
+
     #[test]
     fn a_chunked_body_is_chunked_again_without_the_backends_extensions_and_trailers() {
-        let (out, info, ended) = deliver(
+        let (out, info, ended) = deliver_as(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
               3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n",
             side(Version::Http11, false, true),
             false,
+            true,
         );
         assert!(!info.dechunk);
         assert!(out.contains("Transfer-Encoding: chunked\r\n"), "{out}");
@@ -539,6 +575,15 @@ mod tests {
             )
             .expect("valid")
             .expect("complete");
+        let info = ResponseInfo {
+            status: 200,
+            body: BodyKind::Chunked,
+            dechunk: false,
+            upstream_reusable: true,
+            client_keep_alive: true,
+            head_len: 0,
+        };
+        assert!(codec.begin_body(&info, true), "plain data: de-chunked");
         let head_len = queued.bytes.len();
         // The pieces the exchange has buffered, and what is left of them to offer.
         let mut pending: Vec<u8> = Vec::new();

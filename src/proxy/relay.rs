@@ -308,9 +308,16 @@ impl Session {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        // The body is relayed as plain data whatever the backend's framing: the codec frames
-        // it for the client (and the cache stores it as it is).
-        x.resp_body = BodyRelay::new(info.body, true);
+        // Plain data when the cache stores it (as it is, never decoded again); otherwise the
+        // codec may take the backend's chunks as they are.
+        let mut codec = H1Codec::new(
+            &mut self.client,
+            &mut self.to_client,
+            &mut self.client_framing,
+            &mut x.client_bytes,
+        );
+        let dechunk = codec.begin_body(&info, x.cache.is_storing());
+        x.resp_body = BodyRelay::new(info.body, dechunk);
         let switching = info.status == 101;
         x.resp = Some(info);
         if switching {
