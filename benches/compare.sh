@@ -7,14 +7,16 @@
 # Settings (environment):
 #   DURATION=10        seconds of each timed wrk run          WARMUP=2   seconds of warm-up before it
 #   CONNS="64 256"     wrk connection counts                  ROUNDS=5   rounds, interleaved
-#   SCENARIOS="small 4k 1m cache" (also: close)               PROXIES="nginx haproxy pibl"
+#   SCENARIOS="small 4k 1m cache" (also: close, tls-small, tls-close, tls-resume, tls-1m)
+#   PROXIES="nginx haproxy pibl"                              IDLE_TRANSPORTS="plain" (also: tls)
 #   IDLE_CONNS=10000   connections held in idle mode          IDLE_PROXIES="pibl nginx haproxy"
 #   BASE_PORT=18100    first of the loopback ports used (BASE_PORT .. BASE_PORT+40)
 #   KEEP_WORKDIR=1     keep the temp work dir even when nothing failed (it is always kept: it holds
 #                      the CSV; set KEEP_WORKDIR=0 to delete it on exit)
 #
-# Installs nothing. Needs nginx, haproxy, wrk, curl, python3 and cargo. Only ever talks to
-# 127.0.0.1. Stops everything it started on exit. See docs/performance.md for what the figures mean.
+# Installs nothing. Needs nginx, haproxy, wrk, curl, python3 and cargo (cargo only when pibl is
+# in the run); the TLS scenarios also openssl and cc. Only ever talks to 127.0.0.1. Stops
+# everything it started on exit. See docs/performance.md for what the figures mean.
 set -euo pipefail
 
 MODE=${1:-compare}
@@ -26,6 +28,7 @@ SCENARIOS=${SCENARIOS:-"small 4k 1m cache"}
 PROXIES=${PROXIES:-"nginx haproxy pibl"}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_PROXIES=${IDLE_PROXIES:-"pibl nginx haproxy"}
+IDLE_TRANSPORTS=${IDLE_TRANSPORTS:-"plain"}
 BASE_PORT=${BASE_PORT:-18100}
 KEEP_WORKDIR=${KEEP_WORKDIR:-1}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
@@ -36,32 +39,54 @@ die() { say "compare.sh: $*"; exit 1; }
 
 case $MODE in
   compare | idle) ;;
-  -h | --help | help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help | help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) die "unknown mode '$MODE' (expected: compare, idle)" ;;
 esac
 
 # ---------------------------------------------------------------------------------------------
+# What this run needs.
+for n in $DURATION $WARMUP $ROUNDS $IDLE_CONNS $BASE_PORT $CONNS; do
+  [[ $n =~ ^[0-9]+$ ]] || die "expected a number, got '$n'"
+done
+ALL_SCENARIOS="small 4k 1m cache close tls-small tls-close tls-resume tls-1m"
+for s in $SCENARIOS; do
+  [[ " $ALL_SCENARIOS " == *" $s "* ]] || die "unknown scenario '$s' ($ALL_SCENARIOS)"
+done
+for p in $PROXIES $IDLE_PROXIES; do
+  case $p in nginx | haproxy | pibl) ;; *) die "unknown proxy '$p' (nginx haproxy pibl)" ;; esac
+done
+for t in $IDLE_TRANSPORTS; do
+  case $t in plain | tls) ;; *) die "unknown idle transport '$t' (plain tls)" ;; esac
+done
+# The proxies and transports this mode runs.
+if [[ $MODE == idle ]]; then
+  RUN_PROXIES=$IDLE_PROXIES
+  RUN_TLS=0
+  [[ " $IDLE_TRANSPORTS " == *" tls "* ]] && RUN_TLS=1
+else
+  RUN_PROXIES=$PROXIES
+  RUN_TLS=0
+  [[ " $SCENARIOS " == *" tls-"* ]] && RUN_TLS=1
+fi
+RUN_PIBL=0
+[[ " $RUN_PROXIES " == *" pibl "* ]] && RUN_PIBL=1
+
+# ---------------------------------------------------------------------------------------------
 # Tools: check, never install.
 missing=()
-for tool in nginx haproxy wrk curl python3 cargo getconf; do
+tools=(nginx haproxy wrk curl python3 getconf)
+((RUN_PIBL)) && tools+=(cargo)
+((RUN_TLS)) && tools+=(openssl cc)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
   say "compare.sh: missing: ${missing[*]}"
   say "Install them first, e.g. on Debian/Ubuntu:"
-  say "    sudo apt-get install nginx-light haproxy wrk curl python3"
+  say "    sudo apt-get install nginx-light haproxy wrk curl python3 openssl gcc"
   say "and Rust (cargo) from https://rustup.rs"
   exit 1
 fi
-for n in $DURATION $WARMUP $ROUNDS $IDLE_CONNS $BASE_PORT $CONNS; do
-  [[ $n =~ ^[0-9]+$ ]] || die "expected a number, got '$n'"
-done
-for s in $SCENARIOS; do
-  case $s in small | 4k | 1m | cache | close) ;; *) die "unknown scenario '$s' (small 4k 1m cache close)" ;; esac
-done
-for p in $PROXIES $IDLE_PROXIES; do
-  case $p in nginx | haproxy | pibl) ;; *) die "unknown proxy '$p' (nginx haproxy pibl)" ;; esac
-done
 CLK_TCK=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------------------------------------
@@ -70,14 +95,17 @@ ORIGIN_PORTS=($((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)))
 declare -A PORT=(
   [nginx]=$((BASE_PORT + 10)) [haproxy]=$((BASE_PORT + 11)) [pibl]=$((BASE_PORT + 12))
   [nginx-cache]=$((BASE_PORT + 20)) [haproxy-cache]=$((BASE_PORT + 21)) [pibl-cache]=$((BASE_PORT + 22))
+  [nginx-tls]=$((BASE_PORT + 30)) [haproxy-tls]=$((BASE_PORT + 31)) [pibl-tls]=$((BASE_PORT + 32))
 )
 
 # ---------------------------------------------------------------------------------------------
-# Build pibl.
-say "== building pibl (release) in $CARGO_TARGET_DIR"
-(cd "$REPO" && cargo build --release --quiet --bin pibl) || die "cargo build --release failed"
+# Build pibl (only when it is in the run).
 PIBL_BIN=$CARGO_TARGET_DIR/release/pibl
-[[ -x $PIBL_BIN ]] || die "no binary at $PIBL_BIN"
+if ((RUN_PIBL)); then
+  say "== building pibl (release) in $CARGO_TARGET_DIR"
+  (cd "$REPO" && cargo build --release --quiet --bin pibl) || die "cargo build --release failed"
+  [[ -x $PIBL_BIN ]] || die "no binary at $PIBL_BIN"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Work dir and clean-up.
@@ -116,7 +144,13 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # ---------------------------------------------------------------------------------------------
 # Python helpers: port check, pre-flight check, idle connection holder, summary.
 cat >"$WORK/helper.py" <<'PY'
-import csv, http.client, os, resource, select, socket, statistics, sys, time
+import csv, http.client, os, resource, select, socket, ssl, statistics, sys, time
+
+def tls_context(cafile):
+    """A client context that verifies the proxy against the bench CA and offers http/1.1."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
 
 def port_free(port):
     s = socket.socket()
@@ -135,26 +169,52 @@ def cmd_ports(ports):
         print(" ".join(busy))
         sys.exit(1)
 
-def cmd_check(port, path, size):
-    """Three requests on one connection: each 200 with the expected body size; report backends."""
-    c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
+def cmd_check(port, path, size, cafile=""):
+    """Three requests on one connection: each 200 with the expected body size; report backends.
+    With cafile: over TLS, verifying the proxy's certificate, and the session's parameters too."""
+    if cafile:
+        c = http.client.HTTPSConnection("127.0.0.1", int(port), timeout=5, context=tls_context(cafile))
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
     seen = []
-    for _ in range(3):
-        c.request("GET", path)
-        r = c.getresponse()
-        body = r.read()
-        if r.status != 200 or len(body) != int(size):
-            print(f"GET {path}: status {r.status}, {len(body)} bytes (expected 200, {size})")
-            sys.exit(1)
-        tag = r.getheader("X-Origin", "?")
-        cache = r.getheader("X-Cache-Status") or (r.getheader("Age") and "HIT(Age)")
-        seen.append(tag + ("/" + cache if cache else ""))
+    try:
+        for _ in range(3):
+            c.request("GET", path)
+            r = c.getresponse()
+            body = r.read()
+            if r.status != 200 or len(body) != int(size):
+                print(f"GET {path}: status {r.status}, {len(body)} bytes (expected 200, {size})")
+                sys.exit(1)
+            tag = r.getheader("X-Origin", "?")
+            cache = r.getheader("X-Cache-Status") or (r.getheader("Age") and "HIT(Age)")
+            seen.append(tag + ("/" + cache if cache else ""))
+        tls = ""
+        if cafile:
+            tls = f" ({c.sock.version()}, {c.sock.cipher()[0]}, ALPN {c.sock.selected_alpn_protocol()})"
+    except (OSError, http.client.HTTPException) as e:
+        print(f"GET {path}: {type(e).__name__}: {e}")
+        sys.exit(1)
     c.close()
-    print(",".join(seen))
+    print(",".join(seen) + tls)
 
-def cmd_idle(port, n, ready_file, stop_file, max_hold):
-    """Open n connections, one GET /small each, read every response, hold them idle."""
+def recv_ready(s):
+    """The bytes a non-blocking socket has now (b"" when a TLS record held no data, e.g. a
+    session ticket), None at end of stream."""
+    got = b""
+    while True:
+        try:
+            data = s.recv(65536)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return got
+        if not data:
+            return got if got else None
+        got += data
+
+def cmd_idle(port, n, ready_file, stop_file, max_hold, cafile=""):
+    """Open n connections, one GET /small each, read every response, hold them idle.
+    With cafile: TLS connections, each handshake complete (and verified) before its request."""
     n = int(n)
+    ctx = tls_context(cafile) if cafile else None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, n + 100) if hard != resource.RLIM_INFINITY else n + 100
     if soft < want:
@@ -169,7 +229,13 @@ def cmd_idle(port, n, ready_file, stop_file, max_hold):
     batch = 200  # connect in batches so the listen backlog never overflows
     for start in range(0, n, batch):
         for _ in range(min(batch, n - start)):
-            s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+            try:
+                s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+                if ctx:
+                    s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+            except OSError as e:
+                print(f"connection {len(socks) + 1}: {type(e).__name__}: {e}", file=sys.stderr)
+                sys.exit(1)
             s.setblocking(False)
             s.send(req)
             socks.append(s)
@@ -179,8 +245,8 @@ def cmd_idle(port, n, ready_file, stop_file, max_hold):
         while len(pending) > 0 and time.time() < deadline:
             for fd, _ in ep.poll(1):
                 s, buf = pending[fd]
-                data = s.recv(65536)
-                if not data:
+                data = recv_ready(s)
+                if data is None:
                     print("connection closed by the proxy", file=sys.stderr)
                     sys.exit(1)
                 buf += data
@@ -210,10 +276,8 @@ def cmd_idle(port, n, ready_file, stop_file, max_hold):
     closed = 0
     for s in socks:
         try:
-            if s.recv(1) == b"":
+            if recv_ready(s) is None:
                 closed += 1
-        except BlockingIOError:
-            pass
         except OSError:
             closed += 1
     for s in socks:
@@ -282,6 +346,15 @@ def cmd_summary(path):
                       f"CPU per request x{fnum(ratios['cpu_us_per_req'], '.2f')}, "
                       f"p99 x{fnum(ratios['p99_ms'], '.2f')}  (median of per-round ratios; "
                       f"req/s higher is better, CPU and p99 lower is better)")
+        # TLS scenarios with a new connection per request: what the handshakes really were.
+        shakes = []
+        for p in by:
+            full = sum(num(r, "handshakes_full") or 0 for r in by[p].values())
+            resumed = sum(num(r, "handshakes_resumed") or 0 for r in by[p].values())
+            if full + resumed > 0:
+                shakes.append(f"{p} {full:.0f} full, {resumed:.0f} resumed ({100 * resumed / (full + resumed):.1f}%)")
+        if shakes:
+            print("\nTLS handshakes completed by wrk in the timed runs: " + "; ".join(shakes))
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
@@ -375,11 +448,48 @@ head -c 1048576 /dev/urandom >"$WORK/www/1m"
 chmod 644 "$WORK/www/"*
 SMALL_BODY=$(printf 'pibl benchmark origin: a small response body of exactly one hundred bytes....%023d' 0)
 ((${#SMALL_BODY} == 100)) || die "small body is ${#SMALL_BODY} bytes"
-declare -A PATH_OF=([small]=/small [4k]=/4k [1m]=/1m [cache]=/4k [close]=/small)
-declare -A SIZE_OF=([small]=100 [4k]=4096 [1m]=1048576 [cache]=4096 [close]=100)
+declare -A PATH_OF=([small]=/small [4k]=/4k [1m]=/1m [cache]=/4k [close]=/small
+  [tls-small]=/small [tls-close]=/small [tls-resume]=/small [tls-1m]=/1m)
+declare -A SIZE_OF=([small]=100 [4k]=4096 [1m]=1048576 [cache]=4096 [close]=100
+  [tls-small]=100 [tls-close]=100 [tls-resume]=100 [tls-1m]=1048576)
 # close: every request on a new connection (the client sends Connection: close), as from
-# clients without keep-alive; the proxy pays accept and close each time.
-declare -A WRK_HEADER_OF=([close]="Connection: close")
+# clients without keep-alive; the proxy pays accept and close each time. tls-close and
+# tls-resume do the same over TLS, with a full handshake or a resumed one each time.
+declare -A WRK_HEADER_OF=([close]="Connection: close" [tls-close]="Connection: close"
+  [tls-resume]="Connection: close")
+# TLS scenarios: whether wrk may resume its last session when it reconnects (it does unless the
+# shim, benches/tls_session_shim.c, drops the session before each handshake).
+declare -A TLS_RESUME_OF=([tls-small]=1 [tls-close]=0 [tls-resume]=1 [tls-1m]=1)
+
+# ---------------------------------------------------------------------------------------------
+# TLS: one certificate for every proxy, and wrk's session shim.
+#
+# An ECDSA P-256 CA and a leaf for localhost and 127.0.0.1 that it signs, made here for this run.
+# The leaf alone is served (no chain: the clients hold the CA). The pre-flight checks and the idle
+# holder verify against the CA; wrk never verifies (SSL_VERIFY_NONE), which changes only the
+# client's cost, not the proxy's.
+TLS_DIR=$WORK/tls
+SHIM=$TLS_DIR/tls_session_shim.so
+if ((RUN_TLS)); then
+  mkdir -p "$TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    ec_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+    ec_key ca.key
+    openssl req -x509 -new -key ca.key -sha256 -days 30 -subj "/CN=pibl compare.sh CA" -out ca.pem
+    ec_key key.pem
+    openssl req -new -key key.pem -subj "/CN=localhost" -out leaf.csr
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+      "keyUsage=digitalSignature" "extendedKeyUsage=serverAuth" >leaf.ext
+    openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -sha256 \
+      -extfile leaf.ext -out cert.pem
+    cat cert.pem key.pem >haproxy.pem # HAProxy's crt: certificate and key in one file
+    chmod 600 ca.key key.pem haproxy.pem
+  ) >"$WORK/tls.log" 2>&1 || die "openssl could not make the certificate (see $WORK/tls.log)"
+  cc -shared -fPIC -O2 -o "$SHIM" "$REPO/benches/tls_session_shim.c" -ldl >>"$WORK/tls.log" 2>&1 ||
+    die "cc could not build benches/tls_session_shim.c (see $WORK/tls.log)"
+  say "== TLS: ECDSA P-256 certificate for localhost and 127.0.0.1 in $TLS_DIR (CA: ca.pem)"
+fi
 
 {
   cat <<EOF
@@ -423,9 +533,9 @@ done
 # ---------------------------------------------------------------------------------------------
 # Proxy configurations.
 
-# nginx_conf DIR PORT CACHE(0/1) WORKER_CONNECTIONS
+# nginx_conf DIR PORT CACHE(0/1) WORKER_CONNECTIONS [TLS(0/1)]
 nginx_conf() {
-  local dir=$1 port=$2 cache=$3 wc=$4
+  local dir=$1 port=$2 cache=$3 wc=$4 tls=${5:-0}
   cat <<EOF
 worker_processes 2;
 daemon off;
@@ -452,7 +562,20 @@ EOF
   ((cache)) && echo "    proxy_cache_path $dir/cache levels=1:2 keys_zone=bench:10m max_size=1g inactive=60m use_temp_path=off;"
   cat <<EOF
     server {
-        listen 127.0.0.1:$port;
+EOF
+  if ((tls)); then
+    cat <<EOF
+        listen 127.0.0.1:$port ssl;
+        ssl_certificate $TLS_DIR/cert.pem;
+        ssl_certificate_key $TLS_DIR/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_tickets on;
+EOF
+  else
+    echo "        listen 127.0.0.1:$port;"
+  fi
+  cat <<EOF
         location / {
             proxy_pass http://origins;
             proxy_http_version 1.1;
@@ -462,6 +585,7 @@ EOF
             # Stream bodies through memory buffers as pibl does, never via temp files.
             proxy_max_temp_file_size 0;
 EOF
+  # shellcheck disable=SC2016 # $upstream_cache_status is nginx's variable, not the shell's
   ((cache)) && printf '            proxy_cache bench;\n            proxy_cache_valid 200 10m;\n            add_header X-Cache-Status $upstream_cache_status;\n'
   cat <<EOF
         }
@@ -470,9 +594,12 @@ EOF
 EOF
 }
 
-# haproxy_conf PORT CACHE(0/1) MAXCONN
+# haproxy_conf PORT CACHE(0/1) MAXCONN [TLS(0/1)]
 haproxy_conf() {
-  local port=$1 cache=$2 maxconn=$3
+  local port=$1 cache=$2 maxconn=$3 tls=${4:-0}
+  local bind="bind 127.0.0.1:$port"
+  # tune.ssl.cachesize left at its default (20000 sessions); tickets are on by default.
+  ((tls)) && bind+=" ssl crt $TLS_DIR/haproxy.pem alpn http/1.1 ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3"
   cat <<EOF
 global
     nbthread 2
@@ -488,7 +615,7 @@ defaults
     timeout server 60s
     timeout http-keep-alive 300s
 frontend fe
-    bind 127.0.0.1:$port
+    $bind
     default_backend origins
 backend origins
     balance roundrobin
@@ -506,11 +633,16 @@ EOF
   fi
 }
 
-# pibl_conf DIR PORT CACHE(0/1)
+# pibl_conf DIR PORT CACHE(0/1) [TLS(0/1)]
 pibl_conf() {
-  local dir=$1 port=$2 cache=$3
+  local dir=$1 port=$2 cache=$3 tls=${4:-0}
+  if ((tls)); then
+    echo "listen 127.0.0.1:$port tls"
+    echo "certificate $TLS_DIR/cert.pem $TLS_DIR/key.pem"
+  else
+    echo "listen 127.0.0.1:$port"
+  fi
   cat <<EOF
-listen 127.0.0.1:$port
 backend 127.0.0.1:${ORIGIN_PORTS[0]}
 backend 127.0.0.1:${ORIGIN_PORTS[1]}
 backend 127.0.0.1:${ORIGIN_PORTS[2]}
@@ -523,35 +655,51 @@ EOF
   return 0
 }
 
-# start_proxy PROXY CACHE(0/1) -> starts instance PROXY or PROXY-cache; 1 if it failed.
+# start_proxy PROXY VARIANT [WORKER_CONNECTIONS]: VARIANT plain, cache or tls starts instance
+# PROXY, PROXY-cache or PROXY-tls. Returns 1 if it failed, with the reason in START_ERROR.
+START_ERROR=""
 start_proxy() {
-  local proxy=$1 cache=$2 inst=$1 wc=${3:-8192}
-  ((cache)) && inst=$proxy-cache
+  local proxy=$1 variant=$2 inst=$1 wc=${3:-8192} cache=0 tls=0
+  case $variant in
+    cache) inst=$proxy-cache cache=1 ;;
+    tls) inst=$proxy-tls tls=1 ;;
+  esac
   local dir=$WORK/$inst port=${PORT[$inst]}
   mkdir -p "$dir"
+  START_ERROR="did not start (see above)"
   case $proxy in
     nginx)
-      nginx_conf "$dir" "$port" "$cache" "$wc" >"$dir/nginx.conf"
+      nginx_conf "$dir" "$port" "$cache" "$wc" "$tls" >"$dir/nginx.conf"
       start "$inst" "$port" "$dir/stderr.log" \
         nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
       ;;
     haproxy)
-      haproxy_conf "$port" "$cache" "$wc" >"$dir/haproxy.cfg"
+      haproxy_conf "$port" "$cache" "$wc" "$tls" >"$dir/haproxy.cfg"
       start "$inst" "$port" "$dir/stderr.log" haproxy -db -f "$dir/haproxy.cfg"
       ;;
     pibl)
-      pibl_conf "$dir" "$port" "$cache" >"$dir/pibl.conf"
+      pibl_conf "$dir" "$port" "$cache" "$tls" >"$dir/pibl.conf"
       local args=(-c "$dir/pibl.conf")
       ((cache)) && args+=(-t 600)
+      # A pibl without TLS rejects 'listen ... tls' and 'certificate': ask --check first, so
+      # that is reported as what it is rather than as a failed start.
+      if ((tls)) && ! "$PIBL_BIN" "${args[@]}" --check >"$dir/check.log" 2>&1; then
+        START_ERROR="no TLS support in this build"
+        say "compare.sh: pibl: no TLS support in this build; pibl --check says:"
+        head -3 "$dir/check.log" | sed 's/^/    /' >&2
+        return 1
+      fi
       start "$inst" "$port" "$dir/stderr.log" "$PIBL_BIN" "${args[@]}"
       ;;
   esac
 }
 
-# check_proxy INSTANCE SCENARIO: one connection, three requests, each 200 with the right size.
+# check_proxy INSTANCE SCENARIO: one connection, three requests, each 200 with the right size
+# (over TLS for a -tls instance, verifying the certificate against the bench CA).
 check_proxy() {
-  local inst=$1 scen=$2 seen
-  if ! seen=$(helper check "${PORT[$inst]}" "${PATH_OF[$scen]}" "${SIZE_OF[$scen]}"); then
+  local inst=$1 scen=$2 seen cafile=""
+  [[ $inst == *-tls ]] && cafile=$TLS_DIR/ca.pem
+  if ! seen=$(helper check "${PORT[$inst]}" "${PATH_OF[$scen]}" "${SIZE_OF[$scen]}" "$cafile"); then
     say "compare.sh: $inst failed the pre-flight check for $scen: $seen"
     return 1
   fi
@@ -561,32 +709,45 @@ check_proxy() {
 # ---------------------------------------------------------------------------------------------
 # Idle mode.
 if [[ $MODE == idle ]]; then
-  say "== idle mode: $IDLE_CONNS idle keep-alive connections per proxy (fd limit $(ulimit -n))"
+  say "== idle mode: $IDLE_CONNS idle keep-alive connections per proxy (fd limit $(ulimit -n)), over: $IDLE_TRANSPORTS"
   table=$(printf '| proxy | processes | RSS before (MiB) | RSS with %s idle (MiB) | per connection (KiB) | closed by proxy |\n|---|---|---|---|---|---|' "$IDLE_CONNS")
-  for proxy in $IDLE_PROXIES; do
-    inst=$proxy
+  idle_runs=()
+  for transport in $IDLE_TRANSPORTS; do for proxy in $IDLE_PROXIES; do idle_runs+=("$transport $proxy"); done; done
+  for run in "${idle_runs[@]}"; do
+    read -r transport proxy <<<"$run"
+    # tls: a -tls instance; the holder completes (and verifies) each handshake before its request.
+    inst=$proxy label=$proxy scheme=http cafile=""
+    if [[ $transport == tls ]]; then
+      inst=$proxy-tls label="$proxy (TLS)" scheme=https cafile=$TLS_DIR/ca.pem
+    fi
     limit=$((IDLE_CONNS + 2000))
     if [[ $proxy == haproxy ]] && (($(ulimit -n) < 2 * limit + 100)); then
       # HAProxy reserves two descriptors per connection up front and refuses to start otherwise.
       limit=$((($(ulimit -n) - 100) / 2))
       if ((limit < IDLE_CONNS + 100)); then
-        table+=$'\n'"| $proxy | skipped: needs ~2 descriptors per connection, fd limit is $(ulimit -n) |"
-        say "   $proxy skipped: the fd limit $(ulimit -n) is too low for $IDLE_CONNS connections"
+        table+=$'\n'"| $label | skipped: needs ~2 descriptors per connection, fd limit is $(ulimit -n) |"
+        say "   $label skipped: the fd limit $(ulimit -n) is too low for $IDLE_CONNS connections"
         continue
       fi
     fi
-    if ! start_proxy "$proxy" 0 "$limit" || ! check_proxy "$inst" small >/dev/null; then
-      table+=$'\n'"| $proxy | skipped: did not start or failed its check |"
+    if ! start_proxy "$proxy" "$transport" "$limit"; then
+      table+=$'\n'"| $label | skipped: $START_ERROR |"
+      continue
+    fi
+    if ! check_proxy "$inst" small >/dev/null; then
+      table+=$'\n'"| $label | skipped: failed its check |"
+      kill -TERM "${PID[$inst]}" 2>/dev/null || true
+      wait "${PID[$inst]}" 2>/dev/null || true
       continue
     fi
     # Warm up first, so buffer pools and upstream connections are at their working size and
     # "before" differs from "after" only by the idle connections.
-    wrk -t1 -c256 -d2s "http://127.0.0.1:${PORT[$inst]}/small" >/dev/null 2>&1 || true
+    wrk -t1 -c256 -d2s "$scheme://127.0.0.1:${PORT[$inst]}/small" >/dev/null 2>&1 || true
     sleep 1
     mapfile -t pids < <(proxy_pids "$inst")
     before=$(status_kib VmRSS "${pids[@]}")
     rm -f "$WORK/idle.ready" "$WORK/idle.stop"
-    python3 "$WORK/helper.py" idle "${PORT[$inst]}" "$IDLE_CONNS" "$WORK/idle.ready" "$WORK/idle.stop" 120 \
+    python3 "$WORK/helper.py" idle "${PORT[$inst]}" "$IDLE_CONNS" "$WORK/idle.ready" "$WORK/idle.stop" 120 "$cafile" \
       >"$WORK/idle.out" 2>"$WORK/idle.err" &
     holder=$!
     STARTED_PIDS+=("$holder")
@@ -596,7 +757,7 @@ if [[ $MODE == idle ]]; then
       sleep 0.1
     done
     if [[ ! -e $WORK/idle.ready ]]; then
-      say "   $proxy: the connection holder failed: $(cat "$WORK/idle.err")"
+      say "   $label: the connection holder failed: $(cat "$WORK/idle.err")"
       kill "$holder" 2>/dev/null || true
       wait "$holder" 2>/dev/null || true
     else
@@ -606,7 +767,7 @@ if [[ $MODE == idle ]]; then
       touch "$WORK/idle.stop"
       wait "$holder" || true
       closed=$(cat "$WORK/idle.out")
-      table+=$'\n'$(awk -v p="$proxy" -v n="${#pids[@]}" -v b="$before" -v a="$after" -v c="$IDLE_CONNS" -v cl="$closed" \
+      table+=$'\n'$(awk -v p="$label" -v n="${#pids[@]}" -v b="$before" -v a="$after" -v c="$IDLE_CONNS" -v cl="$closed" \
         'BEGIN { printf "| %s | %d | %.1f | %.1f | %.2f | %s |\n", p, n, b/1024, a/1024, (a-b)/c, cl }')
     fi
     kill -TERM "${PID[$inst]}" 2>/dev/null || true
@@ -616,7 +777,7 @@ if [[ $MODE == idle ]]; then
     "$(nproc)" "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" "$table"
   say "RSS is VmRSS summed over the proxy's processes (nginx: its 2 workers), read after one"
   say "2 s wrk warm-up at 256 connections, then one request per connection, responses fully read;"
-  say "shared pages count once per process."
+  say "shared pages count once per process. TLS: the same, each connection's handshake complete."
   exit 0
 fi
 
@@ -624,18 +785,36 @@ fi
 # Compare mode: start every proxy instance the scenarios need.
 say "== starting the proxies"
 declare -A SKIP=() # "proxy scenario" -> reason
-need_plain=0 need_cache=0
-for s in $SCENARIOS; do if [[ $s == cache ]]; then need_cache=1; else need_plain=1; fi; done
+need_plain=0 need_cache=0 need_tls=0
+for s in $SCENARIOS; do
+  case $s in cache) need_cache=1 ;; tls-*) need_tls=1 ;; *) need_plain=1 ;; esac
+done
 for proxy in $PROXIES; do
   if ((need_plain)); then
-    start_proxy "$proxy" 0 || die "$proxy failed to start (see above)"
+    start_proxy "$proxy" plain || die "$proxy failed to start (see above)"
     for s in $SCENARIOS; do
-      [[ $s == cache ]] && continue
+      [[ $s == cache || $s == tls-* ]] && continue
       check_proxy "$proxy" "$s" || die "$proxy returned wrong responses"
     done
   fi
+  if ((need_tls)); then
+    # A proxy that cannot serve TLS here is left out of the TLS scenarios, not the whole run.
+    tls_skip=""
+    if ! start_proxy "$proxy" tls; then
+      tls_skip=$START_ERROR
+    else
+      for s in $SCENARIOS; do
+        [[ $s == tls-* ]] || continue
+        check_proxy "$proxy-tls" "$s" || { tls_skip="failed its TLS pre-flight check"; break; }
+      done
+    fi
+    if [[ -n $tls_skip ]]; then
+      for s in $SCENARIOS; do [[ $s == tls-* ]] && SKIP["$proxy $s"]=$tls_skip; done
+      say "compare.sh: SKIPPING $proxy in the TLS scenarios: $proxy: $tls_skip"
+    fi
+  fi
   if ((need_cache)); then
-    if start_proxy "$proxy" 1 && check_proxy "$proxy-cache" cache; then
+    if start_proxy "$proxy" cache && check_proxy "$proxy-cache" cache; then
       :
     else
       SKIP["$proxy cache"]="does not start with its cache configuration"
@@ -647,7 +826,7 @@ done
 say "   note: HAProxy runs without logging (its default); nginx and pibl write access logs."
 
 CSV=$WORK/results.csv
-echo "round,scenario,conns,proxy,rps,p50_ms,p99_ms,requests,socket_errors,non2xx,cpu_us_per_req,peak_rss_kib,status" >"$CSV"
+echo "round,scenario,conns,proxy,rps,p50_ms,p99_ms,requests,socket_errors,non2xx,cpu_us_per_req,peak_rss_kib,status,handshakes_full,handshakes_resumed" >"$CSV"
 
 # wrk latency "1.23ms" / "456.00us" / "1.02s" -> ms
 to_ms() {
@@ -661,24 +840,40 @@ to_ms() {
 
 # run_cell ROUND SCENARIO CONNS PROXY: one timed run, one CSV row.
 run_cell() {
-  local round=$1 scen=$2 conns=$3 proxy=$4 inst=$4
-  [[ $scen == cache ]] && inst=$proxy-cache
+  local round=$1 scen=$2 conns=$3 proxy=$4 inst=$4 scheme=http
+  case $scen in
+    cache) inst=$proxy-cache ;;
+    tls-*) inst=$proxy-tls scheme=https ;;
+  esac
   if [[ -n ${SKIP["$proxy $scen"]:-} ]]; then
-    echo "$round,$scen,$conns,$proxy,,,,,,,,,skipped: ${SKIP["$proxy $scen"]}" >>"$CSV"
+    echo "$round,$scen,$conns,$proxy,,,,,,,,,skipped: ${SKIP["$proxy $scen"]},," >>"$CSV"
     return
   fi
-  local url="http://127.0.0.1:${PORT[$inst]}${PATH_OF[$scen]}"
+  local url="$scheme://127.0.0.1:${PORT[$inst]}${PATH_OF[$scen]}"
   local out=$WORK/wrk-r$round-$scen-c$conns-$proxy.txt
   local -a extra=()
   [[ -n ${WRK_HEADER_OF[$scen]:-} ]] && extra=(-H "${WRK_HEADER_OF[$scen]}")
-  wrk -t1 -c"$conns" -d"${WARMUP}s" "${extra[@]}" "$url" >/dev/null 2>&1 || true
+  # TLS: wrk under the session shim (full or resumed handshakes, and their count; tls-resume
+  # hands the warm-up's last session to the timed run, so its first connections resume too),
+  # and a longer timeout than wrk's 2 s (256 connections of 1 MiB or of handshakes on 2 cores).
+  local -a warm_env=() timed_env=()
+  local shakes_file=$WORK/handshakes-r$round-$scen-c$conns-$proxy.txt
+  if [[ $scen == tls-* ]]; then
+    local session_file=$WORK/tls/session-$proxy.der
+    rm -f "$session_file"
+    warm_env=(env "LD_PRELOAD=$SHIM" "PIBL_BENCH_TLS_RESUME=${TLS_RESUME_OF[$scen]}")
+    [[ $scen == tls-resume ]] && warm_env+=("PIBL_BENCH_TLS_SESSION_FILE=$session_file")
+    timed_env=("${warm_env[@]}" "PIBL_BENCH_TLS_STATS=$shakes_file")
+    extra+=(--timeout 10s)
+  fi
+  "${warm_env[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" "${extra[@]}" "$url" >/dev/null 2>&1 || true
   local -a pids
   mapfile -t pids < <(proxy_pids "$inst")
   local hwm_note=""
   reset_hwm "${pids[@]}" || hwm_note=" (peak since start: clear_refs refused)"
   local t0 t1
   t0=$(cpu_ticks "${pids[@]}")
-  wrk -t1 -c"$conns" -d"${DURATION}s" --latency "${extra[@]}" "$url" >"$out" 2>&1 || true
+  "${timed_env[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "${extra[@]}" "$url" >"$out" 2>&1 || true
   t1=$(cpu_ticks "${pids[@]}")
   local rss
   rss=$(status_kib VmHWM "${pids[@]}")
@@ -696,13 +891,20 @@ run_cell() {
   fi
   cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="${requests:-0}" \
     'BEGIN { if (n > 0) printf "%.3f", d / hz / n * 1e6 }')
-  echo "$round,$scen,$conns,$proxy,$rps,$p50,$p99,$requests,${errs:-0},${non2xx:-0},$cpu,$rss,$status" >>"$CSV"
-  printf '   round %s %-5s c=%-4s %-8s %10s req/s  p99 %8s ms  cpu %7s us/req  errors %s non-2xx %s%s\n' \
-    "$round" "$scen" "$conns" "$proxy" "${rps:--}" "${p99:--}" "${cpu:--}" "${errs:-0}" "${non2xx:-0}" "$hwm_note" >&2
+  local full="" resumed="" shakes_note=""
+  if [[ -s $shakes_file ]]; then
+    read -r full resumed <"$shakes_file"
+    shakes_note="  handshakes ${full} full ${resumed} resumed"
+  elif [[ $scen == tls-* ]]; then
+    say "compare.sh: wrk left no handshake counts: the session shim did not load ($scen may have resumed)"
+  fi
+  echo "$round,$scen,$conns,$proxy,$rps,$p50,$p99,$requests,${errs:-0},${non2xx:-0},$cpu,$rss,$status,$full,$resumed" >>"$CSV"
+  printf '   round %s %-5s c=%-4s %-8s %10s req/s  p99 %8s ms  cpu %7s us/req  errors %s non-2xx %s%s%s\n' \
+    "$round" "$scen" "$conns" "$proxy" "${rps:--}" "${p99:--}" "${cpu:--}" "${errs:-0}" "${non2xx:-0}" "$hwm_note" "$shakes_note" >&2
 }
 
-ncells=0
-for s in $SCENARIOS; do for c in $CONNS; do for p in $PROXIES; do ncells=$((ncells + 1)); done; done; done
+words() { wc -w <<<"$1"; }
+ncells=$(($(words "$SCENARIOS") * $(words "$CONNS") * $(words "$PROXIES")))
 say "== $ROUNDS rounds x $ncells runs of ${WARMUP}s warm-up + ${DURATION}s (about $((ROUNDS * ncells * (WARMUP + DURATION + 1) / 60 + 1)) min)"
 say "   interleaved: every round runs every proxy in every cell before the next round starts"
 for round in $(seq "$ROUNDS"); do
@@ -720,6 +922,10 @@ echo "## Results: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk -F': '
 echo "wrk -t1, ${DURATION}s runs after ${WARMUP}s warm-up, $ROUNDS rounds interleaved; pibl $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "CPU us/req: the proxy's own utime+stime per request served (nginx: its workers)."
 echo "HAProxy runs without logging (its default); nginx and pibl write an access log."
+if ((RUN_TLS)); then
+  echo "TLS: one ECDSA P-256 certificate for all; tls-close and tls-resume make one request per"
+  echo "connection, so their CPU us/req is the cost of a connection with its handshake."
+fi
 helper summary "$CSV"
 echo
 echo "raw per-round results: $CSV"

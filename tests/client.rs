@@ -658,11 +658,11 @@ fn garbage_response_exits_7() {
 }
 
 #[test]
-fn https_and_bad_urls_exit_3() {
+fn unsupported_schemes_and_bad_urls_exit_3() {
     let client = Client::new();
-    let run = client.fetch(&[], "https://example.com/");
+    let run = client.fetch(&[], "ftp://example.com/");
     assert_eq!(run.code, 3);
-    assert!(run.stderr.contains("https is not supported"));
+    assert!(run.stderr.contains("unsupported URL scheme 'ftp'"));
     assert_eq!(client.fetch(&[], "http://bad host/").code, 3);
     assert!(client.log().lines().all(|l| l.contains(" ERR ")));
 }

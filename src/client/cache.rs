@@ -68,7 +68,12 @@ pub fn default_dir() -> Option<PathBuf> {
 /// `http://h:80/` share an entry; then, when the Host sent is not the URL's own (`-H 'Host: ...'`
 /// names another site on the same server), that Host, so each site gets its own entry.
 pub fn cache_key(url: &Url, host: Option<&str>) -> String {
-    let base = format!("GET http://{}{}", url.authority(), url.target());
+    let base = format!(
+        "GET {}://{}{}",
+        url.scheme_name(),
+        url.authority(),
+        url.target()
+    );
     match host {
         Some(h) if h.eq_ignore_ascii_case(&url.host_header()) => base,
         Some(h) => format!("{base} [Host: {}]", h.to_ascii_lowercase()),
@@ -602,6 +607,14 @@ mod tests {
         assert!(report.bytes > 11);
         assert!(cache.lookup(url).is_none());
         fs::remove_dir_all(cache.dir()).unwrap();
+    }
+
+    #[test]
+    fn http_and_https_have_distinct_keys() {
+        let plain = Url::parse("http://h/p").unwrap();
+        let secure = Url::parse("https://h/p").unwrap();
+        assert_eq!(cache_key(&plain, Some("h")), "GET http://h:80/p");
+        assert_eq!(cache_key(&secure, Some("h")), "GET https://h:443/p");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::error::ClientError;
 use super::request::{parse_header_arg, BodySource};
 use super::url::parse_authority;
+use crate::tls::client::Trust;
 use getopts::Options;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,6 +44,9 @@ pub struct FetchOptions {
     pub timeout: Option<Duration>,
     /// Forward proxy `(host, port)` from `-x`.
     pub proxy: Option<(String, u16)>,
+    /// Which certificates `https://` servers may show: the system's roots, `--cacert`, or any
+    /// (`-k`).
+    pub trust: Trust,
 }
 
 fn options() -> Options {
@@ -99,6 +103,17 @@ fn options() -> Options {
         "send the request through a forward HTTP proxy",
         "HOST:PORT",
     );
+    o.optopt(
+        "",
+        "cacert",
+        "trust the CA certificates in this PEM file for https:// (instead of the system's)",
+        "FILE",
+    );
+    o.optflag(
+        "k",
+        "insecure",
+        "https:// without verifying the server's certificate (a warning says so)",
+    );
     o.optflag("h", "help", "print this help");
     o.optflag("V", "version", "print the version");
     o
@@ -108,7 +123,7 @@ fn options() -> Options {
 pub fn usage() -> String {
     let brief =
         "Usage:\n  pibl-client [OPTIONS] LOGFILE URL\n  pibl-client flush [--cache-dir DIR]\n\n\
-        Sends one HTTP/1.1 request (plain http:// only) and appends a line about it to LOGFILE.\n\
+        Sends one HTTP/1.1 request (http:// or https://) and appends a line about it to LOGFILE.\n\
         Text bodies go to stdout; binary bodies are saved to a file named after the URL.\n\
         GET responses are cached locally; 'flush' empties that cache.";
     format!(
@@ -120,11 +135,15 @@ pub fn usage() -> String {
          \x20 pibl-client -X PUT -d @page.html -H 'Content-Type: text/html' requests.log http://h/page\n\
          \x20 pibl-client -L -o logo.png requests.log http://h/logo\n\
          \x20 pibl-client -x 127.0.0.1:3128 requests.log http://example.com/\n\
+         \x20 pibl-client --cacert ./pibl-demo-ca.pem requests.log https://localhost:8443/\n\
          \x20 pibl-client flush\n\n\
          Exit status: 0 when a response was received (any status, even 404 or 500),\n\
-         \x20 2 usage error, 3 bad URL or unsupported scheme (https), 4 DNS failure,\n\
+         \x20 2 usage error, 3 bad URL or unsupported scheme (ftp...), 4 DNS failure,\n\
          \x20 5 connection refused or failed, 6 timeout, 7 malformed response,\n\
-         \x20 8 local file error (log, output, -d @FILE, cache), 9 too many redirects.\n",
+         \x20 8 local file error (log, output, -d @FILE, cache), 9 too many redirects,\n\
+         \x20 10 TLS certificate refused (unknown authority, wrong name, expired),\n\
+         \x20 11 TLS handshake failed (e.g. a plain HTTP port), 12 nothing to verify with\n\
+         \x20 (--cacert unusable, no system root certificates).\n",
         options().usage(brief)
     )
 }
@@ -154,6 +173,8 @@ pub fn parse_args(args: &[String]) -> Result<Command, ClientError> {
             "ttl",
             "timeout",
             "x",
+            "cacert",
+            "k",
         ];
         if let Some(extra) = others.iter().find(|o| m.opt_present(o)) {
             let dashes = if extra.len() == 1 { "-" } else { "--" };
@@ -212,7 +233,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, ClientError> {
                 .strip_prefix("http://")
                 .unwrap_or(&p)
                 .trim_end_matches('/');
-            Some(parse_authority(p, p).map_err(|e| ClientError::Usage(format!("-x: {e}")))?)
+            Some(parse_authority(p, p, 80).map_err(|e| ClientError::Usage(format!("-x: {e}")))?)
         }
         None => None,
     };
@@ -231,6 +252,12 @@ pub fn parse_args(args: &[String]) -> Result<Command, ClientError> {
         default_ttl: parse_number::<u64>(&m, "ttl")?.map_or(DEFAULT_TTL, Duration::from_secs),
         timeout: Some(parse_seconds(&m, "timeout")?.unwrap_or(DEFAULT_TIMEOUT)),
         proxy,
+        trust: match (m.opt_present("k"), m.opt_str("cacert")) {
+            // As curl: -k wins over --cacert.
+            (true, _) => Trust::Insecure,
+            (false, Some(file)) => Trust::CaFile(PathBuf::from(file)),
+            (false, None) => Trust::SystemRoots,
+        },
     })))
 }
 
@@ -295,6 +322,17 @@ mod tests {
         assert_eq!(f.body, Some(BodySource::File("body.txt".into())));
         let f = fetch(&["-x", "proxy:3128", "log", "http://h/"]);
         assert_eq!(f.proxy, Some(("proxy".to_string(), 3128)));
+    }
+
+    #[test]
+    fn trust_comes_from_cacert_and_insecure() {
+        assert_eq!(fetch(&["log", "https://h/"]).trust, Trust::SystemRoots);
+        let f = fetch(&["--cacert", "ca.pem", "log", "https://h/"]);
+        assert_eq!(f.trust, Trust::CaFile(PathBuf::from("ca.pem")));
+        assert_eq!(fetch(&["-k", "log", "https://h/"]).trust, Trust::Insecure);
+        let f = fetch(&["--insecure", "--cacert", "ca.pem", "log", "https://h/"]);
+        assert_eq!(f.trust, Trust::Insecure);
+        assert!(parse(&["flush", "-k"]).is_err());
     }
 
     #[test]

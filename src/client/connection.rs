@@ -1,9 +1,12 @@
-//! One TCP connection per request (`Connection: close`), with socket errors turned into
-//! [`ClientError`]s that say which peer failed and how.
+//! One TCP connection per request (`Connection: close`), plain or TLS, with socket and TLS
+//! errors turned into [`ClientError`]s that say which peer failed and how.
 
 use super::error::ClientError;
+use crate::tls::client::{server_name, TlsFailure};
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Something response bytes can be received from: a socket, or a byte slice in tests.
@@ -18,9 +21,41 @@ impl Source for &[u8] {
     }
 }
 
+/// The bytes' path: the socket itself, or TLS over it (blocking: rustls reads and writes the
+/// socket as the caller reads and writes plaintext, so the socket's timeouts still apply).
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// An open connection to the origin server or to the forward proxy.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     /// `host:port` we connected to, for messages.
     peer: String,
     timeout: Option<Duration>,
@@ -64,7 +99,7 @@ impl Connection {
                         return Err(ClientError::Connect { peer, source });
                     }
                     return Ok(Connection {
-                        stream,
+                        stream: Stream::Plain(stream),
                         peer,
                         timeout,
                     });
@@ -87,11 +122,74 @@ impl Connection {
         &self.peer
     }
 
-    /// Sends all of `bytes`.
+    /// Starts TLS over this connection (at once, or after a proxy's `CONNECT`) and completes
+    /// the handshake: SNI and the certificate's check are for `host` (a name or an IP literal).
+    pub fn start_tls(self, config: Arc<ClientConfig>, host: &str) -> Result<Self, ClientError> {
+        let Connection {
+            stream,
+            peer,
+            timeout,
+        } = self;
+        let Stream::Plain(socket) = stream else {
+            return Err(ClientError::Tls {
+                peer,
+                failure: TlsFailure::Handshake("TLS is already on".into()),
+            });
+        };
+        // The handshake's last flight and the request are separate small writes: without
+        // NODELAY, Nagle holds the request until the server's delayed ACK (40 ms).
+        if let Err(source) = socket.set_nodelay(true) {
+            return Err(ClientError::Connect { peer, source });
+        }
+        let name = server_name(host).map_err(ClientError::BadUrl)?;
+        let tls = match ClientConnection::new(config, name) {
+            Ok(tls) => tls,
+            Err(e) => {
+                let failure = TlsFailure::from_rustls(&e, host);
+                return Err(ClientError::Tls { peer, failure });
+            }
+        };
+        let mut tls = StreamOwned::new(tls, socket);
+        while tls.conn.is_handshaking() {
+            match tls.conn.complete_io(&mut tls.sock) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let connection = Connection {
+                        stream: Stream::Tls(Box::new(tls)),
+                        peer,
+                        timeout,
+                    };
+                    return Err(connection.error(e, host, "in the TLS handshake"));
+                }
+            }
+        }
+        Ok(Connection {
+            stream: Stream::Tls(Box::new(tls)),
+            peer,
+            timeout,
+        })
+    }
+
+    /// Sends all of `bytes` (over TLS: encrypted and written out before returning).
     pub fn send(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         self.stream
             .write_all(bytes)
-            .map_err(|e| self.network_error(e, "sending the request"))
+            .and_then(|()| self.stream.flush())
+            .map_err(|e| self.error(e, "", "sending the request"))
+    }
+
+    /// A TLS failure when the error is one (`name`: the server name asked for), else a
+    /// network error.
+    fn error(&self, e: io::Error, name: &str, doing: &str) -> ClientError {
+        let tls = matches!(self.stream, Stream::Tls(_));
+        match TlsFailure::from_io(&e, name).filter(|_| tls) {
+            Some(failure) => ClientError::Tls {
+                peer: self.peer.clone(),
+                failure,
+            },
+            None => self.network_error(e, doing),
+        }
     }
 
     fn network_error(&self, e: io::Error, doing: &str) -> ClientError {
@@ -116,7 +214,15 @@ impl Source for Connection {
             match self.stream.read(buf) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.network_error(e, "waiting for the response")),
+                // A TLS peer that closes without close_notify (many servers do): the end of
+                // the response, as for plain TCP; the body's framing still catches truncation.
+                Err(e)
+                    if e.kind() == io::ErrorKind::UnexpectedEof
+                        && matches!(self.stream, Stream::Tls(_)) =>
+                {
+                    return Ok(0)
+                }
+                Err(e) => return Err(self.error(e, "", "waiting for the response")),
             }
         }
     }

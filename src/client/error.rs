@@ -1,13 +1,14 @@
 //! Client errors as values, each mapped to a distinct exit code so scripts can tell a refused
 //! connection from a broken server without parsing messages.
 
+use crate::tls::client::{TlsFailure, TrustError};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// Exit status for a wrong command line.
 pub const EXIT_USAGE: i32 = 2;
-/// Exit status for an unparsable URL or an unsupported scheme (https, ftp...).
+/// Exit status for an unparsable URL or an unsupported scheme (ftp...).
 pub const EXIT_BAD_URL: i32 = 3;
 /// Exit status when a host name does not resolve.
 pub const EXIT_DNS: i32 = 4;
@@ -21,6 +22,14 @@ pub const EXIT_MALFORMED: i32 = 7;
 pub const EXIT_LOCAL_IO: i32 = 8;
 /// Exit status when `-L` hits the redirect limit.
 pub const EXIT_TOO_MANY_REDIRECTS: i32 = 9;
+/// Exit status when the server's TLS certificate is refused (unknown authority, wrong name,
+/// expired), as curl's 60.
+pub const EXIT_TLS_CERTIFICATE: i32 = 10;
+/// Exit status when the TLS handshake fails otherwise (not a TLS server, no common protocol).
+pub const EXIT_TLS_HANDSHAKE: i32 = 11;
+/// Exit status when there is nothing to verify certificates with (`--cacert` unusable, no
+/// system roots).
+pub const EXIT_TLS_TRUST: i32 = 12;
 
 /// Everything that can make a request fail.
 #[derive(Debug)]
@@ -45,6 +54,10 @@ pub enum ClientError {
     },
     /// `-L` followed too many redirects.
     TooManyRedirects(u32),
+    /// The TLS handshake with `peer` failed; `failure` says why in short words.
+    Tls { peer: String, failure: TlsFailure },
+    /// No TLS client configuration: nothing to trust.
+    TlsTrust(TrustError),
 }
 
 impl ClientError {
@@ -59,6 +72,9 @@ impl ClientError {
             ClientError::Malformed(_) => EXIT_MALFORMED,
             ClientError::LocalIo { .. } => EXIT_LOCAL_IO,
             ClientError::TooManyRedirects(_) => EXIT_TOO_MANY_REDIRECTS,
+            ClientError::Tls { failure, .. } if failure.is_certificate() => EXIT_TLS_CERTIFICATE,
+            ClientError::Tls { .. } => EXIT_TLS_HANDSHAKE,
+            ClientError::TlsTrust(_) => EXIT_TLS_TRUST,
         }
     }
 
@@ -97,6 +113,8 @@ impl fmt::Display for ClientError {
                 "stopped after {} (raise the limit with --max-redirs)",
                 crate::text::counted(*n as usize, "redirect", "redirects")
             ),
+            ClientError::Tls { peer, failure } => write!(f, "TLS with {peer}: {failure}"),
+            ClientError::TlsTrust(e) => write!(f, "{e}"),
         }
     }
 }
@@ -124,6 +142,15 @@ mod tests {
             ClientError::Malformed(String::new()),
             ClientError::local_io("x", Path::new("x"), io::Error::other("x")),
             ClientError::TooManyRedirects(1),
+            ClientError::Tls {
+                peer: String::new(),
+                failure: TlsFailure::UnknownAuthority,
+            },
+            ClientError::Tls {
+                peer: String::new(),
+                failure: TlsFailure::NotTls,
+            },
+            ClientError::TlsTrust(TrustError::NoSystemRoots(String::new())),
         ];
         let mut codes: Vec<i32> = errors.iter().map(ClientError::exit_code).collect();
         codes.sort_unstable();

@@ -12,8 +12,11 @@ use super::request::{encode_head, Request};
 use super::response::{body_framing, copy_body, find_header, read_head, ResponseHead};
 use super::url::Url;
 use crate::http::body::BodyKind;
+use crate::tls::client::{client_config, Trust};
+use rustls::ClientConfig;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 use time::UtcOffset;
 
@@ -56,6 +59,7 @@ pub fn run(options: &FetchOptions, offset: UtcOffset) -> Result<(), ClientError>
         options,
         cache: cache.as_ref(),
         out: &mut out,
+        tls: None,
     };
     let mut request = Request {
         method: options.method.clone(),
@@ -146,6 +150,9 @@ struct Exchange<'a> {
     options: &'a FetchOptions,
     cache: Option<&'a Cache>,
     out: &'a mut dyn Write,
+    /// The TLS settings, built at the first `https://` request (loading the system roots reads
+    /// files) and shared by the redirects after it.
+    tls: Option<Arc<ClientConfig>>,
 }
 
 impl Exchange<'_> {
@@ -284,13 +291,22 @@ impl Exchange<'_> {
         conditions: &[(String, String)],
     ) -> Result<(Connection, ResponseHead, Vec<u8>), ClientError> {
         let body = request.body.as_ref().map(|b| b.open()).transpose()?;
+        let url = &request.url;
         let mut connection = match &self.options.proxy {
             Some((host, port)) => Connection::open(host, *port, self.options.timeout)?,
-            None => Connection::open(request.url.host(), request.url.port(), self.options.timeout)?,
+            None => Connection::open(url.host(), url.port(), self.options.timeout)?,
         };
+        if url.is_https() {
+            if self.options.proxy.is_some() {
+                open_tunnel(&mut connection, &url.authority())?;
+            }
+            connection = connection.start_tls(self.tls_config()?, url.host())?;
+        }
+        // Through a proxy, plain requests name the whole URL; https ones go through the
+        // tunnel to the origin itself.
         let head = encode_head(
             request,
-            self.options.proxy.is_some(),
+            self.options.proxy.is_some() && !url.is_https(),
             conditions,
             body.as_ref().map(|b| b.length),
         );
@@ -308,6 +324,22 @@ impl Exchange<'_> {
             Ok(head) => Ok((connection, head, leftover)),
             Err(e) => Err(sent.err().unwrap_or(e)),
         }
+    }
+
+    /// The TLS settings for this run, built once; `-k` says on stderr what it gives up.
+    fn tls_config(&mut self) -> Result<Arc<ClientConfig>, ClientError> {
+        if let Some(config) = &self.tls {
+            return Ok(Arc::clone(config));
+        }
+        if self.options.trust == Trust::Insecure {
+            eprintln!(
+                "pibl-client: warning: -k/--insecure: the server's certificate is not verified"
+            );
+        }
+        let config =
+            client_config(&self.options.trust, &[b"http/1.1"]).map_err(ClientError::TlsTrust)?;
+        self.tls = Some(Arc::clone(&config));
+        Ok(config)
     }
 
     /// Sends a stored response to the output, as if it came from the server.
@@ -349,6 +381,31 @@ impl Exchange<'_> {
     }
 }
 
+/// Asks the forward proxy for a tunnel to `authority` (`CONNECT host:port`), over which TLS to
+/// the origin then runs: the proxy sees neither the URL nor the exchange.
+fn open_tunnel(connection: &mut Connection, authority: &str) -> Result<(), ClientError> {
+    let connect = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+    connection.send(connect.as_bytes())?;
+    let mut leftover = Vec::new();
+    let head = read_head(connection, &mut leftover)?;
+    if !(200..300).contains(&head.status) {
+        return Err(ClientError::Connect {
+            peer: connection.peer().to_string(),
+            source: io::Error::other(format!(
+                "the proxy refused the tunnel to {authority} ({} {})",
+                head.status, head.reason
+            )),
+        });
+    }
+    if !leftover.is_empty() {
+        return Err(ClientError::Malformed(format!(
+            "the proxy {} sent bytes after its CONNECT answer",
+            connection.peer()
+        )));
+    }
+    Ok(())
+}
+
 /// Only plain GETs without body, range or conditions are served from and stored in the cache.
 fn is_cacheable(request: &Request) -> bool {
     request.method == "GET"
@@ -387,7 +444,8 @@ fn redirected(previous: &Request, status: u16, url: Url) -> Request {
     let method = &previous.method;
     let to_get = (status == 303 && !method.eq_ignore_ascii_case("HEAD"))
         || (matches!(status, 301 | 302) && method.eq_ignore_ascii_case("POST"));
-    let same_origin = previous.url.authority() == url.authority();
+    let same_origin = previous.url.scheme_name() == url.scheme_name()
+        && previous.url.authority() == url.authority();
     let headers = previous
         .headers
         .iter()

@@ -1,15 +1,17 @@
-//! `http://` URL parsing, just enough for a client: host (name, IPv4 or bracketed IPv6), port and
-//! the origin-form request target. Redirect `Location`s are resolved against the current URL.
+//! `http://` and `https://` URL parsing, just enough for a client: scheme, host (name, IPv4 or
+//! bracketed IPv6), port and the origin-form request target. Redirect `Location`s are resolved
+//! against the current URL.
 
 use super::error::ClientError;
 use crate::http::target::{split_absolute, split_authority, Scheme};
 use std::fmt;
 use std::net::Ipv6Addr;
 
-/// A parsed `http://` URL. Always normalised: lowercase host, explicit port, target starting
-/// with `/`, no fragment, non-ASCII and spaces percent-encoded.
+/// A parsed `http://` or `https://` URL. Always normalised: lowercase host, explicit port,
+/// target starting with `/`, no fragment, non-ASCII and spaces percent-encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
+    scheme: Scheme,
     /// Host name or IP literal, without IPv6 brackets.
     host: String,
     port: u16,
@@ -24,28 +26,44 @@ impl Url {
         if input.is_empty() {
             return Err(ClientError::BadUrl("empty URL".into()));
         }
-        let (authority, rest) = match split_absolute(input) {
-            Some(url) if url.scheme == Scheme::Http => (url.authority, url.rest),
-            Some(_) => {
-                return Err(ClientError::BadUrl(format!(
-                    "https is not supported: pibl-client speaks plain HTTP only \
-                     (use http:// or a TLS-capable client such as curl for {input})"
-                )))
-            }
+        let (scheme, authority, rest) = match split_absolute(input) {
+            Some(url) => (url.scheme, url.authority, url.rest),
             None => match input.find("://") {
                 Some(i) => {
                     return Err(ClientError::BadUrl(format!(
-                        "unsupported URL scheme '{}' in {input} (only http:// is supported)",
+                        "unsupported URL scheme '{}' in {input} (only http:// and https:// are \
+                         supported)",
                         input[..i].to_ascii_lowercase()
                     )))
                 }
-                None => split_authority(input),
+                None => {
+                    let (authority, rest) = split_authority(input);
+                    (Scheme::Http, authority, rest)
+                }
             },
         };
         let target = rest.split('#').next().unwrap_or("");
-        let (host, port) = parse_authority(authority, input)?;
+        let (host, port) = parse_authority(authority, input, default_port(scheme))?;
         let target = normalise_target(target, input)?;
-        Ok(Url { host, port, target })
+        Ok(Url {
+            scheme,
+            host,
+            port,
+            target,
+        })
+    }
+
+    /// `https://`: the request goes over TLS.
+    pub fn is_https(&self) -> bool {
+        self.scheme == Scheme::Https
+    }
+
+    /// `http` or `https`.
+    pub fn scheme_name(&self) -> &'static str {
+        match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
     }
 
     /// Host name or IP literal without brackets, for DNS and connecting.
@@ -62,10 +80,11 @@ impl Url {
         &self.target
     }
 
-    /// Value for the `Host` header: brackets around IPv6, port only when not 80.
+    /// Value for the `Host` header: brackets around IPv6, port only when not the scheme's default
+    /// (80, 443).
     pub fn host_header(&self) -> String {
         let host = self.bracketed_host();
-        if self.port == 80 {
+        if self.port == default_port(self.scheme) {
             host
         } else {
             format!("{host}:{}", self.port)
@@ -79,7 +98,12 @@ impl Url {
 
     /// The absolute form used as cache key and as request target through a forward proxy.
     pub fn absolute(&self) -> String {
-        format!("http://{}{}", self.host_header(), self.target)
+        format!(
+            "{}://{}{}",
+            self.scheme_name(),
+            self.host_header(),
+            self.target
+        )
     }
 
     /// The path's last segment, percent-decoded when that gives UTF-8; empty for `/` or `/dir/`.
@@ -89,14 +113,15 @@ impl Url {
         percent_decode(segment).unwrap_or_else(|| segment.to_string())
     }
 
-    /// Resolves a redirect `Location` (absolute, scheme-relative, absolute-path or relative).
+    /// Resolves a redirect `Location` (absolute, scheme-relative, absolute-path or relative); a
+    /// redirect may change the scheme (`http://` to `https://` and back).
     pub fn join(&self, location: &str) -> Result<Url, ClientError> {
         let location = location.trim();
         if location.contains("://") {
             return Url::parse(location);
         }
         if let Some(rest) = location.strip_prefix("//") {
-            return Url::parse(&format!("http://{rest}"));
+            return Url::parse(&format!("{}://{rest}", self.scheme_name()));
         }
         let target = if location.starts_with('/') {
             location.to_string()
@@ -112,6 +137,7 @@ impl Url {
         };
         let target = normalise_target(target.split('#').next().unwrap_or(""), location)?;
         Ok(Url {
+            scheme: self.scheme,
             host: self.host.clone(),
             port: self.port,
             target,
@@ -133,8 +159,21 @@ impl fmt::Display for Url {
     }
 }
 
-/// Parses `host[:port]` or `[v6]:port`; also used for `-x HOST:PORT`.
-pub fn parse_authority(authority: &str, input: &str) -> Result<(String, u16), ClientError> {
+/// The port a scheme implies when the URL names none.
+fn default_port(scheme: Scheme) -> u16 {
+    match scheme {
+        Scheme::Http => 80,
+        Scheme::Https => 443,
+    }
+}
+
+/// Parses `host[:port]` or `[v6]:port`, `default_port` when there is no port; also used for
+/// `-x HOST:PORT`.
+pub fn parse_authority(
+    authority: &str,
+    input: &str,
+    default_port: u16,
+) -> Result<(String, u16), ClientError> {
     let bad = |why: &str| ClientError::BadUrl(format!("invalid URL {input}: {why}"));
     if authority.contains('@') {
         return Err(bad(
@@ -178,7 +217,7 @@ pub fn parse_authority(authority: &str, input: &str) -> Result<(String, u16), Cl
         ));
     }
     let port = match port_text {
-        None | Some("") => 80,
+        None | Some("") => default_port,
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n > 0 => n,
             _ => return Err(bad("the port must be a number from 1 to 65535")),
@@ -267,9 +306,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_urls_and_other_schemes() {
-        let https = Url::parse("https://example.com/").unwrap_err();
-        assert!(https.to_string().contains("https is not supported"));
-        assert_eq!(https.exit_code(), 3);
+        let ftp = Url::parse("ftp://example.com/").unwrap_err();
+        assert!(ftp.to_string().contains("unsupported URL scheme 'ftp'"));
+        assert_eq!(ftp.exit_code(), 3);
         for bad in [
             "",
             "ftp://x/",
@@ -307,6 +346,25 @@ mod tests {
         assert_eq!(base.join("?z").unwrap().absolute(), "http://h:8080/a/b?z");
         assert_eq!(base.join("//o:1/p").unwrap().absolute(), "http://o:1/p");
         assert_eq!(base.join("http://o/p#f").unwrap().absolute(), "http://o/p");
-        assert!(base.join("https://o/").is_err());
+        assert_eq!(base.join("https://o/").unwrap().absolute(), "https://o/");
+    }
+
+    #[test]
+    fn https_urls_default_to_port_443_and_keep_their_scheme() {
+        let u = url("HTTPS://Example.com/a");
+        assert!(u.is_https());
+        assert_eq!(
+            (u.host(), u.port(), u.scheme_name()),
+            ("example.com", 443, "https")
+        );
+        assert_eq!(u.host_header(), "example.com");
+        assert_eq!(u.absolute(), "https://example.com/a");
+        let u = url("https://h:8443/");
+        assert_eq!(u.host_header(), "h:8443");
+        assert_eq!(url("https://h:80/").host_header(), "h:80");
+        assert_eq!(u.join("//o/p").unwrap().absolute(), "https://o/p");
+        assert_eq!(u.join("/x").unwrap().absolute(), "https://h:8443/x");
+        assert_eq!(u.join("http://h/").unwrap().absolute(), "http://h/");
+        assert!(!url("h:1/").is_https());
     }
 }

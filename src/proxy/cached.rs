@@ -16,11 +16,13 @@ use crate::http::body::BodyKind;
 use crate::http::date::parse_http_date;
 use crate::http::head::ResponseHead;
 use crate::http::request::{Head, Method, RequestInfo, RequestLine, HEADERS_CAP};
-use crate::http::response::{reason_phrase, ResponseInfo};
-use crate::http::{
-    is_hop_by_hop, name_is, named_by_connection, put_header, put_header_decimal, put_status_line,
-    Version,
-};
+use crate::http::response::ResponseInfo;
+use crate::http::{is_hop_by_hop, name_is, named_by_connection, put_header};
+
+// Declared here rather than in `proxy/mod.rs`: the request head the cache keeps is its own.
+#[path = "kept_request.rs"]
+mod kept_request;
+pub(super) use kept_request::KeptRequest;
 
 /// What the cache did for a request; sent as `X-Cache` and logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,9 +75,8 @@ impl CacheWork {
         cache: &Arc<Cache>,
         fresh: Freshness,
         req: &RequestInfo,
-        resp: &ResponseInfo,
         head: &ResponseHead<'_>,
-        req_head: &[u8],
+        req_head: &KeptRequest,
         line: &RequestLine,
         client_head: &mut Vec<u8>,
     ) -> Option<Arc<CacheEntry>> {
@@ -123,7 +124,7 @@ impl CacheWork {
                         } else {
                             std::mem::take(&mut self.primary)
                         },
-                        vary: with_request_headers(req_head, |rh| vary_values(&vary, rh)),
+                        vary: req_head.with_fields(|rh| vary_values(&vary, rh)),
                         status,
                         headers: stored_headers(headers, head_only),
                         stored_at: now,
@@ -131,8 +132,9 @@ impl CacheWork {
                         lifetime: lifetime.as_secs(),
                         always_revalidate,
                     };
-                    let chunked = resp.body == BodyKind::Chunked && !resp.dechunk;
-                    self.store = cache.begin_store(meta, chunked);
+                    // A body being stored is relayed as plain data, whatever the backend's
+                    // framing (`H1Codec::begin_body`): stored as relayed, never decoded again.
+                    self.store = cache.begin_store(meta, false);
                 }
                 ResponseRule::NoStore(_) => {
                     // A 304 or 206 says nothing about the URL (the request was conditional or
@@ -151,8 +153,8 @@ impl CacheWork {
         refreshed
     }
 
-    /// A copy of the response is being written to the cache (then the body is not spliced).
-    #[cfg(target_os = "linux")]
+    /// A copy of the response is being written to the cache: the body is relayed as plain
+    /// data (de-chunked), and not spliced.
     pub fn is_storing(&self) -> bool {
         self.store.is_some()
     }
@@ -288,7 +290,7 @@ impl CacheWork {
         cache: Arc<Cache>,
         consulted: Consulted,
         method: Method,
-        req_head: &[u8],
+        req_head: &KeptRequest,
         upstream_head: &mut Vec<u8>,
     ) -> Next {
         let Consulted { primary, decision } = consulted;
@@ -320,13 +322,17 @@ impl CacheWork {
 
     /// Fetch for the cache unless another request already is; else wait for its result.
     /// Asked again whenever the cache changes while the session waits (`AwaitFill`).
-    pub(super) fn await_fill(&mut self, req_head: &[u8], upstream_head: &mut Vec<u8>) -> Next {
+    pub(super) fn await_fill(
+        &mut self,
+        req_head: &KeptRequest,
+        upstream_head: &mut Vec<u8>,
+    ) -> Next {
         let Some(cache) = self.cache.clone() else {
             return Next::Backend;
         };
         let now = unix_now();
         let primary = &self.primary;
-        let (found, not_modified) = with_request_headers(req_head, |h| {
+        let (found, not_modified) = req_head.with_fields(|h| {
             let found = cache.lookup(primary, h, now);
             let not_modified = matches!(&found, Lookup::Fresh(e) if answers_not_modified(e, h));
             (found, not_modified)
@@ -361,55 +367,13 @@ impl CacheWork {
         Next::Wait
     }
 
-    /// Writes into `out` the head of a response served from `entry`; its body, if any, then
-    /// comes from [`Self::hit_body`]. Returns the response's facts, as a backend's would be.
-    #[allow(clippy::too_many_arguments)]
+    /// Serves `entry` (its head already written by the codec, from [`hit_response`]): its
+    /// body, if `with_body`, then comes from [`Self::hit_body`].
     #[inline]
-    pub(super) fn serve(
-        &mut self,
-        entry: Arc<CacheEntry>,
-        label: CacheLabel,
-        not_modified: bool,
-        req: &RequestInfo,
-        cdn_cache_control_pass: bool,
-        stopping: bool,
-        out: &mut Vec<u8>,
-    ) -> ResponseInfo {
-        let now = unix_now();
-        let status = if not_modified { 304 } else { entry.meta.status };
-        let has_body = !matches!(status, 204 | 304);
-        // A request body left unread would be taken for the next request: close afterwards.
-        let keep_alive = req.keep_alive
-            && matches!(req.body, BodyKind::Empty | BodyKind::Length(0))
-            && !stopping;
-        out.clear();
-        put_status_line(out, status, reason_phrase(status).as_bytes());
-        out.extend_from_slice(entry.client_headers(cdn_cache_control_pass));
-        put_header_decimal(out, "Age", entry.age(now));
-        // A head-only entry's stored headers carry its Content-Length.
-        if has_body && !entry.meta.is_head_only() {
-            put_header_decimal(out, "Content-Length", entry.body_len);
-        }
-        put_header(out, "Via", b"1.1 pibl");
-        put_header(out, "X-Cache", label.as_str().as_bytes());
-        if !keep_alive {
-            put_header(out, "Connection", b"close");
-        } else if req.version == Version::Http10 {
-            put_header(out, "Connection", b"keep-alive");
-        }
-        out.extend_from_slice(b"\r\n");
-        let with_body = has_body && req.method != Method::Head;
+    pub(super) fn serve(&mut self, entry: Arc<CacheEntry>, label: CacheLabel, with_body: bool) {
         self.label = Some(label);
         self.hit = with_body.then_some(entry);
         self.hit_pos = 0;
-        ResponseInfo {
-            status,
-            body: BodyKind::Empty,
-            dechunk: false,
-            upstream_reusable: false,
-            client_keep_alive: keep_alive,
-            head_len: 0,
-        }
     }
 
     /// The part of the served entry's body not yet written (from its memory map).
@@ -428,10 +392,40 @@ impl CacheWork {
     }
 }
 
-/// Whether the client's validators in `req_head` match `entry`, so it gets a 304. Parses the
-/// stored request head again: for the paths that did not have it parsed at hand.
-pub(super) fn client_not_modified(req_head: &[u8], entry: &CacheEntry) -> bool {
-    with_request_headers(req_head, |h| answers_not_modified(entry, h))
+/// The facts of a response served from `entry`, as a backend's would be: its status (304
+/// when the client's validators match), whether the connection stays open, and whether a
+/// body follows the head (the stored one, from the map).
+#[inline]
+pub(super) fn hit_response(
+    entry: &CacheEntry,
+    not_modified: bool,
+    req: &RequestInfo,
+    stopping: bool,
+) -> (ResponseInfo, bool) {
+    let status = if not_modified { 304 } else { entry.meta.status };
+    let has_body = !matches!(status, 204 | 304);
+    // A request body left unread would be taken for the next request: close afterwards.
+    let keep_alive =
+        req.keep_alive && matches!(req.body, BodyKind::Empty | BodyKind::Length(0)) && !stopping;
+    let info = ResponseInfo {
+        status,
+        body: if has_body && !entry.meta.is_head_only() {
+            BodyKind::Length(entry.body_len)
+        } else {
+            BodyKind::Empty
+        },
+        dechunk: false,
+        upstream_reusable: false,
+        client_keep_alive: keep_alive,
+        head_len: 0,
+    };
+    (info, has_body && req.method != Method::Head)
+}
+
+/// Whether the client's validators in `req_head` match `entry`, so it gets a 304: for the
+/// paths that no longer have the parsed head at hand (after a 304 to a revalidation).
+pub(super) fn client_not_modified(req_head: &KeptRequest, entry: &CacheEntry) -> bool {
+    req_head.with_fields(|h| answers_not_modified(entry, h))
 }
 
 /// Builds the refreshed entry after a 304: stored headers updated with the 304's, freshness
@@ -613,16 +607,6 @@ fn resolve(host: &str, value: &[u8]) -> Option<(String, String)> {
     authority
         .eq_ignore_ascii_case(host)
         .then(|| (authority.to_string(), path.to_string()))
-}
-
-/// Runs `f` over the header fields of a request head parsed earlier.
-fn with_request_headers<R>(head: &[u8], f: impl FnOnce(&[httparse::Header<'_>]) -> R) -> R {
-    let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
-    let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(head, &mut storage) {
-        Ok(httparse::Status::Complete(_)) => f(req.headers),
-        _ => f(&[]),
-    }
 }
 
 /// Runs `f` over the status and header fields of a response head.

@@ -206,7 +206,12 @@ impl Session {
         let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
             return self.enter(State::Closed, ctx);
         };
-        let mut codec = H1Codec::new(&mut self.client, &mut self.to_client, &mut x.client_bytes);
+        let mut codec = H1Codec::new(
+            &mut self.client,
+            &mut self.to_client,
+            &mut self.client_framing,
+            &mut x.client_bytes,
+        );
         // An interim response being written goes out before the next head is parsed over it.
         if !codec.nothing_queued() {
             match codec.push() {
@@ -226,8 +231,12 @@ impl Session {
         loop {
             if !buf.is_empty() {
                 let side = h1::client_side(x, ctx.stopping);
-                let mut codec =
-                    H1Codec::new(&mut self.client, &mut self.to_client, &mut x.client_bytes);
+                let mut codec = H1Codec::new(
+                    &mut self.client,
+                    &mut self.to_client,
+                    &mut self.client_framing,
+                    &mut x.client_bytes,
+                );
                 let cache = ctx.shared.cache.as_ref();
                 // The cache reads the head as parsed for the client: it is parsed once.
                 let mut refreshed = None;
@@ -238,7 +247,6 @@ impl Session {
                                 cache,
                                 x.settings.config.freshness(),
                                 &x.info,
-                                info,
                                 head,
                                 &self.req_head,
                                 &self.line,
@@ -300,7 +308,16 @@ impl Session {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        x.resp_body = BodyRelay::new(info.body, info.dechunk);
+        // Plain data when the cache stores it (as it is, never decoded again); otherwise the
+        // codec may take the backend's chunks as they are.
+        let mut codec = H1Codec::new(
+            &mut self.client,
+            &mut self.to_client,
+            &mut self.client_framing,
+            &mut x.client_bytes,
+        );
+        let dechunk = codec.begin_body(&info, x.cache.is_storing());
+        x.resp_body = BodyRelay::new(info.body, dechunk);
         let switching = info.status == 101;
         x.resp = Some(info);
         if switching {
@@ -347,7 +364,12 @@ impl Session {
         }
         let ready = x.resp_body.ready();
         let sent_before = x.client_bytes;
-        let mut codec = H1Codec::new(&mut self.client, &mut self.to_client, &mut x.client_bytes);
+        let mut codec = H1Codec::new(
+            &mut self.client,
+            &mut self.to_client,
+            &mut self.client_framing,
+            &mut x.client_bytes,
+        );
         match codec.body(&buf.data()[..ready]) {
             Ok(taken) => {
                 buf.consume(taken);
@@ -360,10 +382,20 @@ impl Session {
                 return self.enter(State::Closed, ctx);
             }
         }
+        let ended = if x.resp_body.is_complete() {
+            codec.end()
+        } else {
+            Ok(false)
+        };
         progress |= x.client_bytes != sent_before;
-        let codec = H1Codec::new(&mut self.client, &mut self.to_client, &mut x.client_bytes);
-        if codec.all_out() && x.resp_body.is_complete() {
-            return self.finish_exchange(ctx);
+        match ended {
+            Ok(true) => return self.finish_exchange(ctx),
+            Ok(false) => {}
+            Err(ClientGone) => {
+                self.close_upstream(ctx, false);
+                self.log_exchange(ctx, 499);
+                return self.enter(State::Closed, ctx);
+            }
         }
         if truncated {
             // Flush what arrived, then close: the client sees a short body, never a clean end.
@@ -442,13 +474,19 @@ impl Session {
     fn relay_spliced(&mut self, ctx: &mut Ctx<'_>) -> Option<Step> {
         let x = self.x.as_mut()?;
         if x.splice.is_none() {
+            // The codec allows it: the data goes out as it is, with nothing queued before it.
+            let codec = H1Codec::new(
+                &mut self.client,
+                &mut self.to_client,
+                &mut self.client_framing,
+                &mut x.client_bytes,
+            );
             x.splice = Some(SplicePipe::for_body(
                 x.settings.config.splice,
                 x.resp_body.unscanned_length(),
                 self.upstream_in.as_ref().is_some_and(|b| !b.is_empty()),
-                !self.to_client.is_empty(),
                 x.cache.is_storing(),
-                &self.client,
+                codec.splice_client()?,
             )?);
         }
         let up = ctx.upstreams.conns.get_mut(self.upstream?)?;

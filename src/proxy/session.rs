@@ -22,16 +22,16 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::Registry;
 
-use super::cached::{self, CacheLabel, Consulted};
+use super::cached::{self, CacheLabel, Consulted, KeptRequest};
 use super::exchange::Exchange;
-use super::h1::H1Codec;
+use super::h1::{ClientFraming, ClientGone, H1Codec};
 use super::io::Pending;
 use super::shared::{Settings, Shared};
 use super::transport::ClientTransport;
 use super::upstream::UpstreamPool;
 use super::upstream_failure::Phase;
 use crate::buffer::{Buffer, BufferPool, HeadPool};
-use crate::cache::CacheEntry;
+use crate::cache::{unix_now, CacheEntry};
 use crate::clock::Clock;
 use crate::http::request::{self, Forwarding, HeadLimits, RequestLine};
 use crate::logging::AccessLog;
@@ -167,9 +167,11 @@ pub struct Session {
     pub(super) upstream: Option<usize>,
     pub(super) to_upstream: Pending,
     pub(super) to_client: Pending,
+    /// How the response's body is framed for the client (the HTTP/1 codec's state).
+    pub(super) client_framing: ClientFraming,
     pub(super) line: RequestLine,
-    /// A copy of the request head, kept when the cache needs its headers.
-    pub(super) req_head: Vec<u8>,
+    /// A copy of the request head and where its fields lie, kept when the cache needs them.
+    pub(super) req_head: KeptRequest,
     pub(super) x: Option<Exchange>,
     /// Exchanges begun on this connection: the next one's id.
     pub(super) exchanges: u32,
@@ -204,8 +206,9 @@ impl Session {
             upstream: None,
             to_upstream: Pending::default(),
             to_client: Pending::default(),
+            client_framing: ClientFraming::AsIs,
             line: RequestLine::default(),
-            req_head: Vec::new(),
+            req_head: KeptRequest::default(),
             x: None,
             exchanges: 0,
         }
@@ -433,23 +436,29 @@ impl Session {
                 };
                 let cache = ctx.shared.cache.as_deref();
                 let upstream_head = &mut self.to_upstream.bytes;
+                let kept = &mut self.req_head;
+                let input = buf.data();
                 let upgrades = &ctx.settings.config.upgrade_protocols;
-                let parsed =
-                    request::parse_with(buf.data(), limits, upgrades, &mut self.line, |head| {
-                        let consulted = cache.map(|c| cached::consult(c, head));
-                        if consulted.as_ref().is_some_and(Consulted::is_hit) {
+                let parsed = request::parse_with(input, limits, upgrades, &mut self.line, |head| {
+                    let consulted = cache.map(|c| cached::consult(c, head));
+                    match &consulted {
+                        Some(c) if c.is_hit() => {
                             upstream_head.clear();
-                        } else {
+                            kept.forget_fields();
+                        }
+                        Some(_) => {
+                            // The miss paths read its fields again, without a parse.
+                            kept.record_fields(input, head.headers);
                             head.write_upstream(upstream_head, &fwd);
                         }
-                        consulted
-                    });
+                        None => head.write_upstream(upstream_head, &fwd),
+                    }
+                    consulted
+                });
                 match parsed {
                     Ok(Some((info, consulted))) => {
                         if ctx.shared.cache.is_some() {
-                            self.req_head.clear();
-                            self.req_head
-                                .extend_from_slice(&buf.data()[..info.head_len]);
+                            self.req_head.keep(&buf.data()[..info.head_len]);
                         }
                         buf.consume(info.head_len);
                         self.to_upstream.pos = 0;
@@ -571,17 +580,23 @@ impl Session {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        let resp = x.cache.serve(
-            entry,
-            label,
-            not_modified,
-            &x.info,
-            x.settings.config.cache.cdn_cache_control_pass,
-            ctx.stopping,
-            &mut self.to_client.bytes,
+        let (resp, with_body) = cached::hit_response(&entry, not_modified, &x.info, ctx.stopping);
+        let mut codec = H1Codec::new(
+            &mut self.client,
+            &mut self.to_client,
+            &mut self.client_framing,
+            &mut x.client_bytes,
         );
+        codec.stored_head(
+            &entry,
+            &resp,
+            label,
+            x.info.version,
+            x.settings.config.cache.cdn_cache_control_pass,
+            unix_now(),
+        );
+        x.cache.serve(entry, label, with_body);
         x.resp = Some(resp);
-        self.to_client.pos = 0;
         self.enter(State::ServeCached, ctx)
     }
 
@@ -591,15 +606,29 @@ impl Session {
             return self.enter(State::Closed, ctx);
         };
         let sent_before = x.client_bytes;
-        let mut codec = H1Codec::new(&mut self.client, &mut self.to_client, &mut x.client_bytes);
+        let mut codec = H1Codec::new(
+            &mut self.client,
+            &mut self.to_client,
+            &mut self.client_framing,
+            &mut x.client_bytes,
+        );
         let Ok(taken) = codec.body(x.cache.hit_body()) else {
             self.log_exchange(ctx, 499);
             return self.enter(State::Closed, ctx);
         };
-        let all_out = codec.all_out();
         x.cache.hit_sent(taken);
-        if all_out && x.cache.hit_body().is_empty() {
-            return self.finish_exchange(ctx);
+        let ended = if x.cache.hit_body().is_empty() {
+            codec.end()
+        } else {
+            Ok(false)
+        };
+        match ended {
+            Ok(true) => return self.finish_exchange(ctx),
+            Ok(false) => {}
+            Err(ClientGone) => {
+                self.log_exchange(ctx, 499);
+                return self.enter(State::Closed, ctx);
+            }
         }
         if x.client_bytes != sent_before {
             self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_idle;

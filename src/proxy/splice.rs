@@ -38,19 +38,18 @@ mod linux {
 
     impl SplicePipe {
         /// A pipe for the rest of a response body, when splicing it applies: `splice` is on,
-        /// the rest is a known length (`left`) worth a pipe, nothing of it is `buffered` or
-        /// `queued` for the client yet, the cache is not `storing` a copy, and the client's
-        /// transport lets its raw socket be used (`client`).
+        /// the rest is a known length (`left`) worth a pipe, nothing of it is `buffered` yet,
+        /// the cache is not `storing` a copy, and the client's codec (which has nothing queued
+        /// and no framing to add) and transport let its raw socket be used (`client`).
         pub fn for_body(
             splice: bool,
             left: Option<u64>,
             buffered: bool,
-            queued: bool,
             storing: bool,
             client: &ClientTransport,
         ) -> Option<SplicePipe> {
             let left = left?;
-            if !splice || left < SPLICE_MIN || buffered || queued || storing {
+            if !splice || left < SPLICE_MIN || buffered || storing {
                 return None;
             }
             client.splice_fd()?;

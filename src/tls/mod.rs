@@ -4,6 +4,7 @@
 //! beside them.
 
 pub mod certs;
+pub mod client;
 pub mod selfsigned;
 pub mod server;
 pub mod stream;

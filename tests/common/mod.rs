@@ -2,6 +2,9 @@
 //! against them, and a small raw HTTP client.
 #![allow(dead_code)]
 
+/// A test origin behind TLS (rustls over blocking sockets, a generated CA).
+pub mod tls_origin;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
