@@ -617,3 +617,34 @@ fn redirect_https_answers_plain_requests_with_308_to_the_tls_port() {
         assert_eq!(backend.seen()[0].header("x-forwarded-proto"), Some("https"));
     }
 }
+
+#[test]
+fn hsts_is_announced_on_tls_responses_only() {
+    if !have("curl") {
+        return;
+    }
+    let backend = Backend::start("b1");
+    let p = start(&[backend.addr], "hsts 31536000\ncache on\ncache_ttl 60\n");
+    let ca = p.pki.ca_file.to_str().expect("path");
+    for _ in 0..2 {
+        // A miss, then a hit from the cache: both carry it.
+        let out = curl(&[
+            "--cacert",
+            ca,
+            "--resolve",
+            &resolve(p.tls),
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            &url(p.tls, "/cached"),
+        ]);
+        let head = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            head.contains("\r\nStrict-Transport-Security: max-age=31536000\r\n"),
+            "{head}"
+        );
+    }
+    let r = common::get(p.pibl.addr, "/plain");
+    assert_eq!(r.header("strict-transport-security"), None);
+}

@@ -127,6 +127,8 @@ pub struct Config {
     pub tls_session_cache: usize,
     /// `redirect_https on`: the plain listener answers every request with a 308 to https.
     pub redirect_https: bool,
+    /// `hsts SECONDS`: responses on TLS listeners carry `Strict-Transport-Security`.
+    pub hsts: Option<u64>,
     pub backends: Vec<BackendSpec>,
     /// Worker threads; `None` means one per core.
     pub workers: Option<usize>,
@@ -247,6 +249,7 @@ impl Config {
             certificates: Vec::new(),
             tls_session_cache: crate::tls::server::DEFAULT_SESSION_CACHE,
             redirect_https: false,
+            hsts: None,
             backends: backends
                 .iter()
                 .map(|a| BackendSpec {
@@ -440,6 +443,14 @@ impl Config {
                     });
                 }
                 "redirect_https" => cfg.redirect_https = parse_switch(one()?).map_err(at)?,
+                "hsts" => {
+                    let v = one()?;
+                    cfg.hsts = if v == "off" {
+                        None
+                    } else {
+                        Some(parse_duration(v).map_err(at)?.as_secs())
+                    };
+                }
                 "tls_session_cache" => {
                     cfg.tls_session_cache = parse_count(one()?, 0, 10_000_000).map_err(at)?
                 }
@@ -700,6 +711,7 @@ const DIRECTIVES: &[&str] = &[
     "certificate",
     "tls_session_cache",
     "redirect_https",
+    "hsts",
     "backend",
     "workers",
     "admin",

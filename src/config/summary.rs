@@ -28,6 +28,10 @@ impl Config {
         }
         put(format!("tls_session_cache {}", self.tls_session_cache));
         put(format!("redirect_https {}", switch(self.redirect_https)));
+        put(match self.hsts {
+            Some(s) => format!("hsts {s}"),
+            None => "hsts off".to_string(),
+        });
         for b in &self.backends {
             if b.name == b.addr.to_string() {
                 put(format!("backend {}", b.name));

@@ -20,6 +20,8 @@
 //! a head and body still leave in one vectored write (a chunk's size line is queued ahead of
 //! its data the same way).
 
+use std::io::Write;
+
 use super::cached::CacheLabel;
 use super::exchange::Exchange;
 use super::io::Pending;
@@ -125,8 +127,11 @@ impl<'a> H1Codec<'a> {
         then: &mut dyn FnMut(&ResponseHead<'_>, &ResponseInfo, &mut Vec<u8>),
     ) -> Result<Option<ResponseInfo>, BadResponse> {
         let parsed = response::parse_with(upstream, limits, side, &mut self.queued.bytes, then);
-        if let Ok(Some(_)) = parsed {
+        if let Ok(Some(info)) = &parsed {
             self.queued.pos = 0;
+            if info.status >= 200 {
+                self.add_hsts();
+            }
         }
         parsed
     }
@@ -184,6 +189,22 @@ impl<'a> H1Codec<'a> {
         out.extend_from_slice(b"\r\n");
         self.queued.pos = 0;
         *self.framing = ClientFraming::AsIs;
+        self.add_hsts();
+    }
+
+    /// `hsts SECONDS` on a TLS connection: Strict-Transport-Security joins the final head just
+    /// queued (proxied and cached responses; not the ones pibl makes, as nginx's `add_header`).
+    #[inline]
+    fn add_hsts(&mut self) {
+        let Some(max_age) = self.client.hsts() else {
+            return;
+        };
+        let out = &mut self.queued.bytes;
+        if out.ends_with(b"\r\n\r\n") {
+            out.truncate(out.len() - 2);
+            // Into the head buffer: no allocation.
+            let _ = write!(out, "Strict-Transport-Security: max-age={max_age}\r\n\r\n");
+        }
     }
 
     /// Drops the queued head: another response (a stored one, or one pibl makes) replaces it.

@@ -40,6 +40,8 @@ pub struct ClientTransport {
     hup: bool,
     /// The client's input ended (a read returned 0, or the session decided nothing more comes).
     eof: bool,
+    /// `hsts SECONDS` as it was when a TLS client was accepted; `None` on plain TCP.
+    hsts: Option<u64>,
 }
 
 impl ClientTransport {
@@ -48,9 +50,22 @@ impl ClientTransport {
     }
 
     /// A client of a TLS listener; `conn` is made from the listener's current `ServerConfig`,
-    /// which this connection keeps for its life (a reload does not change it).
-    pub fn tls(stream: TcpStream, conn: rustls::ServerConnection) -> ClientTransport {
-        ClientTransport::new(Stream::Tls(Box::new(TlsStream::new(stream, conn))))
+    /// which this connection keeps for its life (a reload does not change it), as it keeps
+    /// `hsts` (the `hsts` max-age its responses announce, if any).
+    pub fn tls(
+        stream: TcpStream,
+        conn: rustls::ServerConnection,
+        hsts: Option<u64>,
+    ) -> ClientTransport {
+        let mut t = ClientTransport::new(Stream::Tls(Box::new(TlsStream::new(stream, conn))));
+        t.hsts = hsts;
+        t
+    }
+
+    /// `Strict-Transport-Security: max-age=N` for responses on this connection (TLS only).
+    #[inline]
+    pub fn hsts(&self) -> Option<u64> {
+        self.hsts
     }
 
     /// The scheme the client spoke: `X-Forwarded-Proto`.
@@ -77,6 +92,7 @@ impl ClientTransport {
             writable: false,
             hup: false,
             eof: false,
+            hsts: None,
         }
     }
 

@@ -217,7 +217,7 @@ impl Worker {
                     }
                     let client = match tls {
                         None => ClientTransport::plain(stream),
-                        Some(conn) => ClientTransport::tls(stream, conn),
+                        Some(conn) => ClientTransport::tls(stream, conn, self.settings.config.hsts),
                     };
                     let now = self.clock.now;
                     entry.insert(Session::with_transport(client, peer, now, header_timeout));
