@@ -40,8 +40,6 @@ pub struct ClientTransport {
     hup: bool,
     /// The client's input ended (a read returned 0, or the session decided nothing more comes).
     eof: bool,
-    /// `hsts SECONDS` as it was when a TLS client was accepted; `None` on plain TCP.
-    hsts: Option<u64>,
 }
 
 impl ClientTransport {
@@ -57,15 +55,18 @@ impl ClientTransport {
         conn: rustls::ServerConnection,
         hsts: Option<u64>,
     ) -> ClientTransport {
-        let mut t = ClientTransport::new(Stream::Tls(Box::new(TlsStream::new(stream, conn))));
-        t.hsts = hsts;
-        t
+        let mut tls = TlsStream::new(stream, conn);
+        tls.hsts = hsts;
+        ClientTransport::new(Stream::Tls(Box::new(tls)))
     }
 
     /// `Strict-Transport-Security: max-age=N` for responses on this connection (TLS only).
     #[inline]
     pub fn hsts(&self) -> Option<u64> {
-        self.hsts
+        match &self.stream {
+            Stream::Tls(t) => t.hsts,
+            _ => None,
+        }
     }
 
     /// The scheme the client spoke: `X-Forwarded-Proto`.
@@ -92,7 +93,6 @@ impl ClientTransport {
             writable: false,
             hup: false,
             eof: false,
-            hsts: None,
         }
     }
 

@@ -78,6 +78,8 @@ pub struct TlsStream<S: Socket> {
     plaintext_waiting: bool,
     /// close_notify was queued (by [`TlsStream::close_notify`] or on drop).
     closed_notify: bool,
+    /// `hsts SECONDS` as it was when the connection was accepted (read by the HTTP/1 codec).
+    pub hsts: Option<u64>,
 }
 
 /// A connection that closes says so (close_notify, one best-effort write), however the session
@@ -100,6 +102,7 @@ impl<S: Socket> TlsStream<S> {
             phase: TlsPhase::AwaitFirstByte,
             plaintext_waiting: false,
             closed_notify: false,
+            hsts: None,
         }
     }
 
