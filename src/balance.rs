@@ -35,22 +35,105 @@ pub struct Backend {
 /// Down until a health probe succeeds.
 pub const UNTIL_PROBED: u64 = u64::MAX;
 
-/// A per-request round-robin rotation over a fixed set of backends.
+/// Per-request rotations over a fixed set of backends, grouped in pools: every pool's backends
+/// in one list (their health, stats and upstream connections are indexed by it), each pool a
+/// rotation over its part of it.
 #[derive(Debug)]
 pub struct RoundRobin {
     backends: Vec<Backend>,
-    next: AtomicUsize,
+    pools: Vec<PoolRotation>,
     epoch: Instant,
     /// Consecutive failures that mark a backend down; 0: never by failures.
     max_fails: u32,
     fail_timeout_ms: u64,
 }
 
+/// One pool's rotation.
+#[derive(Debug)]
+pub struct PoolRotation {
+    pub name: Box<str>,
+    /// Its backends: `RoundRobin::backends[members]`.
+    pub members: std::ops::Range<usize>,
+    /// The primaries' order, as indices into the whole list: each backend once per unit of
+    /// weight, interleaved as nginx's smooth weighted round robin does (for equal weights,
+    /// simply in order), so a counter over it is the weighted rotation, lock-free.
+    sequence: Vec<u16>,
+    /// The `backup` backends, tried in order only when every primary is down.
+    backups: Vec<u16>,
+    next: AtomicUsize,
+}
+
+/// Longest weighted sequence one pool may have (weights are capped so that it fits).
+const MAX_SEQUENCE: usize = 1 << 16;
+
+impl PoolRotation {
+    fn new(name: &str, specs: &[BackendSpec], start: usize) -> PoolRotation {
+        let primaries: Vec<(usize, i64)> = specs
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.backup)
+            .map(|(i, s)| (start + i, i64::from(s.weight.max(1))))
+            .collect();
+        let total: i64 = primaries.iter().map(|&(_, w)| w).sum();
+        let length = (total as usize).min(MAX_SEQUENCE);
+        let mut current = vec![0i64; primaries.len()];
+        let mut sequence = Vec::with_capacity(length);
+        for _ in 0..length {
+            // nginx: every backend gains its weight, the largest is chosen and pays the total.
+            let mut best = 0;
+            for (k, &(_, w)) in primaries.iter().enumerate() {
+                current[k] += w;
+                if current[k] > current[best] {
+                    best = k;
+                }
+            }
+            current[best] -= total;
+            sequence.push(primaries[best].0 as u16);
+        }
+        PoolRotation {
+            name: Box::from(name),
+            members: start..start + specs.len(),
+            sequence,
+            backups: (0..specs.len())
+                .filter(|&i| specs[i].backup)
+                .map(|i| (start + i) as u16)
+                .collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
 impl RoundRobin {
+    /// One pool, [`crate::config::DEFAULT_POOL`], of `specs`.
     pub fn new(specs: &[BackendSpec]) -> RoundRobin {
+        RoundRobin::with_pools(&[(crate::config::DEFAULT_POOL, specs)])
+    }
+
+    /// Every pool of `config`, in [`crate::config::Config::pool_names`] order (the indices
+    /// the router gives).
+    pub fn for_config(config: &crate::config::Config) -> RoundRobin {
+        let mut pools: Vec<(&str, &[BackendSpec])> = Vec::new();
+        if !config.backends.is_empty() {
+            pools.push((crate::config::DEFAULT_POOL, &config.backends));
+        }
+        for p in &config.pools {
+            pools.push((&p.name, &p.backends));
+        }
+        RoundRobin::with_pools(&pools)
+    }
+
+    fn with_pools(pools: &[(&str, &[BackendSpec])]) -> RoundRobin {
+        let mut rotations = Vec::with_capacity(pools.len());
+        let mut start = 0;
+        for (name, specs) in pools {
+            rotations.push(PoolRotation::new(name, specs, start));
+            start += specs.len();
+        }
         RoundRobin {
-            backends: specs
+            pools: rotations,
+            backends: pools
                 .iter()
+                .flat_map(|(_, specs)| specs.iter())
                 .map(|s| Backend {
                     name: s.name.clone(),
                     addr: s.addr,
@@ -60,7 +143,6 @@ impl RoundRobin {
                     stats: Arc::default(),
                 })
                 .collect(),
-            next: AtomicUsize::new(0),
             epoch: Instant::now(),
             max_fails: 3,
             fail_timeout_ms: 10_000,
@@ -81,8 +163,11 @@ impl RoundRobin {
     /// becomes an ordinary `fail_timeout`, since no probe will ever lift it.
     pub fn inherit(mut self, old: &RoundRobin, probing: bool) -> RoundRobin {
         self.epoch = old.epoch;
-        self.next
-            .store(old.next.load(Ordering::Relaxed), Ordering::Relaxed);
+        for p in &mut self.pools {
+            if let Some(o) = old.pools.iter().find(|o| o.name == p.name) {
+                *p.next.get_mut() = o.next.load(Ordering::Relaxed);
+            }
+        }
         let now = self.now_ms();
         for b in &mut self.backends {
             let Some(o) = old.backends.iter().find(|o| o.addr == b.addr) else {
@@ -178,21 +263,44 @@ impl RoundRobin {
         &self.backends
     }
 
-    /// The next backend in the rotation that is up and not in `exclude` (a bit per backend
-    /// index, for the ones this request already failed on). When every allowed backend is down,
-    /// the one down longest (its `down_until` earliest) is tried anyway. `None` when every
-    /// backend is excluded.
+    /// The pools, in the order the router indexes them.
+    pub fn pools(&self) -> &[PoolRotation] {
+        &self.pools
+    }
+
+    /// The pool backend `i` belongs to.
+    pub fn pool_of(&self, i: usize) -> Option<&PoolRotation> {
+        self.pools.iter().find(|p| p.members.contains(&i))
+    }
+
+    /// [`RoundRobin::pick_in`] the first pool (the only one of a flat config).
     pub fn pick(&self, exclude: u64) -> Option<usize> {
-        let n = self.backends.len();
+        self.pick_in(0, exclude)
+    }
+
+    /// The next backend of pool `pool`'s rotation that is up and not in `exclude` (a bit per
+    /// backend index, for the ones this request already failed on); when no primary is, the
+    /// first backup that is. When every allowed backend of the pool is down, the one down
+    /// longest (its `down_until` earliest) is tried anyway. `None` when every backend is
+    /// excluded (or there is no such pool).
+    pub fn pick_in(&self, pool: usize, exclude: u64) -> Option<usize> {
+        let p = self.pools.get(pool)?;
         let allowed = |i: usize| i >= 64 || exclude & (1 << i) == 0;
         let now = self.now_ms();
+        let usable =
+            |i: usize| allowed(i) && self.backends[i].down_until.load(Ordering::Relaxed) <= now;
+        let n = p.sequence.len();
         for _ in 0..n {
-            let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
-            if allowed(i) && self.backends[i].down_until.load(Ordering::Relaxed) <= now {
+            let i = p.sequence[p.next.fetch_add(1, Ordering::Relaxed) % n] as usize;
+            if usable(i) {
                 return Some(i);
             }
         }
-        (0..n)
+        if let Some(&b) = p.backups.iter().find(|&&b| usable(b as usize)) {
+            return Some(b as usize);
+        }
+        p.members
+            .clone()
             .filter(|&i| allowed(i))
             .min_by_key(|&i| self.backends[i].down_until.load(Ordering::Relaxed))
     }
@@ -207,6 +315,8 @@ mod tests {
             .map(|i| BackendSpec {
                 name: format!("b{i}"),
                 addr: SocketAddr::from(([127, 0, 0, 1], 9000 + i)),
+                weight: 1,
+                backup: false,
             })
             .collect();
         RoundRobin::new(&specs)
@@ -274,6 +384,8 @@ mod tests {
             .map(|p| BackendSpec {
                 name: format!("n{p}"),
                 addr: SocketAddr::from(([127, 0, 0, 1], *p)),
+                weight: 1,
+                backup: false,
             })
             .collect();
         let new = RoundRobin::new(&specs)

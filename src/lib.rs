@@ -16,6 +16,7 @@ pub mod logging;
 pub mod net;
 pub mod origin;
 pub mod proxy;
+pub mod routing;
 pub mod stats;
 pub mod text;
 pub mod tls;

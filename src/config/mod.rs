@@ -8,11 +8,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod blocks;
+mod routing;
 mod summary;
 #[cfg(test)]
 mod tests;
 mod values;
 
+use blocks::Statement;
+pub use routing::{
+    Balance, HashKey, NoSite, PoolSpec, RouteSpec, ScopeSettings, SiteSpec, DEFAULT_POOL,
+};
 pub use summary::certificates as certificate_summary;
 pub use values::{format_duration, format_size, parse_duration, parse_size, parse_ttl};
 use values::{parse_addr, parse_count, parse_switch, parse_upgrade_protocols, same_address};
@@ -41,6 +47,10 @@ pub struct BackendSpec {
     /// The address as the user wrote it, for logs.
     pub name: String,
     pub addr: SocketAddr,
+    /// `weight=N`: its share of requests against the pool's other backends (1 by default).
+    pub weight: u32,
+    /// `backup`: used only while every other backend of its pool is down.
+    pub backup: bool,
 }
 
 /// Limits on what one connection may hold or send; every buffer has one.
@@ -129,7 +139,18 @@ pub struct Config {
     pub redirect_https: bool,
     /// `hsts SECONDS`: responses on TLS listeners carry `Strict-Transport-Security`.
     pub hsts: Option<u64>,
+    /// The top-level `backend` lines: the implicit pool [`DEFAULT_POOL`].
     pub backends: Vec<BackendSpec>,
+    /// Top-level `balance`: how the implicit pool balances.
+    pub balance: Balance,
+    /// `pool NAME { ... }` blocks, in order.
+    pub pools: Vec<PoolSpec>,
+    /// `site HOST... { ... }` blocks, in order; none: every request goes to the implicit pool.
+    pub sites: Vec<SiteSpec>,
+    /// `no_site 404|421`: what a host no site names gets when no site is `default`.
+    pub no_site: NoSite,
+    /// Top-level scoped settings, inherited by every site and route.
+    pub scope: ScopeSettings,
     /// Worker threads; `None` means one per core.
     pub workers: Option<usize>,
     pub log_file: PathBuf,
@@ -151,6 +172,8 @@ pub struct Config {
     /// The line each directive was set on (the first `backend` line for `backend`), so checks
     /// made after parsing (`pibl --check`, start-up) can still name FILE:LINE.
     pub lines: Vec<(&'static str, usize)>,
+    /// The directives of [`Config::lines`] set in an included file, with that file.
+    pub lines_elsewhere: Vec<(&'static str, PathBuf)>,
 }
 
 /// The `cache*` directives as written; [`Config::cache_config`] turns them into a decision.
@@ -255,8 +278,15 @@ impl Config {
                 .map(|a| BackendSpec {
                     name: a.to_string(),
                     addr: *a,
+                    weight: 1,
+                    backup: false,
                 })
                 .collect(),
+            balance: Balance::default(),
+            pools: Vec::new(),
+            sites: Vec::new(),
+            no_site: NoSite::default(),
+            scope: ScopeSettings::default(),
             workers: None,
             log_file: PathBuf::from("pibl.log"),
             access_log: true,
@@ -272,6 +302,7 @@ impl Config {
                 .collect(),
             splice: true,
             lines: Vec::new(),
+            lines_elsewhere: Vec::new(),
         }
     }
 
@@ -286,8 +317,9 @@ impl Config {
     /// A problem with `directive` found after parsing, located at its line (or the file as a
     /// whole when it was left at its default).
     pub fn error_at(&self, directive: &str, message: String) -> ConfigError {
+        let file = self.lines_elsewhere.iter().find(|(d, _)| *d == directive);
         ConfigError {
-            file: self.path.clone(),
+            file: file.map_or_else(|| self.path.clone(), |(_, f)| f.clone()),
             line: self.line_of(directive),
             message,
         }
@@ -340,7 +372,8 @@ impl Config {
         Config::parse(path, text)
     }
 
-    /// Parses config text; `path` is only used in messages.
+    /// Parses config text; `path` names it in messages, and `include`s are found relative to
+    /// it.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let err = |line: usize, message: String| ConfigError {
             file: path.to_path_buf(),
@@ -351,242 +384,50 @@ impl Config {
             Config::with_backends(DEFAULT_LISTEN.parse().expect("default listen address"), &[]);
         cfg.path = path.to_path_buf();
         cfg.listeners.clear();
-        for (idx, raw) in text.lines().enumerate() {
-            let line_no = idx + 1;
-            let line = raw.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let mut words = line.split_whitespace();
-            let directive = words.next().unwrap_or("");
-            let args: Vec<&str> = words.collect();
-            let Some(&name) = DIRECTIVES.iter().find(|d| **d == directive) else {
-                return Err(err(line_no, unknown_directive(directive)));
-            };
-            // Only `backend`, `certificate` and `listen` (see below) may repeat: a second value
-            // of anything else is a mistake (two edits of one file), not something to resolve
-            // silently by keeping the last one.
-            match cfg.line_of(name) {
-                0 => cfg.lines.push((name, line_no)),
-                first if !REPEATABLE.contains(&name) => {
-                    return Err(err(
-                        line_no,
-                        format!("duplicate '{name}' (first on line {first})"),
-                    ));
-                }
-                _ => {}
-            }
-            let one = || -> Result<&str, ConfigError> {
-                match args.as_slice() {
-                    [v] => Ok(v),
-                    [] => Err(err(line_no, format!("'{directive}' needs a value"))),
-                    _ => Err(err(
-                        line_no,
-                        format!("'{directive}' takes one value, got {}", args.len()),
-                    )),
-                }
-            };
-            let at = |m: String| err(line_no, format!("{directive}: {m}"));
-            // Address errors name the directive themselves ("backend takes HOST:PORT ...").
-            let addr_at = |m: String| err(line_no, m);
-            match name {
-                "listen" => {
-                    let (v, tls) = match args.as_slice() {
-                        [v] => (*v, false),
-                        [v, "tls"] => (*v, true),
-                        _ => {
-                            return Err(err(
-                                line_no,
-                                "'listen' takes ADDR:PORT, or ADDR:PORT tls".to_string(),
-                            ))
-                        }
-                    };
-                    let addr = parse_addr(name, v, true).map_err(addr_at)?;
-                    // One plain and one TLS listener: a second of a kind is two edits of one
-                    // file, as for any other directive.
-                    if cfg.listeners.iter().any(|l| l.tls == tls) {
-                        let first = cfg.line_of(name);
-                        let kind = if tls { "TLS " } else { "" };
-                        return Err(err(
-                            line_no,
-                            format!(
-                                "duplicate 'listen' (first on line {first}): pibl listens on one                                  {kind}address{}",
-                                if tls { "" } else { " (add 'tls' for an HTTPS one)" }
-                            ),
-                        ));
-                    }
-                    if let Some(l) = cfg.listeners.iter().find(|l| same_address(l.addr, addr)) {
-                        return Err(err(
-                            line_no,
-                            format!("listen {v}: {} is already a listener", l.addr),
-                        ));
-                    }
-                    if cfg.listeners.is_empty() {
-                        cfg.listen = addr;
-                    }
-                    if tls {
-                        cfg.lines.push((TLS_LISTEN_LINE, line_no));
-                    }
-                    cfg.listeners.push(Listen { addr, tls });
-                }
-                "certificate" => {
-                    let [chain, key] = args.as_slice() else {
-                        return Err(err(
-                            line_no,
-                            "'certificate' takes CHAIN.pem KEY.pem (e.g. certbot's                              fullchain.pem privkey.pem)"
-                                .to_string(),
-                        ));
-                    };
-                    cfg.certificates.push(crate::tls::server::CertificateSpec {
-                        chain: PathBuf::from(chain),
-                        key: PathBuf::from(key),
-                    });
-                }
-                "redirect_https" => cfg.redirect_https = parse_switch(one()?).map_err(at)?,
-                "hsts" => {
-                    let v = one()?;
-                    cfg.hsts = if v == "off" {
-                        None
-                    } else {
-                        Some(parse_duration(v).map_err(at)?.as_secs())
-                    };
-                }
-                "tls_session_cache" => {
-                    cfg.tls_session_cache = parse_count(one()?, 0, 10_000_000).map_err(at)?
-                }
-                "admin" => {
-                    let v = one()?;
-                    cfg.admin = if v == "off" {
-                        None
-                    } else {
-                        Some(parse_addr(name, v, true).map_err(addr_at)?)
-                    };
-                }
-                "backend" => {
-                    let v = one()?;
-                    let addr = parse_addr(name, v, false).map_err(addr_at)?;
-                    if cfg.backends.iter().any(|b| b.addr == addr) {
-                        return Err(err(line_no, format!("backend {v} is listed twice")));
-                    }
-                    cfg.backends.push(BackendSpec {
-                        name: v.to_string(),
-                        addr,
-                    });
-                }
-                "workers" => {
-                    let v = one()?;
-                    cfg.workers = if v == "auto" {
-                        None
-                    } else {
-                        Some(parse_count(v, 1, 1024).map_err(at)?)
-                    };
-                }
-                "log_file" => cfg.log_file = PathBuf::from(one()?),
-                "access_log" => cfg.access_log = parse_switch(one()?).map_err(at)?,
-                "splice" => cfg.splice = parse_switch(one()?).map_err(at)?,
-                "log_stdout" => cfg.log_stdout = parse_switch(one()?).map_err(at)?,
-                "buffer_size" => {
-                    cfg.limits.buffer_size = parse_size(one()?, 1024, 16 << 20).map_err(at)?;
-                }
-                "max_header_bytes" => {
-                    cfg.limits.max_header_bytes = parse_size(one()?, 1024, 16 << 20).map_err(at)?;
-                }
-                "max_headers" => {
-                    cfg.limits.max_headers = parse_count(one()?, 1, 1000).map_err(at)?
-                }
-                "max_connections" => {
-                    cfg.limits.max_connections = parse_count(one()?, 1, 10_000_000).map_err(at)?;
-                }
-                "max_connections_per_worker" => {
-                    cfg.limits.max_connections_per_worker =
-                        Some(parse_count(one()?, 1, 10_000_000).map_err(at)?);
-                }
-                "max_body_size" => {
-                    let v = one()?;
-                    cfg.limits.max_body_size = if v == "off" {
-                        None
-                    } else {
-                        Some(parse_size(v, 0, usize::MAX).map_err(at)? as u64)
-                    };
-                }
-                "max_fails" => {
-                    cfg.health.max_fails = parse_count(one()?, 0, 1_000_000).map_err(at)? as u32
-                }
-                "fail_timeout" => cfg.health.fail_timeout = parse_duration(one()?).map_err(at)?,
-                "max_retries" => {
-                    cfg.health.max_retries = parse_count(one()?, 0, 64).map_err(at)? as u32
-                }
-                "health_check" => {
-                    if args.as_slice() == ["off"] {
-                        cfg.health.check = None;
-                        continue;
-                    }
-                    let [path, interval] = args.as_slice() else {
-                        return Err(err(
-                            line_no,
-                            "'health_check' takes PATH INTERVAL, e.g. 'health_check /health 2s', \
-                             or 'off'"
-                                .to_string(),
-                        ));
-                    };
-                    if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
-                        return Err(at(format!("'{path}' is not a path starting with '/'")));
-                    }
-                    let interval = parse_duration(interval).map_err(at)?;
-                    if interval < MIN_HEALTH_CHECK_INTERVAL {
-                        return Err(at(format!(
-                            "an interval of {} would flood every backend with probes; \
-                             use {} or more",
-                            format_duration(interval),
-                            format_duration(MIN_HEALTH_CHECK_INTERVAL)
+        let mut site_at = Vec::new();
+        let mut pool_at: Vec<Statement> = Vec::new();
+        for s in blocks::statements(path, text)? {
+            match (s.name(), &s.block) {
+                ("pool", Some(block)) => {
+                    let pool = routing::parse_pool(&s, block)?;
+                    if let Some(first) = pool_at
+                        .iter()
+                        .zip(&cfg.pools)
+                        .find(|(_, p)| p.name == pool.name)
+                        .map(|(at, _)| at)
+                    {
+                        return Err(s.error(format!(
+                            "pool {} is already defined at {}:{}",
+                            pool.name,
+                            first.file.display(),
+                            first.line
                         )));
                     }
-                    cfg.health.check = Some(HealthCheck {
-                        path: path.to_string(),
-                        interval,
-                    });
+                    cfg.pools.push(pool);
+                    pool_at.push(s.clone());
                 }
-                "upstream_pool_size" => {
-                    cfg.limits.upstream_pool_size = parse_count(one()?, 0, 100_000).map_err(at)?;
+                ("site", Some(block)) => {
+                    cfg.sites.push(routing::parse_site(&s, block)?);
+                    site_at.push(s.clone());
                 }
-                "client_header_timeout" => {
-                    cfg.timeouts.client_header = parse_duration(one()?).map_err(at)?
+                ("pool" | "site", None) => {
+                    return Err(s.error(format!(
+                        "'{}' needs a block: {} {{ ... }}",
+                        s.name(),
+                        s.words.join(" ")
+                    )))
                 }
-                "keepalive_timeout" => {
-                    cfg.timeouts.keepalive = parse_duration(one()?).map_err(at)?
+                ("route" | "default", _) => {
+                    return Err(s.error(format!("'{}' goes inside a site block", s.name())))
                 }
-                "client_timeout" => {
-                    cfg.timeouts.client_idle = parse_duration(one()?).map_err(at)?
+                (name, Some(_)) => {
+                    return Err(s.error(format!("'{name}' takes no block at top level")))
                 }
-                "connect_timeout" => cfg.timeouts.connect = parse_duration(one()?).map_err(at)?,
-                "upstream_timeout" => cfg.timeouts.upstream = parse_duration(one()?).map_err(at)?,
-                "pool_idle_timeout" => {
-                    cfg.timeouts.pool_idle = parse_duration(one()?).map_err(at)?
-                }
-                "shutdown_timeout" => cfg.timeouts.shutdown = parse_duration(one()?).map_err(at)?,
-                "cache" => cfg.cache.enabled = Some(parse_switch(one()?).map_err(at)?),
-                "cache_dir" => cfg.cache.dir = PathBuf::from(one()?),
-                "cache_ttl" => cfg.cache.ttl = Some(parse_ttl(one()?).map_err(at)?),
-                "cache_heuristic" => cfg.cache.heuristic = parse_switch(one()?).map_err(at)?,
-                "cache_max_bytes" => {
-                    cfg.cache.max_bytes = parse_size(one()?, 0, usize::MAX).map_err(at)? as u64;
-                }
-                "cdn_cache_control" => {
-                    cfg.cache.cdn_cache_control_pass = match one()? {
-                        "pass" => true,
-                        "strip" => false,
-                        v => {
-                            return Err(err(line_no, format!("expected pass or strip, got '{v}'")))
-                        }
+                _ => {
+                    if !routing::scope_directive(&mut cfg.scope, &s)? {
+                        cfg.apply(&s)?;
                     }
                 }
-                "cache_max_object" => {
-                    cfg.cache.max_object = parse_size(one()?, 0, usize::MAX).map_err(at)? as u64;
-                }
-                "upgrade_protocols" => {
-                    cfg.upgrade_protocols = parse_upgrade_protocols(&args).map_err(at)?
-                }
-                other => return Err(err(line_no, unknown_directive(other))),
             }
         }
         if cfg.listeners.is_empty() {
@@ -595,14 +436,255 @@ impl Config {
                 tls: false,
             });
         }
-        if cfg.backends.is_empty() {
+        if cfg.backends.is_empty() && cfg.pools.is_empty() {
             return Err(err(
                 0,
                 "no backend: add at least one line 'backend HOST:PORT'".to_string(),
             ));
         }
+        if !cfg.backends.is_empty() && cfg.backends.iter().all(|b| b.backup) {
+            return Err(cfg.error_at(
+                "backend",
+                "every top-level backend is a backup: add one that is not".to_string(),
+            ));
+        }
+        cfg.check_routing(&pool_at, &site_at)?;
         cfg.check_consistency()?;
         Ok(cfg)
+    }
+
+    /// Applies one top-level directive.
+    fn apply(&mut self, s: &Statement) -> Result<(), ConfigError> {
+        let cfg = self;
+        let line_no = s.line;
+        let err = |line: usize, message: String| ConfigError {
+            file: s.file.to_path_buf(),
+            line,
+            message,
+        };
+        let directive = s.name();
+        let args = s.args();
+        let Some(&name) = DIRECTIVES.iter().find(|d| **d == directive) else {
+            return Err(err(line_no, unknown_directive(directive)));
+        };
+        // Only `backend`, `certificate` and `listen` (see below) may repeat: a second value
+        // of anything else is a mistake (two edits of one file), not something to resolve
+        // silently by keeping the last one.
+        match cfg.line_of(name) {
+            0 => {
+                cfg.lines.push((name, line_no));
+                if *s.file != *cfg.path {
+                    cfg.lines_elsewhere.push((name, s.file.to_path_buf()));
+                }
+            }
+            first if !REPEATABLE.contains(&name) => {
+                let elsewhere = cfg.lines_elsewhere.iter().find(|(d, _)| *d == name);
+                let at = match elsewhere {
+                    Some((_, f)) => format!("{}:{first}", f.display()),
+                    None if *s.file != *cfg.path => {
+                        format!("{}:{first}", cfg.path.display())
+                    }
+                    None => format!("line {first}"),
+                };
+                return Err(err(line_no, format!("duplicate '{name}' (first on {at})")));
+            }
+            _ => {}
+        }
+        let one = || -> Result<&str, ConfigError> {
+            match args.as_slice() {
+                [v] => Ok(v),
+                [] => Err(err(line_no, format!("'{directive}' needs a value"))),
+                _ => Err(err(
+                    line_no,
+                    format!("'{directive}' takes one value, got {}", args.len()),
+                )),
+            }
+        };
+        let at = |m: String| err(line_no, format!("{directive}: {m}"));
+        // Address errors name the directive themselves ("backend takes HOST:PORT ...").
+        let addr_at = |m: String| err(line_no, m);
+        match name {
+            "listen" => {
+                let (v, tls) = match args.as_slice() {
+                    [v] => (*v, false),
+                    [v, "tls"] => (*v, true),
+                    _ => {
+                        return Err(err(
+                            line_no,
+                            "'listen' takes ADDR:PORT, or ADDR:PORT tls".to_string(),
+                        ))
+                    }
+                };
+                let addr = parse_addr(name, v, true).map_err(addr_at)?;
+                // One plain and one TLS listener: a second of a kind is two edits of one
+                // file, as for any other directive.
+                if cfg.listeners.iter().any(|l| l.tls == tls) {
+                    let first = cfg.line_of(name);
+                    let kind = if tls { "TLS " } else { "" };
+                    return Err(err(
+                        line_no,
+                        format!(
+                            "duplicate 'listen' (first on line {first}): pibl listens on one                                  {kind}address{}",
+                            if tls { "" } else { " (add 'tls' for an HTTPS one)" }
+                        ),
+                    ));
+                }
+                if let Some(l) = cfg.listeners.iter().find(|l| same_address(l.addr, addr)) {
+                    return Err(err(
+                        line_no,
+                        format!("listen {v}: {} is already a listener", l.addr),
+                    ));
+                }
+                if cfg.listeners.is_empty() {
+                    cfg.listen = addr;
+                }
+                if tls {
+                    cfg.lines.push((TLS_LISTEN_LINE, line_no));
+                }
+                cfg.listeners.push(Listen { addr, tls });
+            }
+            "certificate" => {
+                let [chain, key] = args.as_slice() else {
+                    return Err(err(
+                        line_no,
+                        "'certificate' takes CHAIN.pem KEY.pem (e.g. certbot's                              fullchain.pem privkey.pem)"
+                            .to_string(),
+                    ));
+                };
+                cfg.certificates.push(crate::tls::server::CertificateSpec {
+                    chain: PathBuf::from(chain),
+                    key: PathBuf::from(key),
+                });
+            }
+            "redirect_https" => cfg.redirect_https = parse_switch(one()?).map_err(at)?,
+            "hsts" => {
+                let v = one()?;
+                cfg.hsts = if v == "off" {
+                    None
+                } else {
+                    Some(parse_duration(v).map_err(at)?.as_secs())
+                };
+            }
+            "tls_session_cache" => {
+                cfg.tls_session_cache = parse_count(one()?, 0, 10_000_000).map_err(at)?
+            }
+            "admin" => {
+                let v = one()?;
+                cfg.admin = if v == "off" {
+                    None
+                } else {
+                    Some(parse_addr(name, v, true).map_err(addr_at)?)
+                };
+            }
+            "backend" => routing::parse_backend(s, &mut cfg.backends)?,
+            "balance" => cfg.balance = routing::parse_balance(s)?,
+            "no_site" => cfg.no_site = routing::parse_no_site(s)?,
+            "workers" => {
+                let v = one()?;
+                cfg.workers = if v == "auto" {
+                    None
+                } else {
+                    Some(parse_count(v, 1, 1024).map_err(at)?)
+                };
+            }
+            "log_file" => cfg.log_file = PathBuf::from(one()?),
+            "access_log" => cfg.access_log = parse_switch(one()?).map_err(at)?,
+            "splice" => cfg.splice = parse_switch(one()?).map_err(at)?,
+            "log_stdout" => cfg.log_stdout = parse_switch(one()?).map_err(at)?,
+            "buffer_size" => {
+                cfg.limits.buffer_size = parse_size(one()?, 1024, 16 << 20).map_err(at)?;
+            }
+            "max_header_bytes" => {
+                cfg.limits.max_header_bytes = parse_size(one()?, 1024, 16 << 20).map_err(at)?;
+            }
+            "max_headers" => cfg.limits.max_headers = parse_count(one()?, 1, 1000).map_err(at)?,
+            "max_connections" => {
+                cfg.limits.max_connections = parse_count(one()?, 1, 10_000_000).map_err(at)?;
+            }
+            "max_connections_per_worker" => {
+                cfg.limits.max_connections_per_worker =
+                    Some(parse_count(one()?, 1, 10_000_000).map_err(at)?);
+            }
+            "max_body_size" => {
+                let v = one()?;
+                cfg.limits.max_body_size = if v == "off" {
+                    None
+                } else {
+                    Some(parse_size(v, 0, usize::MAX).map_err(at)? as u64)
+                };
+            }
+            "max_fails" => {
+                cfg.health.max_fails = parse_count(one()?, 0, 1_000_000).map_err(at)? as u32
+            }
+            "fail_timeout" => cfg.health.fail_timeout = parse_duration(one()?).map_err(at)?,
+            "max_retries" => {
+                cfg.health.max_retries = parse_count(one()?, 0, 64).map_err(at)? as u32
+            }
+            "health_check" => {
+                if args.as_slice() == ["off"] {
+                    cfg.health.check = None;
+                    return Ok(());
+                }
+                let [path, interval] = args.as_slice() else {
+                    return Err(err(
+                        line_no,
+                        "'health_check' takes PATH INTERVAL, e.g. 'health_check /health 2s', \
+                         or 'off'"
+                            .to_string(),
+                    ));
+                };
+                if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(at(format!("'{path}' is not a path starting with '/'")));
+                }
+                let interval = parse_duration(interval).map_err(at)?;
+                if interval < MIN_HEALTH_CHECK_INTERVAL {
+                    return Err(at(format!(
+                        "an interval of {} would flood every backend with probes; \
+                         use {} or more",
+                        format_duration(interval),
+                        format_duration(MIN_HEALTH_CHECK_INTERVAL)
+                    )));
+                }
+                cfg.health.check = Some(HealthCheck {
+                    path: path.to_string(),
+                    interval,
+                });
+            }
+            "upstream_pool_size" => {
+                cfg.limits.upstream_pool_size = parse_count(one()?, 0, 100_000).map_err(at)?;
+            }
+            "client_header_timeout" => {
+                cfg.timeouts.client_header = parse_duration(one()?).map_err(at)?
+            }
+            "keepalive_timeout" => cfg.timeouts.keepalive = parse_duration(one()?).map_err(at)?,
+            "client_timeout" => cfg.timeouts.client_idle = parse_duration(one()?).map_err(at)?,
+            "connect_timeout" => cfg.timeouts.connect = parse_duration(one()?).map_err(at)?,
+            "upstream_timeout" => cfg.timeouts.upstream = parse_duration(one()?).map_err(at)?,
+            "pool_idle_timeout" => cfg.timeouts.pool_idle = parse_duration(one()?).map_err(at)?,
+            "shutdown_timeout" => cfg.timeouts.shutdown = parse_duration(one()?).map_err(at)?,
+            "cache" => cfg.cache.enabled = Some(parse_switch(one()?).map_err(at)?),
+            "cache_dir" => cfg.cache.dir = PathBuf::from(one()?),
+            "cache_ttl" => cfg.cache.ttl = Some(parse_ttl(one()?).map_err(at)?),
+            "cache_heuristic" => cfg.cache.heuristic = parse_switch(one()?).map_err(at)?,
+            "cache_max_bytes" => {
+                cfg.cache.max_bytes = parse_size(one()?, 0, usize::MAX).map_err(at)? as u64;
+            }
+            "cdn_cache_control" => {
+                cfg.cache.cdn_cache_control_pass = match one()? {
+                    "pass" => true,
+                    "strip" => false,
+                    v => return Err(err(line_no, format!("expected pass or strip, got '{v}'"))),
+                }
+            }
+            "cache_max_object" => {
+                cfg.cache.max_object = parse_size(one()?, 0, usize::MAX).map_err(at)? as u64;
+            }
+            "upgrade_protocols" => {
+                cfg.upgrade_protocols = parse_upgrade_protocols(&args).map_err(at)?
+            }
+            other => return Err(err(line_no, unknown_directive(other))),
+        }
+        Ok(())
     }
 
     /// What no single line shows: settings that contradict each other.
@@ -713,6 +795,12 @@ const DIRECTIVES: &[&str] = &[
     "redirect_https",
     "hsts",
     "backend",
+    "balance",
+    "pool",
+    "site",
+    "route",
+    "no_site",
+    "include",
     "workers",
     "admin",
     "log_file",

@@ -1,7 +1,7 @@
 //! `pibl --check`'s summary: the settings in effect, in the config's own syntax.
 
 use super::values::{format_duration, format_size, switch};
-use super::{Config, DEFAULT_CACHE_TTL};
+use super::{BackendSpec, Balance, Config, NoSite, DEFAULT_CACHE_TTL, DEFAULT_POOL};
 
 impl Config {
     /// What `pibl --check` prints: every setting in effect, defaults included, one line each in
@@ -33,11 +33,10 @@ impl Config {
             None => "hsts off".to_string(),
         });
         for b in &self.backends {
-            if b.name == b.addr.to_string() {
-                put(format!("backend {}", b.name));
-            } else {
-                put(format!("backend {}  # {}", b.name, b.addr));
-            }
+            put(backend_line(b));
+        }
+        if self.balance != Balance::default() {
+            put(format!("balance {}", self.balance));
         }
         match self.workers {
             Some(n) => put(format!("workers {n}")),
@@ -116,8 +115,69 @@ impl Config {
                 "strip"
             }
         ));
+        s.push_str(&self.routing_table());
         s
     }
+
+    /// The pools and sites, as blocks in the file's syntax (nothing for a flat config).
+    pub fn routing_table(&self) -> String {
+        let mut s = String::new();
+        if self.pools.is_empty() && self.sites.is_empty() {
+            return s;
+        }
+        s.push_str("# routing: pools, then sites (a host no site names goes to ");
+        s.push_str(
+            &match (self.sites.iter().find(|s| s.default), self.no_site) {
+                (Some(d), _) => format!("site {}", d.hosts.join(" ")),
+                (None, NoSite::FirstSite) => match self.sites.first() {
+                    Some(first) => format!("the first site, {}", first.hosts.join(" ")),
+                    None => format!("pool {DEFAULT_POOL}"),
+                },
+                (None, NoSite::NotFound) => "404".to_string(),
+                (None, NoSite::Misdirected) => "421".to_string(),
+            },
+        );
+        s.push_str(")\n");
+        match self.no_site {
+            NoSite::FirstSite => {}
+            NoSite::NotFound => s.push_str("no_site 404\n"),
+            NoSite::Misdirected => s.push_str("no_site 421\n"),
+        }
+        for p in &self.pools {
+            s.push_str(&format!("pool {} {{\n", p.name));
+            for b in &p.backends {
+                s.push_str(&format!("    {}\n", backend_line(b)));
+            }
+            s.push_str(&format!("    balance {}\n}}\n", p.balance));
+        }
+        for site in &self.sites {
+            s.push_str(&format!("site {} {{\n", site.hosts.join(" ")));
+            if site.default {
+                s.push_str("    default\n");
+            }
+            for r in &site.routes {
+                let exact = if r.exact { "= " } else { "" };
+                s.push_str(&format!("    route {exact}{} {}\n", r.path, r.pool));
+            }
+            s.push_str("}\n");
+        }
+        s
+    }
+}
+
+/// `backend NAME [weight=N] [backup]`, and the address it resolved to when that differs.
+fn backend_line(b: &BackendSpec) -> String {
+    let mut line = format!("backend {}", b.name);
+    if b.weight != 1 {
+        line.push_str(&format!(" weight={}", b.weight));
+    }
+    if b.backup {
+        line.push_str(" backup");
+    }
+    if b.name != b.addr.to_string() {
+        line.push_str(&format!("  # {}", b.addr));
+    }
+    line
 }
 
 /// `--check`'s lines about the certificates as loaded: names and expiry, as comments.

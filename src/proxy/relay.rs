@@ -14,6 +14,7 @@ use super::upstream_failure::Phase;
 use crate::buffer::Buffer;
 use crate::http::body::BodyRelay;
 use crate::http::response::ResponseInfo;
+use crate::routing::Routed;
 
 impl Session {
     /// Chooses the next backend for the current request and starts talking to it.
@@ -21,8 +22,11 @@ impl Session {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        let backends = &x.settings.backends;
-        let Some(b) = backends.pick(x.tried) else {
+        let pool = match x.settings.router.route(&self.line.host, &self.line.target) {
+            Routed::Pool(pool) => pool as usize,
+            Routed::Refuse(status) => return self.fail(ctx, status, "no site or route", false),
+        };
+        let Some(b) = x.settings.backends.pick_in(pool, x.tried) else {
             let (status, why) = if x.timed_out {
                 (504, "no backend answered in time")
             } else {

@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::balance::RoundRobin;
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::routing::Router;
 use crate::stats::Stats;
 use crate::tls::server::TlsServer;
 
@@ -20,7 +21,10 @@ pub struct Settings {
     /// they were opened for, so a connection to an old backend list is never pooled for a new one.
     pub generation: u64,
     pub config: Config,
+    /// Every pool's backends and rotations.
     pub backends: RoundRobin,
+    /// Which pool a request goes to (its host and path), built with `backends` from one config.
+    pub router: Router,
     /// What TLS listeners serve (certificates, rustls config); `None` without certificates.
     /// A connection takes the `ServerConfig` when it is accepted and keeps it.
     pub tls: Option<Arc<TlsServer>>,
@@ -36,7 +40,7 @@ impl Settings {
         stats: &Stats,
         tls: Option<Arc<TlsServer>>,
     ) -> Settings {
-        let mut backends = RoundRobin::new(&config.backends)
+        let mut backends = RoundRobin::for_config(&config)
             .with_failover(config.health.max_fails, config.health.fail_timeout)
             .with_stats(stats);
         if let Some(old) = previous {
@@ -44,6 +48,7 @@ impl Settings {
         }
         Settings {
             generation,
+            router: Router::new(&config),
             config,
             backends,
             tls,

@@ -1,0 +1,434 @@
+//! `pool NAME { ... }`, `site HOST... { ... }` and `route PATH POOL`: the routing table as
+//! written, checked. Today's flat file (top-level `backend` lines, no site) is one implicit pool,
+//! [`DEFAULT_POOL`], and one default site sending every path to it.
+
+use super::blocks::Statement;
+use super::values::parse_count;
+use super::{parse_addr, BackendSpec, Config, ConfigError};
+
+/// The name of the pool the top-level `backend` lines make.
+pub const DEFAULT_POOL: &str = "default";
+
+/// Pools a config may name, and sites and routes: bounded, as every table is.
+const MAX_POOLS: usize = 1024;
+const MAX_SITES: usize = 4096;
+const MAX_ROUTES_PER_SITE: usize = 1024;
+/// Largest `weight=`.
+const MAX_WEIGHT: usize = 1000;
+
+/// How a pool chooses a backend for a request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// The next backend per request, over all workers (the default).
+    #[default]
+    RoundRobin,
+    /// The backend with the fewest requests in flight.
+    LeastConn,
+    /// Consistent hashing on a key, so the same key goes to the same backend.
+    Hash(HashKey),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    /// The request target as sent.
+    Uri,
+    /// A request header's value (the name lowercase).
+    Header(String),
+}
+
+impl std::fmt::Display for Balance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Balance::RoundRobin => f.write_str("round_robin"),
+            Balance::LeastConn => f.write_str("least_conn"),
+            Balance::Hash(HashKey::Uri) => f.write_str("hash uri"),
+            Balance::Hash(HashKey::Header(h)) => write!(f, "hash header:{h}"),
+        }
+    }
+}
+
+/// A named group of backends and how to balance over them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub name: String,
+    pub backends: Vec<BackendSpec>,
+    pub balance: Balance,
+    /// Where it was defined (0: the implicit pool).
+    pub line: usize,
+}
+
+/// Settings a site or a route may override; each `None` inherits from the enclosing scope
+/// (top level → site → route). Directives of other parts (header rules, log formats, rate
+/// limits, ACLs, error pages) add a field here and one arm in [`scope_directive`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeSettings {}
+
+impl ScopeSettings {
+    /// `self` with what it leaves unset taken from `outer`.
+    pub fn inherit(&self, _outer: &ScopeSettings) -> ScopeSettings {
+        ScopeSettings {}
+    }
+}
+
+/// A scoped directive (allowed at top level, in a site and in a route): applies it and returns
+/// `true`, or `false` when `s` is no scoped directive.
+pub fn scope_directive(_settings: &mut ScopeSettings, s: &Statement) -> Result<bool, ConfigError> {
+    // Adding one: `"header_set" => settings.headers = Some(parse(s)?),` and return true.
+    let _ = s;
+    Ok(false)
+}
+
+/// `site HOST... { ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteSpec {
+    /// Lowercase: `example.com`, or `*.example.com` (any name ending `.example.com`).
+    pub hosts: Vec<String>,
+    /// `default`: requests whose host no site names come here.
+    pub default: bool,
+    pub routes: Vec<RouteSpec>,
+    pub settings: ScopeSettings,
+    pub line: usize,
+}
+
+/// `route PATH POOL` (longest prefix) or `route = PATH POOL` (that path only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub path: String,
+    pub exact: bool,
+    pub pool: String,
+    pub settings: ScopeSettings,
+    pub line: usize,
+}
+
+/// What a request whose host no site names gets when there is no default site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NoSite {
+    /// The first site serves it (the default).
+    #[default]
+    FirstSite,
+    NotFound,
+    /// 421 Misdirected Request.
+    Misdirected,
+}
+
+/// `backend ADDR [weight=N] [backup]`, at top level or in a pool.
+pub fn parse_backend(s: &Statement, into: &mut Vec<BackendSpec>) -> Result<(), ConfigError> {
+    let args = s.args();
+    let Some((&v, options)) = args.split_first() else {
+        return Err(s.error("'backend' needs a value".into()));
+    };
+    let addr = parse_addr("backend", v, false).map_err(|m| s.error(m))?;
+    if into.iter().any(|b| b.addr == addr) {
+        return Err(s.error(format!("backend {v} is listed twice")));
+    }
+    let mut spec = BackendSpec {
+        name: v.to_string(),
+        addr,
+        weight: 1,
+        backup: false,
+    };
+    for &o in options {
+        if o == "backup" {
+            spec.backup = true;
+        } else if let Some(w) = o.strip_prefix("weight=") {
+            spec.weight = parse_count(w, 1, MAX_WEIGHT)
+                .map_err(|m| s.error(format!("backend {v}: weight: {m}")))?
+                as u32;
+        } else {
+            return Err(s.error(format!(
+                "backend {v}: unknown option '{o}' (weight=N or backup)"
+            )));
+        }
+    }
+    into.push(spec);
+    Ok(())
+}
+
+/// `balance round_robin | least_conn | hash uri | hash header:NAME`.
+pub fn parse_balance(s: &Statement) -> Result<Balance, ConfigError> {
+    match s.args()[..] {
+        ["round_robin"] => Ok(Balance::RoundRobin),
+        ["least_conn"] | ["hash", _] => Err(s.error(format!(
+            "balance {}: not available yet (round_robin, with weight= and backup, is)",
+            s.args().join(" ")
+        ))),
+        _ => Err(
+            s.error("'balance' takes round_robin, least_conn, hash uri or hash header:NAME".into())
+        ),
+    }
+}
+
+/// `no_site 404 | 421`.
+pub fn parse_no_site(s: &Statement) -> Result<NoSite, ConfigError> {
+    match s.args()[..] {
+        ["404"] => Ok(NoSite::NotFound),
+        ["421"] => Ok(NoSite::Misdirected),
+        _ => Err(s.error("'no_site' takes 404 or 421".into())),
+    }
+}
+
+/// `pool NAME { backend ...; balance ... }`.
+pub fn parse_pool(s: &Statement, block: &[Statement]) -> Result<PoolSpec, ConfigError> {
+    let [name] = s.args()[..] else {
+        return Err(s.error("'pool' takes one name: pool NAME { backend ADDR; ... }".into()));
+    };
+    check_name(s, "pool", name)?;
+    let mut pool = PoolSpec {
+        name: name.to_string(),
+        backends: Vec::new(),
+        balance: Balance::default(),
+        line: s.line,
+    };
+    let mut balance_line = None;
+    for d in block {
+        if d.block.is_some() {
+            return Err(d.error(format!("'{}' takes no block inside a pool", d.name())));
+        }
+        match d.name() {
+            "backend" => parse_backend(d, &mut pool.backends)?,
+            "balance" => {
+                if let Some(first) = balance_line.replace(d.line) {
+                    return Err(d.error(format!("duplicate 'balance' (first on line {first})")));
+                }
+                pool.balance = parse_balance(d)?;
+            }
+            other => {
+                return Err(d.error(format!(
+                    "'{other}' cannot go in a pool (backend and balance can)"
+                )))
+            }
+        }
+    }
+    check_backends(s, &pool)?;
+    Ok(pool)
+}
+
+/// A pool needs a backend that is not a backup.
+pub fn check_backends(s: &Statement, pool: &PoolSpec) -> Result<(), ConfigError> {
+    if pool.backends.iter().all(|b| b.backup) {
+        return Err(s.error(format!(
+            "pool {} has no backend that is not a backup: add 'backend HOST:PORT'",
+            pool.name
+        )));
+    }
+    Ok(())
+}
+
+/// `site HOST... { [default] route ...; scoped directives }`.
+pub fn parse_site(s: &Statement, block: &[Statement]) -> Result<SiteSpec, ConfigError> {
+    let args = s.args();
+    if args.is_empty() {
+        return Err(
+            s.error("'site' takes the host names it serves: site example.com { ... }".into())
+        );
+    }
+    let mut site = SiteSpec {
+        hosts: Vec::with_capacity(args.len()),
+        default: false,
+        routes: Vec::new(),
+        settings: ScopeSettings::default(),
+        line: s.line,
+    };
+    for host in args {
+        let host = host.to_ascii_lowercase();
+        let name = host.strip_prefix("*.").unwrap_or(&host);
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+            && !name.starts_with('.')
+            && !name.ends_with('.');
+        if !valid {
+            return Err(s.error(format!(
+                "site: '{host}' is not a host name (example.com, or *.example.com for any \
+                 name under it; no port)"
+            )));
+        }
+        if site.hosts.contains(&host) {
+            return Err(s.error(format!("site: {host} is named twice")));
+        }
+        site.hosts.push(host);
+    }
+    for d in block {
+        match d.name() {
+            "default" if d.words.len() == 1 && d.block.is_none() => site.default = true,
+            "route" => {
+                if site.routes.len() >= MAX_ROUTES_PER_SITE {
+                    return Err(d.error(format!(
+                        "more than {MAX_ROUTES_PER_SITE} routes in one site"
+                    )));
+                }
+                let route = parse_route(d)?;
+                if let Some(r) = site
+                    .routes
+                    .iter()
+                    .find(|r| r.path == route.path && r.exact == route.exact)
+                {
+                    return Err(d.error(format!(
+                        "route {}{} is already on line {}",
+                        if route.exact { "= " } else { "" },
+                        route.path,
+                        r.line
+                    )));
+                }
+                site.routes.push(route);
+            }
+            _ if d.block.is_some() => {
+                return Err(d.error(format!(
+                    "'{} {{' cannot go in a site (only 'route PATH POOL {{ ... }}' can)",
+                    d.name()
+                )))
+            }
+            _ => {
+                if !scope_directive(&mut site.settings, d)? {
+                    return Err(d.error(out_of_scope(d.name(), "a site")));
+                }
+            }
+        }
+    }
+    if site.routes.is_empty() {
+        return Err(s.error("this site has no route: add 'route / POOL'".into()));
+    }
+    Ok(site)
+}
+
+/// `route [=] PATH POOL [{ scoped directives }]`.
+fn parse_route(s: &Statement) -> Result<RouteSpec, ConfigError> {
+    let (exact, path, pool) = match s.args()[..] {
+        ["=", path, pool] => (true, path, pool),
+        [path, pool] => (false, path, pool),
+        _ => {
+            return Err(s.error(
+                "'route' takes PATH POOL (longest prefix wins) or = PATH POOL (that path only)"
+                    .into(),
+            ))
+        }
+    };
+    if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(s.error(format!("route: '{path}' is not a path starting with '/'")));
+    }
+    check_name(s, "route", pool)?;
+    let mut route = RouteSpec {
+        path: path.to_string(),
+        exact,
+        pool: pool.to_string(),
+        settings: ScopeSettings::default(),
+        line: s.line,
+    };
+    for d in s.block.iter().flatten() {
+        if d.block.is_some() {
+            return Err(d.error(format!("'{}' takes no block inside a route", d.name())));
+        }
+        if !scope_directive(&mut route.settings, d)? {
+            return Err(d.error(out_of_scope(d.name(), "a route")));
+        }
+    }
+    Ok(route)
+}
+
+fn out_of_scope(name: &str, place: &str) -> String {
+    match name {
+        "backend" | "balance" => format!("'{name}' goes in a pool block, not in {place}"),
+        "site" | "pool" => format!("'{name}' goes at top level, not in {place}"),
+        _ => format!("'{name}' cannot be set in {place} (only at top level)"),
+    }
+}
+
+fn check_name(s: &Statement, what: &str, name: &str) -> Result<(), ConfigError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !valid {
+        return Err(s.error(format!(
+            "{what}: '{name}' is not a pool name (letters, digits, '-', '_', '.')"
+        )));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The names of every pool: the implicit one (top-level `backend` lines) first when it
+    /// has backends.
+    pub fn pool_names(&self) -> impl Iterator<Item = &str> {
+        let implicit = (!self.backends.is_empty()).then_some(DEFAULT_POOL);
+        implicit
+            .into_iter()
+            .chain(self.pools.iter().map(|p| p.name.as_str()))
+    }
+
+    /// Cross-checks of the routing table once every block is read: routes name pools that
+    /// exist, a host belongs to one site, one default site.
+    pub(super) fn check_routing(
+        &self,
+        pool_at: &[Statement],
+        site_at: &[Statement],
+    ) -> Result<(), ConfigError> {
+        let sites = &self.sites;
+        if let Some((_, at)) = (self.pools.iter().zip(pool_at))
+            .find(|(p, _)| p.name == DEFAULT_POOL && !self.backends.is_empty())
+        {
+            return Err(at.error(format!(
+                "pool {DEFAULT_POOL} is the pool of the top-level backend lines: \
+                 name this one differently"
+            )));
+        }
+        if sites.is_empty() && self.backends.is_empty() {
+            return Err(ConfigError {
+                file: self.path.clone(),
+                line: 0,
+                message: "pools but no site: add 'site HOST { route / POOL }', or top-level \
+                          backend lines for requests no site takes"
+                    .to_string(),
+            });
+        }
+        if self.pools.len() > MAX_POOLS || sites.len() > MAX_SITES {
+            return Err(ConfigError {
+                file: self.path.clone(),
+                line: 0,
+                message: format!("more than {MAX_POOLS} pools or {MAX_SITES} sites"),
+            });
+        }
+        let mut default_site: Option<usize> = None;
+        for (i, (site, s)) in sites.iter().zip(site_at).enumerate() {
+            for r in &site.routes {
+                if !self.pool_names().any(|p| p == r.pool) {
+                    let known: Vec<&str> = self.pool_names().collect();
+                    return Err(ConfigError {
+                        file: s.file.to_path_buf(),
+                        line: r.line,
+                        message: format!(
+                            "route {}: no pool is named '{}' (pools: {})",
+                            r.path,
+                            r.pool,
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    });
+                }
+            }
+            for host in &site.hosts {
+                if let Some(other) = sites[..i].iter().find(|o| o.hosts.contains(host)) {
+                    return Err(s.error(format!(
+                        "site: {host} already belongs to the site on line {}",
+                        other.line
+                    )));
+                }
+            }
+            if site.default {
+                if let Some(first) = default_site.replace(i) {
+                    return Err(s.error(format!(
+                        "a second default site (the first is on line {})",
+                        sites[first].line
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
