@@ -9,6 +9,9 @@
 #                                        # connection per request (Connection: close)
 #   N1=500 N2=2500 benches/callgrind.sh  # fewer requests, faster
 #   KEEP=1 benches/callgrind.sh          # keep the callgrind.out files (callgrind_annotate them)
+#   ROUTES=1 benches/callgrind.sh        # proxied only: the flat config (one pool) against a
+#                                        # routing table of 50 sites and 200 routes (the request
+#                                        # matches a site in the middle, by a 3-deep prefix)
 #
 # Needs valgrind and python3; installs nothing. Uses 127.0.0.1 ports from BASE_PORT (18300).
 set -euo pipefail
@@ -18,6 +21,7 @@ N1=${N1:-1000}
 N2=${N2:-5000}
 BASE_PORT=${BASE_PORT:-18300}
 KEEP=${KEEP:-0}
+ROUTES=${ROUTES:-0}
 for tool in valgrind callgrind_annotate python3 cargo; do
   command -v "$tool" >/dev/null || { echo "callgrind.sh: $tool is missing (apt-get install valgrind python3)" >&2; exit 1; }
 done
@@ -123,6 +127,30 @@ report() {
   printf '%-28s %8d instructions per request  (%s and %s requests: %s and %s in all)\n' \
     "$label" $(((b - a) / (N2 - N1))) "$N1" "$N2" "$a" "$b"
 }
+
+# The routed config: the flat one plus 50 pools (the same origin) and 50 sites of 4 routes each;
+# the client's Host, 127.0.0.1, is site 25, and /style.css goes by longest prefix to /s.
+routed_conf() {
+  cat "$work/pibl.conf"
+  for i in $(seq 0 49); do
+    echo "pool p$i { backend 127.0.0.1:$origin_port }"
+  done
+  for i in $(seq 0 49); do
+    host="site$i.example.com"
+    [ "$i" = 25 ] && host="127.0.0.1"
+    echo "site $host www.site$i.example.com { route / p$i; route /s p$i; route /static/ p$i; route = /exact p$i }"
+  done
+}
+
+if [ "$ROUTES" = 1 ]; then
+  echo "pibl $(git rev-parse --short HEAD 2>/dev/null || echo '?'), access log on, 1 worker, valgrind $(valgrind --version)"
+  report "proxied, one pool" flat /style.css
+  routed_conf >"$work/routed.conf"
+  mv "$work/routed.conf" "$work/pibl.conf"
+  report "proxied, 50 sites 200 routes" routed /style.css
+  [ "$KEEP" = 1 ] && echo "callgrind files in $work"
+  exit 0
+fi
 
 echo "pibl $(git rev-parse --short HEAD 2>/dev/null || echo '?'), access log on, 1 worker, valgrind $(valgrind --version)"
 report "proxied GET /style.css" proxied /style.css

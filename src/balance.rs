@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::BackendSpec;
+use crate::config::{BackendSpec, Balance, HashKey};
 use crate::stats::{BackendStats, Stats};
 
 /// One upstream server and what the proxy has seen of it.
@@ -30,6 +30,12 @@ pub struct Backend {
     down: AtomicBool,
     /// Counters for the admin listener, shared by name with [`Stats`] (see `with_stats`).
     pub stats: Arc<BackendStats>,
+    /// `weight=`: least_conn compares requests in flight per unit of weight.
+    weight: u32,
+    /// Requests in flight to it, counted only in a `least_conn` pool (`counted`), so other
+    /// pools pay nothing for it.
+    in_flight: AtomicU32,
+    counted: bool,
 }
 
 /// Down until a health probe succeeds.
@@ -61,13 +67,47 @@ pub struct PoolRotation {
     /// The `backup` backends, tried in order only when every primary is down.
     backups: Vec<u16>,
     next: AtomicUsize,
+    choice: Choice,
+}
+
+/// How a pool chooses among its primaries that are up.
+#[derive(Debug)]
+enum Choice {
+    /// The next in `sequence` (round robin, weighted).
+    Rotation,
+    /// The fewest requests in flight per unit of weight; ties go round robin.
+    LeastConn,
+    /// Consistent hashing: the first point of the ring at or after the key's hash (wrapping)
+    /// whose backend is up, so a backend going down moves only its own keys.
+    Hash { key: HashKey, ring: Vec<(u32, u16)> },
+}
+
+/// Points per unit of weight on a hash pool's ring.
+const RING_POINTS_PER_WEIGHT: u32 = 160;
+
+/// FNV-1a, mixed and cut to 32 bits: the hash of ring points and request keys (fast, stable across
+/// builds and instances, so several pibl send a key to the same backend).
+pub fn key_hash(bytes: &[u8]) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // MurmurHash3's finaliser: names that differ in their last bytes (ring points, ports)
+    // would otherwise land close together on the ring.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    h as u32
 }
 
 /// Longest weighted sequence one pool may have (weights are capped so that it fits).
 const MAX_SEQUENCE: usize = 1 << 16;
 
 impl PoolRotation {
-    fn new(name: &str, specs: &[BackendSpec], start: usize) -> PoolRotation {
+    fn new(name: &str, specs: &[BackendSpec], start: usize, balance: &Balance) -> PoolRotation {
         let primaries: Vec<(usize, i64)> = specs
             .iter()
             .enumerate()
@@ -99,6 +139,24 @@ impl PoolRotation {
                 .map(|i| (start + i) as u16)
                 .collect(),
             next: AtomicUsize::new(0),
+            choice: match balance {
+                Balance::RoundRobin => Choice::Rotation,
+                Balance::LeastConn => Choice::LeastConn,
+                Balance::Hash(key) => {
+                    let mut ring = Vec::new();
+                    for (i, spec) in specs.iter().enumerate().filter(|(_, s)| !s.backup) {
+                        for k in 0..RING_POINTS_PER_WEIGHT.saturating_mul(spec.weight.max(1)) {
+                            let point = key_hash(format!("{}#{k}", spec.addr).as_bytes());
+                            ring.push((point, (start + i) as u16));
+                        }
+                    }
+                    ring.sort_unstable();
+                    Choice::Hash {
+                        key: key.clone(),
+                        ring,
+                    }
+                }
+            },
         }
     }
 }
@@ -106,35 +164,45 @@ impl PoolRotation {
 impl RoundRobin {
     /// One pool, [`crate::config::DEFAULT_POOL`], of `specs`.
     pub fn new(specs: &[BackendSpec]) -> RoundRobin {
-        RoundRobin::with_pools(&[(crate::config::DEFAULT_POOL, specs)])
+        RoundRobin::with_pools(&[(crate::config::DEFAULT_POOL, specs, &Balance::RoundRobin)])
     }
 
     /// Every pool of `config`, in [`crate::config::Config::pool_names`] order (the indices
     /// the router gives).
     pub fn for_config(config: &crate::config::Config) -> RoundRobin {
-        let mut pools: Vec<(&str, &[BackendSpec])> = Vec::new();
+        let mut pools: Vec<(&str, &[BackendSpec], &Balance)> = Vec::new();
         if !config.backends.is_empty() {
-            pools.push((crate::config::DEFAULT_POOL, &config.backends));
+            pools.push((
+                crate::config::DEFAULT_POOL,
+                &config.backends,
+                &config.balance,
+            ));
         }
         for p in &config.pools {
-            pools.push((&p.name, &p.backends));
+            pools.push((&p.name, &p.backends, &p.balance));
         }
         RoundRobin::with_pools(&pools)
     }
 
-    fn with_pools(pools: &[(&str, &[BackendSpec])]) -> RoundRobin {
+    fn with_pools(pools: &[(&str, &[BackendSpec], &Balance)]) -> RoundRobin {
         let mut rotations = Vec::with_capacity(pools.len());
         let mut start = 0;
-        for (name, specs) in pools {
-            rotations.push(PoolRotation::new(name, specs, start));
+        for (name, specs, balance) in pools {
+            rotations.push(PoolRotation::new(name, specs, start, balance));
             start += specs.len();
         }
         RoundRobin {
             pools: rotations,
             backends: pools
                 .iter()
-                .flat_map(|(_, specs)| specs.iter())
-                .map(|s| Backend {
+                .flat_map(|(_, specs, balance)| {
+                    let counted = **balance == Balance::LeastConn;
+                    specs.iter().map(move |s| (s, counted))
+                })
+                .map(|(s, counted)| Backend {
+                    weight: s.weight.max(1),
+                    in_flight: AtomicU32::new(0),
+                    counted,
                     name: s.name.clone(),
                     addr: s.addr,
                     fails: AtomicU32::new(0),
@@ -186,9 +254,17 @@ impl RoundRobin {
 
     /// Records into `stats`, keyed by backend name, so a new backend list (config reload) built
     /// with the same `Stats` keeps the counters of the backends it keeps.
+    /// A named pool's backends are counted as `POOL/NAME`, so a backend in two pools has
+    /// two rows.
     pub fn with_stats(mut self, stats: &Stats) -> RoundRobin {
-        for b in &mut self.backends {
-            b.stats = stats.backend(&b.name);
+        for p in &self.pools {
+            for b in &mut self.backends[p.members.clone()] {
+                b.stats = if &*p.name == crate::config::DEFAULT_POOL {
+                    stats.backend(&b.name)
+                } else {
+                    stats.backend(&format!("{}/{}", p.name, b.name))
+                };
+            }
         }
         self
     }
@@ -275,34 +351,93 @@ impl RoundRobin {
 
     /// [`RoundRobin::pick_in`] the first pool (the only one of a flat config).
     pub fn pick(&self, exclude: u64) -> Option<usize> {
-        self.pick_in(0, exclude)
+        self.pick_in(0, exclude, 0)
     }
 
-    /// The next backend of pool `pool`'s rotation that is up and not in `exclude` (a bit per
-    /// backend index, for the ones this request already failed on); when no primary is, the
-    /// first backup that is. When every allowed backend of the pool is down, the one down
-    /// longest (its `down_until` earliest) is tried anyway. `None` when every backend is
-    /// excluded (or there is no such pool).
-    pub fn pick_in(&self, pool: usize, exclude: u64) -> Option<usize> {
+    /// What pool `pool` hashes to choose (`None`: it does not hash).
+    #[inline]
+    pub fn hash_key(&self, pool: usize) -> Option<&HashKey> {
+        match &self.pools.get(pool)?.choice {
+            Choice::Hash { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// A backend of pool `pool` that is up and not in `exclude` (a bit per backend index, for
+    /// the ones this request already failed on), chosen as the pool balances (`key`: the
+    /// request's [`key_hash`] when it hashes); when no primary is, the first backup that is.
+    /// When every allowed backend of the pool is down, the one down longest (its `down_until`
+    /// earliest) is tried anyway. `None` when every backend is excluded (or there is no such
+    /// pool). Give the choice back with [`RoundRobin::release`] when the request is done with
+    /// it.
+    pub fn pick_in(&self, pool: usize, exclude: u64, key: u32) -> Option<usize> {
         let p = self.pools.get(pool)?;
         let allowed = |i: usize| i >= 64 || exclude & (1 << i) == 0;
         let now = self.now_ms();
         let usable =
             |i: usize| allowed(i) && self.backends[i].down_until.load(Ordering::Relaxed) <= now;
-        let n = p.sequence.len();
-        for _ in 0..n {
-            let i = p.sequence[p.next.fetch_add(1, Ordering::Relaxed) % n] as usize;
-            if usable(i) {
-                return Some(i);
+        let chosen = match &p.choice {
+            Choice::Rotation => {
+                let n = p.sequence.len();
+                (0..n)
+                    .map(|_| p.sequence[p.next.fetch_add(1, Ordering::Relaxed) % n] as usize)
+                    .find(|&i| usable(i))
             }
+            Choice::LeastConn => {
+                // Start the scan at a rotating position, so ties spread round robin.
+                let n = p.sequence.len().max(1);
+                let start = p.next.fetch_add(1, Ordering::Relaxed) % n;
+                let mut best: Option<(usize, u64, u64)> = None;
+                for k in 0..p.sequence.len() {
+                    let i = p.sequence[(start + k) % n] as usize;
+                    if !usable(i) {
+                        continue;
+                    }
+                    let b = &self.backends[i];
+                    let (load, weight) = (
+                        u64::from(b.in_flight.load(Ordering::Relaxed)),
+                        u64::from(b.weight),
+                    );
+                    // load / weight < best_load / best_weight, without division.
+                    if best.is_none_or(|(_, l, w)| load * w < l * weight) {
+                        best = Some((i, load, weight));
+                    }
+                }
+                best.map(|(i, _, _)| i)
+            }
+            Choice::Hash { ring, .. } => {
+                let at = ring.partition_point(|&(point, _)| point < key);
+                (0..ring.len())
+                    .map(|k| ring[(at + k) % ring.len()].1 as usize)
+                    .find(|&i| usable(i))
+            }
+        };
+        let chosen = chosen
+            .or_else(|| p.backups.iter().map(|&b| b as usize).find(|&b| usable(b)))
+            .or_else(|| {
+                p.members
+                    .clone()
+                    .filter(|&i| allowed(i))
+                    .min_by_key(|&i| self.backends[i].down_until.load(Ordering::Relaxed))
+            })?;
+        let b = &self.backends[chosen];
+        if b.counted {
+            b.in_flight.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(&b) = p.backups.iter().find(|&&b| usable(b as usize)) {
-            return Some(b as usize);
+        Some(chosen)
+    }
+
+    /// The request that [`RoundRobin::pick_in`] gave backend `i` is done with it.
+    #[inline]
+    pub fn release(&self, i: usize) {
+        if let Some(b) = self.backends.get(i).filter(|b| b.counted) {
+            b.in_flight.fetch_sub(1, Ordering::Relaxed);
         }
-        p.members
-            .clone()
-            .filter(|&i| allowed(i))
-            .min_by_key(|&i| self.backends[i].down_until.load(Ordering::Relaxed))
+    }
+
+    /// Requests in flight to backend `i` (counted in `least_conn` pools only).
+    pub fn in_flight(&self, i: usize) -> u32 {
+        self.backends[i].in_flight.load(Ordering::Relaxed)
     }
 }
 
@@ -420,5 +555,73 @@ mod tests {
             off.report_failure(0, "test");
         }
         assert!(off.is_up(0));
+    }
+
+    fn pool(balance: &Balance, weights: &[(u32, bool)]) -> RoundRobin {
+        let specs: Vec<BackendSpec> = weights
+            .iter()
+            .enumerate()
+            .map(|(i, &(weight, backup))| BackendSpec {
+                name: format!("b{i}"),
+                addr: SocketAddr::from(([127, 0, 0, 1], 9100 + i as u16)),
+                weight,
+                backup,
+            })
+            .collect();
+        RoundRobin::with_pools(&[("p", &specs, balance)]).with_failover(1, Duration::from_secs(60))
+    }
+
+    #[test]
+    fn smooth_weights_interleave_as_nginx() {
+        let r = pool(&Balance::RoundRobin, &[(5, false), (1, false), (1, false)]);
+        let order: Vec<usize> = (0..7).map(|_| r.pick(0).unwrap()).collect();
+        assert_eq!(order, [0, 0, 1, 0, 2, 0, 0]);
+    }
+
+    #[test]
+    fn backups_only_when_every_primary_is_down() {
+        let r = pool(&Balance::RoundRobin, &[(1, false), (1, true)]);
+        assert!((0..4).all(|_| r.pick(0) == Some(0)));
+        r.report_failure(0, "test");
+        assert!((0..4).all(|_| r.pick(0) == Some(1)));
+        r.report_success(0);
+        assert!((0..4).all(|_| r.pick(0) == Some(0)));
+    }
+
+    #[test]
+    fn least_conn_counts_until_released() {
+        let r = pool(&Balance::LeastConn, &[(1, false), (1, false)]);
+        let a = r.pick_in(0, 0, 0).unwrap();
+        let b = r.pick_in(0, 0, 0).unwrap();
+        assert_ne!(a, b, "the busy one is avoided");
+        r.release(a);
+        assert_eq!(r.pick_in(0, 0, 0), Some(a));
+        assert_eq!((r.in_flight(a), r.in_flight(b)), (1, 1));
+    }
+
+    #[test]
+    fn a_down_backend_moves_only_its_keys() {
+        let r = pool(
+            &Balance::Hash(HashKey::Uri),
+            &[(1, false), (1, false), (1, false)],
+        );
+        let keys: Vec<u32> = (0..1000)
+            .map(|k| key_hash(format!("/k{k}").as_bytes()))
+            .collect();
+        let before: Vec<usize> = keys.iter().map(|&k| r.pick_in(0, 0, k).unwrap()).collect();
+        let mut share = [0; 3];
+        for &b in &before {
+            share[b] += 1;
+        }
+        assert!(share.iter().all(|&n| n > 200), "{share:?}");
+        r.report_failure(1, "test");
+        for (&k, &was) in keys.iter().zip(&before) {
+            let now = r.pick_in(0, 0, k).unwrap();
+            if was == 1 {
+                assert_ne!(now, 1);
+            } else {
+                assert_eq!(now, was, "a key of an up backend stays");
+            }
+        }
     }
 }

@@ -187,6 +187,20 @@ fn cmp_lower(table: &str, key: &str) -> Ordering {
     a.len().cmp(&b.len())
 }
 
+/// The value of header `name` (lowercase) in a serialised head (`\r\n` line ends), trimmed;
+/// the first when it repeats. For `hash header:NAME`, read from the head going upstream.
+pub fn header_value<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let name = name.as_bytes();
+    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&b| b == b':')?;
+        if !line[..colon].eq_ignore_ascii_case(name) {
+            return None;
+        }
+        Some(line[colon + 1..].trim_ascii())
+    })
+}
+
 /// `host` without its `:port` (an IPv6 literal keeps its brackets).
 pub fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {

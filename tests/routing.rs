@@ -302,3 +302,122 @@ fn reload_changes_routes_under_load_without_losing_a_request() {
     assert_eq!(who(&p, "any", "/"), "b");
     let _ = conf;
 }
+
+/// A backend that answers every request only after `hold`, counting those it has received.
+fn slow_backend(
+    hold: Duration,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = received.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(hold);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nX-Backend: slow\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            });
+        }
+    });
+    (addr, received)
+}
+
+#[test]
+fn least_conn_avoids_the_backend_still_busy() {
+    use std::sync::atomic::Ordering;
+    let fast = Backend::start("fast");
+    let (slow, received) = slow_backend(Duration::from_secs(3));
+    let p = Pibl::start(
+        &[],
+        &format!(
+            "pool lc {{ backend {slow}; backend {}; balance least_conn }}\nsite any {{ route / lc }}\n",
+            fast.addr
+        ),
+    );
+    // Keep sending until one request sits on the slow backend.
+    let mut waiting = Vec::new();
+    while received.load(Ordering::SeqCst) == 0 && waiting.len() < 10 {
+        let addr = p.addr;
+        waiting.push(std::thread::spawn(move || {
+            let mut c = Conn::open(addr);
+            c.send(b"GET /wait HTTP/1.1\r\nHost: any\r\n\r\n");
+            c.read_response(false).map(|r| r.status)
+        }));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(received.load(Ordering::SeqCst), 1);
+    let mut conn = Conn::open(p.addr);
+    for _ in 0..20 {
+        assert_eq!(conn.get("/").header("X-Backend"), Some("fast"));
+    }
+    for w in waiting {
+        assert_eq!(w.join().unwrap(), Some(200));
+    }
+}
+
+#[test]
+fn hashing_keeps_a_key_on_one_backend_and_spreads_keys() {
+    let bs: Vec<Backend> = ["h0", "h1", "h2"]
+        .iter()
+        .map(|n| Backend::start(n))
+        .collect();
+    let list: String = bs.iter().map(|b| format!("backend {}; ", b.addr)).collect();
+    let p = Pibl::start(
+        &[],
+        &format!(
+            "pool u {{ {list}balance hash uri }}\npool h {{ {list}balance hash header:X-User }}\n\
+             site uri.test {{ route / u }}\nsite user.test {{ route / h }}\n"
+        ),
+    );
+    let mut used = std::collections::HashSet::new();
+    for k in 0..30 {
+        let target = format!("/item/{k}");
+        let first = who(&p, "uri.test", &target);
+        for _ in 0..3 {
+            assert_eq!(who(&p, "uri.test", &target), first, "{target}");
+        }
+        used.insert(first);
+    }
+    assert_eq!(used.len(), 3, "30 keys over 3 backends: {used:?}");
+    let mut used = std::collections::HashSet::new();
+    for k in 0..30 {
+        let mut c = Conn::open(p.addr);
+        let ask = |c: &mut Conn, path: &str| {
+            c.send(
+                format!("GET {path} HTTP/1.1\r\nHost: user.test\r\nX-User: user{k}\r\n\r\n")
+                    .as_bytes(),
+            );
+            c.read_response(false)
+                .unwrap()
+                .header("X-Backend")
+                .unwrap()
+                .to_string()
+        };
+        let first = ask(&mut c, "/a");
+        assert_eq!(
+            ask(&mut c, "/b"),
+            first,
+            "the path does not matter, the header does"
+        );
+        used.insert(first);
+    }
+    assert_eq!(used.len(), 3, "{used:?}");
+}

@@ -46,6 +46,18 @@ pub struct TlsView {
     pub not_tls: u64,
 }
 
+/// `backend="NAME"`, and `,pool="POOL"` when the config names pools.
+fn backend_labels(b: &BackendView) -> String {
+    match &b.pool {
+        Some(pool) => format!(
+            "backend=\"{}\",pool=\"{}\"",
+            label_escape(&b.name),
+            label_escape(pool)
+        ),
+        None => format!("backend=\"{}\"", label_escape(&b.name)),
+    }
+}
+
 /// One certificate as status pages show it.
 #[derive(Debug, Clone)]
 pub struct CertView {
@@ -59,6 +71,8 @@ pub struct CertView {
 #[derive(Debug, Clone)]
 pub struct BackendView {
     pub name: String,
+    /// Its pool; `None` in a flat config (one implicit pool), whose pages stay as they were.
+    pub pool: Option<String>,
     pub addr: SocketAddr,
     pub up: bool,
     pub requests: u64,
@@ -88,6 +102,11 @@ impl Snapshot {
                 .enumerate()
                 .map(|(i, b)| BackendView {
                     name: b.name.clone(),
+                    pool: settings
+                        .backends
+                        .pool_of(i)
+                        .filter(|_| !settings.config.pools.is_empty())
+                        .map(|p| p.name.to_string()),
                     addr: b.addr,
                     up: settings.backends.is_up(i),
                     requests: load(&b.stats.requests),
@@ -164,7 +183,10 @@ pub fn html(s: &Snapshot) -> String {
     );
     for b in &s.backends {
         let state = if b.up { "up" } else { "down" };
-        let name = html_escape(&b.name);
+        let name = match &b.pool {
+            Some(pool) => html_escape(&format!("{pool}/{}", b.name)),
+            None => html_escape(&b.name),
+        };
         let _ = writeln!(
             o,
             "<tr data-backend=\"{name}\"><td class=\"name\">{name}</td>\
@@ -300,9 +322,12 @@ pub fn json(s: &Snapshot) -> String {
         let q = |q: f64| json_num(b.latency.quantile(q).map(|d| d.as_secs_f64() * 1000.0));
         let _ = write!(
             o,
-            "{sep}{{\"name\":{},\"address\":{},\"state\":\"{}\",\"requests\":{},\"errors\":{},\
-             \"latency_median_ms\":{},\"latency_p99_ms\":{}}}",
+            "{sep}{{\"name\":{},{}\"address\":{},\"state\":\"{}\",\"requests\":{},\
+             \"errors\":{},\"latency_median_ms\":{},\"latency_p99_ms\":{}}}",
             json_str(&b.name),
+            b.pool
+                .as_ref()
+                .map_or_else(String::new, |p| format!("\"pool\":{},", json_str(p))),
             json_str(&b.addr.to_string()),
             if b.up { "up" } else { "down" },
             b.requests,
@@ -440,8 +465,8 @@ pub fn prometheus(s: &Snapshot) -> String {
     for b in &s.backends {
         let _ = writeln!(
             o,
-            "pibl_backend_up{{backend=\"{}\"}} {}",
-            label_escape(&b.name),
+            "pibl_backend_up{{{}}} {}",
+            backend_labels(b),
             u8::from(b.up)
         );
     }
@@ -454,8 +479,8 @@ pub fn prometheus(s: &Snapshot) -> String {
     for b in &s.backends {
         let _ = writeln!(
             o,
-            "pibl_backend_requests_total{{backend=\"{}\"}} {}",
-            label_escape(&b.name),
+            "pibl_backend_requests_total{{{}}} {}",
+            backend_labels(b),
             b.requests
         );
     }
@@ -469,8 +494,8 @@ pub fn prometheus(s: &Snapshot) -> String {
     for b in &s.backends {
         let _ = writeln!(
             o,
-            "pibl_backend_errors_total{{backend=\"{}\"}} {}",
-            label_escape(&b.name),
+            "pibl_backend_errors_total{{{}}} {}",
+            backend_labels(b),
             b.errors
         );
     }
@@ -483,23 +508,19 @@ pub fn prometheus(s: &Snapshot) -> String {
          answered.",
     );
     for b in &s.backends {
-        let label = label_escape(&b.name);
+        let label = backend_labels(b);
         for i in exposed_bounds() {
             let _ = writeln!(
                 o,
-                "{h}_bucket{{backend=\"{label}\",le=\"{}\"}} {}",
+                "{h}_bucket{{{label},le=\"{}\"}} {}",
                 seconds(LATENCY_BOUNDS_NS[i]),
                 b.latency.cumulative(i)
             );
         }
         let count = b.latency.count();
-        let _ = writeln!(o, "{h}_bucket{{backend=\"{label}\",le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            o,
-            "{h}_sum{{backend=\"{label}\"}} {}",
-            seconds(b.latency.sum_ns)
-        );
-        let _ = writeln!(o, "{h}_count{{backend=\"{label}\"}} {count}");
+        let _ = writeln!(o, "{h}_bucket{{{label},le=\"+Inf\"}} {count}");
+        let _ = writeln!(o, "{h}_sum{{{label}}} {}", seconds(b.latency.sum_ns));
+        let _ = writeln!(o, "{h}_count{{{label}}} {count}");
     }
     family(
         &mut o,
@@ -605,6 +626,7 @@ mod tests {
             rate: 1.5,
             responses: [0, 5, 0, 1, 1],
             backends: vec![BackendView {
+                pool: None,
                 name: "<b>\"x\"\\\n".into(),
                 addr: "127.0.0.1:8081".parse().unwrap(),
                 up: false,

@@ -148,10 +148,16 @@ pub fn parse_backend(s: &Statement, into: &mut Vec<BackendSpec>) -> Result<(), C
 pub fn parse_balance(s: &Statement) -> Result<Balance, ConfigError> {
     match s.args()[..] {
         ["round_robin"] => Ok(Balance::RoundRobin),
-        ["least_conn"] | ["hash", _] => Err(s.error(format!(
-            "balance {}: not available yet (round_robin, with weight= and backup, is)",
-            s.args().join(" ")
-        ))),
+        ["least_conn"] => Ok(Balance::LeastConn),
+        ["hash", "uri"] => Ok(Balance::Hash(HashKey::Uri)),
+        ["hash", key] if key.starts_with("header:") && key.len() > "header:".len() => {
+            let name = &key["header:".len()..];
+            let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            if !name.bytes().all(token) {
+                return Err(s.error(format!("balance: '{name}' is not a header name")));
+            }
+            Ok(Balance::Hash(HashKey::Header(name.to_ascii_lowercase())))
+        }
         _ => Err(
             s.error("'balance' takes round_robin, least_conn, hash uri or hash header:NAME".into())
         ),

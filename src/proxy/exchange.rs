@@ -57,6 +57,16 @@ pub(super) struct Exchange {
     pub(super) splice: Option<SplicePipe>,
 }
 
+/// The backend a request was given is released when the exchange ends, however it ends
+/// (least_conn counts requests in flight).
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if let Some(b) = self.backend {
+            self.settings.backends.release(b);
+        }
+    }
+}
+
 impl Exchange {
     pub(super) fn new(
         id: u32,

@@ -11,10 +11,12 @@ use super::session::{head_limits, Ctx, Session, State, Step};
 use super::splice::{SplicePipe, Spliced};
 use super::upstream::ExchangeKey;
 use super::upstream_failure::Phase;
+use crate::balance::key_hash;
 use crate::buffer::Buffer;
+use crate::config::HashKey;
 use crate::http::body::BodyRelay;
 use crate::http::response::ResponseInfo;
-use crate::routing::Routed;
+use crate::routing::{header_value, Routed};
 
 impl Session {
     /// Chooses the next backend for the current request and starts talking to it.
@@ -26,7 +28,18 @@ impl Session {
             Routed::Pool(pool) => pool as usize,
             Routed::Refuse(status) => return self.fail(ctx, status, "no site or route", false),
         };
-        let Some(b) = x.settings.backends.pick_in(pool, x.tried) else {
+        let backends = &x.settings.backends;
+        let key = match backends.hash_key(pool) {
+            None => 0,
+            Some(HashKey::Uri) => key_hash(self.line.target.as_bytes()),
+            Some(HashKey::Header(name)) => {
+                key_hash(header_value(&self.to_upstream.bytes, name).unwrap_or_default())
+            }
+        };
+        if let Some(previous) = x.backend.take() {
+            backends.release(previous);
+        }
+        let Some(b) = backends.pick_in(pool, x.tried, key) else {
             let (status, why) = if x.timed_out {
                 (504, "no backend answered in time")
             } else {
