@@ -355,3 +355,108 @@ fn tls_listener_mistakes_are_located() {
             .unwrap_err();
     assert!(e.message.contains("same address"), "{e}");
 }
+
+#[test]
+fn routing_blocks_parse_on_one_line_or_many() {
+    let cfg = parse(
+        "pool app { backend 127.0.0.1:1 weight=3; backend 127.0.0.1:2 backup; balance least_conn }\n\
+         pool h {\n  backend 127.0.0.1:3\n  balance hash header:X-User\n}\n\
+         site Example.com *.example.com {\n  default\n  route / app\n  route = /x h\n}\n\
+         no_site 421\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.pools.len(), 2);
+    let app = &cfg.pools[0];
+    assert_eq!((app.backends[0].weight, app.backends[1].backup), (3, true));
+    assert_eq!(app.balance, Balance::LeastConn);
+    assert_eq!(
+        cfg.pools[1].balance,
+        Balance::Hash(HashKey::Header("x-user".into()))
+    );
+    let site = &cfg.sites[0];
+    assert_eq!(site.hosts, ["example.com", "*.example.com"]);
+    assert!(site.default);
+    assert!(site.routes[1].exact);
+    assert_eq!(cfg.no_site, NoSite::Misdirected);
+    assert!(
+        cfg.backends.is_empty(),
+        "no top-level backend is needed with sites"
+    );
+    // The summary's routing table is itself a valid config.
+    let again = parse(&cfg.summary()).unwrap();
+    assert_eq!(again.routing_table(), cfg.routing_table());
+    assert_eq!(again.pools.len(), 2);
+}
+
+#[test]
+fn routing_mistakes_are_located() {
+    let line_of = |text: &str| {
+        let e = parse(text).unwrap_err();
+        (e.line, e.message)
+    };
+    let cases: &[(&str, usize, &str)] = &[
+        (
+            "backend 127.0.0.1:1\nsite a {\n route / nowhere\n}\n",
+            3,
+            "no pool is named",
+        ),
+        (
+            "pool p { backend 127.0.0.1:1 backup }\n",
+            1,
+            "no backend that is not a backup",
+        ),
+        ("pool p {\n backend 127.0.0.1:1 weight=0\n}\n", 2, "weight"),
+        (
+            "pool p { backend 127.0.0.1:1 }\npool p { backend 127.0.0.1:2 }\n",
+            2,
+            "already defined",
+        ),
+        (
+            "backend 127.0.0.1:1\nsite a { route / default }\nsite A { route / default }\n",
+            3,
+            "already belongs",
+        ),
+        (
+            "backend 127.0.0.1:1\nsite a {\n backend 127.0.0.1:2\n}\n",
+            3,
+            "goes in a pool block",
+        ),
+        ("backend 127.0.0.1:1\nroute / default\n", 2, "inside a site"),
+        (
+            "backend 127.0.0.1:1\nsite a:80 { route / default }\n",
+            2,
+            "not a host name",
+        ),
+        (
+            "backend 127.0.0.1:1\nsite a {\n route / default {\n  x {\n }}}\n",
+            4,
+            "nests too deep",
+        ),
+        (
+            "backend 127.0.0.1:1\nsite a { route / default\n",
+            2,
+            "never closed",
+        ),
+        (
+            "backend 127.0.0.1:1\nbalance hash nothing\n",
+            2,
+            "'balance' takes",
+        ),
+        (
+            "backend 127.0.0.1:1\npool default { backend 127.0.0.1:2 }\n",
+            2,
+            "top-level backend",
+        ),
+        ("pool p { backend 127.0.0.1:1 }\n", 0, "pools but no site"),
+        (
+            "backend 127.0.0.1:1\ninclude nothing-here.conf\n",
+            2,
+            "is not a file",
+        ),
+    ];
+    for &(text, line, needle) in cases {
+        let (l, m) = line_of(text);
+        assert_eq!(l, line, "{text:?}: {m}");
+        assert!(m.contains(needle), "{text:?}: {m}");
+    }
+}
