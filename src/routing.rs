@@ -33,6 +33,8 @@ pub struct Router {
     no_site: u16,
     /// Pool names in [`Config::pool_names`] order: what `Routed::Pool` indexes.
     pool_names: Vec<Box<str>>,
+    /// A flat config (no `site`): every request goes to this pool, nothing is looked at.
+    only_pool: Option<u16>,
 }
 
 #[derive(Debug, Default)]
@@ -57,8 +59,10 @@ impl Router {
             default_site: Some(0),
             no_site: 404,
             pool_names: pool_names.clone(),
+            only_pool: None,
         };
         if config.sites.is_empty() {
+            router.only_pool = Some(pool(DEFAULT_POOL));
             router.sites.push(SiteRoutes {
                 exact: Vec::new(),
                 prefix: vec![(Box::from("/"), pool(DEFAULT_POOL), None)],
@@ -115,13 +119,17 @@ impl Router {
 
     /// Where a request for `host` (as received: any case, maybe a port) and `target` (origin or
     /// absolute form) goes.
+    #[inline]
     pub fn route(&self, host: &str, target: &str) -> Routed {
+        if let Some(pool) = self.only_pool {
+            return Routed::Pool(pool);
+        }
         let Some(site) = self.site(strip_port(host)) else {
             return Routed::Refuse(self.no_site);
         };
-        let path = match split_absolute(target) {
-            Some(url) => url.rest,
-            None => target,
+        let path = match target.as_bytes().first() {
+            Some(b'/') => target,
+            _ => split_absolute(target).map_or(target, |url| url.rest),
         };
         match self.sites[site as usize].route(path) {
             Some(pool) => Routed::Pool(pool),
@@ -152,7 +160,7 @@ impl Router {
 
 impl SiteRoutes {
     fn route(&self, target: &str) -> Option<u16> {
-        let path = target.split_once('?').map_or(target, |(p, _)| p);
+        let path = memchr::memchr(b'?', target.as_bytes()).map_or(target, |q| &target[..q]);
         if !self.exact.is_empty() {
             if let Ok(i) = self.exact.binary_search_by(|(p, _)| (**p).cmp(path)) {
                 return Some(self.exact[i].1);
@@ -201,14 +209,19 @@ pub fn header_value<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
     })
 }
 
-/// `host` without its `:port` (an IPv6 literal keeps its brackets).
+/// `host` without its `:port` (an IPv6 literal keeps its brackets). Bytes from the end, not a
+/// string search: this runs for every routed request.
+#[inline]
 pub fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.find(']').map_or(host, |end| &host[..=end]);
+    let b = host.as_bytes();
+    let mut i = b.len();
+    while i > 0 && b[i - 1].is_ascii_digit() {
+        i -= 1;
     }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
+    if i > 0 && b[i - 1] == b':' {
+        &host[..i - 1]
+    } else {
+        host
     }
 }
 
