@@ -97,8 +97,9 @@ impl Router {
             }
             router.sites.push(routes);
         }
-        router.exact.sort();
-        router.wildcard.sort();
+        // The order cmp_lower searches in.
+        router.exact.sort_by(|a, b| cmp_lower(&a.0, &b.0));
+        router.wildcard.sort_by(|a, b| cmp_lower(&a.0, &b.0));
         router.default_site = config
             .sites
             .iter()
@@ -183,9 +184,13 @@ impl SiteRoutes {
     }
 }
 
-/// `table` (lowercase) against `key` lowered byte by byte.
+/// `table` (lowercase) against `key` lowered byte by byte, shorter first: most names differ in
+/// length, so most comparisons of a binary search end before the first byte.
 fn cmp_lower(table: &str, key: &str) -> Ordering {
     let (a, b) = (table.as_bytes(), key.as_bytes());
+    if a.len() != b.len() {
+        return a.len().cmp(&b.len());
+    }
     for (x, y) in a.iter().zip(b) {
         match x.cmp(&y.to_ascii_lowercase()) {
             Ordering::Equal => {}
