@@ -71,7 +71,6 @@ impl Session {
         if stale_retry {
             x.stale_retried = true;
         }
-        self.close_upstream(ctx, false);
         if let (true, Some(b)) = (stale_retry, backend) {
             // The keep-alive race: the backend closed a pooled connection as we reused it.
             // That says nothing about the backend; send again on a fresh connection.
@@ -101,7 +100,7 @@ impl Session {
                 .x
                 .as_ref()
                 .is_some_and(|x| x.info.method.is_idempotent() && !x.timeout_retried);
-        let waiting_for_head = self.state == State::ReadResponseHead;
+        let waiting_for_head = matches!(self.state, State::ReadResponseHead { .. });
         let wait = ctx.settings.config.timeouts.upstream;
         if waiting_for_head {
             self.upstream_event(
@@ -122,7 +121,6 @@ impl Session {
             // Slow request bodies are the client's doing, not the backend's.
             self.backend_failed("did not answer in time");
         }
-        self.close_upstream(ctx, false);
         if retry {
             self.retry_elsewhere(ctx);
         } else {
@@ -176,7 +174,6 @@ impl Session {
             self.log_exchange(ctx, status);
             return self.enter(State::Closed, ctx);
         }
-        self.close_upstream(ctx, false);
         h1::queue_error(
             &mut self.to_client,
             status,

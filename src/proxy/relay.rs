@@ -38,9 +38,8 @@ impl Session {
         };
         if let Some(key) = ctx.upstreams.checkout(ctx.registry, generation, b, owner) {
             x.reused = true;
-            self.upstream = Some(key);
             self.to_upstream.rewind();
-            return self.enter(State::SendRequest, ctx);
+            return self.enter(State::SendRequest { upstream: key }, ctx);
         }
         self.connect(ctx, b)
     }
@@ -63,9 +62,8 @@ impl Session {
                 if let Some(x) = self.x.as_mut() {
                     x.reused = false;
                 }
-                self.upstream = Some(key);
                 self.to_upstream.rewind();
-                self.enter(State::Connecting, ctx)
+                self.enter(State::Connecting { upstream: key }, ctx)
             }
             Err(e) => {
                 self.upstream_event(Phase::Connect, format_args!("cannot open a socket: {e}"));
@@ -75,8 +73,8 @@ impl Session {
         }
     }
 
-    pub(super) fn connecting(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(up) = self.upstream.and_then(|k| ctx.upstreams.conns.get_mut(k)) else {
+    pub(super) fn connecting(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
+        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
             return self.enter(State::Closed, ctx);
         };
         if !up.writable && !up.readable {
@@ -98,7 +96,7 @@ impl Session {
         match failure {
             None => {
                 up.connected = true;
-                self.enter(State::SendRequest, ctx)
+                self.enter(State::SendRequest { upstream: key }, ctx)
             }
             Some(e) => {
                 self.upstream_event(
@@ -106,15 +104,14 @@ impl Session {
                     format_args!("refused or failed the connection: {e}"),
                 );
                 self.backend_failed("connection refused or failed");
-                self.close_upstream(ctx, false);
                 self.retry_elsewhere(ctx)
             }
         }
     }
 
-    pub(super) fn send_request(&mut self, ctx: &mut Ctx<'_>) -> Step {
+    pub(super) fn send_request(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
         let max_body = ctx.settings.config.limits.max_body_size;
-        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
+        let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
         let Some(up) = ctx.upstreams.conns.get_mut(key) else {
@@ -136,16 +133,13 @@ impl Session {
             }
             if let Err(e) = x.req_body.scan(buf) {
                 log::info!("bad request body from {}: {e}", self.peer);
-                self.close_upstream(ctx, false);
                 return self.fail(ctx, 400, "malformed chunked request body", true);
             }
             if x.body_over(max_body) {
-                self.close_upstream(ctx, false);
                 return self.fail(ctx, 413, "request body larger than allowed", true);
             }
             if self.client.eof() && !x.req_body.is_complete() && x.req_body.ready() == 0 {
                 // The client gave up mid-body; nothing sensible can reach the backend.
-                self.close_upstream(ctx, false);
                 self.log_exchange(ctx, 499);
                 return self.enter(State::Closed, ctx);
             }
@@ -172,9 +166,9 @@ impl Session {
 
         // A backend may answer (100 Continue, or a final response) before the body is sent; a
         // relayed 100 still queued for the client must go out, or the client never sends the body.
-        if self.upstream_has_input(ctx) || !self.to_client.is_empty() {
-            let step = self.read_response_head(ctx);
-            if self.state != State::SendRequest {
+        if self.upstream_has_input(ctx, key) || !self.to_client.is_empty() {
+            let step = self.read_response_head(ctx, key);
+            if self.state != (State::SendRequest { upstream: key }) {
                 return step;
             }
             progress |= step == Step::Again;
@@ -183,7 +177,7 @@ impl Session {
             return Step::Wait;
         };
         if self.to_upstream.is_empty() && x.req_body.is_complete() {
-            return self.enter(State::ReadResponseHead, ctx);
+            return self.enter(State::ReadResponseHead { upstream: key }, ctx);
         }
         if progress {
             Step::Again
@@ -192,18 +186,16 @@ impl Session {
         }
     }
 
-    fn upstream_has_input(&self, ctx: &Ctx<'_>) -> bool {
-        self.upstream
-            .and_then(|k| ctx.upstreams.conns.get(k))
-            .is_some_and(|u| u.readable)
+    fn upstream_has_input(&self, ctx: &Ctx<'_>, key: usize) -> bool {
+        ctx.upstreams.conns.get(key).is_some_and(|u| u.readable)
             || self.upstream_in.as_ref().is_some_and(|b| !b.is_empty())
     }
 
     /// Reads and handles response heads. Used in ReadResponseHead and, for early answers, in
     /// SendRequest.
-    pub(super) fn read_response_head(&mut self, ctx: &mut Ctx<'_>) -> Step {
+    pub(super) fn read_response_head(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
         let limits = head_limits(ctx);
-        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
+        let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
         let mut codec = H1Codec::new(
@@ -218,7 +210,6 @@ impl Session {
                 Ok(true) => {}
                 Ok(false) => return Step::Wait,
                 Err(ClientGone) => {
-                    self.close_upstream(ctx, false);
                     self.log_exchange(ctx, 499);
                     return self.enter(State::Closed, ctx);
                 }
@@ -264,16 +255,16 @@ impl Session {
                         if let Some(entry) = refreshed {
                             // A 304 to our revalidation: the stored body is good, serve it.
                             codec.discard();
-                            self.close_upstream(ctx, info.upstream_reusable);
                             let not_modified = cached::client_not_modified(&self.req_head, &entry);
                             return self.begin_serving(
                                 ctx,
                                 entry,
                                 CacheLabel::Revalidated,
                                 not_modified,
+                                info.upstream_reusable,
                             );
                         }
-                        return self.start_response(ctx, info);
+                        return self.start_response(ctx, info, key);
                     }
                     Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
                     Ok(None) => {}
@@ -284,7 +275,6 @@ impl Session {
                             format_args!("sent an invalid response head: {}", bad.0),
                         );
                         self.backend_failed("sent an invalid response");
-                        self.close_upstream(ctx, false);
                         return self.fail(ctx, 502, "the backend sent an invalid response", true);
                     }
                 }
@@ -304,7 +294,7 @@ impl Session {
         }
     }
 
-    fn start_response(&mut self, ctx: &mut Ctx<'_>, info: ResponseInfo) -> Step {
+    fn start_response(&mut self, ctx: &mut Ctx<'_>, info: ResponseInfo, key: usize) -> Step {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
@@ -321,16 +311,16 @@ impl Session {
         let switching = info.status == 101;
         x.resp = Some(info);
         if switching {
-            return self.enter(State::Tunnel, ctx);
+            return self.enter(State::Tunnel { upstream: key }, ctx);
         }
-        self.enter(State::RelayResponse, ctx)
+        self.enter(State::RelayResponse { upstream: key }, ctx)
     }
 
-    pub(super) fn relay_response(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        if let Some(step) = self.relay_spliced(ctx) {
+    pub(super) fn relay_response(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
+        if let Some(step) = self.relay_spliced(ctx, key) {
             return step;
         }
-        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
+        let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
         let Some(up) = ctx.upstreams.conns.get_mut(key) else {
@@ -377,7 +367,6 @@ impl Session {
             }
             Err(ClientGone) => {
                 // The client went away; the upstream connection is mid-response, so drop it.
-                self.close_upstream(ctx, false);
                 self.log_exchange(ctx, 499);
                 return self.enter(State::Closed, ctx);
             }
@@ -392,7 +381,6 @@ impl Session {
             Ok(true) => return self.finish_exchange(ctx),
             Ok(false) => {}
             Err(ClientGone) => {
-                self.close_upstream(ctx, false);
                 self.log_exchange(ctx, 499);
                 return self.enter(State::Closed, ctx);
             }
@@ -406,7 +394,6 @@ impl Session {
             if let Some((x, b)) = self.x.as_ref().and_then(|x| Some((x, x.backend?))) {
                 x.settings.backends.report_failure(b, "closed mid-response");
             }
-            self.close_upstream(ctx, false);
             self.log_exchange(ctx, 502);
             return self.enter(State::Closing { linger: true }, ctx);
         }
@@ -436,32 +423,32 @@ impl Session {
             x.cache.publish();
         }
         self.log_exchange(ctx, status);
-        self.close_upstream(ctx, reusable);
         self.served = true;
         self.x = None;
         if keep_alive {
-            self.enter(State::ReadRequestHead, ctx)
+            self.enter_returning_upstream(State::ReadRequestHead, ctx, reusable)
         } else {
-            self.enter(
+            self.enter_returning_upstream(
                 State::Closing {
                     linger: !client_done,
                 },
                 ctx,
+                reusable,
             )
         }
     }
 
-    /// Lets go of the upstream connection: back to the pool when `reusable`, else closed.
-    pub(super) fn close_upstream(&mut self, ctx: &mut Ctx<'_>, reusable: bool) {
-        if let Some(key) = self.upstream.take() {
-            if reusable {
-                if let Some(up) = ctx.upstreams.conns.get_mut(key) {
-                    up.uses += 1;
-                }
-                ctx.upstreams.checkin(ctx.registry, key, ctx.clock.now);
-            } else {
-                ctx.upstreams.close(ctx.registry, key);
+    /// Lets go of upstream connection `key` as the state holding it is left (only
+    /// `Session::enter` calls it): back to the pool when `reusable`, else closed. What was read
+    /// from it and not relayed goes with it.
+    pub(super) fn release_upstream(&mut self, ctx: &mut Ctx<'_>, key: usize, reusable: bool) {
+        if reusable {
+            if let Some(up) = ctx.upstreams.conns.get_mut(key) {
+                up.uses += 1;
             }
+            ctx.upstreams.checkin(ctx.registry, key, ctx.clock.now);
+        } else {
+            ctx.upstreams.close(ctx.registry, key);
         }
         if let Some(b) = self.upstream_in.take() {
             ctx.buffers.put(b);
@@ -471,7 +458,7 @@ impl Session {
     /// Relays the rest of the response body with splice(2) when that applies (`splice.rs`).
     /// `None` means it does not: the caller relays through the buffer.
     #[cfg(target_os = "linux")]
-    fn relay_spliced(&mut self, ctx: &mut Ctx<'_>) -> Option<Step> {
+    fn relay_spliced(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Option<Step> {
         let x = self.x.as_mut()?;
         if x.splice.is_none() {
             // The codec allows it: the data goes out as it is, with nothing queued before it.
@@ -489,7 +476,7 @@ impl Session {
                 codec.splice_client()?,
             )?);
         }
-        let up = ctx.upstreams.conns.get_mut(self.upstream?)?;
+        let up = ctx.upstreams.conns.get_mut(key)?;
         let pipe = x.splice.as_mut()?;
         let outcome = pipe.relay(
             &up.stream,
@@ -508,13 +495,11 @@ impl Session {
                     Phase::Body,
                     format_args!("closed before the end of the response (spliced)"),
                 );
-                self.close_upstream(ctx, false);
                 self.log_exchange(ctx, 502);
                 self.enter(State::Closed, ctx)
             }
             Spliced::ClientGone => {
                 // As in the buffered relay: logged with the bytes the client got.
-                self.close_upstream(ctx, false);
                 self.log_exchange(ctx, 499);
                 self.enter(State::Closed, ctx)
             }
@@ -528,7 +513,7 @@ impl Session {
 
     /// No splice on this platform: the caller relays the body through the buffer.
     #[cfg(not(target_os = "linux"))]
-    fn relay_spliced(&mut self, _ctx: &mut Ctx<'_>) -> Option<Step> {
+    fn relay_spliced(&mut self, _ctx: &mut Ctx<'_>, _key: usize) -> Option<Step> {
         None
     }
 }

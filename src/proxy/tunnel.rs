@@ -5,8 +5,8 @@ use super::io::{fill, flush, Pending};
 use super::session::{Ctx, Session, State, Step};
 
 impl Session {
-    pub(super) fn tunnel(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(up) = self.upstream.and_then(|k| ctx.upstreams.conns.get_mut(k)) else {
+    pub(super) fn tunnel(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
+        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
             return self.enter(State::Closed, ctx);
         };
         let cin = self.client_in.get_or_insert_with(|| ctx.buffers.get());
@@ -67,7 +67,6 @@ impl Session {
 
     pub(super) fn end_tunnel(&mut self, ctx: &mut Ctx<'_>) -> Step {
         self.log_exchange(ctx, 101);
-        self.close_upstream(ctx, false);
         self.enter(State::Closed, ctx)
     }
 }
