@@ -101,6 +101,9 @@ impl Config {
                 "strip"
             }
         ));
+        for line in self.edge.summary_lines() {
+            put(line);
+        }
         s
     }
 }

@@ -10,7 +10,7 @@ use super::h1;
 use super::session::{Ctx, Session, State, Step};
 use super::upstream_failure::{log_failure, EarlierFailures, HeldFailure, Phase};
 use crate::http::Version;
-use crate::logging::AccessEntry;
+use crate::logging::{AccessDetails, AccessEntry};
 use crate::stats::Stats;
 
 impl Session {
@@ -184,6 +184,10 @@ impl Session {
             close,
             ctx.clock.http_date(),
         );
+        // Only a request whose head was read has an id; the rules apply to every error.
+        let settings = self.x.as_ref().map_or(ctx.settings, |x| &x.settings);
+        let edge = &settings.config.edge;
+        edge.finish_client_head(&mut self.to_client.bytes, status, &self.facts);
         self.enter(State::SendError { close, status }, ctx)
     }
 
@@ -199,7 +203,7 @@ impl Session {
     /// Writes the access line of the exchange (once), or, with no exchange (a request refused
     /// before its head was complete or valid), of the response pibl made in `to_client`.
     pub(super) fn log_exchange(&mut self, ctx: &mut Ctx<'_>, status: u16) {
-        let (started, bytes, backend, version, cache) = match self.x.as_mut() {
+        let (started, bytes, backend, version, cache, upstream_began) = match self.x.as_mut() {
             Some(x) if x.logged => return,
             Some(x) => {
                 x.logged = true;
@@ -220,6 +224,7 @@ impl Session {
                     x.backend,
                     x.info.version,
                     x.cache.label,
+                    x.upstream_began,
                 )
             }
             None => (
@@ -228,10 +233,15 @@ impl Session {
                 None,
                 Version::Http11,
                 None,
+                None,
             ),
         };
         let Ctx {
-            clock, log, shared, ..
+            clock,
+            log,
+            shared,
+            settings: shared_settings,
+            ..
         } = ctx;
         let entry = AccessEntry {
             client: self.peer,
@@ -252,7 +262,21 @@ impl Session {
             entry.duration,
             clock.now,
         );
-        log.record(clock.log_stamp(), &entry);
+        let settings: &super::shared::Settings = match &self.x {
+            Some(x) => &x.settings,
+            None => shared_settings,
+        };
+        let details = AccessDetails {
+            format: settings.config.edge.log_format,
+            host: &self.line.host,
+            request_id: self.facts.request_id(),
+            referer: self.facts.referer(),
+            user_agent: self.facts.user_agent(),
+            upstream_time: upstream_began
+                .filter(|_| backend.is_some())
+                .map(|t| clock.now.saturating_duration_since(t)),
+        };
+        log.record_with(clock.log_stamp(), &entry, &details);
     }
 
     /// The backend of the current request, named as in the settings it started with.
