@@ -220,22 +220,28 @@ impl UpstreamRules<'_> {
     }
 }
 
-/// Applies the response rules (and `X-Request-ID`) to a client head already written in `head`
-/// (status line, fields, blank line): the fields the rules drop are cut out in place, the new
-/// ones go before the blank line. Nothing to do costs one test. Interim (1xx) heads and empty
-/// ones (an interim response an HTTP/1.0 client does not get) are left alone.
+/// Applies the response rules (and `X-Request-ID`) to a client head already written at the start
+/// of `head` (status line, fields, blank line; a response pibl makes has its body after it): the
+/// fields the rules drop are cut out in place, the new ones go before the blank line. Nothing to
+/// do costs one test. Interim (1xx) heads and empty ones (an interim response an HTTP/1.0 client
+/// does not get) are left alone.
 pub fn finish_client_head(
     head: &mut Vec<u8>,
     status: u16,
     rules: &HeaderRules,
     request_id: Option<&[u8]>,
 ) {
-    if (rules.is_empty() && request_id.is_none()) || status < 200 || !head.ends_with(b"\r\n\r\n") {
+    if (rules.is_empty() && request_id.is_none()) || status < 200 {
         return;
     }
-    let Some(first_end) = memchr::memmem::find(head, b"\r\n") else {
+    let (Some(first_end), Some(blank)) = (
+        memchr::memmem::find(head, b"\r\n"),
+        memchr::memmem::find(head, b"\r\n\r\n"),
+    ) else {
         return;
     };
+    // A body after the head (pibl's own responses: a short text) is put back after it.
+    let body = (blank + 4 < head.len()).then(|| head.split_off(blank + 4));
     // Cut out dropped fields, moving the rest down in place.
     let mut read = first_end + 2;
     let mut write = read;
@@ -262,6 +268,9 @@ pub fn finish_client_head(
         put_header(head, "X-Request-ID", id);
     }
     head.extend_from_slice(b"\r\n");
+    if let Some(body) = body {
+        head.extend_from_slice(&body);
+    }
 }
 
 #[cfg(test)]
@@ -323,5 +332,12 @@ mod tests {
         let mut interim = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
         finish_client_head(&mut interim, 100, &r, None);
         assert_eq!(interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        let mut error = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\n\r\nno\n".to_vec();
+        finish_client_head(&mut error, 502, &r, None);
+        assert_eq!(
+            String::from_utf8(error).unwrap(),
+            "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\nServer: pibl\r\n\
+             X-Frame-Options: DENY\r\n\r\nno\n"
+        );
     }
 }

@@ -80,7 +80,7 @@ pub(super) fn line_without_key(line: &[u8]) -> &[u8] {
 
 /// nginx's `combined`: `$remote_addr - $remote_user [$time_local] "$request" $status
 /// $body_bytes_sent "$http_referer" "$http_user_agent"`, escaped as nginx does (`"`, `\`,
-/// control and non-ASCII bytes as `\xXX`). `$time_local` is UTC (`+0000`); the bytes are all the
+/// control and non-ASCII bytes as `\xXX`, upper-case hex). `$time_local` is UTC (`+0000`); the bytes are all the
 /// bytes sent to the client (pibl counts the head with the body).
 pub fn format_combined(out: &mut Vec<u8>, stamp: &str, e: &AccessEntry<'_>, d: &AccessDetails<'_>) {
     put_ip(out, e.client.ip());
@@ -193,13 +193,14 @@ fn put_u00(out: &mut Vec<u8>, b: u8) {
 
 /// nginx's escaping of logged values: `"`, `\`, control bytes and bytes over 0x7e as `\xXX`.
 fn put_nginx_escaped(out: &mut Vec<u8>, v: &[u8]) {
+    const UPPER: &[u8; 16] = b"0123456789ABCDEF";
     for &b in v {
         if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
             out.extend_from_slice(&[
                 b'\\',
                 b'x',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 15)],
+                UPPER[usize::from(b >> 4)],
+                UPPER[usize::from(b & 15)],
             ]);
         } else {
             out.push(b);
@@ -288,7 +289,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "10.0.0.1 - - [23/Nov/2026:19:04:10 +0000] \"GET /p?q HTTP/1.1\" 200 42 \
-             \"http://a/\\x22x\\x22\" \"curl/8 \\xff\"\n"
+             \"http://a/\\x22x\\x22\" \"curl/8 \\xFF\"\n"
         );
     }
 
