@@ -62,7 +62,11 @@ fn combined_is_nginx_combined() {
         Some("\"http://r.example/\\x22q\\x22\" \"tester/1.0 \\x5C \\xC3\\xA9\"")
     );
     // On stdout too, the same line.
-    assert!(p.wait_for_stdout("GET /combined?a=1 HTTP/1.1", 1), "{:?}", p.stdout);
+    assert!(
+        p.wait_for_stdout("GET /combined?a=1 HTTP/1.1", 1),
+        "{:?}",
+        p.stdout
+    );
     let echoed = p.stdout.lock().unwrap().iter().any(|l| l == &line);
     assert!(echoed, "{line}");
 }
@@ -164,7 +168,10 @@ impl Parser<'_> {
     fn expect(&mut self, c: u8) -> Result<(), String> {
         match self.next()? {
             got if got == c => Ok(()),
-            got => Err(format!("expected {:?}, got {:?} at {}", c as char, got as char, self.i)),
+            got => Err(format!(
+                "expected {:?}, got {:?} at {}",
+                c as char, got as char, self.i
+            )),
         }
     }
 

@@ -191,6 +191,7 @@ pub fn parse_with<R>(
     // Empty until the request line is parsed: a request refused before that is logged as `-`.
     line.method.clear();
     line.target.clear();
+    line.host.clear();
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
     let slots = &mut storage[..limits.max_headers.min(HEADERS_CAP)];
     let mut req = httparse::Request::new(&mut []);
