@@ -768,6 +768,44 @@ mod tests {
     }
 
     #[test]
+    fn rules_set_add_remove_and_forward_in_the_upstream_head() {
+        use crate::http::header_rules::HeaderRules;
+        let mut headers = HeaderRules::default();
+        for rule in [
+            &["set", "X-Env", "prod"][..],
+            &["add", "X-Tag", "b"],
+            &["remove", "X-Secret"],
+        ] {
+            headers.parse(rule).unwrap();
+        }
+        let rules = UpstreamRules {
+            headers: &headers,
+            real_ip: true,
+            forwarded_host: true,
+            request_id: Some(b"id-1"),
+        };
+        let fwd = Forwarding {
+            client_ip: "10.1.2.3".parse().unwrap(),
+            proto: "http",
+        };
+        let input = "GET / HTTP/1.1\r\nHost: h:81\r\nX-Env: dev\r\nX-Tag: a\r\nX-Secret: s\r\n\
+                     X-Real-IP: 6.6.6.6\r\nX-Request-ID: old\r\n\r\n";
+        let mut out = Vec::new();
+        let mut line = RequestLine::default();
+        parse_with(input.as_bytes(), LIMITS, &[], &mut line, |h| {
+            h.write_upstream_with(&mut out, &fwd, &rules)
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.1\r\nHost: h:81\r\nX-Tag: a\r\nX-Forwarded-For: 10.1.2.3\r\n\
+             X-Forwarded-Proto: http\r\nVia: 1.1 pibl\r\nX-Env: prod\r\nX-Tag: b\r\n\
+             X-Real-IP: 10.1.2.3\r\nX-Forwarded-Host: h:81\r\nX-Request-ID: id-1\r\n\r\n"
+        );
+    }
+
+    #[test]
     fn bodies_are_framed() {
         let (info, head, _) = ok("POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
         assert_eq!(info.body, BodyKind::Length(5));
