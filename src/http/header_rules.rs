@@ -148,6 +148,7 @@ impl HeaderRules {
         Ok(())
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }

@@ -40,6 +40,7 @@ impl RequestId {
     }
 
     /// None yet (the request has no id: `request_id off`, or refused before its head was read).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -10,7 +10,7 @@ use super::h1;
 use super::session::{Ctx, Session, State, Step};
 use super::upstream_failure::{log_failure, EarlierFailures, HeldFailure, Phase};
 use crate::http::Version;
-use crate::logging::{AccessDetails, AccessEntry};
+use crate::logging::{AccessDetails, AccessEntry, LogFormat};
 use crate::stats::Stats;
 
 impl Session {
@@ -203,7 +203,7 @@ impl Session {
     /// Writes the access line of the exchange (once), or, with no exchange (a request refused
     /// before its head was complete or valid), of the response pibl made in `to_client`.
     pub(super) fn log_exchange(&mut self, ctx: &mut Ctx<'_>, status: u16) {
-        let (started, bytes, backend, version, cache, upstream_began) = match self.x.as_mut() {
+        let (started, bytes, backend, version, cache) = match self.x.as_mut() {
             Some(x) if x.logged => return,
             Some(x) => {
                 x.logged = true;
@@ -224,7 +224,6 @@ impl Session {
                     x.backend,
                     x.info.version,
                     x.cache.label,
-                    x.upstream_began,
                 )
             }
             None => (
@@ -232,7 +231,6 @@ impl Session {
                 self.to_client.pos as u64,
                 None,
                 Version::Http11,
-                None,
                 None,
             ),
         };
@@ -262,17 +260,24 @@ impl Session {
             entry.duration,
             clock.now,
         );
-        let settings: &super::shared::Settings = match &self.x {
-            Some(x) => &x.settings,
-            None => shared_settings,
+        let format = match &self.x {
+            Some(x) => x.settings.config.edge.log_format,
+            None => shared_settings.config.edge.log_format,
         };
+        if format == LogFormat::Pibl {
+            // The default line needs none of the details: nothing more per request.
+            return log.record(clock.log_stamp(), &entry);
+        }
         let details = AccessDetails {
-            format: settings.config.edge.log_format,
+            format,
             host: &self.line.host,
             request_id: self.facts.request_id(),
             referer: self.facts.referer(),
             user_agent: self.facts.user_agent(),
-            upstream_time: upstream_began
+            upstream_time: self
+                .x
+                .as_ref()
+                .and_then(|x| x.upstream_began)
                 .filter(|_| backend.is_some())
                 .map(|t| clock.now.saturating_duration_since(t)),
         };
