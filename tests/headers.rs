@@ -239,3 +239,27 @@ fn refused_rules_name_their_file_and_line() {
         assert!(out.contains(printed), "{printed}: {out}");
     }
 }
+
+#[test]
+fn rules_ids_and_the_log_format_change_on_reload() {
+    let b = Backend::start("b1");
+    let p = Pibl::start(&[b.addr], "workers 1\n");
+    let mut kept = Conn::open(p.addr);
+    let before = kept.get("/before");
+    assert_eq!(before.header("X-Request-ID"), None);
+    let conf = std::fs::read_to_string(p.conf_path()).unwrap();
+    std::fs::write(
+        p.conf_path(),
+        format!("{conf}response_header add X-Reloaded yes\nrequest_id on\nlog_format json\n"),
+    )
+    .unwrap();
+    p.signal(libc::SIGHUP);
+    assert!(p.wait_for_line("reloaded pibl.conf", std::time::Duration::from_secs(5)));
+    // A kept-alive connection's next request takes the new settings.
+    let after = kept.get("/after");
+    assert_eq!(after.header("X-Reloaded"), Some("yes"));
+    assert!(is_generated_id(after.header("X-Request-ID").unwrap()));
+    let lines = p.wait_for_log("\"path\":\"/after\"", 1);
+    assert_eq!(lines.len(), 1, "{}", p.log_file());
+    assert!(lines[0].starts_with("{\"time\":"), "{}", lines[0]);
+}
