@@ -98,7 +98,7 @@ fn valid_value(v: &str) -> bool {
 
 impl HeaderRules {
     /// Parses `set|add|remove NAME [VALUE...]` (the words of VALUE joined by one space) and adds
-    /// the rule. `direction` names the directive in messages.
+    /// the rule; the caller puts the directive and its line before the message.
     pub fn parse(&mut self, args: &[&str]) -> Result<(), String> {
         let (action, name, value) = match args {
             ["set", name, value @ ..] if !value.is_empty() => (RuleAction::Set, *name, value),

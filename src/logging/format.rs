@@ -249,7 +249,7 @@ pub(super) fn put_millis(out: &mut Vec<u8>, d: Duration) {
     ]);
 }
 
-/// A client address as the pibl line writes it, for tests.
+/// An entry for the tests: a relayed `GET` from `client`.
 #[cfg(test)]
 fn entry<'a>(client: std::net::SocketAddr, target: &'a str) -> AccessEntry<'a> {
     AccessEntry {
