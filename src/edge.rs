@@ -72,7 +72,7 @@ impl EdgeRules {
     #[inline]
     pub fn read_request(&self, headers: &[httparse::Header<'_>], facts: &mut RequestFacts) {
         if self.request_id {
-            facts.id.assign(headers);
+            facts.assign_id(headers);
         }
         if self.log_format.needs_agent() {
             facts.keep_agent(headers);
@@ -94,7 +94,7 @@ impl EdgeRules {
     #[inline]
     pub fn finish_client_head(&self, head: &mut Vec<u8>, status: u16, facts: &RequestFacts) {
         // Inlined so that the default (no rules, no id) costs two loads at the call.
-        if !self.response_headers.is_empty() || !facts.id.is_empty() {
+        if !self.response_headers.is_empty() || facts.0.is_some() {
             finish_client_head(head, status, &self.response_headers, facts.request_id());
         }
     }
@@ -116,48 +116,69 @@ impl EdgeRules {
 pub const MAX_LOGGED_AGENT: usize = 1024;
 
 /// What a session keeps of its current request for the edge rules and the log: cleared before
-/// each head is parsed, filled while it is. The buffers keep their allocation across requests.
+/// each head is parsed, filled while it is. Boxed and made on a connection's first request that
+/// needs it, so that a session under the default rules (no id, pibl's line) carries one pointer,
+/// and an idle keep-alive connection stays small; the buffers keep their allocation across
+/// requests.
 #[derive(Debug, Default)]
-pub struct RequestFacts {
-    pub id: RequestId,
-    referer: Option<Vec<u8>>,
-    user_agent: Option<Vec<u8>>,
+pub struct RequestFacts(Option<Box<KeptFacts>>);
+
+#[derive(Debug, Default)]
+struct KeptFacts {
+    id: RequestId,
+    referer: Vec<u8>,
+    user_agent: Vec<u8>,
     has_referer: bool,
     has_user_agent: bool,
 }
 
 impl RequestFacts {
-    /// Forgets the last request's facts (a few stores).
+    /// Forgets the last request's facts (a test, and a few stores when there are some).
     #[inline]
     pub fn clear(&mut self) {
-        self.id.clear();
-        self.has_referer = false;
-        self.has_user_agent = false;
+        if let Some(k) = self.0.as_deref_mut() {
+            k.id.clear();
+            k.has_referer = false;
+            k.has_user_agent = false;
+        }
     }
 
+    #[inline]
     pub fn request_id(&self) -> Option<&[u8]> {
-        (!self.id.is_empty()).then(|| self.id.as_bytes())
+        let k = self.0.as_deref()?;
+        (!k.id.is_empty()).then(|| k.id.as_bytes())
     }
 
     pub fn referer(&self) -> Option<&[u8]> {
-        self.referer.as_deref().filter(|_| self.has_referer)
+        let k = self.0.as_deref()?;
+        k.has_referer.then_some(k.referer.as_slice())
     }
 
     pub fn user_agent(&self) -> Option<&[u8]> {
-        self.user_agent.as_deref().filter(|_| self.has_user_agent)
+        let k = self.0.as_deref()?;
+        k.has_user_agent.then_some(k.user_agent.as_slice())
+    }
+
+    fn kept(&mut self) -> &mut KeptFacts {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    /// Takes the client's valid `X-Request-ID` or makes one.
+    fn assign_id(&mut self, headers: &[httparse::Header<'_>]) {
+        self.kept().id.assign(headers);
     }
 
     /// Copies the first Referer and User-Agent (at most [`MAX_LOGGED_AGENT`] bytes each).
     fn keep_agent(&mut self, headers: &[httparse::Header<'_>]) {
+        let k = self.kept();
         for h in headers {
-            let (slot, has) = if !self.has_referer && name_is(h.name, "referer") {
-                (&mut self.referer, &mut self.has_referer)
-            } else if !self.has_user_agent && name_is(h.name, "user-agent") {
-                (&mut self.user_agent, &mut self.has_user_agent)
+            let (kept, has) = if !k.has_referer && name_is(h.name, "referer") {
+                (&mut k.referer, &mut k.has_referer)
+            } else if !k.has_user_agent && name_is(h.name, "user-agent") {
+                (&mut k.user_agent, &mut k.has_user_agent)
             } else {
                 continue;
             };
-            let kept = slot.get_or_insert_with(Vec::new);
             kept.clear();
             kept.extend_from_slice(&h.value[..h.value.len().min(MAX_LOGGED_AGENT)]);
             *has = true;
