@@ -11,6 +11,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod edge;
 pub mod http;
 pub mod logging;
 pub mod net;

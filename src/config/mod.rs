@@ -148,6 +148,8 @@ pub struct Config {
     /// `splice on|off`: relay large plain bodies with splice(2) (Linux only; elsewhere they are
     /// always copied through the buffer).
     pub splice: bool,
+    /// Header rules, request ids and the access-log format (`crate::edge`).
+    pub edge: crate::edge::EdgeRules,
     /// The line each directive was set on (the first `backend` line for `backend`), so checks
     /// made after parsing (`pibl --check`, start-up) can still name FILE:LINE.
     pub lines: Vec<(&'static str, usize)>,
@@ -271,6 +273,7 @@ impl Config {
                 .map(|p| p.to_string())
                 .collect(),
             splice: true,
+            edge: crate::edge::EdgeRules::default(),
             lines: Vec::new(),
         }
     }
@@ -363,12 +366,15 @@ impl Config {
             let Some(&name) = DIRECTIVES.iter().find(|d| **d == directive) else {
                 return Err(err(line_no, unknown_directive(directive)));
             };
-            // Only `backend`, `certificate` and `listen` (see below) may repeat: a second value
+            // Only `backend`, `certificate`, `listen` (see below) and the header rules may repeat: a second value
             // of anything else is a mistake (two edits of one file), not something to resolve
             // silently by keeping the last one.
             match cfg.line_of(name) {
                 0 => cfg.lines.push((name, line_no)),
-                first if !REPEATABLE.contains(&name) => {
+                first
+                    if !REPEATABLE.contains(&name)
+                        && !crate::edge::REPEATABLE_EDGE_DIRECTIVES.contains(&name) =>
+                {
                     return Err(err(
                         line_no,
                         format!("duplicate '{name}' (first on line {first})"),
@@ -586,6 +592,9 @@ impl Config {
                 "upgrade_protocols" => {
                     cfg.upgrade_protocols = parse_upgrade_protocols(&args).map_err(at)?
                 }
+                _ if crate::edge::EDGE_DIRECTIVES.contains(&name) => {
+                    cfg.edge.parse_directive(name, &args).map_err(at)?
+                }
                 other => return Err(err(line_no, unknown_directive(other))),
             }
         }
@@ -745,6 +754,12 @@ const DIRECTIVES: &[&str] = &[
     "cache_max_object",
     "cache_heuristic",
     "cdn_cache_control",
+    "request_header",
+    "response_header",
+    "forward_real_ip",
+    "forward_host",
+    "request_id",
+    "log_format",
 ];
 
 /// Where `Config::lines` records the TLS `listen` line (errors about it name that line).

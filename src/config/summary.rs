@@ -116,6 +116,9 @@ impl Config {
                 "strip"
             }
         ));
+        for line in self.edge.summary_lines() {
+            put(line);
+        }
         s
     }
 }

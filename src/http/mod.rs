@@ -14,7 +14,9 @@ pub mod chunked;
 pub mod date;
 pub mod framing;
 pub mod head;
+pub mod header_rules;
 pub mod request;
+pub mod request_id;
 pub mod response;
 pub mod target;
 

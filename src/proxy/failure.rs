@@ -10,7 +10,7 @@ use super::h1;
 use super::session::{Ctx, Session, State, Step};
 use super::upstream_failure::{log_failure, EarlierFailures, HeldFailure, Phase};
 use crate::http::Version;
-use crate::logging::AccessEntry;
+use crate::logging::{AccessDetails, AccessEntry, LogFormat};
 use crate::stats::Stats;
 
 impl Session {
@@ -181,6 +181,10 @@ impl Session {
             close,
             ctx.clock.http_date(),
         );
+        // Only a request whose head was read has an id; the rules apply to every error.
+        let settings = self.x.as_ref().map_or(ctx.settings, |x| &x.settings);
+        let edge = &settings.config.edge;
+        edge.finish_client_head(&mut self.to_client.bytes, status, &self.facts);
         self.enter(State::SendError { close, status }, ctx)
     }
 
@@ -228,7 +232,11 @@ impl Session {
             ),
         };
         let Ctx {
-            clock, log, shared, ..
+            clock,
+            log,
+            shared,
+            settings: shared_settings,
+            ..
         } = ctx;
         let entry = AccessEntry {
             client: self.peer,
@@ -249,7 +257,28 @@ impl Session {
             entry.duration,
             clock.now,
         );
-        log.record(clock.log_stamp(), &entry);
+        let format = match &self.x {
+            Some(x) => x.settings.config.edge.log_format,
+            None => shared_settings.config.edge.log_format,
+        };
+        if format == LogFormat::Pibl {
+            // The default line needs none of the details: nothing more per request.
+            return log.record(clock.log_stamp(), &entry);
+        }
+        let details = AccessDetails {
+            format,
+            host: &self.line.host,
+            request_id: self.facts.request_id(),
+            referer: self.facts.referer(),
+            user_agent: self.facts.user_agent(),
+            upstream_time: self
+                .x
+                .as_ref()
+                .and_then(|x| x.upstream_began)
+                .filter(|_| backend.is_some())
+                .map(|t| clock.now.saturating_duration_since(t)),
+        };
+        log.record_with(clock.log_stamp(), &entry, &details);
     }
 
     /// The backend of the current request, named as in the settings it started with.

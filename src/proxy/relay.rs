@@ -31,6 +31,7 @@ impl Session {
             return self.fail(ctx, status, why, false);
         };
         x.backend = Some(b);
+        x.upstream_began.get_or_insert(ctx.clock.now);
         let generation = x.settings.generation;
         let owner = ExchangeKey {
             session: ctx.key,
@@ -244,6 +245,8 @@ impl Session {
                                 client_head,
                             );
                         }
+                        let edge = &x.settings.config.edge;
+                        edge.finish_client_head(client_head, info.status, &self.facts);
                     });
                 match parsed {
                     Ok(Some(info)) => {

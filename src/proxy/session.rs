@@ -33,6 +33,7 @@ use super::upstream_failure::Phase;
 use crate::buffer::{Buffer, BufferPool, HeadPool};
 use crate::cache::{unix_now, CacheEntry};
 use crate::clock::Clock;
+use crate::edge::RequestFacts;
 use crate::http::request::{self, Forwarding, HeadLimits, RequestLine};
 use crate::logging::AccessLog;
 
@@ -208,6 +209,8 @@ pub struct Session {
     pub(super) line: RequestLine,
     /// A copy of the request head and where its fields lie, kept when the cache needs them.
     pub(super) req_head: KeptRequest,
+    /// The current request's id, Referer and User-Agent, as the edge rules keep them.
+    pub(super) facts: RequestFacts,
     pub(super) x: Option<Exchange>,
     /// Exchanges begun on this connection: the next one's id.
     pub(super) exchanges: u32,
@@ -244,6 +247,7 @@ impl Session {
             client_framing: ClientFraming::AsIs,
             line: RequestLine::default(),
             req_head: KeptRequest::default(),
+            facts: RequestFacts::default(),
             x: None,
             exchanges: 0,
         }
@@ -495,7 +499,12 @@ impl Session {
                 let kept = &mut self.req_head;
                 let input = buf.data();
                 let upgrades = &ctx.settings.config.upgrade_protocols;
+                let edge = &ctx.settings.config.edge;
+                let facts = &mut self.facts;
+                facts.clear();
                 let parsed = request::parse_with(input, limits, upgrades, &mut self.line, |head| {
+                    edge.read_request(head.headers, facts);
+                    let upstream = edge.upstream(facts);
                     let consulted = cache.map(|c| cached::consult(c, head));
                     match &consulted {
                         Some(c) if c.is_hit() => {
@@ -505,9 +514,9 @@ impl Session {
                         Some(_) => {
                             // The miss paths read its fields again, without a parse.
                             kept.record_fields(input, head.headers);
-                            head.write_upstream(upstream_head, &fwd);
+                            head.write_upstream_with(upstream_head, &fwd, &upstream);
                         }
-                        None => head.write_upstream(upstream_head, &fwd),
+                        None => head.write_upstream_with(upstream_head, &fwd, &upstream),
                     }
                     consulted
                 });
@@ -653,6 +662,8 @@ impl Session {
             x.settings.config.cache.cdn_cache_control_pass,
             unix_now(),
         );
+        let edge = &x.settings.config.edge;
+        edge.finish_client_head(&mut self.to_client.bytes, resp.status, &self.facts);
         x.cache.serve(entry, label, with_body);
         x.resp = Some(resp);
         self.enter_returning_upstream(State::ServeCached, ctx, upstream_reusable)
