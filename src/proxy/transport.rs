@@ -95,6 +95,15 @@ impl Stream {
         }
     }
 
+    /// Decrypted input is held (a TLS stream), to be had without a readiness event.
+    #[inline]
+    pub fn holds_input(&self) -> bool {
+        match self {
+            Stream::Tls(t) => t.has_plaintext(),
+            _ => false,
+        }
+    }
+
     /// The raw socket for splice(2): plain TCP only (a TLS stream must encrypt the bytes).
     #[cfg(target_os = "linux")]
     #[inline]
@@ -216,10 +225,7 @@ impl ClientTransport {
     /// unspent readable flag; a TLS stream also answers true while it holds decrypted bytes.
     #[inline]
     pub fn may_have_input(&self) -> bool {
-        match &self.stream {
-            Stream::Tls(t) => self.readable || t.has_plaintext(),
-            _ => self.readable,
-        }
+        self.readable || self.stream.holds_input()
     }
 
     /// Everything written so far has really left: nothing is held below the session's own

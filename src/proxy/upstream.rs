@@ -188,8 +188,8 @@ impl UpstreamPool {
                 _ => {}
             }
         }
-        // TLS output still held (a close_notify, say) makes the connection unfit to pool.
-        let held = !up.stream.is_flushed();
+        // TLS output still held, or decrypted input nobody asked for, makes it unfit to pool.
+        let held = !up.stream.is_flushed() || up.stream.holds_input();
         let list = match self.idle.get_mut(up.backend) {
             Some(list) if up.generation == self.generation => list,
             _ => {
