@@ -22,6 +22,8 @@ use crate::stats::{BackendStats, Stats};
 pub struct Backend {
     pub name: String,
     pub addr: SocketAddr,
+    /// A TLS backend's server name (SNI, and what its certificate must name); `None`: plain.
+    pub tls_name: Option<rustls::pki_types::ServerName<'static>>,
     /// Failures in a row (reset by any good answer).
     fails: AtomicU32,
     /// Skipped by the rotation until this many ms after `RoundRobin::epoch`; 0 when up.
@@ -54,6 +56,7 @@ impl RoundRobin {
                 .map(|s| Backend {
                     name: s.name.clone(),
                     addr: s.addr,
+                    tls_name: s.tls_name.clone(),
                     fails: AtomicU32::new(0),
                     down_until: AtomicU64::new(0),
                     down: AtomicBool::new(false),
@@ -207,6 +210,7 @@ mod tests {
             .map(|i| BackendSpec {
                 name: format!("b{i}"),
                 addr: SocketAddr::from(([127, 0, 0, 1], 9000 + i)),
+                tls_name: None,
             })
             .collect();
         RoundRobin::new(&specs)
@@ -274,6 +278,7 @@ mod tests {
             .map(|p| BackendSpec {
                 name: format!("n{p}"),
                 addr: SocketAddr::from(([127, 0, 0, 1], *p)),
+                tls_name: None,
             })
             .collect();
         let new = RoundRobin::new(&specs)

@@ -41,7 +41,26 @@ pub struct BackendSpec {
     /// The address as the user wrote it, for logs.
     pub name: String,
     pub addr: SocketAddr,
+    /// `backend https://HOST:PORT` or `backend HOST:PORT tls`: the name TLS sends (SNI) and
+    /// checks the certificate against (HOST, or `tls_server_name`); `None`: plain HTTP.
+    pub tls_name: Option<rustls::pki_types::ServerName<'static>>,
 }
+
+/// The rustls client settings every TLS backend shares, built once at load from `backend_ca`
+/// and `backend_tls_verify`. Compared by what they trust (the built config has no equality).
+#[derive(Debug, Clone)]
+pub struct BackendTls {
+    pub trust: crate::tls::client::Trust,
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl PartialEq for BackendTls {
+    fn eq(&self, other: &BackendTls) -> bool {
+        self.trust == other.trust
+    }
+}
+
+impl Eq for BackendTls {}
 
 /// Limits on what one connection may hold or send; every buffer has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +138,7 @@ pub struct Config {
     /// The first listener's address: what the demo, the tests and messages about "the" address
     /// use. [`Config::listeners`] is the whole list (this one first).
     pub listen: SocketAddr,
-    /// Every `listen` line: at most one plain and one TLS listener.
+    /// Every `listen` line, plain and TLS, in order (no address twice).
     pub listeners: Vec<Listen>,
     /// `certificate CHAIN KEY` lines, in order: the first is served when SNI names no other.
     pub certificates: Vec<crate::tls::server::CertificateSpec>,
@@ -130,6 +149,14 @@ pub struct Config {
     /// `hsts SECONDS`: responses on TLS listeners carry `Strict-Transport-Security`.
     pub hsts: Option<u64>,
     pub backends: Vec<BackendSpec>,
+    /// `tls_server_name NAME`: the name sent to every TLS backend instead of its host.
+    pub tls_server_name: Option<String>,
+    /// `backend_ca FILE`: TLS backends are verified against these CAs, not the system roots.
+    pub backend_ca: Option<PathBuf>,
+    /// `backend_tls_verify on|off`: off accepts any backend certificate (warned at start).
+    pub backend_tls_verify: bool,
+    /// Built from the three above when any backend speaks TLS; `None` otherwise.
+    pub backend_tls: Option<BackendTls>,
     /// Worker threads; `None` means one per core.
     pub workers: Option<usize>,
     pub log_file: PathBuf,
@@ -257,8 +284,13 @@ impl Config {
                 .map(|a| BackendSpec {
                     name: a.to_string(),
                     addr: *a,
+                    tls_name: None,
                 })
                 .collect(),
+            tls_server_name: None,
+            backend_ca: None,
+            backend_tls_verify: true,
+            backend_tls: None,
             workers: None,
             log_file: PathBuf::from("pibl.log"),
             access_log: true,
@@ -408,19 +440,16 @@ impl Config {
                         }
                     };
                     let addr = parse_addr(name, v, true).map_err(addr_at)?;
-                    // One plain and one TLS listener: a second of a kind is two edits of one
-                    // file, as for any other directive.
-                    if cfg.listeners.iter().any(|l| l.tls == tls) {
-                        let first = cfg.line_of(name);
-                        let kind = if tls { "TLS " } else { "" };
+                    if cfg.listeners.len() == MAX_LISTENERS {
                         return Err(err(
                             line_no,
                             format!(
-                                "duplicate 'listen' (first on line {first}): pibl listens on one                                  {kind}address{}",
-                                if tls { "" } else { " (add 'tls' for an HTTPS one)" }
+                                "listen {v}: pibl listens on at most {MAX_LISTENERS} addresses"
                             ),
                         ));
                     }
+                    // Plain and TLS listeners side by side; the same address twice is two edits
+                    // of one file.
                     if let Some(l) = cfg.listeners.iter().find(|l| same_address(l.addr, addr)) {
                         return Err(err(
                             line_no,
@@ -430,7 +459,7 @@ impl Config {
                     if cfg.listeners.is_empty() {
                         cfg.listen = addr;
                     }
-                    if tls {
+                    if tls && cfg.line_of(TLS_LISTEN_LINE) == 0 {
                         cfg.lines.push((TLS_LISTEN_LINE, line_no));
                     }
                     cfg.listeners.push(Listen { addr, tls });
@@ -469,15 +498,59 @@ impl Config {
                     };
                 }
                 "backend" => {
-                    let v = one()?;
-                    let addr = parse_addr(name, v, false).map_err(addr_at)?;
+                    // `HOST:PORT`, `HOST:PORT tls`, or `https://HOST[:PORT]` (port 443).
+                    let (v, tls) =
+                        match args.as_slice() {
+                            [v] => (*v, false),
+                            [v, "tls"] => (*v, true),
+                            [] => return Err(err(line_no, "'backend' needs a value".to_string())),
+                            _ => return Err(err(
+                                line_no,
+                                "'backend' takes HOST:PORT, HOST:PORT tls, or https://HOST:PORT"
+                                    .to_string(),
+                            )),
+                        };
+                    let (hostport, tls) = match v.strip_prefix("https://") {
+                        Some(rest) if !tls => {
+                            let rest = rest.strip_suffix('/').unwrap_or(rest);
+                            let has_port = rest.rsplit_once(':').is_some_and(|(_, p)| {
+                                !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
+                            }) && !rest.ends_with(']');
+                            if has_port {
+                                (rest.to_string(), true)
+                            } else {
+                                (format!("{rest}:443"), true)
+                            }
+                        }
+                        _ => (v.to_string(), tls),
+                    };
+                    let addr = parse_addr(name, &hostport, false).map_err(addr_at)?;
                     if cfg.backends.iter().any(|b| b.addr == addr) {
                         return Err(err(line_no, format!("backend {v} is listed twice")));
                     }
+                    let tls_name = if tls {
+                        let host = hostport
+                            .rsplit_once(':')
+                            .map_or(hostport.as_str(), |(h, _)| h);
+                        let host = host.trim_start_matches('[').trim_end_matches(']');
+                        Some(crate::tls::client::server_name(host).map_err(at)?)
+                    } else {
+                        None
+                    };
                     cfg.backends.push(BackendSpec {
                         name: v.to_string(),
                         addr,
+                        tls_name,
                     });
+                }
+                "tls_server_name" => {
+                    let v = one()?;
+                    crate::tls::client::server_name(v).map_err(at)?;
+                    cfg.tls_server_name = Some(v.to_string());
+                }
+                "backend_ca" => cfg.backend_ca = Some(PathBuf::from(one()?)),
+                "backend_tls_verify" => {
+                    cfg.backend_tls_verify = parse_switch(one()?).map_err(at)?
                 }
                 "workers" => {
                     let v = one()?;
@@ -611,7 +684,54 @@ impl Config {
             ));
         }
         cfg.check_consistency()?;
+        cfg.build_backend_tls()?;
         Ok(cfg)
+    }
+
+    /// When a backend speaks TLS: applies `tls_server_name` and builds the one rustls client
+    /// config all TLS backends share (reading `backend_ca` now, so `--check` finds a bad file).
+    fn build_backend_tls(&mut self) -> Result<(), ConfigError> {
+        if !self.backends.iter().any(|b| b.tls_name.is_some()) {
+            return Ok(());
+        }
+        if let Some(name) = &self.tls_server_name {
+            let name = crate::tls::client::server_name(name)
+                .map_err(|m| self.error_at("tls_server_name", format!("tls_server_name: {m}")))?;
+            for b in self.backends.iter_mut().filter(|b| b.tls_name.is_some()) {
+                b.tls_name = Some(name.clone());
+            }
+        }
+        let (trust, directive) = match (&self.backend_ca, self.backend_tls_verify) {
+            (_, false) => (crate::tls::client::Trust::Insecure, "backend_tls_verify"),
+            (Some(path), true) => (
+                crate::tls::client::Trust::CaFile(path.clone()),
+                "backend_ca",
+            ),
+            (None, true) => (crate::tls::client::Trust::SystemRoots, "backend"),
+        };
+        let config = crate::tls::client::client_config(&trust, &[b"http/1.1"])
+            .map_err(|e| self.error_at(directive, format!("{directive}: {e}")))?;
+        self.backend_tls = Some(BackendTls { trust, config });
+        Ok(())
+    }
+
+    /// What the operator must hear at every start and in `--check`, though pibl runs: settings
+    /// that weaken security.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.backend_tls.as_ref().map(|t| &t.trust) == Some(&crate::tls::client::Trust::Insecure)
+        {
+            out.push(
+                self.error_at(
+                    "backend_tls_verify",
+                    "backend_tls_verify off: TLS backends' certificates are not checked; \
+                     anyone on the path to them can read and change the traffic"
+                        .to_string(),
+                )
+                .to_string(),
+            );
+        }
+        out
     }
 
     /// What no single line shows: settings that contradict each other.
@@ -722,6 +842,9 @@ const DIRECTIVES: &[&str] = &[
     "redirect_https",
     "hsts",
     "backend",
+    "tls_server_name",
+    "backend_ca",
+    "backend_tls_verify",
     "workers",
     "admin",
     "log_file",
@@ -761,6 +884,9 @@ const DIRECTIVES: &[&str] = &[
     "request_id",
     "log_format",
 ];
+
+/// `listen` lines allowed (each worker gives each listener a poll token of its own).
+pub const MAX_LISTENERS: usize = 16;
 
 /// Where `Config::lines` records the TLS `listen` line (errors about it name that line).
 const TLS_LISTEN_LINE: &str = "listen tls";

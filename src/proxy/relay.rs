@@ -5,15 +5,16 @@
 
 use super::cached::{self, CacheLabel};
 use super::h1::{self, ClientGone, H1Codec};
-use super::io::{fill, flush};
 use super::session::{head_limits, Ctx, Session, State, Step};
 #[cfg(target_os = "linux")]
 use super::splice::{SplicePipe, Spliced};
+use super::transport::Stream;
 use super::upstream::ExchangeKey;
 use super::upstream_failure::Phase;
 use crate::buffer::Buffer;
 use crate::http::body::BodyRelay;
 use crate::http::response::ResponseInfo;
+use crate::tls::client::TlsFailure;
 
 impl Session {
     /// Chooses the next backend for the current request and starts talking to it.
@@ -50,14 +51,29 @@ impl Session {
         let Some(x) = self.x.as_ref() else {
             return self.enter(State::Closed, ctx);
         };
-        let (generation, addr) = (x.settings.generation, x.settings.backends.get(b).addr);
+        let backend = x.settings.backends.get(b);
+        let (generation, addr) = (x.settings.generation, backend.addr);
         let owner = ExchangeKey {
             session: ctx.key,
             exchange: x.id,
         };
+        // A TLS backend: the rustls client for it (the config is shared, built at load).
+        let tls = match (&backend.tls_name, &x.settings.config.backend_tls) {
+            (Some(name), Some(client)) => {
+                match rustls::ClientConnection::new(client.config.clone(), name.clone()) {
+                    Ok(conn) => Some(conn),
+                    Err(e) => {
+                        self.upstream_event(Phase::Connect, format_args!("TLS refused: {e}"));
+                        self.backend_failed("cannot connect");
+                        return self.retry_elsewhere(ctx);
+                    }
+                }
+            }
+            _ => None,
+        };
         match ctx
             .upstreams
-            .connect(ctx.registry, generation, b, addr, owner)
+            .connect(ctx.registry, generation, b, addr, owner, tls)
         {
             Ok(key) => {
                 if let Some(x) = self.x.as_mut() {
@@ -81,9 +97,16 @@ impl Session {
         if !up.writable && !up.readable {
             return Step::Wait;
         }
-        let failure = match up.stream.take_error() {
+        if up.connected {
+            // TCP is up; a TLS backend's handshake is under way.
+            return self.tls_handshake(ctx, key);
+        }
+        let Some(sock) = up.stream.socket() else {
+            return self.enter(State::Closed, ctx);
+        };
+        let failure = match sock.take_error() {
             Ok(Some(e)) | Err(e) => Some(e),
-            Ok(None) => match up.stream.peer_addr() {
+            Ok(None) => match sock.peer_addr() {
                 Ok(_) => None,
                 Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
                     // A stale event from the socket that used this token before: keep waiting.
@@ -97,6 +120,9 @@ impl Session {
         match failure {
             None => {
                 up.connected = true;
+                if matches!(up.stream, Stream::Tls(_)) {
+                    return self.tls_handshake(ctx, key);
+                }
                 self.enter(State::SendRequest { upstream: key }, ctx)
             }
             Some(e) => {
@@ -105,6 +131,38 @@ impl Session {
                     format_args!("refused or failed the connection: {e}"),
                 );
                 self.backend_failed("connection refused or failed");
+                self.retry_elsewhere(ctx)
+            }
+        }
+    }
+
+    /// A TLS backend's handshake, still in the connecting state: its failure (a refused
+    /// certificate, no common version, a plain HTTP port) is a failed connect, tried elsewhere
+    /// and logged with rustls's reason; the connect deadline covers it. Leaving `Connecting`
+    /// releases the connection (`Session::enter`).
+    fn tls_handshake(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
+        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let Stream::Tls(tls) = &mut up.stream else {
+            return self.enter(State::SendRequest { upstream: key }, ctx);
+        };
+        match tls.handshake(&mut up.readable, &mut up.writable) {
+            Ok(true) => self.enter(State::SendRequest { upstream: key }, ctx),
+            Ok(false) => Step::Wait,
+            Err(e) => {
+                let name = self
+                    .x
+                    .as_ref()
+                    .and_then(|x| x.backend.map(|b| x.settings.backends.get(b)))
+                    .map_or_else(String::new, |b| b.name.clone());
+                match TlsFailure::from_io(&e, &name) {
+                    Some(why) => {
+                        self.upstream_event(Phase::Connect, format_args!("TLS handshake: {why}"))
+                    }
+                    None => self.upstream_event(Phase::Connect, format_args!("TLS handshake: {e}")),
+                }
+                self.backend_failed("TLS handshake failed");
                 self.retry_elsewhere(ctx)
             }
         }
@@ -147,8 +205,7 @@ impl Session {
         }
 
         let ready = x.req_body.ready();
-        match flush(
-            &mut up.stream,
+        match up.stream.flush(
             &mut up.writable,
             &mut self.to_upstream,
             &buf.data()[..ready],
@@ -282,7 +339,10 @@ impl Session {
                     }
                 }
             }
-            match fill(&mut up.stream, &mut up.readable, up.hup, buf) {
+            match up
+                .stream
+                .fill(&mut up.readable, &mut up.writable, up.hup, buf)
+            {
                 Ok(f) if f.bytes > 0 => x.response_started = true,
                 Ok(f) if !f.eof => return Step::Wait,
                 Ok(_) => {
@@ -333,7 +393,9 @@ impl Session {
         let mut truncated = false;
         let mut progress = false;
         if !x.resp_body.is_complete() {
-            let filled = fill(&mut up.stream, &mut up.readable, up.hup, buf);
+            let filled = up
+                .stream
+                .fill(&mut up.readable, &mut up.writable, up.hup, buf);
             // Scan what arrived before acting on an EOF that came with it.
             let before = x.resp_body.ready();
             if x.resp_body.scan(buf).is_err() {
@@ -462,6 +524,8 @@ impl Session {
     /// `None` means it does not: the caller relays through the buffer.
     #[cfg(target_os = "linux")]
     fn relay_spliced(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Option<Step> {
+        // A TLS backend's bytes must be decrypted: no splice from it.
+        let upstream_fd = ctx.upstreams.conns.get(key)?.stream.splice_fd()?;
         let x = self.x.as_mut()?;
         if x.splice.is_none() {
             // The codec allows it: the data goes out as it is, with nothing queued before it.
@@ -482,7 +546,7 @@ impl Session {
         let up = ctx.upstreams.conns.get_mut(key)?;
         let pipe = x.splice.as_mut()?;
         let outcome = pipe.relay(
-            &up.stream,
+            &upstream_fd,
             &mut up.readable,
             &mut self.client,
             &mut x.resp_body,

@@ -1,7 +1,7 @@
 //! After `101 Switching Protocols` the connection is a byte tunnel (WebSocket): bytes go both
 //! ways unchanged until either side closes.
 
-use super::io::{fill, flush, Pending};
+use super::io::Pending;
 use super::session::{Ctx, Session, State, Step};
 
 impl Session {
@@ -15,8 +15,10 @@ impl Session {
         let mut no_more = Pending::default();
 
         let from_client = self.client.fill(cin);
-        let from_upstream = fill(&mut up.stream, &mut up.readable, up.hup, uin);
-        let to_up = flush(&mut up.stream, &mut up.writable, &mut no_more, cin.data());
+        let from_upstream = up
+            .stream
+            .fill(&mut up.readable, &mut up.writable, up.hup, uin);
+        let to_up = up.stream.flush(&mut up.writable, &mut no_more, cin.data());
         if let Ok(w) = &to_up {
             cin.consume(w.body);
         }
@@ -51,9 +53,11 @@ impl Session {
             _ => return self.end_tunnel(ctx),
         }
         // A side that finished sending and whose bytes are all delivered ends the tunnel: the
-        // protocols tunnelled here (WebSocket) do not use half-closed connections.
-        let client_done = self.client.eof() && cin.is_empty();
-        let upstream_done = !up.connected && uin.is_empty() && self.to_client.is_empty();
+        // protocols tunnelled here (WebSocket) do not use half-closed connections. Delivered
+        // means out of the transport too: a TLS stream may still hold ciphertext, which would
+        // otherwise get only close_notify's one best-effort write.
+        let client_done = self.client.eof() && cin.is_empty() && up.stream.is_flushed();
+        let upstream_done = !up.connected && uin.is_empty() && self.client.all_out(&self.to_client);
         if client_done || upstream_done {
             return self.end_tunnel(ctx);
         }
