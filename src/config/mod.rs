@@ -148,6 +148,8 @@ pub struct Config {
     /// `splice on|off`: relay large plain bodies with splice(2) (Linux only; elsewhere they are
     /// always copied through the buffer).
     pub splice: bool,
+    /// `allow`/`deny` and `rate_limit`: who may send requests, and how fast.
+    pub access: crate::access::AccessRules,
     /// The line each directive was set on (the first `backend` line for `backend`), so checks
     /// made after parsing (`pibl --check`, start-up) can still name FILE:LINE.
     pub lines: Vec<(&'static str, usize)>,
@@ -271,6 +273,7 @@ impl Config {
                 .map(|p| p.to_string())
                 .collect(),
             splice: true,
+            access: crate::access::AccessRules::default(),
             lines: Vec::new(),
         }
     }
@@ -363,7 +366,7 @@ impl Config {
             let Some(&name) = DIRECTIVES.iter().find(|d| **d == directive) else {
                 return Err(err(line_no, unknown_directive(directive)));
             };
-            // Only `backend`, `certificate` and `listen` (see below) may repeat: a second value
+            // Only `backend`, `certificate`, `allow`, `deny` and `listen` (see below) may repeat: a second value
             // of anything else is a mistake (two edits of one file), not something to resolve
             // silently by keeping the last one.
             match cfg.line_of(name) {
@@ -484,6 +487,21 @@ impl Config {
                 "log_file" => cfg.log_file = PathBuf::from(one()?),
                 "access_log" => cfg.access_log = parse_switch(one()?).map_err(at)?,
                 "splice" => cfg.splice = parse_switch(one()?).map_err(at)?,
+                "allow" => cfg
+                    .access
+                    .add_rule(crate::access::Verdict::Allow, one()?)
+                    .map_err(at)?,
+                "deny" => cfg
+                    .access
+                    .add_rule(crate::access::Verdict::Deny, one()?)
+                    .map_err(at)?,
+                "rate_limit" => {
+                    cfg.access.rate_limit =
+                        Some(crate::access::RateLimit::parse(&args).map_err(at)?)
+                }
+                "rate_limit_table" => {
+                    cfg.access.rate_limit_table = parse_count(one()?, 1, 100_000_000).map_err(at)?
+                }
                 "log_stdout" => cfg.log_stdout = parse_switch(one()?).map_err(at)?,
                 "buffer_size" => {
                     cfg.limits.buffer_size = parse_size(one()?, 1024, 16 << 20).map_err(at)?;
@@ -725,6 +743,10 @@ const DIRECTIVES: &[&str] = &[
     "upstream_pool_size",
     "upgrade_protocols",
     "splice",
+    "allow",
+    "deny",
+    "rate_limit",
+    "rate_limit_table",
     "max_connections_per_worker",
     "max_body_size",
     "client_header_timeout",
@@ -751,7 +773,7 @@ const DIRECTIVES: &[&str] = &[
 const TLS_LISTEN_LINE: &str = "listen tls";
 
 /// Directives that may be given more than once.
-const REPEATABLE: &[&str] = &["backend", "listen", "certificate"];
+const REPEATABLE: &[&str] = &["backend", "listen", "certificate", "allow", "deny"];
 
 /// Probing more often than this is a typo (`1ms` for `1s`), not a health check.
 pub const MIN_HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(100);

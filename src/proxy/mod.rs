@@ -7,6 +7,7 @@ mod failure;
 mod h1;
 mod health;
 pub(crate) mod io;
+mod rate_limit;
 mod redirect;
 mod relay;
 pub mod session;
