@@ -181,6 +181,8 @@ pub struct AccessRules {
     pub rate_limit: Option<RateLimit>,
     /// `rate_limit_table N`: most client addresses the limiter tracks (oldest evicted).
     pub rate_limit_table: usize,
+    /// `error_page CODE... FILE`: pibl's own error responses replaced by files' bytes.
+    pub error_pages: crate::http::error_pages::ErrorPages,
 }
 
 impl Default for AccessRules {
@@ -189,6 +191,7 @@ impl Default for AccessRules {
             acl: Vec::new(),
             rate_limit: None,
             rate_limit_table: DEFAULT_RATE_LIMIT_TABLE,
+            error_pages: Default::default(),
         }
     }
 }

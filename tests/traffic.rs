@@ -132,3 +132,49 @@ fn access_directives_are_checked_and_located() {
         assert!(e.contains(needle), "{text:?}: {e}");
     }
 }
+
+#[test]
+fn error_page_replaces_pibls_own_error_responses_only() {
+    let b = Backend::start("ep1");
+    let dir = common::TempDir::new("error-page");
+    let page = dir.path().join("5xx.html");
+    std::fs::write(&page, "<h1>we are down</h1>\n").unwrap();
+    let forbidden = dir.path().join("403.html");
+    std::fs::write(&forbidden, "<h1>not you</h1>\n").unwrap();
+    let extra = format!(
+        "error_page 502 504 {}\nerror_page 403 {}\ndeny 127.0.0.2\nmax_fails 0\n",
+        page.display(),
+        forbidden.display()
+    );
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let p = Pibl::start(&[dead_addr], &extra);
+    let r = Conn::open(p.addr).get("/");
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("Content-Type"), Some("text/html"));
+    assert_eq!(r.text(), "<h1>we are down</h1>\n");
+    let r = conn_from("127.0.0.2", p.addr).get("/");
+    assert_eq!(r.status, 403);
+    assert_eq!(r.text(), "<h1>not you</h1>\n");
+    // A status without a page keeps the text body.
+    let bad = common::raw_exchange(p.addr, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(bad.starts_with("HTTP/1.1 400 "), "{bad}");
+    assert!(bad.contains("text/plain"), "{bad}");
+    // A backend's own 502 is relayed as it is, never replaced.
+    let p2 = Pibl::start(&[b.addr], &extra);
+    let r = Conn::open(p2.addr).get("/res?status=502");
+    assert_eq!(r.status, 502);
+    assert!(r.text().starts_with("backend ep1: GET"), "{}", r.text());
+}
+
+#[test]
+fn a_missing_error_page_is_a_config_error_naming_it() {
+    let e = parse("error_page 502 /nonexistent/pibl-5xx.html\n").unwrap_err();
+    assert!(
+        e.contains("t.conf:1: error_page: cannot read /nonexistent/pibl-5xx.html"),
+        "{e}"
+    );
+    let e = parse("error_page /x.html\n").unwrap_err();
+    assert!(e.contains("t.conf:1: error_page: takes one or more"), "{e}");
+}

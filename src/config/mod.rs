@@ -366,9 +366,9 @@ impl Config {
             let Some(&name) = DIRECTIVES.iter().find(|d| **d == directive) else {
                 return Err(err(line_no, unknown_directive(directive)));
             };
-            // Only `backend`, `certificate`, `allow`, `deny` and `listen` (see below) may repeat: a second value
-            // of anything else is a mistake (two edits of one file), not something to resolve
-            // silently by keeping the last one.
+            // Only `backend`, `certificate`, `allow`, `deny`, `error_page` and `listen` (see
+            // below) may repeat: a second value of anything else is a mistake (two edits of one
+            // file), not something to resolve silently by keeping the last one.
             match cfg.line_of(name) {
                 0 => cfg.lines.push((name, line_no)),
                 first if !REPEATABLE.contains(&name) => {
@@ -499,6 +499,7 @@ impl Config {
                     cfg.access.rate_limit =
                         Some(crate::access::RateLimit::parse(&args).map_err(at)?)
                 }
+                "error_page" => cfg.access.error_pages.add(&args).map_err(at)?,
                 "rate_limit_table" => {
                     cfg.access.rate_limit_table = parse_count(one()?, 1, 100_000_000).map_err(at)?
                 }
@@ -747,6 +748,7 @@ const DIRECTIVES: &[&str] = &[
     "deny",
     "rate_limit",
     "rate_limit_table",
+    "error_page",
     "max_connections_per_worker",
     "max_body_size",
     "client_header_timeout",
@@ -773,7 +775,14 @@ const DIRECTIVES: &[&str] = &[
 const TLS_LISTEN_LINE: &str = "listen tls";
 
 /// Directives that may be given more than once.
-const REPEATABLE: &[&str] = &["backend", "listen", "certificate", "allow", "deny"];
+const REPEATABLE: &[&str] = &[
+    "backend",
+    "listen",
+    "certificate",
+    "allow",
+    "deny",
+    "error_page",
+];
 
 /// Probing more often than this is a typo (`1ms` for `1s`), not a health check.
 pub const MIN_HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(100);

@@ -87,6 +87,12 @@ impl Config {
             None => put("# rate_limit unset: no limit".to_string()),
         }
         put(format!("rate_limit_table {}", self.access.rate_limit_table));
+        for (status, file, size) in self.access.error_pages.iter() {
+            put(format!(
+                "error_page {status} {}  # {size} bytes",
+                file.display()
+            ));
+        }
         put(match l.max_body_size {
             Some(n) => format!("max_body_size {}", format_size(n)),
             None => "max_body_size off".to_string(),

@@ -12,6 +12,7 @@ pub mod body;
 pub mod cache_control;
 pub mod chunked;
 pub mod date;
+pub mod error_pages;
 pub mod framing;
 pub mod head;
 pub mod request;

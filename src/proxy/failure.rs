@@ -189,6 +189,7 @@ impl Session {
             return self.enter(State::Closed, ctx);
         }
         self.close_upstream(ctx, false);
+        let settings = ctx.settings;
         h1::queue_error(
             &mut self.to_client,
             status,
@@ -196,6 +197,7 @@ impl Session {
             close,
             ctx.clock.http_date(),
             extra,
+            settings.config.access.error_pages.get(status),
         );
         self.enter(State::SendError { close, status }, ctx)
     }
