@@ -1,6 +1,7 @@
 //! The proxy: worker threads, each running an event loop ([`worker`]) over client sessions
 //! ([`session`]) and upstream connections ([`upstream`]).
 
+mod access_check;
 mod cached;
 mod exchange;
 mod failure;
