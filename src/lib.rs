@@ -3,6 +3,7 @@
 //! The three binaries (`pibl`, `pibl-client`, `pibl-origin`) are thin `main`s over this library.
 //! See `docs/architecture.md` for how a request flows through the modules.
 
+pub mod access;
 pub mod admin;
 pub mod balance;
 pub mod buffer;

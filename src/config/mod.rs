@@ -177,6 +177,8 @@ pub struct Config {
     pub splice: bool,
     /// Header rules, request ids and the access-log format (`crate::edge`).
     pub edge: crate::edge::EdgeRules,
+    /// `allow`/`deny` and `rate_limit`: who may send requests, and how fast.
+    pub access: crate::access::AccessRules,
     /// The line each directive was set on (the first `backend` line for `backend`), so checks
     /// made after parsing (`pibl --check`, start-up) can still name FILE:LINE.
     pub lines: Vec<(&'static str, usize)>,
@@ -306,6 +308,7 @@ impl Config {
                 .collect(),
             splice: true,
             edge: crate::edge::EdgeRules::default(),
+            access: crate::access::AccessRules::default(),
             lines: Vec::new(),
         }
     }
@@ -398,9 +401,9 @@ impl Config {
             let Some(&name) = DIRECTIVES.iter().find(|d| **d == directive) else {
                 return Err(err(line_no, unknown_directive(directive)));
             };
-            // Only `backend`, `certificate`, `listen` (see below) and the header rules may repeat: a second value
-            // of anything else is a mistake (two edits of one file), not something to resolve
-            // silently by keeping the last one.
+            // Only `backend`, `certificate`, `allow`, `deny`, `error_page`, `listen` (see below) and
+            // the header rules may repeat: a second value of anything else is a mistake (two edits
+            // of one file), not something to resolve silently by keeping the last one.
             match cfg.line_of(name) {
                 0 => cfg.lines.push((name, line_no)),
                 first
@@ -563,6 +566,22 @@ impl Config {
                 "log_file" => cfg.log_file = PathBuf::from(one()?),
                 "access_log" => cfg.access_log = parse_switch(one()?).map_err(at)?,
                 "splice" => cfg.splice = parse_switch(one()?).map_err(at)?,
+                "allow" => cfg
+                    .access
+                    .add_rule(crate::access::Verdict::Allow, one()?)
+                    .map_err(at)?,
+                "deny" => cfg
+                    .access
+                    .add_rule(crate::access::Verdict::Deny, one()?)
+                    .map_err(at)?,
+                "rate_limit" => {
+                    cfg.access.rate_limit =
+                        Some(crate::access::RateLimit::parse(&args).map_err(at)?)
+                }
+                "error_page" => cfg.access.error_pages.add(&args).map_err(at)?,
+                "rate_limit_table" => {
+                    cfg.access.rate_limit_table = parse_count(one()?, 1, 100_000_000).map_err(at)?
+                }
                 "log_stdout" => cfg.log_stdout = parse_switch(one()?).map_err(at)?,
                 "buffer_size" => {
                     cfg.limits.buffer_size = parse_size(one()?, 1024, 16 << 20).map_err(at)?;
@@ -857,6 +876,11 @@ const DIRECTIVES: &[&str] = &[
     "upstream_pool_size",
     "upgrade_protocols",
     "splice",
+    "allow",
+    "deny",
+    "rate_limit",
+    "rate_limit_table",
+    "error_page",
     "max_connections_per_worker",
     "max_body_size",
     "client_header_timeout",
@@ -892,7 +916,14 @@ pub const MAX_LISTENERS: usize = 16;
 const TLS_LISTEN_LINE: &str = "listen tls";
 
 /// Directives that may be given more than once.
-const REPEATABLE: &[&str] = &["backend", "listen", "certificate"];
+const REPEATABLE: &[&str] = &[
+    "backend",
+    "listen",
+    "certificate",
+    "allow",
+    "deny",
+    "error_page",
+];
 
 /// Probing more often than this is a typo (`1ms` for `1s`), not a health check.
 pub const MIN_HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(100);

@@ -72,6 +72,27 @@ impl Config {
             format!("upgrade_protocols {}", self.upgrade_protocols.join(" "))
         });
         put(format!("splice {}", switch(self.splice)));
+        for rule in &self.access.acl {
+            let word = match rule.verdict {
+                crate::access::Verdict::Allow => "allow",
+                crate::access::Verdict::Deny => "deny",
+            };
+            put(format!("{word} {}", rule.net));
+        }
+        if self.access.acl.is_empty() {
+            put("# allow/deny unset: every client is allowed".to_string());
+        }
+        match self.access.rate_limit {
+            Some(r) => put(format!("rate_limit {r}")),
+            None => put("# rate_limit unset: no limit".to_string()),
+        }
+        put(format!("rate_limit_table {}", self.access.rate_limit_table));
+        for (status, file, size) in self.access.error_pages.iter() {
+            put(format!(
+                "error_page {status} {}  # {size} bytes",
+                file.display()
+            ));
+        }
         put(match l.max_body_size {
             Some(n) => format!("max_body_size {}", format_size(n)),
             None => "max_body_size off".to_string(),

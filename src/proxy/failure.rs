@@ -168,6 +168,18 @@ impl Session {
         detail: &str,
         close: bool,
     ) -> Step {
+        self.fail_with(ctx, status, detail, close, "")
+    }
+
+    /// [`Session::fail`] with `extra` header lines (each ending in CRLF): `Retry-After`.
+    pub(super) fn fail_with(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        status: u16,
+        detail: &str,
+        close: bool,
+        extra: &str,
+    ) -> Step {
         let close = h1::error_closes(self.x.as_ref(), close, ctx.stopping);
         if self.x.as_ref().is_some_and(|x| x.client_bytes > 0) {
             // Part of a response already went out; another one cannot follow it.
@@ -180,6 +192,8 @@ impl Session {
             detail,
             close,
             ctx.clock.http_date(),
+            extra,
+            ctx.settings.config.access.error_pages.get(status),
         );
         // Only a request whose head was read has an id; the rules apply to every error.
         let settings = self.x.as_ref().map_or(ctx.settings, |x| &x.settings);

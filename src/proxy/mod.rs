@@ -1,12 +1,14 @@
 //! The proxy: worker threads, each running an event loop ([`worker`]) over client sessions
 //! ([`session`]) and upstream connections ([`upstream`]).
 
+mod access_check;
 mod cached;
 mod exchange;
 mod failure;
 mod h1;
 mod health;
 pub(crate) mod io;
+mod rate_limit;
 mod redirect;
 mod relay;
 pub mod session;

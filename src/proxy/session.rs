@@ -534,6 +534,9 @@ impl Session {
                         if self.x.as_ref().is_some_and(|x| x.body_over(max_body)) {
                             return self.fail(ctx, 413, "request body larger than allowed", true);
                         }
+                        if let Some(refused) = self.refused_by_access_rules(ctx) {
+                            return refused;
+                        }
                         if let Some(port) = ctx.settings.config.https_redirect(self.client.scheme())
                         {
                             return self.redirect_to_https(ctx, port);
