@@ -22,6 +22,8 @@ use crate::stats::{BackendStats, Stats};
 pub struct Backend {
     pub name: String,
     pub addr: SocketAddr,
+    /// A TLS backend's server name (SNI, and what its certificate must name); `None`: plain.
+    pub tls_name: Option<rustls::pki_types::ServerName<'static>>,
     /// Failures in a row (reset by any good answer).
     fails: AtomicU32,
     /// Skipped by the rotation until this many ms after `RoundRobin::epoch`; 0 when up.
@@ -205,6 +207,7 @@ impl RoundRobin {
                     counted,
                     name: s.name.clone(),
                     addr: s.addr,
+                    tls_name: s.tls_name.clone(),
                     fails: AtomicU32::new(0),
                     down_until: AtomicU64::new(0),
                     down: AtomicBool::new(false),
@@ -452,6 +455,7 @@ mod tests {
                 addr: SocketAddr::from(([127, 0, 0, 1], 9000 + i)),
                 weight: 1,
                 backup: false,
+                tls_name: None,
             })
             .collect();
         RoundRobin::new(&specs)
@@ -521,6 +525,7 @@ mod tests {
                 addr: SocketAddr::from(([127, 0, 0, 1], *p)),
                 weight: 1,
                 backup: false,
+                tls_name: None,
             })
             .collect();
         let new = RoundRobin::new(&specs)
@@ -566,6 +571,7 @@ mod tests {
                 addr: SocketAddr::from(([127, 0, 0, 1], 9100 + i as u16)),
                 weight,
                 backup,
+                tls_name: None,
             })
             .collect();
         RoundRobin::with_pools(&[("p", &specs, balance)]).with_failover(1, Duration::from_secs(60))

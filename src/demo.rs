@@ -36,6 +36,18 @@ pub const DEMO_TLS_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
 /// to the public 398-day limit).
 const DEMO_CERT_LIFETIME: Duration = Duration::from_secs(2 * 365 * 86_400);
 /// Files valid for less than this are replaced at start.
+/// The demo's HTTPS port is its plain port plus this: 8080 (the default) and 8443, as web
+/// servers pair them; `--port 9090` gives 9453; `--port 0` lets the kernel pick both.
+pub const DEMO_TLS_PORT_OFFSET: u16 = 363;
+
+/// The HTTPS port beside the plain `port` (`None`: past 65535, no HTTPS).
+pub fn demo_tls_port(port: u16) -> Option<u16> {
+    if port == 0 {
+        return Some(0);
+    }
+    port.checked_add(DEMO_TLS_PORT_OFFSET)
+}
+
 const DEMO_CERT_MIN_REMAINING: Duration = Duration::from_secs(30 * 86_400);
 
 /// The running demo.
@@ -219,6 +231,28 @@ impl Demo {
         // The status page on a free loopback port: shown in the banner, never in the way.
         config.admin = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         let certificates = demo_certificates_beside(&config.cache.dir);
+        if let Some(files) = &certificates {
+            // HTTPS beside HTTP with the demo's certificate, unless its port is taken (the demo
+            // then runs plain, and says so).
+            match demo_tls_port(port).map(|p| SocketAddr::from(([127, 0, 0, 1], p))) {
+                Some(tls) if crate::net::probe_bind(tls).is_ok() => {
+                    config.listeners.push(crate::config::Listen {
+                        addr: tls,
+                        tls: true,
+                    });
+                    config
+                        .certificates
+                        .push(crate::tls::server::CertificateSpec {
+                            chain: files.cert.clone(),
+                            key: files.key.clone(),
+                        });
+                }
+                Some(tls) => {
+                    log::warn!("port {} is taken: the demo runs without HTTPS", tls.port())
+                }
+                None => log::warn!("no HTTPS port above {port}: the demo runs without HTTPS"),
+            }
+        }
         let proxy = match Proxy::start(config, logs) {
             Ok(p) => p,
             Err(e) => {
@@ -270,6 +304,12 @@ impl Demo {
              \x20 pibl-client demo.log {url}/       (cargo run --bin pibl-client -- demo.log {url}/)\n\
              \x20 curl -d 'hello' {url}/echo        POST, forwarded with its body\n"
         ));
+        if let (Some(files), Some(tls)) = (&self.certificates, self.proxy.tls_addr()) {
+            s.push_str(&format!(
+                "\x20 {}   HTTPS, verified with the demo's CA\n",
+                files.banner_line(tls.port())
+            ));
+        }
         if let Some(admin) = self.proxy.admin_addr() {
             s.push_str(&format!(
                 "\x20 a browser on http://{admin}/status   live status: backends, requests, cache\n"

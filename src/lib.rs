@@ -3,6 +3,7 @@
 //! The three binaries (`pibl`, `pibl-client`, `pibl-origin`) are thin `main`s over this library.
 //! See `docs/architecture.md` for how a request flows through the modules.
 
+pub mod access;
 pub mod admin;
 pub mod balance;
 pub mod buffer;
@@ -11,6 +12,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod edge;
 pub mod http;
 pub mod logging;
 pub mod net;

@@ -32,6 +32,9 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::clock::Clock;
 use crate::http::{put_decimal, put_ip};
 
+mod format;
+pub use format::{format_combined, format_json, AccessDetails, LogFormat};
+
 /// Batches the writer thread may fall behind by before workers wait for it.
 const QUEUE_BATCHES: usize = 1024;
 /// A worker hands its batch over once it grows past this...
@@ -444,6 +447,12 @@ impl Held {
             loop {
                 let end = b.line_end();
                 let line = &b.bytes[b.next..end];
+                // An access line of another format than pibl's carries a sort key: cut off.
+                let line = if b.access {
+                    format::line_without_key(line)
+                } else {
+                    line
+                };
                 file_bytes.extend_from_slice(line);
                 // With every line going to stdout, stdout gets the file's bytes, not a copy.
                 if !access_echo && !b.access {
@@ -617,6 +626,28 @@ impl AccessLog {
             self.oldest = Some(Instant::now());
         }
         format_line(&mut self.buf, stamp, e);
+        if self.buf.len() >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Appends one line in the format `d` names (pibl's is [`Self::record`]'s line).
+    pub fn record_with(&mut self, stamp: &str, e: &AccessEntry<'_>, d: &AccessDetails<'_>) {
+        if d.format == LogFormat::Pibl {
+            return self.record(stamp, e);
+        }
+        if !self.enabled || self.tx.is_none() {
+            return;
+        }
+        if self.oldest.is_none() {
+            self.oldest = Some(Instant::now());
+        }
+        format::put_sort_key(&mut self.buf, stamp);
+        if d.format == LogFormat::Json {
+            format_json(&mut self.buf, stamp, e, d);
+        } else {
+            format_combined(&mut self.buf, stamp, e, d);
+        }
         if self.buf.len() >= BATCH_BYTES {
             self.flush();
         }

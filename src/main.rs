@@ -132,6 +132,9 @@ fn main() -> ExitCode {
         return match checked {
             Ok((config, tls)) => {
                 print!("{}", config.summary());
+                for w in config.warnings() {
+                    eprintln!("pibl: warning: {w}");
+                }
                 if let Some((tls, warnings)) = tls {
                     print!("{}", pibl::config::certificate_summary(&tls.certs));
                     for w in warnings {

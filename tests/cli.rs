@@ -41,9 +41,10 @@ fn config_errors_name_file_line_and_problem_and_exit_nonzero() {
             "pibl.conf:1: backend: bad address '127.0.0.1'",
         ),
         ("listen 127.0.0.1:0\n", "no backend"),
+        // Issue 14: several `listen` lines are allowed; the same address twice is the mistake.
         (
-            "listen 127.0.0.1:0\nlisten 127.0.0.1:1\nbackend 127.0.0.1:1\n",
-            "pibl.conf:2: duplicate 'listen'",
+            "listen 127.0.0.1:1\nlisten 127.0.0.1:1\nbackend 127.0.0.1:1\n",
+            "pibl.conf:2: listen 127.0.0.1:1: 127.0.0.1:1 is already a listener",
         ),
         (
             "backend 127.0.0.1:1\nworkers many\n",

@@ -52,3 +52,45 @@ fn demo_on_a_taken_port_says_how_to_pick_another() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is taken") && err.contains("--port"), "{err}");
 }
+
+/// The demo listens for HTTPS too, and the `curl --cacert ...` line its banner prints works as
+/// printed (run from the demo's directory, where the CA file is).
+#[test]
+fn demo_https_banner_curl_line_works() {
+    let have_curl = std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_curl {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let dir = TempDir::new("demo-https");
+    let p = Pibl::start_in(dir, &["--demo", "--port", "0"]);
+    assert!(p.wait_for_line("curl --cacert", std::time::Duration::from_secs(10)));
+    let out = p.stdout.lock().unwrap().join("\n");
+    let line = out
+        .lines()
+        .find(|l| l.contains("curl --cacert"))
+        .expect("the banner's curl line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| *w == "curl")
+        .expect("curl in the line");
+    let (ca, url) = (words[at + 2], words[at + 3]);
+    assert!(url.starts_with("https://localhost:"), "{line}");
+    let dir = p.conf_path().parent().expect("demo dir").to_path_buf();
+    let run = std::process::Command::new("curl")
+        .current_dir(&dir)
+        .args(["-sS", "--max-time", "20", "-D", "-", "--cacert", ca, url])
+        .output()
+        .expect("run curl");
+    let got = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        got.starts_with("HTTP/1.1 200"),
+        "{line}\nstdout: {got}\nstderr: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(got.contains("origin-"), "{got}");
+}

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod apply;
 mod blocks;
 mod routing;
 mod summary;
@@ -21,7 +22,7 @@ pub use routing::{
 };
 pub use summary::certificates as certificate_summary;
 pub use values::{format_duration, format_size, parse_duration, parse_size, parse_ttl};
-use values::{parse_addr, parse_count, parse_switch, parse_upgrade_protocols, same_address};
+use values::{parse_addr, same_address};
 
 /// A `listen ADDR [tls]` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,26 @@ pub struct BackendSpec {
     pub weight: u32,
     /// `backup`: used only while every other backend of its pool is down.
     pub backup: bool,
+    /// `backend https://HOST:PORT` or `backend HOST:PORT tls`: the name TLS sends (SNI) and
+    /// checks the certificate against (HOST, or `tls_server_name`); `None`: plain HTTP.
+    pub tls_name: Option<rustls::pki_types::ServerName<'static>>,
 }
+
+/// The rustls client settings every TLS backend shares, built once at load from `backend_ca`
+/// and `backend_tls_verify`. Compared by what they trust (the built config has no equality).
+#[derive(Debug, Clone)]
+pub struct BackendTls {
+    pub trust: crate::tls::client::Trust,
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl PartialEq for BackendTls {
+    fn eq(&self, other: &BackendTls) -> bool {
+        self.trust == other.trust
+    }
+}
+
+impl Eq for BackendTls {}
 
 /// Limits on what one connection may hold or send; every buffer has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +149,7 @@ pub struct Config {
     /// The first listener's address: what the demo, the tests and messages about "the" address
     /// use. [`Config::listeners`] is the whole list (this one first).
     pub listen: SocketAddr,
-    /// Every `listen` line: at most one plain and one TLS listener.
+    /// Every `listen` line, plain and TLS, in order (no address twice).
     pub listeners: Vec<Listen>,
     /// `certificate CHAIN KEY` lines, in order: the first is served when SNI names no other.
     pub certificates: Vec<crate::tls::server::CertificateSpec>,
@@ -151,6 +171,14 @@ pub struct Config {
     pub no_site: NoSite,
     /// Top-level scoped settings, inherited by every site and route.
     pub scope: ScopeSettings,
+    /// `tls_server_name NAME`: the name sent to every TLS backend instead of its host.
+    pub tls_server_name: Option<String>,
+    /// `backend_ca FILE`: TLS backends are verified against these CAs, not the system roots.
+    pub backend_ca: Option<PathBuf>,
+    /// `backend_tls_verify on|off`: off accepts any backend certificate (warned at start).
+    pub backend_tls_verify: bool,
+    /// Built from the three above when any backend speaks TLS; `None` otherwise.
+    pub backend_tls: Option<BackendTls>,
     /// Worker threads; `None` means one per core.
     pub workers: Option<usize>,
     pub log_file: PathBuf,
@@ -169,6 +197,10 @@ pub struct Config {
     /// `splice on|off`: relay large plain bodies with splice(2) (Linux only; elsewhere they are
     /// always copied through the buffer).
     pub splice: bool,
+    /// Header rules, request ids and the access-log format (`crate::edge`).
+    pub edge: crate::edge::EdgeRules,
+    /// `allow`/`deny` and `rate_limit`: who may send requests, and how fast.
+    pub access: crate::access::AccessRules,
     /// The line each directive was set on (the first `backend` line for `backend`), so checks
     /// made after parsing (`pibl --check`, start-up) can still name FILE:LINE.
     pub lines: Vec<(&'static str, usize)>,
@@ -280,6 +312,7 @@ impl Config {
                     addr: *a,
                     weight: 1,
                     backup: false,
+                    tls_name: None,
                 })
                 .collect(),
             balance: Balance::default(),
@@ -287,6 +320,10 @@ impl Config {
             sites: Vec::new(),
             no_site: NoSite::default(),
             scope: ScopeSettings::default(),
+            tls_server_name: None,
+            backend_ca: None,
+            backend_tls_verify: true,
+            backend_tls: None,
             workers: None,
             log_file: PathBuf::from("pibl.log"),
             access_log: true,
@@ -301,6 +338,8 @@ impl Config {
                 .map(|p| p.to_string())
                 .collect(),
             splice: true,
+            edge: crate::edge::EdgeRules::default(),
+            access: crate::access::AccessRules::default(),
             lines: Vec::new(),
             lines_elsewhere: Vec::new(),
         }
@@ -450,241 +489,64 @@ impl Config {
         }
         cfg.check_routing(&pool_at, &site_at)?;
         cfg.check_consistency()?;
+        cfg.build_backend_tls()?;
         Ok(cfg)
     }
 
-    /// Applies one top-level directive.
-    fn apply(&mut self, s: &Statement) -> Result<(), ConfigError> {
-        let cfg = self;
-        let line_no = s.line;
-        let err = |line: usize, message: String| ConfigError {
-            file: s.file.to_path_buf(),
-            line,
-            message,
-        };
-        let directive = s.name();
-        let args = s.args();
-        let Some(&name) = DIRECTIVES.iter().find(|d| **d == directive) else {
-            return Err(err(line_no, unknown_directive(directive)));
-        };
-        // Only `backend`, `certificate` and `listen` (see below) may repeat: a second value
-        // of anything else is a mistake (two edits of one file), not something to resolve
-        // silently by keeping the last one.
-        match cfg.line_of(name) {
-            0 => {
-                cfg.lines.push((name, line_no));
-                if *s.file != *cfg.path {
-                    cfg.lines_elsewhere.push((name, s.file.to_path_buf()));
-                }
-            }
-            first if !REPEATABLE.contains(&name) => {
-                let elsewhere = cfg.lines_elsewhere.iter().find(|(d, _)| *d == name);
-                let at = match elsewhere {
-                    Some((_, f)) => format!("{}:{first}", f.display()),
-                    None if *s.file != *cfg.path => {
-                        format!("{}:{first}", cfg.path.display())
-                    }
-                    None => format!("line {first}"),
-                };
-                return Err(err(line_no, format!("duplicate '{name}' (first on {at})")));
-            }
-            _ => {}
+    /// When a backend speaks TLS: applies `tls_server_name` and builds the one rustls client
+    /// config all TLS backends share (reading `backend_ca` now, so `--check` finds a bad file).
+    /// Pools' backends count as the top-level ones do.
+    fn build_backend_tls(&mut self) -> Result<(), ConfigError> {
+        if !self.all_backends().any(|b| b.tls_name.is_some()) {
+            return Ok(());
         }
-        let one = || -> Result<&str, ConfigError> {
-            match args.as_slice() {
-                [v] => Ok(v),
-                [] => Err(err(line_no, format!("'{directive}' needs a value"))),
-                _ => Err(err(
-                    line_no,
-                    format!("'{directive}' takes one value, got {}", args.len()),
-                )),
-            }
-        };
-        let at = |m: String| err(line_no, format!("{directive}: {m}"));
-        // Address errors name the directive themselves ("backend takes HOST:PORT ...").
-        let addr_at = |m: String| err(line_no, m);
-        match name {
-            "listen" => {
-                let (v, tls) = match args.as_slice() {
-                    [v] => (*v, false),
-                    [v, "tls"] => (*v, true),
-                    _ => {
-                        return Err(err(
-                            line_no,
-                            "'listen' takes ADDR:PORT, or ADDR:PORT tls".to_string(),
-                        ))
-                    }
-                };
-                let addr = parse_addr(name, v, true).map_err(addr_at)?;
-                // One plain and one TLS listener: a second of a kind is two edits of one
-                // file, as for any other directive.
-                if cfg.listeners.iter().any(|l| l.tls == tls) {
-                    let first = cfg.line_of(name);
-                    let kind = if tls { "TLS " } else { "" };
-                    return Err(err(
-                        line_no,
-                        format!(
-                            "duplicate 'listen' (first on line {first}): pibl listens on one                                  {kind}address{}",
-                            if tls { "" } else { " (add 'tls' for an HTTPS one)" }
-                        ),
-                    ));
-                }
-                if let Some(l) = cfg.listeners.iter().find(|l| same_address(l.addr, addr)) {
-                    return Err(err(
-                        line_no,
-                        format!("listen {v}: {} is already a listener", l.addr),
-                    ));
-                }
-                if cfg.listeners.is_empty() {
-                    cfg.listen = addr;
-                }
-                if tls {
-                    cfg.lines.push((TLS_LISTEN_LINE, line_no));
-                }
-                cfg.listeners.push(Listen { addr, tls });
-            }
-            "certificate" => {
-                let [chain, key] = args.as_slice() else {
-                    return Err(err(
-                        line_no,
-                        "'certificate' takes CHAIN.pem KEY.pem (e.g. certbot's                              fullchain.pem privkey.pem)"
-                            .to_string(),
-                    ));
-                };
-                cfg.certificates.push(crate::tls::server::CertificateSpec {
-                    chain: PathBuf::from(chain),
-                    key: PathBuf::from(key),
-                });
-            }
-            "redirect_https" => cfg.redirect_https = parse_switch(one()?).map_err(at)?,
-            "hsts" => {
-                let v = one()?;
-                cfg.hsts = if v == "off" {
-                    None
-                } else {
-                    Some(parse_duration(v).map_err(at)?.as_secs())
-                };
-            }
-            "tls_session_cache" => {
-                cfg.tls_session_cache = parse_count(one()?, 0, 10_000_000).map_err(at)?
-            }
-            "admin" => {
-                let v = one()?;
-                cfg.admin = if v == "off" {
-                    None
-                } else {
-                    Some(parse_addr(name, v, true).map_err(addr_at)?)
-                };
-            }
-            "backend" => routing::parse_backend(s, &mut cfg.backends)?,
-            "balance" => cfg.balance = routing::parse_balance(s)?,
-            "no_site" => cfg.no_site = routing::parse_no_site(s)?,
-            "workers" => {
-                let v = one()?;
-                cfg.workers = if v == "auto" {
-                    None
-                } else {
-                    Some(parse_count(v, 1, 1024).map_err(at)?)
-                };
-            }
-            "log_file" => cfg.log_file = PathBuf::from(one()?),
-            "access_log" => cfg.access_log = parse_switch(one()?).map_err(at)?,
-            "splice" => cfg.splice = parse_switch(one()?).map_err(at)?,
-            "log_stdout" => cfg.log_stdout = parse_switch(one()?).map_err(at)?,
-            "buffer_size" => {
-                cfg.limits.buffer_size = parse_size(one()?, 1024, 16 << 20).map_err(at)?;
-            }
-            "max_header_bytes" => {
-                cfg.limits.max_header_bytes = parse_size(one()?, 1024, 16 << 20).map_err(at)?;
-            }
-            "max_headers" => cfg.limits.max_headers = parse_count(one()?, 1, 1000).map_err(at)?,
-            "max_connections" => {
-                cfg.limits.max_connections = parse_count(one()?, 1, 10_000_000).map_err(at)?;
-            }
-            "max_connections_per_worker" => {
-                cfg.limits.max_connections_per_worker =
-                    Some(parse_count(one()?, 1, 10_000_000).map_err(at)?);
-            }
-            "max_body_size" => {
-                let v = one()?;
-                cfg.limits.max_body_size = if v == "off" {
-                    None
-                } else {
-                    Some(parse_size(v, 0, usize::MAX).map_err(at)? as u64)
-                };
-            }
-            "max_fails" => {
-                cfg.health.max_fails = parse_count(one()?, 0, 1_000_000).map_err(at)? as u32
-            }
-            "fail_timeout" => cfg.health.fail_timeout = parse_duration(one()?).map_err(at)?,
-            "max_retries" => {
-                cfg.health.max_retries = parse_count(one()?, 0, 64).map_err(at)? as u32
-            }
-            "health_check" => {
-                if args.as_slice() == ["off"] {
-                    cfg.health.check = None;
-                    return Ok(());
-                }
-                let [path, interval] = args.as_slice() else {
-                    return Err(err(
-                        line_no,
-                        "'health_check' takes PATH INTERVAL, e.g. 'health_check /health 2s', \
-                         or 'off'"
-                            .to_string(),
-                    ));
-                };
-                if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
-                    return Err(at(format!("'{path}' is not a path starting with '/'")));
-                }
-                let interval = parse_duration(interval).map_err(at)?;
-                if interval < MIN_HEALTH_CHECK_INTERVAL {
-                    return Err(at(format!(
-                        "an interval of {} would flood every backend with probes; \
-                         use {} or more",
-                        format_duration(interval),
-                        format_duration(MIN_HEALTH_CHECK_INTERVAL)
-                    )));
-                }
-                cfg.health.check = Some(HealthCheck {
-                    path: path.to_string(),
-                    interval,
-                });
-            }
-            "upstream_pool_size" => {
-                cfg.limits.upstream_pool_size = parse_count(one()?, 0, 100_000).map_err(at)?;
-            }
-            "client_header_timeout" => {
-                cfg.timeouts.client_header = parse_duration(one()?).map_err(at)?
-            }
-            "keepalive_timeout" => cfg.timeouts.keepalive = parse_duration(one()?).map_err(at)?,
-            "client_timeout" => cfg.timeouts.client_idle = parse_duration(one()?).map_err(at)?,
-            "connect_timeout" => cfg.timeouts.connect = parse_duration(one()?).map_err(at)?,
-            "upstream_timeout" => cfg.timeouts.upstream = parse_duration(one()?).map_err(at)?,
-            "pool_idle_timeout" => cfg.timeouts.pool_idle = parse_duration(one()?).map_err(at)?,
-            "shutdown_timeout" => cfg.timeouts.shutdown = parse_duration(one()?).map_err(at)?,
-            "cache" => cfg.cache.enabled = Some(parse_switch(one()?).map_err(at)?),
-            "cache_dir" => cfg.cache.dir = PathBuf::from(one()?),
-            "cache_ttl" => cfg.cache.ttl = Some(parse_ttl(one()?).map_err(at)?),
-            "cache_heuristic" => cfg.cache.heuristic = parse_switch(one()?).map_err(at)?,
-            "cache_max_bytes" => {
-                cfg.cache.max_bytes = parse_size(one()?, 0, usize::MAX).map_err(at)? as u64;
-            }
-            "cdn_cache_control" => {
-                cfg.cache.cdn_cache_control_pass = match one()? {
-                    "pass" => true,
-                    "strip" => false,
-                    v => return Err(err(line_no, format!("expected pass or strip, got '{v}'"))),
+        if let Some(name) = &self.tls_server_name {
+            let name = crate::tls::client::server_name(name)
+                .map_err(|m| self.error_at("tls_server_name", format!("tls_server_name: {m}")))?;
+            let pools = self.pools.iter_mut().flat_map(|p| p.backends.iter_mut());
+            for b in self.backends.iter_mut().chain(pools) {
+                if b.tls_name.is_some() {
+                    b.tls_name = Some(name.clone());
                 }
             }
-            "cache_max_object" => {
-                cfg.cache.max_object = parse_size(one()?, 0, usize::MAX).map_err(at)? as u64;
-            }
-            "upgrade_protocols" => {
-                cfg.upgrade_protocols = parse_upgrade_protocols(&args).map_err(at)?
-            }
-            other => return Err(err(line_no, unknown_directive(other))),
         }
+        let (trust, directive) = match (&self.backend_ca, self.backend_tls_verify) {
+            (_, false) => (crate::tls::client::Trust::Insecure, "backend_tls_verify"),
+            (Some(path), true) => (
+                crate::tls::client::Trust::CaFile(path.clone()),
+                "backend_ca",
+            ),
+            (None, true) => (crate::tls::client::Trust::SystemRoots, "backend"),
+        };
+        let config = crate::tls::client::client_config(&trust, &[b"http/1.1"])
+            .map_err(|e| self.error_at(directive, format!("{directive}: {e}")))?;
+        self.backend_tls = Some(BackendTls { trust, config });
         Ok(())
+    }
+
+    /// Every backend: the top-level ones, then each pool's.
+    pub fn all_backends(&self) -> impl Iterator<Item = &BackendSpec> {
+        let pools = self.pools.iter().flat_map(|p| p.backends.iter());
+        self.backends.iter().chain(pools)
+    }
+
+    /// What the operator must hear at every start and in `--check`, though pibl runs: settings
+    /// that weaken security.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.backend_tls.as_ref().map(|t| &t.trust) == Some(&crate::tls::client::Trust::Insecure)
+        {
+            out.push(
+                self.error_at(
+                    "backend_tls_verify",
+                    "backend_tls_verify off: TLS backends' certificates are not checked; \
+                     anyone on the path to them can read and change the traffic"
+                        .to_string(),
+                )
+                .to_string(),
+            );
+        }
+        out
     }
 
     /// What no single line shows: settings that contradict each other.
@@ -787,91 +649,11 @@ impl Config {
     }
 }
 
-/// Every directive, in the order docs/config.md lists them.
-const DIRECTIVES: &[&str] = &[
-    "listen",
-    "certificate",
-    "tls_session_cache",
-    "redirect_https",
-    "hsts",
-    "backend",
-    "balance",
-    "pool",
-    "site",
-    "route",
-    "no_site",
-    "include",
-    "workers",
-    "admin",
-    "log_file",
-    "access_log",
-    "log_stdout",
-    "max_connections",
-    "buffer_size",
-    "max_header_bytes",
-    "max_headers",
-    "upstream_pool_size",
-    "upgrade_protocols",
-    "splice",
-    "max_connections_per_worker",
-    "max_body_size",
-    "client_header_timeout",
-    "keepalive_timeout",
-    "client_timeout",
-    "connect_timeout",
-    "upstream_timeout",
-    "pool_idle_timeout",
-    "shutdown_timeout",
-    "max_fails",
-    "fail_timeout",
-    "health_check",
-    "max_retries",
-    "cache",
-    "cache_ttl",
-    "cache_dir",
-    "cache_max_bytes",
-    "cache_max_object",
-    "cache_heuristic",
-    "cdn_cache_control",
-];
+/// `listen` lines allowed (each worker gives each listener a poll token of its own).
+pub const MAX_LISTENERS: usize = 16;
 
 /// Where `Config::lines` records the TLS `listen` line (errors about it name that line).
-const TLS_LISTEN_LINE: &str = "listen tls";
-
-/// Directives that may be given more than once.
-const REPEATABLE: &[&str] = &["backend", "listen", "certificate"];
+pub(super) const TLS_LISTEN_LINE: &str = "listen tls";
 
 /// Probing more often than this is a typo (`1ms` for `1s`), not a health check.
 pub const MIN_HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(100);
-
-/// `unknown directive 'bakend' (did you mean 'backend'?)`: the nearest directive within two
-/// edits, if there is one.
-fn unknown_directive(word: &str) -> String {
-    let nearest = DIRECTIVES
-        .iter()
-        .map(|d| (edit_distance(word, d), *d))
-        .min()
-        .filter(|&(distance, _)| distance <= 2 && distance < word.len());
-    match nearest {
-        Some((_, d)) => format!("unknown directive '{word}' (did you mean '{d}'?)"),
-        None => format!("unknown directive '{word}'"),
-    }
-}
-
-/// Levenshtein distance (insertions, deletions, substitutions), over bytes.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b = b.as_bytes();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, &ca) in a.as_bytes().iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(ca != cb))
-                .min(above + 1)
-                .min(row[j] + 1);
-            diagonal = above;
-        }
-    }
-    row[b.len()]
-}

@@ -111,32 +111,62 @@ pub enum NoSite {
     Misdirected,
 }
 
-/// `backend ADDR [weight=N] [backup]`, at top level or in a pool.
+/// `backend ADDR [tls] [weight=N] [backup]` or `backend https://HOST[:PORT] ...` (port 443), at
+/// top level or in a pool.
 pub fn parse_backend(s: &Statement, into: &mut Vec<BackendSpec>) -> Result<(), ConfigError> {
     let args = s.args();
     let Some((&v, options)) = args.split_first() else {
         return Err(s.error("'backend' needs a value".into()));
     };
-    let addr = parse_addr("backend", v, false).map_err(|m| s.error(m))?;
+    let tls = options.contains(&"tls");
+    let (hostport, tls) = match v.strip_prefix("https://") {
+        Some(rest) if !tls => {
+            let rest = rest.strip_suffix('/').unwrap_or(rest);
+            let has_port = rest
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                && !rest.ends_with(']');
+            if has_port {
+                (rest.to_string(), true)
+            } else {
+                (format!("{rest}:443"), true)
+            }
+        }
+        _ => (v.to_string(), tls),
+    };
+    let addr = parse_addr("backend", &hostport, false).map_err(|m| s.error(m))?;
     if into.iter().any(|b| b.addr == addr) {
         return Err(s.error(format!("backend {v} is listed twice")));
     }
+    let tls_name = if tls {
+        let host = hostport
+            .rsplit_once(':')
+            .map_or(hostport.as_str(), |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Some(crate::tls::client::server_name(host).map_err(|m| s.error(format!("backend: {m}")))?)
+    } else {
+        None
+    };
     let mut spec = BackendSpec {
         name: v.to_string(),
         addr,
         weight: 1,
         backup: false,
+        tls_name,
     };
     for &o in options {
         if o == "backup" {
             spec.backup = true;
+        } else if o == "tls" {
+            // Read above, with the address.
         } else if let Some(w) = o.strip_prefix("weight=") {
             spec.weight = parse_count(w, 1, MAX_WEIGHT)
                 .map_err(|m| s.error(format!("backend {v}: weight: {m}")))?
                 as u32;
         } else {
             return Err(s.error(format!(
-                "backend {v}: unknown option '{o}' (weight=N or backup)"
+                "backend {v}: unknown option '{o}' (tls, weight=N or backup); \
+                 'backend' takes HOST:PORT, HOST:PORT tls, or https://HOST:PORT"
             )));
         }
     }

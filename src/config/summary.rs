@@ -71,6 +71,27 @@ impl Config {
             format!("upgrade_protocols {}", self.upgrade_protocols.join(" "))
         });
         put(format!("splice {}", switch(self.splice)));
+        for rule in &self.access.acl {
+            let word = match rule.verdict {
+                crate::access::Verdict::Allow => "allow",
+                crate::access::Verdict::Deny => "deny",
+            };
+            put(format!("{word} {}", rule.net));
+        }
+        if self.access.acl.is_empty() {
+            put("# allow/deny unset: every client is allowed".to_string());
+        }
+        match self.access.rate_limit {
+            Some(r) => put(format!("rate_limit {r}")),
+            None => put("# rate_limit unset: no limit".to_string()),
+        }
+        put(format!("rate_limit_table {}", self.access.rate_limit_table));
+        for (status, file, size) in self.access.error_pages.iter() {
+            put(format!(
+                "error_page {status} {}  # {size} bytes",
+                file.display()
+            ));
+        }
         put(match l.max_body_size {
             Some(n) => format!("max_body_size {}", format_size(n)),
             None => "max_body_size off".to_string(),
@@ -115,6 +136,9 @@ impl Config {
                 "strip"
             }
         ));
+        for line in self.edge.summary_lines() {
+            put(line);
+        }
         s.push_str(&self.routing_table());
         s
     }
@@ -165,9 +189,12 @@ impl Config {
     }
 }
 
-/// `backend NAME [weight=N] [backup]`, and the address it resolved to when that differs.
+/// `backend NAME [tls] [weight=N] [backup]`, and the address it resolved to when that differs.
 fn backend_line(b: &BackendSpec) -> String {
     let mut line = format!("backend {}", b.name);
+    if b.tls_name.is_some() && !b.name.starts_with("https://") {
+        line.push_str(" tls");
+    }
     if b.weight != 1 {
         line.push_str(&format!(" weight={}", b.weight));
     }

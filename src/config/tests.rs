@@ -1,5 +1,6 @@
 //! Unit tests of the config parser, its checks and its summary.
 
+use super::apply::edit_distance;
 use super::*;
 use crate::text::counted;
 
@@ -32,9 +33,10 @@ fn errors_name_file_line_and_problem() {
     );
     let e = parse("listen 127.0.0.1:1\n").unwrap_err();
     assert!(e.message.contains("no backend"), "{e}");
-    let e = parse("listen 127.0.0.1:1\nbackend 127.0.0.1:2\nlisten 127.0.0.1:3\n").unwrap_err();
+    // Issue 14: several `listen` lines are allowed; the same address twice is the mistake.
+    let e = parse("listen 127.0.0.1:1\nbackend 127.0.0.1:2\nlisten 127.0.0.1:1\n").unwrap_err();
     assert_eq!(e.line, 3);
-    assert!(e.message.contains("duplicate 'listen'"), "{e}");
+    assert!(e.message.contains("already a listener"), "{e}");
     let e = parse("backend 127.0.0.1:2\nkeepalive_timeout soon\n").unwrap_err();
     assert!(
         e.to_string().starts_with("test.conf:2: keepalive_timeout:"),
@@ -338,12 +340,13 @@ fn tls_listener_mistakes_are_located() {
     let e = parse("backend 127.0.0.1:2\nlisten 127.0.0.1:1\nlisten 127.0.0.1:3 tls\n").unwrap_err();
     assert_eq!(e.line, 3);
     assert!(e.message.contains("needs a certificate"), "{e}");
+    // Issue 14: two TLS listeners are allowed; the same address twice is not.
     let e = parse(
-        "backend 127.0.0.1:2\nlisten 127.0.0.1:1 tls\nlisten 127.0.0.1:3 tls\ncertificate a b\n",
+        "backend 127.0.0.1:2\nlisten 127.0.0.1:1 tls\nlisten 127.0.0.1:1 tls\ncertificate a b\n",
     )
     .unwrap_err();
     assert_eq!(e.line, 3);
-    assert!(e.message.contains("duplicate 'listen'"), "{e}");
+    assert!(e.message.contains("already a listener"), "{e}");
     let e = parse("backend 127.0.0.1:2\nlisten 127.0.0.1:1\nlisten 0.0.0.0:1 tls\n").unwrap_err();
     assert!(e.message.contains("already a listener"), "{e}");
     let e = parse("backend 127.0.0.1:2\nlisten 127.0.0.1:1 ssl\n").unwrap_err();
@@ -459,4 +462,118 @@ fn routing_mistakes_are_located() {
         assert_eq!(l, line, "{text:?}: {m}");
         assert!(m.contains(needle), "{text:?}: {m}");
     }
+}
+
+#[test]
+fn tls_backends_in_both_forms() {
+    let cfg =
+        parse("backend https://127.0.0.1:8443\nbackend 127.0.0.1:9443 tls\nbackend 127.0.0.1:80\n")
+            .unwrap();
+    let names: Vec<Option<String>> = cfg
+        .backends
+        .iter()
+        .map(|b| b.tls_name.as_ref().map(|n| n.to_str().into_owned()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            Some("127.0.0.1".to_string()),
+            Some("127.0.0.1".to_string()),
+            None
+        ]
+    );
+    assert_eq!(cfg.backends[0].addr, "127.0.0.1:8443".parse().unwrap());
+    assert!(
+        cfg.backend_tls.is_some(),
+        "one client config for the TLS backends"
+    );
+    // Port 443 when the URL has none; tls_server_name replaces the host as SNI.
+    let cfg = parse("backend https://127.0.0.1\ntls_server_name api.example.com\n").unwrap();
+    assert_eq!(cfg.backends[0].addr, "127.0.0.1:443".parse().unwrap());
+    assert_eq!(
+        cfg.backends[0]
+            .tls_name
+            .as_ref()
+            .map(|n| n.to_str().into_owned()),
+        Some("api.example.com".to_string())
+    );
+    assert!(cfg.warnings().is_empty());
+    // Plain backends need no client config.
+    assert!(parse("backend 127.0.0.1:80\n")
+        .unwrap()
+        .backend_tls
+        .is_none());
+    // Still not a URL of any other scheme.
+    let e = parse("backend http://127.0.0.1:80\n").unwrap_err();
+    assert!(e.message.contains("not a URL"), "{e}");
+    let e = parse("backend 127.0.0.1:80 ssl\n").unwrap_err();
+    assert!(e.message.contains("HOST:PORT tls"), "{e}");
+    let e = parse("backend https://127.0.0.1\nbackend_ca /nonexistent/ca.pem\n").unwrap_err();
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("cannot read CA file"), "{e}");
+    let cfg = parse("backend https://127.0.0.1\nbackend_tls_verify off\n").unwrap();
+    let w = cfg.warnings();
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].starts_with("test.conf:2: backend_tls_verify off"),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn several_listeners_of_each_kind() {
+    let cfg = parse(
+        "listen 127.0.0.1:8080\nlisten 127.0.0.1:8081\nlisten 127.0.0.1:8443 tls\n\
+         listen 127.0.0.1:9443 tls\ncertificate a.pem a.key\nredirect_https on\n\
+         backend 127.0.0.1:2\n",
+    )
+    .unwrap();
+    let kinds: Vec<(u16, bool)> = cfg
+        .listeners
+        .iter()
+        .map(|l| (l.addr.port(), l.tls))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![(8080, false), (8081, false), (8443, true), (9443, true)]
+    );
+    assert_eq!(
+        cfg.listen.port(),
+        8080,
+        "the first listener is 'the' address"
+    );
+    assert_eq!(
+        cfg.https_redirect("http"),
+        Some(8443),
+        "the first TLS listener's port"
+    );
+    let e = parse("backend 127.0.0.1:2\nlisten 0.0.0.0:80\nlisten 127.0.0.1:80 tls\n").unwrap_err();
+    assert_eq!(e.line, 3);
+    assert!(e.message.contains("already a listener"), "{e}");
+}
+
+#[test]
+fn tls_backends_in_pools_take_weights_and_round_trip() {
+    let cfg = parse(
+        "pool app { backend https://127.0.0.1:8443 weight=2; backend 127.0.0.1:9443 tls backup; \
+         backend 127.0.0.1:80 }\nsite a.example { route / app }\ntls_server_name api.example\n",
+    )
+    .unwrap();
+    let b = &cfg.pools[0].backends;
+    assert_eq!((b[0].weight, b[1].backup), (2, true));
+    let names: Vec<Option<String>> = b
+        .iter()
+        .map(|b| b.tls_name.as_ref().map(|n| n.to_str().into_owned()))
+        .collect();
+    let api = Some("api.example".to_string());
+    assert_eq!(names, vec![api.clone(), api, None]);
+    assert!(
+        cfg.backend_tls.is_some(),
+        "a pool's TLS backend builds the client config"
+    );
+    let again = parse(&cfg.summary()).unwrap();
+    assert_eq!(again.routing_table(), cfg.routing_table());
+    assert!(again.pools[0].backends[1].tls_name.is_some());
+    let e = parse("pool p { backend 127.0.0.1:1 ssl }\nsite a { route / p }\n").unwrap_err();
+    assert!(e.message.contains("HOST:PORT tls"), "{e}");
 }

@@ -7,14 +7,18 @@
 //! - [`chunked`]: the strict incremental chunked decoder.
 //! - [`cache_control`]: the Cache-Control directives, for the proxy's cache and the client's.
 //! - [`target`]: the request target (absolute-form URLs) and the Host field.
+//! - [`error_pages`]: `error_page` files, the bodies of the proxy's own error responses.
 
 pub mod body;
 pub mod cache_control;
 pub mod chunked;
 pub mod date;
+pub mod error_pages;
 pub mod framing;
 pub mod head;
+pub mod header_rules;
 pub mod request;
+pub mod request_id;
 pub mod response;
 pub mod target;
 

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use super::body::BodyKind;
 use super::framing::request_body;
+use super::header_rules::UpstreamRules;
 use super::target::{host_field, split_request_target};
 use super::{
     connection_has, connection_names_headers, is_hop_by_hop, name_is, named_by_connection,
@@ -131,6 +132,12 @@ impl Head<'_> {
     /// Writes the head to send upstream: origin-form target, Host, hop-by-hop fields removed,
     /// X-Forwarded-For/-Proto and Via with our hop.
     pub fn write_upstream(&self, out: &mut Vec<u8>, fwd: &Forwarding) {
+        self.write_upstream_with(out, fwd, &UpstreamRules::none());
+    }
+
+    /// [`Self::write_upstream`], with the request's header rules, `X-Real-IP`,
+    /// `X-Forwarded-Host` and `X-Request-ID` as configured (`rules`).
+    pub fn write_upstream_with(&self, out: &mut Vec<u8>, fwd: &Forwarding, rules: &UpstreamRules) {
         write_upstream_head(
             out,
             self.method,
@@ -140,6 +147,7 @@ impl Head<'_> {
             fwd,
             self.info.version,
             self.upgrade.then_some(self.upgrade_protocols),
+            rules,
         );
     }
 }
@@ -183,6 +191,7 @@ pub fn parse_with<R>(
     // Empty until the request line is parsed: a request refused before that is logged as `-`.
     line.method.clear();
     line.target.clear();
+    line.host.clear();
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
     let slots = &mut storage[..limits.max_headers.min(HEADERS_CAP)];
     let mut req = httparse::Request::new(&mut []);
@@ -278,6 +287,7 @@ fn write_upstream_head(
     fwd: &Forwarding,
     version: Version,
     upgrade_protocols: Option<&[String]>,
+    rules: &UpstreamRules,
 ) {
     out.clear();
     out.extend_from_slice(method.as_bytes());
@@ -289,12 +299,15 @@ fn write_upstream_head(
     let connection_named = connection_names_headers(headers);
     let mut xff_written = false;
     let mut via_written = false;
+    // With no rules (the default), one test per request rather than per field.
+    let rules_drop = rules.drops_any();
     for h in headers {
         let n = h.name;
         if name_is(n, "host")
             || name_is(n, "x-forwarded-proto")
             || is_hop_by_hop(n)
             || (connection_named && named_by_connection(n, headers))
+            || (rules_drop && rules.drops(n))
         {
             continue;
         }
@@ -321,10 +334,30 @@ fn write_upstream_head(
     if !via_written {
         write_list_with_hop(out, &[], "Via", false, fwd, version);
     }
+    if rules_drop {
+        write_rule_fields(out, host, fwd, rules);
+    }
     if let Some(allowed) = upgrade_protocols {
         write_upgrade(out, headers, allowed);
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// The fields the rules add: `set`/`add` values, `X-Real-IP`, `X-Forwarded-Host`,
+/// `X-Request-ID`.
+fn write_rule_fields(out: &mut Vec<u8>, host: &[u8], fwd: &Forwarding, rules: &UpstreamRules) {
+    rules.headers.write_fields(out);
+    if rules.real_ip {
+        out.extend_from_slice(b"X-Real-IP: ");
+        super::put_ip(out, fwd.client_ip);
+        out.extend_from_slice(b"\r\n");
+    }
+    if rules.forwarded_host {
+        put_header(out, "X-Forwarded-Host", host);
+    }
+    if let Some(id) = rules.request_id {
+        put_header(out, "X-Request-ID", id);
+    }
 }
 
 /// Writes `Connection` and `Upgrade` with the allowed protocols only; for h2c, the
@@ -732,6 +765,44 @@ mod tests {
         }
         assert_eq!(status("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
         assert_eq!(status("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), 405);
+    }
+
+    #[test]
+    fn rules_set_add_remove_and_forward_in_the_upstream_head() {
+        use crate::http::header_rules::HeaderRules;
+        let mut headers = HeaderRules::default();
+        for rule in [
+            &["set", "X-Env", "prod"][..],
+            &["add", "X-Tag", "b"],
+            &["remove", "X-Secret"],
+        ] {
+            headers.parse(rule).unwrap();
+        }
+        let rules = UpstreamRules {
+            headers: &headers,
+            real_ip: true,
+            forwarded_host: true,
+            request_id: Some(b"id-1"),
+        };
+        let fwd = Forwarding {
+            client_ip: "10.1.2.3".parse().unwrap(),
+            proto: "http",
+        };
+        let input = "GET / HTTP/1.1\r\nHost: h:81\r\nX-Env: dev\r\nX-Tag: a\r\nX-Secret: s\r\n\
+                     X-Real-IP: 6.6.6.6\r\nX-Request-ID: old\r\n\r\n";
+        let mut out = Vec::new();
+        let mut line = RequestLine::default();
+        parse_with(input.as_bytes(), LIMITS, &[], &mut line, |h| {
+            h.write_upstream_with(&mut out, &fwd, &rules)
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.1\r\nHost: h:81\r\nX-Tag: a\r\nX-Forwarded-For: 10.1.2.3\r\n\
+             X-Forwarded-Proto: http\r\nVia: 1.1 pibl\r\nX-Env: prod\r\nX-Tag: b\r\n\
+             X-Real-IP: 10.1.2.3\r\nX-Forwarded-Host: h:81\r\nX-Request-ID: id-1\r\n\r\n"
+        );
     }
 
     #[test]

@@ -212,6 +212,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         413 => "Content Too Large",
         414 => "URI Too Long",
         421 => "Misdirected Request",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
@@ -225,6 +226,37 @@ pub fn reason_phrase(status: u16) -> &'static str {
 
 /// Writes a complete small response made by the proxy itself, with a text body saying why.
 pub fn write_error(out: &mut Vec<u8>, status: u16, detail: &str, close: bool, date: &str) {
+    write_error_with(out, status, detail, close, date, "", None);
+}
+
+/// [`write_error`] with `extra` header lines (each ending in CRLF) in the head (`Retry-After`),
+/// and with `page` (an `error_page` file) as a `text/html` body instead of the text saying why.
+pub fn write_error_with(
+    out: &mut Vec<u8>,
+    status: u16,
+    detail: &str,
+    close: bool,
+    date: &str,
+    extra: &str,
+    page: Option<&[u8]>,
+) {
+    if let Some(page) = page {
+        out.clear();
+        let _ = write!(
+            out,
+            "HTTP/1.1 {status} {}\r\nDate: {date}\r\nServer: pibl\r\n\
+             Content-Type: text/html\r\nContent-Length: {}\r\n",
+            reason_phrase(status),
+            page.len()
+        );
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(extra.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(page);
+        return;
+    }
     let phrase = reason_phrase(status);
     let body_len = 3 + 1 + phrase.len() + 2 + detail.len() + 1;
     out.clear();
@@ -239,6 +271,7 @@ pub fn write_error(out: &mut Vec<u8>, status: u16, detail: &str, close: bool, da
     if status == 405 {
         out.extend_from_slice(b"Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n");
     }
+    out.extend_from_slice(extra.as_bytes());
     let _ = write!(out, "\r\n{status} {phrase}: {detail}\n");
 }
 

@@ -39,6 +39,8 @@ pub(super) struct Exchange {
     pub(super) retries: u32,
     /// The one retry after a response-head timeout was used.
     pub(super) timeout_retried: bool,
+    /// When the first connection attempt to a backend began (the log's upstream time).
+    pub(super) upstream_began: Option<Instant>,
     /// Bytes written upstream for this request.
     pub(super) upstream_sent: u64,
     /// The backend sent at least one byte of a response.
@@ -88,6 +90,7 @@ impl Exchange {
             stale_retried: false,
             retries: 0,
             timeout_retried: false,
+            upstream_began: None,
             upstream_sent: 0,
             response_started: false,
             client_bytes: 0,

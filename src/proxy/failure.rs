@@ -10,7 +10,7 @@ use super::h1;
 use super::session::{Ctx, Session, State, Step};
 use super::upstream_failure::{log_failure, EarlierFailures, HeldFailure, Phase};
 use crate::http::Version;
-use crate::logging::AccessEntry;
+use crate::logging::{AccessDetails, AccessEntry, LogFormat};
 use crate::stats::Stats;
 
 impl Session {
@@ -71,7 +71,6 @@ impl Session {
         if stale_retry {
             x.stale_retried = true;
         }
-        self.close_upstream(ctx, false);
         if let (true, Some(b)) = (stale_retry, backend) {
             // The keep-alive race: the backend closed a pooled connection as we reused it.
             // That says nothing about the backend; send again on a fresh connection.
@@ -101,7 +100,7 @@ impl Session {
                 .x
                 .as_ref()
                 .is_some_and(|x| x.info.method.is_idempotent() && !x.timeout_retried);
-        let waiting_for_head = self.state == State::ReadResponseHead;
+        let waiting_for_head = matches!(self.state, State::ReadResponseHead { .. });
         let wait = ctx.settings.config.timeouts.upstream;
         if waiting_for_head {
             self.upstream_event(
@@ -122,7 +121,6 @@ impl Session {
             // Slow request bodies are the client's doing, not the backend's.
             self.backend_failed("did not answer in time");
         }
-        self.close_upstream(ctx, false);
         if retry {
             self.retry_elsewhere(ctx);
         } else {
@@ -170,20 +168,37 @@ impl Session {
         detail: &str,
         close: bool,
     ) -> Step {
+        self.fail_with(ctx, status, detail, close, "")
+    }
+
+    /// [`Session::fail`] with `extra` header lines (each ending in CRLF): `Retry-After`.
+    pub(super) fn fail_with(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        status: u16,
+        detail: &str,
+        close: bool,
+        extra: &str,
+    ) -> Step {
         let close = h1::error_closes(self.x.as_ref(), close, ctx.stopping);
         if self.x.as_ref().is_some_and(|x| x.client_bytes > 0) {
             // Part of a response already went out; another one cannot follow it.
             self.log_exchange(ctx, status);
             return self.enter(State::Closed, ctx);
         }
-        self.close_upstream(ctx, false);
         h1::queue_error(
             &mut self.to_client,
             status,
             detail,
             close,
             ctx.clock.http_date(),
+            extra,
+            ctx.settings.config.access.error_pages.get(status),
         );
+        // Only a request whose head was read has an id; the rules apply to every error.
+        let settings = self.x.as_ref().map_or(ctx.settings, |x| &x.settings);
+        let edge = &settings.config.edge;
+        edge.finish_client_head(&mut self.to_client.bytes, status, &self.facts);
         self.enter(State::SendError { close, status }, ctx)
     }
 
@@ -231,7 +246,11 @@ impl Session {
             ),
         };
         let Ctx {
-            clock, log, shared, ..
+            clock,
+            log,
+            shared,
+            settings: shared_settings,
+            ..
         } = ctx;
         let entry = AccessEntry {
             client: self.peer,
@@ -252,7 +271,28 @@ impl Session {
             entry.duration,
             clock.now,
         );
-        log.record(clock.log_stamp(), &entry);
+        let format = match &self.x {
+            Some(x) => x.settings.config.edge.log_format,
+            None => shared_settings.config.edge.log_format,
+        };
+        if format == LogFormat::Pibl {
+            // The default line needs none of the details: nothing more per request.
+            return log.record(clock.log_stamp(), &entry);
+        }
+        let details = AccessDetails {
+            format,
+            host: &self.line.host,
+            request_id: self.facts.request_id(),
+            referer: self.facts.referer(),
+            user_agent: self.facts.user_agent(),
+            upstream_time: self
+                .x
+                .as_ref()
+                .and_then(|x| x.upstream_began)
+                .filter(|_| backend.is_some())
+                .map(|t| clock.now.saturating_duration_since(t)),
+        };
+        log.record_with(clock.log_stamp(), &entry, &details);
     }
 
     /// The backend of the current request, named as in the settings it started with.

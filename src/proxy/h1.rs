@@ -59,15 +59,18 @@ pub(super) fn error_closes(x: Option<&Exchange>, asked: bool, stopping: bool) ->
 
 /// Queues a response pibl makes, the error event of an exchange (or of a request refused
 /// before it became one), in place of anything queued; the session's `SendError` state
-/// writes it out.
+/// writes it out. `extra`: header lines (each ending in CRLF), e.g. `Retry-After`; `page`: an
+/// `error_page` file to send as the body.
 pub(super) fn queue_error(
     queued: &mut Pending,
     status: u16,
     detail: &str,
     close: bool,
     date: &str,
+    extra: &str,
+    page: Option<&[u8]>,
 ) {
-    response::write_error(&mut queued.bytes, status, detail, close, date);
+    response::write_error_with(&mut queued.bytes, status, detail, close, date, extra, page);
     queued.pos = 0;
 }
 

@@ -5,6 +5,9 @@
 //! reset, another status, garbage) takes it out until a probe succeeds. Passive failure counting
 //! in the sessions goes on independently (`RoundRobin::report_failure`).
 //!
+//! A TLS backend is probed over TLS, verified as requests to it are (`backend_ca`,
+//! `backend_tls_verify`): a backend whose certificate would fail every request is down.
+//!
 //! The thread runs for the proxy's whole life and reads the current settings every round, so a
 //! reload can add, change or remove `health_check` and the backends it probes.
 
@@ -41,7 +44,20 @@ fn run(shared: &Shared) {
                     if shared.stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    match probe(b.addr, &b.name, &check.path, timeout) {
+                    let tls = match (&b.tls_name, &settings.config.backend_tls) {
+                        (Some(name), Some(client)) => {
+                            match rustls::ClientConnection::new(client.config.clone(), name.clone())
+                            {
+                                Ok(conn) => Some(conn),
+                                Err(e) => {
+                                    backends.mark_down(i, &format!("health check failed: {e}"));
+                                    continue;
+                                }
+                            }
+                        }
+                        _ => None,
+                    };
+                    match probe(b.addr, &b.name, &check.path, timeout, tls) {
                         Ok(()) => backends.report_success(i),
                         Err(why) => backends.mark_down(i, &format!("health check {why}")),
                     }
@@ -62,21 +78,33 @@ fn run(shared: &Shared) {
     }
 }
 
-/// One `GET path`: Ok for a 2xx or 3xx status line, else why not.
+/// One `GET path` (over TLS with `tls`): Ok for a 2xx or 3xx status line, else why not.
 pub fn probe(
     addr: std::net::SocketAddr,
-    host: &str,
+    name: &str,
     path: &str,
     timeout: Duration,
+    tls: Option<rustls::ClientConnection>,
 ) -> Result<(), String> {
     let started = Instant::now();
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("failed: {e}"))?;
+    let sock = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("failed: {e}"))?;
     let left = timeout
         .saturating_sub(started.elapsed())
         .max(Duration::from_millis(10));
-    s.set_read_timeout(Some(left))
-        .and_then(|()| s.set_write_timeout(Some(left)))
+    sock.set_read_timeout(Some(left))
+        .and_then(|()| sock.set_write_timeout(Some(left)))
         .map_err(|e| format!("failed: {e}"))?;
+    let host = name.strip_prefix("https://").unwrap_or(name);
+    let host = host.strip_suffix('/').unwrap_or(host);
+    match tls {
+        None => exchange(sock, host, path),
+        // A refused certificate fails the write, in rustls's words ("invalid peer certificate").
+        Some(conn) => exchange(rustls::StreamOwned::new(conn, sock), host, path),
+    }
+}
+
+/// Sends the probe's request on `s` and reads the status line.
+fn exchange<S: Read + Write>(mut s: S, host: &str, path: &str) -> Result<(), String> {
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: pibl-health\r\nConnection: close\r\n\r\n"
     );

@@ -1,12 +1,14 @@
 //! The proxy: worker threads, each running an event loop ([`worker`]) over client sessions
 //! ([`session`]) and upstream connections ([`upstream`]).
 
+mod access_check;
 mod cached;
 mod exchange;
 mod failure;
 mod h1;
 mod health;
 pub(crate) mod io;
+mod rate_limit;
 mod redirect;
 mod relay;
 pub mod session;
@@ -66,6 +68,9 @@ impl Proxy {
             }
             None => None,
         };
+        for w in config.warnings() {
+            log::warn!("{w}");
+        }
         // One group per `listen` line; worker i gets the i-th listener of every group.
         let mut per_worker: Vec<Vec<worker::Listener>> = (0..count).map(|_| Vec::new()).collect();
         let mut addrs = Vec::with_capacity(config.listeners.len());
@@ -231,6 +236,9 @@ impl Proxy {
         new.cache.max_object = cur.cache.max_object;
         for what in &ignored {
             log::warn!("reload: {what} is applied at the next restart");
+        }
+        for w in new.warnings() {
+            log::warn!("reload: {w}");
         }
         // Certificates are re-read; a bad file keeps those in use (the rest still applies).
         let tls = match shared::load_tls(&new) {

@@ -5,10 +5,10 @@
 
 use super::cached::{self, CacheLabel};
 use super::h1::{self, ClientGone, H1Codec};
-use super::io::{fill, flush};
 use super::session::{head_limits, Ctx, Session, State, Step};
 #[cfg(target_os = "linux")]
 use super::splice::{SplicePipe, Spliced};
+use super::transport::Stream;
 use super::upstream::ExchangeKey;
 use super::upstream_failure::Phase;
 use crate::balance::key_hash;
@@ -17,6 +17,7 @@ use crate::config::HashKey;
 use crate::http::body::BodyRelay;
 use crate::http::response::ResponseInfo;
 use crate::routing::{header_value, Routed};
+use crate::tls::client::TlsFailure;
 
 impl Session {
     /// Chooses the next backend for the current request and starts talking to it.
@@ -48,6 +49,7 @@ impl Session {
             return self.fail(ctx, status, why, false);
         };
         x.backend = Some(b);
+        x.upstream_began.get_or_insert(ctx.clock.now);
         let generation = x.settings.generation;
         let owner = ExchangeKey {
             session: ctx.key,
@@ -55,9 +57,8 @@ impl Session {
         };
         if let Some(key) = ctx.upstreams.checkout(ctx.registry, generation, b, owner) {
             x.reused = true;
-            self.upstream = Some(key);
             self.to_upstream.rewind();
-            return self.enter(State::SendRequest, ctx);
+            return self.enter(State::SendRequest { upstream: key }, ctx);
         }
         self.connect(ctx, b)
     }
@@ -67,22 +68,36 @@ impl Session {
         let Some(x) = self.x.as_ref() else {
             return self.enter(State::Closed, ctx);
         };
-        let (generation, addr) = (x.settings.generation, x.settings.backends.get(b).addr);
+        let backend = x.settings.backends.get(b);
+        let (generation, addr) = (x.settings.generation, backend.addr);
         let owner = ExchangeKey {
             session: ctx.key,
             exchange: x.id,
         };
+        // A TLS backend: the rustls client for it (the config is shared, built at load).
+        let tls = match (&backend.tls_name, &x.settings.config.backend_tls) {
+            (Some(name), Some(client)) => {
+                match rustls::ClientConnection::new(client.config.clone(), name.clone()) {
+                    Ok(conn) => Some(conn),
+                    Err(e) => {
+                        self.upstream_event(Phase::Connect, format_args!("TLS refused: {e}"));
+                        self.backend_failed("cannot connect");
+                        return self.retry_elsewhere(ctx);
+                    }
+                }
+            }
+            _ => None,
+        };
         match ctx
             .upstreams
-            .connect(ctx.registry, generation, b, addr, owner)
+            .connect(ctx.registry, generation, b, addr, owner, tls)
         {
             Ok(key) => {
                 if let Some(x) = self.x.as_mut() {
                     x.reused = false;
                 }
-                self.upstream = Some(key);
                 self.to_upstream.rewind();
-                self.enter(State::Connecting, ctx)
+                self.enter(State::Connecting { upstream: key }, ctx)
             }
             Err(e) => {
                 self.upstream_event(Phase::Connect, format_args!("cannot open a socket: {e}"));
@@ -92,16 +107,23 @@ impl Session {
         }
     }
 
-    pub(super) fn connecting(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(up) = self.upstream.and_then(|k| ctx.upstreams.conns.get_mut(k)) else {
+    pub(super) fn connecting(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
+        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
             return self.enter(State::Closed, ctx);
         };
         if !up.writable && !up.readable {
             return Step::Wait;
         }
-        let failure = match up.stream.take_error() {
+        if up.connected {
+            // TCP is up; a TLS backend's handshake is under way.
+            return self.tls_handshake(ctx, key);
+        }
+        let Some(sock) = up.stream.socket() else {
+            return self.enter(State::Closed, ctx);
+        };
+        let failure = match sock.take_error() {
             Ok(Some(e)) | Err(e) => Some(e),
-            Ok(None) => match up.stream.peer_addr() {
+            Ok(None) => match sock.peer_addr() {
                 Ok(_) => None,
                 Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
                     // A stale event from the socket that used this token before: keep waiting.
@@ -115,7 +137,10 @@ impl Session {
         match failure {
             None => {
                 up.connected = true;
-                self.enter(State::SendRequest, ctx)
+                if matches!(up.stream, Stream::Tls(_)) {
+                    return self.tls_handshake(ctx, key);
+                }
+                self.enter(State::SendRequest { upstream: key }, ctx)
             }
             Some(e) => {
                 self.upstream_event(
@@ -123,15 +148,46 @@ impl Session {
                     format_args!("refused or failed the connection: {e}"),
                 );
                 self.backend_failed("connection refused or failed");
-                self.close_upstream(ctx, false);
                 self.retry_elsewhere(ctx)
             }
         }
     }
 
-    pub(super) fn send_request(&mut self, ctx: &mut Ctx<'_>) -> Step {
+    /// A TLS backend's handshake, still in the connecting state: its failure (a refused
+    /// certificate, no common version, a plain HTTP port) is a failed connect, tried elsewhere
+    /// and logged with rustls's reason; the connect deadline covers it. Leaving `Connecting`
+    /// releases the connection (`Session::enter`).
+    fn tls_handshake(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
+        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
+            return self.enter(State::Closed, ctx);
+        };
+        let Stream::Tls(tls) = &mut up.stream else {
+            return self.enter(State::SendRequest { upstream: key }, ctx);
+        };
+        match tls.handshake(&mut up.readable, &mut up.writable) {
+            Ok(true) => self.enter(State::SendRequest { upstream: key }, ctx),
+            Ok(false) => Step::Wait,
+            Err(e) => {
+                let name = self
+                    .x
+                    .as_ref()
+                    .and_then(|x| x.backend.map(|b| x.settings.backends.get(b)))
+                    .map_or_else(String::new, |b| b.name.clone());
+                match TlsFailure::from_io(&e, &name) {
+                    Some(why) => {
+                        self.upstream_event(Phase::Connect, format_args!("TLS handshake: {why}"))
+                    }
+                    None => self.upstream_event(Phase::Connect, format_args!("TLS handshake: {e}")),
+                }
+                self.backend_failed("TLS handshake failed");
+                self.retry_elsewhere(ctx)
+            }
+        }
+    }
+
+    pub(super) fn send_request(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
         let max_body = ctx.settings.config.limits.max_body_size;
-        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
+        let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
         let Some(up) = ctx.upstreams.conns.get_mut(key) else {
@@ -153,24 +209,20 @@ impl Session {
             }
             if let Err(e) = x.req_body.scan(buf) {
                 log::info!("bad request body from {}: {e}", self.peer);
-                self.close_upstream(ctx, false);
                 return self.fail(ctx, 400, "malformed chunked request body", true);
             }
             if x.body_over(max_body) {
-                self.close_upstream(ctx, false);
                 return self.fail(ctx, 413, "request body larger than allowed", true);
             }
             if self.client.eof() && !x.req_body.is_complete() && x.req_body.ready() == 0 {
                 // The client gave up mid-body; nothing sensible can reach the backend.
-                self.close_upstream(ctx, false);
                 self.log_exchange(ctx, 499);
                 return self.enter(State::Closed, ctx);
             }
         }
 
         let ready = x.req_body.ready();
-        match flush(
-            &mut up.stream,
+        match up.stream.flush(
             &mut up.writable,
             &mut self.to_upstream,
             &buf.data()[..ready],
@@ -189,9 +241,9 @@ impl Session {
 
         // A backend may answer (100 Continue, or a final response) before the body is sent; a
         // relayed 100 still queued for the client must go out, or the client never sends the body.
-        if self.upstream_has_input(ctx) || !self.to_client.is_empty() {
-            let step = self.read_response_head(ctx);
-            if self.state != State::SendRequest {
+        if self.upstream_has_input(ctx, key) || !self.to_client.is_empty() {
+            let step = self.read_response_head(ctx, key);
+            if self.state != (State::SendRequest { upstream: key }) {
                 return step;
             }
             progress |= step == Step::Again;
@@ -200,7 +252,7 @@ impl Session {
             return Step::Wait;
         };
         if self.to_upstream.is_empty() && x.req_body.is_complete() {
-            return self.enter(State::ReadResponseHead, ctx);
+            return self.enter(State::ReadResponseHead { upstream: key }, ctx);
         }
         if progress {
             Step::Again
@@ -209,18 +261,16 @@ impl Session {
         }
     }
 
-    fn upstream_has_input(&self, ctx: &Ctx<'_>) -> bool {
-        self.upstream
-            .and_then(|k| ctx.upstreams.conns.get(k))
-            .is_some_and(|u| u.readable)
+    fn upstream_has_input(&self, ctx: &Ctx<'_>, key: usize) -> bool {
+        ctx.upstreams.conns.get(key).is_some_and(|u| u.readable)
             || self.upstream_in.as_ref().is_some_and(|b| !b.is_empty())
     }
 
     /// Reads and handles response heads. Used in ReadResponseHead and, for early answers, in
     /// SendRequest.
-    pub(super) fn read_response_head(&mut self, ctx: &mut Ctx<'_>) -> Step {
+    pub(super) fn read_response_head(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
         let limits = head_limits(ctx);
-        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
+        let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
         let mut codec = H1Codec::new(
@@ -235,7 +285,6 @@ impl Session {
                 Ok(true) => {}
                 Ok(false) => return Step::Wait,
                 Err(ClientGone) => {
-                    self.close_upstream(ctx, false);
                     self.log_exchange(ctx, 499);
                     return self.enter(State::Closed, ctx);
                 }
@@ -270,6 +319,8 @@ impl Session {
                                 client_head,
                             );
                         }
+                        let edge = &x.settings.config.edge;
+                        edge.finish_client_head(client_head, info.status, &self.facts);
                     });
                 match parsed {
                     Ok(Some(info)) => {
@@ -281,16 +332,16 @@ impl Session {
                         if let Some(entry) = refreshed {
                             // A 304 to our revalidation: the stored body is good, serve it.
                             codec.discard();
-                            self.close_upstream(ctx, info.upstream_reusable);
                             let not_modified = cached::client_not_modified(&self.req_head, &entry);
                             return self.begin_serving(
                                 ctx,
                                 entry,
                                 CacheLabel::Revalidated,
                                 not_modified,
+                                info.upstream_reusable,
                             );
                         }
-                        return self.start_response(ctx, info);
+                        return self.start_response(ctx, info, key);
                     }
                     Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
                     Ok(None) => {}
@@ -301,12 +352,14 @@ impl Session {
                             format_args!("sent an invalid response head: {}", bad.0),
                         );
                         self.backend_failed("sent an invalid response");
-                        self.close_upstream(ctx, false);
                         return self.fail(ctx, 502, "the backend sent an invalid response", true);
                     }
                 }
             }
-            match fill(&mut up.stream, &mut up.readable, up.hup, buf) {
+            match up
+                .stream
+                .fill(&mut up.readable, &mut up.writable, up.hup, buf)
+            {
                 Ok(f) if f.bytes > 0 => x.response_started = true,
                 Ok(f) if !f.eof => return Step::Wait,
                 Ok(_) => {
@@ -321,7 +374,7 @@ impl Session {
         }
     }
 
-    fn start_response(&mut self, ctx: &mut Ctx<'_>, info: ResponseInfo) -> Step {
+    fn start_response(&mut self, ctx: &mut Ctx<'_>, info: ResponseInfo, key: usize) -> Step {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
@@ -338,16 +391,16 @@ impl Session {
         let switching = info.status == 101;
         x.resp = Some(info);
         if switching {
-            return self.enter(State::Tunnel, ctx);
+            return self.enter(State::Tunnel { upstream: key }, ctx);
         }
-        self.enter(State::RelayResponse, ctx)
+        self.enter(State::RelayResponse { upstream: key }, ctx)
     }
 
-    pub(super) fn relay_response(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        if let Some(step) = self.relay_spliced(ctx) {
+    pub(super) fn relay_response(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
+        if let Some(step) = self.relay_spliced(ctx, key) {
             return step;
         }
-        let (Some(x), Some(key)) = (self.x.as_mut(), self.upstream) else {
+        let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
         let Some(up) = ctx.upstreams.conns.get_mut(key) else {
@@ -357,7 +410,9 @@ impl Session {
         let mut truncated = false;
         let mut progress = false;
         if !x.resp_body.is_complete() {
-            let filled = fill(&mut up.stream, &mut up.readable, up.hup, buf);
+            let filled = up
+                .stream
+                .fill(&mut up.readable, &mut up.writable, up.hup, buf);
             // Scan what arrived before acting on an EOF that came with it.
             let before = x.resp_body.ready();
             if x.resp_body.scan(buf).is_err() {
@@ -394,7 +449,6 @@ impl Session {
             }
             Err(ClientGone) => {
                 // The client went away; the upstream connection is mid-response, so drop it.
-                self.close_upstream(ctx, false);
                 self.log_exchange(ctx, 499);
                 return self.enter(State::Closed, ctx);
             }
@@ -409,7 +463,6 @@ impl Session {
             Ok(true) => return self.finish_exchange(ctx),
             Ok(false) => {}
             Err(ClientGone) => {
-                self.close_upstream(ctx, false);
                 self.log_exchange(ctx, 499);
                 return self.enter(State::Closed, ctx);
             }
@@ -423,7 +476,6 @@ impl Session {
             if let Some((x, b)) = self.x.as_ref().and_then(|x| Some((x, x.backend?))) {
                 x.settings.backends.report_failure(b, "closed mid-response");
             }
-            self.close_upstream(ctx, false);
             self.log_exchange(ctx, 502);
             return self.enter(State::Closing { linger: true }, ctx);
         }
@@ -453,32 +505,32 @@ impl Session {
             x.cache.publish();
         }
         self.log_exchange(ctx, status);
-        self.close_upstream(ctx, reusable);
         self.served = true;
         self.x = None;
         if keep_alive {
-            self.enter(State::ReadRequestHead, ctx)
+            self.enter_returning_upstream(State::ReadRequestHead, ctx, reusable)
         } else {
-            self.enter(
+            self.enter_returning_upstream(
                 State::Closing {
                     linger: !client_done,
                 },
                 ctx,
+                reusable,
             )
         }
     }
 
-    /// Lets go of the upstream connection: back to the pool when `reusable`, else closed.
-    pub(super) fn close_upstream(&mut self, ctx: &mut Ctx<'_>, reusable: bool) {
-        if let Some(key) = self.upstream.take() {
-            if reusable {
-                if let Some(up) = ctx.upstreams.conns.get_mut(key) {
-                    up.uses += 1;
-                }
-                ctx.upstreams.checkin(ctx.registry, key, ctx.clock.now);
-            } else {
-                ctx.upstreams.close(ctx.registry, key);
+    /// Lets go of upstream connection `key` as the state holding it is left (only
+    /// `Session::enter` calls it): back to the pool when `reusable`, else closed. What was read
+    /// from it and not relayed goes with it.
+    pub(super) fn release_upstream(&mut self, ctx: &mut Ctx<'_>, key: usize, reusable: bool) {
+        if reusable {
+            if let Some(up) = ctx.upstreams.conns.get_mut(key) {
+                up.uses += 1;
             }
+            ctx.upstreams.checkin(ctx.registry, key, ctx.clock.now);
+        } else {
+            ctx.upstreams.close(ctx.registry, key);
         }
         if let Some(b) = self.upstream_in.take() {
             ctx.buffers.put(b);
@@ -488,7 +540,9 @@ impl Session {
     /// Relays the rest of the response body with splice(2) when that applies (`splice.rs`).
     /// `None` means it does not: the caller relays through the buffer.
     #[cfg(target_os = "linux")]
-    fn relay_spliced(&mut self, ctx: &mut Ctx<'_>) -> Option<Step> {
+    fn relay_spliced(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Option<Step> {
+        // A TLS backend's bytes must be decrypted: no splice from it.
+        let upstream_fd = ctx.upstreams.conns.get(key)?.stream.splice_fd()?;
         let x = self.x.as_mut()?;
         if x.splice.is_none() {
             // The codec allows it: the data goes out as it is, with nothing queued before it.
@@ -506,10 +560,10 @@ impl Session {
                 codec.splice_client()?,
             )?);
         }
-        let up = ctx.upstreams.conns.get_mut(self.upstream?)?;
+        let up = ctx.upstreams.conns.get_mut(key)?;
         let pipe = x.splice.as_mut()?;
         let outcome = pipe.relay(
-            &up.stream,
+            &upstream_fd,
             &mut up.readable,
             &mut self.client,
             &mut x.resp_body,
@@ -525,13 +579,11 @@ impl Session {
                     Phase::Body,
                     format_args!("closed before the end of the response (spliced)"),
                 );
-                self.close_upstream(ctx, false);
                 self.log_exchange(ctx, 502);
                 self.enter(State::Closed, ctx)
             }
             Spliced::ClientGone => {
                 // As in the buffered relay: logged with the bytes the client got.
-                self.close_upstream(ctx, false);
                 self.log_exchange(ctx, 499);
                 self.enter(State::Closed, ctx)
             }
@@ -545,7 +597,7 @@ impl Session {
 
     /// No splice on this platform: the caller relays the body through the buffer.
     #[cfg(not(target_os = "linux"))]
-    fn relay_spliced(&mut self, _ctx: &mut Ctx<'_>) -> Option<Step> {
+    fn relay_spliced(&mut self, _ctx: &mut Ctx<'_>, _key: usize) -> Option<Step> {
         None
     }
 }

@@ -33,6 +33,7 @@ use super::upstream_failure::Phase;
 use crate::buffer::{Buffer, BufferPool, HeadPool};
 use crate::cache::{unix_now, CacheEntry};
 use crate::clock::Clock;
+use crate::edge::RequestFacts;
 use crate::http::request::{self, Forwarding, HeadLimits, RequestLine};
 use crate::logging::AccessLog;
 
@@ -46,15 +47,25 @@ pub enum State {
     /// Waiting for a request head; also the idle keep-alive state.
     ReadRequestHead,
     /// An upstream TCP handshake is in flight.
-    Connecting,
+    Connecting {
+        upstream: usize,
+    },
     /// Writing the request head and streaming the request body upstream.
-    SendRequest,
+    SendRequest {
+        upstream: usize,
+    },
     /// The request is sent; waiting for the response head (1xx are relayed here).
-    ReadResponseHead,
+    ReadResponseHead {
+        upstream: usize,
+    },
     /// Streaming the response body to the client.
-    RelayResponse,
+    RelayResponse {
+        upstream: usize,
+    },
     /// After `101 Switching Protocols`: raw bytes both ways.
-    Tunnel,
+    Tunnel {
+        upstream: usize,
+    },
     /// Writing a response from the disk cache (head, then the body from its memory map).
     ServeCached,
     /// Another request is fetching this URL for the cache; wait for it (bounded).
@@ -76,16 +87,27 @@ pub enum State {
 }
 
 impl State {
-    /// The legal transitions, as data.
+    /// The legal transitions, as data. A response comes on the connection its request went
+    /// on: only a state that opens or takes a connection (`Connecting`, `SendRequest`) may
+    /// hold another upstream than the state before it.
     fn allows(self, next: State) -> bool {
         use State::*;
+        let same_upstream = match next {
+            ReadResponseHead { upstream } | RelayResponse { upstream } | Tunnel { upstream } => {
+                self.upstream().is_none_or(|key| key == upstream)
+            }
+            _ => true,
+        };
+        if !same_upstream {
+            return false;
+        }
         matches!(
             (self, next),
             (_, Closed)
                 | (
                     ReadRequestHead,
-                    Connecting
-                        | SendRequest
+                    Connecting { .. }
+                        | SendRequest { .. }
                         | SendError { .. }
                         | Closing { .. }
                         | ServeCached
@@ -93,25 +115,42 @@ impl State {
                 )
                 | (
                     AwaitFill,
-                    Connecting | SendRequest | SendError { .. } | ServeCached
+                    Connecting { .. } | SendRequest { .. } | SendError { .. } | ServeCached
                 )
                 | (ServeCached, ReadRequestHead | Closing { .. })
-                | (Connecting, Connecting | SendRequest | SendError { .. })
                 | (
-                    SendRequest | ReadResponseHead,
-                    Connecting
-                        | SendRequest
-                        | ReadResponseHead
-                        | RelayResponse
-                        | Tunnel
+                    Connecting { .. },
+                    Connecting { .. } | SendRequest { .. } | SendError { .. }
+                )
+                | (
+                    SendRequest { .. } | ReadResponseHead { .. },
+                    Connecting { .. }
+                        | SendRequest { .. }
+                        | ReadResponseHead { .. }
+                        | RelayResponse { .. }
+                        | Tunnel { .. }
                         | SendError { .. }
                         | Closing { .. }
                         | ServeCached
                 )
-                | (RelayResponse, ReadRequestHead | Closing { .. })
+                | (RelayResponse { .. }, ReadRequestHead | Closing { .. })
                 | (SendError { .. }, ReadRequestHead | Closing { .. })
                 | (Closing { .. }, Lingering)
         )
+    }
+
+    /// The key of the upstream connection this state holds, in the worker's [`UpstreamPool`]:
+    /// the states from `Connecting` to `Tunnel` hold one, the others none.
+    #[inline]
+    pub(super) fn upstream(self) -> Option<usize> {
+        match self {
+            State::Connecting { upstream }
+            | State::SendRequest { upstream }
+            | State::ReadResponseHead { upstream }
+            | State::RelayResponse { upstream }
+            | State::Tunnel { upstream } => Some(upstream),
+            _ => None,
+        }
     }
 }
 
@@ -163,8 +202,6 @@ pub struct Session {
     pub(super) head_began: Instant,
     pub(super) client_in: Option<Buffer>,
     pub(super) upstream_in: Option<Buffer>,
-    /// Key of the upstream connection in use, in the worker's [`UpstreamPool`].
-    pub(super) upstream: Option<usize>,
     pub(super) to_upstream: Pending,
     pub(super) to_client: Pending,
     /// How the response's body is framed for the client (the HTTP/1 codec's state).
@@ -172,6 +209,8 @@ pub struct Session {
     pub(super) line: RequestLine,
     /// A copy of the request head and where its fields lie, kept when the cache needs them.
     pub(super) req_head: KeptRequest,
+    /// The current request's id, Referer and User-Agent, as the edge rules keep them.
+    pub(super) facts: RequestFacts,
     pub(super) x: Option<Exchange>,
     /// Exchanges begun on this connection: the next one's id.
     pub(super) exchanges: u32,
@@ -203,12 +242,12 @@ impl Session {
             head_began: now,
             client_in: None,
             upstream_in: None,
-            upstream: None,
             to_upstream: Pending::default(),
             to_client: Pending::default(),
             client_framing: ClientFraming::AsIs,
             line: RequestLine::default(),
             req_head: KeptRequest::default(),
+            facts: RequestFacts::default(),
             x: None,
             exchanges: 0,
         }
@@ -236,11 +275,11 @@ impl Session {
         loop {
             let step = match self.state {
                 State::ReadRequestHead => self.read_request_head(ctx),
-                State::Connecting => self.connecting(ctx),
-                State::SendRequest => self.send_request(ctx),
-                State::ReadResponseHead => self.read_response_head(ctx),
-                State::RelayResponse => self.relay_response(ctx),
-                State::Tunnel => self.tunnel(ctx),
+                State::Connecting { upstream } => self.connecting(ctx, upstream),
+                State::SendRequest { upstream } => self.send_request(ctx, upstream),
+                State::ReadResponseHead { upstream } => self.read_response_head(ctx, upstream),
+                State::RelayResponse { upstream } => self.relay_response(ctx, upstream),
+                State::Tunnel { upstream } => self.tunnel(ctx, upstream),
                 State::ServeCached => self.serve_cached(ctx),
                 State::AwaitFill => self.await_fill(ctx),
                 State::SendError { close, status } => self.send_error(ctx, close, status),
@@ -257,9 +296,23 @@ impl Session {
     /// Moves to `next` and arms its deadline. The one place a state changes.
     /// An illegal transition is a bug: it is logged and the connection closed (in every build,
     /// never a panic), rather than letting a state run without the data it expects.
+    /// An upstream connection the state holds and `next` does not is closed here (see
+    /// [`Session::enter_returning_upstream`] for one that may be used again), so none can leak.
     // Inlined: every call site names its next state, so the match below folds away.
     #[inline(always)]
-    pub(super) fn enter(&mut self, mut next: State, ctx: &mut Ctx<'_>) -> Step {
+    pub(super) fn enter(&mut self, next: State, ctx: &mut Ctx<'_>) -> Step {
+        self.enter_returning_upstream(next, ctx, false)
+    }
+
+    /// [`Session::enter`], with the upstream connection the state holds and `next` does not
+    /// going back to the pool when `reusable` (the response ended cleanly on it).
+    #[inline(always)]
+    pub(super) fn enter_returning_upstream(
+        &mut self,
+        mut next: State,
+        ctx: &mut Ctx<'_>,
+        reusable: bool,
+    ) -> Step {
         if !self.state.allows(next) {
             self.illegal_transition(next);
             next = State::Closed;
@@ -268,9 +321,11 @@ impl Session {
         let wait = match next {
             State::ReadRequestHead if self.served && !self.has_buffered_input() => t.keepalive,
             State::ReadRequestHead => t.client_header,
-            State::Connecting => t.connect,
-            State::SendRequest => self.send_wait(t),
-            State::ReadResponseHead | State::RelayResponse | State::Tunnel => t.upstream,
+            State::Connecting { .. } => t.connect,
+            State::SendRequest { .. } => self.send_wait(t),
+            State::ReadResponseHead { .. } | State::RelayResponse { .. } | State::Tunnel { .. } => {
+                t.upstream
+            }
             State::SendError { .. } | State::ServeCached => t.client_idle,
             State::AwaitFill => ctx
                 .shared
@@ -281,6 +336,11 @@ impl Session {
             State::Lingering => LINGER,
             State::Closed => Duration::ZERO,
         };
+        if let Some(key) = self.state.upstream() {
+            if next.upstream() != Some(key) {
+                self.release_upstream(ctx, key, reusable);
+            }
+        }
         self.state = next;
         self.deadline = ctx.clock.now + wait;
         if next == State::ReadRequestHead {
@@ -307,8 +367,8 @@ impl Session {
     pub(super) fn touch(&mut self, ctx: &Ctx<'_>) {
         let t = &ctx.settings.config.timeouts;
         let wait = match self.state {
-            State::SendRequest => self.send_wait(t),
-            State::RelayResponse | State::Tunnel => t.upstream.max(t.client_idle),
+            State::SendRequest { .. } => self.send_wait(t),
+            State::RelayResponse { .. } | State::Tunnel { .. } => t.upstream.max(t.client_idle),
             State::ServeCached => t.client_idle,
             _ => return,
         };
@@ -373,7 +433,7 @@ impl Session {
                 self.log_error_response(ctx, status);
                 self.enter(State::Closed, ctx);
             }
-            State::Connecting => {
+            State::Connecting { .. } => {
                 let wait = ctx.settings.config.timeouts.connect;
                 self.upstream_event(
                     Phase::Connect,
@@ -383,16 +443,16 @@ impl Session {
                     x.timed_out = true;
                 }
                 self.backend_failed("connect timed out");
-                self.close_upstream(ctx, false);
                 self.retry_elsewhere(ctx);
             }
-            State::SendRequest if self.waiting_for_request_body() => {
+            State::SendRequest { .. } if self.waiting_for_request_body() => {
                 // The client stopped sending its body: its doing, not the backend's.
-                self.close_upstream(ctx, false);
                 self.fail(ctx, 408, "request body not received in time", true);
             }
-            State::SendRequest | State::ReadResponseHead => self.response_timed_out(ctx),
-            State::RelayResponse => {
+            State::SendRequest { .. } | State::ReadResponseHead { .. } => {
+                self.response_timed_out(ctx)
+            }
+            State::RelayResponse { .. } => {
                 let wait = ctx.settings.config.timeouts.upstream;
                 self.upstream_event(
                     Phase::Body,
@@ -401,7 +461,7 @@ impl Session {
                 self.log_exchange(ctx, 504);
                 self.enter(State::Closed, ctx);
             }
-            State::Tunnel | State::ServeCached => {
+            State::Tunnel { .. } | State::ServeCached => {
                 self.log_exchange(ctx, 504);
                 self.enter(State::Closed, ctx);
             }
@@ -439,7 +499,12 @@ impl Session {
                 let kept = &mut self.req_head;
                 let input = buf.data();
                 let upgrades = &ctx.settings.config.upgrade_protocols;
+                let edge = &ctx.settings.config.edge;
+                let facts = &mut self.facts;
+                facts.clear();
                 let parsed = request::parse_with(input, limits, upgrades, &mut self.line, |head| {
+                    edge.read_request(head.headers, facts);
+                    let upstream = edge.upstream(facts);
                     let consulted = cache.map(|c| cached::consult(c, head));
                     match &consulted {
                         Some(c) if c.is_hit() => {
@@ -449,9 +514,9 @@ impl Session {
                         Some(_) => {
                             // The miss paths read its fields again, without a parse.
                             kept.record_fields(input, head.headers);
-                            head.write_upstream(upstream_head, &fwd);
+                            head.write_upstream_with(upstream_head, &fwd, &upstream);
                         }
-                        None => head.write_upstream(upstream_head, &fwd),
+                        None => head.write_upstream_with(upstream_head, &fwd, &upstream),
                     }
                     consulted
                 });
@@ -468,6 +533,9 @@ impl Session {
                         let max_body = ctx.settings.config.limits.max_body_size;
                         if self.x.as_ref().is_some_and(|x| x.body_over(max_body)) {
                             return self.fail(ctx, 413, "request body larger than allowed", true);
+                        }
+                        if let Some(refused) = self.refused_by_access_rules(ctx) {
+                            return refused;
                         }
                         if let Some(port) = ctx.settings.config.https_redirect(self.client.scheme())
                         {
@@ -556,7 +624,7 @@ impl Session {
         match next {
             cached::Next::Backend => self.pick_backend(ctx),
             cached::Next::Serve(e, not_modified) => {
-                self.begin_serving(ctx, e, CacheLabel::Hit, not_modified)
+                self.begin_serving(ctx, e, CacheLabel::Hit, not_modified, false)
             }
             cached::Next::Wait => {
                 ctx.waiters.push(ctx.key);
@@ -568,7 +636,8 @@ impl Session {
         }
     }
 
-    /// Prepares the head of a response from `entry` and moves to `ServeCached`.
+    /// Prepares the head of a response from `entry` and moves to `ServeCached`; the upstream
+    /// connection of a revalidation goes back to the pool when `upstream_reusable`.
     #[inline]
     pub(super) fn begin_serving(
         &mut self,
@@ -576,6 +645,7 @@ impl Session {
         entry: Arc<CacheEntry>,
         label: CacheLabel,
         not_modified: bool,
+        upstream_reusable: bool,
     ) -> Step {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
@@ -595,9 +665,11 @@ impl Session {
             x.settings.config.cache.cdn_cache_control_pass,
             unix_now(),
         );
+        let edge = &x.settings.config.edge;
+        edge.finish_client_head(&mut self.to_client.bytes, resp.status, &self.facts);
         x.cache.serve(entry, label, with_body);
         x.resp = Some(resp);
-        self.enter(State::ServeCached, ctx)
+        self.enter_returning_upstream(State::ServeCached, ctx, upstream_reusable)
     }
 
     /// Writes the cached head, then the body straight from the entry's map.
@@ -705,9 +777,12 @@ impl Session {
     // ---- resources ----------------------------------------------------------------------------
 
     /// Returns everything borrowed from the worker; the socket itself is dropped by the worker.
+    /// (The upstream connection was released as its state was left, in `enter`.)
     pub(super) fn release(&mut self, ctx: &mut Ctx<'_>) {
-        self.close_upstream(ctx, false);
         if let Some(b) = self.client_in.take() {
+            ctx.buffers.put(b);
+        }
+        if let Some(b) = self.upstream_in.take() {
             ctx.buffers.put(b);
         }
         ctx.heads.put(std::mem::take(&mut self.to_upstream.bytes));

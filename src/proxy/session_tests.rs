@@ -1,7 +1,10 @@
 //! The session's state machine driven against a fake client transport: no sockets, no threads.
-//! Only paths that need no backend connection are exercised here (the integration tests in
-//! `tests/` cover the upstream side with real sockets).
+//! The upstream side needs a backend: the tests of upstream release give it a real loopback
+//! listener (`Backend`) and report its readiness by hand; the integration tests in `tests/`
+//! cover the rest of the upstream side.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,8 +34,11 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
+        Harness::with_backend("127.0.0.1:1".parse().expect("address"))
+    }
+
+    fn with_backend(backend: SocketAddr) -> Harness {
         let listen = "127.0.0.1:0".parse().expect("address");
-        let backend = "127.0.0.1:1".parse().expect("address");
         let mut config = Config::with_backends(listen, &[backend]);
         config.limits.max_header_bytes = 1024;
         let shared = Shared::new(config, None);
@@ -171,6 +177,310 @@ fn an_illegal_transition_closes_the_connection_instead_of_panicking() {
     let mut s = h.session();
     assert_eq!(s.state, State::ReadRequestHead);
     // No exchange, no upstream: relaying a response from here is a bug in the caller.
-    s.enter(State::RelayResponse, &mut h.ctx());
+    s.enter(State::RelayResponse { upstream: 0 }, &mut h.ctx());
     assert!(s.is_closed());
+}
+
+// ---- the upstream connection is released on every path out of the states that hold one -------
+
+/// A backend on a loopback socket, played by the test.
+struct Backend {
+    listener: TcpListener,
+    conn: Option<TcpStream>,
+}
+
+impl Backend {
+    fn new() -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+        Backend {
+            listener,
+            conn: None,
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("its address")
+    }
+
+    /// Accepts the proxy's connection and reads the request head it sent.
+    fn accept_request(&mut self) -> String {
+        let (mut conn, _) = self.listener.accept().expect("the proxy connects");
+        conn.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("a read timeout");
+        let mut head = Vec::new();
+        let mut byte = [0u8];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(conn.read(&mut byte).expect("the request head"), 1);
+            head.push(byte[0]);
+        }
+        self.conn = Some(conn);
+        String::from_utf8_lossy(&head).into_owned()
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        let conn = self.conn.as_mut().expect("an accepted connection");
+        conn.write_all(bytes).expect("the response");
+    }
+
+    /// Closes the backend's side of the connection.
+    fn close(&mut self) {
+        self.conn = None;
+    }
+}
+
+/// Upstream connections in the worker's slab: in use or idle in the pool.
+fn upstreams(h: &Harness) -> usize {
+    h.upstreams.conns.len()
+}
+
+/// Reports every upstream socket ready both ways (what the event loop does on an event) and
+/// drives, until `reached` holds (loopback sockets deliver at once, but not always on the
+/// first look).
+fn pump_until(s: &mut Session, h: &mut Harness, reached: impl Fn(&Session) -> bool) {
+    for _ in 0..400 {
+        for (_, up) in h.upstreams.conns.iter_mut() {
+            up.readable = true;
+            up.writable = true;
+        }
+        s.drive(&mut h.ctx());
+        if reached(s) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!(
+        "the session never reached the state expected; it is in {:?}",
+        s.state
+    );
+}
+
+fn is_sending(s: &Session) -> bool {
+    matches!(s.state, State::SendRequest { .. })
+}
+
+fn waits_for_head(s: &Session) -> bool {
+    matches!(s.state, State::ReadResponseHead { .. })
+}
+
+fn relays(s: &Session) -> bool {
+    matches!(s.state, State::RelayResponse { .. })
+}
+
+fn sends_error(status: u16) -> impl Fn(&Session) -> bool {
+    move |s| matches!(s.state, State::SendError { status: st, .. } if st == status)
+}
+
+const GET: &[u8] = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+
+/// A GET sent whole to backend `b`: the session waits in `ReadResponseHead`.
+fn request_sent(h: &mut Harness, b: &mut Backend) -> Session {
+    let mut s = h.session();
+    client_sends(&mut s, h, GET, false);
+    assert!(matches!(s.state, State::Connecting { .. }), "{:?}", s.state);
+    assert_eq!(upstreams(h), 1);
+    pump_until(&mut s, h, waits_for_head);
+    assert!(b.accept_request().starts_with("GET /x HTTP/1.1\r\n"));
+    s
+}
+
+#[test]
+fn a_connect_timeout_releases_the_upstream() {
+    let b = Backend::new();
+    let mut h = Harness::with_backend(b.addr());
+    let mut s = h.session();
+    client_sends(&mut s, &mut h, GET, false);
+    assert!(matches!(s.state, State::Connecting { .. }));
+    s.on_timeout(&mut h.ctx());
+    assert!(sends_error(504)(&s), "{:?}", s.state);
+    assert_eq!(upstreams(&h), 0);
+}
+
+#[test]
+fn a_refused_connect_releases_the_upstream() {
+    let addr = Backend::new().addr(); // closed again: nothing listens there
+    let mut h = Harness::with_backend(addr);
+    let mut s = h.session();
+    client_sends(&mut s, &mut h, GET, false);
+    pump_until(&mut s, &mut h, |s| s.state.upstream().is_none());
+    assert!(
+        output(&mut s).starts_with("HTTP/1.1 502 "),
+        "{}",
+        output(&mut s)
+    );
+    assert_eq!(upstreams(&h), 0);
+}
+
+#[test]
+fn a_response_head_timeout_releases_the_upstream() {
+    let mut b = Backend::new();
+    let mut h = Harness::with_backend(b.addr());
+    let mut s = request_sent(&mut h, &mut b);
+    s.on_timeout(&mut h.ctx());
+    assert!(sends_error(504)(&s), "{:?}", s.state);
+    assert_eq!(upstreams(&h), 0);
+}
+
+#[test]
+fn a_backend_closing_before_its_head_releases_the_upstream() {
+    let mut b = Backend::new();
+    let mut h = Harness::with_backend(b.addr());
+    let mut s = request_sent(&mut h, &mut b);
+    b.close();
+    pump_until(&mut s, &mut h, |s| s.state.upstream().is_none());
+    assert!(
+        output(&mut s).starts_with("HTTP/1.1 502 "),
+        "{}",
+        output(&mut s)
+    );
+    assert_eq!(upstreams(&h), 0);
+}
+
+#[test]
+fn an_invalid_response_head_releases_the_upstream() {
+    let mut b = Backend::new();
+    let mut h = Harness::with_backend(b.addr());
+    let mut s = request_sent(&mut h, &mut b);
+    b.send(b"garbage\r\n\r\n");
+    pump_until(&mut s, &mut h, |s| s.state.upstream().is_none());
+    assert!(
+        output(&mut s).starts_with("HTTP/1.1 502 "),
+        "{}",
+        output(&mut s)
+    );
+    assert_eq!(upstreams(&h), 0);
+}
+
+#[test]
+fn a_body_timeout_releases_the_upstream() {
+    let mut b = Backend::new();
+    let mut h = Harness::with_backend(b.addr());
+    let mut s = request_sent(&mut h, &mut b);
+    b.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc");
+    pump_until(&mut s, &mut h, relays);
+    s.on_timeout(&mut h.ctx());
+    assert!(s.is_closed());
+    assert_eq!(upstreams(&h), 0);
+}
+
+#[test]
+fn a_truncated_body_releases_the_upstream() {
+    let mut b = Backend::new();
+    let mut h = Harness::with_backend(b.addr());
+    let mut s = request_sent(&mut h, &mut b);
+    b.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc");
+    b.close();
+    pump_until(&mut s, &mut h, |s| s.state.upstream().is_none());
+    assert!(
+        matches!(s.state, State::Lingering | State::Closed),
+        "{:?}",
+        s.state
+    );
+    assert_eq!(upstreams(&h), 0);
+}
+
+#[test]
+fn a_complete_response_returns_the_upstream_to_the_pool() {
+    let mut b = Backend::new();
+    let mut h = Harness::with_backend(b.addr());
+    let mut s = request_sent(&mut h, &mut b);
+    b.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+    pump_until(&mut s, &mut h, |s| s.state == State::ReadRequestHead);
+    assert!(
+        output(&mut s).ends_with("\r\n\r\nabc"),
+        "{}",
+        output(&mut s)
+    );
+    assert_eq!(upstreams(&h), 1);
+    assert_eq!(h.upstreams.idle_count(), 1);
+}
+
+#[test]
+fn a_reused_connection_that_failed_is_released_for_the_fresh_one() {
+    let mut b = Backend::new();
+    let mut h = Harness::with_backend(b.addr());
+    let mut s = request_sent(&mut h, &mut b);
+    b.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+    pump_until(&mut s, &mut h, |s| s.state == State::ReadRequestHead);
+    // The backend closes the pooled connection as the next request takes it (the keep-alive
+    // race): the request goes again on a new connection, and the old one is let go.
+    b.close();
+    client_sends(&mut s, &mut h, GET, false);
+    pump_until(&mut s, &mut h, waits_for_head);
+    assert_eq!(upstreams(&h), 1);
+    assert!(b.accept_request().starts_with("GET /x HTTP/1.1\r\n"));
+    assert_eq!(h.upstreams.idle_count(), 0);
+}
+
+#[test]
+fn a_client_leaving_mid_body_releases_the_upstream() {
+    let b = Backend::new();
+    let mut h = Harness::with_backend(b.addr());
+    let mut s = h.session();
+    client_sends(
+        &mut s,
+        &mut h,
+        b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+        false,
+    );
+    pump_until(&mut s, &mut h, is_sending);
+    client_sends(&mut s, &mut h, b"", true);
+    assert!(s.is_closed(), "{:?}", s.state);
+    assert_eq!(upstreams(&h), 0);
+}
+
+#[test]
+fn a_request_body_timeout_releases_the_upstream() {
+    let b = Backend::new();
+    let mut h = Harness::with_backend(b.addr());
+    let mut s = h.session();
+    client_sends(
+        &mut s,
+        &mut h,
+        b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+        false,
+    );
+    pump_until(&mut s, &mut h, is_sending);
+    s.on_timeout(&mut h.ctx());
+    assert!(sends_error(408)(&s), "{:?}", s.state);
+    assert_eq!(upstreams(&h), 0);
+}
+
+#[test]
+fn a_tunnel_releases_the_upstream_when_either_side_ends() {
+    let upgrade =
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    let switching =
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    for backend_ends in [false, true] {
+        let mut b = Backend::new();
+        let mut h = Harness::with_backend(b.addr());
+        let mut s = h.session();
+        client_sends(&mut s, &mut h, upgrade, false);
+        pump_until(&mut s, &mut h, waits_for_head);
+        b.accept_request();
+        b.send(switching);
+        pump_until(&mut s, &mut h, |s| matches!(s.state, State::Tunnel { .. }));
+        if backend_ends {
+            b.close();
+            pump_until(&mut s, &mut h, Session::is_closed);
+        } else {
+            s.on_timeout(&mut h.ctx());
+        }
+        assert!(s.is_closed());
+        assert_eq!(upstreams(&h), 0);
+    }
+}
+
+#[test]
+fn an_illegal_transition_from_an_upstream_state_releases_the_upstream() {
+    let mut b = Backend::new();
+    let mut h = Harness::with_backend(b.addr());
+    let mut s = request_sent(&mut h, &mut b);
+    let Some(key) = s.state.upstream() else {
+        panic!("no upstream in {:?}", s.state);
+    };
+    // A response on another connection than its request's is refused like any illegal move.
+    s.enter(State::RelayResponse { upstream: key + 1 }, &mut h.ctx());
+    assert!(s.is_closed());
+    assert_eq!(upstreams(&h), 0);
 }

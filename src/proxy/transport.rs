@@ -29,6 +29,92 @@ pub enum Stream {
     Fake(fake::FakeStream),
 }
 
+/// The byte stream's own reading and writing, for either end: a client connection
+/// ([`ClientTransport`]) or an upstream one (`proxy/upstream.rs`, whose TLS stream is a rustls
+/// client). The readiness flags are the owner's.
+impl Stream {
+    /// Reads into `buf` until the stream would block, `buf` is full or the input ends.
+    #[inline]
+    pub fn fill(
+        &mut self,
+        readable: &mut bool,
+        writable: &mut bool,
+        hup: bool,
+        buf: &mut Buffer,
+    ) -> io::Result<Filled> {
+        match self {
+            Stream::Plain(s) => fill(s, readable, hup, buf),
+            Stream::Tls(t) => t.fill(readable, writable, buf),
+            #[cfg(test)]
+            Stream::Fake(s) => fill(s, readable, hup, buf),
+        }
+    }
+
+    /// Writes `head`, then `body`, until done or the stream would block.
+    #[inline]
+    pub fn flush(
+        &mut self,
+        writable: &mut bool,
+        head: &mut Pending,
+        body: &[u8],
+    ) -> io::Result<Flushed> {
+        match self {
+            Stream::Plain(s) => flush(s, writable, head, body),
+            Stream::Tls(t) => t.flush(writable, head, body),
+            #[cfg(test)]
+            Stream::Fake(s) => flush(s, writable, head, body),
+        }
+    }
+
+    /// The TCP socket under the stream (`None` for the unit tests' fake).
+    pub fn socket(&self) -> Option<&TcpStream> {
+        match self {
+            Stream::Plain(s) => Some(s),
+            Stream::Tls(t) => Some(t.socket()),
+            #[cfg(test)]
+            Stream::Fake(_) => None,
+        }
+    }
+
+    /// As [`Self::socket`], to register or deregister it.
+    pub fn socket_mut(&mut self) -> Option<&mut TcpStream> {
+        match self {
+            Stream::Plain(s) => Some(s),
+            Stream::Tls(t) => Some(t.socket_mut()),
+            #[cfg(test)]
+            Stream::Fake(_) => None,
+        }
+    }
+
+    /// Nothing is held below the caller's queue (always true for plain TCP).
+    #[inline]
+    pub fn is_flushed(&self) -> bool {
+        match self {
+            Stream::Tls(t) => t.is_flushed(),
+            _ => true,
+        }
+    }
+
+    /// Decrypted input is held (a TLS stream), to be had without a readiness event.
+    #[inline]
+    pub fn holds_input(&self) -> bool {
+        match self {
+            Stream::Tls(t) => t.has_plaintext(),
+            _ => false,
+        }
+    }
+
+    /// The raw socket for splice(2): plain TCP only (a TLS stream must encrypt the bytes).
+    #[cfg(target_os = "linux")]
+    #[inline]
+    pub fn splice_fd(&self) -> Option<RawFd> {
+        match self {
+            Stream::Plain(s) => Some(s.as_raw_fd()),
+            _ => None,
+        }
+    }
+}
+
 /// One client connection: the stream and what the event loop reported about it.
 #[derive(Debug)]
 pub struct ClientTransport {
@@ -109,23 +195,14 @@ impl ClientTransport {
     /// its library may hold decrypted bytes the socket no longer signals.
     #[inline]
     pub fn fill(&mut self, buf: &mut Buffer) -> io::Result<Filled> {
-        match &mut self.stream {
-            Stream::Plain(s) => fill(s, &mut self.readable, self.hup, buf),
-            Stream::Tls(t) => t.fill(&mut self.readable, &mut self.writable, buf),
-            #[cfg(test)]
-            Stream::Fake(s) => fill(s, &mut self.readable, self.hup, buf),
-        }
+        self.stream
+            .fill(&mut self.readable, &mut self.writable, self.hup, buf)
     }
 
     /// Writes `head`, then `body`, until done or the stream would block.
     #[inline]
     pub fn flush(&mut self, head: &mut Pending, body: &[u8]) -> io::Result<Flushed> {
-        match &mut self.stream {
-            Stream::Plain(s) => flush(s, &mut self.writable, head, body),
-            Stream::Tls(t) => t.flush(&mut self.writable, head, body),
-            #[cfg(test)]
-            Stream::Fake(s) => flush(s, &mut self.writable, head, body),
-        }
+        self.stream.flush(&mut self.writable, head, body)
     }
 
     /// Shuts the sending side (the start of a lingering close). Best effort: a failure means
@@ -148,22 +225,14 @@ impl ClientTransport {
     /// unspent readable flag; a TLS stream also answers true while it holds decrypted bytes.
     #[inline]
     pub fn may_have_input(&self) -> bool {
-        match &self.stream {
-            Stream::Tls(t) => self.readable || t.has_plaintext(),
-            _ => self.readable,
-        }
+        self.readable || self.stream.holds_input()
     }
 
     /// Everything written so far has really left: nothing is held below the session's own
     /// queue (always true for plain TCP; a TLS stream may hold ciphertext).
     #[inline]
     pub fn is_flushed(&self) -> bool {
-        match &self.stream {
-            Stream::Plain(_) => true,
-            Stream::Tls(t) => t.is_flushed(),
-            #[cfg(test)]
-            Stream::Fake(_) => true,
-        }
+        self.stream.is_flushed()
     }
 
     /// All output is out: the session's `queued` bytes and anything held below them.
@@ -189,12 +258,7 @@ impl ClientTransport {
     #[cfg(target_os = "linux")]
     #[inline]
     pub fn splice_fd(&self) -> Option<RawFd> {
-        match &self.stream {
-            Stream::Plain(s) => Some(s.as_raw_fd()),
-            Stream::Tls(_) => None,
-            #[cfg(test)]
-            Stream::Fake(_) => None,
-        }
+        self.stream.splice_fd()
     }
 
     /// Writable readiness not yet used up (for splice(2), which bypasses [`Self::flush`]).

@@ -1,12 +1,12 @@
 //! After `101 Switching Protocols` the connection is a byte tunnel (WebSocket): bytes go both
 //! ways unchanged until either side closes.
 
-use super::io::{fill, flush, Pending};
+use super::io::Pending;
 use super::session::{Ctx, Session, State, Step};
 
 impl Session {
-    pub(super) fn tunnel(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(up) = self.upstream.and_then(|k| ctx.upstreams.conns.get_mut(k)) else {
+    pub(super) fn tunnel(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
+        let Some(up) = ctx.upstreams.conns.get_mut(key) else {
             return self.enter(State::Closed, ctx);
         };
         let cin = self.client_in.get_or_insert_with(|| ctx.buffers.get());
@@ -15,8 +15,10 @@ impl Session {
         let mut no_more = Pending::default();
 
         let from_client = self.client.fill(cin);
-        let from_upstream = fill(&mut up.stream, &mut up.readable, up.hup, uin);
-        let to_up = flush(&mut up.stream, &mut up.writable, &mut no_more, cin.data());
+        let from_upstream = up
+            .stream
+            .fill(&mut up.readable, &mut up.writable, up.hup, uin);
+        let to_up = up.stream.flush(&mut up.writable, &mut no_more, cin.data());
         if let Ok(w) = &to_up {
             cin.consume(w.body);
         }
@@ -51,9 +53,11 @@ impl Session {
             _ => return self.end_tunnel(ctx),
         }
         // A side that finished sending and whose bytes are all delivered ends the tunnel: the
-        // protocols tunnelled here (WebSocket) do not use half-closed connections.
-        let client_done = self.client.eof() && cin.is_empty();
-        let upstream_done = !up.connected && uin.is_empty() && self.to_client.is_empty();
+        // protocols tunnelled here (WebSocket) do not use half-closed connections. Delivered
+        // means out of the transport too: a TLS stream may still hold ciphertext, which would
+        // otherwise get only close_notify's one best-effort write.
+        let client_done = self.client.eof() && cin.is_empty() && up.stream.is_flushed();
+        let upstream_done = !up.connected && uin.is_empty() && self.client.all_out(&self.to_client);
         if client_done || upstream_done {
             return self.end_tunnel(ctx);
         }
@@ -67,7 +71,6 @@ impl Session {
 
     pub(super) fn end_tunnel(&mut self, ctx: &mut Ctx<'_>) -> Step {
         self.log_exchange(ctx, 101);
-        self.close_upstream(ctx, false);
         self.enter(State::Closed, ctx)
     }
 }

@@ -5,6 +5,10 @@
 //! not an `epoll_ctl`. Idle sockets stay registered, so a backend closing one (or sending bytes
 //! nobody asked for) is seen at once and the socket is evicted before anyone reuses it.
 //!
+//! A TLS backend's socket is a `Stream::Tls` (a rustls `ClientConnection` over the socket, the
+//! same sans-io stream as a TLS listener's); its handshake runs in the connecting state, so a
+//! failed one is a failed connect. Pooled TLS connections are reused like plain ones.
+//!
 //! Backend indices belong to one generation of settings (see `Settings`). After a reload the
 //! worker calls [`UpstreamPool::reset`]: idle connections are closed and the idle lists are
 //! rebuilt for the new backend list; connections still used by requests of the old generation
@@ -17,6 +21,9 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
+
+use super::transport::Stream;
+use crate::tls::stream::TlsStream;
 
 /// Upstream tokens have this bit set; client tokens do not.
 pub const UPSTREAM_BIT: usize = 1 << (usize::BITS - 2);
@@ -43,7 +50,8 @@ pub enum Owner {
 
 #[derive(Debug)]
 pub struct Upstream {
-    pub stream: TcpStream,
+    /// Plain TCP, or TLS to a `https` backend.
+    pub stream: Stream,
     /// Index in the backend list of `generation`.
     pub backend: usize,
     /// The settings generation this connection was opened for.
@@ -100,7 +108,8 @@ impl UpstreamPool {
         self.generation = generation;
     }
 
-    /// Starts a non-blocking connect; the socket reports writable when the handshake ends.
+    /// Starts a non-blocking connect; the socket reports writable when the TCP handshake ends.
+    /// With `tls`, the TLS handshake follows on the same socket (see `Upstream::stream`).
     pub fn connect(
         &mut self,
         registry: &Registry,
@@ -108,16 +117,21 @@ impl UpstreamPool {
         backend: usize,
         addr: SocketAddr,
         owner: ExchangeKey,
+        tls: Option<rustls::ClientConnection>,
     ) -> io::Result<usize> {
-        let mut stream = TcpStream::connect(addr)?;
-        stream.set_nodelay(true).ok();
+        let mut sock = TcpStream::connect(addr)?;
+        sock.set_nodelay(true).ok();
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         registry.register(
-            &mut stream,
+            &mut sock,
             Token(key | UPSTREAM_BIT),
             Interest::READABLE | Interest::WRITABLE,
         )?;
+        let stream = match tls {
+            Some(conn) => Stream::Tls(Box::new(TlsStream::client(sock, conn))),
+            None => Stream::Plain(sock),
+        };
         entry.insert(Upstream {
             stream,
             backend,
@@ -169,11 +183,13 @@ impl UpstreamPool {
             // The relay stops reading at the end of a response, not at WouldBlock, so the flag
             // may be stale: look without consuming. Anything there (bytes or EOF) disqualifies.
             let mut probe = [0u8; 1];
-            match up.stream.peek(&mut probe) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => up.readable = false,
+            match up.stream.socket().map(|s| s.peek(&mut probe)) {
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => up.readable = false,
                 _ => {}
             }
         }
+        // TLS output still held, or decrypted input nobody asked for, makes it unfit to pool.
+        let held = !up.stream.is_flushed() || up.stream.holds_input();
         let list = match self.idle.get_mut(up.backend) {
             Some(list) if up.generation == self.generation => list,
             _ => {
@@ -181,7 +197,7 @@ impl UpstreamPool {
                 return;
             }
         };
-        if list.len() >= self.max_idle_per_backend || up.readable {
+        if list.len() >= self.max_idle_per_backend || up.readable || held {
             self.close(registry, key);
             return;
         }
@@ -192,7 +208,9 @@ impl UpstreamPool {
     /// Deregisters and closes a connection, wherever it is.
     pub fn close(&mut self, registry: &Registry, key: usize) {
         if let Some(mut up) = self.conns.try_remove(key) {
-            let _ = registry.deregister(&mut up.stream);
+            if let Some(sock) = up.stream.socket_mut() {
+                let _ = registry.deregister(sock);
+            }
             if let (Owner::Pool(_), Some(list)) = (up.owner, self.idle.get_mut(up.backend)) {
                 list.retain(|&k| k != key);
             }
@@ -257,7 +275,7 @@ mod tests {
             exchange: 0,
         };
         let key = pool
-            .connect(poll.registry(), 0, 0, addr, first)
+            .connect(poll.registry(), 0, 0, addr, first, None)
             .expect("a connect started");
         assert_eq!(pool.conns[key].owner, Owner::Exchange(first));
         pool.checkin(poll.registry(), key, Instant::now());

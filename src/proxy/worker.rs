@@ -28,8 +28,8 @@ pub const WAKER: Token = Token(usize::MAX - 2);
 /// Listener `i` of a worker has token `FIRST_LISTENER + i` (below `WAKER`; these tokens have
 /// the upstream bit set, so they are matched first).
 const FIRST_LISTENER: usize = WAKER.0 - MAX_LISTENERS;
-/// More than the config allows (one plain and one TLS listener).
-const MAX_LISTENERS: usize = 16;
+/// The `listen` lines the config allows (`config::MAX_LISTENERS`).
+const MAX_LISTENERS: usize = crate::config::MAX_LISTENERS;
 
 /// One of a worker's listening sockets.
 pub struct Listener {

@@ -1,5 +1,7 @@
-//! One TLS connection from a client: a rustls `ServerConnection` (sans-io) over a non-blocking
-//! socket, read and written with the same readiness rules as plain TCP (`proxy/io.rs`).
+//! One TLS connection over a non-blocking socket, sans-io: a rustls `ServerConnection` (a client
+//! of a TLS listener) or `ClientConnection` (a TLS backend), both as `rustls::Connection`, so one
+//! stream type serves both ends. Read and written with the same readiness rules as plain TCP
+//! (`proxy/io.rs`).
 //!
 //! - Reading hands over decrypted bytes first, then reads ciphertext only while rustls
 //!   `wants_read` (so decrypted bytes never pile up), and pushes any TLS output that processing
@@ -18,7 +20,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 
-use rustls::ServerConnection;
+use rustls::{ClientConnection, Connection, ServerConnection};
 
 use crate::buffer::{Buffer, ReadEnd};
 use crate::net::interrupted;
@@ -72,7 +74,7 @@ pub enum TlsPhase {
 #[derive(Debug)]
 pub struct TlsStream<S: Socket> {
     sock: S,
-    conn: ServerConnection,
+    conn: Connection,
     phase: TlsPhase,
     /// Decrypted bytes may be waiting in rustls (the last fill stopped at a full buffer).
     plaintext_waiting: bool,
@@ -94,12 +96,22 @@ impl<S: Socket> Drop for TlsStream<S> {
 }
 
 impl<S: Socket> TlsStream<S> {
-    pub fn new(sock: S, mut conn: ServerConnection) -> TlsStream<S> {
+    /// The server end: the first bytes decide whether the peer speaks TLS.
+    pub fn new(sock: S, conn: ServerConnection) -> TlsStream<S> {
+        TlsStream::over(sock, Connection::Server(conn), TlsPhase::AwaitFirstByte)
+    }
+
+    /// The client end (a TLS backend): the ClientHello waits in rustls for the first write.
+    pub fn client(sock: S, conn: ClientConnection) -> TlsStream<S> {
+        TlsStream::over(sock, Connection::Client(conn), TlsPhase::Handshaking)
+    }
+
+    fn over(sock: S, mut conn: Connection, phase: TlsPhase) -> TlsStream<S> {
         conn.set_buffer_limit(Some(CIPHERTEXT_LIMIT));
         TlsStream {
             sock,
             conn,
-            phase: TlsPhase::AwaitFirstByte,
+            phase,
             plaintext_waiting: false,
             closed_notify: false,
             hsts: None,
@@ -118,8 +130,39 @@ impl<S: Socket> TlsStream<S> {
         &mut self.sock
     }
 
-    pub fn connection(&self) -> &ServerConnection {
+    pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Drives the handshake (the client end, before any request is written): writes what rustls
+    /// holds while `writable`, reads while `readable`. `Ok(true)` once it is done (its last
+    /// flight may still wait for [`Self::flush`]); `Ok(false)`: waiting for readiness; `Err`:
+    /// the peer closed, or rustls refused the handshake (the `rustls::Error` inside, for
+    /// `tls::client::TlsFailure::from_io`).
+    pub fn handshake(&mut self, readable: &mut bool, writable: &mut bool) -> io::Result<bool> {
+        loop {
+            self.push(writable)?;
+            if !self.conn.is_handshaking() {
+                self.phase = TlsPhase::Established;
+                return Ok(true);
+            }
+            if !*readable || !self.conn.wants_read() {
+                return Ok(false);
+            }
+            match self.conn.read_tls(&mut self.sock) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => self.process()?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    *readable = false;
+                    return Ok(false);
+                }
+                Err(e) if interrupted(&e) => {}
+                Err(e) => {
+                    *readable = false;
+                    return Err(e);
+                }
+            }
+        }
     }
 
     /// Decrypted input may be had without a readiness event.
@@ -433,34 +476,39 @@ mod tests {
         writable: bool,
     }
 
+    /// A server config for `localhost` and a client config trusting its CA, both through memory.
+    fn configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+        let ca = DemoCa::generate("t").expect("ca");
+        let c = ca
+            .issue(&["localhost"], Duration::from_secs(86_400))
+            .expect("leaf");
+        let d = std::env::temp_dir().join(format!("pibl-stream-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("dir");
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (cp, kp) = (d.join(format!("c{n}.pem")), d.join(format!("k{n}.pem")));
+        std::fs::write(&cp, &c.chain_pem).expect("w");
+        std::fs::write(&kp, &c.key_pem).expect("w");
+        let spec = crate::tls::server::CertificateSpec { chain: cp, key: kp };
+        let (server, _) = crate::tls::server::TlsServer::load(&[spec], 100).expect("server config");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca.cert_pem.as_bytes()) {
+            roots.add(cert.expect("pem")).expect("root");
+        }
+        let mut cc = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cc.alpn_protocols = vec![b"http/1.1".to_vec()];
+        (server.config.clone(), Arc::new(cc))
+    }
+
     impl Peer {
         fn new(room: usize) -> Peer {
-            let ca = DemoCa::generate("t").expect("ca");
-            let c = ca
-                .issue(&["localhost"], Duration::from_secs(86_400))
-                .expect("leaf");
-            let d = std::env::temp_dir().join(format!("pibl-stream-{}", std::process::id()));
-            std::fs::create_dir_all(&d).expect("dir");
-            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let (cp, kp) = (d.join(format!("c{n}.pem")), d.join(format!("k{n}.pem")));
-            std::fs::write(&cp, &c.chain_pem).expect("w");
-            std::fs::write(&kp, &c.key_pem).expect("w");
-            let spec = crate::tls::server::CertificateSpec { chain: cp, key: kp };
-            let (server, _) =
-                crate::tls::server::TlsServer::load(&[spec], 100).expect("server config");
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca.cert_pem.as_bytes()) {
-                roots.add(cert.expect("pem")).expect("root");
-            }
-            let mut cc = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-                .with_safe_default_protocol_versions()
-                .expect("versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            cc.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let (server_config, client_config) = configs();
             let client =
-                rustls::ClientConnection::new(Arc::new(cc), "localhost".try_into().expect("name"))
+                rustls::ClientConnection::new(client_config, "localhost".try_into().expect("name"))
                     .expect("client");
             let to_server = Rc::new(RefCell::new(Pipe::default()));
             let to_client = Rc::new(RefCell::new(Pipe::default()));
@@ -469,7 +517,7 @@ mod tests {
                 to_client: to_client.clone(),
                 room,
             };
-            let conn = ServerConnection::new(server.config.clone()).expect("server conn");
+            let conn = ServerConnection::new(server_config).expect("server conn");
             Peer {
                 client,
                 server: TlsStream::new(sock, conn),
@@ -702,5 +750,81 @@ mod tests {
         assert!(!looks_like_http(b"\x16\x03\x01"));
         assert!(!looks_like_http(b"get / "));
         assert!(!looks_like_http(b"\x00"));
+    }
+
+    /// The client end (a TLS backend's connection): the handshake runs through `handshake`
+    /// with readiness flags, then a request and its answer cross in plaintext.
+    #[test]
+    fn client_end_handshakes_then_exchanges() {
+        let (server_config, client_config) = configs();
+        let (from_origin, to_origin) = (
+            Rc::new(RefCell::new(Pipe::default())),
+            Rc::new(RefCell::new(Pipe::default())),
+        );
+        // The client stream reads what the origin wrote and writes towards the origin.
+        let sock = MemSocket {
+            to_server: from_origin.clone(),
+            to_client: to_origin.clone(),
+            room: 1 << 20,
+        };
+        let conn = ClientConnection::new(client_config, "localhost".try_into().expect("name"))
+            .expect("client conn");
+        let mut client = TlsStream::client(sock, conn);
+        let mut origin = ServerConnection::new(server_config).expect("server conn");
+        let (mut readable, mut writable) = (false, true);
+        let mut done = false;
+        for _ in 0..10 {
+            done = client
+                .handshake(&mut readable, &mut writable)
+                .expect("handshake");
+            let sent: Vec<u8> = to_origin.borrow_mut().bytes.drain(..).collect();
+            let mut rd = &sent[..];
+            while !rd.is_empty() {
+                origin.read_tls(&mut rd).expect("origin read");
+                origin.process_new_packets().expect("origin process");
+            }
+            while origin.wants_write() {
+                let mut v = Vec::new();
+                origin.write_tls(&mut v).expect("origin write");
+                from_origin.borrow_mut().bytes.extend(v);
+                readable = true;
+            }
+            if done && !origin.is_handshaking() {
+                break;
+            }
+        }
+        assert!(
+            done && !origin.is_handshaking(),
+            "no handshake in 10 rounds"
+        );
+        assert_eq!(client.phase(), TlsPhase::Established);
+
+        let mut head = Pending {
+            bytes: b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+            pos: 0,
+        };
+        client.flush(&mut writable, &mut head, b"").expect("flush");
+        assert!(client.is_flushed());
+        let sent: Vec<u8> = to_origin.borrow_mut().bytes.drain(..).collect();
+        origin.read_tls(&mut &sent[..]).expect("origin read");
+        origin.process_new_packets().expect("origin process");
+        let mut got = Vec::new();
+        let _ = origin.reader().read_to_end(&mut got);
+        assert_eq!(got, b"GET / HTTP/1.1\r\n\r\n");
+
+        origin
+            .writer()
+            .write_all(b"HTTP/1.1 200 OK\r\n\r\n")
+            .expect("answer");
+        let mut v = Vec::new();
+        origin.write_tls(&mut v).expect("origin write");
+        from_origin.borrow_mut().bytes.extend(v);
+        readable = true;
+        let mut buf = Buffer::with_capacity(1024);
+        let f = client
+            .fill(&mut readable, &mut writable, &mut buf)
+            .expect("fill");
+        assert_eq!(f.bytes, 19);
+        assert_eq!(buf.data(), b"HTTP/1.1 200 OK\r\n\r\n");
     }
 }
