@@ -575,3 +575,22 @@ fn sigterm_stops_cleanly_and_flushes_the_log() {
     assert!(p.log_file().contains("stopped"));
     assert!(TcpStream::connect(p.addr).is_err());
 }
+
+#[test]
+fn a_head_request_gets_pibls_own_error_without_a_body() {
+    // RFC 9110 9.3.2: a response to HEAD has no content. A body after pibl's 502 head would be
+    // read as the next response on the keep-alive connection.
+    let b = Backend::start("x");
+    b.kill();
+    let p = Pibl::start(&[b.addr], "");
+    let raw = raw_exchange(
+        p.addr,
+        b"HEAD /a HTTP/1.1\r\nHost: x\r\n\r\nHEAD /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(raw.matches("HTTP/1.1 502 ").count(), 2, "{raw}");
+    // Each response is its head alone: the second status line follows the first blank line.
+    let first_end = raw.find("\r\n\r\n").expect("a head") + 4;
+    assert!(raw[first_end..].starts_with("HTTP/1.1 502 "), "{raw}");
+    assert!(raw.ends_with("\r\n\r\n"), "{raw}");
+    assert!(raw.contains("Content-Length: "), "{raw}");
+}

@@ -237,7 +237,7 @@ pub fn json_escape(text: &str) -> String {
 }
 
 /// Appends `Name: value\r\n`.
-#[inline]
+#[inline(always)]
 pub(crate) fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");

@@ -9,6 +9,7 @@ use super::exchange::Exchange;
 use super::h1;
 use super::session::{Ctx, Session, State, Step};
 use super::upstream_failure::{log_failure, EarlierFailures, HeldFailure, Phase};
+use crate::http::request::Method;
 use crate::http::Version;
 use crate::logging::{AccessDetails, AccessEntry, LogFormat};
 use crate::stats::Stats;
@@ -199,6 +200,16 @@ impl Session {
         let settings = self.x.as_ref().map_or(ctx.settings, |x| &x.settings);
         let edge = &settings.config.edge;
         edge.finish_client_head(&mut self.to_client.bytes, status, &self.facts);
+        let head_request = match self.x.as_ref() {
+            Some(x) => x.info.method == Method::Head,
+            // Refused right after its head was parsed (an ACL, a rate limit): the line is its.
+            None => self.line.method == "HEAD",
+        };
+        if head_request {
+            // RFC 9110 9.3.2: no content in a response to HEAD (its Content-Length stays, as a
+            // GET's would be); a body here would be read as the next response on keep-alive.
+            h1::drop_body(&mut self.to_client);
+        }
         self.enter(State::SendError { close, status }, ctx)
     }
 

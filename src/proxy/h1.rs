@@ -74,6 +74,14 @@ pub(super) fn queue_error(
     queued.pos = 0;
 }
 
+/// Cuts a queued response down to its head (the bytes up to and including the blank line), for
+/// a response to HEAD.
+pub(super) fn drop_body(queued: &mut Pending) {
+    if let Some(end) = memchr::memmem::find(&queued.bytes, b"\r\n\r\n") {
+        queued.bytes.truncate(end + 4);
+    }
+}
+
 /// How the body the client gets is framed on the wire, and how far into that framing the
 /// response is: the codec's one piece of state between events, kept by the session.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
