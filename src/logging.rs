@@ -740,16 +740,7 @@ pub fn format_line(out: &mut Vec<u8>, stamp: &str, e: &AccessEntry<'_>) {
     out.push(b' ');
     out.extend_from_slice(e.backend.unwrap_or("-").as_bytes());
     out.push(b' ');
-    // Milliseconds with three decimals, rounded to the microsecond.
-    let micros = (e.duration.as_nanos() + 500) / 1000;
-    put_decimal(out, u64::try_from(micros / 1000).unwrap_or(u64::MAX));
-    out.push(b'.');
-    let frac = (micros % 1000) as u16;
-    out.extend_from_slice(&[
-        b'0' + (frac / 100) as u8,
-        b'0' + (frac / 10 % 10) as u8,
-        b'0' + (frac % 10) as u8,
-    ]);
+    format::put_millis(out, e.duration);
     out.extend_from_slice(b"ms ");
     out.extend_from_slice(e.cache.unwrap_or("-").as_bytes());
     out.push(b'\n');
