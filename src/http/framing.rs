@@ -117,6 +117,7 @@ pub fn is_bodiless(status: u16, head_request: bool) -> bool {
 }
 
 /// The body of a request with these header fields (the proxy and the origin).
+#[inline]
 pub fn request_body(version: Version, fields: &[impl Field]) -> Result<BodyKind, FramingError> {
     Declared::parse(fields)?.request_body(version)
 }

@@ -87,6 +87,7 @@ pub fn connection_has(headers: &[httparse::Header<'_>], token: &str) -> bool {
 
 /// Whether a request asks to keep the connection open (RFC 9112 §9.3): HTTP/1.1 unless it says
 /// `close`, HTTP/1.0 only when it says `keep-alive`.
+#[inline]
 pub fn request_keeps_alive(version: Version, headers: &[httparse::Header<'_>]) -> bool {
     match version {
         Version::Http11 => !connection_has(headers, "close"),
