@@ -22,7 +22,7 @@ impl Config {
         };
         let directive = s.name();
         let args = s.args();
-        let Some(&name) = DIRECTIVES.iter().find(|d| **d == directive) else {
+        let Some(&name) = known_directives().find(|d| **d == directive) else {
             return Err(err(line_no, unknown_directive(directive)));
         };
         // Only `backend`, `certificate`, `allow`, `deny`, `error_page`, `listen` (see below) and
@@ -269,7 +269,7 @@ impl Config {
     }
 }
 
-/// Every directive, in the order docs/config.md lists them.
+/// The directives parsed here, in the order docs/config.md lists them.
 const DIRECTIVES: &[&str] = &[
     "listen",
     "certificate",
@@ -323,13 +323,13 @@ const DIRECTIVES: &[&str] = &[
     "cache_max_object",
     "cache_heuristic",
     "cdn_cache_control",
-    "request_header",
-    "response_header",
-    "forward_real_ip",
-    "forward_host",
-    "request_id",
-    "log_format",
 ];
+
+/// Every directive: [`DIRECTIVES`] and the header and log rules ([`crate::edge::EDGE_DIRECTIVES`],
+/// listed once, where they are parsed).
+fn known_directives() -> impl Iterator<Item = &'static &'static str> {
+    DIRECTIVES.iter().chain(crate::edge::EDGE_DIRECTIVES)
+}
 
 /// Directives that may be given more than once.
 const REPEATABLE: &[&str] = &[
@@ -344,8 +344,7 @@ const REPEATABLE: &[&str] = &[
 /// `unknown directive 'bakend' (did you mean 'backend'?)`: the nearest directive within two
 /// edits, if there is one.
 fn unknown_directive(word: &str) -> String {
-    let nearest = DIRECTIVES
-        .iter()
+    let nearest = known_directives()
         .map(|d| (edit_distance(word, d), *d))
         .min()
         .filter(|&(distance, _)| distance <= 2 && distance < word.len());
