@@ -182,6 +182,17 @@ fn an_illegal_transition_closes_the_connection_instead_of_panicking() {
     assert!(s.is_closed());
 }
 
+#[test]
+fn an_exchange_state_without_its_exchange_closes_the_connection_instead_of_panicking() {
+    let mut h = Harness::new();
+    let mut s = h.session();
+    // A legal transition, but no request was parsed: no exchange for the state to run with.
+    s.conn.enter(State::AwaitFill, &mut h.ctx());
+    assert!(s.x.is_none());
+    s.drive(&mut h.ctx());
+    assert!(s.is_closed());
+}
+
 // ---- the upstream connection is released on every path out of the states that hold one -------
 
 /// A backend on a loopback socket, played by the test.
@@ -397,6 +408,20 @@ fn a_complete_response_returns_the_upstream_to_the_pool() {
     );
     assert_eq!(upstreams(&h), 1);
     assert_eq!(h.upstreams.idle_count(), 1);
+}
+
+#[test]
+fn the_exchange_ends_with_its_response_and_the_next_request_begins_another() {
+    let mut b = Backend::new();
+    let mut h = Harness::with_backend(b.addr());
+    let mut s = request_sent(&mut h, &mut b);
+    assert_eq!(s.x.as_ref().map(|x| x.id), Some(0));
+    b.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+    pump_until(&mut s, &mut h, |s| s.conn.state == State::ReadRequestHead);
+    // Gone as the connection waits for the next request (least_conn's count goes with it).
+    assert!(s.x.is_none());
+    client_sends(&mut s, &mut h, GET, false);
+    assert_eq!(s.x.as_ref().map(|x| x.id), Some(1));
 }
 
 #[test]
