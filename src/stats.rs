@@ -307,6 +307,15 @@ impl HistogramSnapshot {
         self.buckets.iter().sum()
     }
 
+    /// The observations made since `earlier` (a snapshot of the same histogram): the admin
+    /// thread's per-second latency.
+    pub fn since(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
+        HistogramSnapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i].saturating_sub(earlier.buckets[i])),
+            sum_ns: self.sum_ns.saturating_sub(earlier.sum_ns),
+        }
+    }
+
     /// Observations at or below bound `i` of [`LATENCY_BOUNDS_NS`].
     pub fn cumulative(&self, i: usize) -> u64 {
         self.buckets[..=i].iter().sum()

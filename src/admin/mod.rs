@@ -9,6 +9,7 @@
 //! cache index (a purge takes the index lock briefly; see `Cache::purge_all`).
 
 pub mod render;
+pub mod series;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
