@@ -352,7 +352,7 @@ impl Series {
         self.track_backends(second, reading);
         let mut errors = 0u64;
         for b in &mut self.backends {
-            let listed = reading.backends.iter().find(|r| b.is(r.pool, &r.name));
+            let listed = reading.backends.iter().find(|r| b.is(r.pool, r.name));
             let (requests, errs, latency, mark) = match listed {
                 Some(r) => {
                     let d = r.latency.since(&b.last_latency);
