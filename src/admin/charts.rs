@@ -573,10 +573,11 @@ fn area(
 }
 
 fn draw_line(o: &mut String, g: &Geometry, line: &Line) {
-    let dash = if line.dashed {
-        " stroke-dasharray=\"5 3\""
+    // A dashed line (p99, errors) is drawn lighter: it is the second look, not the first.
+    let (dash, width) = if line.dashed {
+        (" stroke-dasharray=\"5 3\" stroke-opacity=\"0.75\"", "1.3")
     } else {
-        ""
+        ("", "1.8")
     };
     for (first, run) in runs(&line.values) {
         if run.len() == 1 {
@@ -591,7 +592,7 @@ fn draw_line(o: &mut String, g: &Geometry, line: &Line) {
         }
         let _ = write!(
             o,
-            "<path fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\" stroke-linejoin=\"round\"{dash} d=\"M",
+            "<path fill=\"none\" stroke=\"{}\" stroke-width=\"{width}\" stroke-linejoin=\"round\"{dash} d=\"M",
             line.colour
         );
         for (k, v) in run.iter().enumerate() {

@@ -803,6 +803,60 @@ mod tests {
     }
 
     #[test]
+    fn json_series_are_columns_of_one_length() {
+        use crate::admin::series::{BackendSample, BackendView as SeriesBackend, Mark, Sample};
+        let mut s = snapshot();
+        s.series = SeriesView {
+            range: Range::FiveMinutes,
+            end_second: 42,
+            samples: vec![
+                Sample {
+                    responses: [0, 3, 0, 1, 0],
+                    connections: 2,
+                    ..Sample::default()
+                },
+                Sample::default(),
+            ],
+            backends: vec![SeriesBackend {
+                pool: Some("app".into()),
+                name: "a\"b".into(),
+                samples: vec![
+                    BackendSample {
+                        requests: 3,
+                        errors: 0,
+                        p50_us: 1500,
+                        p99_us: 4000,
+                        mark: Mark::Up,
+                    },
+                    BackendSample {
+                        p50_us: NO_LATENCY,
+                        p99_us: NO_LATENCY,
+                        mark: Mark::Excluded,
+                        ..BackendSample::default()
+                    },
+                ],
+            }],
+        };
+        let j = json(&s);
+        assert!(
+            j.contains(
+                "\"series\":{\"range\":\"5m\",\"step_seconds\":1,\"end_uptime_seconds\":42,\
+                 \"samples\":2,\"responses\":{\"1xx\":[0,0],\"2xx\":[3,0],"
+            ),
+            "{j}"
+        );
+        assert!(j.contains("\"connections\":[2,0],\"backends\":[{\"name\":\"a\\\"b\",\"pool\":\"app\",\"requests\":[3,0],"), "{j}");
+        assert!(
+            j.contains("\"latency_p50_ms\":[1.5,null],\"latency_p99_ms\":[4,null],\"state\":[\"up\",\"excluded\"]}]}"),
+            "{j}"
+        );
+        let page = html(&s);
+        assert_eq!(page.matches("<svg class=\"chart\"").count(), 4);
+        assert!(page.find("<svg").unwrap_or(usize::MAX) < page.find("<h2>Backends").unwrap_or(0));
+        assert!(page.contains("<a href=\"/status?range=5m\" aria-current=\"page\">"));
+    }
+
+    #[test]
     fn html_escapes_backend_names() {
         let page = html(&snapshot());
         assert!(page.contains("<td class=\"name\">&lt;b&gt;&quot;x&quot;\\\n</td>"));

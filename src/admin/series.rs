@@ -660,6 +660,16 @@ mod tests {
     }
 
     #[test]
+    fn memory_is_fixed_and_small() {
+        use std::mem::size_of;
+        let global = (SECOND_SLOTS + TEN_SECOND_SLOTS) * size_of::<Sample>();
+        let backend = (SECOND_SLOTS + TEN_SECOND_SLOTS) * size_of::<BackendSample>()
+            + 2 * size_of::<HistogramSnapshot>();
+        assert!(global <= 24 * 1024, "{global}");
+        assert!(backend <= 14 * 1024 + 512, "{backend}");
+    }
+
+    #[test]
     fn ring_wraps_around_keeping_the_newest() {
         let mut r: Ring<u32, 4> = Ring::new();
         assert_eq!(r.get(0), None);
