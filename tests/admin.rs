@@ -730,6 +730,13 @@ fn status_charts_render_at_desktop_and_phone_widths() {
             .any(|x| x.num() > 0.0),
         "{j:?}"
     );
+    assert!(
+        series["bytes_to_clients"]
+            .items()
+            .iter()
+            .any(|x| x.num() > 0.0),
+        "{j:?}"
+    );
     let dead_series = series["backends"]
         .items()
         .iter()

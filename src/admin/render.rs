@@ -481,6 +481,10 @@ fn json_series(o: &mut String, v: &SeriesView) {
     json_array(o, v.samples.iter().map(|s| s.cache_misses));
     o.push_str(",\"connections\":");
     json_array(o, v.samples.iter().map(|s| s.connections));
+    o.push_str(",\"bytes_to_clients\":");
+    json_array(o, v.samples.iter().map(|s| s.bytes_to_clients));
+    o.push_str(",\"bytes_to_backends\":");
+    json_array(o, v.samples.iter().map(|s| s.bytes_to_backends));
     o.push_str(",\"backends\":[");
     let ms = |us: u32| json_num((us != NO_LATENCY).then(|| f64::from(us) / 1000.0));
     for (i, b) in v.backends.iter().enumerate() {
@@ -845,7 +849,7 @@ mod tests {
             ),
             "{j}"
         );
-        assert!(j.contains("\"connections\":[2,0],\"backends\":[{\"name\":\"a\\\"b\",\"pool\":\"app\",\"requests\":[3,0],"), "{j}");
+        assert!(j.contains("\"connections\":[2,0],\"bytes_to_clients\":[0,0],\"bytes_to_backends\":[0,0],\"backends\":[{\"name\":\"a\\\"b\",\"pool\":\"app\",\"requests\":[3,0],"), "{j}");
         assert!(
             j.contains("\"latency_p50_ms\":[1.5,null],\"latency_p99_ms\":[4,null],\"state\":[\"up\",\"excluded\"]}]}"),
             "{j}"

@@ -45,6 +45,10 @@ pub struct Sample {
     pub cache_misses: u32,
     /// Client connections open: when the second was read; for ten seconds, the most of them.
     pub connections: u32,
+    /// Bytes exchanges sent to clients and to backends (u64: ten seconds of a fast link pass
+    /// 4 GiB).
+    pub bytes_to_clients: u64,
+    pub bytes_to_backends: u64,
 }
 
 impl Sample {
@@ -178,6 +182,8 @@ pub struct Reading<'a> {
     pub cache_hits: u64,
     pub cache_misses: u64,
     pub connections: u64,
+    pub bytes_to_clients: u64,
+    pub bytes_to_backends: u64,
     pub backends: Vec<BackendReading<'a>>,
 }
 
@@ -233,14 +239,33 @@ struct Totals {
     responses: [u64; 5],
     cache_hits: u64,
     cache_misses: u64,
+    bytes_to_clients: u64,
+    bytes_to_backends: u64,
+}
+
+impl Totals {
+    fn of(r: &Reading) -> Totals {
+        Totals {
+            responses: r.responses,
+            cache_hits: r.cache_hits,
+            cache_misses: r.cache_misses,
+            bytes_to_clients: r.bytes_to_clients,
+            bytes_to_backends: r.bytes_to_backends,
+        }
+    }
 }
 
 /// `total` spread evenly over `parts` seconds: part `k`'s share (they add up to `total`).
-fn share(total: u64, parts: u64, k: u64) -> u32 {
+fn share64(total: u64, parts: u64, k: u64) -> u64 {
     let parts = u128::from(parts.max(1));
     let (total, k) = (u128::from(total), u128::from(k));
     let s = total * (k + 1) / parts - total * k / parts;
-    u32::try_from(s).unwrap_or(u32::MAX)
+    u64::try_from(s).unwrap_or(u64::MAX)
+}
+
+/// [`share64`] as a count of one sample.
+fn share(total: u64, parts: u64, k: u64) -> u32 {
+    u32::try_from(share64(total, parts, k)).unwrap_or(u32::MAX)
 }
 
 fn micros(d: Option<Duration>) -> u32 {
@@ -287,6 +312,8 @@ impl Series {
             cache_hits: load(&stats.cache_hits),
             cache_misses: load(&stats.cache_misses),
             connections: shared.connections.load(Ordering::Relaxed) as u64,
+            bytes_to_clients: load(&stats.bytes_to_clients),
+            bytes_to_backends: load(&stats.bytes_to_backends),
             backends: rr
                 .backends()
                 .iter()
@@ -337,17 +364,17 @@ impl Series {
             self.start(second, reading);
             return;
         }
-        let t = Totals {
-            responses: reading.responses,
-            cache_hits: reading.cache_hits,
-            cache_misses: reading.cache_misses,
-        };
+        let t = Totals::of(reading);
         let diff = |now: u64, then: u64| now.saturating_sub(then);
         let responses: [u64; 5] =
             std::array::from_fn(|c| diff(t.responses[c], self.last.responses[c]));
         let (hits, misses) = (
             diff(t.cache_hits, self.last.cache_hits),
             diff(t.cache_misses, self.last.cache_misses),
+        );
+        let (to_clients, to_backends) = (
+            diff(t.bytes_to_clients, self.last.bytes_to_clients),
+            diff(t.bytes_to_backends, self.last.bytes_to_backends),
         );
         self.track_backends(second, reading);
         let mut errors = 0u64;
@@ -394,6 +421,8 @@ impl Series {
                     cache_hits: share(hits, gap, k),
                     cache_misses: share(misses, gap, k),
                     connections,
+                    bytes_to_clients: share64(to_clients, gap, k),
+                    bytes_to_backends: share64(to_backends, gap, k),
                 },
             );
             if (s + 1) % ROLL_UP == 0 {
@@ -405,11 +434,7 @@ impl Series {
     }
 
     fn start(&mut self, second: u64, reading: &Reading) {
-        self.last = Totals {
-            responses: reading.responses,
-            cache_hits: reading.cache_hits,
-            cache_misses: reading.cache_misses,
-        };
+        self.last = Totals::of(reading);
         self.last_second = Some(second);
         self.track_backends(second, reading);
         for b in &mut self.backends {
@@ -488,6 +513,8 @@ impl Series {
                 sum.cache_hits = sum.cache_hits.saturating_add(x.cache_hits);
                 sum.cache_misses = sum.cache_misses.saturating_add(x.cache_misses);
                 sum.connections = sum.connections.max(x.connections);
+                sum.bytes_to_clients = sum.bytes_to_clients.saturating_add(x.bytes_to_clients);
+                sum.bytes_to_backends = sum.bytes_to_backends.saturating_add(x.bytes_to_backends);
             }
         }
         self.tens.push(ten, sum);
@@ -644,6 +671,8 @@ mod tests {
             cache_hits: 0,
             cache_misses: 0,
             connections: 3,
+            bytes_to_clients: ok * 100,
+            bytes_to_backends: ok * 10,
             backends,
         }
     }
@@ -665,7 +694,7 @@ mod tests {
         let global = (SECOND_SLOTS + TEN_SECOND_SLOTS) * size_of::<Sample>();
         let backend = (SECOND_SLOTS + TEN_SECOND_SLOTS) * size_of::<BackendSample>()
             + 2 * size_of::<HistogramSnapshot>();
-        assert!(global <= 24 * 1024, "{global}");
+        assert!(global <= 37 * 1024, "{global}");
         assert!(backend <= 14 * 1024 + 512, "{backend}");
     }
 
@@ -708,6 +737,8 @@ mod tests {
         assert_eq!(s.tens.get(0).map(|x| x.requests()), Some(20));
         assert_eq!(s.tens.get(1).map(|x| x.requests()), Some(20));
         assert_eq!(s.tens.get(1).map(|x| x.connections), Some(3));
+        assert_eq!(s.tens.get(1).map(|x| x.bytes_to_clients), Some(2000));
+        assert_eq!(s.seconds.get(3).map(|x| x.bytes_to_backends), Some(20));
         let v = s.view(Range::Hour);
         assert_eq!((v.samples.len(), v.end_second), (2, 20));
         let v = s.view(Range::FiveMinutes);
