@@ -663,7 +663,7 @@ pub fn legend(c: &Chart) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::series::{BackendView, Sample};
+    use crate::admin::series::{BackendSeriesView, Sample};
 
     fn chart(lines: Vec<Vec<Option<f64>>>) -> Chart {
         Chart {
@@ -710,7 +710,7 @@ mod tests {
             range: Range::FiveMinutes,
             end_second: 3,
             samples: vec![Sample::default(); 3],
-            backends: vec![BackendView {
+            backends: vec![BackendSeriesView {
                 pool: Some("p<".into()),
                 name: name.into(),
                 samples,

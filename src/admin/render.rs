@@ -808,7 +808,7 @@ mod tests {
 
     #[test]
     fn json_series_are_columns_of_one_length() {
-        use crate::admin::series::{BackendSample, BackendView as SeriesBackend, Mark, Sample};
+        use crate::admin::series::{BackendSample, BackendSeriesView, Mark, Sample};
         let mut s = snapshot();
         s.series = SeriesView {
             range: Range::FiveMinutes,
@@ -821,7 +821,7 @@ mod tests {
                 },
                 Sample::default(),
             ],
-            backends: vec![SeriesBackend {
+            backends: vec![BackendSeriesView {
                 pool: Some("app".into()),
                 name: "a\"b".into(),
                 samples: vec![

@@ -206,16 +206,9 @@ pub struct BackendSeries {
 }
 
 impl BackendSeries {
+    /// Whether this is the series of backend `name` of `pool`.
     fn is(&self, pool: Option<&str>, name: &str) -> bool {
         self.pool.as_deref() == pool && self.name == name
-    }
-
-    /// `POOL/NAME`, or `NAME` in a flat config: as the tables name it.
-    pub fn label(&self) -> String {
-        match &self.pool {
-            Some(p) => format!("{p}/{}", self.name),
-            None => self.name.clone(),
-        }
     }
 }
 
@@ -569,7 +562,7 @@ fn view<const N: usize>(
         samples: steps.clone().filter_map(|s| ring.get(s).copied()).collect(),
         backends: backends
             .iter()
-            .map(|b| BackendView {
+            .map(|b| BackendSeriesView {
                 pool: b.pool.clone(),
                 name: b.name.clone(),
                 samples: steps
@@ -640,18 +633,18 @@ pub struct SeriesView {
     pub end_second: u64,
     pub samples: Vec<Sample>,
     /// Backends present at some time in the range; samples aligned with `samples`.
-    pub backends: Vec<BackendView>,
+    pub backends: Vec<BackendSeriesView>,
 }
 
 #[derive(Debug, Clone)]
-pub struct BackendView {
+pub struct BackendSeriesView {
     pub pool: Option<String>,
     pub name: String,
     pub samples: Vec<BackendSample>,
 }
 
-impl BackendView {
-    /// `POOL/NAME`, or `NAME` in a flat config.
+impl BackendSeriesView {
+    /// `POOL/NAME`, or `NAME` in a flat config: as the tables name it.
     pub fn label(&self) -> String {
         match &self.pool {
             Some(p) => format!("{p}/{}", self.name),
@@ -835,7 +828,10 @@ mod tests {
             .collect();
         s.tick(2, &reading(0, fresh));
         assert_eq!(s.backends.len(), MAX_BACKEND_SERIES);
-        assert_eq!(s.backends[0].label(), "b0");
+        assert_eq!(
+            (s.backends[0].pool.as_deref(), s.backends[0].name.as_str()),
+            (None, "b0")
+        );
     }
 
     #[test]
