@@ -424,6 +424,31 @@ mod tests {
     }
 
     #[test]
+    fn status_query_takes_a_format_and_a_range() {
+        assert_eq!(status_query(""), Some((false, Range::FiveMinutes)));
+        assert_eq!(status_query("json"), Some((true, Range::FiveMinutes)));
+        assert_eq!(status_query("range=1h"), Some((false, Range::Hour)));
+        assert_eq!(
+            status_query("format=json&range=1h"),
+            Some((true, Range::Hour))
+        );
+        assert_eq!(status_query("range=1h&json"), Some((true, Range::Hour)));
+        for bad in ["range=2h", "yaml", "json&x=1", "range", "format=xml"] {
+            assert_eq!(status_query(bad), None, "{bad}");
+        }
+        let s = shared(false);
+        let series = Series::new(Instant::now());
+        let page = handle(b"GET /status?range=1h HTTP/1.1\r\n\r\n", &s, &series);
+        let page = String::from_utf8_lossy(&page);
+        assert!(
+            page.contains("\r\nContent-Security-Policy: default-src 'none';"),
+            "{page}"
+        );
+        assert!(page.contains("<a href=\"/status?range=1h\" aria-current=\"page\">"));
+        assert_eq!(page.matches("No data yet.").count(), 4);
+    }
+
+    #[test]
     fn odd_targets_never_panic() {
         let s = shared(true);
         for target in [
