@@ -282,6 +282,12 @@ impl RoundRobin {
         self.backends[i].down_until.load(Ordering::Relaxed) <= self.now_ms()
     }
 
+    /// Whether backend `i` is out until a health probe succeeds (rather than for
+    /// `fail_timeout` after failures): the status page's "down" against "excluded".
+    pub fn is_down_until_probed(&self, i: usize) -> bool {
+        self.backends[i].down_until.load(Ordering::Relaxed) == UNTIL_PROBED
+    }
+
     /// A request to backend `i` failed (connect, reset, timeout, bad answer).
     pub fn report_failure(&self, i: usize, why: &str) {
         let b = &self.backends[i];

@@ -327,6 +327,7 @@ fn record_stats(stats: &Stats, x: Option<&Exchange>, status: u16, took: Duration
     let Some(x) = x else {
         return;
     };
+    stats.record_bytes(x.client_bytes, x.upstream_sent);
     let backends = &x.settings.backends;
     let (tried, mut failed) = (x.tried, x.tried);
     if let Some(b) = x.backend {
