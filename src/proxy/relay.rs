@@ -25,7 +25,7 @@ impl Session {
         let Some(x) = self.x.as_mut() else {
             return self.enter(State::Closed, ctx);
         };
-        let pool = match x.settings.router.route(&self.line.host, &self.line.target) {
+        let pool = match x.route.routed {
             Routed::Pool(pool) => pool as usize,
             Routed::Refuse(status) => return self.fail(ctx, status, "no site or route", false),
         };
@@ -319,7 +319,7 @@ impl Session {
                                 client_head,
                             );
                         }
-                        let edge = &x.settings.config.edge;
+                        let edge = &x.settings.router.scope(x.route.scope).edge;
                         edge.finish_client_head(client_head, info.status, &self.facts);
                     });
                 match parsed {

@@ -499,10 +499,13 @@ impl Session {
                 let kept = &mut self.req_head;
                 let input = buf.data();
                 let upgrades = &ctx.settings.config.upgrade_protocols;
-                let edge = &ctx.settings.config.edge;
+                let router = &ctx.settings.router;
                 let facts = &mut self.facts;
                 facts.clear();
                 let parsed = request::parse_with(input, limits, upgrades, &mut self.line, |head| {
+                    // Routed once, here: the rules of its site or route apply from now on.
+                    let route = router.lookup(&head.line.host, &head.line.target);
+                    let edge = &router.scope(route.scope).edge;
                     edge.read_request(head.headers, facts);
                     let upstream = edge.upstream(facts);
                     let consulted = cache.map(|c| cached::consult(c, head));
@@ -518,10 +521,10 @@ impl Session {
                         }
                         None => head.write_upstream_with(upstream_head, &fwd, &upstream),
                     }
-                    consulted
+                    (consulted, route)
                 });
                 match parsed {
-                    Ok(Some((info, consulted))) => {
+                    Ok(Some((info, (consulted, route)))) => {
                         if ctx.shared.cache.is_some() {
                             self.req_head.keep(&buf.data()[..info.head_len]);
                         }
@@ -529,7 +532,13 @@ impl Session {
                         self.to_upstream.pos = 0;
                         let id = self.exchanges;
                         self.exchanges = id.wrapping_add(1);
-                        self.x = Some(Exchange::new(id, info, ctx.settings.clone(), ctx.clock.now));
+                        self.x = Some(Exchange::new(
+                            id,
+                            info,
+                            ctx.settings.clone(),
+                            route,
+                            ctx.clock.now,
+                        ));
                         let max_body = ctx.settings.config.limits.max_body_size;
                         if self.x.as_ref().is_some_and(|x| x.body_over(max_body)) {
                             return self.fail(ctx, 413, "request body larger than allowed", true);
@@ -665,7 +674,7 @@ impl Session {
             x.settings.config.cache.cdn_cache_control_pass,
             unix_now(),
         );
-        let edge = &x.settings.config.edge;
+        let edge = &x.scope().edge;
         edge.finish_client_head(&mut self.to_client.bytes, resp.status, &self.facts);
         x.cache.serve(entry, label, with_body);
         x.resp = Some(resp);
