@@ -240,3 +240,53 @@ fn check_prints_each_routes_rules() {
         "{text}"
     );
 }
+
+#[test]
+fn scoped_mistakes_are_located() {
+    use pibl::config::Config;
+    let parse = |text: &str| {
+        let text = format!("pool app {{ backend 127.0.0.1:9 }}\n{text}");
+        Config::parse(std::path::Path::new("t.conf"), &text).map_err(|e| e.to_string())
+    };
+    for (text, needle) in [
+        (
+            "site a { log_format json\nlog_format pibl\nroute / app }\n",
+            "t.conf:3: duplicate 'log_format' in this block",
+        ),
+        (
+            "site a { route / app { rate_limit_table 5 } }\n",
+            "t.conf:2: 'rate_limit_table' cannot be set in a route (only at top level)",
+        ),
+        (
+            "site a {\nroute / app { deny 10.0.0.1/8 } }\n",
+            "t.conf:3: deny: '10.0.0.1/8' has bits set",
+        ),
+        (
+            "site a { request_header set Content-Length 1; route / app }\n",
+            "t.conf:2: request_header:",
+        ),
+        (
+            "site a { route / app { error_page 502 /nonexistent/pibl.html } }\n",
+            "t.conf:2: error_page: cannot read /nonexistent/pibl.html",
+        ),
+    ] {
+        let e = parse(text).unwrap_err();
+        assert!(e.contains(needle), "{text:?}: {e}");
+    }
+    // Repeatable lists add up within a block; the same directive in site and route is fine.
+    let cfg = parse(
+        "site a { allow 10.0.0.0/8; deny all; request_id on\n\
+         route / app { request_id off; response_header set X-A 1; response_header set X-B 2 } }\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.sites[0].settings.access.acl.len(), 2);
+    assert_eq!(
+        cfg.sites[0].routes[0]
+            .settings
+            .edge
+            .response_headers
+            .rules
+            .len(),
+        2
+    );
+}
