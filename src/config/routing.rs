@@ -98,14 +98,12 @@ fn scoped_bit(name: &str) -> Option<u16> {
         .map(|i| 1 << i)
 }
 
-/// Directives a scope may repeat (each line adds to its list).
-const REPEATABLE_IN_SCOPE: &[&str] = &[
-    "request_header",
-    "response_header",
-    "allow",
-    "deny",
-    "error_page",
-];
+/// The scoped directives that may repeat (each line adds to its list), in a block or at top
+/// level.
+pub fn repeatable_in_scope(name: &str) -> bool {
+    matches!(name, "allow" | "deny" | "error_page")
+        || crate::edge::REPEATABLE_EDGE_DIRECTIVES.contains(&name)
+}
 
 impl ScopeSettings {
     /// The top level's settings (`Config::edge`, `Config::access`), as the scope every site
@@ -202,7 +200,7 @@ pub fn scope_directive(settings: &mut ScopeSettings, s: &Statement) -> Result<bo
     let Some(bit) = scoped_bit(name) else {
         return Ok(false);
     };
-    if settings.set & bit != 0 && !REPEATABLE_IN_SCOPE.contains(&name) {
+    if settings.set & bit != 0 && !repeatable_in_scope(name) {
         return Err(s.error(format!("duplicate '{name}' in this block")));
     }
     settings.set |= bit;
