@@ -35,10 +35,7 @@ impl Config {
                     cfg.lines_elsewhere.push((name, s.file.to_path_buf()));
                 }
             }
-            first
-                if !REPEATABLE.contains(&name)
-                    && !crate::edge::REPEATABLE_EDGE_DIRECTIVES.contains(&name) =>
-            {
+            first if !repeatable(name) => {
                 let elsewhere = cfg.lines_elsewhere.iter().find(|(d, _)| *d == name);
                 let at = match elsewhere {
                     Some((_, f)) => format!("{}:{first}", f.display()),
@@ -331,15 +328,14 @@ fn known_directives() -> impl Iterator<Item = &'static &'static str> {
     DIRECTIVES.iter().chain(crate::edge::EDGE_DIRECTIVES)
 }
 
-/// Directives that may be given more than once.
-const REPEATABLE: &[&str] = &[
-    "backend",
-    "listen",
-    "certificate",
-    "allow",
-    "deny",
-    "error_page",
-];
+/// Directives that may be given more than once, besides the scoped lists
+/// (`routing::repeatable_in_scope`).
+const REPEATABLE: &[&str] = &["backend", "listen", "certificate"];
+
+/// A directive that may be given more than once at top level.
+fn repeatable(name: &str) -> bool {
+    REPEATABLE.contains(&name) || routing::repeatable_in_scope(name)
+}
 
 /// `unknown directive 'bakend' (did you mean 'backend'?)`: the nearest directive within two
 /// edits, if there is one.

@@ -169,8 +169,6 @@ pub struct Config {
     pub sites: Vec<SiteSpec>,
     /// `no_site 404|421`: what a host no site names gets when no site is `default`.
     pub no_site: NoSite,
-    /// Top-level scoped settings, inherited by every site and route.
-    pub scope: ScopeSettings,
     /// `tls_server_name NAME`: the name sent to every TLS backend instead of its host.
     pub tls_server_name: Option<String>,
     /// `backend_ca FILE`: TLS backends are verified against these CAs, not the system roots.
@@ -319,7 +317,6 @@ impl Config {
             pools: Vec::new(),
             sites: Vec::new(),
             no_site: NoSite::default(),
-            scope: ScopeSettings::default(),
             tls_server_name: None,
             backend_ca: None,
             backend_tls_verify: true,
@@ -462,11 +459,9 @@ impl Config {
                 (name, Some(_)) => {
                     return Err(s.error(format!("'{name}' takes no block at top level")))
                 }
-                _ => {
-                    if !routing::scope_directive(&mut cfg.scope, &s)? {
-                        cfg.apply(&s)?;
-                    }
-                }
+                // The top level's scoped directives are `edge` and `access` (see
+                // `ScopeSettings::top_level`).
+                _ => cfg.apply(&s)?,
             }
         }
         if cfg.listeners.is_empty() {

@@ -71,12 +71,8 @@ impl Config {
             format!("upgrade_protocols {}", self.upgrade_protocols.join(" "))
         });
         put(format!("splice {}", switch(self.splice)));
-        for rule in &self.access.acl {
-            let word = match rule.verdict {
-                crate::access::Verdict::Allow => "allow",
-                crate::access::Verdict::Deny => "deny",
-            };
-            put(format!("{word} {}", rule.net));
+        for line in self.access.acl_lines() {
+            put(line);
         }
         if self.access.acl.is_empty() {
             put("# allow/deny unset: every client is allowed".to_string());
@@ -179,9 +175,27 @@ impl Config {
             if site.default {
                 s.push_str("    default\n");
             }
+            for line in site.settings.summary_lines() {
+                s.push_str(&format!("    {line}\n"));
+            }
             for r in &site.routes {
                 let exact = if r.exact { "= " } else { "" };
-                s.push_str(&format!("    route {exact}{} {}\n", r.path, r.pool));
+                s.push_str(&format!("    route {exact}{} {}", r.path, r.pool));
+                let own = r.settings.summary_lines();
+                if own.is_empty() {
+                    s.push('\n');
+                } else {
+                    s.push_str(" {\n");
+                    for line in own {
+                        s.push_str(&format!("        {line}\n"));
+                    }
+                    s.push_str("    }\n");
+                }
+                // What the site and route change from the top level, in effect for the route.
+                let in_effect = r.settings.inherit(&site.settings).summary_lines();
+                if !in_effect.is_empty() {
+                    s.push_str(&format!("    #   in effect: {}\n", in_effect.join("; ")));
+                }
             }
             s.push_str("}\n");
         }

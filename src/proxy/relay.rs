@@ -24,7 +24,7 @@ use crate::tls::client::TlsFailure;
 impl Conn {
     /// Chooses the next backend for the current request and starts talking to it.
     pub(super) fn pick_backend(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Step {
-        let pool = match x.settings.router.route(&self.line.host, &self.line.target) {
+        let pool = match x.route.routed {
             Routed::Pool(pool) => pool as usize,
             Routed::Refuse(status) => {
                 return self.fail(Some(x), ctx, status, "no site or route", false)
@@ -313,7 +313,7 @@ impl Conn {
                                 client_head,
                             );
                         }
-                        let edge = &x.settings.config.edge;
+                        let edge = &x.settings.router.scope(x.route.scope).edge;
                         edge.finish_client_head(client_head, info.status, &self.facts);
                     });
                 match parsed {
