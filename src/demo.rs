@@ -239,6 +239,7 @@ impl Demo {
                     config.listeners.push(crate::config::Listen {
                         addr: tls,
                         tls: true,
+                        proxy_protocol: false,
                     });
                     config
                         .certificates

@@ -1,5 +1,7 @@
 //! Socket set-up shared by the proxy and the origin server.
 
+pub mod proxy_protocol;
+
 use std::io;
 use std::net::SocketAddr;
 

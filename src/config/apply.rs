@@ -66,16 +66,21 @@ impl Config {
         let addr_at = |m: String| err(line_no, m);
         match name {
             "listen" => {
-                let (v, tls) = match args.as_slice() {
-                    [v] => (*v, false),
-                    [v, "tls"] => (*v, true),
-                    _ => {
-                        return Err(err(
-                            line_no,
-                            "'listen' takes ADDR:PORT, or ADDR:PORT tls".to_string(),
-                        ))
-                    }
+                let usage = "'listen' takes ADDR:PORT or ADDR:PORT tls, either with proxy_protocol";
+                let [v, flags @ ..] = args.as_slice() else {
+                    return Err(err(line_no, usage.to_string()));
                 };
+                let (mut tls, mut proxy_protocol) = (false, false);
+                for &flag in flags {
+                    let seen = match flag {
+                        "tls" => std::mem::replace(&mut tls, true),
+                        "proxy_protocol" => std::mem::replace(&mut proxy_protocol, true),
+                        _ => return Err(err(line_no, format!("{usage}, not '{flag}'"))),
+                    };
+                    if seen {
+                        return Err(err(line_no, format!("listen {v}: '{flag}' given twice")));
+                    }
+                }
                 let addr = parse_addr(name, v, true).map_err(addr_at)?;
                 if cfg.listeners.len() == MAX_LISTENERS {
                     return Err(err(
@@ -97,7 +102,11 @@ impl Config {
                 if tls && cfg.line_of(TLS_LISTEN_LINE) == 0 {
                     cfg.lines.push((TLS_LISTEN_LINE, line_no));
                 }
-                cfg.listeners.push(Listen { addr, tls });
+                cfg.listeners.push(Listen {
+                    addr,
+                    tls,
+                    proxy_protocol,
+                });
             }
             "certificate" => {
                 let [chain, key] = args.as_slice() else {

@@ -24,21 +24,27 @@ pub use summary::certificates as certificate_summary;
 pub use values::{format_duration, format_size, parse_duration, parse_size, parse_ttl};
 use values::{parse_addr, same_address};
 
-/// A `listen ADDR [tls]` line.
+/// A `listen ADDR [tls] [proxy_protocol]` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listen {
     pub addr: SocketAddr,
     /// `tls`: clients speak TLS; the `certificate`s are served.
     pub tls: bool,
+    /// `proxy_protocol`: every connection begins with a PROXY protocol header (v1 or v2, before
+    /// any TLS), whose source address is the client's for logs, X-Forwarded-For and ACLs.
+    pub proxy_protocol: bool,
 }
 
 impl fmt::Display for Listen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.addr)?;
         if self.tls {
-            write!(f, "{} tls", self.addr)
-        } else {
-            write!(f, "{}", self.addr)
+            write!(f, " tls")?;
         }
+        if self.proxy_protocol {
+            write!(f, " proxy_protocol")?;
+        }
+        Ok(())
     }
 }
 
@@ -300,6 +306,7 @@ impl Config {
             listeners: vec![Listen {
                 addr: listen,
                 tls: false,
+                proxy_protocol: false,
             }],
             certificates: Vec::new(),
             tls_session_cache: crate::tls::server::DEFAULT_SESSION_CACHE,
@@ -473,6 +480,7 @@ impl Config {
             cfg.listeners.push(Listen {
                 addr: cfg.listen,
                 tls: false,
+                proxy_protocol: false,
             });
         }
         if cfg.backends.is_empty() && cfg.pools.is_empty() {

@@ -312,11 +312,13 @@ fn a_plain_and_a_tls_listener_with_certificates() {
         [
             Listen {
                 addr: "127.0.0.1:8080".parse().unwrap(),
-                tls: false
+                tls: false,
+                proxy_protocol: false
             },
             Listen {
                 addr: "127.0.0.1:8443".parse().unwrap(),
-                tls: true
+                tls: true,
+                proxy_protocol: false
             }
         ]
     );
@@ -576,4 +578,34 @@ fn tls_backends_in_pools_take_weights_and_round_trip() {
     assert!(again.pools[0].backends[1].tls_name.is_some());
     let e = parse("pool p { backend 127.0.0.1:1 ssl }\nsite a { route / p }\n").unwrap_err();
     assert!(e.message.contains("HOST:PORT tls"), "{e}");
+}
+
+#[test]
+fn listen_flags_tls_and_proxy_protocol_in_any_order() {
+    let cfg = parse(
+        "listen 127.0.0.1:8080 proxy_protocol\nlisten 127.0.0.1:8443 proxy_protocol tls\n\
+         backend 127.0.0.1:2\ncertificate a.pem a.key\n",
+    )
+    .unwrap();
+    let flags: Vec<(bool, bool)> = cfg
+        .listeners
+        .iter()
+        .map(|l| (l.tls, l.proxy_protocol))
+        .collect();
+    assert_eq!(flags, [(false, true), (true, true)]);
+    assert_eq!(
+        cfg.listeners[1].to_string(),
+        "127.0.0.1:8443 tls proxy_protocol"
+    );
+    // --check's summary reads back as the same listeners.
+    let again = parse(&cfg.summary()).unwrap();
+    assert_eq!(again.listeners, cfg.listeners);
+    for (bad, says) in [
+        ("listen 127.0.0.1:1 tls tls\n", "'tls' given twice"),
+        ("listen 127.0.0.1:1 proxy\n", "not 'proxy'"),
+        ("listen\n", "'listen' takes ADDR:PORT"),
+    ] {
+        let e = parse(&format!("{bad}backend 127.0.0.1:2\n")).unwrap_err();
+        assert!(e.message.contains(says), "{bad}: {e}");
+    }
 }

@@ -8,6 +8,7 @@ mod failure;
 mod h1;
 mod health;
 pub(crate) mod io;
+mod proxy_header;
 mod rate_limit;
 mod redirect;
 mod relay;
@@ -80,9 +81,13 @@ impl Proxy {
             let addr = group[0]
                 .local_addr()
                 .map_err(|e| format!("cannot read the listening address: {e}"))?;
-            addrs.push(Listen { addr, tls: l.tls });
+            addrs.push(Listen { addr, ..*l });
             for (i, socket) in group.into_iter().enumerate() {
-                per_worker[i].push(worker::Listener { socket, tls: l.tls });
+                per_worker[i].push(worker::Listener {
+                    socket,
+                    tls: l.tls,
+                    proxy_protocol: l.proxy_protocol,
+                });
             }
         }
         let access_log = config.access_log;
