@@ -6,8 +6,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::tls_origin::TestCa;
@@ -249,4 +250,259 @@ fn on_a_tls_listener_the_header_comes_before_the_handshake() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].header("x-forwarded-for"), Some("192.0.2.99"));
     assert_eq!(seen[0].header("x-forwarded-proto"), Some("https"));
+}
+
+/// What a PROXY-parsing backend saw: per connection, the header's source, then the paths of
+/// the requests on it.
+#[derive(Default)]
+struct ProxyBackendLog {
+    connections: Vec<(String, Vec<String>)>,
+}
+
+/// A backend that expects a PROXY header (v1 or v2) on every connection, records its source
+/// and answers each request with 200 and keep-alive.
+fn proxy_backend() -> (SocketAddr, Arc<Mutex<ProxyBackendLog>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let log = Arc::new(Mutex::new(ProxyBackendLog::default()));
+    let shared = log.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let log = shared.clone();
+            std::thread::spawn(move || serve_proxied(stream, &log));
+        }
+    });
+    (addr, log)
+}
+
+fn serve_proxied(stream: TcpStream, log: &Mutex<ProxyBackendLog>) {
+    let mut w = stream.try_clone().expect("clone");
+    let mut r = BufReader::new(stream);
+    let mut first = [0u8; 16];
+    if r.read_exact(&mut first[..6]).is_err() {
+        return;
+    }
+    let source = if &first[..6] == b"PROXY " {
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        let parts: Vec<&str> = line.trim_end().split(' ').collect();
+        match parts.as_slice() {
+            [_, src, _, sport, _] => format!("v1 {src}:{sport}"),
+            _ => format!("v1 {}", line.trim_end()),
+        }
+    } else {
+        if r.read_exact(&mut first[6..]).is_err() {
+            return;
+        }
+        let len = usize::from(u16::from_be_bytes([first[14], first[15]]));
+        let mut rest = vec![0u8; len];
+        if r.read_exact(&mut rest).is_err() {
+            return;
+        }
+        match (first[12], first[13]) {
+            (0x21, 0x11) => format!(
+                "v2 {}.{}.{}.{}:{}",
+                rest[0],
+                rest[1],
+                rest[2],
+                rest[3],
+                u16::from_be_bytes([rest[8], rest[9]])
+            ),
+            (0x21, 0x21) => {
+                let mut ip = [0u8; 16];
+                ip.copy_from_slice(&rest[..16]);
+                let ip = std::net::Ipv6Addr::from(ip);
+                format!("v2 [{ip}]:{}", u16::from_be_bytes([rest[32], rest[33]]))
+            }
+            (0x20, _) => "v2 LOCAL".to_string(),
+            other => format!("v2 {other:?}"),
+        }
+    };
+    let index = {
+        let mut l = log.lock().expect("log");
+        l.connections.push((source, Vec::new()));
+        l.connections.len() - 1
+    };
+    loop {
+        let mut request_line = String::new();
+        if r.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" {
+                break;
+            }
+        }
+        let path = request_line
+            .split(' ')
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        log.lock().expect("log").connections[index].1.push(path);
+        if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn connections(log: &Mutex<ProxyBackendLog>) -> Vec<(String, Vec<String>)> {
+    log.lock().expect("log").connections.clone()
+}
+
+#[test]
+fn a_pool_with_proxy_protocol_sends_the_client_address_per_connection() {
+    for (version, prefix) in [("v1", "v1 "), ("v2", "v2 ")] {
+        let (addr, log) = proxy_backend();
+        let pibl = Pibl::start(
+            &[],
+            &format!(
+                "workers 1\nlisten 127.0.0.1:0 proxy_protocol\n\
+                 pool pp {{ backend {addr}; proxy_protocol {version} }}\n\
+                 site test {{ route / pp }}\n"
+            ),
+        );
+        let proxied = proxied_listener(&pibl);
+        // A direct client (its own address goes upstream), two requests on one connection:
+        // the second reuses the upstream connection made for it.
+        let mut direct = Conn::open(pibl.addr);
+        let port = direct.stream.local_addr().expect("local").port();
+        assert_eq!(get_on(&mut direct, "/direct-1").status, 200);
+        assert_eq!(get_on(&mut direct, "/direct-2").status, 200);
+        // A client behind a PROXY hop: the address it carried goes on upstream, and the idle
+        // connection of the direct client is not reused for it.
+        let mut hop = Conn::open(proxied);
+        hop.send(&v1("203.0.113.50", 41000));
+        assert_eq!(get_on(&mut hop, "/hop-1").status, 200);
+        assert_eq!(get_on(&mut hop, "/hop-2").status, 200);
+        // Back to the direct client: its own pooled connection again.
+        assert_eq!(get_on(&mut direct, "/direct-3").status, 200);
+        let seen = connections(&log);
+        assert_eq!(
+            seen,
+            [
+                (
+                    format!("{prefix}127.0.0.1:{port}"),
+                    vec![
+                        "/direct-1".to_string(),
+                        "/direct-2".into(),
+                        "/direct-3".into()
+                    ]
+                ),
+                (
+                    format!("{prefix}203.0.113.50:41000"),
+                    vec!["/hop-1".to_string(), "/hop-2".into()]
+                ),
+            ],
+            "{version}"
+        );
+    }
+}
+
+#[test]
+fn the_flat_pool_sends_with_backend_proxy_protocol_and_health_checks_send_local() {
+    let (addr, log) = proxy_backend();
+    let pibl = Pibl::start(
+        &[addr],
+        "workers 1\nbackend_proxy_protocol v2\nhealth_check /health 200ms\n",
+    );
+    let r = common::get(pibl.addr, "/flat");
+    assert_eq!(r.status, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = connections(&log);
+        let local = seen
+            .iter()
+            .any(|(s, paths)| s == "v2 LOCAL" && paths == &["/health"]);
+        let flat = seen
+            .iter()
+            .any(|(s, paths)| s.starts_with("v2 127.0.0.1:") && paths == &["/flat"]);
+        if local && flat {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{seen:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A relay in front of `to` that takes the PROXY header off each connection (recording its
+/// source, as `pibl::net::proxy_protocol` reads it) and then passes bytes both ways untouched:
+/// a TLS handshake through it works only if the header came before it.
+fn header_stripping_relay(to: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<Option<SocketAddr>>>>) {
+    use pibl::net::proxy_protocol::{parse, Parsed};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let sources = Arc::new(Mutex::new(Vec::new()));
+    let seen = sources.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut client) = stream else { continue };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut header = Vec::new();
+                let mut byte = [0u8; 1];
+                let source = loop {
+                    if client.read_exact(&mut byte).is_err() {
+                        return;
+                    }
+                    header.push(byte[0]);
+                    match parse(&header) {
+                        Parsed::Incomplete => {}
+                        Parsed::Done { source, .. } => break source,
+                        Parsed::Invalid(_) => return,
+                    }
+                };
+                seen.lock().expect("sources").push(source);
+                let Ok(upstream) = TcpStream::connect(to) else {
+                    return;
+                };
+                let (mut c2, mut u2) = (
+                    client.try_clone().expect("clone"),
+                    upstream.try_clone().expect("clone"),
+                );
+                let mut upstream = upstream;
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c2, &mut u2);
+                    let _ = u2.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut upstream, &mut client);
+                let _ = client.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (addr, sources)
+}
+
+#[test]
+fn over_upstream_tls_the_header_comes_before_the_handshake() {
+    use common::tls_origin::{TlsOrigin, TlsReply};
+    let backend = Backend::start("behind-tls");
+    let ca = TestCa::new("pp upstream CA");
+    let origin = TlsOrigin::start(
+        &ca.issue(&["localhost", "127.0.0.1"]),
+        TlsReply::ForwardTo(backend.addr),
+    );
+    let (relay, sources) = header_stripping_relay(origin.addr);
+    let pibl = Pibl::start(
+        &[],
+        &format!(
+            "workers 1\nbackend 127.0.0.1:{} tls\nbackend_proxy_protocol v1\nbackend_ca {}\n",
+            relay.port(),
+            ca.cert_path.display()
+        ),
+    );
+    let mut c = Conn::open(pibl.addr);
+    let port = c.stream.local_addr().expect("local").port();
+    assert_eq!(get_on(&mut c, "/through-tls").status, 200);
+    assert_eq!(
+        *sources.lock().expect("sources"),
+        [Some(SocketAddr::from(([127, 0, 0, 1], port)))]
+    );
+    assert_eq!(backend.seen().len(), 1);
 }

@@ -143,6 +143,9 @@ impl Config {
             }
             "backend" => routing::parse_backend(s, &mut cfg.backends)?,
             "balance" => cfg.balance = routing::parse_balance(s)?,
+            "backend_proxy_protocol" => {
+                cfg.backend_proxy_protocol = Some(routing::parse_proxy_version(one()?).map_err(at)?)
+            }
             "no_site" => cfg.no_site = routing::parse_no_site(s)?,
             "tls_server_name" => {
                 let v = one()?;
@@ -289,6 +292,7 @@ const DIRECTIVES: &[&str] = &[
     "tls_server_name",
     "backend_ca",
     "backend_tls_verify",
+    "backend_proxy_protocol",
     "balance",
     "pool",
     "site",

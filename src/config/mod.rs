@@ -169,6 +169,9 @@ pub struct Config {
     pub backends: Vec<BackendSpec>,
     /// Top-level `balance`: how the implicit pool balances.
     pub balance: Balance,
+    /// Top-level `backend_proxy_protocol v1|v2`: the implicit pool's backends get a PROXY
+    /// protocol header on every new connection (a pool block says `proxy_protocol`).
+    pub backend_proxy_protocol: Option<crate::net::proxy_protocol::Version>,
     /// `pool NAME { ... }` blocks, in order.
     pub pools: Vec<PoolSpec>,
     /// `site HOST... { ... }` blocks, in order; none: every request goes to the implicit pool.
@@ -323,6 +326,7 @@ impl Config {
                 })
                 .collect(),
             balance: Balance::default(),
+            backend_proxy_protocol: None,
             pools: Vec::new(),
             sites: Vec::new(),
             no_site: NoSite::default(),

@@ -609,3 +609,39 @@ fn listen_flags_tls_and_proxy_protocol_in_any_order() {
         assert!(e.message.contains(says), "{bad}: {e}");
     }
 }
+
+#[test]
+fn proxy_protocol_on_a_pool_and_on_the_flat_pool() {
+    use crate::net::proxy_protocol::Version;
+    let cfg = parse(
+        "backend 127.0.0.1:2\nbackend_proxy_protocol v1\n\
+         pool pp { backend 127.0.0.1:3; proxy_protocol v2 }\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.backend_proxy_protocol, Some(Version::V1));
+    assert_eq!(cfg.pools[0].proxy_protocol, Some(Version::V2));
+    let again = parse(&cfg.summary()).unwrap();
+    assert_eq!(again.backend_proxy_protocol, Some(Version::V1));
+    assert_eq!(again.pools[0].proxy_protocol, Some(Version::V2));
+    let rr = crate::balance::RoundRobin::for_config(&cfg);
+    let versions: Vec<_> = rr.backends().iter().map(|b| b.proxy_protocol).collect();
+    assert_eq!(versions, [Some(Version::V1), Some(Version::V2)]);
+    for (bad, says) in [
+        (
+            "pool p { backend 127.0.0.1:3; proxy_protocol v3 }\n",
+            "v1 or v2",
+        ),
+        (
+            "pool p { backend 127.0.0.1:3; proxy_protocol v1; proxy_protocol v2 }\n",
+            "duplicate",
+        ),
+        ("backend_proxy_protocol 2\n", "v1 or v2"),
+        (
+            "site a { route / default; proxy_protocol v1 }\n",
+            "goes in a pool block",
+        ),
+    ] {
+        let e = parse(&format!("backend 127.0.0.1:2\n{bad}")).unwrap_err();
+        assert!(e.message.contains(says), "{bad}: {e}");
+    }
+}

@@ -16,6 +16,7 @@ use crate::buffer::Buffer;
 use crate::config::HashKey;
 use crate::http::body::BodyRelay;
 use crate::http::response::ResponseInfo;
+use crate::net::proxy_protocol;
 use crate::routing::{header_value, Routed};
 use crate::tls::client::TlsFailure;
 
@@ -55,7 +56,15 @@ impl Session {
             session: ctx.key,
             exchange: x.id,
         };
-        if let Some(key) = ctx.upstreams.checkout(ctx.registry, generation, b, owner) {
+        let pooled = match backends.get(b).proxy_protocol {
+            None => ctx.upstreams.checkout(ctx.registry, generation, b, owner),
+            Some(_) => {
+                let client = self.peer;
+                ctx.upstreams
+                    .checkout_for_client(ctx.registry, generation, b, owner, client)
+            }
+        };
+        if let Some(key) = pooled {
             x.reused = true;
             self.to_upstream.rewind();
             return self.enter(State::SendRequest { upstream: key }, ctx);
@@ -137,6 +146,23 @@ impl Session {
         match failure {
             None => {
                 up.connected = true;
+                let proxy_protocol = self
+                    .x
+                    .as_ref()
+                    .and_then(|x| x.settings.backends.get(up.backend).proxy_protocol);
+                if let Some(version) = proxy_protocol {
+                    let client = self.peer;
+                    let dest = self.client.local_addr();
+                    let header = proxy_protocol::Header::new(version, Some((client, dest)));
+                    if let Err(e) = up.send_proxy_header(header.as_bytes(), client) {
+                        self.upstream_event(
+                            Phase::Connect,
+                            format_args!("could not send the PROXY protocol header: {e}"),
+                        );
+                        self.backend_failed("PROXY protocol header not sent");
+                        return self.retry_elsewhere(ctx);
+                    }
+                }
                 if matches!(up.stream, Stream::Tls(_)) {
                     return self.tls_handshake(ctx, key);
                 }

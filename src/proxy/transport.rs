@@ -164,6 +164,15 @@ impl ClientTransport {
         }
     }
 
+    /// The address the client connected to (what a PROXY protocol header sent upstream
+    /// names as the destination); unspecified when the socket cannot say.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.stream
+            .socket()
+            .and_then(|s| s.local_addr().ok())
+            .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
     /// Where the TLS connection stands (`None` for plain TCP): counted when it closes.
     pub fn tls_phase(&self) -> Option<TlsPhase> {
         match &self.stream {
