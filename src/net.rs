@@ -226,3 +226,51 @@ pub fn describe_bind_error(addr: SocketAddr, e: &io::Error) -> String {
         _ => format!("cannot listen on {addr}: {e}"),
     }
 }
+
+/// The client address a unix-socket client gets: it has no IP address, and pibl's client
+/// address is a `SocketAddr` everywhere (logs, X-Forwarded-For, ACLs, rate limits), so this
+/// value stands for it: the unspecified IPv6 address, which no TCP peer can have. Logs and
+/// X-Forwarded-For write it `unix:`, as nginx does (`http::put_client_ip`).
+pub const UNIX_CLIENT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 0);
+
+/// Binds a non-blocking unix-domain listener at `path`. A socket file already there is removed
+/// first if nothing answers on it (a pibl that died without cleaning up); one something
+/// answers on, or a file that is not a socket, is an error (`AddrInUse`). With `mode`, the
+/// socket file gets those permissions (who may connect).
+pub fn bind_unix(
+    path: &std::path::Path,
+    mode: Option<u32>,
+) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            ));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(io::ErrorKind::AddrInUse.into());
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    listener.set_nonblocking(true)?;
+    if let Some(mode) = mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(listener)
+}
+
+/// A unix listener's bind failure as one line.
+pub fn describe_unix_bind_error(path: &std::path::Path, e: &io::Error) -> String {
+    let path = path.display();
+    match e.kind() {
+        io::ErrorKind::AddrInUse => format!(
+            "cannot listen on unix:{path}: a server is answering on it; stop it or change \
+             'listen' in the config"
+        ),
+        _ => format!("cannot listen on unix:{path}: {e}"),
+    }
+}

@@ -313,12 +313,14 @@ fn a_plain_and_a_tls_listener_with_certificates() {
             Listen {
                 addr: "127.0.0.1:8080".parse().unwrap(),
                 tls: false,
-                proxy_protocol: false
+                proxy_protocol: false,
+                unix: None
             },
             Listen {
                 addr: "127.0.0.1:8443".parse().unwrap(),
                 tls: true,
-                proxy_protocol: false
+                proxy_protocol: false,
+                unix: None
             }
         ]
     );
@@ -642,6 +644,43 @@ fn proxy_protocol_on_a_pool_and_on_the_flat_pool() {
         ),
     ] {
         let e = parse(&format!("backend 127.0.0.1:2\n{bad}")).unwrap_err();
+        assert!(e.message.contains(says), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn unix_socket_listeners() {
+    let cfg = parse(
+        "listen unix:/run/pibl.sock mode=0660 proxy_protocol\nlisten 127.0.0.1:8080\n\
+         listen unix:/run/pibl-tls.sock tls\nbackend 127.0.0.1:2\ncertificate a.pem a.key\n",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.listen,
+        "127.0.0.1:8080".parse().unwrap(),
+        "the first TCP one"
+    );
+    let unix = cfg.listeners[0].unix.as_ref().unwrap();
+    assert_eq!(unix.path, PathBuf::from("/run/pibl.sock"));
+    assert_eq!(unix.mode, Some(0o660));
+    assert_eq!(
+        cfg.listeners[0].to_string(),
+        "unix:/run/pibl.sock mode=0660 proxy_protocol"
+    );
+    assert!(cfg.listeners[2].tls);
+    let again = parse(&cfg.summary()).unwrap();
+    assert_eq!(again.listeners, cfg.listeners);
+    for (bad, says) in [
+        ("listen unix:\n", "needs a path"),
+        ("listen unix:/a.sock mode=999\n", "octal mode"),
+        ("listen unix:/a.sock mode=0600 mode=0600\n", "given twice"),
+        ("listen 127.0.0.1:1 mode=0600\n", "not 'mode=0600'"),
+        (
+            "listen unix:/a.sock\nlisten unix:/a.sock\n",
+            "already a listener",
+        ),
+    ] {
+        let e = parse(&format!("{bad}backend 127.0.0.1:2\n")).unwrap_err();
         assert!(e.message.contains(says), "{bad}: {e}");
     }
 }

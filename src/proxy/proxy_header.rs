@@ -15,8 +15,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::net::TcpStream;
-
+use super::transport::ClientSocket;
 use super::upstream::UPSTREAM_BIT;
 use crate::net::proxy_protocol::{self, Parsed, MAX_HEADER};
 
@@ -31,8 +30,8 @@ pub fn token(key: usize) -> mio::Token {
 /// An accepted client whose PROXY header has not arrived whole.
 #[derive(Debug)]
 pub struct AwaitingHeader {
-    pub socket: TcpStream,
-    /// The socket's peer: the balancer in front of pibl.
+    pub socket: ClientSocket,
+    /// The socket's peer: the balancer in front of pibl (`net::UNIX_CLIENT` on a unix socket).
     pub peer: SocketAddr,
     /// The listener's clients speak TLS (after the header).
     pub tls: bool,

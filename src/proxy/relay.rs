@@ -152,8 +152,10 @@ impl Session {
                     .and_then(|x| x.settings.backends.get(up.backend).proxy_protocol);
                 if let Some(version) = proxy_protocol {
                     let client = self.peer;
-                    let dest = self.client.local_addr();
-                    let header = proxy_protocol::Header::new(version, Some((client, dest)));
+                    // A unix-socket client has no address to announce: UNKNOWN / LOCAL.
+                    let addrs = (client != crate::net::UNIX_CLIENT)
+                        .then(|| (client, self.client.local_addr()));
+                    let header = proxy_protocol::Header::new(version, addrs);
                     if let Err(e) = up.send_proxy_header(header.as_bytes(), client) {
                         self.upstream_event(
                             Phase::Connect,

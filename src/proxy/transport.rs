@@ -12,7 +12,7 @@ use std::io;
 #[cfg(target_os = "linux")]
 use std::os::fd::{AsRawFd, RawFd};
 
-use mio::net::TcpStream;
+use mio::net::{TcpStream, UnixStream};
 
 use super::io::{fill, flush, Filled, Flushed, Pending};
 use crate::buffer::Buffer;
@@ -24,6 +24,10 @@ pub enum Stream {
     Plain(TcpStream),
     /// TLS terminated here (a TLS listener).
     Tls(Box<TlsStream<TcpStream>>),
+    /// A client of a `listen unix:PATH` listener (splice is not used for it).
+    Unix(UnixStream),
+    /// TLS over a unix socket (`listen unix:PATH tls`).
+    UnixTls(Box<TlsStream<UnixStream>>),
     /// In-memory peer for unit tests of the state machine (no sockets).
     #[cfg(test)]
     Fake(fake::FakeStream),
@@ -45,6 +49,8 @@ impl Stream {
         match self {
             Stream::Plain(s) => fill(s, readable, hup, buf),
             Stream::Tls(t) => t.fill(readable, writable, buf),
+            Stream::Unix(s) => fill(s, readable, hup, buf),
+            Stream::UnixTls(t) => t.fill(readable, writable, buf),
             #[cfg(test)]
             Stream::Fake(s) => fill(s, readable, hup, buf),
         }
@@ -61,18 +67,19 @@ impl Stream {
         match self {
             Stream::Plain(s) => flush(s, writable, head, body),
             Stream::Tls(t) => t.flush(writable, head, body),
+            Stream::Unix(s) => flush(s, writable, head, body),
+            Stream::UnixTls(t) => t.flush(writable, head, body),
             #[cfg(test)]
             Stream::Fake(s) => flush(s, writable, head, body),
         }
     }
 
-    /// The TCP socket under the stream (`None` for the unit tests' fake).
+    /// The TCP socket under the stream (`None` for a unix socket and the unit tests' fake).
     pub fn socket(&self) -> Option<&TcpStream> {
         match self {
             Stream::Plain(s) => Some(s),
             Stream::Tls(t) => Some(t.socket()),
-            #[cfg(test)]
-            Stream::Fake(_) => None,
+            _ => None,
         }
     }
 
@@ -81,8 +88,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => Some(s),
             Stream::Tls(t) => Some(t.socket_mut()),
-            #[cfg(test)]
-            Stream::Fake(_) => None,
+            _ => None,
         }
     }
 
@@ -91,6 +97,7 @@ impl Stream {
     pub fn is_flushed(&self) -> bool {
         match self {
             Stream::Tls(t) => t.is_flushed(),
+            Stream::UnixTls(t) => t.is_flushed(),
             _ => true,
         }
     }
@@ -100,6 +107,7 @@ impl Stream {
     pub fn holds_input(&self) -> bool {
         match self {
             Stream::Tls(t) => t.has_plaintext(),
+            Stream::UnixTls(t) => t.has_plaintext(),
             _ => false,
         }
     }
@@ -111,6 +119,56 @@ impl Stream {
         match self {
             Stream::Plain(s) => Some(s.as_raw_fd()),
             _ => None,
+        }
+    }
+}
+
+/// A client socket as a listener accepted it: TCP, or a unix-domain socket.
+#[derive(Debug)]
+pub enum ClientSocket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl ClientSocket {
+    /// The socket, to register it with the event loop.
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            ClientSocket::Tcp(s) => s,
+            ClientSocket::Unix(s) => s,
+        }
+    }
+
+    /// Reads without taking the bytes off the socket (`MSG_PEEK`).
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientSocket::Tcp(s) => s.peek(buf),
+            ClientSocket::Unix(s) => {
+                use std::os::fd::AsRawFd;
+                // SAFETY: recv writes at most `buf.len()` bytes into `buf`.
+                let n = unsafe {
+                    libc::recv(
+                        s.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_PEEK,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            }
+        }
+    }
+}
+
+impl io::Read for ClientSocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientSocket::Tcp(s) => s.read(buf),
+            ClientSocket::Unix(s) => s.read(buf),
         }
     }
 }
@@ -133,6 +191,23 @@ impl ClientTransport {
         ClientTransport::new(Stream::Plain(stream))
     }
 
+    /// An accepted client, of a TLS listener when `tls` is given (see [`Self::tls`]).
+    pub fn accepted(
+        socket: ClientSocket,
+        tls: Option<(rustls::ServerConnection, Option<u64>)>,
+    ) -> ClientTransport {
+        match (socket, tls) {
+            (ClientSocket::Tcp(s), None) => ClientTransport::plain(s),
+            (ClientSocket::Tcp(s), Some((conn, hsts))) => ClientTransport::tls(s, conn, hsts),
+            (ClientSocket::Unix(s), None) => ClientTransport::new(Stream::Unix(s)),
+            (ClientSocket::Unix(s), Some((conn, hsts))) => {
+                let mut tls = TlsStream::new(s, conn);
+                tls.hsts = hsts;
+                ClientTransport::new(Stream::UnixTls(Box::new(tls)))
+            }
+        }
+    }
+
     /// A client of a TLS listener; `conn` is made from the listener's current `ServerConfig`,
     /// which this connection keeps for its life (a reload does not change it), as it keeps
     /// `hsts` (the `hsts` max-age its responses announce, if any).
@@ -151,6 +226,7 @@ impl ClientTransport {
     pub fn hsts(&self) -> Option<u64> {
         match &self.stream {
             Stream::Tls(t) => t.hsts,
+            Stream::UnixTls(t) => t.hsts,
             _ => None,
         }
     }
@@ -159,7 +235,7 @@ impl ClientTransport {
     #[inline]
     pub fn scheme(&self) -> &'static str {
         match &self.stream {
-            Stream::Tls(_) => "https",
+            Stream::Tls(_) | Stream::UnixTls(_) => "https",
             _ => "http",
         }
     }
@@ -177,6 +253,7 @@ impl ClientTransport {
     pub fn tls_phase(&self) -> Option<TlsPhase> {
         match &self.stream {
             Stream::Tls(t) => Some(t.phase()),
+            Stream::UnixTls(t) => Some(t.phase()),
             _ => None,
         }
     }
@@ -222,6 +299,13 @@ impl ClientTransport {
                 let _ = s.shutdown(std::net::Shutdown::Write);
             }
             Stream::Tls(t) => {
+                t.close_notify();
+                let _ = t.socket().shutdown(std::net::Shutdown::Write);
+            }
+            Stream::Unix(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            }
+            Stream::UnixTls(t) => {
                 t.close_notify();
                 let _ = t.socket().shutdown(std::net::Shutdown::Write);
             }

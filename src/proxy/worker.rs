@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
-use mio::net::{TcpListener, TcpStream};
+use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::proxy_header::{self, AwaitingHeader, HeaderRead, AWAITING_HEADER_BIT};
 use super::session::{Ctx, Session};
 use super::shared::{Settings, Shared};
-use super::transport::ClientTransport;
+use super::transport::{ClientSocket, ClientTransport};
 use super::upstream::{Owner, UpstreamPool, UPSTREAM_BIT};
 use crate::buffer::{BufferPool, HeadPool};
 use crate::clock::Clock;
@@ -33,9 +33,38 @@ const FIRST_LISTENER: usize = WAKER.0 - MAX_LISTENERS;
 /// The `listen` lines the config allows (`config::MAX_LISTENERS`).
 const MAX_LISTENERS: usize = crate::config::MAX_LISTENERS;
 
+/// A listening socket: TCP (one per worker, SO_REUSEPORT), or a unix-domain socket (one
+/// socket, a descriptor of it per worker: all workers accept from it).
+pub enum ListenSocket {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl ListenSocket {
+    /// The next client, and its address (`net::UNIX_CLIENT` for a unix socket's).
+    fn accept(&self) -> std::io::Result<(ClientSocket, SocketAddr)> {
+        match self {
+            ListenSocket::Tcp(l) => l.accept().map(|(s, peer)| {
+                accepted(&s);
+                (ClientSocket::Tcp(s), peer)
+            }),
+            ListenSocket::Unix(l) => l
+                .accept()
+                .map(|(s, _)| (ClientSocket::Unix(s), crate::net::UNIX_CLIENT)),
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            ListenSocket::Tcp(l) => l,
+            ListenSocket::Unix(l) => l,
+        }
+    }
+}
+
 /// One of a worker's listening sockets.
 pub struct Listener {
-    pub socket: TcpListener,
+    pub socket: ListenSocket,
     /// Its clients speak TLS.
     pub tls: bool,
     /// Its clients begin with a PROXY protocol header (`proxy_header.rs`).
@@ -86,7 +115,7 @@ impl Worker {
         listeners.truncate(MAX_LISTENERS);
         for (i, l) in listeners.iter_mut().enumerate() {
             poll.registry().register(
-                &mut l.socket,
+                l.socket.source(),
                 Token(FIRST_LISTENER + i),
                 Interest::READABLE,
             )?;
@@ -211,7 +240,6 @@ impl Worker {
             };
             match listener.socket.accept() {
                 Ok((stream, peer)) => {
-                    accepted(&stream);
                     let now = self.clock.now;
                     let started = if proxy_protocol {
                         self.await_header(stream, peer, tls, now)
@@ -252,7 +280,7 @@ impl Worker {
     /// it could not start (logged), and the socket is dropped.
     fn start_session(
         &mut self,
-        mut stream: TcpStream,
+        mut stream: ClientSocket,
         peer: SocketAddr,
         tls: bool,
         began: Instant,
@@ -274,18 +302,16 @@ impl Worker {
         let registry = self.poll.registry();
         let interest = Interest::READABLE | Interest::WRITABLE;
         let registered = if reregister {
-            registry.reregister(&mut stream, Token(key), interest)
+            registry.reregister(stream.source(), Token(key), interest)
         } else {
-            registry.register(&mut stream, Token(key), interest)
+            registry.register(stream.source(), Token(key), interest)
         };
         if let Err(e) = registered {
             log::error!("cannot register client {peer}: {e}");
             return None;
         }
-        let client = match tls {
-            None => ClientTransport::plain(stream),
-            Some(conn) => ClientTransport::tls(stream, conn, self.settings.config.hsts),
-        };
+        let hsts = self.settings.config.hsts;
+        let client = ClientTransport::accepted(stream, tls.map(|conn| (conn, hsts)));
         let header_timeout = self.settings.config.timeouts.client_header;
         entry.insert(Session::with_transport(client, peer, began, header_timeout));
         Some(key)
@@ -295,7 +321,7 @@ impl Worker {
     /// could not be registered (logged; the socket is dropped).
     fn await_header(
         &mut self,
-        mut stream: TcpStream,
+        mut stream: ClientSocket,
         peer: SocketAddr,
         tls: bool,
         now: Instant,
@@ -305,7 +331,7 @@ impl Worker {
         if let Err(e) = self
             .poll
             .registry()
-            .register(&mut stream, token, Interest::READABLE)
+            .register(stream.source(), token, Interest::READABLE)
         {
             log::error!("cannot register client {peer}: {e}");
             return false;
@@ -535,7 +561,7 @@ impl Worker {
         }
         self.accept_all();
         for mut l in std::mem::take(&mut self.listeners) {
-            let _ = self.poll.registry().deregister(&mut l.socket);
+            let _ = self.poll.registry().deregister(l.socket.source());
         }
     }
 }
