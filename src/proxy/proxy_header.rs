@@ -1,6 +1,8 @@
 //! A client of a `proxy_protocol` listener before its PROXY protocol header is read: the worker
 //! holds it here, not as a session, so neither the session nor the plain path knows the phase
-//! exists. Its socket is registered under a token of its own ([`AWAITING_HEADER_BIT`]); when the
+//! exists. Its socket is registered under a token of its own (`worker.rs`: just below the
+//! listeners' tokens, so the event loop tells them apart with the compare it already makes for
+//! the listeners, and client and upstream events pay nothing); when the
 //! header is complete the worker makes the session (plain or TLS) with the header's source as
 //! the client's address and moves the socket to the session's token.
 //!
@@ -16,16 +18,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::transport::ClientSocket;
-use super::upstream::UPSTREAM_BIT;
 use crate::net::proxy_protocol::{self, Parsed, MAX_HEADER};
-
-/// Tokens of clients awaiting their header: both this bit and [`UPSTREAM_BIT`] set, so the
-/// event loop's client arm is untouched (the upstream arm tells them apart).
-pub const AWAITING_HEADER_BIT: usize = 1 << (usize::BITS - 3);
-/// The token a client awaiting its header is registered under.
-pub fn token(key: usize) -> mio::Token {
-    mio::Token(key | UPSTREAM_BIT | AWAITING_HEADER_BIT)
-}
 
 /// An accepted client whose PROXY header has not arrived whole.
 #[derive(Debug)]

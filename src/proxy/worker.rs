@@ -16,7 +16,7 @@ use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use super::proxy_header::{self, AwaitingHeader, HeaderRead, AWAITING_HEADER_BIT};
+use super::proxy_header::{AwaitingHeader, HeaderRead};
 use super::session::{Ctx, Session};
 use super::shared::{Settings, Shared};
 use super::transport::{ClientSocket, ClientTransport};
@@ -28,8 +28,14 @@ use crate::net::{accepted, interrupted, would_block};
 
 pub const WAKER: Token = Token(usize::MAX - 2);
 /// Listener `i` of a worker has token `FIRST_LISTENER + i` (below `WAKER`; these tokens have
-/// the upstream bit set, so they are matched first).
+/// the upstream bit set, so they are matched first, with those below).
 const FIRST_LISTENER: usize = WAKER.0 - MAX_LISTENERS;
+/// A client awaiting its PROXY header (`proxy_header.rs`) has token `FIRST_AWAITING + key`,
+/// just below the listeners' (far above every upstream token): one compare tells both apart
+/// from client and upstream events.
+const FIRST_AWAITING: usize = FIRST_LISTENER - MAX_AWAITING;
+/// Clients awaiting a header a worker may hold at once (far above any connection limit).
+const MAX_AWAITING: usize = 1 << (usize::BITS - 4);
 /// The `listen` lines the config allows (`config::MAX_LISTENERS`).
 const MAX_LISTENERS: usize = crate::config::MAX_LISTENERS;
 
@@ -169,15 +175,15 @@ impl Worker {
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
-                    Token(t) if (FIRST_LISTENER..WAKER.0).contains(&t) => {
-                        self.accept(t - FIRST_LISTENER)
+                    Token(t) if t >= FIRST_AWAITING => {
+                        if t >= FIRST_LISTENER {
+                            self.accept(t - FIRST_LISTENER)
+                        } else {
+                            self.header_event(t - FIRST_AWAITING, event)
+                        }
                     }
                     Token(t) if t & UPSTREAM_BIT != 0 => {
-                        if t & AWAITING_HEADER_BIT != 0 {
-                            self.header_event(t & !(UPSTREAM_BIT | AWAITING_HEADER_BIT), event)
-                        } else {
-                            self.upstream_event(t & !UPSTREAM_BIT, event)
-                        }
+                        self.upstream_event(t & !UPSTREAM_BIT, event)
                     }
                     Token(k) => self.client_event(k, event),
                 }
@@ -327,7 +333,10 @@ impl Worker {
         now: Instant,
     ) -> bool {
         let entry = self.awaiting_header.vacant_entry();
-        let token = proxy_header::token(entry.key());
+        if entry.key() >= MAX_AWAITING {
+            return false;
+        }
+        let token = Token(FIRST_AWAITING + entry.key());
         if let Err(e) = self
             .poll
             .registry()
