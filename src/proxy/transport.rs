@@ -24,10 +24,9 @@ pub enum Stream {
     Plain(TcpStream),
     /// TLS terminated here (a TLS listener).
     Tls(Box<TlsStream<TcpStream>>),
-    /// A client of a `listen unix:PATH` listener (splice is not used for it).
-    Unix(UnixStream),
-    /// TLS over a unix socket (`listen unix:PATH tls`).
-    UnixTls(Box<TlsStream<UnixStream>>),
+    /// A client of a `listen unix:PATH` listener, plain or TLS (splice is not used for it).
+    /// Boxed, its reads and writes out of line, so the TCP arms stay as the hot path had them.
+    Unix(Box<UnixClient>),
     /// In-memory peer for unit tests of the state machine (no sockets).
     #[cfg(test)]
     Fake(fake::FakeStream),
@@ -49,8 +48,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => fill(s, readable, hup, buf),
             Stream::Tls(t) => t.fill(readable, writable, buf),
-            Stream::Unix(s) => fill(s, readable, hup, buf),
-            Stream::UnixTls(t) => t.fill(readable, writable, buf),
+            Stream::Unix(u) => u.fill(readable, writable, hup, buf),
             #[cfg(test)]
             Stream::Fake(s) => fill(s, readable, hup, buf),
         }
@@ -67,8 +65,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => flush(s, writable, head, body),
             Stream::Tls(t) => t.flush(writable, head, body),
-            Stream::Unix(s) => flush(s, writable, head, body),
-            Stream::UnixTls(t) => t.flush(writable, head, body),
+            Stream::Unix(u) => u.flush(writable, head, body),
             #[cfg(test)]
             Stream::Fake(s) => flush(s, writable, head, body),
         }
@@ -97,7 +94,7 @@ impl Stream {
     pub fn is_flushed(&self) -> bool {
         match self {
             Stream::Tls(t) => t.is_flushed(),
-            Stream::UnixTls(t) => t.is_flushed(),
+            Stream::Unix(u) => u.is_flushed(),
             _ => true,
         }
     }
@@ -107,7 +104,7 @@ impl Stream {
     pub fn holds_input(&self) -> bool {
         match self {
             Stream::Tls(t) => t.has_plaintext(),
-            Stream::UnixTls(t) => t.has_plaintext(),
+            Stream::Unix(u) => u.holds_input(),
             _ => false,
         }
     }
@@ -119,6 +116,70 @@ impl Stream {
         match self {
             Stream::Plain(s) => Some(s.as_raw_fd()),
             _ => None,
+        }
+    }
+}
+
+/// A unix-socket client's stream: plain, or TLS terminated here.
+// Always boxed (`Stream::Unix`): the TLS variant's size costs nothing elsewhere.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum UnixClient {
+    Plain(UnixStream),
+    Tls(TlsStream<UnixStream>),
+}
+
+impl UnixClient {
+    #[inline(never)]
+    fn fill(
+        &mut self,
+        readable: &mut bool,
+        writable: &mut bool,
+        hup: bool,
+        buf: &mut Buffer,
+    ) -> io::Result<Filled> {
+        match self {
+            UnixClient::Plain(s) => fill(s, readable, hup, buf),
+            UnixClient::Tls(t) => t.fill(readable, writable, buf),
+        }
+    }
+
+    #[inline(never)]
+    fn flush(
+        &mut self,
+        writable: &mut bool,
+        head: &mut Pending,
+        body: &[u8],
+    ) -> io::Result<Flushed> {
+        match self {
+            UnixClient::Plain(s) => flush(s, writable, head, body),
+            UnixClient::Tls(t) => t.flush(writable, head, body),
+        }
+    }
+
+    fn is_flushed(&self) -> bool {
+        match self {
+            UnixClient::Plain(_) => true,
+            UnixClient::Tls(t) => t.is_flushed(),
+        }
+    }
+
+    fn holds_input(&self) -> bool {
+        match self {
+            UnixClient::Plain(_) => false,
+            UnixClient::Tls(t) => t.has_plaintext(),
+        }
+    }
+
+    fn shutdown_write(&mut self) {
+        match self {
+            UnixClient::Plain(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            }
+            UnixClient::Tls(t) => {
+                t.close_notify();
+                let _ = t.socket().shutdown(std::net::Shutdown::Write);
+            }
         }
     }
 }
@@ -199,11 +260,13 @@ impl ClientTransport {
         match (socket, tls) {
             (ClientSocket::Tcp(s), None) => ClientTransport::plain(s),
             (ClientSocket::Tcp(s), Some((conn, hsts))) => ClientTransport::tls(s, conn, hsts),
-            (ClientSocket::Unix(s), None) => ClientTransport::new(Stream::Unix(s)),
+            (ClientSocket::Unix(s), None) => {
+                ClientTransport::new(Stream::Unix(Box::new(UnixClient::Plain(s))))
+            }
             (ClientSocket::Unix(s), Some((conn, hsts))) => {
                 let mut tls = TlsStream::new(s, conn);
                 tls.hsts = hsts;
-                ClientTransport::new(Stream::UnixTls(Box::new(tls)))
+                ClientTransport::new(Stream::Unix(Box::new(UnixClient::Tls(tls))))
             }
         }
     }
@@ -226,7 +289,10 @@ impl ClientTransport {
     pub fn hsts(&self) -> Option<u64> {
         match &self.stream {
             Stream::Tls(t) => t.hsts,
-            Stream::UnixTls(t) => t.hsts,
+            Stream::Unix(u) => match &**u {
+                UnixClient::Tls(t) => t.hsts,
+                UnixClient::Plain(_) => None,
+            },
             _ => None,
         }
     }
@@ -235,7 +301,8 @@ impl ClientTransport {
     #[inline]
     pub fn scheme(&self) -> &'static str {
         match &self.stream {
-            Stream::Tls(_) | Stream::UnixTls(_) => "https",
+            Stream::Tls(_) => "https",
+            Stream::Unix(u) if matches!(**u, UnixClient::Tls(_)) => "https",
             _ => "http",
         }
     }
@@ -253,7 +320,10 @@ impl ClientTransport {
     pub fn tls_phase(&self) -> Option<TlsPhase> {
         match &self.stream {
             Stream::Tls(t) => Some(t.phase()),
-            Stream::UnixTls(t) => Some(t.phase()),
+            Stream::Unix(u) => match &**u {
+                UnixClient::Tls(t) => Some(t.phase()),
+                UnixClient::Plain(_) => None,
+            },
             _ => None,
         }
     }
@@ -302,13 +372,7 @@ impl ClientTransport {
                 t.close_notify();
                 let _ = t.socket().shutdown(std::net::Shutdown::Write);
             }
-            Stream::Unix(s) => {
-                let _ = s.shutdown(std::net::Shutdown::Write);
-            }
-            Stream::UnixTls(t) => {
-                t.close_notify();
-                let _ = t.socket().shutdown(std::net::Shutdown::Write);
-            }
+            Stream::Unix(u) => u.shutdown_write(),
             #[cfg(test)]
             Stream::Fake(s) => s.shut = true,
         }
