@@ -242,17 +242,8 @@ pub fn bind_unix(
     path: &std::path::Path,
     mode: Option<u32>,
 ) -> io::Result<std::os::unix::net::UnixListener> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if !meta.file_type().is_socket() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "a file that is not a socket is in the way",
-            ));
-        }
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(io::ErrorKind::AddrInUse.into());
-        }
+    use std::os::unix::fs::PermissionsExt;
+    if probe_unix(path)? {
         std::fs::remove_file(path)?;
     }
     let listener = std::os::unix::net::UnixListener::bind(path)?;
@@ -261,6 +252,31 @@ pub fn bind_unix(
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     }
     Ok(listener)
+}
+
+/// Whether pibl could listen at unix socket `path`, creating nothing (also what `--check`
+/// runs): `Ok(true)` when a stale socket file is there to remove first; `AddrInUse` when a
+/// server answers on it, an error when a file that is not a socket is in the way or the
+/// directory does not exist.
+pub fn probe_unix(path: &std::path::Path) -> io::Result<bool> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "a file that is not a socket is in the way",
+        )),
+        Ok(_) if std::os::unix::net::UnixStream::connect(path).is_ok() => {
+            Err(io::ErrorKind::AddrInUse.into())
+        }
+        Ok(_) => Ok(true),
+        Err(_) => match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no directory {}", dir.display()),
+            )),
+            _ => Ok(false),
+        },
+    }
 }
 
 /// A unix listener's bind failure as one line.

@@ -200,3 +200,39 @@ fn tls_over_a_unix_socket_and_a_reload_keeps_the_listener() {
     assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
     assert!(sock(&p).exists());
 }
+
+#[test]
+fn check_prints_unix_listeners_with_their_flags_and_refuses_what_a_start_would() {
+    let dir = TempDir::new("unix-check");
+    let conf = dir.path().join("pibl.conf");
+    let run = |text: &str| {
+        std::fs::write(&conf, text).expect("conf");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pibl"))
+            .current_dir(dir.path())
+            .args(["-c", "pibl.conf", "--check"])
+            .output()
+            .expect("run pibl --check");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = run(
+        "listen 127.0.0.1:0 proxy_protocol\nlisten unix:pibl.sock mode=0600 proxy_protocol\n\
+         backend 127.0.0.1:9\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("listen 127.0.0.1:0 proxy_protocol\n"), "{out}");
+    assert!(
+        out.contains("listen unix:pibl.sock mode=0600 proxy_protocol\n"),
+        "{out}"
+    );
+    assert!(
+        !dir.path().join("pibl.sock").exists(),
+        "--check creates nothing"
+    );
+    let (code, out) = run("listen unix:no/such/dir/pibl.sock\nbackend 127.0.0.1:9\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no directory no/such/dir"), "{out}");
+}
