@@ -230,7 +230,7 @@ pub fn describe_bind_error(addr: SocketAddr, e: &io::Error) -> String {
 /// The client address a unix-socket client gets: it has no IP address, and pibl's client
 /// address is a `SocketAddr` everywhere (logs, X-Forwarded-For, ACLs, rate limits), so this
 /// value stands for it: the unspecified IPv6 address, which no TCP peer can have. Logs and
-/// X-Forwarded-For write it `unix:`, as nginx does (`http::put_client_ip`).
+/// X-Forwarded-For write it `unix:`, as nginx does (`http::put_ip`).
 pub const UNIX_CLIENT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 0);
 

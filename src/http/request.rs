@@ -349,7 +349,7 @@ fn write_rule_fields(out: &mut Vec<u8>, host: &[u8], fwd: &Forwarding, rules: &U
     rules.headers.write_fields(out);
     if rules.real_ip {
         out.extend_from_slice(b"X-Real-IP: ");
-        super::put_client_ip(out, fwd.client_ip);
+        super::put_ip(out, fwd.client_ip);
         out.extend_from_slice(b"\r\n");
     }
     if rules.forwarded_host {
@@ -427,7 +427,7 @@ fn write_list_with_hop(
         }
     }
     if is_xff {
-        super::put_client_ip(out, fwd.client_ip);
+        super::put_ip(out, fwd.client_ip);
     } else {
         out.extend_from_slice(match version {
             Version::Http10 => b"1.0 pibl",

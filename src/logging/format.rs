@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::{AccessEntry, STAMP_LEN};
-use crate::http::{put_client_ip, put_decimal};
+use crate::http::{put_decimal, put_ip};
 
 /// How access lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,7 +83,7 @@ pub(super) fn line_without_key(line: &[u8]) -> &[u8] {
 /// control and non-ASCII bytes as `\xXX`, upper-case hex). `$time_local` is UTC (`+0000`); the bytes are all the
 /// bytes sent to the client (pibl counts the head with the body).
 pub fn format_combined(out: &mut Vec<u8>, stamp: &str, e: &AccessEntry<'_>, d: &AccessDetails<'_>) {
-    put_client_ip(out, e.client.ip());
+    put_ip(out, e.client.ip());
     out.extend_from_slice(b" - - [");
     put_time_local(out, stamp);
     out.extend_from_slice(b"] \"");
@@ -112,7 +112,7 @@ pub fn format_json(out: &mut Vec<u8>, stamp: &str, e: &AccessEntry<'_>, d: &Acce
     out.extend_from_slice(b"{\"time\":\"");
     put_json_escaped(out, stamp.as_bytes());
     out.extend_from_slice(b"\",\"client\":\"");
-    put_client_ip(out, e.client.ip());
+    put_ip(out, e.client.ip());
     out.extend_from_slice(b"\",\"client_port\":");
     put_decimal(out, u64::from(e.client.port()));
     put_json_field(out, "method", Some(e.method.as_bytes()));

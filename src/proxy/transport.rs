@@ -37,7 +37,8 @@ pub enum Stream {
 /// client). The readiness flags are the owner's.
 impl Stream {
     /// Reads into `buf` until the stream would block, `buf` is full or the input ends.
-    #[inline]
+    // Always: the unix arm's call must not change how the TCP arms inline into their callers.
+    #[inline(always)]
     pub fn fill(
         &mut self,
         readable: &mut bool,
@@ -55,7 +56,7 @@ impl Stream {
     }
 
     /// Writes `head`, then `body`, until done or the stream would block.
-    #[inline]
+    #[inline(always)]
     pub fn flush(
         &mut self,
         writable: &mut bool,
