@@ -7,6 +7,7 @@ use super::values::parse_count;
 use super::{parse_addr, BackendSpec, Config, ConfigError};
 use crate::access::{AccessRules, RateLimit, Verdict};
 use crate::edge::EdgeRules;
+use crate::net::proxy_protocol::Version;
 
 /// The name of the pool the top-level `backend` lines make.
 pub const DEFAULT_POOL: &str = "default";
@@ -58,6 +59,9 @@ pub struct PoolSpec {
     pub name: String,
     pub backends: Vec<BackendSpec>,
     pub balance: Balance,
+    /// `proxy_protocol v1|v2`: each new connection to its backends begins with a PROXY
+    /// protocol header carrying the client's address.
+    pub proxy_protocol: Option<Version>,
     /// Where it was defined (0: the implicit pool).
     pub line: usize,
 }
@@ -358,6 +362,7 @@ pub fn parse_pool(s: &Statement, block: &[Statement]) -> Result<PoolSpec, Config
         name: name.to_string(),
         backends: Vec::new(),
         balance: Balance::default(),
+        proxy_protocol: None,
         line: s.line,
     };
     let mut balance_line = None;
@@ -373,15 +378,35 @@ pub fn parse_pool(s: &Statement, block: &[Statement]) -> Result<PoolSpec, Config
                 }
                 pool.balance = parse_balance(d)?;
             }
+            "proxy_protocol" => {
+                let [v] = d.args()[..] else {
+                    return Err(d.error("'proxy_protocol' takes v1 or v2".into()));
+                };
+                if pool.proxy_protocol.is_some() {
+                    return Err(d.error("duplicate 'proxy_protocol'".into()));
+                }
+                pool.proxy_protocol = Some(
+                    parse_proxy_version(v).map_err(|m| d.error(format!("proxy_protocol: {m}")))?,
+                );
+            }
             other => {
                 return Err(d.error(format!(
-                    "'{other}' cannot go in a pool (backend and balance can)"
+                    "'{other}' cannot go in a pool (backend, balance and proxy_protocol can)"
                 )))
             }
         }
     }
     check_backends(s, &pool)?;
     Ok(pool)
+}
+
+/// `v1` or `v2`: the PROXY protocol header pibl sends to a pool.
+pub fn parse_proxy_version(v: &str) -> Result<Version, String> {
+    match v {
+        "v1" => Ok(Version::V1),
+        "v2" => Ok(Version::V2),
+        _ => Err(format!("'{v}' is not a PROXY protocol version (v1 or v2)")),
+    }
 }
 
 /// A pool needs a backend that is not a backup.
@@ -510,7 +535,9 @@ fn parse_route(s: &Statement) -> Result<RouteSpec, ConfigError> {
 
 fn out_of_scope(name: &str, place: &str) -> String {
     match name {
-        "backend" | "balance" => format!("'{name}' goes in a pool block, not in {place}"),
+        "backend" | "balance" | "proxy_protocol" => {
+            format!("'{name}' goes in a pool block, not in {place}")
+        }
         "site" | "pool" => format!("'{name}' goes at top level, not in {place}"),
         _ => format!("'{name}' cannot be set in {place} (only at top level)"),
     }

@@ -38,6 +38,9 @@ impl Config {
         if self.balance != Balance::default() {
             put(format!("balance {}", self.balance));
         }
+        if let Some(v) = self.backend_proxy_protocol {
+            put(format!("backend_proxy_protocol {}", v.name()));
+        }
         match self.workers {
             Some(n) => put(format!("workers {n}")),
             None => put(format!("workers auto  # {}", self.worker_count())),
@@ -168,7 +171,11 @@ impl Config {
             for b in &p.backends {
                 s.push_str(&format!("    {}\n", backend_line(b)));
             }
-            s.push_str(&format!("    balance {}\n}}\n", p.balance));
+            s.push_str(&format!("    balance {}\n", p.balance));
+            if let Some(v) = p.proxy_protocol {
+                s.push_str(&format!("    proxy_protocol {}\n", v.name()));
+            }
+            s.push_str("}\n");
         }
         for site in &self.sites {
             s.push_str(&format!("site {} {{\n", site.hosts.join(" ")));
