@@ -7,7 +7,10 @@
 # Settings (environment):
 #   DURATION=10        seconds of each timed wrk run          WARMUP=2   seconds of warm-up before it
 #   CONNS="64 256"     wrk connection counts                  ROUNDS=5   rounds, interleaved
-#   SCENARIOS="small 4k 1m cache" (also: close, tls-small, tls-close, tls-resume, tls-1m)
+#   SCENARIOS="small 4k 1m cache" (also: close, routed, tls-small, tls-close, tls-resume, tls-1m)
+#                      routed: small through pibl with a routing table of 50 sites and 200 routes
+#                      (the request's host is a site in the middle); nginx and HAProxy serve it
+#                      as small, so pibl's routed/small ratios in one run are routing's cost
 #   PROXIES="nginx haproxy pibl"                              IDLE_TRANSPORTS="plain" (also: tls)
 #   IDLE_CONNS=10000   connections held in idle mode          IDLE_PROXIES="pibl nginx haproxy"
 #   BASE_PORT=18100    first of the loopback ports used (BASE_PORT .. BASE_PORT+40)
@@ -48,7 +51,7 @@ esac
 for n in $DURATION $WARMUP $ROUNDS $IDLE_CONNS $BASE_PORT $CONNS; do
   [[ $n =~ ^[0-9]+$ ]] || die "expected a number, got '$n'"
 done
-ALL_SCENARIOS="small 4k 1m cache close tls-small tls-close tls-resume tls-1m"
+ALL_SCENARIOS="small 4k 1m cache close routed tls-small tls-close tls-resume tls-1m"
 for s in $SCENARIOS; do
   [[ " $ALL_SCENARIOS " == *" $s "* ]] || die "unknown scenario '$s' ($ALL_SCENARIOS)"
 done
@@ -94,6 +97,7 @@ CLK_TCK=$(getconf CLK_TCK)
 ORIGIN_PORTS=($((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)))
 declare -A PORT=(
   [nginx]=$((BASE_PORT + 10)) [haproxy]=$((BASE_PORT + 11)) [pibl]=$((BASE_PORT + 12))
+  [pibl-routed]=$((BASE_PORT + 13))
   [nginx-cache]=$((BASE_PORT + 20)) [haproxy-cache]=$((BASE_PORT + 21)) [pibl-cache]=$((BASE_PORT + 22))
   [nginx-tls]=$((BASE_PORT + 30)) [haproxy-tls]=$((BASE_PORT + 31)) [pibl-tls]=$((BASE_PORT + 32))
 )
@@ -448,9 +452,9 @@ head -c 1048576 /dev/urandom >"$WORK/www/1m"
 chmod 644 "$WORK/www/"*
 SMALL_BODY=$(printf 'pibl benchmark origin: a small response body of exactly one hundred bytes....%023d' 0)
 ((${#SMALL_BODY} == 100)) || die "small body is ${#SMALL_BODY} bytes"
-declare -A PATH_OF=([small]=/small [4k]=/4k [1m]=/1m [cache]=/4k [close]=/small
+declare -A PATH_OF=([small]=/small [4k]=/4k [1m]=/1m [cache]=/4k [close]=/small [routed]=/small
   [tls-small]=/small [tls-close]=/small [tls-resume]=/small [tls-1m]=/1m)
-declare -A SIZE_OF=([small]=100 [4k]=4096 [1m]=1048576 [cache]=4096 [close]=100
+declare -A SIZE_OF=([small]=100 [4k]=4096 [1m]=1048576 [cache]=4096 [close]=100 [routed]=100
   [tls-small]=100 [tls-close]=100 [tls-resume]=100 [tls-1m]=1048576)
 # close: every request on a new connection (the client sends Connection: close), as from
 # clients without keep-alive; the proxy pays accept and close each time. tls-close and
@@ -655,14 +659,29 @@ EOF
   return 0
 }
 
-# start_proxy PROXY VARIANT [WORKER_CONNECTIONS]: VARIANT plain, cache or tls starts instance
-# PROXY, PROXY-cache or PROXY-tls. Returns 1 if it failed, with the reason in START_ERROR.
+# routing_table: 50 pools and 50 sites of 4 routes each (as benches/callgrind.sh ROUTES=1); the
+# site in the middle is 127.0.0.1, wrk's Host, and its routes lead to the three origins.
+routing_table() {
+  local i host
+  for i in $(seq 0 49); do
+    echo "pool p$i { backend 127.0.0.1:${ORIGIN_PORTS[0]}; backend 127.0.0.1:${ORIGIN_PORTS[1]}; backend 127.0.0.1:${ORIGIN_PORTS[2]} }"
+  done
+  for i in $(seq 0 49); do
+    host="site$i.example.com"
+    [[ $i == 25 ]] && host="127.0.0.1"
+    echo "site $host www.site$i.example.com { route / p$i; route /s p$i; route /static/ p$i; route = /exact p$i }"
+  done
+}
+
+# start_proxy PROXY VARIANT [WORKER_CONNECTIONS]: VARIANT plain, cache, tls or routed (pibl only)
+# starts instance PROXY, PROXY-cache, PROXY-tls or PROXY-routed. Returns 1 if it failed, with the reason in START_ERROR.
 START_ERROR=""
 start_proxy() {
   local proxy=$1 variant=$2 inst=$1 wc=${3:-8192} cache=0 tls=0
   case $variant in
     cache) inst=$proxy-cache cache=1 ;;
     tls) inst=$proxy-tls tls=1 ;;
+    routed) inst=$proxy-routed ;;
   esac
   local dir=$WORK/$inst port=${PORT[$inst]}
   mkdir -p "$dir"
@@ -679,6 +698,7 @@ start_proxy() {
       ;;
     pibl)
       pibl_conf "$dir" "$port" "$cache" "$tls" >"$dir/pibl.conf"
+      [[ $variant == routed ]] && routing_table >>"$dir/pibl.conf"
       local args=(-c "$dir/pibl.conf")
       ((cache)) && args+=(-t 600)
       # A pibl without TLS rejects 'listen ... tls' and 'certificate': ask --check first, so
@@ -785,9 +805,9 @@ fi
 # Compare mode: start every proxy instance the scenarios need.
 say "== starting the proxies"
 declare -A SKIP=() # "proxy scenario" -> reason
-need_plain=0 need_cache=0 need_tls=0
+need_plain=0 need_cache=0 need_tls=0 need_routed=0
 for s in $SCENARIOS; do
-  case $s in cache) need_cache=1 ;; tls-*) need_tls=1 ;; *) need_plain=1 ;; esac
+  case $s in cache) need_cache=1 ;; tls-*) need_tls=1 ;; routed) need_plain=1 need_routed=1 ;; *) need_plain=1 ;; esac
 done
 for proxy in $PROXIES; do
   if ((need_plain)); then
@@ -796,6 +816,10 @@ for proxy in $PROXIES; do
       [[ $s == cache || $s == tls-* ]] && continue
       check_proxy "$proxy" "$s" || die "$proxy returned wrong responses"
     done
+  fi
+  if ((need_routed)) && [[ $proxy == pibl ]]; then
+    start_proxy pibl routed || die "pibl failed to start with the routing table (see above)"
+    check_proxy pibl-routed routed || die "pibl returned wrong responses with the routing table"
   fi
   if ((need_tls)); then
     # A proxy that cannot serve TLS here is left out of the TLS scenarios, not the whole run.
@@ -844,6 +868,7 @@ run_cell() {
   case $scen in
     cache) inst=$proxy-cache ;;
     tls-*) inst=$proxy-tls scheme=https ;;
+    routed) [[ $proxy == pibl ]] && inst=pibl-routed ;;
   esac
   if [[ -n ${SKIP["$proxy $scen"]:-} ]]; then
     echo "$round,$scen,$conns,$proxy,,,,,,,,,skipped: ${SKIP["$proxy $scen"]},," >>"$CSV"
