@@ -89,6 +89,28 @@ const fn sorted_symbols() -> [u16; 257] {
     sorted
 }
 
+/// The symbol and length of the code each 8-bit prefix begins with, when that code has 8 bits
+/// or fewer (length 0: a longer code). The common characters all take this one lookup.
+const BYTE_LOOKUP: [(u8, u8); 256] = byte_lookup();
+
+const fn byte_lookup() -> [(u8, u8); 256] {
+    let mut table = [(0u8, 0u8); 256];
+    let mut s = 0;
+    while s < 256 {
+        let (code, len) = CODES[s];
+        if len <= 8 {
+            let first = (code << (8 - len)) as usize;
+            let mut i = 0;
+            while i < 1 << (8 - len) {
+                table[first + i] = (s as u8, len);
+                i += 1;
+            }
+        }
+        s += 1;
+    }
+    table
+}
+
 /// The shortest code (5 bits): no symbol is decoded from fewer.
 const MIN_LEN: usize = 5;
 const EOS: u16 = 256;
@@ -133,6 +155,14 @@ pub fn decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
         }
         if bits < MIN_LEN {
             break;
+        }
+        if bits >= 8 {
+            let (symbol, len) = BYTE_LOOKUP[((acc >> (bits - 8)) & 0xff) as usize];
+            if len != 0 {
+                out.push(symbol);
+                bits -= len as usize;
+                continue;
+            }
         }
         let mut found = None;
         let mut len = MIN_LEN;

@@ -637,3 +637,56 @@ fn random_huffman_never_panics() {
         assert!(out.len() <= bytes.len() * 8 / 5 + 1);
     }
 }
+
+/// Blocks written by another implementation (Python's `hpack` 4.2, Huffman on, every literal
+/// indexed), decoded in sequence on one decoder: the third starts with a table size update to
+/// 256 and inserts a field larger than the whole table (which empties it, RFC 7541 §4.4).
+#[test]
+fn blocks_from_another_encoder_decode() {
+    const BLOCKS: [&str; 3] = [
+        "828741882f91d35d055cf64d847a89afd2673d4b4f58c9d75383f963e7",
+        "8287c044876109f541572211c0538e497ca582211f5f2c7cfdf6800b8760831c11ff",
+        "3fe101838741882f91d35d055cf64d448562dae838e45f8b1d75d0620d263d4c7441ea4085f2b507aa6fff8801efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7efdfbf7f",
+    ];
+    let long = vec![b'v'; 300];
+    let expected: [Vec<(&[u8], &[u8])>; 3] = [
+        vec![
+            (b":method", b"GET"),
+            (b":scheme", b"https"),
+            (b":authority", b"example.org"),
+            (b":path", b"/"),
+            (b"user-agent", b"python-hpack"),
+            (b"accept", b"*/*"),
+        ],
+        vec![
+            (b":method", b"GET"),
+            (b":scheme", b"https"),
+            (b":authority", b"example.org"),
+            (b":path", b"/style.css"),
+            (b"user-agent", b"python-hpack"),
+            (b"accept", b"text/css,*/*;q=0.1"),
+            (b"cookie", b"a=b"),
+        ],
+        vec![
+            (b":method", b"POST"),
+            (b":scheme", b"https"),
+            (b":authority", b"example.org"),
+            (b":path", b"/upload"),
+            (b"content-type", b"application/json"),
+            (b"x-long", &long),
+        ],
+    ];
+    let mut decoder = Decoder::new(4096, 16 * 1024);
+    let mut list = DecodedHeaders::new();
+    for (hex, want) in BLOCKS.iter().zip(expected.iter()) {
+        let block: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        decoder.decode(&block, &mut list).expect("decodes");
+        let got: Vec<(&[u8], &[u8])> = list.iter().map(|f| (f.name, f.value)).collect();
+        assert_eq!(&got, want);
+    }
+    assert_eq!(decoder.table().max_size(), 256);
+    assert!(decoder.table().size() <= 256);
+}
