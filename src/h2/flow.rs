@@ -73,6 +73,20 @@ impl Window {
     }
 }
 
+/// A peer's INITIAL_WINDOW_SIZE changed from `old` to `new` (`SettingsChange`): every open
+/// stream's send window moves by the difference. One window past 2^31 - 1 is a connection
+/// FLOW_CONTROL_ERROR (RFC 9113 §6.9.2); the connection's own window does not move.
+pub fn apply_initial_window_change<'w>(
+    stream_windows: impl IntoIterator<Item = &'w mut Window>,
+    old: u32,
+    new: u32,
+) -> Result<(), FlowControlError> {
+    for window in stream_windows {
+        window.apply_initial_change(old, new)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +124,25 @@ mod tests {
         // Raising it so a stream's window passes 2^31-1.
         let mut full = Window::new(MAX_WINDOW);
         assert_eq!(full.apply_initial_change(0, 1), Err(FlowControlError));
+    }
+
+    #[test]
+    fn a_settings_change_moves_every_open_stream() {
+        use crate::h2::settings::{id, Settings};
+        let mut peer = Settings::default();
+        let mut streams = [Window::new(65_535), Window::new(65_535)];
+        streams[1].consume(35_535).expect("within");
+        let mut payload = id::INITIAL_WINDOW_SIZE.to_be_bytes().to_vec();
+        payload.extend_from_slice(&100_000u32.to_be_bytes());
+        let change = peer.apply(&payload).expect("valid");
+        let (old, new) = change.initial_window_size.expect("changed");
+        apply_initial_window_change(&mut streams, old, new).expect("fits");
+        assert_eq!(streams.map(|w| w.available()), [100_000, 64_465]);
+        // A window already near the top overflows: a connection error.
+        let mut near_top = [Window::new(MAX_WINDOW - 10)];
+        assert_eq!(
+            apply_initial_window_change(&mut near_top, 65_535, 65_546),
+            Err(FlowControlError)
+        );
     }
 }
