@@ -690,3 +690,49 @@ fn blocks_from_another_encoder_decode() {
     assert_eq!(decoder.table().max_size(), 256);
     assert!(decoder.table().size() <= 256);
 }
+
+/// Many blocks of random fields through one encoder and decoder with a small table: insertions,
+/// evictions and the byte ring wrapping around, and every list comes back as it went in.
+#[test]
+fn random_lists_round_trip_through_a_small_table() {
+    let mut rng = XorShift(0xdead_beef);
+    let names: [&[u8]; 6] = [
+        b"x-a",
+        b"x-bb",
+        b"cookie",
+        b":path",
+        b"accept",
+        b"x-long-name",
+    ];
+    for table_size in [0usize, 64, 256, 4096] {
+        let mut encoder = Encoder::new(4096);
+        encoder.set_table_size(table_size);
+        let mut decoder = Decoder::new(4096, 1 << 20);
+        let mut list = DecodedHeaders::new();
+        for _ in 0..300 {
+            let fields: Vec<(Vec<u8>, Vec<u8>)> = (0..1 + rng.below(8))
+                .map(|_| {
+                    let name = names[rng.below(names.len())].to_vec();
+                    let value = (0..rng.below(90))
+                        .map(|_| b"abc/=;0123456789"[rng.below(16)])
+                        .collect();
+                    (name, value)
+                })
+                .collect();
+            let mut block = Vec::new();
+            encoder.begin_block(&mut block);
+            for (name, value) in &fields {
+                let indexing =
+                    [Indexing::Incremental, Indexing::Without, Indexing::Never][rng.below(3)];
+                encoder.encode_field(name, value, indexing, &mut block);
+            }
+            decoder.decode(&block, &mut list).expect("decodes");
+            assert_eq!(decoded(&list), fields);
+            assert_eq!(
+                table_entries(decoder.table()),
+                table_entries(encoder.table())
+            );
+            assert!(decoder.table().size() <= table_size);
+        }
+    }
+}
