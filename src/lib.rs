@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod edge;
+pub mod h2;
 pub mod http;
 pub mod logging;
 pub mod net;
