@@ -11,6 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::tls_listener::tls_client;
 use common::tls_origin::TestCa;
 use common::{Backend, Conn, Pibl, TempDir};
 
@@ -227,13 +228,7 @@ fn on_a_tls_listener_the_header_comes_before_the_handshake() {
         &format!("listen 127.0.0.1:0 tls proxy_protocol\n{line}"),
     );
     let at = proxied_listener(&pibl);
-    let config = pibl::tls::client::client_config(
-        &pibl::tls::client::Trust::CaFile(ca.cert_path.clone()),
-        &[b"http/1.1"],
-    )
-    .expect("a client config");
-    let conn = rustls::ClientConnection::new(config, "localhost".try_into().expect("name"))
-        .expect("a TLS client");
+    let conn = tls_client(&ca.cert_path);
     let mut sock = TcpStream::connect(at).expect("connect");
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use client_support::Client;
-use common::tls_listener::{first_tls, listeners, write_cert_pair};
+use common::tls_listener::{first_tls, listeners, tls_client, write_cert_pair};
 use common::tls_origin::TestCa;
 use common::{get, Backend, Pibl, TempDir};
 
@@ -98,13 +98,7 @@ fn websocket_through_a_tls_listener() {
         &format!("listen 127.0.0.1:0 tls\n{}", certs.line),
     );
     let tls = first_tls(&pibl);
-    let config = pibl::tls::client::client_config(
-        &pibl::tls::client::Trust::CaFile(certs.ca.cert_path.clone()),
-        &[b"http/1.1"],
-    )
-    .expect("client config");
-    let conn = rustls::ClientConnection::new(config, "localhost".try_into().expect("name"))
-        .expect("client connection");
+    let conn = tls_client(&certs.ca.cert_path);
     let sock = TcpStream::connect(tls).expect("connect");
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");

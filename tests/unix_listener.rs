@@ -11,6 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::tls_listener::tls_client;
 use common::{Backend, Pibl, TempDir};
 
 /// Starts pibl in a fresh directory with `conf` (plus a plain TCP listener first, so the
@@ -168,13 +169,7 @@ fn tls_over_a_unix_socket_and_a_reload_keeps_the_listener() {
         },
     );
     let fetch = |path: &str| {
-        let config = pibl::tls::client::client_config(
-            &pibl::tls::client::Trust::CaFile(ca.cert_path.clone()),
-            &[b"http/1.1"],
-        )
-        .expect("a client config");
-        let conn = rustls::ClientConnection::new(config, "localhost".try_into().expect("name"))
-            .expect("a TLS client");
+        let conn = tls_client(&ca.cert_path);
         let sock = UnixStream::connect(sock(&p)).expect("connect");
         sock.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");

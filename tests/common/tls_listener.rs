@@ -47,3 +47,15 @@ pub fn first_tls(pibl: &Pibl) -> SocketAddr {
         .find_map(|(a, tls)| tls.then_some(a))
         .expect("a TLS listener in the start-up line")
 }
+
+/// A TLS client for `localhost` (HTTP/1.1 by ALPN) that trusts the CA in `ca_file`, to drive
+/// over any stream (`rustls::StreamOwned`).
+pub fn tls_client(ca_file: &Path) -> rustls::ClientConnection {
+    let config = pibl::tls::client::client_config(
+        &pibl::tls::client::Trust::CaFile(ca_file.to_path_buf()),
+        &[b"http/1.1"],
+    )
+    .expect("a client config");
+    rustls::ClientConnection::new(config, "localhost".try_into().expect("name"))
+        .expect("a TLS client")
+}
