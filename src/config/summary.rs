@@ -136,6 +136,9 @@ impl Config {
                 "strip"
             }
         ));
+        for line in self.compress.summary_lines() {
+            put(line);
+        }
         for line in self.edge.summary_lines() {
             put(line);
         }
