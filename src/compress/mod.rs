@@ -78,8 +78,8 @@ impl Levels {
     /// The levels a response compressed on its way through uses: fast ones, chosen by
     /// `benches/compress.rs` (figures in docs/compression.md).
     pub const DEFAULT: Levels = Levels {
-        gzip: 1,
-        br: 4,
+        gzip: 2,
+        br: 3,
         zstd: 3,
     };
 
@@ -104,7 +104,7 @@ impl Levels {
     /// Applies `compress_level` words (`gzip=6 br=5`); codings not named keep their level.
     pub fn parse(&mut self, words: &[&str]) -> Result<(), String> {
         if words.is_empty() {
-            return Err("needs CODING=LEVEL, e.g. 'compress_level gzip=1 br=4 zstd=3'".into());
+            return Err("needs CODING=LEVEL, e.g. 'compress_level gzip=2 br=3 zstd=3'".into());
         }
         for word in words {
             let Some((name, level)) = word.split_once('=') else {
@@ -160,11 +160,11 @@ mod tests {
             l,
             Levels {
                 gzip: 6,
-                br: 4,
+                br: 3,
                 zstd: 19
             }
         );
-        assert_eq!(l.to_string(), "gzip=6 br=4 zstd=19");
+        assert_eq!(l.to_string(), "gzip=6 br=3 zstd=19");
         for bad in [
             "gzip", "gzip=0", "gzip=10", "br=12", "zstd=0", "zstd=-1", "lz4=1", "x-gzip=1", "br=a",
         ] {

@@ -586,7 +586,7 @@ fn compress_directives_parse_check_and_read_back() {
     let summary = cfg.summary();
     assert!(summary.contains("\ncompress off\n"), "{summary}");
     assert!(
-        summary.contains("\ncompress_level gzip=1 br=4 zstd=3\n"),
+        summary.contains("\ncompress_level gzip=2 br=3 zstd=3\n"),
         "{summary}"
     );
     assert_eq!(parse(&summary).unwrap().compress, cfg.compress);
