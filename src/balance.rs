@@ -376,9 +376,19 @@ impl RoundRobin {
     pub fn pick_in(&self, pool: usize, exclude: u64, key: u32) -> Option<usize> {
         let p = self.pools.get(pool)?;
         let allowed = |i: usize| i >= 64 || exclude & (1 << i) == 0;
-        let now = self.now_ms();
-        let usable =
-            |i: usize| allowed(i) && self.backends[i].down_until.load(Ordering::Relaxed) <= now;
+        // The clock is read only when a backend has been down (`down_until` 0 means it never
+        // was, or has answered since): a pick with every backend up costs no clock read.
+        let now = std::cell::Cell::new(0);
+        let usable = |i: usize| {
+            let until = self.backends[i].down_until.load(Ordering::Relaxed);
+            allowed(i)
+                && (until == 0 || {
+                    if now.get() == 0 {
+                        now.set(self.now_ms());
+                    }
+                    until <= now.get()
+                })
+        };
         let chosen = match &p.choice {
             Choice::Rotation => {
                 let n = p.sequence.len();

@@ -170,7 +170,7 @@ impl LogWriter {
         AccessLog {
             buf: Vec::new(),
             tx: self.tx.clone(),
-            oldest: None,
+            due: None,
             enabled,
         }
     }
@@ -600,8 +600,9 @@ pub struct AccessEntry<'a> {
 pub struct AccessLog {
     buf: Vec<u8>,
     tx: Option<SyncSender<Msg>>,
-    /// When the first line of the current batch was recorded.
-    oldest: Option<Instant>,
+    /// When the current batch must be handed over: its first line's time plus [`BATCH_AGE`]
+    /// (kept as the deadline, so the per-tick check is one comparison).
+    due: Option<Instant>,
     /// `access_log on`; a reload may switch it.
     enabled: bool,
 }
@@ -612,18 +613,15 @@ impl AccessLog {
         AccessLog {
             buf: Vec::new(),
             tx: None,
-            oldest: None,
+            due: None,
             enabled: false,
         }
     }
 
     /// Appends one line: `stamp client "METHOD target VERSION" status bytes backend duration cache`.
     pub fn record(&mut self, stamp: &str, e: &AccessEntry<'_>) {
-        if !self.enabled || self.tx.is_none() {
+        if !self.begin_line() {
             return;
-        }
-        if self.oldest.is_none() {
-            self.oldest = Some(Instant::now());
         }
         format_line(&mut self.buf, stamp, e);
         if self.buf.len() >= BATCH_BYTES {
@@ -636,11 +634,8 @@ impl AccessLog {
         if d.format == LogFormat::Pibl {
             return self.record(stamp, e);
         }
-        if !self.enabled || self.tx.is_none() {
+        if !self.begin_line() {
             return;
-        }
-        if self.oldest.is_none() {
-            self.oldest = Some(Instant::now());
         }
         format::put_sort_key(&mut self.buf, stamp);
         if d.format == LogFormat::Json {
@@ -653,6 +648,18 @@ impl AccessLog {
         }
     }
 
+    /// Whether a line is to be written; the first line of a batch sets when it is due.
+    #[inline]
+    fn begin_line(&mut self) -> bool {
+        if !self.enabled || self.tx.is_none() {
+            return false;
+        }
+        if self.due.is_none() {
+            self.due = Some(Instant::now() + BATCH_AGE);
+        }
+        true
+    }
+
     /// Switches access lines on or off (`access_log`, after a reload).
     pub fn set_enabled(&mut self, enabled: bool) {
         self.enabled = enabled;
@@ -660,22 +667,19 @@ impl AccessLog {
 
     /// Hands the batch over if its oldest line has waited long enough; call once per loop tick.
     pub fn flush_if_due(&mut self, now: Instant) {
-        if self
-            .oldest
-            .is_some_and(|t| now.saturating_duration_since(t) >= BATCH_AGE)
-        {
+        if self.due.is_some_and(|due| now >= due) {
             self.flush();
         }
     }
 
     /// When the current batch must be handed over, so the event loop can wake up for it.
     pub fn due(&self) -> Option<Instant> {
-        self.oldest.map(|t| t + BATCH_AGE)
+        self.due
     }
 
     /// Hands the lines collected so far to the writer thread.
     pub fn flush(&mut self) {
-        self.oldest = None;
+        self.due = None;
         if self.buf.is_empty() {
             return;
         }

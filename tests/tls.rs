@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::tls_listener::{first_tls, write_cert_pair};
 use common::{pattern, Backend, Pibl, TempDir};
 use pibl::tls::selfsigned::DemoCa;
 
@@ -50,20 +51,8 @@ impl Pki {
     /// Writes `NAME.pem` (chain) and `NAME.key` for `names`; returns the config line.
     fn issue(&self, dir: &Path, file: &str, names: &[&str]) -> String {
         let c = self.ca.issue(names, 90 * DAY).expect("leaf");
-        write_pair(dir, file, &c.chain_pem, &c.key_pem)
+        write_cert_pair(dir, file, &c.chain_pem, &c.key_pem)
     }
-}
-
-fn write_pair(dir: &Path, file: &str, chain: &str, key: &str) -> String {
-    let (cp, kp) = (
-        dir.join(format!("{file}.pem")),
-        dir.join(format!("{file}.key")),
-    );
-    std::fs::write(&cp, chain).expect("write chain");
-    std::fs::write(&kp, key).expect("write key");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&kp, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    format!("certificate {} {}\n", cp.display(), kp.display())
 }
 
 /// pibl with a plain and a TLS listener; certificates are written beside its config.
@@ -80,29 +69,13 @@ fn start(backends: &[SocketAddr], extra: &str) -> TlsPibl {
     let pki = Pki::new(certs.path(), "a");
     let cert = pki.issue(certs.path(), "localhost", &["localhost", "127.0.0.1"]);
     let pibl = Pibl::start(backends, &format!("listen 127.0.0.1:0 tls\n{cert}{extra}"));
-    let tls = tls_addr(&pibl);
+    let tls = first_tls(&pibl);
     TlsPibl {
         pibl,
         tls,
         pki,
         _certs: certs,
     }
-}
-
-/// The TLS listener's address from the start-up line (`listening on A and B tls with ...`).
-fn tls_addr(pibl: &Pibl) -> SocketAddr {
-    let lines = pibl.stdout.lock().expect("stdout").clone();
-    lines
-        .iter()
-        .find_map(|l| l.split("listening on ").nth(1))
-        .and_then(|rest| {
-            let words: Vec<&str> = rest.split_whitespace().collect();
-            words
-                .windows(2)
-                .find(|w| w[1] == "tls")
-                .and_then(|w| w[0].parse().ok())
-        })
-        .expect("a TLS listener in the start-up line")
 }
 
 fn curl(args: &[&str]) -> Output {
@@ -252,7 +225,7 @@ fn openssl_sees_versions_alpn_sni_and_resumption() {
         &[backend.addr],
         &format!("listen 127.0.0.1:0 tls\n{main}{api}{wild}"),
     );
-    let tls = tls_addr(&pibl);
+    let tls = first_tls(&pibl);
 
     for old in ["-tls1", "-tls1_1"] {
         let (ok, text) = s_client(tls, &[old, "-cipher", "DEFAULT@SECLEVEL=0"], b"");
@@ -539,7 +512,7 @@ fn check_names_the_file_of_a_bad_certificate() {
             ),
         )
         .expect("old");
-    let expired = write_pair(d, "old", &old.chain_pem, &old.key_pem);
+    let expired = write_cert_pair(d, "old", &old.chain_pem, &old.key_pem);
     let (ok, text) = check(d, &format!("{base}{expired}"));
     assert!(!ok);
     assert!(

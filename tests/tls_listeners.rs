@@ -6,11 +6,12 @@ mod client_support;
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
 use client_support::Client;
+use common::tls_listener::{first_tls, listeners, write_cert_pair};
 use common::tls_origin::TestCa;
 use common::{get, Backend, Pibl, TempDir};
 
@@ -25,44 +26,12 @@ fn certs() -> Certs {
     let ca = TestCa::new("listeners CA");
     let cert = ca.issue(&["localhost", "127.0.0.1"]);
     let dir = TempDir::new("listeners-certs");
-    let (cp, kp) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    std::fs::write(&cp, &cert.chain_pem).expect("chain");
-    std::fs::write(&kp, &cert.key_pem).expect("key");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&kp, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let line = format!("certificate {} {}\n", cp.display(), kp.display());
+    let line = write_cert_pair(dir.path(), "c", &cert.chain_pem, &cert.key_pem);
     Certs {
         ca,
         line,
         _dir: dir,
     }
-}
-
-/// The first TLS listener of a running pibl.
-fn first_tls(pibl: &Pibl) -> SocketAddr {
-    listeners(pibl)
-        .into_iter()
-        .find_map(|(a, tls)| tls.then_some(a))
-        .expect("a TLS listener")
-}
-
-/// Every listener in the start-up line (`listening on A and B tls and C ...`), with its kind.
-fn listeners(pibl: &Pibl) -> Vec<(SocketAddr, bool)> {
-    let lines = pibl.stdout.lock().expect("stdout").clone();
-    let rest = lines
-        .iter()
-        .find_map(|l| l.split("listening on ").nth(1).map(str::to_string))
-        .expect("the start-up line");
-    let rest = rest.split(" with ").next().unwrap_or("");
-    let words: Vec<&str> = rest.split_whitespace().collect();
-    words
-        .iter()
-        .enumerate()
-        .filter_map(|(i, w)| {
-            let addr: SocketAddr = w.trim_end_matches(',').parse().ok()?;
-            Some((addr, words.get(i + 1) == Some(&"tls")))
-        })
-        .collect()
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod common;
 
 use std::process::Command;
 
+use common::tls_listener::{first_tls, write_cert_pair};
 use common::tls_origin::TestCa;
 use common::{Backend, Pibl, TempDir};
 
@@ -29,32 +30,9 @@ fn testssl_finds_only_tls_1_2_and_1_3() {
     let ca = TestCa::new("testssl CA");
     let cert = ca.issue(&["localhost", "127.0.0.1"]);
     let dir = TempDir::new("testssl-certs");
-    let (cp, kp) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    std::fs::write(&cp, &cert.chain_pem).expect("chain");
-    std::fs::write(&kp, &cert.key_pem).expect("key");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&kp, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let pibl = Pibl::start(
-        &[backend.addr],
-        &format!(
-            "listen 127.0.0.1:0 tls\ncertificate {} {}\n",
-            cp.display(),
-            kp.display()
-        ),
-    );
-    let lines = pibl.stdout.lock().expect("stdout").clone();
-    let port = lines
-        .iter()
-        .find_map(|l| l.split("listening on ").nth(1))
-        .and_then(|rest| {
-            let words: Vec<&str> = rest.split_whitespace().collect();
-            words
-                .windows(2)
-                .find(|w| w[1] == "tls")
-                .and_then(|w| w[0].parse::<std::net::SocketAddr>().ok())
-        })
-        .expect("the TLS listener in the start-up line")
-        .port();
+    let line = write_cert_pair(dir.path(), "c", &cert.chain_pem, &cert.key_pem);
+    let pibl = Pibl::start(&[backend.addr], &format!("listen 127.0.0.1:0 tls\n{line}"));
+    let port = first_tls(&pibl).port();
     // Protocols only (-p): a few seconds, where a full run takes minutes.
     let out = Command::new("timeout")
         .args([

@@ -95,21 +95,48 @@ pub fn request_keeps_alive(version: Version, headers: &[httparse::Header<'_>]) -
     }
 }
 
-/// Headers that describe one connection and are never forwarded (RFC 9110 §7.6.1), apart from
-/// Transfer-Encoding, which the relay keeps because it forwards chunked bodies as they are.
-/// `HTTP2-Settings` belongs to an h2c upgrade of this one connection (RFC 7540 §3.2.1).
+/// The header names a proxy treats specially when it copies a head, told apart by their length
+/// first: the head writers ask this of every field of every message, and nearly all fields are
+/// `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldName {
+    Host,
+    Via,
+    XForwardedFor,
+    XForwardedProto,
+    TransferEncoding,
+    /// Describes one connection and is never forwarded (RFC 9110 §7.6.1), apart from
+    /// Transfer-Encoding, which the relay keeps because it forwards chunked bodies as they are.
+    /// `HTTP2-Settings` belongs to an h2c upgrade of this one connection (RFC 7540 §3.2.1).
+    HopByHop,
+    Other,
+}
+
+impl FieldName {
+    #[inline]
+    pub fn of(name: &str) -> FieldName {
+        let is = |wanted: &str| name.eq_ignore_ascii_case(wanted);
+        match name.len() {
+            2 if is("te") => FieldName::HopByHop,
+            3 if is("via") => FieldName::Via,
+            4 if is("host") => FieldName::Host,
+            7 if is("upgrade") || is("trailer") => FieldName::HopByHop,
+            10 if is("connection") || is("keep-alive") => FieldName::HopByHop,
+            14 if is("http2-settings") => FieldName::HopByHop,
+            15 if is("x-forwarded-for") => FieldName::XForwardedFor,
+            16 if is("proxy-connection") => FieldName::HopByHop,
+            17 if is("x-forwarded-proto") => FieldName::XForwardedProto,
+            17 if is("transfer-encoding") => FieldName::TransferEncoding,
+            18 if is("proxy-authenticate") => FieldName::HopByHop,
+            _ => FieldName::Other,
+        }
+    }
+}
+
+/// Whether a header describes one connection only (see [`FieldName::HopByHop`]).
+#[inline]
 pub fn is_hop_by_hop(name: &str) -> bool {
-    const HOP: [&str; 8] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "upgrade",
-        "proxy-authenticate",
-        "http2-settings",
-    ];
-    HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+    FieldName::of(name) == FieldName::HopByHop
 }
 
 /// Whether any `Connection` header lists an option other than `close` and `keep-alive`, which
@@ -296,6 +323,39 @@ mod tests {
         assert!(!has_token(b"keep-alive-ish", "keep-alive"));
         assert!(is_hop_by_hop("Keep-Alive"));
         assert!(!is_hop_by_hop("Content-Type"));
+        for hop in [
+            "Connection",
+            "keep-alive",
+            "Proxy-Connection",
+            "TE",
+            "Trailer",
+            "UPGRADE",
+            "Proxy-Authenticate",
+            "HTTP2-Settings",
+        ] {
+            assert!(is_hop_by_hop(hop), "{hop}");
+        }
+        for other in [
+            "Transfer-Encoding",
+            "Proxy-Authorization",
+            "Trailers",
+            "tee",
+            "Host",
+        ] {
+            assert!(!is_hop_by_hop(other), "{other}");
+        }
+        assert_eq!(FieldName::of("X-Forwarded-FOR"), FieldName::XForwardedFor);
+        assert_eq!(
+            FieldName::of("x-forwarded-proto"),
+            FieldName::XForwardedProto
+        );
+        assert_eq!(
+            FieldName::of("transfer-encoding"),
+            FieldName::TransferEncoding
+        );
+        assert_eq!(FieldName::of("VIA"), FieldName::Via);
+        assert_eq!(FieldName::of("host"), FieldName::Host);
+        assert_eq!(FieldName::of("hostx"), FieldName::Other);
         let hs = [h("Connection", "close, X-Secret")];
         assert!(named_by_connection("x-secret", &hs));
         assert!(connection_names_headers(&hs));

@@ -12,8 +12,8 @@ use super::framing::request_body;
 use super::header_rules::UpstreamRules;
 use super::target::{host_field, split_request_target};
 use super::{
-    connection_has, connection_names_headers, is_hop_by_hop, name_is, named_by_connection,
-    put_header, request_keeps_alive, Version,
+    connection_has, connection_names_headers, name_is, named_by_connection, put_header,
+    request_keeps_alive, FieldName, Version,
 };
 
 /// Most header fields any config may allow; the configured limit slices this.
@@ -303,17 +303,18 @@ fn write_upstream_head(
     let rules_drop = rules.drops_any();
     for h in headers {
         let n = h.name;
-        if name_is(n, "host")
-            || name_is(n, "x-forwarded-proto")
-            || is_hop_by_hop(n)
-            || (connection_named && named_by_connection(n, headers))
+        let field = FieldName::of(n);
+        if matches!(
+            field,
+            FieldName::Host | FieldName::XForwardedProto | FieldName::HopByHop
+        ) || (connection_named && named_by_connection(n, headers))
             || (rules_drop && rules.drops(n))
         {
             continue;
         }
-        if name_is(n, "x-forwarded-for") || name_is(n, "via") {
+        if matches!(field, FieldName::XForwardedFor | FieldName::Via) {
             // Several lines of a list header fold into one, with our hop appended.
-            let is_xff = name_is(n, "x-forwarded-for");
+            let is_xff = field == FieldName::XForwardedFor;
             let done = if is_xff {
                 &mut xff_written
             } else {

@@ -9,8 +9,8 @@ use super::framing::{Declared, FramingError};
 use super::head::ResponseHead;
 use super::request::{HeadLimits, HEADERS_CAP};
 use super::{
-    connection_has, connection_names_headers, is_hop_by_hop, name_is, named_by_connection,
-    put_header, put_status_line, Version,
+    connection_has, connection_names_headers, name_is, named_by_connection, put_header,
+    put_status_line, FieldName, Version,
 };
 
 /// What the proxy needs to know about a backend's response.
@@ -130,16 +130,17 @@ pub fn parse_with(
         let mut via_written = false;
         for h in headers {
             let n = h.name;
-            if name_is(n, "via") {
+            let field = FieldName::of(n);
+            if field == FieldName::Via {
                 if !via_written {
                     via_written = true;
                     write_via(out, headers);
                 }
                 continue;
             }
-            if is_hop_by_hop(n)
+            if field == FieldName::HopByHop
                 || (connection_named && named_by_connection(n, headers))
-                || (dechunk && name_is(n, "transfer-encoding"))
+                || (dechunk && field == FieldName::TransferEncoding)
             {
                 continue;
             }

@@ -2,27 +2,32 @@
 //! rules: `src/access.rs`; the buckets: `rate_limit.rs`), answering 403 or 429 through the
 //! proxy-made-response path (`SendError`).
 
+use super::exchange::Exchange;
 use super::rate_limit::Admission;
-use super::session::{Ctx, Session, Step};
+use super::session::{Conn, Ctx, Step};
 
-impl Session {
+impl Conn {
     /// The hook after a request head is parsed: `allow`/`deny` (403) and `rate_limit` (429 with
     /// `Retry-After`), on the real client address. Without either, two loads and two branches.
     #[inline]
-    pub(super) fn refused_by_access_rules(&mut self, ctx: &mut Ctx<'_>) -> Option<Step> {
+    pub(super) fn refused_by_access_rules(
+        &mut self,
+        x: &mut Exchange,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<Step> {
         if ctx.settings.config.access.acl.is_empty() && ctx.settings.rate_limiter.is_none() {
             return None;
         }
-        self.check_access_rules(ctx)
+        self.check_access_rules(x, ctx)
     }
 
     #[inline(never)]
-    fn check_access_rules(&mut self, ctx: &mut Ctx<'_>) -> Option<Step> {
+    fn check_access_rules(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Option<Step> {
         let ip = self.peer.ip();
         if !ctx.settings.config.access.admits(ip) {
             // nginx keeps the connection open after a 403; so does pibl (when the request's
             // body was read).
-            return Some(self.fail(ctx, 403, "access denied", false));
+            return Some(self.fail(Some(x), ctx, 403, "access denied", false));
         }
         let limiter = ctx.settings.rate_limiter.as_ref()?;
         match limiter.admit(ip, ctx.clock.now) {
@@ -31,7 +36,7 @@ impl Session {
                 let secs = retry_after.as_nanos().div_ceil(1_000_000_000).max(1);
                 let mut header = [0u8; 40];
                 let header = retry_after_header(&mut header, secs as u64);
-                Some(self.fail_with(ctx, 429, "rate limit exceeded", false, header))
+                Some(self.fail_with(Some(x), ctx, 429, "rate limit exceeded", false, header))
             }
         }
     }

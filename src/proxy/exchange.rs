@@ -121,4 +121,10 @@ impl Exchange {
             _ => self.req_body.chunked_data_len() > max,
         }
     }
+
+    /// In `SendRequest`, true while the request body is unfinished and nothing of it is waiting
+    /// to go upstream: the session waits for the client.
+    pub(super) fn waiting_for_request_body(&self) -> bool {
+        !self.req_body.is_complete() && self.req_body.ready() == 0
+    }
 }

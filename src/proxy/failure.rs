@@ -1,5 +1,7 @@
 //! How an exchange fails: retries and failover when a backend cannot be used, responses the
-//! proxy makes itself, and the one access-log line every exchange ends with.
+//! proxy makes itself, and the one access-log line every exchange ends with. Functions over
+//! the connection part (`Conn`) and the exchange, as in `relay.rs`; a response pibl makes and
+//! its access line also serve a request refused before it became an exchange (`x` is `None`).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -7,22 +9,19 @@ use std::time::{Duration, Instant};
 use super::cached::CacheLabel;
 use super::exchange::Exchange;
 use super::h1;
-use super::session::{Ctx, Session, State, Step};
+use super::session::{Conn, Ctx, State, Step};
 use super::upstream_failure::{log_failure, EarlierFailures, HeldFailure, Phase};
 use crate::http::request::Method;
 use crate::http::Version;
 use crate::logging::{AccessDetails, AccessEntry, LogFormat};
 use crate::stats::Stats;
 
-impl Session {
+impl Conn {
     /// Logs one upstream failure as an event line: backend, phase, cause and the request. A
     /// failure on a backend already marked down (tried because every backend was) is held
     /// instead (see [`HeldFailure`]) and logged when the exchange ends. Called before the
     /// failure is reported, so "down" is never this failure's own doing.
-    pub(super) fn upstream_event(&mut self, phase: Phase, cause: fmt::Arguments<'_>) {
-        let Some(x) = self.x.as_mut() else {
-            return;
-        };
+    pub(super) fn upstream_event(&self, x: &mut Exchange, phase: Phase, cause: fmt::Arguments<'_>) {
         let Some(b) = x.backend else {
             return;
         };
@@ -45,28 +44,16 @@ impl Session {
         );
     }
 
-    /// Whether the current request may go to another backend (or again to the same one): nothing
-    /// of it reached a backend yet, or it is idempotent, its body (if any) was not consumed, and
-    /// nothing was sent to the client yet. A POST whose bytes reached a backend is never replayed.
-    pub(super) fn may_retry(&self) -> bool {
-        self.x.as_ref().is_some_and(|x| {
-            x.upstream_sent == 0
-                || (x.info.method.is_idempotent() && x.replayable() && x.client_bytes == 0)
-        })
-    }
-
     /// The upstream connection failed (reset, closed, write error) before a complete response
     /// head arrived, at `phase` because of `cause`.
     pub(super) fn upstream_failed(
         &mut self,
+        x: &mut Exchange,
         ctx: &mut Ctx<'_>,
         phase: Phase,
         cause: fmt::Arguments<'_>,
     ) -> Step {
-        let may_retry = self.may_retry();
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
+        let may_retry = x.may_retry();
         let backend = x.backend;
         let stale_retry = may_retry && x.reused && !x.stale_retried;
         if stale_retry {
@@ -78,62 +65,61 @@ impl Session {
             log::info!(
                 "backend {} closed a reused connection at {} for {} {}: {cause}; sending again \
                  on a new connection",
-                self.backend_name().unwrap_or("-"),
+                x.backend_name().unwrap_or("-"),
                 phase.as_str(),
                 or_dash(&self.line.method),
                 or_dash(&self.line.target)
             );
-            return self.connect(ctx, b);
+            return self.connect(x, ctx, b);
         }
-        self.upstream_event(phase, cause);
-        self.backend_failed("closed or reset the connection before answering");
+        self.upstream_event(x, phase, cause);
+        x.backend_failed("closed or reset the connection before answering");
         if may_retry {
-            return self.retry_elsewhere(ctx);
+            return self.retry_elsewhere(x, ctx);
         }
-        self.fail(ctx, 502, "the backend closed the connection", true)
+        self.fail(Some(x), ctx, 502, "the backend closed the connection", true)
     }
 
     /// The response head did not come in time. An idempotent request with nothing sent to the
     /// client is tried once more on another backend; otherwise 504.
-    pub(super) fn response_timed_out(&mut self, ctx: &mut Ctx<'_>) {
-        let retry = self.may_retry()
-            && self
-                .x
-                .as_ref()
-                .is_some_and(|x| x.info.method.is_idempotent() && !x.timeout_retried);
+    pub(super) fn response_timed_out(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Step {
+        let retry = x.may_retry() && x.info.method.is_idempotent() && !x.timeout_retried;
         let waiting_for_head = matches!(self.state, State::ReadResponseHead { .. });
         let wait = ctx.settings.config.timeouts.upstream;
         if waiting_for_head {
             self.upstream_event(
+                x,
                 Phase::Head,
                 format_args!("no response head within {wait:?}"),
             );
         } else {
             self.upstream_event(
+                x,
                 Phase::Send,
                 format_args!("did not take the request within {wait:?}"),
             );
         }
-        if let Some(x) = self.x.as_mut() {
-            x.timed_out = true;
-            x.timeout_retried = true;
-        }
+        x.timed_out = true;
+        x.timeout_retried = true;
         if waiting_for_head || retry {
             // Slow request bodies are the client's doing, not the backend's.
-            self.backend_failed("did not answer in time");
+            x.backend_failed("did not answer in time");
         }
         if retry {
-            self.retry_elsewhere(ctx);
+            self.retry_elsewhere(x, ctx)
         } else {
-            self.fail(ctx, 504, "the backend did not answer in time", true);
+            self.fail(
+                Some(x),
+                ctx,
+                504,
+                "the backend did not answer in time",
+                true,
+            )
         }
     }
 
     /// Sends the request to the next backend, within `max_retries`.
-    pub(super) fn retry_elsewhere(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
+    pub(super) fn retry_elsewhere(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Step {
         x.retries += 1;
         if x.retries > ctx.settings.config.health.max_retries {
             let (status, why) = if x.timed_out {
@@ -141,50 +127,39 @@ impl Session {
             } else {
                 (502, "no backend could be reached")
             };
-            return self.fail(ctx, status, why, false);
+            return self.fail(Some(x), ctx, status, why, false);
         }
-        self.pick_backend(ctx)
-    }
-
-    /// Excludes the current backend for this request and counts a failure against it, unless
-    /// the connection came from the pool (a dead pooled connection says nothing about the
-    /// backend).
-    pub(super) fn backend_failed(&mut self, why: &str) {
-        if let Some(x) = self.x.as_mut() {
-            if let Some(b) = x.backend {
-                x.tried |= 1u64.checked_shl(b as u32).unwrap_or(0);
-                if !x.reused {
-                    x.settings.backends.report_failure(b, why);
-                }
-            }
-        }
+        self.pick_backend(x, ctx)
     }
 
     /// Answers the client with a response the proxy makes. The connection closes afterwards when
     /// asked, or when the request's body was not read (its bytes would be taken for a request).
+    /// `x`: the exchange, when the request got that far.
     pub(super) fn fail(
         &mut self,
+        x: Option<&mut Exchange>,
         ctx: &mut Ctx<'_>,
         status: u16,
         detail: &str,
         close: bool,
     ) -> Step {
-        self.fail_with(ctx, status, detail, close, "")
+        self.fail_with(x, ctx, status, detail, close, "")
     }
 
-    /// [`Session::fail`] with `extra` header lines (each ending in CRLF): `Retry-After`.
+    /// [`Conn::fail`] with `extra` header lines (each ending in CRLF): `Retry-After`.
     pub(super) fn fail_with(
         &mut self,
+        x: Option<&mut Exchange>,
         ctx: &mut Ctx<'_>,
         status: u16,
         detail: &str,
         close: bool,
         extra: &str,
     ) -> Step {
-        let close = h1::error_closes(self.x.as_ref(), close, ctx.stopping);
-        if self.x.as_ref().is_some_and(|x| x.client_bytes > 0) {
+        let close = h1::error_closes(x.as_deref(), close, ctx.stopping);
+        if x.as_ref().is_some_and(|x| x.client_bytes > 0) {
             // Part of a response already went out; another one cannot follow it.
-            self.log_exchange(ctx, status);
+            self.log_exchange(x, ctx, status);
             return self.enter(State::Closed, ctx);
         }
         h1::queue_error(
@@ -197,10 +172,10 @@ impl Session {
             ctx.settings.config.access.error_pages.get(status),
         );
         // Only a request whose head was read has an id; the rules apply to every error.
-        let settings = self.x.as_ref().map_or(ctx.settings, |x| &x.settings);
+        let settings = x.as_ref().map_or(ctx.settings, |x| &x.settings);
         let edge = &settings.config.edge;
         edge.finish_client_head(&mut self.to_client.bytes, status, &self.facts);
-        let head_request = match self.x.as_ref() {
+        let head_request = match x {
             Some(x) => x.info.method == Method::Head,
             // Refused right after its head was parsed (an ACL, a rate limit): the line is its.
             None => self.line.method == "HEAD",
@@ -215,17 +190,27 @@ impl Session {
 
     /// Logs the response the proxy made (`SendError`) once it ended, with the bytes the client
     /// got: all of them, or what was written before it went away or stopped reading.
-    pub(super) fn log_error_response(&mut self, ctx: &mut Ctx<'_>, status: u16) {
-        if let Some(x) = self.x.as_mut() {
+    pub(super) fn log_error_response(
+        &mut self,
+        mut x: Option<&mut Exchange>,
+        ctx: &mut Ctx<'_>,
+        status: u16,
+    ) {
+        if let Some(x) = x.as_deref_mut() {
             x.client_bytes += self.to_client.pos as u64;
         }
-        self.log_exchange(ctx, status);
+        self.log_exchange(x, ctx, status);
     }
 
     /// Writes the access line of the exchange (once), or, with no exchange (a request refused
     /// before its head was complete or valid), of the response pibl made in `to_client`.
-    pub(super) fn log_exchange(&mut self, ctx: &mut Ctx<'_>, status: u16) {
-        let (started, bytes, backend, version, cache) = match self.x.as_mut() {
+    pub(super) fn log_exchange(
+        &mut self,
+        x: Option<&mut Exchange>,
+        ctx: &mut Ctx<'_>,
+        status: u16,
+    ) {
+        let x: Option<&Exchange> = match x {
             Some(x) if x.logged => return,
             Some(x) => {
                 x.logged = true;
@@ -240,14 +225,18 @@ impl Session {
                 }
                 // Whatever the cache was doing for this request ends with it.
                 x.cache.abandon();
-                (
-                    x.started,
-                    x.client_bytes,
-                    x.backend,
-                    x.info.version,
-                    x.cache.label,
-                )
+                Some(x)
             }
+            None => None,
+        };
+        let (started, bytes, backend, version, cache) = match x {
+            Some(x) => (
+                x.started,
+                x.client_bytes,
+                x.backend,
+                x.info.version,
+                x.cache.label,
+            ),
             None => (
                 self.head_began,
                 self.to_client.pos as u64,
@@ -270,19 +259,12 @@ impl Session {
             version: version.as_str(),
             status,
             bytes,
-            backend: backend
-                .and_then(|b| Some(self.x.as_ref()?.settings.backends.get(b).name.as_str())),
+            backend: backend.and_then(|b| Some(x?.settings.backends.get(b).name.as_str())),
             duration: clock.now.saturating_duration_since(started),
             cache: cache.map(CacheLabel::as_str),
         };
-        record_stats(
-            &shared.stats,
-            self.x.as_ref(),
-            status,
-            entry.duration,
-            clock.now,
-        );
-        let format = match &self.x {
+        record_stats(&shared.stats, x, status, entry.duration, clock.now);
+        let format = match x {
             Some(x) => x.settings.config.edge.log_format,
             None => shared_settings.config.edge.log_format,
         };
@@ -296,20 +278,39 @@ impl Session {
             request_id: self.facts.request_id(),
             referer: self.facts.referer(),
             user_agent: self.facts.user_agent(),
-            upstream_time: self
-                .x
-                .as_ref()
+            upstream_time: x
                 .and_then(|x| x.upstream_began)
                 .filter(|_| backend.is_some())
                 .map(|t| clock.now.saturating_duration_since(t)),
         };
         log.record_with(clock.log_stamp(), &entry, &details);
     }
+}
+
+impl Exchange {
+    /// Whether the current request may go to another backend (or again to the same one): nothing
+    /// of it reached a backend yet, or it is idempotent, its body (if any) was not consumed, and
+    /// nothing was sent to the client yet. A POST whose bytes reached a backend is never replayed.
+    pub(super) fn may_retry(&self) -> bool {
+        self.upstream_sent == 0
+            || (self.info.method.is_idempotent() && self.replayable() && self.client_bytes == 0)
+    }
+
+    /// Excludes the current backend for this request and counts a failure against it, unless
+    /// the connection came from the pool (a dead pooled connection says nothing about the
+    /// backend).
+    pub(super) fn backend_failed(&mut self, why: &str) {
+        if let Some(b) = self.backend {
+            self.tried |= 1u64.checked_shl(b as u32).unwrap_or(0);
+            if !self.reused {
+                self.settings.backends.report_failure(b, why);
+            }
+        }
+    }
 
     /// The backend of the current request, named as in the settings it started with.
     pub(super) fn backend_name(&self) -> Option<&str> {
-        let x = self.x.as_ref()?;
-        Some(x.settings.backends.get(x.backend?).name.as_str())
+        Some(self.settings.backends.get(self.backend?).name.as_str())
     }
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP/1 client codec: where an exchange's response becomes bytes for an HTTP/1 client.
 //!
-//! The exchange (`relay.rs`, and a cache hit in `session.rs`) delivers its response as events,
+//! The exchange (`relay.rs`, and a cache hit in `cache_states.rs`) delivers its response as events,
 //! method calls on [`H1Codec`]: the backend's head ([`H1Codec::head`]) or a stored one
 //! ([`H1Codec::stored_head`]), how its body comes ([`H1Codec::begin_body`]), body bytes
 //! ([`H1Codec::body`]), the end of the body ([`H1Codec::end`]), queued bytes pushed out

@@ -2,6 +2,7 @@
 //! ([`session`]) and upstream connections ([`upstream`]).
 
 mod access_check;
+mod cache_states;
 mod cached;
 mod exchange;
 mod failure;

@@ -4,17 +4,23 @@
 
 use std::io::Write;
 
-use super::session::{Ctx, Session, State, Step};
+use super::exchange::Exchange;
+use super::session::{Conn, Ctx, State, Step};
 use crate::http::response::reason_phrase;
 use crate::http::target::split_absolute;
 
-impl Session {
+impl Conn {
     /// Queues the 308 for the request just parsed (`self.line`) and sends it like any response
     /// pibl makes (`SendError`: logged when sent; closes when the request body was not read).
-    pub(super) fn redirect_to_https(&mut self, ctx: &mut Ctx<'_>, port: u16) -> Step {
+    pub(super) fn redirect_to_https(
+        &mut self,
+        x: &mut Exchange,
+        ctx: &mut Ctx<'_>,
+        port: u16,
+    ) -> Step {
         let host = host_without_port(&self.line.host);
         if host.is_empty() {
-            return self.fail(ctx, 400, "no Host to redirect to https", true);
+            return self.fail(Some(x), ctx, 400, "no Host to redirect to https", true);
         }
         let path = match split_absolute(&self.line.target) {
             Some(url) if url.rest.starts_with('/') => url.rest,
@@ -22,7 +28,7 @@ impl Session {
             None if self.line.target.starts_with('/') => self.line.target.as_str(),
             None => "/",
         };
-        let close = super::h1::error_closes(self.x.as_ref(), false, ctx.stopping);
+        let close = super::h1::error_closes(Some(x), false, ctx.stopping);
         let out = &mut self.to_client.bytes;
         out.clear();
         let _ = write!(

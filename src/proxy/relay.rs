@@ -1,11 +1,13 @@
-//! The upstream side of an exchange, as states of the session: pick a backend, connect, send
+//! The upstream side of an exchange, as functions over the connection part (`Conn`) and the
+//! exchange (`&mut Exchange`, handed over by `Session::drive`): pick a backend, connect, send
 //! the request (head and body), read the response head (1xx relayed in place), relay the body
 //! (buffered, or spliced), and finish: log, recycle the upstream connection, next request.
 //! Failures, retries and proxy-made responses are in `failure.rs`.
 
 use super::cached::{self, CacheLabel};
+use super::exchange::Exchange;
 use super::h1::{self, ClientGone, H1Codec};
-use super::session::{head_limits, Ctx, Session, State, Step};
+use super::session::{head_limits, Conn, Ctx, State, Step};
 #[cfg(target_os = "linux")]
 use super::splice::{SplicePipe, Spliced};
 use super::transport::Stream;
@@ -19,15 +21,14 @@ use crate::http::response::ResponseInfo;
 use crate::routing::{header_value, Routed};
 use crate::tls::client::TlsFailure;
 
-impl Session {
+impl Conn {
     /// Chooses the next backend for the current request and starts talking to it.
-    pub(super) fn pick_backend(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
+    pub(super) fn pick_backend(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Step {
         let pool = match x.settings.router.route(&self.line.host, &self.line.target) {
             Routed::Pool(pool) => pool as usize,
-            Routed::Refuse(status) => return self.fail(ctx, status, "no site or route", false),
+            Routed::Refuse(status) => {
+                return self.fail(Some(x), ctx, status, "no site or route", false)
+            }
         };
         let backends = &x.settings.backends;
         let key = match backends.hash_key(pool) {
@@ -46,7 +47,7 @@ impl Session {
             } else {
                 (502, "no backend could be reached")
             };
-            return self.fail(ctx, status, why, false);
+            return self.fail(Some(x), ctx, status, why, false);
         };
         x.backend = Some(b);
         x.upstream_began.get_or_insert(ctx.clock.now);
@@ -58,16 +59,13 @@ impl Session {
         if let Some(key) = ctx.upstreams.checkout(ctx.registry, generation, b, owner) {
             x.reused = true;
             self.to_upstream.rewind();
-            return self.enter(State::SendRequest { upstream: key }, ctx);
+            return self.enter_sending(x, key, ctx);
         }
-        self.connect(ctx, b)
+        self.connect(x, ctx, b)
     }
 
     /// Opens a fresh connection to backend `b`.
-    pub(super) fn connect(&mut self, ctx: &mut Ctx<'_>, b: usize) -> Step {
-        let Some(x) = self.x.as_ref() else {
-            return self.enter(State::Closed, ctx);
-        };
+    pub(super) fn connect(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>, b: usize) -> Step {
         let backend = x.settings.backends.get(b);
         let (generation, addr) = (x.settings.generation, backend.addr);
         let owner = ExchangeKey {
@@ -80,9 +78,9 @@ impl Session {
                 match rustls::ClientConnection::new(client.config.clone(), name.clone()) {
                     Ok(conn) => Some(conn),
                     Err(e) => {
-                        self.upstream_event(Phase::Connect, format_args!("TLS refused: {e}"));
-                        self.backend_failed("cannot connect");
-                        return self.retry_elsewhere(ctx);
+                        self.upstream_event(x, Phase::Connect, format_args!("TLS refused: {e}"));
+                        x.backend_failed("cannot connect");
+                        return self.retry_elsewhere(x, ctx);
                     }
                 }
             }
@@ -93,21 +91,19 @@ impl Session {
             .connect(ctx.registry, generation, b, addr, owner, tls)
         {
             Ok(key) => {
-                if let Some(x) = self.x.as_mut() {
-                    x.reused = false;
-                }
+                x.reused = false;
                 self.to_upstream.rewind();
                 self.enter(State::Connecting { upstream: key }, ctx)
             }
             Err(e) => {
-                self.upstream_event(Phase::Connect, format_args!("cannot open a socket: {e}"));
-                self.backend_failed("cannot connect");
-                self.retry_elsewhere(ctx)
+                self.upstream_event(x, Phase::Connect, format_args!("cannot open a socket: {e}"));
+                x.backend_failed("cannot connect");
+                self.retry_elsewhere(x, ctx)
             }
         }
     }
 
-    pub(super) fn connecting(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
+    pub(super) fn connecting(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>, key: usize) -> Step {
         let Some(up) = ctx.upstreams.conns.get_mut(key) else {
             return self.enter(State::Closed, ctx);
         };
@@ -116,7 +112,7 @@ impl Session {
         }
         if up.connected {
             // TCP is up; a TLS backend's handshake is under way.
-            return self.tls_handshake(ctx, key);
+            return self.tls_handshake(x, ctx, key);
         }
         let Some(sock) = up.stream.socket() else {
             return self.enter(State::Closed, ctx);
@@ -138,17 +134,18 @@ impl Session {
             None => {
                 up.connected = true;
                 if matches!(up.stream, Stream::Tls(_)) {
-                    return self.tls_handshake(ctx, key);
+                    return self.tls_handshake(x, ctx, key);
                 }
-                self.enter(State::SendRequest { upstream: key }, ctx)
+                self.enter_sending(x, key, ctx)
             }
             Some(e) => {
                 self.upstream_event(
+                    x,
                     Phase::Connect,
                     format_args!("refused or failed the connection: {e}"),
                 );
-                self.backend_failed("connection refused or failed");
-                self.retry_elsewhere(ctx)
+                x.backend_failed("connection refused or failed");
+                self.retry_elsewhere(x, ctx)
             }
         }
     }
@@ -156,40 +153,38 @@ impl Session {
     /// A TLS backend's handshake, still in the connecting state: its failure (a refused
     /// certificate, no common version, a plain HTTP port) is a failed connect, tried elsewhere
     /// and logged with rustls's reason; the connect deadline covers it. Leaving `Connecting`
-    /// releases the connection (`Session::enter`).
-    fn tls_handshake(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
+    /// releases the connection (`Conn::enter`).
+    fn tls_handshake(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>, key: usize) -> Step {
         let Some(up) = ctx.upstreams.conns.get_mut(key) else {
             return self.enter(State::Closed, ctx);
         };
         let Stream::Tls(tls) = &mut up.stream else {
-            return self.enter(State::SendRequest { upstream: key }, ctx);
+            return self.enter_sending(x, key, ctx);
         };
         match tls.handshake(&mut up.readable, &mut up.writable) {
-            Ok(true) => self.enter(State::SendRequest { upstream: key }, ctx),
+            Ok(true) => self.enter_sending(x, key, ctx),
             Ok(false) => Step::Wait,
             Err(e) => {
-                let name = self
-                    .x
-                    .as_ref()
-                    .and_then(|x| x.backend.map(|b| x.settings.backends.get(b)))
+                let name = x
+                    .backend
+                    .map(|b| x.settings.backends.get(b))
                     .map_or_else(String::new, |b| b.name.clone());
                 match TlsFailure::from_io(&e, &name) {
                     Some(why) => {
-                        self.upstream_event(Phase::Connect, format_args!("TLS handshake: {why}"))
+                        self.upstream_event(x, Phase::Connect, format_args!("TLS handshake: {why}"))
                     }
-                    None => self.upstream_event(Phase::Connect, format_args!("TLS handshake: {e}")),
+                    None => {
+                        self.upstream_event(x, Phase::Connect, format_args!("TLS handshake: {e}"))
+                    }
                 }
-                self.backend_failed("TLS handshake failed");
-                self.retry_elsewhere(ctx)
+                x.backend_failed("TLS handshake failed");
+                self.retry_elsewhere(x, ctx)
             }
         }
     }
 
-    pub(super) fn send_request(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
+    pub(super) fn send_request(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>, key: usize) -> Step {
         let max_body = ctx.settings.config.limits.max_body_size;
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
         let Some(up) = ctx.upstreams.conns.get_mut(key) else {
             return self.enter(State::Closed, ctx);
         };
@@ -209,14 +204,14 @@ impl Session {
             }
             if let Err(e) = x.req_body.scan(buf) {
                 log::info!("bad request body from {}: {e}", self.peer);
-                return self.fail(ctx, 400, "malformed chunked request body", true);
+                return self.fail(Some(x), ctx, 400, "malformed chunked request body", true);
             }
             if x.body_over(max_body) {
-                return self.fail(ctx, 413, "request body larger than allowed", true);
+                return self.fail(Some(x), ctx, 413, "request body larger than allowed", true);
             }
             if self.client.eof() && !x.req_body.is_complete() && x.req_body.ready() == 0 {
                 // The client gave up mid-body; nothing sensible can reach the backend.
-                self.log_exchange(ctx, 499);
+                self.log_exchange(Some(x), ctx, 499);
                 return self.enter(State::Closed, ctx);
             }
         }
@@ -233,24 +228,21 @@ impl Session {
                 x.upstream_sent += w.total as u64;
                 progress |= w.total > 0;
             }
-            Err(e) => return self.upstream_failed(ctx, Phase::Send, format_args!("{e}")),
+            Err(e) => return self.upstream_failed(x, ctx, Phase::Send, format_args!("{e}")),
         }
         if progress {
-            self.touch(ctx);
+            self.touch(x, ctx);
         }
 
         // A backend may answer (100 Continue, or a final response) before the body is sent; a
         // relayed 100 still queued for the client must go out, or the client never sends the body.
         if self.upstream_has_input(ctx, key) || !self.to_client.is_empty() {
-            let step = self.read_response_head(ctx, key);
+            let step = self.read_response_head(x, ctx, key);
             if self.state != (State::SendRequest { upstream: key }) {
                 return step;
             }
             progress |= step == Step::Again;
         }
-        let Some(x) = self.x.as_ref() else {
-            return Step::Wait;
-        };
         if self.to_upstream.is_empty() && x.req_body.is_complete() {
             return self.enter(State::ReadResponseHead { upstream: key }, ctx);
         }
@@ -268,11 +260,13 @@ impl Session {
 
     /// Reads and handles response heads. Used in ReadResponseHead and, for early answers, in
     /// SendRequest.
-    pub(super) fn read_response_head(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
+    pub(super) fn read_response_head(
+        &mut self,
+        x: &mut Exchange,
+        ctx: &mut Ctx<'_>,
+        key: usize,
+    ) -> Step {
         let limits = head_limits(ctx);
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
         let mut codec = H1Codec::new(
             &mut self.client,
             &mut self.to_client,
@@ -285,7 +279,7 @@ impl Session {
                 Ok(true) => {}
                 Ok(false) => return Step::Wait,
                 Err(ClientGone) => {
-                    self.log_exchange(ctx, 499);
+                    self.log_exchange(Some(x), ctx, 499);
                     return self.enter(State::Closed, ctx);
                 }
             }
@@ -334,6 +328,7 @@ impl Session {
                             codec.discard();
                             let not_modified = cached::client_not_modified(&self.req_head, &entry);
                             return self.begin_serving(
+                                x,
                                 ctx,
                                 entry,
                                 CacheLabel::Revalidated,
@@ -341,18 +336,25 @@ impl Session {
                                 info.upstream_reusable,
                             );
                         }
-                        return self.start_response(ctx, info, key);
+                        return self.start_response(x, ctx, info, key);
                     }
                     Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
                     Ok(None) => {}
                     Err(bad) => {
                         codec.discard();
                         self.upstream_event(
+                            x,
                             Phase::Head,
                             format_args!("sent an invalid response head: {}", bad.0),
                         );
-                        self.backend_failed("sent an invalid response");
-                        return self.fail(ctx, 502, "the backend sent an invalid response", true);
+                        x.backend_failed("sent an invalid response");
+                        return self.fail(
+                            Some(x),
+                            ctx,
+                            502,
+                            "the backend sent an invalid response",
+                            true,
+                        );
                     }
                 }
             }
@@ -364,20 +366,24 @@ impl Session {
                 Ok(f) if !f.eof => return Step::Wait,
                 Ok(_) => {
                     return self.upstream_failed(
+                        x,
                         ctx,
                         Phase::Head,
                         format_args!("closed the connection before a complete response head"),
                     )
                 }
-                Err(e) => return self.upstream_failed(ctx, Phase::Head, format_args!("{e}")),
+                Err(e) => return self.upstream_failed(x, ctx, Phase::Head, format_args!("{e}")),
             }
         }
     }
 
-    fn start_response(&mut self, ctx: &mut Ctx<'_>, info: ResponseInfo, key: usize) -> Step {
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
+    fn start_response(
+        &mut self,
+        x: &mut Exchange,
+        ctx: &mut Ctx<'_>,
+        info: ResponseInfo,
+        key: usize,
+    ) -> Step {
         // Plain data when the cache stores it (as it is, never decoded again); otherwise the
         // codec may take the backend's chunks as they are.
         let mut codec = H1Codec::new(
@@ -396,13 +402,15 @@ impl Session {
         self.enter(State::RelayResponse { upstream: key }, ctx)
     }
 
-    pub(super) fn relay_response(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
-        if let Some(step) = self.relay_spliced(ctx, key) {
+    pub(super) fn relay_response(
+        &mut self,
+        x: &mut Exchange,
+        ctx: &mut Ctx<'_>,
+        key: usize,
+    ) -> Step {
+        if let Some(step) = self.relay_spliced(x, ctx, key) {
             return step;
         }
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
         let Some(up) = ctx.upstreams.conns.get_mut(key) else {
             return self.enter(State::Closed, ctx);
         };
@@ -449,7 +457,7 @@ impl Session {
             }
             Err(ClientGone) => {
                 // The client went away; the upstream connection is mid-response, so drop it.
-                self.log_exchange(ctx, 499);
+                self.log_exchange(Some(x), ctx, 499);
                 return self.enter(State::Closed, ctx);
             }
         }
@@ -460,27 +468,28 @@ impl Session {
         };
         progress |= x.client_bytes != sent_before;
         match ended {
-            Ok(true) => return self.finish_exchange(ctx),
+            Ok(true) => return self.finish_exchange(x, ctx),
             Ok(false) => {}
             Err(ClientGone) => {
-                self.log_exchange(ctx, 499);
+                self.log_exchange(Some(x), ctx, 499);
                 return self.enter(State::Closed, ctx);
             }
         }
         if truncated {
             // Flush what arrived, then close: the client sees a short body, never a clean end.
             self.upstream_event(
+                x,
                 Phase::Body,
                 format_args!("closed before the end of the response"),
             );
-            if let Some((x, b)) = self.x.as_ref().and_then(|x| Some((x, x.backend?))) {
+            if let Some(b) = x.backend {
                 x.settings.backends.report_failure(b, "closed mid-response");
             }
-            self.log_exchange(ctx, 502);
+            self.log_exchange(Some(x), ctx, 502);
             return self.enter(State::Closing { linger: true }, ctx);
         }
         if progress {
-            self.touch(ctx);
+            self.touch(x, ctx);
             Step::Again
         } else {
             Step::Wait
@@ -489,10 +498,7 @@ impl Session {
 
     /// The response is delivered: log, recycle the upstream connection, and either wait for the
     /// next request or close.
-    pub(super) fn finish_exchange(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(x) = self.x.as_ref() else {
-            return self.enter(State::Closed, ctx);
-        };
+    pub(super) fn finish_exchange(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Step {
         let status = x.resp.as_ref().map_or(0, |r| r.status);
         let reusable = x.resp.as_ref().is_some_and(|r| r.upstream_reusable)
             && x.req_body.is_complete()
@@ -501,12 +507,11 @@ impl Session {
         // The client said this was its last request and sent all of it: no lingering needed.
         let client_done =
             !x.info.keep_alive && x.req_body.is_complete() && !self.has_buffered_input();
-        if let Some(x) = self.x.as_mut() {
-            x.cache.publish();
-        }
-        self.log_exchange(ctx, status);
+        x.cache.publish();
+        self.log_exchange(Some(x), ctx, status);
         self.served = true;
-        self.x = None;
+        // The exchange itself ends as this state leads to the next request or the close
+        // (`Session::drive`).
         if keep_alive {
             self.enter_returning_upstream(State::ReadRequestHead, ctx, reusable)
         } else {
@@ -521,7 +526,7 @@ impl Session {
     }
 
     /// Lets go of upstream connection `key` as the state holding it is left (only
-    /// `Session::enter` calls it): back to the pool when `reusable`, else closed. What was read
+    /// `Conn::enter` calls it): back to the pool when `reusable`, else closed. What was read
     /// from it and not relayed goes with it.
     pub(super) fn release_upstream(&mut self, ctx: &mut Ctx<'_>, key: usize, reusable: bool) {
         if reusable {
@@ -540,10 +545,9 @@ impl Session {
     /// Relays the rest of the response body with splice(2) when that applies (`splice.rs`).
     /// `None` means it does not: the caller relays through the buffer.
     #[cfg(target_os = "linux")]
-    fn relay_spliced(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Option<Step> {
+    fn relay_spliced(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>, key: usize) -> Option<Step> {
         // A TLS backend's bytes must be decrypted: no splice from it.
         let upstream_fd = ctx.upstreams.conns.get(key)?.stream.splice_fd()?;
-        let x = self.x.as_mut()?;
         if x.splice.is_none() {
             // The codec allows it: the data goes out as it is, with nothing queued before it.
             let codec = H1Codec::new(
@@ -572,23 +576,24 @@ impl Session {
         Some(match outcome {
             Spliced::Done => {
                 x.splice = None;
-                self.finish_exchange(ctx)
+                self.finish_exchange(x, ctx)
             }
             Spliced::Broken => {
                 self.upstream_event(
+                    x,
                     Phase::Body,
                     format_args!("closed before the end of the response (spliced)"),
                 );
-                self.log_exchange(ctx, 502);
+                self.log_exchange(Some(x), ctx, 502);
                 self.enter(State::Closed, ctx)
             }
             Spliced::ClientGone => {
                 // As in the buffered relay: logged with the bytes the client got.
-                self.log_exchange(ctx, 499);
+                self.log_exchange(Some(x), ctx, 499);
                 self.enter(State::Closed, ctx)
             }
             Spliced::Blocked { progress: true } => {
-                self.touch(ctx);
+                self.touch(x, ctx);
                 Step::Wait
             }
             Spliced::Blocked { progress: false } => Step::Wait,
@@ -597,7 +602,12 @@ impl Session {
 
     /// No splice on this platform: the caller relays the body through the buffer.
     #[cfg(not(target_os = "linux"))]
-    fn relay_spliced(&mut self, _ctx: &mut Ctx<'_>, _key: usize) -> Option<Step> {
+    fn relay_spliced(
+        &mut self,
+        _x: &mut Exchange,
+        _ctx: &mut Ctx<'_>,
+        _key: usize,
+    ) -> Option<Step> {
         None
     }
 }

@@ -9,7 +9,11 @@
 //!        └─▶ SendError (4xx/5xx made by the proxy) ─▶ ReadRequestHead | Closing
 //! ```
 //!
-//! Every transition goes through [`Session::enter`], which checks it is legal and arms the state's
+//! A session is its connection part ([`Conn`]: transport, buffers, state, deadline) and the
+//! exchange under way ([`Exchange`]); the exchange's work is functions over both (`relay.rs`,
+//! `failure.rs`, `cache_states.rs`, `tunnel.rs`), handed the exchange by [`Session::drive`].
+//!
+//! Every transition goes through [`Conn::enter`], which checks it is legal and arms the state's
 //! deadline, so no state can wait without a timer. Sockets are registered once for both
 //! directions, edge-triggered; the readiness each event reports is kept in flags and cleared only
 //! when a call would block, and each state acts on the readiness it needs. Backpressure is
@@ -22,17 +26,17 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::Registry;
 
-use super::cached::{self, CacheLabel, Consulted, KeptRequest};
+use super::cached::{self, KeptRequest};
 use super::exchange::Exchange;
-use super::h1::{ClientFraming, ClientGone, H1Codec};
+use super::h1::ClientFraming;
 use super::io::Pending;
 use super::shared::{Settings, Shared};
 use super::transport::ClientTransport;
 use super::upstream::UpstreamPool;
 use super::upstream_failure::Phase;
 use crate::buffer::{Buffer, BufferPool, HeadPool};
-use crate::cache::{unix_now, CacheEntry};
 use crate::clock::Clock;
+use crate::config::Timeouts;
 use crate::edge::RequestFacts;
 use crate::http::request::{self, Forwarding, HeadLimits, RequestLine};
 use crate::logging::AccessLog;
@@ -189,12 +193,27 @@ pub struct Ctx<'a> {
     pub waiters: &'a mut Vec<usize>,
 }
 
+/// One client connection: its connection part and the exchange under way on it, apart so that
+/// the exchange's functions borrow both at once (`&mut Conn`, `&mut Exchange`) and never check
+/// whether there is an exchange: `drive` looks in the slot once per state handler, and the
+/// states that need one are entered only by functions that hold it.
 pub struct Session {
+    pub(super) conn: Conn,
+    /// The exchange: there in the exchange states (`Connecting` to `AwaitFill`), maybe in
+    /// `SendError` (a request refused before it became one has none), gone once its state
+    /// leads to the next request or the close.
+    pub(super) x: Option<Exchange>,
+}
+
+/// The HTTP/1 connection part of a session: the client's transport and buffers, the state,
+/// its deadline, the request head as read (line, kept copy, facts). An HTTP/2 connection would
+/// hold many exchanges beside its own part.
+pub(super) struct Conn {
     /// The client's connection: every client read, write and shutdown goes through it.
     pub(super) client: ClientTransport,
     pub(super) peer: SocketAddr,
     pub(super) state: State,
-    pub deadline: Instant,
+    pub(super) deadline: Instant,
     /// Served at least one request (keep-alive idle timeout applies, not the head timeout).
     pub(super) served: bool,
     /// When the request now being read began (accept, or its first byte on a kept-alive
@@ -211,7 +230,6 @@ pub struct Session {
     pub(super) req_head: KeptRequest,
     /// The current request's id, Referer and User-Agent, as the edge rules keep them.
     pub(super) facts: RequestFacts,
-    pub(super) x: Option<Exchange>,
     /// Exchanges begun on this connection: the next one's id.
     pub(super) exchanges: u32,
 }
@@ -233,7 +251,7 @@ impl Session {
         now: Instant,
         header_timeout: Duration,
     ) -> Self {
-        Session {
+        let conn = Conn {
             client,
             peer,
             state: State::ReadRequestHead,
@@ -248,43 +266,76 @@ impl Session {
             line: RequestLine::default(),
             req_head: KeptRequest::default(),
             facts: RequestFacts::default(),
-            x: None,
             exchanges: 0,
-        }
+        };
+        Session { conn, x: None }
+    }
+
+    /// When this connection's state times out.
+    pub fn deadline(&self) -> Instant {
+        self.conn.deadline
     }
 
     pub fn is_closed(&self) -> bool {
-        self.state == State::Closed
+        self.conn.state == State::Closed
     }
 
     /// Idle between requests with nothing buffered: safe to close when stopping. A connection
     /// that has not had its first request yet is not idle: its client is about to send one (it
     /// may have been accepted from the queue during the stop) and would not retry it.
     pub fn is_idle(&self) -> bool {
-        self.served
-            && self.state == State::ReadRequestHead
-            && self.client_in.as_ref().is_none_or(Buffer::is_empty)
+        let c = &self.conn;
+        c.served
+            && c.state == State::ReadRequestHead
+            && c.client_in.as_ref().is_none_or(Buffer::is_empty)
     }
 
     pub fn on_client_event(&mut self, readable: bool, writable: bool, hup: bool) {
-        self.client.on_event(readable, writable, hup);
+        self.conn.client.on_event(readable, writable, hup);
     }
 
-    /// Runs the state machine until it waits on a socket or a deadline.
+    /// The client's transport (the worker counts how far a TLS one got when it closes).
+    pub(super) fn client(&self) -> &ClientTransport {
+        &self.conn.client
+    }
+
+    /// Runs the state machine until it waits on a socket or a deadline. The exchange states'
+    /// handlers get the exchange from here, looked up once per handler run.
     pub fn drive(&mut self, ctx: &mut Ctx<'_>) {
+        let Session { conn: c, x: slot } = self;
         loop {
-            let step = match self.state {
-                State::ReadRequestHead => self.read_request_head(ctx),
-                State::Connecting { upstream } => self.connecting(ctx, upstream),
-                State::SendRequest { upstream } => self.send_request(ctx, upstream),
-                State::ReadResponseHead { upstream } => self.read_response_head(ctx, upstream),
-                State::RelayResponse { upstream } => self.relay_response(ctx, upstream),
-                State::Tunnel { upstream } => self.tunnel(ctx, upstream),
-                State::ServeCached => self.serve_cached(ctx),
-                State::AwaitFill => self.await_fill(ctx),
-                State::SendError { close, status } => self.send_error(ctx, close, status),
-                State::Closing { linger } => self.closing(ctx, linger),
-                State::Lingering => self.lingering(ctx),
+            let step = match c.state {
+                State::ReadRequestHead => {
+                    // The last exchange ended as its state led here: gone before the next.
+                    *slot = None;
+                    c.read_request_head(slot, ctx)
+                }
+                State::Connecting { upstream } => {
+                    with_exchange(c, slot, ctx, |c, x, ctx| c.connecting(x, ctx, upstream))
+                }
+                State::SendRequest { upstream } => {
+                    with_exchange(c, slot, ctx, |c, x, ctx| c.send_request(x, ctx, upstream))
+                }
+                State::ReadResponseHead { upstream } => with_exchange(c, slot, ctx, |c, x, ctx| {
+                    c.read_response_head(x, ctx, upstream)
+                }),
+                State::RelayResponse { upstream } => {
+                    with_exchange(c, slot, ctx, |c, x, ctx| c.relay_response(x, ctx, upstream))
+                }
+                State::Tunnel { upstream } => {
+                    with_exchange(c, slot, ctx, |c, x, ctx| c.tunnel(x, ctx, upstream))
+                }
+                State::ServeCached => with_exchange(c, slot, ctx, Conn::serve_cached),
+                State::AwaitFill => with_exchange(c, slot, ctx, Conn::await_fill),
+                State::SendError { close, status } => {
+                    c.send_error(slot.as_mut(), ctx, close, status)
+                }
+                State::Closing { linger } => {
+                    // As in `ReadRequestHead`: the exchange is over.
+                    *slot = None;
+                    c.closing(ctx, linger)
+                }
+                State::Lingering => c.lingering(ctx),
                 State::Closed => Step::Wait,
             };
             if step == Step::Wait {
@@ -293,18 +344,135 @@ impl Session {
         }
     }
 
+    /// The stop deadline (`shutdown_timeout`) passed with this connection open: the worker drops
+    /// it now. An exchange under way gets its access line: the status the client saw, or `503`
+    /// when it got nothing, and the bytes it got.
+    pub fn log_cut_at_stop(&mut self, ctx: &mut Ctx<'_>) {
+        let Session { conn: c, x: slot } = self;
+        if let State::SendError { status, .. } = c.state {
+            c.log_error_response(slot.as_mut(), ctx, status);
+            return;
+        }
+        let Some(x) = slot.as_mut() else {
+            return;
+        };
+        let status = match &x.resp {
+            Some(r) if x.client_bytes > 0 => r.status,
+            _ => 503,
+        };
+        c.log_exchange(Some(x), ctx, status);
+    }
+
+    /// The deadline passed.
+    pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        let Session { conn: c, x: slot } = self;
+        match c.state {
+            State::ReadRequestHead if c.has_buffered_input() => {
+                c.fail(None, ctx, 408, "request head not received in time", true);
+            }
+            State::ReadRequestHead if !c.served => {
+                // A connection that sent nothing: closed without a response, as nginx does
+                // (nothing to answer), but logged (408, 0 bytes) so it is not invisible.
+                c.to_client.clear();
+                c.log_exchange(None, ctx, 408);
+                c.enter(State::Closed, ctx);
+            }
+            State::SendError { status, .. } => {
+                // The client stopped reading the response pibl made.
+                c.log_error_response(slot.as_mut(), ctx, status);
+                c.enter(State::Closed, ctx);
+            }
+            State::Connecting { .. }
+            | State::SendRequest { .. }
+            | State::ReadResponseHead { .. }
+            | State::RelayResponse { .. }
+            | State::Tunnel { .. }
+            | State::ServeCached
+            | State::AwaitFill => {
+                with_exchange(c, slot, ctx, Conn::exchange_timed_out);
+            }
+            _ => {
+                c.enter(State::Closed, ctx);
+            }
+        }
+    }
+}
+
+/// Runs `handler` of an exchange state with the session's exchange. Every way into those
+/// states holds the exchange (it is made as the request head is parsed and ends only as its
+/// state leads to the next request or the close), so a missing one is a bug: logged, closed.
+#[inline(always)]
+fn with_exchange<'a>(
+    c: &mut Conn,
+    slot: &mut Option<Exchange>,
+    ctx: &mut Ctx<'a>,
+    handler: impl FnOnce(&mut Conn, &mut Exchange, &mut Ctx<'a>) -> Step,
+) -> Step {
+    match slot {
+        Some(x) => handler(c, x, ctx),
+        None => c.lost_exchange(ctx),
+    }
+}
+
+impl Conn {
+    /// The deadline of an exchange state passed: the next backend, a 504 or 408, or the close.
+    fn exchange_timed_out(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Step {
+        match self.state {
+            State::Connecting { .. } => {
+                let wait = ctx.settings.config.timeouts.connect;
+                self.upstream_event(
+                    x,
+                    Phase::Connect,
+                    format_args!("did not accept a connection within {wait:?}"),
+                );
+                x.timed_out = true;
+                x.backend_failed("connect timed out");
+                self.retry_elsewhere(x, ctx)
+            }
+            State::SendRequest { .. } if x.waiting_for_request_body() => {
+                // The client stopped sending its body: its doing, not the backend's.
+                self.fail(Some(x), ctx, 408, "request body not received in time", true)
+            }
+            State::SendRequest { .. } | State::ReadResponseHead { .. } => {
+                self.response_timed_out(x, ctx)
+            }
+            State::RelayResponse { .. } => {
+                let wait = ctx.settings.config.timeouts.upstream;
+                self.upstream_event(
+                    x,
+                    Phase::Body,
+                    format_args!("the response made no progress for {wait:?}"),
+                );
+                self.log_exchange(Some(x), ctx, 504);
+                self.enter(State::Closed, ctx)
+            }
+            State::AwaitFill => {
+                // The request filling the cache is slow: fetch for ourselves.
+                x.cache.stop_waiting();
+                self.pick_backend(x, ctx)
+            }
+            _ => {
+                // `Tunnel`, `ServeCached`.
+                self.log_exchange(Some(x), ctx, 504);
+                self.enter(State::Closed, ctx)
+            }
+        }
+    }
+
     /// Moves to `next` and arms its deadline. The one place a state changes.
     /// An illegal transition is a bug: it is logged and the connection closed (in every build,
     /// never a panic), rather than letting a state run without the data it expects.
     /// An upstream connection the state holds and `next` does not is closed here (see
-    /// [`Session::enter_returning_upstream`] for one that may be used again), so none can leak.
+    /// [`Conn::enter_returning_upstream`] for one that may be used again), so none can leak.
+    /// The states that need an exchange are entered only by functions that hold it (see
+    /// `with_exchange`).
     // Inlined: every call site names its next state, so the match below folds away.
     #[inline(always)]
     pub(super) fn enter(&mut self, next: State, ctx: &mut Ctx<'_>) -> Step {
         self.enter_returning_upstream(next, ctx, false)
     }
 
-    /// [`Session::enter`], with the upstream connection the state holds and `next` does not
+    /// [`Conn::enter`], with the upstream connection the state holds and `next` does not
     /// going back to the pool when `reusable` (the response ended cleanly on it).
     #[inline(always)]
     pub(super) fn enter_returning_upstream(
@@ -322,7 +490,8 @@ impl Session {
             State::ReadRequestHead if self.served && !self.has_buffered_input() => t.keepalive,
             State::ReadRequestHead => t.client_header,
             State::Connecting { .. } => t.connect,
-            State::SendRequest { .. } => self.send_wait(t),
+            // While the request body is awaited, the client's: see `enter_sending`.
+            State::SendRequest { .. } => t.upstream,
             State::ReadResponseHead { .. } | State::RelayResponse { .. } | State::Tunnel { .. } => {
                 t.upstream
             }
@@ -363,11 +532,27 @@ impl Session {
         );
     }
 
+    /// Enters `SendRequest` on upstream connection `upstream`; its deadline is the client's
+    /// idle timeout while the request body is awaited (`send_wait`).
+    #[inline(always)]
+    pub(super) fn enter_sending(
+        &mut self,
+        x: &Exchange,
+        upstream: usize,
+        ctx: &mut Ctx<'_>,
+    ) -> Step {
+        let step = self.enter(State::SendRequest { upstream }, ctx);
+        if self.state == (State::SendRequest { upstream }) && x.waiting_for_request_body() {
+            self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_idle;
+        }
+        step
+    }
+
     /// Pushes the deadline of the current state forward after progress (idle timeouts).
-    pub(super) fn touch(&mut self, ctx: &Ctx<'_>) {
+    pub(super) fn touch(&mut self, x: &Exchange, ctx: &Ctx<'_>) {
         let t = &ctx.settings.config.timeouts;
         let wait = match self.state {
-            State::SendRequest { .. } => self.send_wait(t),
+            State::SendRequest { .. } => send_wait(x, t),
             State::RelayResponse { .. } | State::Tunnel { .. } => t.upstream.max(t.client_idle),
             State::ServeCached => t.client_idle,
             _ => return,
@@ -375,112 +560,26 @@ impl Session {
         self.deadline = ctx.clock.now + wait;
     }
 
-    /// In `SendRequest`, true while the request body is unfinished and nothing of it is waiting
-    /// to go upstream: the session waits for the client.
-    fn waiting_for_request_body(&self) -> bool {
-        self.x
-            .as_ref()
-            .is_some_and(|x| !x.req_body.is_complete() && x.req_body.ready() == 0)
-    }
-
-    /// The deadline of `SendRequest`: the client's idle timeout while waiting for its body, the
-    /// backend's while waiting for it to take what we have.
-    fn send_wait(&self, t: &crate::config::Timeouts) -> Duration {
-        if self.waiting_for_request_body() {
-            t.client_idle
-        } else {
-            t.upstream
-        }
+    /// An exchange state without its exchange: a bug (see `with_exchange`), logged and closed.
+    #[cold]
+    #[inline(never)]
+    fn lost_exchange(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        log::error!(
+            "client {}: state {:?} without its exchange; closing the connection",
+            self.peer,
+            self.state
+        );
+        self.enter(State::Closed, ctx)
     }
 
     pub(super) fn has_buffered_input(&self) -> bool {
         self.client_in.as_ref().is_some_and(|b| !b.is_empty())
     }
 
-    /// The stop deadline (`shutdown_timeout`) passed with this connection open: the worker drops
-    /// it now. An exchange under way gets its access line: the status the client saw, or `503`
-    /// when it got nothing, and the bytes it got.
-    pub fn log_cut_at_stop(&mut self, ctx: &mut Ctx<'_>) {
-        if let State::SendError { status, .. } = self.state {
-            self.log_error_response(ctx, status);
-            return;
-        }
-        let Some(x) = self.x.as_ref() else {
-            return;
-        };
-        let status = match &x.resp {
-            Some(r) if x.client_bytes > 0 => r.status,
-            _ => 503,
-        };
-        self.log_exchange(ctx, status);
-    }
-
-    /// The deadline passed.
-    pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
-        match self.state {
-            State::ReadRequestHead if self.has_buffered_input() => {
-                self.fail(ctx, 408, "request head not received in time", true);
-            }
-            State::ReadRequestHead if !self.served => {
-                // A connection that sent nothing: closed without a response, as nginx does
-                // (nothing to answer), but logged (408, 0 bytes) so it is not invisible.
-                self.to_client.clear();
-                self.log_exchange(ctx, 408);
-                self.enter(State::Closed, ctx);
-            }
-            State::SendError { status, .. } => {
-                // The client stopped reading the response pibl made.
-                self.log_error_response(ctx, status);
-                self.enter(State::Closed, ctx);
-            }
-            State::Connecting { .. } => {
-                let wait = ctx.settings.config.timeouts.connect;
-                self.upstream_event(
-                    Phase::Connect,
-                    format_args!("did not accept a connection within {wait:?}"),
-                );
-                if let Some(x) = self.x.as_mut() {
-                    x.timed_out = true;
-                }
-                self.backend_failed("connect timed out");
-                self.retry_elsewhere(ctx);
-            }
-            State::SendRequest { .. } if self.waiting_for_request_body() => {
-                // The client stopped sending its body: its doing, not the backend's.
-                self.fail(ctx, 408, "request body not received in time", true);
-            }
-            State::SendRequest { .. } | State::ReadResponseHead { .. } => {
-                self.response_timed_out(ctx)
-            }
-            State::RelayResponse { .. } => {
-                let wait = ctx.settings.config.timeouts.upstream;
-                self.upstream_event(
-                    Phase::Body,
-                    format_args!("the response made no progress for {wait:?}"),
-                );
-                self.log_exchange(ctx, 504);
-                self.enter(State::Closed, ctx);
-            }
-            State::Tunnel { .. } | State::ServeCached => {
-                self.log_exchange(ctx, 504);
-                self.enter(State::Closed, ctx);
-            }
-            State::AwaitFill => {
-                // The request filling the cache is slow: fetch for ourselves.
-                if let Some(x) = self.x.as_mut() {
-                    x.cache.stop_waiting();
-                }
-                self.pick_backend(ctx);
-            }
-            _ => {
-                self.enter(State::Closed, ctx);
-            }
-        }
-    }
-
     // ---- states -------------------------------------------------------------------------------
 
-    fn read_request_head(&mut self, ctx: &mut Ctx<'_>) -> Step {
+    /// Reads and parses the next request head; the exchange it begins goes into `slot`.
+    fn read_request_head(&mut self, slot: &mut Option<Exchange>, ctx: &mut Ctx<'_>) -> Step {
         let limits = head_limits(ctx);
         loop {
             let buf = self.client_in.get_or_insert_with(|| ctx.buffers.get());
@@ -529,23 +628,29 @@ impl Session {
                         self.to_upstream.pos = 0;
                         let id = self.exchanges;
                         self.exchanges = id.wrapping_add(1);
-                        self.x = Some(Exchange::new(id, info, ctx.settings.clone(), ctx.clock.now));
+                        let x = slot.insert(Exchange::new(
+                            id,
+                            info,
+                            ctx.settings.clone(),
+                            ctx.clock.now,
+                        ));
                         let max_body = ctx.settings.config.limits.max_body_size;
-                        if self.x.as_ref().is_some_and(|x| x.body_over(max_body)) {
-                            return self.fail(ctx, 413, "request body larger than allowed", true);
+                        if x.body_over(max_body) {
+                            let why = "request body larger than allowed";
+                            return self.fail(Some(x), ctx, 413, why, true);
                         }
-                        if let Some(refused) = self.refused_by_access_rules(ctx) {
+                        if let Some(refused) = self.refused_by_access_rules(x, ctx) {
                             return refused;
                         }
                         if let Some(port) = ctx.settings.config.https_redirect(self.client.scheme())
                         {
-                            return self.redirect_to_https(ctx, port);
+                            return self.redirect_to_https(x, ctx, port);
                         }
-                        return self.begin_exchange(ctx, consulted);
+                        return self.begin_exchange(x, ctx, consulted);
                     }
                     Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
                     Ok(None) => {}
-                    Err(e) => return self.fail(ctx, e.status, e.reason, true),
+                    Err(e) => return self.fail(None, ctx, e.status, e.reason, true),
                 }
             }
             // Stopping: a keep-alive connection with no request under way closes. A client
@@ -585,144 +690,26 @@ impl Session {
         }
     }
 
-    // ---- the cache's states ----------------------------------------------------------------
-
-    /// A request head was parsed (and the cache consulted, when there is one): serve, wait, or
-    /// go to a backend, as the cache decides (`cached.rs`).
-    fn begin_exchange(&mut self, ctx: &mut Ctx<'_>, consulted: Option<Consulted>) -> Step {
-        let (Some(cache), Some(consulted)) = (ctx.shared.cache.clone(), consulted) else {
-            return self.pick_backend(ctx);
-        };
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
-        let method = x.info.method;
-        let next = x.cache.begin(
-            cache,
-            consulted,
-            method,
-            &self.req_head,
-            &mut self.to_upstream.bytes,
-        );
-        self.follow_cache(ctx, next)
-    }
-
-    /// The handler of `AwaitFill`, run again whenever the cache changes: is the entry there now,
-    /// or may this request fetch it?
-    fn await_fill(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
-        let next = x
-            .cache
-            .await_fill(&self.req_head, &mut self.to_upstream.bytes);
-        self.follow_cache(ctx, next)
-    }
-
-    #[inline]
-    fn follow_cache(&mut self, ctx: &mut Ctx<'_>, next: cached::Next) -> Step {
-        match next {
-            cached::Next::Backend => self.pick_backend(ctx),
-            cached::Next::Serve(e, not_modified) => {
-                self.begin_serving(ctx, e, CacheLabel::Hit, not_modified, false)
-            }
-            cached::Next::Wait => {
-                ctx.waiters.push(ctx.key);
-                if self.state != State::AwaitFill {
-                    self.enter(State::AwaitFill, ctx);
-                }
-                Step::Wait
-            }
-        }
-    }
-
-    /// Prepares the head of a response from `entry` and moves to `ServeCached`; the upstream
-    /// connection of a revalidation goes back to the pool when `upstream_reusable`.
-    #[inline]
-    pub(super) fn begin_serving(
+    fn send_error(
         &mut self,
+        x: Option<&mut Exchange>,
         ctx: &mut Ctx<'_>,
-        entry: Arc<CacheEntry>,
-        label: CacheLabel,
-        not_modified: bool,
-        upstream_reusable: bool,
+        close: bool,
+        status: u16,
     ) -> Step {
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
-        let (resp, with_body) = cached::hit_response(&entry, not_modified, &x.info, ctx.stopping);
-        let mut codec = H1Codec::new(
-            &mut self.client,
-            &mut self.to_client,
-            &mut self.client_framing,
-            &mut x.client_bytes,
-        );
-        codec.stored_head(
-            &entry,
-            &resp,
-            label,
-            x.info.version,
-            x.settings.config.cache.cdn_cache_control_pass,
-            unix_now(),
-        );
-        let edge = &x.settings.config.edge;
-        edge.finish_client_head(&mut self.to_client.bytes, resp.status, &self.facts);
-        x.cache.serve(entry, label, with_body);
-        x.resp = Some(resp);
-        self.enter_returning_upstream(State::ServeCached, ctx, upstream_reusable)
-    }
-
-    /// Writes the cached head, then the body straight from the entry's map.
-    fn serve_cached(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(x) = self.x.as_mut() else {
-            return self.enter(State::Closed, ctx);
-        };
-        let sent_before = x.client_bytes;
-        let mut codec = H1Codec::new(
-            &mut self.client,
-            &mut self.to_client,
-            &mut self.client_framing,
-            &mut x.client_bytes,
-        );
-        let Ok(taken) = codec.body(x.cache.hit_body()) else {
-            self.log_exchange(ctx, 499);
-            return self.enter(State::Closed, ctx);
-        };
-        x.cache.hit_sent(taken);
-        let ended = if x.cache.hit_body().is_empty() {
-            codec.end()
-        } else {
-            Ok(false)
-        };
-        match ended {
-            Ok(true) => return self.finish_exchange(ctx),
-            Ok(false) => {}
-            Err(ClientGone) => {
-                self.log_exchange(ctx, 499);
-                return self.enter(State::Closed, ctx);
-            }
-        }
-        if x.client_bytes != sent_before {
-            self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_idle;
-        }
-        Step::Wait
-    }
-
-    fn send_error(&mut self, ctx: &mut Ctx<'_>, close: bool, status: u16) -> Step {
         match self.client.flush(&mut self.to_client, &[]) {
             Ok(_) if !self.client.all_out(&self.to_client) => Step::Wait,
             Ok(_) if close => {
-                self.log_error_response(ctx, status);
+                self.log_error_response(x, ctx, status);
                 self.enter(State::Closing { linger: true }, ctx)
             }
             Ok(_) => {
-                self.log_error_response(ctx, status);
+                self.log_error_response(x, ctx, status);
                 self.served = true;
-                self.x = None;
                 self.enter(State::ReadRequestHead, ctx)
             }
             Err(_) => {
-                self.log_error_response(ctx, status);
+                self.log_error_response(x, ctx, status);
                 self.enter(State::Closed, ctx)
             }
         }
@@ -787,6 +774,16 @@ impl Session {
         }
         ctx.heads.put(std::mem::take(&mut self.to_upstream.bytes));
         ctx.heads.put(std::mem::take(&mut self.to_client.bytes));
+    }
+}
+
+/// The deadline of `SendRequest`: the client's idle timeout while waiting for its body, the
+/// backend's while waiting for it to take what we have.
+fn send_wait(x: &Exchange, t: &Timeouts) -> Duration {
+    if x.waiting_for_request_body() {
+        t.client_idle
+    } else {
+        t.upstream
     }
 }
 

@@ -86,7 +86,7 @@ impl Harness {
 
 /// The client sends `bytes` (and closes when `close`); the event loop reports it.
 fn client_sends(s: &mut Session, h: &mut Harness, bytes: &[u8], close: bool) {
-    let peer = s.client.peer();
+    let peer = s.conn.client.peer();
     peer.input.extend(bytes);
     peer.closed |= close;
     s.on_client_event(true, true, close);
@@ -94,7 +94,7 @@ fn client_sends(s: &mut Session, h: &mut Harness, bytes: &[u8], close: bool) {
 }
 
 fn output(s: &mut Session) -> String {
-    String::from_utf8_lossy(&s.client.peer().output).into_owned()
+    String::from_utf8_lossy(&s.conn.client.peer().output).into_owned()
 }
 
 #[test]
@@ -109,8 +109,8 @@ fn a_malformed_head_gets_400_then_a_lingering_close() {
     );
     assert!(output(&mut s).contains("Connection: close"));
     // Written whole and shut down: now draining what the client may still send.
-    assert_eq!(s.state, State::Lingering);
-    assert!(s.client.peer().shut);
+    assert_eq!(s.conn.state, State::Lingering);
+    assert!(s.conn.client.peer().shut);
     client_sends(&mut s, &mut h, b"more", true);
     assert!(s.is_closed());
 }
@@ -119,17 +119,17 @@ fn a_malformed_head_gets_400_then_a_lingering_close() {
 fn a_response_the_socket_takes_in_parts_is_finished_on_writability() {
     let mut h = Harness::new();
     let mut s = h.session();
-    s.client.peer().room = 10;
+    s.conn.client.peer().room = 10;
     client_sends(&mut s, &mut h, b"GET / HTTP/1.1\r\n\r\n", false); // no Host: 400
-    assert!(matches!(s.state, State::SendError { status: 400, .. }));
-    assert_eq!(s.client.peer().output.len(), 10);
+    assert!(matches!(s.conn.state, State::SendError { status: 400, .. }));
+    assert_eq!(s.conn.client.peer().output.len(), 10);
     // The client reads; the event loop reports the socket writable again.
-    s.client.peer().room = usize::MAX;
+    s.conn.client.peer().room = usize::MAX;
     s.on_client_event(false, true, false);
     s.drive(&mut h.ctx());
     assert!(output(&mut s).starts_with("HTTP/1.1 400 "));
     assert!(output(&mut s).ends_with('\n'));
-    assert_eq!(s.state, State::Lingering);
+    assert_eq!(s.conn.state, State::Lingering);
 }
 
 #[test]
@@ -152,7 +152,7 @@ fn a_client_that_closes_before_a_request_is_closed_silently() {
     let mut s = h.session();
     client_sends(&mut s, &mut h, b"", true);
     assert!(s.is_closed());
-    assert!(s.client.peer().output.is_empty());
+    assert!(s.conn.client.peer().output.is_empty());
 }
 
 #[test]
@@ -160,8 +160,8 @@ fn an_incomplete_head_at_its_deadline_is_408() {
     let mut h = Harness::new();
     let mut s = h.session();
     client_sends(&mut s, &mut h, b"GET / HTTP/1.1\r\nHo", false);
-    assert_eq!(s.state, State::ReadRequestHead);
-    assert!(s.client.peer().output.is_empty());
+    assert_eq!(s.conn.state, State::ReadRequestHead);
+    assert!(s.conn.client.peer().output.is_empty());
     s.on_timeout(&mut h.ctx());
     s.drive(&mut h.ctx());
     assert!(
@@ -175,9 +175,21 @@ fn an_incomplete_head_at_its_deadline_is_408() {
 fn an_illegal_transition_closes_the_connection_instead_of_panicking() {
     let mut h = Harness::new();
     let mut s = h.session();
-    assert_eq!(s.state, State::ReadRequestHead);
+    assert_eq!(s.conn.state, State::ReadRequestHead);
     // No exchange, no upstream: relaying a response from here is a bug in the caller.
-    s.enter(State::RelayResponse { upstream: 0 }, &mut h.ctx());
+    s.conn
+        .enter(State::RelayResponse { upstream: 0 }, &mut h.ctx());
+    assert!(s.is_closed());
+}
+
+#[test]
+fn an_exchange_state_without_its_exchange_closes_the_connection_instead_of_panicking() {
+    let mut h = Harness::new();
+    let mut s = h.session();
+    // A legal transition, but no request was parsed: no exchange for the state to run with.
+    s.conn.enter(State::AwaitFill, &mut h.ctx());
+    assert!(s.x.is_none());
+    s.drive(&mut h.ctx());
     assert!(s.is_closed());
 }
 
@@ -250,24 +262,24 @@ fn pump_until(s: &mut Session, h: &mut Harness, reached: impl Fn(&Session) -> bo
     }
     panic!(
         "the session never reached the state expected; it is in {:?}",
-        s.state
+        s.conn.state
     );
 }
 
 fn is_sending(s: &Session) -> bool {
-    matches!(s.state, State::SendRequest { .. })
+    matches!(s.conn.state, State::SendRequest { .. })
 }
 
 fn waits_for_head(s: &Session) -> bool {
-    matches!(s.state, State::ReadResponseHead { .. })
+    matches!(s.conn.state, State::ReadResponseHead { .. })
 }
 
 fn relays(s: &Session) -> bool {
-    matches!(s.state, State::RelayResponse { .. })
+    matches!(s.conn.state, State::RelayResponse { .. })
 }
 
 fn sends_error(status: u16) -> impl Fn(&Session) -> bool {
-    move |s| matches!(s.state, State::SendError { status: st, .. } if st == status)
+    move |s| matches!(s.conn.state, State::SendError { status: st, .. } if st == status)
 }
 
 const GET: &[u8] = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -276,7 +288,11 @@ const GET: &[u8] = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
 fn request_sent(h: &mut Harness, b: &mut Backend) -> Session {
     let mut s = h.session();
     client_sends(&mut s, h, GET, false);
-    assert!(matches!(s.state, State::Connecting { .. }), "{:?}", s.state);
+    assert!(
+        matches!(s.conn.state, State::Connecting { .. }),
+        "{:?}",
+        s.conn.state
+    );
     assert_eq!(upstreams(h), 1);
     pump_until(&mut s, h, waits_for_head);
     assert!(b.accept_request().starts_with("GET /x HTTP/1.1\r\n"));
@@ -289,9 +305,9 @@ fn a_connect_timeout_releases_the_upstream() {
     let mut h = Harness::with_backend(b.addr());
     let mut s = h.session();
     client_sends(&mut s, &mut h, GET, false);
-    assert!(matches!(s.state, State::Connecting { .. }));
+    assert!(matches!(s.conn.state, State::Connecting { .. }));
     s.on_timeout(&mut h.ctx());
-    assert!(sends_error(504)(&s), "{:?}", s.state);
+    assert!(sends_error(504)(&s), "{:?}", s.conn.state);
     assert_eq!(upstreams(&h), 0);
 }
 
@@ -301,7 +317,7 @@ fn a_refused_connect_releases_the_upstream() {
     let mut h = Harness::with_backend(addr);
     let mut s = h.session();
     client_sends(&mut s, &mut h, GET, false);
-    pump_until(&mut s, &mut h, |s| s.state.upstream().is_none());
+    pump_until(&mut s, &mut h, |s| s.conn.state.upstream().is_none());
     assert!(
         output(&mut s).starts_with("HTTP/1.1 502 "),
         "{}",
@@ -316,7 +332,7 @@ fn a_response_head_timeout_releases_the_upstream() {
     let mut h = Harness::with_backend(b.addr());
     let mut s = request_sent(&mut h, &mut b);
     s.on_timeout(&mut h.ctx());
-    assert!(sends_error(504)(&s), "{:?}", s.state);
+    assert!(sends_error(504)(&s), "{:?}", s.conn.state);
     assert_eq!(upstreams(&h), 0);
 }
 
@@ -326,7 +342,7 @@ fn a_backend_closing_before_its_head_releases_the_upstream() {
     let mut h = Harness::with_backend(b.addr());
     let mut s = request_sent(&mut h, &mut b);
     b.close();
-    pump_until(&mut s, &mut h, |s| s.state.upstream().is_none());
+    pump_until(&mut s, &mut h, |s| s.conn.state.upstream().is_none());
     assert!(
         output(&mut s).starts_with("HTTP/1.1 502 "),
         "{}",
@@ -341,7 +357,7 @@ fn an_invalid_response_head_releases_the_upstream() {
     let mut h = Harness::with_backend(b.addr());
     let mut s = request_sent(&mut h, &mut b);
     b.send(b"garbage\r\n\r\n");
-    pump_until(&mut s, &mut h, |s| s.state.upstream().is_none());
+    pump_until(&mut s, &mut h, |s| s.conn.state.upstream().is_none());
     assert!(
         output(&mut s).starts_with("HTTP/1.1 502 "),
         "{}",
@@ -369,11 +385,11 @@ fn a_truncated_body_releases_the_upstream() {
     let mut s = request_sent(&mut h, &mut b);
     b.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc");
     b.close();
-    pump_until(&mut s, &mut h, |s| s.state.upstream().is_none());
+    pump_until(&mut s, &mut h, |s| s.conn.state.upstream().is_none());
     assert!(
-        matches!(s.state, State::Lingering | State::Closed),
+        matches!(s.conn.state, State::Lingering | State::Closed),
         "{:?}",
-        s.state
+        s.conn.state
     );
     assert_eq!(upstreams(&h), 0);
 }
@@ -384,7 +400,7 @@ fn a_complete_response_returns_the_upstream_to_the_pool() {
     let mut h = Harness::with_backend(b.addr());
     let mut s = request_sent(&mut h, &mut b);
     b.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
-    pump_until(&mut s, &mut h, |s| s.state == State::ReadRequestHead);
+    pump_until(&mut s, &mut h, |s| s.conn.state == State::ReadRequestHead);
     assert!(
         output(&mut s).ends_with("\r\n\r\nabc"),
         "{}",
@@ -395,12 +411,26 @@ fn a_complete_response_returns_the_upstream_to_the_pool() {
 }
 
 #[test]
+fn the_exchange_ends_with_its_response_and_the_next_request_begins_another() {
+    let mut b = Backend::new();
+    let mut h = Harness::with_backend(b.addr());
+    let mut s = request_sent(&mut h, &mut b);
+    assert_eq!(s.x.as_ref().map(|x| x.id), Some(0));
+    b.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+    pump_until(&mut s, &mut h, |s| s.conn.state == State::ReadRequestHead);
+    // Gone as the connection waits for the next request (least_conn's count goes with it).
+    assert!(s.x.is_none());
+    client_sends(&mut s, &mut h, GET, false);
+    assert_eq!(s.x.as_ref().map(|x| x.id), Some(1));
+}
+
+#[test]
 fn a_reused_connection_that_failed_is_released_for_the_fresh_one() {
     let mut b = Backend::new();
     let mut h = Harness::with_backend(b.addr());
     let mut s = request_sent(&mut h, &mut b);
     b.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
-    pump_until(&mut s, &mut h, |s| s.state == State::ReadRequestHead);
+    pump_until(&mut s, &mut h, |s| s.conn.state == State::ReadRequestHead);
     // The backend closes the pooled connection as the next request takes it (the keep-alive
     // race): the request goes again on a new connection, and the old one is let go.
     b.close();
@@ -424,7 +454,7 @@ fn a_client_leaving_mid_body_releases_the_upstream() {
     );
     pump_until(&mut s, &mut h, is_sending);
     client_sends(&mut s, &mut h, b"", true);
-    assert!(s.is_closed(), "{:?}", s.state);
+    assert!(s.is_closed(), "{:?}", s.conn.state);
     assert_eq!(upstreams(&h), 0);
 }
 
@@ -441,7 +471,7 @@ fn a_request_body_timeout_releases_the_upstream() {
     );
     pump_until(&mut s, &mut h, is_sending);
     s.on_timeout(&mut h.ctx());
-    assert!(sends_error(408)(&s), "{:?}", s.state);
+    assert!(sends_error(408)(&s), "{:?}", s.conn.state);
     assert_eq!(upstreams(&h), 0);
 }
 
@@ -459,7 +489,9 @@ fn a_tunnel_releases_the_upstream_when_either_side_ends() {
         pump_until(&mut s, &mut h, waits_for_head);
         b.accept_request();
         b.send(switching);
-        pump_until(&mut s, &mut h, |s| matches!(s.state, State::Tunnel { .. }));
+        pump_until(&mut s, &mut h, |s| {
+            matches!(s.conn.state, State::Tunnel { .. })
+        });
         if backend_ends {
             b.close();
             pump_until(&mut s, &mut h, Session::is_closed);
@@ -476,11 +508,12 @@ fn an_illegal_transition_from_an_upstream_state_releases_the_upstream() {
     let mut b = Backend::new();
     let mut h = Harness::with_backend(b.addr());
     let mut s = request_sent(&mut h, &mut b);
-    let Some(key) = s.state.upstream() else {
-        panic!("no upstream in {:?}", s.state);
+    let Some(key) = s.conn.state.upstream() else {
+        panic!("no upstream in {:?}", s.conn.state);
     };
     // A response on another connection than its request's is refused like any illegal move.
-    s.enter(State::RelayResponse { upstream: key + 1 }, &mut h.ctx());
+    s.conn
+        .enter(State::RelayResponse { upstream: key + 1 }, &mut h.ctx());
     assert!(s.is_closed());
     assert_eq!(upstreams(&h), 0);
 }

@@ -9,7 +9,7 @@
 //!
 //! splice(2) and pipe2(2) are Linux system calls, so everything that uses them is in the `linux`
 //! module below. Elsewhere (macOS, the BSDs), and on Linux with `splice off` in the config,
-//! the session's `relay_spliced` declines and the body is copied through the session's buffer, the
+//! `relay::relay_spliced` declines and the body is copied through the session's buffer, the
 //! path every chunked, cached or small body takes anyway.
 
 #[cfg(target_os = "linux")]

@@ -1,11 +1,12 @@
 //! After `101 Switching Protocols` the connection is a byte tunnel (WebSocket): bytes go both
 //! ways unchanged until either side closes.
 
+use super::exchange::Exchange;
 use super::io::Pending;
-use super::session::{Ctx, Session, State, Step};
+use super::session::{Conn, Ctx, State, Step};
 
-impl Session {
-    pub(super) fn tunnel(&mut self, ctx: &mut Ctx<'_>, key: usize) -> Step {
+impl Conn {
+    pub(super) fn tunnel(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>, key: usize) -> Step {
         let Some(up) = ctx.upstreams.conns.get_mut(key) else {
             return self.enter(State::Closed, ctx);
         };
@@ -33,7 +34,7 @@ impl Session {
                 }
                 progress |= f.bytes > 0;
             }
-            Err(_) => return self.end_tunnel(ctx),
+            Err(_) => return self.end_tunnel(x, ctx),
         }
         match from_upstream {
             Ok(f) => {
@@ -41,16 +42,14 @@ impl Session {
                 up.connected &= !f.eof;
                 progress |= f.bytes > 0;
             }
-            Err(_) => return self.end_tunnel(ctx),
+            Err(_) => return self.end_tunnel(x, ctx),
         }
         match (to_up, to_cl) {
             (Ok(a), Ok(b)) => {
                 progress |= a.total + b.total > 0;
-                if let Some(x) = self.x.as_mut() {
-                    x.client_bytes += b.total as u64;
-                }
+                x.client_bytes += b.total as u64;
             }
-            _ => return self.end_tunnel(ctx),
+            _ => return self.end_tunnel(x, ctx),
         }
         // A side that finished sending and whose bytes are all delivered ends the tunnel: the
         // protocols tunnelled here (WebSocket) do not use half-closed connections. Delivered
@@ -59,18 +58,18 @@ impl Session {
         let client_done = self.client.eof() && cin.is_empty() && up.stream.is_flushed();
         let upstream_done = !up.connected && uin.is_empty() && self.client.all_out(&self.to_client);
         if client_done || upstream_done {
-            return self.end_tunnel(ctx);
+            return self.end_tunnel(x, ctx);
         }
         if progress {
-            self.touch(ctx);
+            self.touch(x, ctx);
             Step::Again
         } else {
             Step::Wait
         }
     }
 
-    pub(super) fn end_tunnel(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        self.log_exchange(ctx, 101);
+    pub(super) fn end_tunnel(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Step {
+        self.log_exchange(Some(x), ctx, 101);
         self.enter(State::Closed, ctx)
     }
 }

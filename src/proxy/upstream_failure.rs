@@ -1,5 +1,5 @@
 //! What an upstream failure's event line says: the phase it happened in and, for a request whose
-//! backends were all down, the failure held until the request ends (see `Session::upstream_event`
+//! backends were all down, the failure held until the request ends (see `failure::upstream_event`
 //! in `failure.rs`). Data only, so the session, failure and splice code can all name it.
 
 use std::fmt;

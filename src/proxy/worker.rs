@@ -303,7 +303,7 @@ impl Worker {
         };
         f(session, &mut ctx);
         if session.is_closed() {
-            if let Some(phase) = session.client.tls_phase() {
+            if let Some(phase) = session.client().tls_phase() {
                 self.shared.stats.tls_closed(phase);
             }
             // Closing the socket takes it out of the epoll set: no deregister call needed.
@@ -341,7 +341,7 @@ impl Worker {
         expired.extend(
             self.sessions
                 .iter()
-                .filter(|(_, s)| s.deadline <= now)
+                .filter(|(_, s)| s.deadline() <= now)
                 .map(|(k, _)| k),
         );
         for &key in &expired {
