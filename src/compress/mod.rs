@@ -10,11 +10,13 @@ mod decide;
 mod encoder;
 #[cfg(test)]
 mod encoder_tests;
+mod head;
 mod negotiate;
 mod types;
 
 pub use decide::{decide, Asked, Decision, Skip};
 pub use encoder::{Drained, EncodeError, Encoder, Progress, STEP_INPUT, WINDOW_LOG};
+pub use head::CompressedHead;
 pub use negotiate::{negotiate, MAX_ELEMENTS};
 pub use types::TypeList;
 
