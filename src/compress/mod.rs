@@ -2,10 +2,12 @@
 //! may be compressed (`decide`, `types`), and the streaming encoders (`encoder`).
 //!
 //! Everything here is sans-io and free of the session: the proxy asks [`Asked::from_request`]
-//! at the request head, [`decide`] at the response head, and feeds body bytes through an
-//! [`Encoder`] a bounded step at a time. `docs/compression.md` says what is compressed and why,
+//! at the request head, [`decide`] at the response head, writes the head with
+//! [`CompressedHead`], and feeds body bytes through a [`BodyCompressor`] (an [`Encoder`] and a
+//! bounded output buffer) a bounded number of steps at a time. `docs/compression.md` says what is compressed and why,
 //! and how the default levels were measured.
 
+mod body;
 mod decide;
 mod encoder;
 #[cfg(test)]
@@ -14,6 +16,7 @@ mod head;
 mod negotiate;
 mod types;
 
+pub use body::BodyCompressor;
 pub use decide::{decide, Asked, Decision, Skip};
 pub use encoder::{Drained, EncodeError, Encoder, Progress, STEP_INPUT, WINDOW_LOG};
 pub use head::CompressedHead;
