@@ -67,6 +67,31 @@ pub struct TlsStats {
     pub not_tls: AtomicU64,
 }
 
+/// Response compression, per coding (indexed by `Coding::index`: br, zstd, gzip): the body
+/// bytes that went into the encoder and the bytes that came out, added when a compressed
+/// response ends (one add each per response).
+#[derive(Debug, Default)]
+pub struct CompressStats {
+    pub bytes_in: [AtomicU64; 3],
+    pub bytes_out: [AtomicU64; 3],
+}
+
+impl CompressStats {
+    /// A compressed body ended: `before` bytes became `after`.
+    pub fn record(&self, coding: crate::compress::Coding, before: u64, after: u64) {
+        self.bytes_in[coding.index()].fetch_add(before, Ordering::Relaxed);
+        self.bytes_out[coding.index()].fetch_add(after, Ordering::Relaxed);
+    }
+
+    /// (bytes before, bytes after) for one coding.
+    pub fn totals(&self, coding: crate::compress::Coding) -> (u64, u64) {
+        (
+            self.bytes_in[coding.index()].load(Ordering::Relaxed),
+            self.bytes_out[coding.index()].load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// What all workers record into, and the admin listener reads.
 #[derive(Debug)]
 pub struct Stats {
@@ -87,6 +112,8 @@ pub struct Stats {
     pub tls: TlsStats,
     /// Cache lookups that went to a backend (misses and revalidations).
     pub cache_misses: AtomicU64,
+    /// Response compression: bytes before and after, per coding.
+    pub compress: CompressStats,
     /// Requests per second: (second since `epoch`) << 32 | count, one slot per second mod
     /// `RATE_SLOTS`, so a slot is claimed for a new second with one compare-exchange.
     rate: [AtomicU64; RATE_SLOTS],
@@ -112,6 +139,7 @@ impl Stats {
             cache_hits: AtomicU64::new(0),
             tls: TlsStats::default(),
             cache_misses: AtomicU64::new(0),
+            compress: CompressStats::default(),
             rate: Default::default(),
             epoch: Instant::now(),
             backends: Mutex::default(),
@@ -339,6 +367,18 @@ impl HistogramSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compression_bytes_add_up_per_coding() {
+        use crate::compress::Coding;
+        let s = Stats::new();
+        s.compress.record(Coding::Br, 100_000, 31_000);
+        s.compress.record(Coding::Br, 50_000, 16_000);
+        s.compress.record(Coding::Gzip, 10, 30);
+        assert_eq!(s.compress.totals(Coding::Br), (150_000, 47_000));
+        assert_eq!(s.compress.totals(Coding::Gzip), (10, 30));
+        assert_eq!(s.compress.totals(Coding::Zstd), (0, 0));
+    }
 
     #[test]
     fn bounds_are_increasing_and_exposed_ones_are_round() {
