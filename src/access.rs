@@ -1,6 +1,6 @@
-//! Traffic control as configured: `allow`/`deny` CIDR lists and `rate_limit`, one
-//! [`AccessRules`] per config (today the top level; later per site or route, which is why the
-//! rules are one struct with its own parsers rather than fields spread over `Config`).
+//! Traffic control as configured: `allow`/`deny` CIDR lists, `rate_limit` and `error_page`, one
+//! [`AccessRules`] per scope (the top level's in `Config::access`, a site's or route's in its
+//! `config::ScopeSettings`; resolved per route in `routing::Scope`).
 //!
 //! The rate limiter's table itself lives with the running settings (`proxy/rate_limit.rs`);
 //! this is only what the file says.
@@ -179,7 +179,8 @@ pub struct AccessRules {
     /// `allow`/`deny` lines in order: the first that matches decides (nginx); none: allowed.
     pub acl: Vec<AclRule>,
     pub rate_limit: Option<RateLimit>,
-    /// `rate_limit_table N`: most client addresses the limiter tracks (oldest evicted).
+    /// `rate_limit_table N` (top level only): most client addresses the limiters track, shared
+    /// between them (oldest evicted).
     pub rate_limit_table: usize,
     /// `error_page CODE... FILE`: pibl's own error responses replaced by files' bytes.
     pub error_pages: crate::http::error_pages::ErrorPages,
@@ -204,6 +205,17 @@ impl AccessRules {
             .iter()
             .find(|r| r.net.contains(ip))
             .is_none_or(|r| r.verdict == Verdict::Allow)
+    }
+
+    /// The `allow`/`deny` lines as written (`--check`).
+    pub fn acl_lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.acl.iter().map(|rule| {
+            let word = match rule.verdict {
+                Verdict::Allow => "allow",
+                Verdict::Deny => "deny",
+            };
+            format!("{word} {}", rule.net)
+        })
     }
 
     /// Parses an `allow` or `deny` line's one value and appends the rule.

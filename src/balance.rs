@@ -38,6 +38,8 @@ pub struct Backend {
     /// pools pay nothing for it.
     in_flight: AtomicU32,
     counted: bool,
+    /// Its pool's `proxy_protocol`: each new connection to it begins with this header.
+    pub proxy_protocol: Option<crate::net::proxy_protocol::Version>,
 }
 
 /// Down until a health probe succeeds.
@@ -173,17 +175,30 @@ impl RoundRobin {
     /// the router gives).
     pub fn for_config(config: &crate::config::Config) -> RoundRobin {
         let mut pools: Vec<(&str, &[BackendSpec], &Balance)> = Vec::new();
+        let mut proxy_protocol = Vec::new();
         if !config.backends.is_empty() {
             pools.push((
                 crate::config::DEFAULT_POOL,
                 &config.backends,
                 &config.balance,
             ));
+            proxy_protocol.push(config.backend_proxy_protocol);
         }
         for p in &config.pools {
             pools.push((&p.name, &p.backends, &p.balance));
+            proxy_protocol.push(p.proxy_protocol);
         }
-        RoundRobin::with_pools(&pools)
+        let mut rr = RoundRobin::with_pools(&pools);
+        for (pool, version) in rr.pools.iter().zip(proxy_protocol) {
+            for b in rr
+                .backends
+                .get_mut(pool.members.clone())
+                .unwrap_or_default()
+            {
+                b.proxy_protocol = version;
+            }
+        }
+        rr
     }
 
     fn with_pools(pools: &[(&str, &[BackendSpec], &Balance)]) -> RoundRobin {
@@ -202,6 +217,7 @@ impl RoundRobin {
                     specs.iter().map(move |s| (s, counted))
                 })
                 .map(|(s, counted)| Backend {
+                    proxy_protocol: None,
                     weight: s.weight.max(1),
                     in_flight: AtomicU32::new(0),
                     counted,
@@ -280,6 +296,12 @@ impl RoundRobin {
     /// Whether the rotation uses backend `i` now.
     pub fn is_up(&self, i: usize) -> bool {
         self.backends[i].down_until.load(Ordering::Relaxed) <= self.now_ms()
+    }
+
+    /// Whether backend `i` is out until a health probe succeeds (rather than for
+    /// `fail_timeout` after failures): the status page's "down" against "excluded".
+    pub fn is_down_until_probed(&self, i: usize) -> bool {
+        self.backends[i].down_until.load(Ordering::Relaxed) == UNTIL_PROBED
     }
 
     /// A request to backend `i` failed (connect, reset, timeout, bad answer).

@@ -238,8 +238,8 @@ impl Demo {
             match demo_tls_port(port).map(|p| SocketAddr::from(([127, 0, 0, 1], p))) {
                 Some(tls) if crate::net::probe_bind(tls).is_ok() => {
                     config.listeners.push(crate::config::Listen {
-                        addr: tls,
                         tls: true,
+                        ..crate::config::Listen::tcp(tls)
                     });
                     config
                         .certificates

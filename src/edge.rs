@@ -1,8 +1,8 @@
 //! What an edge proxy does to a request's headers and log line beyond relaying it: header rules
 //! both ways, `X-Real-IP`, `X-Forwarded-Host`, request ids and the access-log format (issue 20).
 //!
-//! [`EdgeRules`] holds one scope's directives (today the top level; a site or route later), each
-//! parsed by [`EdgeRules::parse_directive`]; [`RequestFacts`] is what a session keeps of one
+//! [`EdgeRules`] holds one scope's directives (the top level's, a site's or a route's:
+//! `config::ScopeSettings`), each parsed by [`EdgeRules::parse_directive`]; [`RequestFacts`] is what a session keeps of one
 //! request for them (its id, and Referer and User-Agent when the log format writes them), filled
 //! at the one parse of the head.
 

@@ -705,15 +705,19 @@ pub fn format_line(out: &mut Vec<u8>, stamp: &str, e: &AccessEntry<'_>) {
     // formatting machinery cost more than the rest of a cache hit's user-space work.
     out.extend_from_slice(stamp.as_bytes());
     out.push(b' ');
-    if e.client.is_ipv6() {
+    if !e.client.is_ipv6() {
+        put_ip(out, e.client.ip());
+        out.push(b':');
+        put_decimal(out, u64::from(e.client.port()));
+    } else if e.client == crate::net::UNIX_CLIENT {
+        // A unix-socket client: no address, no port.
+        out.extend_from_slice(b"unix:");
+    } else {
         out.push(b'[');
         put_ip(out, e.client.ip());
-        out.push(b']');
-    } else {
-        put_ip(out, e.client.ip());
+        out.extend_from_slice(b"]:");
+        put_decimal(out, u64::from(e.client.port()));
     }
-    out.push(b':');
-    put_decimal(out, u64::from(e.client.port()));
     out.extend_from_slice(b" \"");
     out.extend_from_slice(e.method.as_bytes());
     out.push(b' ');

@@ -191,6 +191,12 @@ fn check_start(
 /// pibl's port silently and split its traffic; `--upgrade` says that is the intent.
 fn check_listen_free(config: &Config) -> Result<(), ConfigError> {
     for l in &config.listeners {
+        if let Some(u) = &l.unix {
+            net::probe_unix(&u.path).map_err(|e| {
+                config.error_at("listen", net::describe_unix_bind_error(&u.path, &e))
+            })?;
+            continue;
+        }
         net::probe_bind(l.addr).map_err(|e| {
             let mut why = net::describe_bind_error(l.addr, &e);
             if e.kind() == std::io::ErrorKind::AddrInUse {

@@ -1,5 +1,7 @@
 //! Socket set-up shared by the proxy and the origin server.
 
+pub mod proxy_protocol;
+
 use std::io;
 use std::net::SocketAddr;
 
@@ -222,5 +224,69 @@ pub fn describe_bind_error(addr: SocketAddr, e: &io::Error) -> String {
             format!("cannot listen on {addr}: no such local address on this machine")
         }
         _ => format!("cannot listen on {addr}: {e}"),
+    }
+}
+
+/// The client address a unix-socket client gets: it has no IP address, and pibl's client
+/// address is a `SocketAddr` everywhere (logs, X-Forwarded-For, ACLs, rate limits), so this
+/// value stands for it: the unspecified IPv6 address, which no TCP peer can have. Logs and
+/// X-Forwarded-For write it `unix:`, as nginx does (`http::put_ip`).
+pub const UNIX_CLIENT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 0);
+
+/// Binds a non-blocking unix-domain listener at `path`. A socket file already there is removed
+/// first if nothing answers on it (a pibl that died without cleaning up); one something
+/// answers on, or a file that is not a socket, is an error (`AddrInUse`). With `mode`, the
+/// socket file gets those permissions (who may connect).
+pub fn bind_unix(
+    path: &std::path::Path,
+    mode: Option<u32>,
+) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if probe_unix(path)? {
+        std::fs::remove_file(path)?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    listener.set_nonblocking(true)?;
+    if let Some(mode) = mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(listener)
+}
+
+/// Whether pibl could listen at unix socket `path`, creating nothing (also what `--check`
+/// runs): `Ok(true)` when a stale socket file is there to remove first; `AddrInUse` when a
+/// server answers on it, an error when a file that is not a socket is in the way or the
+/// directory does not exist.
+pub fn probe_unix(path: &std::path::Path) -> io::Result<bool> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "a file that is not a socket is in the way",
+        )),
+        Ok(_) if std::os::unix::net::UnixStream::connect(path).is_ok() => {
+            Err(io::ErrorKind::AddrInUse.into())
+        }
+        Ok(_) => Ok(true),
+        Err(_) => match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no directory {}", dir.display()),
+            )),
+            _ => Ok(false),
+        },
+    }
+}
+
+/// A unix listener's bind failure as one line.
+pub fn describe_unix_bind_error(path: &std::path::Path, e: &io::Error) -> String {
+    let path = path.display();
+    match e.kind() {
+        io::ErrorKind::AddrInUse => format!(
+            "cannot listen on unix:{path}: a server is answering on it; stop it or change \
+             'listen' in the config"
+        ),
+        _ => format!("cannot listen on unix:{path}: {e}"),
     }
 }

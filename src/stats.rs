@@ -1,9 +1,10 @@
 //! Live statistics for the admin listener (`/status`, `/metrics`).
 //!
 //! Everything on the request path is a relaxed atomic add: no lock, no allocation. One exchange
-//! costs about seven adds ([`Stats::record_exchange`] and [`BackendStats::record`]). Readers (the
-//! admin thread) load the counters one by one, so a page may mix values a few requests apart;
-//! that is fine for a status page and keeps the workers free of any coordination with it.
+//! costs about nine adds ([`Stats::record_exchange`], [`Stats::record_bytes`] and
+//! [`BackendStats::record`]). Readers (the admin thread) load the counters one by one, so a page
+//! may mix values a few requests apart; that is fine for a status page and keeps the workers
+//! free of any coordination with it.
 //!
 //! Per-backend statistics are kept by backend *name* in [`Stats`] and handed out as
 //! `Arc<BackendStats>`, resolved once when a [`crate::balance::RoundRobin`] is built
@@ -114,6 +115,10 @@ pub struct Stats {
     pub cache_misses: AtomicU64,
     /// Response compression: bytes before and after, per coding.
     pub compress: CompressStats,
+    /// Bytes of exchanges: sent to clients (the access log's bytes), and sent to backends
+    /// (request heads as rewritten, and bodies).
+    pub bytes_to_clients: AtomicU64,
+    pub bytes_to_backends: AtomicU64,
     /// Requests per second: (second since `epoch`) << 32 | count, one slot per second mod
     /// `RATE_SLOTS`, so a slot is claimed for a new second with one compare-exchange.
     rate: [AtomicU64; RATE_SLOTS],
@@ -140,6 +145,8 @@ impl Stats {
             tls: TlsStats::default(),
             cache_misses: AtomicU64::new(0),
             compress: CompressStats::default(),
+            bytes_to_clients: AtomicU64::new(0),
+            bytes_to_backends: AtomicU64::new(0),
             rate: Default::default(),
             epoch: Instant::now(),
             backends: Mutex::default(),
@@ -169,6 +176,15 @@ impl Stats {
             None => 0,
         };
         self.count_rate(now);
+    }
+
+    /// The bytes one exchange sent to its client and to backends.
+    #[inline]
+    pub fn record_bytes(&self, to_client: u64, to_backends: u64) {
+        self.bytes_to_clients
+            .fetch_add(to_client, Ordering::Relaxed);
+        self.bytes_to_backends
+            .fetch_add(to_backends, Ordering::Relaxed);
     }
 
     /// A TLS connection closed, in `phase` (counted once, when the worker drops it).
@@ -333,6 +349,15 @@ pub struct HistogramSnapshot {
 impl HistogramSnapshot {
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()
+    }
+
+    /// The observations made since `earlier` (a snapshot of the same histogram): the admin
+    /// thread's per-second latency.
+    pub fn since(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
+        HistogramSnapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i].saturating_sub(earlier.buckets[i])),
+            sum_ns: self.sum_ns.saturating_sub(earlier.sum_ns),
+        }
     }
 
     /// Observations at or below bound `i` of [`LATENCY_BOUNDS_NS`].

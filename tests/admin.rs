@@ -617,8 +617,18 @@ fn status_page_renders_in_headless_chromium() {
 /// Runs headless Chromium on `url` and returns the DOM it rendered; killed (its whole process
 /// group) if it takes longer than a minute.
 fn dump_dom(url: &str, profile: &Path) -> String {
-    use std::os::unix::process::CommandExt;
     let out_path = profile.join("dom.html");
+    run_chromium(
+        &["--dump-dom".to_string(), url.to_string()],
+        profile,
+        &out_path,
+    );
+    std::fs::read_to_string(&out_path).unwrap_or_default()
+}
+
+/// Runs headless Chromium with `args`, its stdout to `out_path`; killed (its whole process group) if it takes longer than a minute.
+fn run_chromium(args: &[String], profile: &Path, out_path: &Path) {
+    use std::os::unix::process::CommandExt;
     let err_path = profile.join("chromium.err");
     let mut child = Command::new(CHROMIUM)
         .args([
@@ -630,14 +640,15 @@ fn dump_dom(url: &str, profile: &Path) -> String {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
+            "--hide-scrollbars",
         ])
         .arg(format!(
             "--user-data-dir={}",
             profile.join("data").display()
         ))
-        .args(["--dump-dom", url])
+        .args(args)
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).expect("create dom file"))
+        .stdout(std::fs::File::create(out_path).expect("create output file"))
         .stderr(std::fs::File::create(&err_path).expect("create stderr file"))
         .process_group(0)
         .spawn()
@@ -659,13 +670,220 @@ fn dump_dom(url: &str, profile: &Path) -> String {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let dom = std::fs::read_to_string(&out_path).unwrap_or_default();
     assert!(
-        status.success() && !dom.is_empty(),
+        status.success(),
         "chromium failed ({status}); stderr: {}",
         std::fs::read_to_string(&err_path).unwrap_or_default()
     );
-    dom
+}
+
+/// Real traffic through pibl to real backends (hits, misses, 404s, 503s, a dead backend that
+/// gets excluded), then `/status` in headless Chromium at desktop and phone widths: four
+/// charts with something drawn in each, nothing wider than the window, under the page's own
+/// Content-Security-Policy. Screenshots: `target/status-desktop.png`, `target/status-phone.png`.
+#[test]
+fn status_charts_render_at_desktop_and_phone_widths() {
+    if !Path::new(CHROMIUM).exists() {
+        if std::env::var("PIBL_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
+            panic!("{CHROMIUM} is missing and PIBL_REQUIRE_CHROMIUM=1");
+        }
+        eprintln!(
+            "SKIPPED status_charts_render_at_desktop_and_phone_widths: {CHROMIUM} is not installed"
+        );
+        return;
+    }
+    let (a, b, dead) = (Backend::start("a"), Backend::start("b"), dead_backend());
+    let p = Pibl::start(
+        &[a.addr, b.addr, dead.addr],
+        "admin 127.0.0.1:0\nmax_fails 1\nfail_timeout 60s\ncache_ttl 60s\n",
+    );
+    let adm = p.admin_addr();
+    let mut c = Conn::open(p.addr);
+    let until = Instant::now() + Duration::from_millis(4500);
+    let mut i = 0;
+    while Instant::now() < until {
+        let target = match i % 12 {
+            5 => "/res?status=404".to_string(),
+            11 => "/res?status=503".to_string(),
+            n => format!("/page{}", (i / 12 + n) % 20),
+        };
+        let r = c.get(&target);
+        assert!(r.status < 600, "{target}: {}", r.status);
+        i += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let j = status_when(
+        adm,
+        |j| matches!(j["series"]["samples"], Json::Num(n) if n >= 5.0),
+    );
+    let page = admin(adm, "GET", "/status");
+    assert_eq!(
+        page.header("Content-Security-Policy"),
+        Some("default-src 'none'; style-src 'unsafe-inline'; img-src 'none'")
+    );
+    let series = &j["series"];
+    assert_eq!(series["range"].str(), "5m");
+    assert!(
+        series["responses"]["2xx"]
+            .items()
+            .iter()
+            .any(|x| x.num() > 0.0),
+        "{j:?}"
+    );
+    assert!(
+        series["bytes_to_clients"]
+            .items()
+            .iter()
+            .any(|x| x.num() > 0.0),
+        "{j:?}"
+    );
+    let dead_series = series["backends"]
+        .items()
+        .iter()
+        .find(|x| x["name"].str() == dead.addr.to_string())
+        .unwrap_or_else(|| panic!("no series for the dead backend: {j:?}"));
+    assert!(
+        dead_series["state"]
+            .items()
+            .iter()
+            .any(|x| x.str() == "excluded"),
+        "{dead_series:?}"
+    );
+    let hour = status_json_at(adm, "/status?json&range=1h");
+    assert_eq!(hour["series"]["step_seconds"].num(), 10.0);
+
+    // The page in an iframe of a same-origin wrapper, whose script measures it.
+    let front = StatusFront::start(adm);
+    let profile = TempDir::new("chromium-charts");
+    for (width, height) in [(1200, 900), (390, 844)] {
+        let dom = dump_dom(
+            &format!("http://{}/measure?{width}x{height}", front.addr),
+            profile.path(),
+        );
+        let at = dom
+            .find("RESULT ")
+            .unwrap_or_else(|| panic!("the wrapper measured nothing: {dom}"));
+        let text = &dom[at + 7..];
+        let text = &text[..text.find('<').unwrap_or(text.len())];
+        let m =
+            Json::parse(&text.replace("&quot;", "\"")).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(m["charts"].num(), 4.0, "{width}: {m:?}");
+        for chart in m["drawn"].items() {
+            assert!(
+                chart.num() > 0.0,
+                "{width}: a chart with nothing drawn: {m:?}"
+            );
+        }
+        assert_eq!(m["csp"].str(), "none", "{width}: {m:?}");
+        assert!(
+            m["scroll"].num() <= m["inner"].num(),
+            "{width}: the page overflows horizontally: {m:?}"
+        );
+        assert_eq!(m["inner"].num(), width as f64, "{m:?}");
+    }
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    for (name, size) in [("desktop", "1200,900"), ("phone", "390,844")] {
+        let png = target.join(format!("status-{name}.png"));
+        let _ = std::fs::remove_file(&png);
+        run_chromium(
+            &[
+                format!("--window-size={size}"),
+                format!("--screenshot={}", png.display()),
+                format!("http://{adm}/status"),
+            ],
+            profile.path(),
+            &profile.path().join("screenshot.out"),
+        );
+        let len = std::fs::metadata(&png).map_or(0, |m| m.len());
+        assert!(len > 1000, "no screenshot at {}", png.display());
+    }
+}
+
+fn status_json_at(addr: SocketAddr, target: &str) -> Json {
+    let r = admin(addr, "GET", target);
+    assert_eq!(r.status, 200, "{}", r.text());
+    Json::parse(&r.text()).unwrap_or_else(|e| panic!("invalid JSON ({e}): {}", r.text()))
+}
+
+/// A same-origin front for the admin listener: `/status...` is passed through as it is
+/// (headers included, so the page's Content-Security-Policy applies), `/measure?WxH` is a
+/// page that loads `/status` in a frame of that size and writes what it measured into itself.
+struct StatusFront {
+    addr: SocketAddr,
+}
+
+const MEASURE_PAGE: &str = r#"<!DOCTYPE html><html><head><meta charset="utf-8"></head>
+<body style="margin:0"><iframe id="f" src="/status" style="border:0"></iframe><pre id="out">pending</pre>
+<script>
+var size = location.search.slice(1).split("x");
+var f = document.getElementById("f");
+f.width = size[0]; f.height = size[1];
+f.addEventListener("load", function () {
+  var d = f.contentDocument, w = f.contentWindow;
+  var svgs = d.querySelectorAll("svg.chart");
+  var drawn = [];
+  svgs.forEach(function (s) {
+    var n = 0;
+    s.querySelectorAll("path").forEach(function (p) {
+      if ((p.getAttribute("d") || "").length > 2 && p.getBBox().width > 0) n++;
+    });
+    n += s.querySelectorAll("circle").length;
+    drawn.push(n);
+  });
+  var x = d.createElement("script");
+  x.textContent = "window.ran = 1";
+  d.body.appendChild(x);
+  var blocked = w.ran === 1 ? "script ran" : "none";
+  document.getElementById("out").textContent = "RESULT " + JSON.stringify({
+    charts: svgs.length, drawn: drawn, csp: blocked,
+    scroll: d.scrollingElement.scrollWidth, inner: w.innerWidth
+  });
+});
+</script></body></html>"#;
+
+impl StatusFront {
+    fn start(admin_addr: SocketAddr) -> StatusFront {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the front");
+        let addr = listener.local_addr().expect("front address");
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = Self::serve(&mut stream, admin_addr);
+            }
+        });
+        StatusFront { addr }
+    }
+
+    fn serve(stream: &mut std::net::TcpStream, admin_addr: SocketAddr) -> std::io::Result<()> {
+        use std::io::{Read, Write};
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte)? == 1 {
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        let target = head.split(' ').nth(1).unwrap_or("/");
+        if target.starts_with("/status") {
+            let mut up = std::net::TcpStream::connect(admin_addr)?;
+            up.write_all(format!("GET {target} HTTP/1.1\r\nHost: admin\r\n\r\n").as_bytes())?;
+            let mut reply = Vec::new();
+            up.read_to_end(&mut reply)?;
+            return stream.write_all(&reply);
+        }
+        let (status, body) = if target.starts_with("/measure") {
+            ("200 OK", MEASURE_PAGE)
+        } else {
+            ("404 Not Found", "")
+        };
+        stream.write_all(
+            format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    }
 }
 
 // ---- a small JSON reader, enough to check the status document --------------------------------

@@ -8,7 +8,9 @@
 //! long. What it reads is atomics (`src/stats.rs`), the health state of the rotation, and the
 //! cache index (a purge takes the index lock briefly; see `Cache::purge_all`).
 
+pub mod charts;
 pub mod render;
+pub mod series;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -26,6 +28,7 @@ use crate::net::{describe_bind_error, interrupted, would_block};
 use crate::proxy::shared::Shared;
 use crate::text::counted;
 use render::Snapshot;
+use series::{Range, Series};
 
 /// Largest request head accepted: the admin API needs a request line and a few headers.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -105,8 +108,15 @@ impl Admin {
 
 fn run(mut poll: Poll, listener: mio::net::TcpListener, shared: &Shared, stop: &AtomicBool) {
     let mut events = Events::with_capacity(16);
+    let mut series = Series::new(shared.started);
+    series.sample(shared, Instant::now());
     while !stop.load(Ordering::Relaxed) {
-        if let Err(e) = poll.poll(&mut events, None) {
+        // Wake at each new second to take its sample (`series.rs`), connections or not.
+        let now = Instant::now();
+        let wait = series.next_tick(now).saturating_duration_since(now);
+        let polled = poll.poll(&mut events, Some(wait));
+        series.sample(shared, Instant::now());
+        if let Err(e) = polled {
             if interrupted(&e) {
                 continue;
             }
@@ -118,7 +128,7 @@ fn run(mut poll: Poll, listener: mio::net::TcpListener, shared: &Shared, stop: &
                 return;
             }
             match listener.accept() {
-                Ok((stream, _)) => serve(TcpStream::from(stream), shared),
+                Ok((stream, _)) => serve(TcpStream::from(stream), shared, &series),
                 Err(e) if would_block(&e) => break,
                 Err(e) if interrupted(&e) => {}
                 Err(e) => {
@@ -133,7 +143,7 @@ fn run(mut poll: Poll, listener: mio::net::TcpListener, shared: &Shared, stop: &
 }
 
 /// One connection: read a head, answer, close.
-fn serve(mut stream: TcpStream, shared: &Shared) {
+fn serve(mut stream: TcpStream, shared: &Shared, series: &Series) {
     if stream.set_nonblocking(false).is_err() || stream.set_write_timeout(Some(IO_TIMEOUT)).is_err()
     {
         return;
@@ -141,7 +151,7 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
     let _ = stream.set_nodelay(true);
     let deadline = Instant::now() + IO_TIMEOUT;
     let reply = match read_head(&mut stream, deadline) {
-        Ok(Some(head)) => handle(&head, shared),
+        Ok(Some(head)) => handle(&head, shared, series),
         Ok(None) => return, // closed or timed out before sending anything
         Err(reply) => reply,
     };
@@ -218,8 +228,24 @@ fn drain(stream: &mut TcpStream) {
     }
 }
 
-/// Parses a complete head and answers it: the whole API, free of sockets.
-pub fn handle(head: &[u8], shared: &Shared) -> Vec<u8> {
+/// `/status`'s query: `json` or `format=json|html`, and `range=5m|1h`, joined by `&`.
+fn status_query(query: &str) -> Option<(bool, Range)> {
+    let (mut json, mut range) = (false, Range::default());
+    for param in query.split('&').filter(|p| !p.is_empty()) {
+        match param.split_once('=') {
+            None if param == "json" => json = true,
+            Some(("format", "json")) => json = true,
+            Some(("format", "html")) => json = false,
+            Some(("range", r)) => range = Range::parse(r)?,
+            _ => return None,
+        }
+    }
+    Some((json, range))
+}
+
+/// Parses a complete head and answers it: the whole API, free of sockets. `series`: the
+/// admin thread's rings, for the charts.
+pub fn handle(head: &[u8], shared: &Shared, series: &Series) -> Vec<u8> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
     let (method, target) = match req.parse(head) {
@@ -241,26 +267,32 @@ pub fn handle(head: &[u8], shared: &Shared) -> Vec<u8> {
         "/status" | "/metrics" if !matches!(method, "GET" | "HEAD") => {
             method_not_allowed("GET, HEAD")
         }
-        "/status" => match query {
-            "" | "format=html" => respond(
-                200,
-                "text/html; charset=utf-8",
-                render::html(&Snapshot::take(shared)),
-            ),
-            "json" | "format=json" => respond(
+        "/status" => match status_query(query) {
+            Some((false, range)) => {
+                let mut page = respond(
+                    200,
+                    "text/html; charset=utf-8",
+                    render::html(&Snapshot::take(shared, series.view(range))),
+                );
+                // No script, no external file: the page says so to the browser.
+                insert_header(&mut page, STATUS_CSP);
+                page
+            }
+            Some((true, range)) => respond(
                 200,
                 "application/json",
-                render::json(&Snapshot::take(shared)),
+                render::json(&Snapshot::take(shared, series.view(range))),
             ),
-            _ => text(
+            None => text(
                 400,
-                "unknown query: use /status, /status?json or /status?format=json\n",
+                "unknown query: use /status, /status?json or /status?format=json, with \
+                 &range=5m or &range=1h\n",
             ),
         },
         "/metrics" => respond(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            render::prometheus(&Snapshot::take(shared)),
+            render::prometheus(&Snapshot::take(shared, Default::default())),
         ),
         _ if target == "/cache" || target.starts_with("/cache/") => {
             if matches!(method, "PURGE" | "DELETE") {
@@ -329,6 +361,17 @@ fn purge(url: &str, shared: &Shared) -> Vec<u8> {
     text(200, &body)
 }
 
+/// The status page's Content-Security-Policy: inline styles, nothing else.
+const STATUS_CSP: &str =
+    "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; img-src 'none'\r\n";
+
+/// Adds a header line (with its CRLF) after the status line of a whole response.
+fn insert_header(reply: &mut Vec<u8>, line: &str) {
+    if let Some(at) = reply.windows(2).position(|w| w == b"\r\n") {
+        reply.splice(at + 2..at + 2, line.bytes());
+    }
+}
+
 fn method_not_allowed(allow: &str) -> Vec<u8> {
     let body = format!("method not allowed; use {allow}\n");
     let mut out = head(405, "text/plain; charset=utf-8", body.len(), Some(allow));
@@ -381,6 +424,31 @@ mod tests {
     }
 
     #[test]
+    fn status_query_takes_a_format_and_a_range() {
+        assert_eq!(status_query(""), Some((false, Range::FiveMinutes)));
+        assert_eq!(status_query("json"), Some((true, Range::FiveMinutes)));
+        assert_eq!(status_query("range=1h"), Some((false, Range::Hour)));
+        assert_eq!(
+            status_query("format=json&range=1h"),
+            Some((true, Range::Hour))
+        );
+        assert_eq!(status_query("range=1h&json"), Some((true, Range::Hour)));
+        for bad in ["range=2h", "yaml", "json&x=1", "range", "format=xml"] {
+            assert_eq!(status_query(bad), None, "{bad}");
+        }
+        let s = shared(false);
+        let series = Series::new(Instant::now());
+        let page = handle(b"GET /status?range=1h HTTP/1.1\r\n\r\n", &s, &series);
+        let page = String::from_utf8_lossy(&page);
+        assert!(
+            page.contains("\r\nContent-Security-Policy: default-src 'none';"),
+            "{page}"
+        );
+        assert!(page.contains("<a href=\"/status?range=1h\" aria-current=\"page\">"));
+        assert_eq!(page.matches("No data yet.").count(), 4);
+    }
+
+    #[test]
     fn odd_targets_never_panic() {
         let s = shared(true);
         for target in [
@@ -392,7 +460,8 @@ mod tests {
             "/cache//",
         ] {
             let head = format!("PURGE {target} HTTP/1.1\r\n\r\n");
-            let line = status_line(&handle(head.as_bytes(), &s));
+            let series = Series::new(Instant::now());
+            let line = status_line(&handle(head.as_bytes(), &s, &series));
             assert!(line.starts_with("HTTP/1.1 4"), "{target}: {line}");
         }
         let _ = std::fs::remove_dir_all(&s.settings().config.cache.dir);

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::charts::{self, Chart, Style};
+use super::series::{Range, SeriesView, NO_LATENCY};
 use crate::http::{html_escape, json_escape};
 use crate::proxy::shared::Shared;
 use crate::stats::{exposed_bounds, HistogramSnapshot, LATENCY_BOUNDS_NS, RATE_WINDOW};
@@ -34,6 +36,8 @@ pub struct Snapshot {
     pub tls: TlsView,
     /// The certificates TLS listeners serve (the first is the default).
     pub certificates: Vec<CertView>,
+    /// The last minutes, from the admin thread's rings (`series.rs`): the page's charts.
+    pub series: SeriesView,
 }
 
 /// The TLS counters (`Stats::tls`).
@@ -81,7 +85,7 @@ pub struct BackendView {
 }
 
 impl Snapshot {
-    pub fn take(shared: &Shared) -> Snapshot {
+    pub fn take(shared: &Shared, series: SeriesView) -> Snapshot {
         let s = &shared.stats;
         let now = Instant::now();
         let settings = shared.settings();
@@ -136,6 +140,7 @@ impl Snapshot {
                     })
                     .collect()
             }),
+            series,
         }
     }
 
@@ -150,12 +155,77 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 // ---- HTML -------------------------------------------------------------------------------------
 
-const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
+const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:1.2em auto;max-width:1240px;\
+padding:0 1.2em;color:#222;background:#fff}\
 h1{font-size:1.4em;margin:0 0 .3em}h2{font-size:1.1em;margin:1.4em 0 .4em}\
 table{border-collapse:collapse}th,td{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:right}\
 #backends th:nth-child(-n+3),td:first-child,td.address,td.state{text-align:left}th{background:#f4f4f4}\
 .up{color:#0a7a2f;font-weight:bold}.down{color:#b3261e;font-weight:bold}\
-.summary span{font-weight:bold}.foot{color:#777;margin-top:2em}";
+.summary span{font-weight:bold}.foot{color:#777;margin-top:2em}\
+.range{margin:.6em 0;color:#555}.range .legend{display:inline-block;margin-left:.6em}.range a{padding:.15em .6em;border:1px solid #ccc;border-radius:4px;\
+color:#235;text-decoration:none}.range a[aria-current]{background:#235;color:#fff;border-color:#235}\
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,480px),1fr));\
+gap:1.2em 2em;margin:1em 0}\
+figure{margin:0;min-width:0}figcaption{font-weight:600;display:flex;justify-content:space-between;\
+gap:1em}figcaption .now{font-weight:normal;color:#444;white-space:nowrap}\
+.legend{margin:.15em 0 .3em;font-size:12px;color:#444}.key{white-space:nowrap;margin-right:.9em}\
+.sw{display:inline-block;width:.85em;height:.85em;border-radius:2px;vertical-align:-.08em;\
+margin-right:.3em}.sw.dashed{height:.22em;vertical-align:.22em}\
+svg.chart{display:block;width:100%;height:auto}.scroll{overflow-x:auto}\
+@media (max-width:600px){body{padding:0 .6em;margin:.6em auto}th,td{padding:.2em .45em}}";
+
+/// The charts above the tables: the range switch, then one figure per chart.
+fn html_charts(o: &mut String, v: &SeriesView) {
+    let link = |r: Range, words: &str| {
+        let current = if v.range == r {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        format!(
+            "<a href=\"/status?range={}\"{current}>{words}</a>",
+            r.as_str()
+        )
+    };
+    let _ = writeln!(
+        o,
+        "<nav class=\"range\" aria-label=\"time range\">Last {} {} \
+         <span class=\"legend\"><span class=\"key\"><span class=\"sw\" \
+         style=\"background:#c8362f\"></span>backend down</span><span class=\"key\">\
+         <span class=\"sw\" style=\"background:#e0a030\"></span>excluded \
+         (failures)</span></span></nav>\n<div class=\"charts\">",
+        link(Range::FiveMinutes, "5 minutes"),
+        link(Range::Hour, "hour"),
+    );
+    for c in charts::status_charts(v) {
+        let now = latest(&c)
+            .map(|x| format!("<span class=\"now\">{}</span>", html_escape(&x)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "<figure id=\"{}\"><figcaption>{}{now}</figcaption>{}{}</figure>",
+            c.id,
+            html_escape(c.title),
+            charts::legend(&c),
+            charts::svg(&c, v.range)
+        );
+    }
+    o.push_str("</div>\n");
+}
+
+/// The newest value a chart's caption shows: the total of a stacked chart, the value of a
+/// one-line chart.
+fn latest(c: &Chart) -> Option<String> {
+    let last = |l: &charts::Line| l.values.last().copied().flatten();
+    let (v, unit) = match (c.style, c.lines.as_slice()) {
+        (Style::Stacked, lines) if !lines.is_empty() => {
+            (lines.iter().filter_map(last).sum::<f64>(), "/s")
+        }
+        (Style::Lines, [one]) => (last(one)?, if c.fixed_max.is_some() { "%" } else { "" }),
+        _ => return None,
+    };
+    Some(format!("{}{unit} now", charts::compact(v)))
+}
 
 /// The status page: readable at a glance, no script, refreshes itself.
 pub fn html(s: &Snapshot) -> String {
@@ -176,8 +246,9 @@ pub fn html(s: &Snapshot) -> String {
         s.requests,
         s.rate
     );
+    html_charts(&mut o, &s.series);
     o.push_str(
-        "<h2>Backends</h2>\n<table id=\"backends\"><thead><tr><th>backend</th><th>address</th>\
+        "<h2>Backends</h2>\n<div class=\"scroll\"><table id=\"backends\"><thead><tr><th>backend</th><th>address</th>\
          <th>state</th><th>requests</th><th>errors</th><th>median</th><th>p99</th></tr></thead>\
          <tbody>\n",
     );
@@ -200,7 +271,10 @@ pub fn html(s: &Snapshot) -> String {
             ms(b.latency.quantile(0.99)),
         );
     }
-    o.push_str("</tbody></table>\n<h2>Responses</h2>\n<table id=\"responses\"><tr>");
+    o.push_str(
+        "</tbody></table></div>\n<h2>Responses</h2>\n<div class=\"scroll\">\
+         <table id=\"responses\"><tr>",
+    );
     for c in CLASSES {
         let _ = write!(o, "<th>{c}</th>");
     }
@@ -208,7 +282,7 @@ pub fn html(s: &Snapshot) -> String {
     for (c, n) in CLASSES.iter().zip(s.responses) {
         let _ = write!(o, "<td class=\"r{c}\">{n}</td>");
     }
-    o.push_str("</tr></table>\n<h2>Cache</h2>\n<table id=\"cache\">\n");
+    o.push_str("</tr></table></div>\n<h2>Cache</h2>\n<table id=\"cache\">\n");
     let row = |o: &mut String, class: &str, label: &str, value: String| {
         let _ = writeln!(
             o,
@@ -232,7 +306,7 @@ pub fn html(s: &Snapshot) -> String {
     o.push_str("</table>\n");
     if !s.certificates.is_empty() {
         o.push_str(
-            "<h2>Certificates</h2>\n<table id=\"certificates\"><thead><tr><th>names</th>\
+            "<h2>Certificates</h2>\n<div class=\"scroll\"><table id=\"certificates\"><thead><tr><th>names</th>\
              <th>file</th><th>expires</th><th>days left</th></tr></thead><tbody>\n",
         );
         for c in &s.certificates {
@@ -246,7 +320,7 @@ pub fn html(s: &Snapshot) -> String {
                 c.expires_in_seconds / 86_400
             );
         }
-        o.push_str("</tbody></table>\n");
+        o.push_str("</tbody></table></div>\n");
     }
     let t = &s.tls;
     if !s.certificates.is_empty() {
@@ -348,6 +422,8 @@ pub fn json(s: &Snapshot) -> String {
         s.cache_misses,
         json_num(s.hit_ratio()),
     );
+    o.push_str(",\"series\":");
+    json_series(&mut o, &s.series);
     let t = &s.tls;
     let _ = write!(
         o,
@@ -371,6 +447,68 @@ pub fn json(s: &Snapshot) -> String {
     }
     o.push_str("]}\n");
     o
+}
+
+/// `items` as a JSON array.
+fn json_array<T: std::fmt::Display>(o: &mut String, items: impl Iterator<Item = T>) {
+    o.push('[');
+    for (i, x) in items.enumerate() {
+        let _ = write!(o, "{}{x}", if i == 0 { "" } else { "," });
+    }
+    o.push(']');
+}
+
+/// The rings' range as columns, oldest first (the shape is in `docs/status.md`).
+fn json_series(o: &mut String, v: &SeriesView) {
+    let _ = write!(
+        o,
+        "{{\"range\":\"{}\",\"step_seconds\":{},\"end_uptime_seconds\":{},\"samples\":{},\
+         \"responses\":{{",
+        v.range.as_str(),
+        v.range.step_seconds(),
+        v.end_second,
+        v.samples.len()
+    );
+    for (c, name) in CLASSES.iter().enumerate() {
+        let _ = write!(o, "{}\"{name}\":", if c == 0 { "" } else { "," });
+        json_array(o, v.samples.iter().map(|s| s.responses[c]));
+    }
+    o.push_str("},\"errors\":");
+    json_array(o, v.samples.iter().map(|s| s.errors));
+    o.push_str(",\"cache_hits\":");
+    json_array(o, v.samples.iter().map(|s| s.cache_hits));
+    o.push_str(",\"cache_misses\":");
+    json_array(o, v.samples.iter().map(|s| s.cache_misses));
+    o.push_str(",\"connections\":");
+    json_array(o, v.samples.iter().map(|s| s.connections));
+    o.push_str(",\"bytes_to_clients\":");
+    json_array(o, v.samples.iter().map(|s| s.bytes_to_clients));
+    o.push_str(",\"bytes_to_backends\":");
+    json_array(o, v.samples.iter().map(|s| s.bytes_to_backends));
+    o.push_str(",\"backends\":[");
+    let ms = |us: u32| json_num((us != NO_LATENCY).then(|| f64::from(us) / 1000.0));
+    for (i, b) in v.backends.iter().enumerate() {
+        let _ = write!(
+            o,
+            "{}{{\"name\":{},{}\"requests\":",
+            if i == 0 { "" } else { "," },
+            json_str(&b.name),
+            b.pool
+                .as_ref()
+                .map_or_else(String::new, |p| format!("\"pool\":{},", json_str(p))),
+        );
+        json_array(o, b.samples.iter().map(|s| s.requests));
+        o.push_str(",\"errors\":");
+        json_array(o, b.samples.iter().map(|s| s.errors));
+        o.push_str(",\"latency_p50_ms\":");
+        json_array(o, b.samples.iter().map(|s| ms(s.p50_us)));
+        o.push_str(",\"latency_p99_ms\":");
+        json_array(o, b.samples.iter().map(|s| ms(s.p99_us)));
+        o.push_str(",\"state\":");
+        json_array(o, b.samples.iter().map(|s| json_str(s.mark.as_str())));
+        o.push('}');
+    }
+    o.push_str("]}");
 }
 
 // ---- Prometheus -------------------------------------------------------------------------------
@@ -648,6 +786,7 @@ mod tests {
                 not_after: "2027-01-01 00:00:00 UTC".into(),
                 expires_in_seconds: 86_400 * 40 + 5,
             }],
+            series: SeriesView::default(),
         }
     }
 
@@ -665,6 +804,60 @@ mod tests {
         assert!(j.contains("\"expires_in_days\":40}]}"), "{j}");
         let h = html(&s);
         assert!(h.contains("<td class=\"days\">40</td>"), "{h}");
+    }
+
+    #[test]
+    fn json_series_are_columns_of_one_length() {
+        use crate::admin::series::{BackendSample, BackendSeriesView, Mark, Sample};
+        let mut s = snapshot();
+        s.series = SeriesView {
+            range: Range::FiveMinutes,
+            end_second: 42,
+            samples: vec![
+                Sample {
+                    responses: [0, 3, 0, 1, 0],
+                    connections: 2,
+                    ..Sample::default()
+                },
+                Sample::default(),
+            ],
+            backends: vec![BackendSeriesView {
+                pool: Some("app".into()),
+                name: "a\"b".into(),
+                samples: vec![
+                    BackendSample {
+                        requests: 3,
+                        errors: 0,
+                        p50_us: 1500,
+                        p99_us: 4000,
+                        mark: Mark::Up,
+                    },
+                    BackendSample {
+                        p50_us: NO_LATENCY,
+                        p99_us: NO_LATENCY,
+                        mark: Mark::Excluded,
+                        ..BackendSample::default()
+                    },
+                ],
+            }],
+        };
+        let j = json(&s);
+        assert!(
+            j.contains(
+                "\"series\":{\"range\":\"5m\",\"step_seconds\":1,\"end_uptime_seconds\":42,\
+                 \"samples\":2,\"responses\":{\"1xx\":[0,0],\"2xx\":[3,0],"
+            ),
+            "{j}"
+        );
+        assert!(j.contains("\"connections\":[2,0],\"bytes_to_clients\":[0,0],\"bytes_to_backends\":[0,0],\"backends\":[{\"name\":\"a\\\"b\",\"pool\":\"app\",\"requests\":[3,0],"), "{j}");
+        assert!(
+            j.contains("\"latency_p50_ms\":[1.5,null],\"latency_p99_ms\":[4,null],\"state\":[\"up\",\"excluded\"]}]}"),
+            "{j}"
+        );
+        let page = html(&s);
+        assert_eq!(page.matches("<svg class=\"chart\"").count(), 4);
+        assert!(page.find("<svg").unwrap_or(usize::MAX) < page.find("<h2>Backends").unwrap_or(0));
+        assert!(page.contains("<a href=\"/status?range=5m\" aria-current=\"page\">"));
     }
 
     #[test]

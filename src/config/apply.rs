@@ -1,13 +1,14 @@
 //! One top-level directive applied to the [`Config`]: the directive list, the repeatable ones,
 //! and the words of every directive that is not a block (`pool`, `site`: `routing.rs`).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::blocks::Statement;
 use super::values::{parse_addr, parse_count, parse_switch, parse_upgrade_protocols, same_address};
 use super::{
     format_duration, parse_duration, parse_size, parse_ttl, routing, Config, ConfigError,
-    HealthCheck, Listen, MAX_LISTENERS, MIN_HEALTH_CHECK_INTERVAL, TLS_LISTEN_LINE,
+    HealthCheck, Listen, UnixListen, MAX_LISTENERS, MIN_HEALTH_CHECK_INTERVAL, TLS_LISTEN_LINE,
 };
 
 impl Config {
@@ -35,10 +36,7 @@ impl Config {
                     cfg.lines_elsewhere.push((name, s.file.to_path_buf()));
                 }
             }
-            first
-                if !REPEATABLE.contains(&name)
-                    && !crate::edge::REPEATABLE_EDGE_DIRECTIVES.contains(&name) =>
-            {
+            first if !repeatable(name) => {
                 let elsewhere = cfg.lines_elsewhere.iter().find(|(d, _)| *d == name);
                 let at = match elsewhere {
                     Some((_, f)) => format!("{}:{first}", f.display()),
@@ -66,16 +64,64 @@ impl Config {
         let addr_at = |m: String| err(line_no, m);
         match name {
             "listen" => {
-                let (v, tls) = match args.as_slice() {
-                    [v] => (*v, false),
-                    [v, "tls"] => (*v, true),
-                    _ => {
+                let usage = "'listen' takes ADDR:PORT or ADDR:PORT tls (or unix:PATH), \
+                             with proxy_protocol";
+                let [v, flags @ ..] = args.as_slice() else {
+                    return Err(err(line_no, usage.to_string()));
+                };
+                let mut unix = match v.strip_prefix("unix:") {
+                    Some("") => return Err(at("unix: needs a path (unix:/run/pibl.sock)".into())),
+                    Some(path) => Some(UnixListen {
+                        path: PathBuf::from(path),
+                        mode: None,
+                    }),
+                    None => None,
+                };
+                let (mut tls, mut proxy_protocol) = (false, false);
+                for &flag in flags {
+                    let seen = match (flag, &mut unix) {
+                        ("tls", _) => std::mem::replace(&mut tls, true),
+                        ("proxy_protocol", _) => std::mem::replace(&mut proxy_protocol, true),
+                        (_, Some(u)) if flag.starts_with("mode=") => {
+                            let mode = u32::from_str_radix(&flag[5..], 8)
+                                .ok()
+                                .filter(|m| *m <= 0o777)
+                                .ok_or_else(|| at(format!("{flag}: an octal mode such as 0660")))?;
+                            u.mode.replace(mode).is_some()
+                        }
+                        _ => return Err(err(line_no, format!("{usage}, not '{flag}'"))),
+                    };
+                    if seen {
+                        return Err(err(line_no, format!("listen {v}: '{flag}' given twice")));
+                    }
+                }
+                if let Some(u) = unix {
+                    if cfg.listeners.len() == MAX_LISTENERS {
                         return Err(err(
                             line_no,
-                            "'listen' takes ADDR:PORT, or ADDR:PORT tls".to_string(),
-                        ))
+                            format!(
+                                "listen {v}: pibl listens on at most {MAX_LISTENERS} addresses"
+                            ),
+                        ));
                     }
-                };
+                    if cfg
+                        .listeners
+                        .iter()
+                        .any(|l| l.unix.as_ref().is_some_and(|o| o.path == u.path))
+                    {
+                        return Err(err(line_no, format!("listen {v}: already a listener")));
+                    }
+                    if tls && cfg.line_of(TLS_LISTEN_LINE) == 0 {
+                        cfg.lines.push((TLS_LISTEN_LINE, line_no));
+                    }
+                    cfg.listeners.push(Listen {
+                        tls,
+                        proxy_protocol,
+                        unix: Some(u),
+                        ..Listen::tcp(SocketAddr::from(([0, 0, 0, 0], 0)))
+                    });
+                    return Ok(());
+                }
                 let addr = parse_addr(name, v, true).map_err(addr_at)?;
                 if cfg.listeners.len() == MAX_LISTENERS {
                     return Err(err(
@@ -85,19 +131,24 @@ impl Config {
                 }
                 // Plain and TLS listeners side by side; the same address twice is two edits
                 // of one file.
-                if let Some(l) = cfg.listeners.iter().find(|l| same_address(l.addr, addr)) {
+                let mut tcp = cfg.listeners.iter().filter(|l| l.unix.is_none());
+                if let Some(l) = tcp.clone().find(|l| same_address(l.addr, addr)) {
                     return Err(err(
                         line_no,
                         format!("listen {v}: {} is already a listener", l.addr),
                     ));
                 }
-                if cfg.listeners.is_empty() {
+                if tcp.next().is_none() {
                     cfg.listen = addr;
                 }
                 if tls && cfg.line_of(TLS_LISTEN_LINE) == 0 {
                     cfg.lines.push((TLS_LISTEN_LINE, line_no));
                 }
-                cfg.listeners.push(Listen { addr, tls });
+                cfg.listeners.push(Listen {
+                    tls,
+                    proxy_protocol,
+                    ..Listen::tcp(addr)
+                });
             }
             "certificate" => {
                 let [chain, key] = args.as_slice() else {
@@ -134,6 +185,9 @@ impl Config {
             }
             "backend" => routing::parse_backend(s, &mut cfg.backends)?,
             "balance" => cfg.balance = routing::parse_balance(s)?,
+            "backend_proxy_protocol" => {
+                cfg.backend_proxy_protocol = Some(routing::parse_proxy_version(one()?).map_err(at)?)
+            }
             "no_site" => cfg.no_site = routing::parse_no_site(s)?,
             "tls_server_name" => {
                 let v = one()?;
@@ -283,6 +337,7 @@ const DIRECTIVES: &[&str] = &[
     "tls_server_name",
     "backend_ca",
     "backend_tls_verify",
+    "backend_proxy_protocol",
     "balance",
     "pool",
     "site",
@@ -337,15 +392,14 @@ fn known_directives() -> impl Iterator<Item = &'static &'static str> {
         .chain(&super::COMPRESS_DIRECTIVES)
 }
 
-/// Directives that may be given more than once.
-const REPEATABLE: &[&str] = &[
-    "backend",
-    "listen",
-    "certificate",
-    "allow",
-    "deny",
-    "error_page",
-];
+/// Directives that may be given more than once, besides the scoped lists
+/// (`routing::repeatable_in_scope`).
+const REPEATABLE: &[&str] = &["backend", "listen", "certificate"];
+
+/// A directive that may be given more than once at top level.
+fn repeatable(name: &str) -> bool {
+    REPEATABLE.contains(&name) || routing::repeatable_in_scope(name)
+}
 
 /// `unknown directive 'bakend' (did you mean 'backend'?)`: the nearest directive within two
 /// edits, if there is one.

@@ -26,21 +26,58 @@ pub use summary::certificates as certificate_summary;
 pub use values::{format_duration, format_size, parse_duration, parse_size, parse_ttl};
 use values::{parse_addr, same_address};
 
-/// A `listen ADDR [tls]` line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A `listen ADDR [tls] [proxy_protocol]` (or `listen unix:PATH [mode=0660] ...`) line.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
+    /// The TCP address (`0.0.0.0:0`, unused, for a unix socket).
     pub addr: SocketAddr,
     /// `tls`: clients speak TLS; the `certificate`s are served.
     pub tls: bool,
+    /// `proxy_protocol`: every connection begins with a PROXY protocol header (v1 or v2, before
+    /// any TLS), whose source address is the client's for logs, X-Forwarded-For and ACLs.
+    pub proxy_protocol: bool,
+    /// `unix:PATH`: a unix-domain socket instead of `addr`.
+    pub unix: Option<UnixListen>,
+}
+
+/// A unix-domain socket to listen on: its path and, with `mode=`, its permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixListen {
+    pub path: PathBuf,
+    /// `mode=0660` (octal); `None`: as the umask leaves it.
+    pub mode: Option<u32>,
+}
+
+impl Listen {
+    /// A TCP listener on `addr`, plain, without PROXY protocol.
+    pub fn tcp(addr: SocketAddr) -> Listen {
+        Listen {
+            addr,
+            tls: false,
+            proxy_protocol: false,
+            unix: None,
+        }
+    }
 }
 
 impl fmt::Display for Listen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.tls {
-            write!(f, "{} tls", self.addr)
-        } else {
-            write!(f, "{}", self.addr)
+        match &self.unix {
+            Some(u) => {
+                write!(f, "unix:{}", u.path.display())?;
+                if let Some(mode) = u.mode {
+                    write!(f, " mode={mode:04o}")?;
+                }
+            }
+            None => write!(f, "{}", self.addr)?,
         }
+        if self.tls {
+            write!(f, " tls")?;
+        }
+        if self.proxy_protocol {
+            write!(f, " proxy_protocol")?;
+        }
+        Ok(())
     }
 }
 
@@ -165,14 +202,15 @@ pub struct Config {
     pub backends: Vec<BackendSpec>,
     /// Top-level `balance`: how the implicit pool balances.
     pub balance: Balance,
+    /// Top-level `backend_proxy_protocol v1|v2`: the implicit pool's backends get a PROXY
+    /// protocol header on every new connection (a pool block says `proxy_protocol`).
+    pub backend_proxy_protocol: Option<crate::net::proxy_protocol::Version>,
     /// `pool NAME { ... }` blocks, in order.
     pub pools: Vec<PoolSpec>,
     /// `site HOST... { ... }` blocks, in order; none: every request goes to the implicit pool.
     pub sites: Vec<SiteSpec>,
     /// `no_site 404|421`: what a host no site names gets when no site is `default`.
     pub no_site: NoSite,
-    /// Top-level scoped settings, inherited by every site and route.
-    pub scope: ScopeSettings,
     /// `tls_server_name NAME`: the name sent to every TLS backend instead of its host.
     pub tls_server_name: Option<String>,
     /// `backend_ca FILE`: TLS backends are verified against these CAs, not the system roots.
@@ -301,10 +339,7 @@ impl Config {
         Config {
             path: PathBuf::from("<built-in>"),
             listen,
-            listeners: vec![Listen {
-                addr: listen,
-                tls: false,
-            }],
+            listeners: vec![Listen::tcp(listen)],
             certificates: Vec::new(),
             tls_session_cache: crate::tls::server::DEFAULT_SESSION_CACHE,
             redirect_https: false,
@@ -320,10 +355,10 @@ impl Config {
                 })
                 .collect(),
             balance: Balance::default(),
+            backend_proxy_protocol: None,
             pools: Vec::new(),
             sites: Vec::new(),
             no_site: NoSite::default(),
-            scope: ScopeSettings::default(),
             tls_server_name: None,
             backend_ca: None,
             backend_tls_verify: true,
@@ -467,18 +502,13 @@ impl Config {
                 (name, Some(_)) => {
                     return Err(s.error(format!("'{name}' takes no block at top level")))
                 }
-                _ => {
-                    if !routing::scope_directive(&mut cfg.scope, &s)? {
-                        cfg.apply(&s)?;
-                    }
-                }
+                // The top level's scoped directives are `edge` and `access` (see
+                // `ScopeSettings::top_level`).
+                _ => cfg.apply(&s)?,
             }
         }
         if cfg.listeners.is_empty() {
-            cfg.listeners.push(Listen {
-                addr: cfg.listen,
-                tls: false,
-            });
+            cfg.listeners.push(Listen::tcp(cfg.listen));
         }
         if cfg.backends.is_empty() && cfg.pools.is_empty() {
             return Err(err(
@@ -572,7 +602,8 @@ impl Config {
             ));
         }
         if let Some(admin) = self.admin {
-            if let Some(l) = self.listeners.iter().find(|l| same_address(admin, l.addr)) {
+            let tcp = self.listeners.iter().filter(|l| l.unix.is_none());
+            if let Some(l) = tcp.clone().find(|l| same_address(admin, l.addr)) {
                 return Err(self.error_at(
                     "admin",
                     format!(
@@ -584,7 +615,7 @@ impl Config {
             }
         }
         if self.redirect_https {
-            match self.listeners.iter().find(|l| l.tls) {
+            match self.listeners.iter().find(|l| l.tls && l.unix.is_none()) {
                 None => {
                     return Err(self.error_at(
                         "redirect_https",
@@ -627,7 +658,10 @@ impl Config {
         if !self.redirect_https || scheme != "http" {
             return None;
         }
-        self.listeners.iter().find(|l| l.tls).map(|l| l.addr.port())
+        self.listeners
+            .iter()
+            .find(|l| l.tls && l.unix.is_none())
+            .map(|l| l.addr.port())
     }
 
     /// A TLS listener is configured.

@@ -5,6 +5,9 @@
 use super::blocks::Statement;
 use super::values::parse_count;
 use super::{parse_addr, BackendSpec, Config, ConfigError};
+use crate::access::{AccessRules, RateLimit, Verdict};
+use crate::edge::EdgeRules;
+use crate::net::proxy_protocol::Version;
 
 /// The name of the pool the top-level `backend` lines make.
 pub const DEFAULT_POOL: &str = "default";
@@ -13,6 +16,9 @@ pub const DEFAULT_POOL: &str = "default";
 const MAX_POOLS: usize = 1024;
 const MAX_SITES: usize = 4096;
 const MAX_ROUTES_PER_SITE: usize = 1024;
+/// Sites and routes that set a `rate_limit` of their own (each a table of buckets, sharing
+/// `rate_limit_table` between them).
+const MAX_RATE_LIMITS: usize = 256;
 /// Largest `weight=`.
 const MAX_WEIGHT: usize = 1000;
 
@@ -53,29 +59,172 @@ pub struct PoolSpec {
     pub name: String,
     pub backends: Vec<BackendSpec>,
     pub balance: Balance,
+    /// `proxy_protocol v1|v2`: each new connection to its backends begins with a PROXY
+    /// protocol header carrying the client's address.
+    pub proxy_protocol: Option<Version>,
     /// Where it was defined (0: the implicit pool).
     pub line: usize,
 }
 
-/// Settings a site or a route may override; each `None` inherits from the enclosing scope
-/// (top level → site → route). Directives of other parts (header rules, log formats, rate
-/// limits, ACLs, error pages) add a field here and one arm in [`scope_directive`].
+/// Settings a site or a route may override: header rules, `X-Real-IP`/`X-Forwarded-Host`,
+/// request ids, the log format ([`EdgeRules`]), `allow`/`deny`, `rate_limit` and `error_page`
+/// ([`AccessRules`]). Inheritance is nginx's: a directive a scope does not set comes from the
+/// enclosing one (top level → site → route); a list (`request_header`, `response_header`,
+/// `allow`/`deny` together, `error_page`) set in a scope replaces the outer list whole.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScopeSettings {}
+pub struct ScopeSettings {
+    pub edge: EdgeRules,
+    /// `acl`, `rate_limit` and `error_pages` (`rate_limit_table` is top level only).
+    pub access: AccessRules,
+    /// The directives this scope sets, a bit each ([`scoped_bit`]).
+    set: u16,
+}
+
+/// The directives a site or route may set, in the order of their bits in
+/// [`ScopeSettings::set`]; `allow` and `deny` are one list, so one bit.
+const SCOPED: &[&[&str]] = &[
+    &["request_header"],
+    &["response_header"],
+    &["forward_real_ip"],
+    &["forward_host"],
+    &["request_id"],
+    &["log_format"],
+    &["allow", "deny"],
+    &["rate_limit"],
+    &["error_page"],
+];
+
+/// The bit of a scoped directive, `None` for any other.
+fn scoped_bit(name: &str) -> Option<u16> {
+    SCOPED
+        .iter()
+        .position(|names| names.contains(&name))
+        .map(|i| 1 << i)
+}
+
+/// The scoped directives that may repeat (each line adds to its list), in a block or at top
+/// level.
+pub fn repeatable_in_scope(name: &str) -> bool {
+    matches!(name, "allow" | "deny" | "error_page")
+        || crate::edge::REPEATABLE_EDGE_DIRECTIVES.contains(&name)
+}
 
 impl ScopeSettings {
+    /// The top level's settings (`Config::edge`, `Config::access`), as the scope every site
+    /// inherits from: it sets everything.
+    pub fn top_level(config: &Config) -> ScopeSettings {
+        ScopeSettings {
+            edge: config.edge.clone(),
+            access: config.access.clone(),
+            set: u16::MAX,
+        }
+    }
+
     /// `self` with what it leaves unset taken from `outer`.
-    pub fn inherit(&self, _outer: &ScopeSettings) -> ScopeSettings {
-        ScopeSettings {}
+    pub fn inherit(&self, outer: &ScopeSettings) -> ScopeSettings {
+        let mut s = outer.clone();
+        let sets = |name: &str| scoped_bit(name).is_some_and(|b| self.set & b != 0);
+        let (e, a) = (&self.edge, &self.access);
+        if sets("request_header") {
+            s.edge.request_headers = e.request_headers.clone();
+        }
+        if sets("response_header") {
+            s.edge.response_headers = e.response_headers.clone();
+        }
+        if sets("forward_real_ip") {
+            s.edge.forward_real_ip = e.forward_real_ip;
+        }
+        if sets("forward_host") {
+            s.edge.forward_host = e.forward_host;
+        }
+        if sets("request_id") {
+            s.edge.request_id = e.request_id;
+        }
+        if sets("log_format") {
+            s.edge.log_format = e.log_format;
+        }
+        if sets("allow") {
+            s.access.acl = a.acl.clone();
+        }
+        if sets("rate_limit") {
+            s.access.rate_limit = a.rate_limit;
+        }
+        if sets("error_page") {
+            s.access.error_pages = a.error_pages.clone();
+        }
+        s.set = outer.set | self.set;
+        s
+    }
+
+    /// The scope sets at least one directive (else it is its outer scope, shared).
+    pub fn sets_any(&self) -> bool {
+        self.set != 0
+    }
+
+    /// The scope sets `rate_limit` itself (its own buckets), rather than inheriting it.
+    pub fn sets_rate_limit(&self) -> bool {
+        scoped_bit("rate_limit").is_some_and(|b| self.set & b != 0)
+    }
+
+    /// The directives as config lines, for `--check`: only those this scope sets.
+    pub fn summary_lines(&self) -> Vec<String> {
+        let sets = |name: &str| scoped_bit(name).is_some_and(|b| self.set & b != 0);
+        let mut lines: Vec<String> = self
+            .edge
+            .summary_lines()
+            .into_iter()
+            .filter(|l| sets(l.split(' ').next().unwrap_or("")))
+            .collect();
+        if sets("allow") {
+            lines.extend(self.access.acl_lines());
+        }
+        if sets("rate_limit") {
+            lines.push(match self.access.rate_limit {
+                Some(r) => format!("rate_limit {r}"),
+                None => "rate_limit off".to_string(),
+            });
+        }
+        if sets("error_page") {
+            lines.extend(
+                self.access
+                    .error_pages
+                    .iter()
+                    .map(|(status, file, _)| format!("error_page {status} {}", file.display())),
+            );
+        }
+        lines
     }
 }
 
-/// A scoped directive (allowed at top level, in a site and in a route): applies it and returns
-/// `true`, or `false` when `s` is no scoped directive.
-pub fn scope_directive(_settings: &mut ScopeSettings, s: &Statement) -> Result<bool, ConfigError> {
-    // Adding one: `"header_set" => settings.headers = Some(parse(s)?),` and return true.
-    let _ = s;
-    Ok(false)
+/// A scoped directive in a site or route: applies it and returns `true`, or `false` when `s`
+/// is no scoped directive. A directive given twice in one scope is an error unless it adds to
+/// a list.
+pub fn scope_directive(settings: &mut ScopeSettings, s: &Statement) -> Result<bool, ConfigError> {
+    let name = s.name();
+    let Some(bit) = scoped_bit(name) else {
+        return Ok(false);
+    };
+    if settings.set & bit != 0 && !repeatable_in_scope(name) {
+        return Err(s.error(format!("duplicate '{name}' in this block")));
+    }
+    settings.set |= bit;
+    let args = s.args();
+    let at = |m: String| s.error(format!("{name}: {m}"));
+    let access = &mut settings.access;
+    let one = || match args[..] {
+        [v] => Ok(v),
+        _ => Err(s.error(format!("'{name}' takes one value"))),
+    };
+    match name {
+        "allow" => access.add_rule(Verdict::Allow, one()?).map_err(at)?,
+        "deny" => access.add_rule(Verdict::Deny, one()?).map_err(at)?,
+        // `off` cancels a limit the scope would inherit.
+        "rate_limit" if args[..] == ["off"] => access.rate_limit = None,
+        "rate_limit" => access.rate_limit = Some(RateLimit::parse(&args).map_err(at)?),
+        "error_page" => access.error_pages.add(&args).map_err(at)?,
+        _ => settings.edge.parse_directive(name, &args).map_err(at)?,
+    }
+    Ok(true)
 }
 
 /// `site HOST... { ... }`.
@@ -213,6 +362,7 @@ pub fn parse_pool(s: &Statement, block: &[Statement]) -> Result<PoolSpec, Config
         name: name.to_string(),
         backends: Vec::new(),
         balance: Balance::default(),
+        proxy_protocol: None,
         line: s.line,
     };
     let mut balance_line = None;
@@ -228,15 +378,35 @@ pub fn parse_pool(s: &Statement, block: &[Statement]) -> Result<PoolSpec, Config
                 }
                 pool.balance = parse_balance(d)?;
             }
+            "proxy_protocol" => {
+                let [v] = d.args()[..] else {
+                    return Err(d.error("'proxy_protocol' takes v1 or v2".into()));
+                };
+                if pool.proxy_protocol.is_some() {
+                    return Err(d.error("duplicate 'proxy_protocol'".into()));
+                }
+                pool.proxy_protocol = Some(
+                    parse_proxy_version(v).map_err(|m| d.error(format!("proxy_protocol: {m}")))?,
+                );
+            }
             other => {
                 return Err(d.error(format!(
-                    "'{other}' cannot go in a pool (backend and balance can)"
+                    "'{other}' cannot go in a pool (backend, balance and proxy_protocol can)"
                 )))
             }
         }
     }
     check_backends(s, &pool)?;
     Ok(pool)
+}
+
+/// `v1` or `v2`: the PROXY protocol header pibl sends to a pool.
+pub fn parse_proxy_version(v: &str) -> Result<Version, String> {
+    match v {
+        "v1" => Ok(Version::V1),
+        "v2" => Ok(Version::V2),
+        _ => Err(format!("'{v}' is not a PROXY protocol version (v1 or v2)")),
+    }
 }
 
 /// A pool needs a backend that is not a backup.
@@ -365,7 +535,9 @@ fn parse_route(s: &Statement) -> Result<RouteSpec, ConfigError> {
 
 fn out_of_scope(name: &str, place: &str) -> String {
     match name {
-        "backend" | "balance" => format!("'{name}' goes in a pool block, not in {place}"),
+        "backend" | "balance" | "proxy_protocol" => {
+            format!("'{name}' goes in a pool block, not in {place}")
+        }
         "site" | "pool" => format!("'{name}' goes at top level, not in {place}"),
         _ => format!("'{name}' cannot be set in {place} (only at top level)"),
     }
@@ -425,6 +597,23 @@ impl Config {
                 file: self.path.clone(),
                 line: 0,
                 message: format!("more than {MAX_POOLS} pools or {MAX_SITES} sites"),
+            });
+        }
+        let limited = sites
+            .iter()
+            .flat_map(|site| {
+                std::iter::once(&site.settings).chain(site.routes.iter().map(|r| &r.settings))
+            })
+            .filter(|settings| settings.sets_rate_limit())
+            .count();
+        if limited > MAX_RATE_LIMITS {
+            return Err(ConfigError {
+                file: self.path.clone(),
+                line: 0,
+                message: format!(
+                    "{limited} sites and routes set a rate_limit; at most {MAX_RATE_LIMITS} may \
+                     (each has its own buckets)"
+                ),
             });
         }
         let mut default_site: Option<usize> = None;

@@ -38,6 +38,9 @@ impl Config {
         if self.balance != Balance::default() {
             put(format!("balance {}", self.balance));
         }
+        if let Some(v) = self.backend_proxy_protocol {
+            put(format!("backend_proxy_protocol {}", v.name()));
+        }
         match self.workers {
             Some(n) => put(format!("workers {n}")),
             None => put(format!("workers auto  # {}", self.worker_count())),
@@ -71,12 +74,8 @@ impl Config {
             format!("upgrade_protocols {}", self.upgrade_protocols.join(" "))
         });
         put(format!("splice {}", switch(self.splice)));
-        for rule in &self.access.acl {
-            let word = match rule.verdict {
-                crate::access::Verdict::Allow => "allow",
-                crate::access::Verdict::Deny => "deny",
-            };
-            put(format!("{word} {}", rule.net));
+        for line in self.access.acl_lines() {
+            put(line);
         }
         if self.access.acl.is_empty() {
             put("# allow/deny unset: every client is allowed".to_string());
@@ -175,16 +174,38 @@ impl Config {
             for b in &p.backends {
                 s.push_str(&format!("    {}\n", backend_line(b)));
             }
-            s.push_str(&format!("    balance {}\n}}\n", p.balance));
+            s.push_str(&format!("    balance {}\n", p.balance));
+            if let Some(v) = p.proxy_protocol {
+                s.push_str(&format!("    proxy_protocol {}\n", v.name()));
+            }
+            s.push_str("}\n");
         }
         for site in &self.sites {
             s.push_str(&format!("site {} {{\n", site.hosts.join(" ")));
             if site.default {
                 s.push_str("    default\n");
             }
+            for line in site.settings.summary_lines() {
+                s.push_str(&format!("    {line}\n"));
+            }
             for r in &site.routes {
                 let exact = if r.exact { "= " } else { "" };
-                s.push_str(&format!("    route {exact}{} {}\n", r.path, r.pool));
+                s.push_str(&format!("    route {exact}{} {}", r.path, r.pool));
+                let own = r.settings.summary_lines();
+                if own.is_empty() {
+                    s.push('\n');
+                } else {
+                    s.push_str(" {\n");
+                    for line in own {
+                        s.push_str(&format!("        {line}\n"));
+                    }
+                    s.push_str("    }\n");
+                }
+                // What the site and route change from the top level, in effect for the route.
+                let in_effect = r.settings.inherit(&site.settings).summary_lines();
+                if !in_effect.is_empty() {
+                    s.push_str(&format!("    #   in effect: {}\n", in_effect.join("; ")));
+                }
             }
             s.push_str("}\n");
         }

@@ -312,11 +312,15 @@ fn a_plain_and_a_tls_listener_with_certificates() {
         [
             Listen {
                 addr: "127.0.0.1:8080".parse().unwrap(),
-                tls: false
+                tls: false,
+                proxy_protocol: false,
+                unix: None
             },
             Listen {
                 addr: "127.0.0.1:8443".parse().unwrap(),
-                tls: true
+                tls: true,
+                proxy_protocol: false,
+                unix: None
             }
         ]
     );
@@ -644,4 +648,107 @@ fn compress_directives_parse_check_and_read_back() {
     }
     let e = parse("backend 127.0.0.1:2\ncompress on\ncompress off\n").unwrap_err();
     assert!(e.to_string().contains("duplicate 'compress'"), "{e}");
+}
+
+#[test]
+fn listen_flags_tls_and_proxy_protocol_in_any_order() {
+    let cfg = parse(
+        "listen 127.0.0.1:8080 proxy_protocol\nlisten 127.0.0.1:8443 proxy_protocol tls\n\
+         backend 127.0.0.1:2\ncertificate a.pem a.key\n",
+    )
+    .unwrap();
+    let flags: Vec<(bool, bool)> = cfg
+        .listeners
+        .iter()
+        .map(|l| (l.tls, l.proxy_protocol))
+        .collect();
+    assert_eq!(flags, [(false, true), (true, true)]);
+    assert_eq!(
+        cfg.listeners[1].to_string(),
+        "127.0.0.1:8443 tls proxy_protocol"
+    );
+    // --check's summary reads back as the same listeners.
+    let again = parse(&cfg.summary()).unwrap();
+    assert_eq!(again.listeners, cfg.listeners);
+    for (bad, says) in [
+        ("listen 127.0.0.1:1 tls tls\n", "'tls' given twice"),
+        ("listen 127.0.0.1:1 proxy\n", "not 'proxy'"),
+        ("listen\n", "'listen' takes ADDR:PORT"),
+    ] {
+        let e = parse(&format!("{bad}backend 127.0.0.1:2\n")).unwrap_err();
+        assert!(e.message.contains(says), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn proxy_protocol_on_a_pool_and_on_the_flat_pool() {
+    use crate::net::proxy_protocol::Version;
+    let cfg = parse(
+        "backend 127.0.0.1:2\nbackend_proxy_protocol v1\n\
+         pool pp { backend 127.0.0.1:3; proxy_protocol v2 }\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.backend_proxy_protocol, Some(Version::V1));
+    assert_eq!(cfg.pools[0].proxy_protocol, Some(Version::V2));
+    let again = parse(&cfg.summary()).unwrap();
+    assert_eq!(again.backend_proxy_protocol, Some(Version::V1));
+    assert_eq!(again.pools[0].proxy_protocol, Some(Version::V2));
+    let rr = crate::balance::RoundRobin::for_config(&cfg);
+    let versions: Vec<_> = rr.backends().iter().map(|b| b.proxy_protocol).collect();
+    assert_eq!(versions, [Some(Version::V1), Some(Version::V2)]);
+    for (bad, says) in [
+        (
+            "pool p { backend 127.0.0.1:3; proxy_protocol v3 }\n",
+            "v1 or v2",
+        ),
+        (
+            "pool p { backend 127.0.0.1:3; proxy_protocol v1; proxy_protocol v2 }\n",
+            "duplicate",
+        ),
+        ("backend_proxy_protocol 2\n", "v1 or v2"),
+        (
+            "site a { route / default; proxy_protocol v1 }\n",
+            "goes in a pool block",
+        ),
+    ] {
+        let e = parse(&format!("backend 127.0.0.1:2\n{bad}")).unwrap_err();
+        assert!(e.message.contains(says), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn unix_socket_listeners() {
+    let cfg = parse(
+        "listen unix:/run/pibl.sock mode=0660 proxy_protocol\nlisten 127.0.0.1:8080\n\
+         listen unix:/run/pibl-tls.sock tls\nbackend 127.0.0.1:2\ncertificate a.pem a.key\n",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.listen,
+        "127.0.0.1:8080".parse().unwrap(),
+        "the first TCP one"
+    );
+    let unix = cfg.listeners[0].unix.as_ref().unwrap();
+    assert_eq!(unix.path, PathBuf::from("/run/pibl.sock"));
+    assert_eq!(unix.mode, Some(0o660));
+    assert_eq!(
+        cfg.listeners[0].to_string(),
+        "unix:/run/pibl.sock mode=0660 proxy_protocol"
+    );
+    assert!(cfg.listeners[2].tls);
+    let again = parse(&cfg.summary()).unwrap();
+    assert_eq!(again.listeners, cfg.listeners);
+    for (bad, says) in [
+        ("listen unix:\n", "needs a path"),
+        ("listen unix:/a.sock mode=999\n", "octal mode"),
+        ("listen unix:/a.sock mode=0600 mode=0600\n", "given twice"),
+        ("listen 127.0.0.1:1 mode=0600\n", "not 'mode=0600'"),
+        (
+            "listen unix:/a.sock\nlisten unix:/a.sock\n",
+            "already a listener",
+        ),
+    ] {
+        let e = parse(&format!("{bad}backend 127.0.0.1:2\n")).unwrap_err();
+        assert!(e.message.contains(says), "{bad}: {e}");
+    }
 }

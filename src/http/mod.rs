@@ -180,6 +180,9 @@ pub fn put_decimal(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// Appends an IP address as `Display` writes it, IPv4 without the formatting machinery.
+/// A client's address as the access log and X-Forwarded-For/X-Real-IP write it. The
+/// unspecified IPv6 address is a unix-socket client (`net::UNIX_CLIENT`; no TCP peer has it):
+/// `unix:`, as nginx writes one (checked on the IPv6 path only, so IPv4 pays nothing).
 pub fn put_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
     match ip {
         std::net::IpAddr::V4(v4) => {
@@ -205,6 +208,7 @@ pub fn put_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
             }
             out.extend_from_slice(&text[..len]);
         }
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => out.extend_from_slice(b"unix:"),
         std::net::IpAddr::V6(v6) => {
             use std::io::Write;
             let _ = write!(out, "{v6}");

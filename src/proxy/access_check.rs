@@ -8,14 +8,16 @@ use super::session::{Conn, Ctx, Step};
 
 impl Conn {
     /// The hook after a request head is parsed: `allow`/`deny` (403) and `rate_limit` (429 with
-    /// `Retry-After`), on the real client address. Without either, two loads and two branches.
+    /// `Retry-After`), on the real client address, under the rules of the request's site or
+    /// route (`Exchange::scope`). Without either, two loads and two branches.
     #[inline]
     pub(super) fn refused_by_access_rules(
         &mut self,
         x: &mut Exchange,
         ctx: &mut Ctx<'_>,
     ) -> Option<Step> {
-        if ctx.settings.config.access.acl.is_empty() && ctx.settings.rate_limiter.is_none() {
+        let scope = x.scope();
+        if scope.access.acl.is_empty() && scope.limiter.is_none() {
             return None;
         }
         self.check_access_rules(x, ctx)
@@ -24,12 +26,13 @@ impl Conn {
     #[inline(never)]
     fn check_access_rules(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Option<Step> {
         let ip = self.peer.ip();
-        if !ctx.settings.config.access.admits(ip) {
+        let scope = x.scope();
+        if !scope.access.admits(ip) {
             // nginx keeps the connection open after a 403; so does pibl (when the request's
             // body was read).
             return Some(self.fail(Some(x), ctx, 403, "access denied", false));
         }
-        let limiter = ctx.settings.rate_limiter.as_ref()?;
+        let limiter = x.settings.rate_limiters.get(usize::from(scope.limiter?))?;
         match limiter.admit(ip, ctx.clock.now) {
             Admission::Admit => None,
             Admission::Refuse { retry_after } => {

@@ -87,7 +87,7 @@ impl Conn {
             x.settings.config.cache.cdn_cache_control_pass,
             unix_now(),
         );
-        let edge = &x.settings.config.edge;
+        let edge = &x.scope().edge;
         edge.finish_client_head(&mut self.to_client.bytes, resp.status, &self.facts);
         x.cache.serve(entry, label, with_body);
         x.resp = Some(resp);

@@ -13,6 +13,7 @@ use super::upstream_failure::HeldFailure;
 use crate::http::body::{BodyKind, BodyRelay};
 use crate::http::request::RequestInfo;
 use crate::http::response::ResponseInfo;
+use crate::routing::{RouteMatch, Scope};
 
 /// One request/response exchange on the connection.
 #[derive(Debug)]
@@ -24,6 +25,9 @@ pub(super) struct Exchange {
     /// The settings this request started with: `backend` and `tried` index its backend list,
     /// and failures are reported to its rotation, even if a reload happens meanwhile.
     pub(super) settings: Arc<Settings>,
+    /// Its pool and the rules of its site or route (`settings.router`), found once when its
+    /// head was parsed.
+    pub(super) route: RouteMatch,
     pub(super) started: Instant,
     pub(super) req_body: BodyRelay,
     pub(super) resp_body: BodyRelay,
@@ -74,11 +78,13 @@ impl Exchange {
         id: u32,
         info: RequestInfo,
         settings: Arc<Settings>,
+        route: RouteMatch,
         now: Instant,
     ) -> Exchange {
         Exchange {
             id,
             settings,
+            route,
             req_body: BodyRelay::new(info.body, false),
             resp_body: BodyRelay::new(BodyKind::Empty, false),
             info,
@@ -101,6 +107,12 @@ impl Exchange {
             #[cfg(target_os = "linux")]
             splice: None,
         }
+    }
+
+    /// The header, log and access rules of the request's site or route.
+    #[inline]
+    pub(super) fn scope(&self) -> &Scope {
+        self.settings.router.scope(self.route.scope)
     }
 
     /// The request can be sent again: no body byte has been taken from the client.

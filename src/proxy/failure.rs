@@ -10,11 +10,23 @@ use super::cached::CacheLabel;
 use super::exchange::Exchange;
 use super::h1;
 use super::session::{Conn, Ctx, State, Step};
+use super::shared::Settings;
 use super::upstream_failure::{log_failure, EarlierFailures, HeldFailure, Phase};
 use crate::http::request::Method;
 use crate::http::Version;
 use crate::logging::{AccessDetails, AccessEntry, LogFormat};
+use crate::routing::{Scope, ScopeId};
 use crate::stats::Stats;
+
+/// The rules for the current request: its route's, or the top level's when it failed before it
+/// was routed (no exchange: a bad or incomplete head).
+#[inline]
+pub(super) fn scope_of<'a>(x: Option<&'a Exchange>, settings: &'a Settings) -> &'a Scope {
+    match x {
+        Some(x) => x.scope(),
+        None => settings.router.scope(ScopeId::TOP),
+    }
+}
 
 impl Conn {
     /// Logs one upstream failure as an event line: backend, phase, cause and the request. A
@@ -169,11 +181,13 @@ impl Conn {
             close,
             ctx.clock.http_date(),
             extra,
-            ctx.settings.config.access.error_pages.get(status),
+            scope_of(x.as_deref(), ctx.settings)
+                .access
+                .error_pages
+                .get(status),
         );
         // Only a request whose head was read has an id; the rules apply to every error.
-        let settings = x.as_ref().map_or(ctx.settings, |x| &x.settings);
-        let edge = &settings.config.edge;
+        let edge = &scope_of(x.as_deref(), ctx.settings).edge;
         edge.finish_client_head(&mut self.to_client.bytes, status, &self.facts);
         let head_request = match x {
             Some(x) => x.info.method == Method::Head,
@@ -264,10 +278,7 @@ impl Conn {
             cache: cache.map(CacheLabel::as_str),
         };
         record_stats(&shared.stats, x, status, entry.duration, clock.now);
-        let format = match x {
-            Some(x) => x.settings.config.edge.log_format,
-            None => shared_settings.config.edge.log_format,
-        };
+        let format = scope_of(x, shared_settings).edge.log_format;
         if format == LogFormat::Pibl {
             // The default line needs none of the details: nothing more per request.
             return log.record(clock.log_stamp(), &entry);
@@ -327,6 +338,7 @@ fn record_stats(stats: &Stats, x: Option<&Exchange>, status: u16, took: Duration
     let Some(x) = x else {
         return;
     };
+    stats.record_bytes(x.client_bytes, x.upstream_sent);
     let backends = &x.settings.backends;
     let (tried, mut failed) = (x.tried, x.tried);
     if let Some(b) = x.backend {

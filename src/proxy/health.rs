@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::shared::Shared;
+use crate::net::proxy_protocol::{Header, Version};
 
 /// Longest a single probe may take (connect, then the answer), whatever the interval.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -57,7 +58,9 @@ fn run(shared: &Shared) {
                         }
                         _ => None,
                     };
-                    match probe(b.addr, &b.name, &check.path, timeout, tls) {
+                    let probed =
+                        probe(b.addr, &b.name, &check.path, timeout, tls, b.proxy_protocol);
+                    match probed {
                         Ok(()) => backends.report_success(i),
                         Err(why) => backends.mark_down(i, &format!("health check {why}")),
                     }
@@ -78,13 +81,16 @@ fn run(shared: &Shared) {
     }
 }
 
-/// One `GET path` (over TLS with `tls`): Ok for a 2xx or 3xx status line, else why not.
+/// One `GET path` (over TLS with `tls`): Ok for a 2xx or 3xx status line, else why not. A
+/// `proxy_protocol` backend first gets a header saying the connection is pibl's own (v2
+/// `LOCAL`, v1 `UNKNOWN`), before any TLS, as HAProxy's checks send.
 pub fn probe(
     addr: std::net::SocketAddr,
     name: &str,
     path: &str,
     timeout: Duration,
     tls: Option<rustls::ClientConnection>,
+    proxy_protocol: Option<Version>,
 ) -> Result<(), String> {
     let started = Instant::now();
     let sock = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("failed: {e}"))?;
@@ -94,6 +100,11 @@ pub fn probe(
     sock.set_read_timeout(Some(left))
         .and_then(|()| sock.set_write_timeout(Some(left)))
         .map_err(|e| format!("failed: {e}"))?;
+    if let Some(version) = proxy_protocol {
+        (&sock)
+            .write_all(Header::new(version, None).as_bytes())
+            .map_err(|e| format!("failed sending the PROXY protocol header: {e}"))?;
+    }
     let host = name.strip_prefix("https://").unwrap_or(name);
     let host = host.strip_suffix('/').unwrap_or(host);
     match tls {

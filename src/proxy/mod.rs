@@ -9,6 +9,7 @@ mod failure;
 mod h1;
 mod health;
 pub(crate) mod io;
+mod proxy_header;
 mod rate_limit;
 mod redirect;
 mod relay;
@@ -49,6 +50,24 @@ pub struct Proxy {
     admin: Option<Admin>,
     /// Each listener's address (the real port when the config said port 0), in config order.
     addrs: Vec<Listen>,
+    /// The unix sockets this process made, removed at a clean stop.
+    unix_files: Vec<UnixSocketFile>,
+}
+
+/// A unix socket's file, removed when pibl stops (only if it is still the one pibl made: the
+/// same inode, so a file another server made since is left alone).
+struct UnixSocketFile {
+    path: std::path::PathBuf,
+    inode: u64,
+}
+
+impl UnixSocketFile {
+    fn remove(&self) {
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.inode) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl Proxy {
@@ -75,15 +94,42 @@ impl Proxy {
         // One group per `listen` line; worker i gets the i-th listener of every group.
         let mut per_worker: Vec<Vec<worker::Listener>> = (0..count).map(|_| Vec::new()).collect();
         let mut addrs = Vec::with_capacity(config.listeners.len());
+        let mut unix_files = Vec::new();
         for l in &config.listeners {
+            if let Some(u) = &l.unix {
+                let bound = bind_unix_group(&u.path, u.mode, count);
+                let group = match bound {
+                    Ok((group, file)) => {
+                        unix_files.push(file);
+                        group
+                    }
+                    Err(e) => {
+                        unix_files.iter().for_each(UnixSocketFile::remove);
+                        return Err(net::describe_unix_bind_error(&u.path, &e));
+                    }
+                };
+                addrs.push(l.clone());
+                for (i, socket) in group.into_iter().enumerate() {
+                    per_worker[i].push(worker::Listener {
+                        socket: worker::ListenSocket::Unix(socket),
+                        tls: l.tls,
+                        proxy_protocol: l.proxy_protocol,
+                    });
+                }
+                continue;
+            }
             let group =
                 net::bind_group(l.addr, count).map_err(|e| net::describe_bind_error(l.addr, &e))?;
             let addr = group[0]
                 .local_addr()
                 .map_err(|e| format!("cannot read the listening address: {e}"))?;
-            addrs.push(Listen { addr, tls: l.tls });
+            addrs.push(Listen { addr, ..l.clone() });
             for (i, socket) in group.into_iter().enumerate() {
-                per_worker[i].push(worker::Listener { socket, tls: l.tls });
+                per_worker[i].push(worker::Listener {
+                    socket: worker::ListenSocket::Tcp(socket),
+                    tls: l.tls,
+                    proxy_protocol: l.proxy_protocol,
+                });
             }
         }
         let access_log = config.access_log;
@@ -134,18 +180,22 @@ impl Proxy {
             health,
             admin,
             addrs,
+            unix_files,
         })
     }
 
     /// The address clients connect to (the real port when the config said port 0): the first
-    /// listener's.
+    /// TCP listener's (the first listener's when all are unix sockets).
     pub fn local_addr(&self) -> SocketAddr {
-        self.addrs[0].addr
+        let tcp = self.addrs.iter().find(|l| l.unix.is_none());
+        tcp.or(self.addrs.first())
+            .map_or(self.shared.settings().config.listen, |l| l.addr)
     }
 
-    /// The TLS listener's address, when there is one.
+    /// The TLS listener's address, when there is one (TCP).
     pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.addrs.iter().find(|l| l.tls).map(|l| l.addr)
+        let mut tls = self.addrs.iter().filter(|l| l.unix.is_none());
+        tls.find(|l| l.tls).map(|l| l.addr)
     }
 
     /// The admin listener's address, when `admin` is configured.
@@ -292,7 +342,30 @@ impl Proxy {
             let _ = handle.join();
         }
         let _ = self.health.join();
+        self.unix_files.iter().for_each(UnixSocketFile::remove);
     }
+}
+
+/// Binds a unix socket at `path` and gives each of `count` workers a descriptor of it: unix
+/// sockets have no SO_REUSEPORT balancing, so all workers register the one socket and whichever
+/// accepts first serves the client (the others' accepts find nothing, as off Linux for TCP).
+fn bind_unix_group(
+    path: &std::path::Path,
+    mode: Option<u32>,
+    count: usize,
+) -> std::io::Result<(Vec<mio::net::UnixListener>, UnixSocketFile)> {
+    use std::os::unix::fs::MetadataExt;
+    let listener = net::bind_unix(path, mode)?;
+    let file = UnixSocketFile {
+        path: path.to_path_buf(),
+        inode: std::fs::symlink_metadata(path)?.ino(),
+    };
+    let mut group = Vec::with_capacity(count.max(1));
+    for _ in 1..count {
+        group.push(mio::net::UnixListener::from_std(listener.try_clone()?));
+    }
+    group.push(mio::net::UnixListener::from_std(listener));
+    Ok((group, file))
 }
 
 /// `a, b, c` for log lines.

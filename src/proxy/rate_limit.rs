@@ -73,6 +73,17 @@ impl RateLimiter {
         }
     }
 
+    /// The buckets of each of `limits` (one per scope that sets a `rate_limit`), sharing
+    /// `table` between them: with several, each tracks `table / n` addresses, so the memory is
+    /// bounded by `rate_limit_table` however many scopes set a limit.
+    pub fn for_limits(limits: &[RateLimit], table: usize, epoch: Instant) -> Vec<RateLimiter> {
+        let each = table.div_ceil(limits.len().max(1));
+        limits
+            .iter()
+            .map(|&limit| RateLimiter::new(limit, each, epoch))
+            .collect()
+    }
+
     /// Takes a token for `ip` at `now`, or says how long until one is back.
     pub fn admit(&self, ip: IpAddr, now: Instant) -> Admission {
         let key = client_key(ip);

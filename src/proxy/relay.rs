@@ -18,13 +18,14 @@ use crate::buffer::Buffer;
 use crate::config::HashKey;
 use crate::http::body::BodyRelay;
 use crate::http::response::ResponseInfo;
+use crate::net::proxy_protocol;
 use crate::routing::{header_value, Routed};
 use crate::tls::client::TlsFailure;
 
 impl Conn {
     /// Chooses the next backend for the current request and starts talking to it.
     pub(super) fn pick_backend(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Step {
-        let pool = match x.settings.router.route(&self.line.host, &self.line.target) {
+        let pool = match x.route.routed {
             Routed::Pool(pool) => pool as usize,
             Routed::Refuse(status) => {
                 return self.fail(Some(x), ctx, status, "no site or route", false)
@@ -56,7 +57,15 @@ impl Conn {
             session: ctx.key,
             exchange: x.id,
         };
-        if let Some(key) = ctx.upstreams.checkout(ctx.registry, generation, b, owner) {
+        let pooled = match backends.get(b).proxy_protocol {
+            None => ctx.upstreams.checkout(ctx.registry, generation, b, owner),
+            Some(_) => {
+                let client = self.peer;
+                ctx.upstreams
+                    .checkout_for_client(ctx.registry, generation, b, owner, client)
+            }
+        };
+        if let Some(key) = pooled {
             x.reused = true;
             self.to_upstream.rewind();
             return self.enter_sending(x, key, ctx);
@@ -133,6 +142,23 @@ impl Conn {
         match failure {
             None => {
                 up.connected = true;
+                let proxy_protocol = x.settings.backends.get(up.backend).proxy_protocol;
+                if let Some(version) = proxy_protocol {
+                    let client = self.peer;
+                    // A unix-socket client has no address to announce: UNKNOWN / LOCAL.
+                    let addrs = (client != crate::net::UNIX_CLIENT)
+                        .then(|| (client, self.client.local_addr()));
+                    let header = proxy_protocol::Header::new(version, addrs);
+                    if let Err(e) = up.send_proxy_header(header.as_bytes(), client) {
+                        self.upstream_event(
+                            x,
+                            Phase::Connect,
+                            format_args!("could not send the PROXY protocol header: {e}"),
+                        );
+                        x.backend_failed("PROXY protocol header not sent");
+                        return self.retry_elsewhere(x, ctx);
+                    }
+                }
                 if matches!(up.stream, Stream::Tls(_)) {
                     return self.tls_handshake(x, ctx, key);
                 }
@@ -313,7 +339,7 @@ impl Conn {
                                 client_head,
                             );
                         }
-                        let edge = &x.settings.config.edge;
+                        let edge = &x.settings.router.scope(x.route.scope).edge;
                         edge.finish_client_head(client_head, info.status, &self.facts);
                     });
                 match parsed {

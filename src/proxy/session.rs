@@ -598,10 +598,13 @@ impl Conn {
                 let kept = &mut self.req_head;
                 let input = buf.data();
                 let upgrades = &ctx.settings.config.upgrade_protocols;
-                let edge = &ctx.settings.config.edge;
+                let router = &ctx.settings.router;
                 let facts = &mut self.facts;
                 facts.clear();
                 let parsed = request::parse_with(input, limits, upgrades, &mut self.line, |head| {
+                    // Routed once, here: the rules of its site or route apply from now on.
+                    let route = router.lookup(&head.line.host, &head.line.target);
+                    let edge = &router.scope(route.scope).edge;
                     edge.read_request(head.headers, facts);
                     let upstream = edge.upstream(facts);
                     let consulted = cache.map(|c| cached::consult(c, head));
@@ -617,10 +620,10 @@ impl Conn {
                         }
                         None => head.write_upstream_with(upstream_head, &fwd, &upstream),
                     }
-                    consulted
+                    (consulted, route)
                 });
                 match parsed {
-                    Ok(Some((info, consulted))) => {
+                    Ok(Some((info, (consulted, route)))) => {
                         if ctx.shared.cache.is_some() {
                             self.req_head.keep(&buf.data()[..info.head_len]);
                         }
@@ -632,6 +635,7 @@ impl Conn {
                             id,
                             info,
                             ctx.settings.clone(),
+                            route,
                             ctx.clock.now,
                         ));
                         let max_body = ctx.settings.config.limits.max_body_size;

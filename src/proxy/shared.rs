@@ -28,8 +28,9 @@ pub struct Settings {
     /// What TLS listeners serve (certificates, rustls config); `None` without certificates.
     /// A connection takes the `ServerConfig` when it is accepted and keeps it.
     pub tls: Option<Arc<TlsServer>>,
-    /// `rate_limit`'s buckets, shared by all workers; a reload starts them anew.
-    pub rate_limiter: Option<super::rate_limit::RateLimiter>,
+    /// The buckets of each `rate_limit` (one per scope that sets one: `Router::rate_limits`,
+    /// indexed by `Scope::limiter`), shared by all workers; a reload starts them anew.
+    pub rate_limiters: Vec<super::rate_limit::RateLimiter>,
 }
 
 impl Settings {
@@ -48,20 +49,19 @@ impl Settings {
         if let Some(old) = previous {
             backends = backends.inherit(old, config.health.check.is_some());
         }
-        let rate_limiter = config.access.rate_limit.map(|limit| {
-            super::rate_limit::RateLimiter::new(
-                limit,
-                config.access.rate_limit_table,
-                std::time::Instant::now(),
-            )
-        });
+        let router = Router::new(&config);
+        let rate_limiters = super::rate_limit::RateLimiter::for_limits(
+            router.rate_limits(),
+            config.access.rate_limit_table,
+            std::time::Instant::now(),
+        );
         Settings {
             generation,
-            router: Router::new(&config),
+            router,
             config,
             backends,
             tls,
-            rate_limiter,
+            rate_limiters,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::io;
 #[cfg(target_os = "linux")]
 use std::os::fd::{AsRawFd, RawFd};
 
-use mio::net::TcpStream;
+use mio::net::{TcpStream, UnixStream};
 
 use super::io::{fill, flush, Filled, Flushed, Pending};
 use crate::buffer::Buffer;
@@ -24,6 +24,9 @@ pub enum Stream {
     Plain(TcpStream),
     /// TLS terminated here (a TLS listener).
     Tls(Box<TlsStream<TcpStream>>),
+    /// A client of a `listen unix:PATH` listener, plain or TLS (splice is not used for it).
+    /// Boxed, its reads and writes out of line, so the TCP arms stay as the hot path had them.
+    Unix(Box<UnixClient>),
     /// In-memory peer for unit tests of the state machine (no sockets).
     #[cfg(test)]
     Fake(fake::FakeStream),
@@ -34,7 +37,8 @@ pub enum Stream {
 /// client). The readiness flags are the owner's.
 impl Stream {
     /// Reads into `buf` until the stream would block, `buf` is full or the input ends.
-    #[inline]
+    // Always: the unix arm's call must not change how the TCP arms inline into their callers.
+    #[inline(always)]
     pub fn fill(
         &mut self,
         readable: &mut bool,
@@ -45,13 +49,14 @@ impl Stream {
         match self {
             Stream::Plain(s) => fill(s, readable, hup, buf),
             Stream::Tls(t) => t.fill(readable, writable, buf),
+            Stream::Unix(u) => u.fill(readable, writable, hup, buf),
             #[cfg(test)]
             Stream::Fake(s) => fill(s, readable, hup, buf),
         }
     }
 
     /// Writes `head`, then `body`, until done or the stream would block.
-    #[inline]
+    #[inline(always)]
     pub fn flush(
         &mut self,
         writable: &mut bool,
@@ -61,18 +66,18 @@ impl Stream {
         match self {
             Stream::Plain(s) => flush(s, writable, head, body),
             Stream::Tls(t) => t.flush(writable, head, body),
+            Stream::Unix(u) => u.flush(writable, head, body),
             #[cfg(test)]
             Stream::Fake(s) => flush(s, writable, head, body),
         }
     }
 
-    /// The TCP socket under the stream (`None` for the unit tests' fake).
+    /// The TCP socket under the stream (`None` for a unix socket and the unit tests' fake).
     pub fn socket(&self) -> Option<&TcpStream> {
         match self {
             Stream::Plain(s) => Some(s),
             Stream::Tls(t) => Some(t.socket()),
-            #[cfg(test)]
-            Stream::Fake(_) => None,
+            _ => None,
         }
     }
 
@@ -81,8 +86,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => Some(s),
             Stream::Tls(t) => Some(t.socket_mut()),
-            #[cfg(test)]
-            Stream::Fake(_) => None,
+            _ => None,
         }
     }
 
@@ -91,6 +95,7 @@ impl Stream {
     pub fn is_flushed(&self) -> bool {
         match self {
             Stream::Tls(t) => t.is_flushed(),
+            Stream::Unix(u) => u.is_flushed(),
             _ => true,
         }
     }
@@ -100,6 +105,7 @@ impl Stream {
     pub fn holds_input(&self) -> bool {
         match self {
             Stream::Tls(t) => t.has_plaintext(),
+            Stream::Unix(u) => u.holds_input(),
             _ => false,
         }
     }
@@ -111,6 +117,120 @@ impl Stream {
         match self {
             Stream::Plain(s) => Some(s.as_raw_fd()),
             _ => None,
+        }
+    }
+}
+
+/// A unix-socket client's stream: plain, or TLS terminated here.
+// Always boxed (`Stream::Unix`): the TLS variant's size costs nothing elsewhere.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum UnixClient {
+    Plain(UnixStream),
+    Tls(TlsStream<UnixStream>),
+}
+
+impl UnixClient {
+    #[inline(never)]
+    fn fill(
+        &mut self,
+        readable: &mut bool,
+        writable: &mut bool,
+        hup: bool,
+        buf: &mut Buffer,
+    ) -> io::Result<Filled> {
+        match self {
+            UnixClient::Plain(s) => fill(s, readable, hup, buf),
+            UnixClient::Tls(t) => t.fill(readable, writable, buf),
+        }
+    }
+
+    #[inline(never)]
+    fn flush(
+        &mut self,
+        writable: &mut bool,
+        head: &mut Pending,
+        body: &[u8],
+    ) -> io::Result<Flushed> {
+        match self {
+            UnixClient::Plain(s) => flush(s, writable, head, body),
+            UnixClient::Tls(t) => t.flush(writable, head, body),
+        }
+    }
+
+    fn is_flushed(&self) -> bool {
+        match self {
+            UnixClient::Plain(_) => true,
+            UnixClient::Tls(t) => t.is_flushed(),
+        }
+    }
+
+    fn holds_input(&self) -> bool {
+        match self {
+            UnixClient::Plain(_) => false,
+            UnixClient::Tls(t) => t.has_plaintext(),
+        }
+    }
+
+    fn shutdown_write(&mut self) {
+        match self {
+            UnixClient::Plain(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            }
+            UnixClient::Tls(t) => {
+                t.close_notify();
+                let _ = t.socket().shutdown(std::net::Shutdown::Write);
+            }
+        }
+    }
+}
+
+/// A client socket as a listener accepted it: TCP, or a unix-domain socket.
+#[derive(Debug)]
+pub enum ClientSocket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl ClientSocket {
+    /// The socket, to register it with the event loop.
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            ClientSocket::Tcp(s) => s,
+            ClientSocket::Unix(s) => s,
+        }
+    }
+
+    /// Reads without taking the bytes off the socket (`MSG_PEEK`).
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientSocket::Tcp(s) => s.peek(buf),
+            ClientSocket::Unix(s) => {
+                use std::os::fd::AsRawFd;
+                // SAFETY: recv writes at most `buf.len()` bytes into `buf`.
+                let n = unsafe {
+                    libc::recv(
+                        s.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_PEEK,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            }
+        }
+    }
+}
+
+impl io::Read for ClientSocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientSocket::Tcp(s) => s.read(buf),
+            ClientSocket::Unix(s) => s.read(buf),
         }
     }
 }
@@ -133,6 +253,25 @@ impl ClientTransport {
         ClientTransport::new(Stream::Plain(stream))
     }
 
+    /// An accepted client, of a TLS listener when `tls` is given (see [`Self::tls`]).
+    pub fn accepted(
+        socket: ClientSocket,
+        tls: Option<(rustls::ServerConnection, Option<u64>)>,
+    ) -> ClientTransport {
+        match (socket, tls) {
+            (ClientSocket::Tcp(s), None) => ClientTransport::plain(s),
+            (ClientSocket::Tcp(s), Some((conn, hsts))) => ClientTransport::tls(s, conn, hsts),
+            (ClientSocket::Unix(s), None) => {
+                ClientTransport::new(Stream::Unix(Box::new(UnixClient::Plain(s))))
+            }
+            (ClientSocket::Unix(s), Some((conn, hsts))) => {
+                let mut tls = TlsStream::new(s, conn);
+                tls.hsts = hsts;
+                ClientTransport::new(Stream::Unix(Box::new(UnixClient::Tls(tls))))
+            }
+        }
+    }
+
     /// A client of a TLS listener; `conn` is made from the listener's current `ServerConfig`,
     /// which this connection keeps for its life (a reload does not change it), as it keeps
     /// `hsts` (the `hsts` max-age its responses announce, if any).
@@ -151,6 +290,10 @@ impl ClientTransport {
     pub fn hsts(&self) -> Option<u64> {
         match &self.stream {
             Stream::Tls(t) => t.hsts,
+            Stream::Unix(u) => match &**u {
+                UnixClient::Tls(t) => t.hsts,
+                UnixClient::Plain(_) => None,
+            },
             _ => None,
         }
     }
@@ -160,14 +303,28 @@ impl ClientTransport {
     pub fn scheme(&self) -> &'static str {
         match &self.stream {
             Stream::Tls(_) => "https",
+            Stream::Unix(u) if matches!(**u, UnixClient::Tls(_)) => "https",
             _ => "http",
         }
+    }
+
+    /// The address the client connected to (what a PROXY protocol header sent upstream
+    /// names as the destination); unspecified when the socket cannot say.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.stream
+            .socket()
+            .and_then(|s| s.local_addr().ok())
+            .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Where the TLS connection stands (`None` for plain TCP): counted when it closes.
     pub fn tls_phase(&self) -> Option<TlsPhase> {
         match &self.stream {
             Stream::Tls(t) => Some(t.phase()),
+            Stream::Unix(u) => match &**u {
+                UnixClient::Tls(t) => Some(t.phase()),
+                UnixClient::Plain(_) => None,
+            },
             _ => None,
         }
     }
@@ -216,6 +373,7 @@ impl ClientTransport {
                 t.close_notify();
                 let _ = t.socket().shutdown(std::net::Shutdown::Write);
             }
+            Stream::Unix(u) => u.shutdown_write(),
             #[cfg(test)]
             Stream::Fake(s) => s.shut = true,
         }

@@ -66,6 +66,29 @@ pub struct Upstream {
     pub connected: bool,
     /// Requests sent on this connection so far.
     pub uses: u32,
+    /// The client address its PROXY protocol header announced (a `proxy_protocol` pool): it
+    /// may be reused only for that client ([`UpstreamPool::checkout_for_client`]).
+    pub proxied_for: Option<SocketAddr>,
+}
+
+impl Upstream {
+    /// Sends a PROXY protocol header as the first bytes of a connection that has just
+    /// connected (before any TLS), for `client`. The socket's send buffer is empty then, so the
+    /// few dozen bytes go in one write; anything short of that fails the connect.
+    pub fn send_proxy_header(&mut self, header: &[u8], client: SocketAddr) -> io::Result<()> {
+        use std::io::Write;
+        let Some(mut sock) = self.stream.socket() else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        match sock.write(header) {
+            Ok(n) if n == header.len() => {
+                self.proxied_for = Some(client);
+                Ok(())
+            }
+            Ok(_) => Err(io::Error::other("a short write")),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// All upstream sockets of a worker, and the idle ones per backend.
@@ -142,6 +165,7 @@ impl UpstreamPool {
             hup: false,
             connected: false,
             uses: 0,
+            proxied_for: None,
         });
         Ok(key)
     }
@@ -171,6 +195,35 @@ impl UpstreamPool {
             return Some(key);
         }
         None
+    }
+
+    /// [`Self::checkout`] for a `proxy_protocol` backend: only a connection whose header
+    /// announced `client` will do (HAProxy's private connections), since the backend took
+    /// every request on it to come from that client.
+    pub fn checkout_for_client(
+        &mut self,
+        registry: &Registry,
+        generation: u64,
+        backend: usize,
+        owner: ExchangeKey,
+        client: SocketAddr,
+    ) -> Option<usize> {
+        if generation != self.generation {
+            return None;
+        }
+        let list = self.idle.get_mut(backend)?;
+        let conns = &self.conns;
+        let at = list
+            .iter()
+            .rposition(|&k| conns.get(k).is_some_and(|u| u.proxied_for == Some(client)))?;
+        let key = list.remove(at);
+        let up = self.conns.get_mut(key)?;
+        if up.readable {
+            self.close(registry, key);
+            return None;
+        }
+        up.owner = Owner::Exchange(owner);
+        Some(key)
     }
 
     /// Gives a connection back after a complete exchange; closes it when the pool is full or it

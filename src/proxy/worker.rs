@@ -6,18 +6,20 @@
 //! settings it holds (one atomic load); only when they differ does it take the settings lock,
 //! switch, and rebuild what depends on them ([`Worker::refresh_settings`]).
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
-use mio::net::TcpListener;
+use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use super::proxy_header::{AwaitingHeader, HeaderRead};
 use super::session::{Ctx, Session};
 use super::shared::{Settings, Shared};
-use super::transport::ClientTransport;
+use super::transport::{ClientSocket, ClientTransport};
 use super::upstream::{Owner, UpstreamPool, UPSTREAM_BIT};
 use crate::buffer::{BufferPool, HeadPool};
 use crate::clock::Clock;
@@ -26,16 +28,53 @@ use crate::net::{accepted, interrupted, would_block};
 
 pub const WAKER: Token = Token(usize::MAX - 2);
 /// Listener `i` of a worker has token `FIRST_LISTENER + i` (below `WAKER`; these tokens have
-/// the upstream bit set, so they are matched first).
+/// the upstream bit set, so they are matched first, with those below).
 const FIRST_LISTENER: usize = WAKER.0 - MAX_LISTENERS;
+/// A client awaiting its PROXY header (`proxy_header.rs`) has token `FIRST_AWAITING + key`,
+/// just below the listeners' (far above every upstream token): one compare tells both apart
+/// from client and upstream events.
+const FIRST_AWAITING: usize = FIRST_LISTENER - MAX_AWAITING;
+/// Clients awaiting a header a worker may hold at once (far above any connection limit).
+const MAX_AWAITING: usize = 1 << (usize::BITS - 4);
 /// The `listen` lines the config allows (`config::MAX_LISTENERS`).
 const MAX_LISTENERS: usize = crate::config::MAX_LISTENERS;
 
+/// A listening socket: TCP (one per worker, SO_REUSEPORT), or a unix-domain socket (one
+/// socket, a descriptor of it per worker: all workers accept from it).
+pub enum ListenSocket {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl ListenSocket {
+    /// The next client, and its address (`net::UNIX_CLIENT` for a unix socket's).
+    fn accept(&self) -> std::io::Result<(ClientSocket, SocketAddr)> {
+        match self {
+            ListenSocket::Tcp(l) => l.accept().map(|(s, peer)| {
+                accepted(&s);
+                (ClientSocket::Tcp(s), peer)
+            }),
+            ListenSocket::Unix(l) => l
+                .accept()
+                .map(|(s, _)| (ClientSocket::Unix(s), crate::net::UNIX_CLIENT)),
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            ListenSocket::Tcp(l) => l,
+            ListenSocket::Unix(l) => l,
+        }
+    }
+}
+
 /// One of a worker's listening sockets.
 pub struct Listener {
-    pub socket: TcpListener,
+    pub socket: ListenSocket,
     /// Its clients speak TLS.
     pub tls: bool,
+    /// Its clients begin with a PROXY protocol header (`proxy_header.rs`).
+    pub proxy_protocol: bool,
 }
 
 /// How often deadlines are checked; timeouts fire up to this late.
@@ -48,6 +87,8 @@ pub struct Worker {
     /// Emptied when stopping.
     listeners: Vec<Listener>,
     sessions: Slab<Session>,
+    /// Clients of `proxy_protocol` listeners whose header is not read yet (empty otherwise).
+    awaiting_header: Slab<AwaitingHeader>,
     upstreams: UpstreamPool,
     buffers: BufferPool,
     heads: HeadPool,
@@ -80,7 +121,7 @@ impl Worker {
         listeners.truncate(MAX_LISTENERS);
         for (i, l) in listeners.iter_mut().enumerate() {
             poll.registry().register(
-                &mut l.socket,
+                l.socket.source(),
                 Token(FIRST_LISTENER + i),
                 Interest::READABLE,
             )?;
@@ -103,6 +144,7 @@ impl Worker {
             poll,
             listeners,
             sessions: Slab::new(),
+            awaiting_header: Slab::new(),
             log,
             shared,
             settings,
@@ -133,8 +175,12 @@ impl Worker {
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
-                    Token(t) if (FIRST_LISTENER..WAKER.0).contains(&t) => {
-                        self.accept(t - FIRST_LISTENER)
+                    Token(t) if t >= FIRST_AWAITING => {
+                        if t >= FIRST_LISTENER {
+                            self.accept(t - FIRST_LISTENER)
+                        } else {
+                            self.header_event(t - FIRST_AWAITING, event)
+                        }
                     }
                     Token(t) if t & UPSTREAM_BIT != 0 => {
                         self.upstream_event(t & !UPSTREAM_BIT, event)
@@ -151,7 +197,8 @@ impl Worker {
             }
             self.log.flush_if_due(self.clock.now);
             if let Some(deadline) = self.stop_deadline {
-                if self.sessions.is_empty() || self.clock.now >= deadline {
+                let empty = self.sessions.is_empty() && self.awaiting_header.is_empty();
+                if empty || self.clock.now >= deadline {
                     break;
                 }
             }
@@ -174,13 +221,18 @@ impl Worker {
     /// Accepts on listener `i` until it would block or a limit is reached.
     fn accept(&mut self, i: usize) {
         let max = self.settings.config.limits.max_connections;
-        let header_timeout = self.settings.config.timeouts.client_header;
-        let Some(listener) = self.listeners.get(i) else {
+        let Some(&Listener {
+            tls,
+            proxy_protocol,
+            ..
+        }) = self.listeners.get(i)
+        else {
             return;
         };
         loop {
             let open = self.shared.connections.load(Ordering::Relaxed);
-            if open >= max || self.sessions.len() >= self.max_sessions {
+            let held = self.sessions.len() + self.awaiting_header.len();
+            if open >= max || held >= self.max_sessions {
                 // Leave new clients in the kernel backlog until a connection closes.
                 if !self.accept_paused && self.shared.stats.max_connections_reached(self.clock.now)
                 {
@@ -189,40 +241,21 @@ impl Worker {
                 self.accept_paused = true;
                 return;
             }
+            let Some(listener) = self.listeners.get(i) else {
+                return;
+            };
             match listener.socket.accept() {
-                Ok((mut stream, peer)) => {
-                    accepted(&stream);
-                    let tls = match (listener.tls, &self.settings.tls) {
-                        (false, _) => None,
-                        (true, Some(tls)) => {
-                            match rustls::ServerConnection::new(tls.config.clone()) {
-                                Ok(conn) => Some(conn),
-                                Err(e) => {
-                                    log::error!("cannot start TLS for client {peer}: {e}");
-                                    continue;
-                                }
-                            }
-                        }
-                        (true, None) => continue, // refused at start: never happens
-                    };
-                    let entry = self.sessions.vacant_entry();
-                    let key = entry.key();
-                    if let Err(e) = self.poll.registry().register(
-                        &mut stream,
-                        Token(key),
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
-                        log::error!("cannot register client {peer}: {e}");
-                        continue;
-                    }
-                    let client = match tls {
-                        None => ClientTransport::plain(stream),
-                        Some(conn) => ClientTransport::tls(stream, conn, self.settings.config.hsts),
-                    };
+                Ok((stream, peer)) => {
                     let now = self.clock.now;
-                    entry.insert(Session::with_transport(client, peer, now, header_timeout));
-                    self.shared.connections.fetch_add(1, Ordering::Relaxed);
-                    self.shared.stats.connection_accepted();
+                    let started = if proxy_protocol {
+                        self.await_header(stream, peer, tls, now)
+                    } else {
+                        self.start_session(stream, peer, tls, now, false).is_some()
+                    };
+                    if started {
+                        self.shared.connections.fetch_add(1, Ordering::Relaxed);
+                        self.shared.stats.connection_accepted();
+                    }
                 }
                 Err(e) if would_block(&e) => {
                     self.accept_paused = false;
@@ -245,6 +278,138 @@ impl Worker {
                 }
                 Err(_) => {} // ECONNABORTED and the like: that client is gone, try the next
             }
+        }
+    }
+
+    /// Makes the session of an accepted client (`began`: when it was accepted) and registers
+    /// its socket under the session's token (`reregister`: moved from another token). `None`:
+    /// it could not start (logged), and the socket is dropped.
+    fn start_session(
+        &mut self,
+        mut stream: ClientSocket,
+        peer: SocketAddr,
+        tls: bool,
+        began: Instant,
+        reregister: bool,
+    ) -> Option<usize> {
+        let tls = match (tls, &self.settings.tls) {
+            (false, _) => None,
+            (true, Some(tls)) => match rustls::ServerConnection::new(tls.config.clone()) {
+                Ok(conn) => Some(conn),
+                Err(e) => {
+                    log::error!("cannot start TLS for client {peer}: {e}");
+                    return None;
+                }
+            },
+            (true, None) => return None, // refused at start: never happens
+        };
+        let entry = self.sessions.vacant_entry();
+        let key = entry.key();
+        let registry = self.poll.registry();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let registered = if reregister {
+            registry.reregister(stream.source(), Token(key), interest)
+        } else {
+            registry.register(stream.source(), Token(key), interest)
+        };
+        if let Err(e) = registered {
+            log::error!("cannot register client {peer}: {e}");
+            return None;
+        }
+        let hsts = self.settings.config.hsts;
+        let client = ClientTransport::accepted(stream, tls.map(|conn| (conn, hsts)));
+        let header_timeout = self.settings.config.timeouts.client_header;
+        entry.insert(Session::with_transport(client, peer, began, header_timeout));
+        Some(key)
+    }
+
+    /// Holds a client of a `proxy_protocol` listener until its header is read; false when it
+    /// could not be registered (logged; the socket is dropped).
+    fn await_header(
+        &mut self,
+        mut stream: ClientSocket,
+        peer: SocketAddr,
+        tls: bool,
+        now: Instant,
+    ) -> bool {
+        let entry = self.awaiting_header.vacant_entry();
+        if entry.key() >= MAX_AWAITING {
+            return false;
+        }
+        let token = Token(FIRST_AWAITING + entry.key());
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(stream.source(), token, Interest::READABLE)
+        {
+            log::error!("cannot register client {peer}: {e}");
+            return false;
+        }
+        entry.insert(AwaitingHeader {
+            socket: stream,
+            peer,
+            tls,
+            accepted: now,
+            hup: false,
+        });
+        true
+    }
+
+    /// An event for a client awaiting its PROXY header: read it, and start its session when it
+    /// is whole, as the header's source; close it when it is broken.
+    fn header_event(&mut self, key: usize, event: &Event) {
+        let Some(waiting) = self.awaiting_header.get_mut(key) else {
+            return;
+        };
+        waiting.hup |= event.is_read_closed() || event.is_error();
+        match waiting.read() {
+            HeaderRead::Wait => {}
+            HeaderRead::Ready(client) => {
+                let w = self.awaiting_header.remove(key);
+                match self.start_session(w.socket, client, w.tls, w.accepted, true) {
+                    Some(session) => {
+                        if let Some(s) = self.sessions.get_mut(session) {
+                            // What followed the header may be waiting already.
+                            s.on_client_event(true, true, w.hup);
+                        }
+                        self.drive(session, false);
+                    }
+                    None => self.connection_closed(),
+                }
+            }
+            HeaderRead::Refused(why) => {
+                let w = self.awaiting_header.remove(key);
+                log::info!("client {}: {why}; connection closed", w.peer);
+                self.connection_closed();
+            }
+        }
+    }
+
+    /// Closes the clients that sent no whole PROXY header within `client_header_timeout`.
+    fn expire_awaiting_header(&mut self) {
+        let wait = self.settings.config.timeouts.client_header;
+        let now = self.clock.now;
+        let late: Vec<usize> = self
+            .awaiting_header
+            .iter()
+            .filter(|(_, w)| now.duration_since(w.accepted) >= wait)
+            .map(|(k, _)| k)
+            .collect();
+        for key in late {
+            let w = self.awaiting_header.remove(key);
+            log::info!(
+                "client {}: no PROXY protocol header within {wait:?}; connection closed",
+                w.peer
+            );
+            self.connection_closed();
+        }
+    }
+
+    /// A connection ended outside a session's life (before one started).
+    fn connection_closed(&mut self) {
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        if self.accept_paused {
+            self.accept_all();
         }
     }
 
@@ -308,10 +473,7 @@ impl Worker {
             }
             // Closing the socket takes it out of the epoll set: no deregister call needed.
             drop(self.sessions.remove(key));
-            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
-            if self.accept_paused {
-                self.accept_all();
-            }
+            self.connection_closed();
         }
     }
 
@@ -349,6 +511,9 @@ impl Worker {
         }
         expired.clear();
         self.expired = expired;
+        if !self.awaiting_header.is_empty() {
+            self.expire_awaiting_header();
+        }
         self.upstreams.expire(self.poll.registry(), now);
         if self.accept_paused {
             self.accept_all();
@@ -405,7 +570,7 @@ impl Worker {
         }
         self.accept_all();
         for mut l in std::mem::take(&mut self.listeners) {
-            let _ = self.poll.registry().deregister(&mut l.socket);
+            let _ = self.poll.registry().deregister(l.socket.source());
         }
     }
 }

@@ -56,6 +56,12 @@ impl Socket for mio::net::TcpStream {
     }
 }
 
+impl Socket for mio::net::UnixStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
 /// Where the connection is, for the state machine of the stream and for the stats at close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsPhase {
