@@ -29,6 +29,18 @@ pub struct BodyCompressor {
     bytes_out: u64,
 }
 
+impl std::fmt::Debug for BodyCompressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyCompressor")
+            .field("coding", &self.coding())
+            .field("pending", &(self.end - self.start))
+            .field("stage", &self.stage)
+            .field("bytes_in", &self.bytes_in)
+            .field("bytes_out", &self.bytes_out)
+            .finish()
+    }
+}
+
 impl BodyCompressor {
     /// `out`: the output buffer (its length is the bound; a pooled buffer in the proxy).
     pub fn new(encoder: Encoder, out: Vec<u8>) -> BodyCompressor {

@@ -18,6 +18,13 @@ pub struct Asked {
 }
 
 impl Asked {
+    /// Nothing asked (or `compress off`): the response goes as it is, decided by one branch.
+    pub const NONE: Asked = Asked {
+        coding: None,
+        head: false,
+        range: false,
+    };
+
     /// Reads the request head's fields once. `head`: the method is HEAD.
     pub fn from_request(head: bool, fields: &[impl Field]) -> Asked {
         Asked {
@@ -65,18 +72,10 @@ pub fn decide(
     types: &TypeList,
     min_length: u64,
 ) -> Decision {
-    let Some(coding) = asked.coding else {
-        return Decision::Skip(Skip::NotAccepted);
+    let coding = match wanted(asked, status) {
+        Ok(coding) => coding,
+        Err(skip) => return Decision::Skip(skip),
     };
-    if asked.head {
-        return Decision::Skip(Skip::HeadRequest);
-    }
-    if asked.range {
-        return Decision::Skip(Skip::RangeRequest);
-    }
-    if status < 200 || matches!(status, 204 | 206 | 304) {
-        return Decision::Skip(Skip::Status);
-    }
     let mut listed_type = false;
     for f in fields {
         let name = f.name();
@@ -98,6 +97,52 @@ pub fn decide(
         Ok(Declared::OtherCoding) | Err(_) => Decision::Skip(Skip::AlreadyEncoded),
         _ => Decision::Compress(coding),
     }
+}
+
+/// The request's and the status's part of [`decide`]: the coding, unless they rule it out.
+fn wanted(asked: Asked, status: u16) -> Result<Coding, Skip> {
+    let Some(coding) = asked.coding else {
+        return Err(Skip::NotAccepted);
+    };
+    if asked.head {
+        return Err(Skip::HeadRequest);
+    }
+    if asked.range {
+        return Err(Skip::RangeRequest);
+    }
+    if status < 200 || matches!(status, 204 | 206 | 304) {
+        return Err(Skip::Status);
+    }
+    Ok(coding)
+}
+
+/// [`decide`] for a response served from the cache: its stored fields, looked up by name
+/// (`header`), and its body's length (always known). Stored fields have no framing of their own.
+pub fn decide_stored<'a>(
+    asked: Asked,
+    status: u16,
+    header: impl Fn(&str) -> Option<&'a [u8]>,
+    body_len: u64,
+    types: &TypeList,
+    min_length: u64,
+) -> Decision {
+    let coding = match wanted(asked, status) {
+        Ok(coding) => coding,
+        Err(skip) => return Decision::Skip(skip),
+    };
+    if header("content-encoding").is_some() {
+        return Decision::Skip(Skip::AlreadyEncoded);
+    }
+    if header("cache-control").is_some_and(|v| has_token(v, "no-transform")) {
+        return Decision::Skip(Skip::NoTransform);
+    }
+    if !header("content-type").is_some_and(|v| types.matches(v)) {
+        return Decision::Skip(Skip::Type);
+    }
+    if body_len < min_length {
+        return Decision::Skip(Skip::TooShort);
+    }
+    Decision::Compress(coding)
 }
 
 #[cfg(test)]

@@ -70,6 +70,43 @@ impl CompressedHead {
         }
     }
 
+    /// Rewrites a client head already written (status line, fields, blank line) for the
+    /// compressed body, in place: each field offered to [`Self::field`], an HTTP/1.0 client's
+    /// `Connection` replaced by `Connection: close`, then [`Self::finish`]. Only a compressed
+    /// response pays for it (one copy of its head); the fields were filtered when written.
+    pub fn rewrite(mut self, head: &mut Vec<u8>) {
+        let written = head.clone();
+        head.clear();
+        let mut lines = written.split_inclusive(|&b| b == b'\n');
+        if let Some(status_line) = lines.next() {
+            head.extend_from_slice(status_line);
+        }
+        for line in lines {
+            let text = line.strip_suffix(b"\n").unwrap_or(line);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            if text.is_empty() {
+                break;
+            }
+            let Some(colon) = text.iter().position(|&b| b == b':') else {
+                head.extend_from_slice(line);
+                continue;
+            };
+            let name = std::str::from_utf8(&text[..colon]).unwrap_or("");
+            let value = text[colon + 1..].trim_ascii();
+            if self.closes() && name_is(name, "connection") {
+                continue;
+            }
+            if !self.field(head, name, value) {
+                head.extend_from_slice(line);
+            }
+        }
+        self.finish(head);
+        if self.closes() {
+            put_header(head, "Connection", b"close");
+        }
+        head.extend_from_slice(b"\r\n");
+    }
+
     /// Whether the connection must close after this response: HTTP/1.0 clients read the
     /// compressed body to the close.
     pub fn closes(&self) -> bool {
@@ -142,5 +179,26 @@ mod tests {
         let head = rewrite(Coding::Gzip, Version::Http10, &[("Content-Length", "5000")]);
         assert_eq!(head, "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
         assert!(!CompressedHead::new(Coding::Gzip, Version::Http11).closes());
+    }
+
+    #[test]
+    fn a_written_head_is_rewritten_in_place() {
+        let mut head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5000\r\n\
+                         ETag: \"e\"\r\nConnection: keep-alive\r\nVia: 1.1 pibl\r\n\r\n"
+            .to_vec();
+        CompressedHead::new(Coding::Gzip, Version::Http10).rewrite(&mut head);
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nETag: W/\"e\"\r\nVia: 1.1 pibl\r\n\
+             Content-Encoding: gzip\r\nVary: Accept-Encoding\r\nConnection: close\r\n\r\n"
+        );
+        let mut head =
+            b"HTTP/1.1 404 Not Found\r\nVary: Cookie\r\nContent-Length: 5000\r\n\r\n".to_vec();
+        CompressedHead::new(Coding::Br, Version::Http11).rewrite(&mut head);
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "HTTP/1.1 404 Not Found\r\nVary: Cookie\r\nContent-Encoding: br\r\n\
+             Vary: Accept-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
     }
 }

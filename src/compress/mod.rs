@@ -17,7 +17,7 @@ mod negotiate;
 mod types;
 
 pub use body::BodyCompressor;
-pub use decide::{decide, Asked, Decision, Skip};
+pub use decide::{decide, decide_stored, Asked, Decision, Skip};
 pub use encoder::{Drained, EncodeError, Encoder, Progress, STEP_INPUT, WINDOW_LOG};
 pub use head::CompressedHead;
 pub use negotiate::{negotiate, MAX_ELEMENTS};
