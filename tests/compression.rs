@@ -461,3 +461,36 @@ fn the_cache_stores_identity_and_compresses_hits_on_the_fly() {
         assert!(decoded == page(), "HTTP/1.0 hit decoded differs");
     }
 }
+
+#[test]
+fn bytes_before_and_after_are_counted_per_coding() {
+    let b = text_backend();
+    let p = compressing_pibl(b, "admin 127.0.0.1:0\n");
+    let adm = p.admin_addr();
+    let (head, _) = curl_raw(
+        &format!("http://{}/len", p.addr),
+        &["-H", "Accept-Encoding: br"],
+    );
+    assert_eq!(header(&head, "Content-Encoding"), Some("br"), "{head}");
+    // The exchange is counted as it is logged, just after its last byte: poll briefly.
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        let mut c = Conn::open(adm);
+        metrics = c.get("/metrics").text();
+        if metrics.contains("pibl_compress_bytes_in_total{coding=\"br\"} 200000\n") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        metrics.contains("pibl_compress_bytes_in_total{coding=\"br\"} 200000\n"),
+        "{metrics}"
+    );
+    let out: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("pibl_compress_bytes_out_total{coding=\"br\"} "))
+        .and_then(|v| v.parse().ok())
+        .expect("br bytes out");
+    assert!(out > 0 && out < 200_000 / 2, "{out}");
+    assert!(metrics.contains("pibl_compress_bytes_in_total{coding=\"gzip\"} 0\n"));
+}
