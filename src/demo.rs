@@ -228,6 +228,7 @@ impl Demo {
         config.path = PathBuf::from("<demo>");
         config.cache.enabled = Some(true);
         config.cache.ttl = Some(ttl.unwrap_or(DEFAULT_CACHE_TTL));
+        config.compress.enabled = true;
         // The status page on a free loopback port: shown in the banner, never in the way.
         config.admin = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         let certificates = demo_certificates_beside(&config.cache.dir);

@@ -10,6 +10,7 @@ pub mod buffer;
 pub mod cache;
 pub mod client;
 pub mod clock;
+pub mod compress;
 pub mod config;
 pub mod demo;
 pub mod edge;

@@ -68,6 +68,31 @@ pub struct TlsStats {
     pub not_tls: AtomicU64,
 }
 
+/// Response compression, per coding (indexed by `Coding::index`: br, zstd, gzip): the body
+/// bytes that went into the encoder and the bytes that came out, added when a compressed
+/// response ends (one add each per response).
+#[derive(Debug, Default)]
+pub struct CompressStats {
+    pub bytes_in: [AtomicU64; 3],
+    pub bytes_out: [AtomicU64; 3],
+}
+
+impl CompressStats {
+    /// A compressed body ended: `before` bytes became `after`.
+    pub fn record(&self, coding: crate::compress::Coding, before: u64, after: u64) {
+        self.bytes_in[coding.index()].fetch_add(before, Ordering::Relaxed);
+        self.bytes_out[coding.index()].fetch_add(after, Ordering::Relaxed);
+    }
+
+    /// (bytes before, bytes after) for one coding.
+    pub fn totals(&self, coding: crate::compress::Coding) -> (u64, u64) {
+        (
+            self.bytes_in[coding.index()].load(Ordering::Relaxed),
+            self.bytes_out[coding.index()].load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// What all workers record into, and the admin listener reads.
 #[derive(Debug)]
 pub struct Stats {
@@ -88,6 +113,8 @@ pub struct Stats {
     pub tls: TlsStats,
     /// Cache lookups that went to a backend (misses and revalidations).
     pub cache_misses: AtomicU64,
+    /// Response compression: bytes before and after, per coding.
+    pub compress: CompressStats,
     /// Bytes of exchanges: sent to clients (the access log's bytes), and sent to backends
     /// (request heads as rewritten, and bodies).
     pub bytes_to_clients: AtomicU64,
@@ -117,6 +144,7 @@ impl Stats {
             cache_hits: AtomicU64::new(0),
             tls: TlsStats::default(),
             cache_misses: AtomicU64::new(0),
+            compress: CompressStats::default(),
             bytes_to_clients: AtomicU64::new(0),
             bytes_to_backends: AtomicU64::new(0),
             rate: Default::default(),
@@ -364,6 +392,18 @@ impl HistogramSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compression_bytes_add_up_per_coding() {
+        use crate::compress::Coding;
+        let s = Stats::new();
+        s.compress.record(Coding::Br, 100_000, 31_000);
+        s.compress.record(Coding::Br, 50_000, 16_000);
+        s.compress.record(Coding::Gzip, 10, 30);
+        assert_eq!(s.compress.totals(Coding::Br), (150_000, 47_000));
+        assert_eq!(s.compress.totals(Coding::Gzip), (10, 30));
+        assert_eq!(s.compress.totals(Coding::Zstd), (0, 0));
+    }
 
     #[test]
     fn bounds_are_increasing_and_exposed_ones_are_round() {

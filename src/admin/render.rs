@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::charts::{self, Chart, Style};
 use super::series::{Range, SeriesView, NO_LATENCY};
+use crate::compress::Coding;
 use crate::http::{html_escape, json_escape};
 use crate::proxy::shared::Shared;
 use crate::stats::{exposed_bounds, HistogramSnapshot, LATENCY_BOUNDS_NS, RATE_WINDOW};
@@ -32,6 +33,9 @@ pub struct Snapshot {
     pub cache: Option<(usize, u64)>,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Response compression: (bytes before, bytes after) per coding, in `Coding::PREFERENCE`
+    /// order (`Stats::compress`).
+    pub compression: [(u64, u64); 3],
     /// TLS connections closed, by how far they got.
     pub tls: TlsView,
     /// The certificates TLS listeners serve (the first is the default).
@@ -121,6 +125,7 @@ impl Snapshot {
             cache: shared.cache.as_ref().map(|c| c.stats()),
             cache_hits: load(&s.cache_hits),
             cache_misses: load(&s.cache_misses),
+            compression: Coding::PREFERENCE.map(|c| s.compress.totals(c)),
             tls: TlsView {
                 handshakes: load(&s.tls.handshakes),
                 handshake_failures: load(&s.tls.handshake_failures),
@@ -304,6 +309,7 @@ pub fn html(s: &Snapshot) -> String {
         .map_or_else(|| "-".to_string(), |r| format!("{:.1}%", r * 100.0));
     row(&mut o, "hit-ratio", "hit ratio", ratio);
     o.push_str("</table>\n");
+    html_compression(&mut o, s);
     if !s.certificates.is_empty() {
         o.push_str(
             "<h2>Certificates</h2>\n<div class=\"scroll\"><table id=\"certificates\"><thead><tr><th>names</th>\
@@ -354,6 +360,27 @@ fn human_duration(d: Duration) -> String {
         3600..86400 => format!("{}h {:02}m", s / 3600, s / 60 % 60),
         _ => format!("{}d {:02}h", s / 86400, s / 3600 % 24),
     }
+}
+
+/// The compression table: bytes before and after, and their ratio, per coding.
+fn html_compression(o: &mut String, s: &Snapshot) {
+    o.push_str(
+        "<h2>Compression</h2>\n<table id=\"compression\"><thead><tr><th>coding</th>\
+         <th>bytes in</th><th>bytes out</th><th>ratio</th></tr></thead><tbody>\n",
+    );
+    for (c, (before, after)) in Coding::PREFERENCE.iter().zip(s.compression) {
+        let ratio = if after > 0 {
+            format!("{:.2}", before as f64 / after as f64)
+        } else {
+            "-".to_string()
+        };
+        let _ = writeln!(
+            o,
+            "<tr><th>{}</th><td>{before}</td><td>{after}</td><td>{ratio}</td></tr>",
+            c.token()
+        );
+    }
+    o.push_str("</tbody></table>\n");
 }
 
 // ---- JSON -------------------------------------------------------------------------------------
@@ -422,6 +449,16 @@ pub fn json(s: &Snapshot) -> String {
         s.cache_misses,
         json_num(s.hit_ratio()),
     );
+    o.push_str(",\"compression\":{");
+    for (i, (c, (before, after))) in Coding::PREFERENCE.iter().zip(s.compression).enumerate() {
+        let comma = if i > 0 { "," } else { "" };
+        let _ = write!(
+            o,
+            "{comma}\"{}\":{{\"bytes_in\":{before},\"bytes_out\":{after}}}",
+            c.token()
+        );
+    }
+    o.push('}');
     o.push_str(",\"series\":");
     json_series(&mut o, &s.series);
     let t = &s.tls;
@@ -698,6 +735,32 @@ pub fn prometheus(s: &Snapshot) -> String {
     let _ = writeln!(o, "pibl_cache_misses_total {}", s.cache_misses);
     family(
         &mut o,
+        "pibl_compress_bytes_in_total",
+        "counter",
+        "Response body bytes fed to the compressor, per coding.",
+    );
+    for (c, (before, _)) in Coding::PREFERENCE.iter().zip(s.compression) {
+        let _ = writeln!(
+            o,
+            "pibl_compress_bytes_in_total{{coding=\"{}\"}} {before}",
+            c.token()
+        );
+    }
+    family(
+        &mut o,
+        "pibl_compress_bytes_out_total",
+        "counter",
+        "Compressed bytes the compressor made, per coding.",
+    );
+    for (c, (_, after)) in Coding::PREFERENCE.iter().zip(s.compression) {
+        let _ = writeln!(
+            o,
+            "pibl_compress_bytes_out_total{{coding=\"{}\"}} {after}",
+            c.token()
+        );
+    }
+    family(
+        &mut o,
         "pibl_tls_connections_total",
         "counter",
         "TLS connections closed, by how far they got: handshake (completed), \
@@ -775,6 +838,7 @@ mod tests {
             cache: None,
             cache_hits: 0,
             cache_misses: 0,
+            compression: [(3000, 1000), (0, 0), (10, 5)],
             tls: TlsView {
                 handshakes: 3,
                 handshake_failures: 1,
@@ -901,5 +965,30 @@ mod tests {
         )));
         assert_eq!(seconds(25_000), "0.000025");
         assert_eq!(seconds(2_500_000_000), "2.5");
+    }
+
+    #[test]
+    fn compression_counters_in_every_form() {
+        let s = snapshot();
+        let page = html(&s);
+        assert!(
+            page.contains("<tr><th>br</th><td>3000</td><td>1000</td><td>3.00</td></tr>"),
+            "{page}"
+        );
+        assert!(page.contains("<tr><th>zstd</th><td>0</td><td>0</td><td>-</td></tr>"));
+        let j = json(&s);
+        assert!(
+            j.contains("\"compression\":{\"br\":{\"bytes_in\":3000,\"bytes_out\":1000},\"zstd\":{\"bytes_in\":0,\"bytes_out\":0},\"gzip\":{\"bytes_in\":10,\"bytes_out\":5}}"),
+            "{j}"
+        );
+        let m = prometheus(&s);
+        assert!(
+            m.contains("pibl_compress_bytes_in_total{coding=\"br\"} 3000\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("pibl_compress_bytes_out_total{coding=\"gzip\"} 5\n"),
+            "{m}"
+        );
     }
 }

@@ -306,6 +306,18 @@ impl CacheEntry {
         }]
     }
 
+    /// The body file opened for reading, when it is still the file that was mapped (its stamp
+    /// compared through the open descriptor). For a body read in user space (compressed on a
+    /// hit): `pread` from the file sees a truncation as a short read, where reading the map
+    /// would raise SIGBUS.
+    pub fn open_body(&self) -> Option<File> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::OsStr::from_bytes(self.body_path.as_bytes());
+        let file = File::open(path).ok()?;
+        let stamp = FileStamp::of(&file.metadata().ok()?);
+        (stamp == self.stamp).then_some(file)
+    }
+
     /// One `stat` of the body file: true when it is still the file that was mapped and checked.
     /// False when it is gone, replaced, truncated, extended or written to since.
     pub fn file_unchanged(&self) -> bool {

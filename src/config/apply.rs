@@ -314,6 +314,9 @@ impl Config {
             "upgrade_protocols" => {
                 cfg.upgrade_protocols = parse_upgrade_protocols(&args).map_err(at)?
             }
+            _ if super::COMPRESS_DIRECTIVES.contains(&name) => {
+                cfg.compress.parse_directive(name, &args).map_err(at)?
+            }
             _ if crate::edge::EDGE_DIRECTIVES.contains(&name) => {
                 cfg.edge.parse_directive(name, &args).map_err(at)?
             }
@@ -380,10 +383,13 @@ const DIRECTIVES: &[&str] = &[
     "cdn_cache_control",
 ];
 
-/// Every directive: [`DIRECTIVES`] and the header and log rules ([`crate::edge::EDGE_DIRECTIVES`],
-/// listed once, where they are parsed).
+/// Every directive: [`DIRECTIVES`], the header and log rules ([`crate::edge::EDGE_DIRECTIVES`])
+/// and the compression ones ([`super::COMPRESS_DIRECTIVES`]), each listed once, where parsed.
 fn known_directives() -> impl Iterator<Item = &'static &'static str> {
-    DIRECTIVES.iter().chain(crate::edge::EDGE_DIRECTIVES)
+    DIRECTIVES
+        .iter()
+        .chain(crate::edge::EDGE_DIRECTIVES)
+        .chain(&super::COMPRESS_DIRECTIVES)
 }
 
 /// Directives that may be given more than once, besides the scoped lists

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 mod apply;
 mod blocks;
+mod compress;
 mod routing;
 mod summary;
 #[cfg(test)]
@@ -17,6 +18,7 @@ mod tests;
 mod values;
 
 use blocks::Statement;
+pub use compress::{CompressSettings, COMPRESS_DIRECTIVES};
 pub use routing::{
     Balance, HashKey, NoSite, PoolSpec, RouteSpec, ScopeSettings, SiteSpec, DEFAULT_POOL,
 };
@@ -226,6 +228,8 @@ pub struct Config {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub cache: CacheSettings,
+    /// `compress*`: response compression (`crate::compress`, docs/compression.md).
+    pub compress: CompressSettings,
     pub health: Health,
     /// `admin ADDR:PORT`: the status, metrics and purge listener; `None` (the default): not bound.
     pub admin: Option<SocketAddr>,
@@ -366,6 +370,7 @@ impl Config {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             cache: CacheSettings::default(),
+            compress: CompressSettings::default(),
             health: Health::default(),
             admin: None,
             upgrade_protocols: crate::http::request::DEFAULT_UPGRADE_PROTOCOLS

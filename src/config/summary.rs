@@ -135,6 +135,9 @@ impl Config {
                 "strip"
             }
         ));
+        for line in self.compress.summary_lines() {
+            put(line);
+        }
         for line in self.edge.summary_lines() {
             put(line);
         }

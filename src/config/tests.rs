@@ -583,6 +583,74 @@ fn tls_backends_in_pools_take_weights_and_round_trip() {
 }
 
 #[test]
+fn compress_directives_parse_check_and_read_back() {
+    let cfg = parse("backend 127.0.0.1:2\n").unwrap();
+    assert_eq!(cfg.compress, CompressSettings::default());
+    assert!(!cfg.compress.enabled, "off unless asked for");
+    let summary = cfg.summary();
+    assert!(summary.contains("\ncompress off\n"), "{summary}");
+    assert!(
+        summary.contains("\ncompress_level gzip=2 br=3 zstd=3\n"),
+        "{summary}"
+    );
+    assert_eq!(parse(&summary).unwrap().compress, cfg.compress);
+
+    let text = "backend 127.0.0.1:2\ncompress on\ncompress_types default font/ttf\n\
+                compress_min_length 2k\ncompress_level br=5 gzip=6\n";
+    let cfg = parse(text).unwrap();
+    let c = &cfg.compress;
+    assert!(c.enabled);
+    assert!(c.types.matches(b"font/ttf") && c.types.matches(b"text/css"));
+    assert_eq!(c.min_length, 2048);
+    assert_eq!(
+        c.levels,
+        crate::compress::Levels {
+            gzip: 6,
+            br: 5,
+            zstd: 3
+        }
+    );
+    let again = parse(&cfg.summary()).unwrap();
+    assert_eq!(again.compress, cfg.compress);
+
+    for (bad, wanted) in [
+        (
+            "compress yes",
+            "test.conf:2: compress: 'yes' is not 'on' or 'off'",
+        ),
+        (
+            "compress_types text",
+            "test.conf:2: compress_types: 'text' is not a media type",
+        ),
+        (
+            "compress_types",
+            "test.conf:2: compress_types: needs at least one type",
+        ),
+        (
+            "compress_level gzip=11",
+            "test.conf:2: compress_level: gzip level '11': expected 1 to 9",
+        ),
+        (
+            "compress_level lz4=1",
+            "test.conf:2: compress_level: 'lz4' is not a coding",
+        ),
+        (
+            "compress_min_length lots",
+            "test.conf:2: compress_min_length: 'lots' is not a size",
+        ),
+        (
+            "compres on",
+            "test.conf:2: unknown directive 'compres' (did you mean 'compress'?)",
+        ),
+    ] {
+        let e = parse(&format!("backend 127.0.0.1:2\n{bad}\n")).unwrap_err();
+        assert!(e.to_string().starts_with(wanted), "{bad}: {e}");
+    }
+    let e = parse("backend 127.0.0.1:2\ncompress on\ncompress off\n").unwrap_err();
+    assert!(e.to_string().contains("duplicate 'compress'"), "{e}");
+}
+
+#[test]
 fn listen_flags_tls_and_proxy_protocol_in_any_order() {
     let cfg = parse(
         "listen 127.0.0.1:8080 proxy_protocol\nlisten 127.0.0.1:8443 proxy_protocol tls\n\

@@ -8,8 +8,14 @@ use std::sync::Arc;
 use super::cached::{self, CacheLabel, Consulted};
 use super::exchange::Exchange;
 use super::h1::{ClientGone, H1Codec};
+use super::relay::{pump_compressed, start_compressor, PumpError};
 use super::session::{Conn, Ctx, State, Step};
 use crate::cache::{unix_now, CacheEntry};
+use crate::compress::{decide_stored, CompressedHead, Decision};
+use crate::http::body::BodyKind;
+use crate::http::response::ResponseInfo;
+use crate::http::Version;
+use std::os::unix::fs::FileExt;
 
 impl Conn {
     /// A request head was parsed (and the cache consulted, when there is one): serve, wait, or
@@ -72,7 +78,8 @@ impl Conn {
         not_modified: bool,
         upstream_reusable: bool,
     ) -> Step {
-        let (resp, with_body) = cached::hit_response(&entry, not_modified, &x.info, ctx.stopping);
+        let (mut resp, with_body) =
+            cached::hit_response(&entry, not_modified, &x.info, ctx.stopping);
         let mut codec = H1Codec::new(
             &mut self.client,
             &mut self.to_client,
@@ -89,13 +96,57 @@ impl Conn {
         );
         let edge = &x.scope().edge;
         edge.finish_client_head(&mut self.to_client.bytes, resp.status, &self.facts);
+        // `compress off`, or a client asking for no coding: this one branch.
+        if with_body && x.asked.coding.is_some() {
+            self.compress_hit(x, &entry, &mut resp);
+        }
         x.cache.serve(entry, label, with_body);
         x.resp = Some(resp);
         self.enter_returning_upstream(State::ServeCached, ctx, upstream_reusable)
     }
 
+    /// A hit whose client accepts a coding and whose stored response qualifies (`decide_stored`)
+    /// is compressed on the fly: its head rewritten for the coding, its body read from the
+    /// entry's file through a `BodyCompressor`. Otherwise (or when the file cannot be opened
+    /// or the encoder made) it is served as stored.
+    fn compress_hit(&mut self, x: &mut Exchange, entry: &CacheEntry, resp: &mut ResponseInfo) {
+        let settings = &x.settings.config.compress;
+        let decision = decide_stored(
+            x.asked,
+            resp.status,
+            |name| entry.meta.header_bytes(name),
+            entry.body_len,
+            &settings.types,
+            settings.min_length,
+        );
+        let Decision::Compress(coding) = decision else {
+            return;
+        };
+        let Some(file) = entry.open_body() else {
+            return;
+        };
+        let Ok(compressor) = start_compressor(&x.settings.config, coding) else {
+            return;
+        };
+        let version = x.info.version;
+        CompressedHead::new(coding, version).rewrite(&mut self.to_client.bytes);
+        resp.client_keep_alive &= version == Version::Http11;
+        let mut codec = H1Codec::new(
+            &mut self.client,
+            &mut self.to_client,
+            &mut self.client_framing,
+            &mut x.client_bytes,
+        );
+        codec.begin_compressed_body(resp, version);
+        x.compressor = Some(compressor);
+        x.compressed_hit = Some(file);
+    }
+
     /// Writes the cached head, then the body straight from the entry's map.
     pub(super) fn serve_cached(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Step {
+        if x.compressor.is_some() {
+            return self.serve_cached_compressed(x, ctx);
+        }
         let sent_before = x.client_bytes;
         let mut codec = H1Codec::new(
             &mut self.client,
@@ -126,4 +177,64 @@ impl Conn {
         }
         Step::Wait
     }
+
+    /// A compressed hit: the body read from the entry's file (`pread`, a bounded piece per
+    /// round, at the offset the hit has reached) and pumped through the compressor.
+    fn serve_cached_compressed(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Step {
+        let (Some(compressor), Some(file)) = (x.compressor.as_deref_mut(), &x.compressed_hit)
+        else {
+            return self.enter(State::Closed, ctx);
+        };
+        let total = match x.resp.as_ref().map(|r| r.body) {
+            Some(BodyKind::Length(n)) => n,
+            _ => 0,
+        };
+        let remaining = x.cache.hit_body().len();
+        let offset = total.saturating_sub(remaining as u64);
+        let mut piece = [0u8; HIT_PIECE];
+        let wanted = remaining.min(piece.len());
+        let read = match file.read_at(&mut piece[..wanted], offset) {
+            Ok(n) if n > 0 || wanted == 0 => n,
+            Ok(_) | Err(_) => {
+                log::warn!("a cached body being compressed could not be read; closing");
+                self.log_exchange(Some(x), ctx, 500);
+                return self.enter(State::Closed, ctx);
+            }
+        };
+        let sent_before = x.client_bytes;
+        let mut codec = H1Codec::new(
+            &mut self.client,
+            &mut self.to_client,
+            &mut self.client_framing,
+            &mut x.client_bytes,
+        );
+        let last = read == remaining;
+        match pump_compressed(&mut codec, compressor, &piece[..read], last) {
+            Ok(pumped) => {
+                if pumped.took > 0 {
+                    x.cache.hit_sent(pumped.took);
+                }
+                if pumped.ended {
+                    return self.finish_exchange(x, ctx);
+                }
+                if pumped.took > 0 || x.client_bytes != sent_before {
+                    self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_idle;
+                    return Step::Again;
+                }
+                Step::Wait
+            }
+            Err(PumpError::ClientGone) => {
+                self.log_exchange(Some(x), ctx, 499);
+                self.enter(State::Closed, ctx)
+            }
+            Err(PumpError::Encoder(e)) => {
+                log::warn!("compressing a cached response failed: {e}");
+                self.log_exchange(Some(x), ctx, 500);
+                self.enter(State::Closed, ctx)
+            }
+        }
+    }
 }
+
+/// Bytes of a cached body read per round of a compressed hit (on the stack).
+const HIT_PIECE: usize = 16 * 1024;

@@ -10,6 +10,7 @@ use super::shared::Settings;
 #[cfg(target_os = "linux")]
 use super::splice::SplicePipe;
 use super::upstream_failure::HeldFailure;
+use crate::compress::{Asked, BodyCompressor};
 use crate::http::body::{BodyKind, BodyRelay};
 use crate::http::request::RequestInfo;
 use crate::http::response::ResponseInfo;
@@ -58,6 +59,14 @@ pub(super) struct Exchange {
     pub(super) held: Option<HeldFailure>,
     /// What the cache does for this request.
     pub(super) cache: CacheWork,
+    /// What the request's head asked of compression (`Asked::NONE` under `compress off`),
+    /// read at its parse; the response head's `decide` needs it.
+    pub(super) asked: Asked,
+    /// The response body's compressor, while the response is compressed (`relay.rs`).
+    pub(super) compressor: Option<Box<BodyCompressor>>,
+    /// A cache hit being compressed reads its body from this file (`CacheEntry::open_body`),
+    /// not from the map.
+    pub(super) compressed_hit: Option<std::fs::File>,
     /// The pipe of a body being spliced, while it is (splice(2) is Linux-only).
     #[cfg(target_os = "linux")]
     pub(super) splice: Option<SplicePipe>,
@@ -104,6 +113,9 @@ impl Exchange {
             logged: false,
             held: None,
             cache: CacheWork::default(),
+            asked: Asked::NONE,
+            compressor: None,
+            compressed_hit: None,
             #[cfg(target_os = "linux")]
             splice: None,
         }

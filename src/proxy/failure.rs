@@ -339,6 +339,10 @@ fn record_stats(stats: &Stats, x: Option<&Exchange>, status: u16, took: Duration
         return;
     };
     stats.record_bytes(x.client_bytes, x.upstream_sent);
+    if let Some(c) = x.compressor.as_deref() {
+        let (before, after) = c.totals();
+        stats.compress.record(c.coding(), before, after);
+    }
     let backends = &x.settings.backends;
     let (tried, mut failed) = (x.tried, x.tried);
     if let Some(b) = x.backend {

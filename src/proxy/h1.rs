@@ -167,6 +167,23 @@ impl<'a> H1Codec<'a> {
         chunked && (plain || info.dechunk)
     }
 
+    /// The body of a compressed response begins (its head rewritten by `CompressedHead`):
+    /// the compressor's output is chunked for an HTTP/1.1 client and goes to the close for an
+    /// HTTP/1.0 one. Returns whether the exchange de-chunks the backend's body: the compressor
+    /// takes plain data.
+    #[inline]
+    pub(super) fn begin_compressed_body(&mut self, info: &ResponseInfo, client: Version) -> bool {
+        *self.framing = if client == Version::Http11 {
+            ClientFraming::Chunked {
+                left: 0,
+                open: false,
+            }
+        } else {
+            ClientFraming::AsIs
+        };
+        info.body == BodyKind::Chunked
+    }
+
     /// The head of a response served from the cache (`resp`, from `cached::hit_response`),
     /// written from the entry's stored head fields and queued ahead of its body. The body, if
     /// any, is the stored one, of its known length: its data goes out as it is.

@@ -15,9 +15,14 @@ use super::upstream::ExchangeKey;
 use super::upstream_failure::Phase;
 use crate::balance::key_hash;
 use crate::buffer::Buffer;
-use crate::config::HashKey;
+use crate::compress::{
+    decide, Asked, BodyCompressor, Coding, CompressedHead, Decision, EncodeError, Encoder,
+};
+use crate::config::{Config, HashKey};
 use crate::http::body::BodyRelay;
-use crate::http::response::ResponseInfo;
+use crate::http::head::ResponseHead;
+use crate::http::response::{ClientSide, ResponseInfo};
+use crate::http::Version;
 use crate::net::proxy_protocol;
 use crate::routing::{header_value, Routed};
 use crate::tls::client::TlsFailure;
@@ -326,6 +331,7 @@ impl Conn {
                 let cache = ctx.shared.cache.as_ref();
                 // The cache reads the head as parsed for the client: it is parsed once.
                 let mut refreshed = None;
+                let mut compressing = None;
                 let parsed =
                     codec.head(buf.data(), limits, side, &mut |head, info, client_head| {
                         if let Some(cache) = cache.filter(|_| !info.is_interim()) {
@@ -341,9 +347,19 @@ impl Conn {
                         }
                         let edge = &x.settings.router.scope(x.route.scope).edge;
                         edge.finish_client_head(client_head, info.status, &self.facts);
+                        // `compress off`, or a client asking for no coding: this one branch.
+                        if x.asked.coding.is_some() && !info.is_interim() {
+                            compressing = compressed_head(
+                                x.asked,
+                                head,
+                                &x.settings.config,
+                                side,
+                                client_head,
+                            );
+                        }
                     });
                 match parsed {
-                    Ok(Some(info)) => {
+                    Ok(Some(mut info)) => {
                         buf.consume(info.head_len);
                         if info.is_interim() {
                             return Step::Again;
@@ -361,6 +377,20 @@ impl Conn {
                                 not_modified,
                                 info.upstream_reusable,
                             );
+                        }
+                        if let Some(coding) = compressing {
+                            match start_compressor(&x.settings.config, coding) {
+                                Ok(compressor) => {
+                                    x.compressor = Some(compressor);
+                                    info.client_keep_alive &= side.version == Version::Http11;
+                                }
+                                Err(e) => {
+                                    codec.discard();
+                                    log::warn!("cannot start a {} encoder: {e}", coding.token());
+                                    let why = "the response could not be compressed";
+                                    return self.fail(Some(x), ctx, 500, why, true);
+                                }
+                            }
                         }
                         return self.start_response(x, ctx, info, key);
                     }
@@ -418,7 +448,11 @@ impl Conn {
             &mut self.client_framing,
             &mut x.client_bytes,
         );
-        let dechunk = codec.begin_body(&info, x.cache.is_storing());
+        let dechunk = if x.compressor.is_some() {
+            codec.begin_compressed_body(&info, x.info.version)
+        } else {
+            codec.begin_body(&info, x.cache.is_storing())
+        };
         x.resp_body = BodyRelay::new(info.body, dechunk);
         let switching = info.status == 101;
         x.resp = Some(info);
@@ -476,21 +510,39 @@ impl Conn {
             &mut self.client_framing,
             &mut x.client_bytes,
         );
-        match codec.body(&buf.data()[..ready]) {
-            Ok(taken) => {
-                buf.consume(taken);
-                x.resp_body.sent(taken);
+        let ended = if let Some(compressor) = x.compressor.as_deref_mut() {
+            let last = x.resp_body.has_ended();
+            match pump_compressed(&mut codec, compressor, &buf.data()[..ready], last) {
+                Ok(pumped) => {
+                    buf.consume(pumped.took);
+                    x.resp_body.sent(pumped.took);
+                    progress |= pumped.took > 0;
+                    Ok(pumped.ended)
+                }
+                Err(PumpError::ClientGone) => Err(ClientGone),
+                Err(PumpError::Encoder(e)) => {
+                    log::warn!("compressing a response failed: {e}");
+                    self.log_exchange(Some(x), ctx, 502);
+                    return self.enter(State::Closed, ctx);
+                }
             }
-            Err(ClientGone) => {
-                // The client went away; the upstream connection is mid-response, so drop it.
-                self.log_exchange(Some(x), ctx, 499);
-                return self.enter(State::Closed, ctx);
-            }
-        }
-        let ended = if x.resp_body.is_complete() {
-            codec.end()
         } else {
-            Ok(false)
+            match codec.body(&buf.data()[..ready]) {
+                Ok(taken) => {
+                    buf.consume(taken);
+                    x.resp_body.sent(taken);
+                }
+                Err(ClientGone) => {
+                    // The client went away; the upstream connection is mid-response, so drop it.
+                    self.log_exchange(Some(x), ctx, 499);
+                    return self.enter(State::Closed, ctx);
+                }
+            }
+            if x.resp_body.is_complete() {
+                codec.end()
+            } else {
+                Ok(false)
+            }
         };
         progress |= x.client_bytes != sent_before;
         match ended {
@@ -575,6 +627,10 @@ impl Conn {
         // A TLS backend's bytes must be decrypted: no splice from it.
         let upstream_fd = ctx.upstreams.conns.get(key)?.stream.splice_fd()?;
         if x.splice.is_none() {
+            if x.compressor.is_some() {
+                // The compressor needs the data.
+                return None;
+            }
             // The codec allows it: the data goes out as it is, with nothing queued before it.
             let codec = H1Codec::new(
                 &mut self.client,
@@ -636,4 +692,115 @@ impl Conn {
     ) -> Option<Step> {
         None
     }
+}
+
+/// Encoder steps (each at most `STEP_INPUT` bytes of input) one round of a compressed relay
+/// makes, and the rounds one call makes: the work per event is bounded.
+const COMPRESS_STEPS: usize = 4;
+const COMPRESS_ROUNDS: usize = 4;
+
+/// The size of a compressed body's output buffer: what is made and not yet taken by the
+/// client. When it is full the compressor takes no input, the relay's buffer fills, and the
+/// backend is no longer read: a slow client slows the backend.
+const COMPRESS_OUTPUT: usize = 16 * 1024;
+
+/// Decides, at the final response head, whether its body is compressed; if so, rewrites the
+/// client's head for it (`CompressedHead`) and says in which coding.
+fn compressed_head(
+    asked: Asked,
+    head: &ResponseHead<'_>,
+    config: &Config,
+    side: ClientSide,
+    client_head: &mut Vec<u8>,
+) -> Option<Coding> {
+    let settings = &config.compress;
+    let decision = decide(
+        asked,
+        head.status,
+        head.fields,
+        &settings.types,
+        settings.min_length,
+    );
+    let Decision::Compress(coding) = decision else {
+        return None;
+    };
+    CompressedHead::new(coding, side.version).rewrite(client_head);
+    Some(coding)
+}
+
+/// The exchange's compressor for `coding`, at the configured level.
+pub(super) fn start_compressor(
+    config: &Config,
+    coding: Coding,
+) -> Result<Box<BodyCompressor>, EncodeError> {
+    let encoder = Encoder::new(coding, config.compress.levels.of(coding))?;
+    Ok(Box::new(BodyCompressor::new(
+        encoder,
+        vec![0; COMPRESS_OUTPUT],
+    )))
+}
+
+/// What one call of [`pump_compressed`] did.
+pub(super) struct Pumped {
+    /// Bytes of the input the compressor took (the caller drops them from its source).
+    pub(super) took: usize,
+    /// The whole compressed response has left.
+    pub(super) ended: bool,
+}
+
+pub(super) enum PumpError {
+    ClientGone,
+    Encoder(EncodeError),
+}
+
+/// Moves plain body data (`input`, the start of what is left of the body; `last`: it is all
+/// that is left) through `compressor` to the client: its pending output first, then new input
+/// while it has room, then, at the end of the body, the encoder's end and the last chunk.
+/// Bounded: `COMPRESS_ROUNDS` rounds of `COMPRESS_STEPS` encoder steps; stops as soon as the
+/// client would block. The relay of a miss and a cache hit both use it.
+pub(super) fn pump_compressed(
+    codec: &mut H1Codec<'_>,
+    compressor: &mut BodyCompressor,
+    input: &[u8],
+    last: bool,
+) -> Result<Pumped, PumpError> {
+    let mut took = 0;
+    for _ in 0..COMPRESS_ROUNDS {
+        let pending = compressor.pending();
+        if !pending.is_empty() {
+            let wanted = pending.len();
+            let n = codec
+                .body(pending)
+                .map_err(|ClientGone| PumpError::ClientGone)?;
+            compressor.taken(n);
+            if n < wanted {
+                break;
+            }
+        }
+        let made_before = compressor.totals().1;
+        if took < input.len() {
+            let n = compressor
+                .feed(&input[took..], COMPRESS_STEPS)
+                .map_err(PumpError::Encoder)?;
+            took += n;
+            if n == 0 && compressor.totals().1 == made_before {
+                break;
+            }
+        } else if last && !compressor.is_done() {
+            compressor
+                .finish(COMPRESS_STEPS)
+                .map_err(PumpError::Encoder)?;
+            if compressor.pending().is_empty() {
+                break;
+            }
+        } else {
+            break;
+        }
+    }
+    let ended = if last && took == input.len() && compressor.is_done() {
+        codec.end().map_err(|ClientGone| PumpError::ClientGone)?
+    } else {
+        false
+    };
+    Ok(Pumped { took, ended })
 }

@@ -36,9 +36,10 @@ use super::upstream::UpstreamPool;
 use super::upstream_failure::Phase;
 use crate::buffer::{Buffer, BufferPool, HeadPool};
 use crate::clock::Clock;
+use crate::compress::Asked;
 use crate::config::Timeouts;
 use crate::edge::RequestFacts;
-use crate::http::request::{self, Forwarding, HeadLimits, RequestLine};
+use crate::http::request::{self, Forwarding, HeadLimits, Method, RequestLine};
 use crate::logging::AccessLog;
 
 /// How long a closing connection waits for the client to finish sending before the socket is
@@ -600,6 +601,7 @@ impl Conn {
                 let upgrades = &ctx.settings.config.upgrade_protocols;
                 let router = &ctx.settings.router;
                 let facts = &mut self.facts;
+                let compress = &ctx.settings.config.compress;
                 facts.clear();
                 let parsed = request::parse_with(input, limits, upgrades, &mut self.line, |head| {
                     // Routed once, here: the rules of its site or route apply from now on.
@@ -620,10 +622,16 @@ impl Conn {
                         }
                         None => head.write_upstream_with(upstream_head, &fwd, &upstream),
                     }
-                    (consulted, route)
+                    // `compress off`: not read at all, and the response's check is one branch.
+                    let asked = if compress.enabled {
+                        Asked::from_request(head.info.method == Method::Head, head.headers)
+                    } else {
+                        Asked::NONE
+                    };
+                    (consulted, route, asked)
                 });
                 match parsed {
-                    Ok(Some((info, (consulted, route)))) => {
+                    Ok(Some((info, (consulted, route, asked)))) => {
                         if ctx.shared.cache.is_some() {
                             self.req_head.keep(&buf.data()[..info.head_len]);
                         }
@@ -638,6 +646,7 @@ impl Conn {
                             route,
                             ctx.clock.now,
                         ));
+                        x.asked = asked;
                         let max_body = ctx.settings.config.limits.max_body_size;
                         if x.body_over(max_body) {
                             let why = "request body larger than allowed";
