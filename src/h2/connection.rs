@@ -35,6 +35,9 @@ pub struct H2Config {
     /// [`H2Connection::start_rate_window`]): past it, the rapid-reset defence (CVE-2023-44487)
     /// ends the connection with ENHANCE_YOUR_CALM.
     pub max_resets_per_window: u32,
+    /// DATA frames without data or END_STREAM per rate window (CVE-2019-9518's empty-frame
+    /// flood: work for no bytes): past it, ENHANCE_YOUR_CALM.
+    pub max_empty_frames_per_window: u32,
     pub header_block: HeaderBlockLimits,
 }
 
@@ -55,6 +58,7 @@ impl Default for H2Config {
             max_output: 256 * 1024,
             max_queued_acks: 64,
             max_resets_per_window: 200,
+            max_empty_frames_per_window: 1000,
             header_block: HeaderBlockLimits::default(),
         }
     }
@@ -155,10 +159,16 @@ pub struct H2Connection {
     event_bytes: Vec<u8>,
     queued_acks: usize,
     resets_in_window: u32,
+    empty_frames_in_window: u32,
     /// GOAWAY pibl sent: streams above this id are ignored.
     goaway_sent: Option<u32>,
     goaway_received: bool,
+    /// The last [`RECENTLY_RESET`] streams reset, by either side.
+    recently_reset: VecDeque<u32>,
 }
+
+/// How many reset stream ids are remembered.
+const RECENTLY_RESET: usize = 32;
 
 fn conn_err(code: ErrorCode, reason: &'static str) -> ConnectionError {
     ConnectionError::new(code, reason)
@@ -196,8 +206,10 @@ impl H2Connection {
             event_bytes: Vec::new(),
             queued_acks: 0,
             resets_in_window: 0,
+            empty_frames_in_window: 0,
             goaway_sent: None,
             goaway_received: false,
+            recently_reset: VecDeque::with_capacity(RECENTLY_RESET),
             config,
         }
     }
@@ -253,7 +265,7 @@ impl H2Connection {
                             "a frame inside a header block",
                         ));
                     }
-                    self.stream_error(error.stream_id, error.code);
+                    self.stream_error(error.stream_id, error.code)?;
                 }
                 Parsed::Frame { frame, consumed } => {
                     at += consumed;
@@ -321,6 +333,7 @@ impl H2Connection {
                         stream: stream_id,
                         code,
                     });
+                    self.remember_reset(stream_id);
                     self.count_reset()?;
                 }
                 Ok(())
@@ -387,7 +400,7 @@ impl H2Connection {
                     .get_mut(&stream_id)
                     .is_some_and(|s| s.send_window.increase(increment).is_err());
                 if overflow {
-                    self.stream_error(stream_id, ErrorCode::FLOW_CONTROL_ERROR);
+                    return self.stream_error(stream_id, ErrorCode::FLOW_CONTROL_ERROR);
                 }
                 Ok(())
             }
@@ -407,24 +420,20 @@ impl H2Connection {
                 stream.state,
                 StreamState::Open | StreamState::HalfClosedLocal
             ) {
-                self.stream_error(stream_id, ErrorCode::STREAM_CLOSED);
-                return Ok(());
+                return self.stream_error(stream_id, ErrorCode::STREAM_CLOSED);
             }
             if !end_stream {
-                self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
-                return Ok(());
+                return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
             }
             let fields = match validate(&self.decoded, BlockKind::Trailers) {
                 Ok(fields) => fields,
                 Err(_) => {
-                    self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
-                    return Ok(());
+                    return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
                 }
             };
             let (cl, received) = (stream.content_length, stream.data_received);
             if cl.is_some_and(|cl| cl != received) {
-                self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
-                return Ok(());
+                return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
             }
             self.events.push_back(Event::Trailers {
                 stream: stream_id,
@@ -440,6 +449,9 @@ impl H2Connection {
             ));
         }
         if stream_id <= self.last_client_stream {
+            if self.recently_reset.contains(&stream_id) {
+                return Ok(());
+            }
             return Err(conn_err(
                 ErrorCode::PROTOCOL_ERROR,
                 "HEADERS on a closed or lower stream id",
@@ -451,23 +463,19 @@ impl H2Connection {
             return Ok(());
         }
         if self.streams.len() >= self.max_streams as usize {
-            write_rst_stream(&mut self.out, stream_id, ErrorCode::REFUSED_STREAM);
-            return self.count_reset();
+            return self.stream_error(stream_id, ErrorCode::REFUSED_STREAM);
         }
         if self_dependent {
-            write_rst_stream(&mut self.out, stream_id, ErrorCode::PROTOCOL_ERROR);
-            return Ok(());
+            return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
         }
         let head = match validate(&self.decoded, BlockKind::Request) {
             Ok(head) => head,
             Err(_) => {
-                write_rst_stream(&mut self.out, stream_id, ErrorCode::PROTOCOL_ERROR);
-                return Ok(());
+                return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
             }
         };
         if end_stream && head.content_length.is_some_and(|cl| cl != 0) {
-            write_rst_stream(&mut self.out, stream_id, ErrorCode::PROTOCOL_ERROR);
-            return Ok(());
+            return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
         }
         self.streams.insert(
             stream_id,
@@ -525,12 +533,10 @@ impl H2Connection {
             stream.state,
             StreamState::Open | StreamState::HalfClosedLocal
         ) {
-            self.stream_error(stream_id, ErrorCode::STREAM_CLOSED);
-            return Ok(());
+            return self.stream_error(stream_id, ErrorCode::STREAM_CLOSED);
         }
         if stream.recv_window.receive(flow_len).is_err() {
-            self.stream_error(stream_id, ErrorCode::FLOW_CONTROL_ERROR);
-            return Ok(());
+            return self.stream_error(stream_id, ErrorCode::FLOW_CONTROL_ERROR);
         }
         // Padding is nobody's to release: given back with the next update.
         stream.pending_update += flow_len - data.len() as u32;
@@ -539,7 +545,16 @@ impl H2Connection {
             stream.data_received > cl || (end_stream && stream.data_received != cl)
         });
         if length_wrong {
-            self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
+            return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
+        }
+        if data.is_empty() && !end_stream {
+            self.empty_frames_in_window += 1;
+            if self.empty_frames_in_window > self.config.max_empty_frames_per_window {
+                return Err(conn_err(
+                    ErrorCode::ENHANCE_YOUR_CALM,
+                    "empty DATA frame flood",
+                ));
+            }
             return Ok(());
         }
         let start = self.event_bytes.len();
@@ -579,8 +594,10 @@ impl H2Connection {
         }
     }
 
-    /// A stream error (RFC 9113 §5.4.2): RST_STREAM; the caller hears of it if it knew the stream.
-    fn stream_error(&mut self, stream_id: u32, code: ErrorCode) {
+    /// A stream error (RFC 9113 §5.4.2): RST_STREAM; the caller hears of it if it knew the
+    /// stream. Counted with the client's resets: invalid requests cost a decode and a reset
+    /// each, the same work as a rapid reset.
+    fn stream_error(&mut self, stream_id: u32, code: ErrorCode) -> Result<(), ConnectionError> {
         write_rst_stream(&mut self.out, stream_id, code);
         if self.streams.remove(&stream_id).is_some() {
             self.events.push_back(Event::Reset {
@@ -588,6 +605,17 @@ impl H2Connection {
                 code,
             });
         }
+        self.remember_reset(stream_id);
+        self.count_reset()
+    }
+
+    /// Frames the client sent before it saw a reset are ignored, not connection errors
+    /// (RFC 9113 §5.1): the last few reset ids are kept to tell them from unexpected ids.
+    fn remember_reset(&mut self, stream_id: u32) {
+        if self.recently_reset.len() == RECENTLY_RESET {
+            self.recently_reset.pop_front();
+        }
+        self.recently_reset.push_back(stream_id);
     }
 
     fn count_reset(&mut self) -> Result<(), ConnectionError> {
@@ -666,9 +694,11 @@ impl H2Connection {
         self.config.settings.initial_window_size
     }
 
-    /// Starts a new rate window for the rapid-reset count; the worker calls it on a timer.
+    /// Starts a new rate window for the reset and empty-frame counts; the worker calls it on a
+    /// timer (until then the counts are per connection).
     pub fn start_rate_window(&mut self) {
         self.resets_in_window = 0;
+        self.empty_frames_in_window = 0;
     }
 
     // ---- writing ----
@@ -820,6 +850,7 @@ impl H2Connection {
     pub fn reset(&mut self, stream_id: u32, code: ErrorCode) {
         if self.streams.remove(&stream_id).is_some() {
             write_rst_stream(&mut self.out, stream_id, code);
+            self.remember_reset(stream_id);
         }
     }
 
@@ -831,7 +862,6 @@ impl H2Connection {
             .map_or(last_stream_id, |l| l.min(last_stream_id));
         write_goaway(&mut self.out, last, code, &[]);
         self.goaway_sent = Some(last);
-        self.streams.retain(|&id, _| id <= last);
     }
 
     /// The highest stream id the client opened: the `last_stream_id` of a graceful GOAWAY.

@@ -966,3 +966,54 @@ fn random_frames_never_panic() {
         assert!(conn.output().len() < H2Config::default().max_output + 1024);
     }
 }
+
+#[test]
+fn invalid_requests_in_a_loop_count_as_resets() {
+    let (mut conn, mut client, mut reader) = started();
+    let limit = H2Config::default().max_resets_per_window;
+    let mut result = Ok(());
+    for i in 0..=limit {
+        client.headers(2 * i + 1, &[(":method", "GET")], true);
+        result = feed(&mut conn, &client.take());
+        reader.read(&mut conn);
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(
+        result.map_err(|e| e.code),
+        Err(ErrorCode::ENHANCE_YOUR_CALM)
+    );
+}
+
+#[test]
+fn frames_on_a_stream_pibl_reset_are_ignored() {
+    let (mut conn, mut client, mut reader) = started();
+    client.headers(1, &request("POST", "/"), false);
+    feed(&mut conn, &client.take()).expect("ok");
+    events(&mut conn);
+    conn.reset(1, ErrorCode::CANCEL);
+    assert_eq!(
+        reset_code(&reader.read(&mut conn), 1),
+        Some(ErrorCode::CANCEL)
+    );
+    // The client's body and trailers were already on their way.
+    write_data(&mut client.bytes, 1, b"late", false);
+    client.headers(1, &[("x-trailer", "1")], true);
+    feed(&mut conn, &client.take()).expect("ignored");
+    assert!(events(&mut conn).is_empty());
+    assert_eq!(conn.stream_state(1), StreamState::Closed);
+}
+
+#[test]
+fn empty_data_frames_flood() {
+    let (mut conn, mut client, _) = started();
+    client.headers(1, &request("POST", "/"), false);
+    for _ in 0..=H2Config::default().max_empty_frames_per_window {
+        write_data(&mut client.bytes, 1, &[], false);
+    }
+    assert_eq!(
+        feed(&mut conn, &client.take()).map_err(|e| e.code),
+        Err(ErrorCode::ENHANCE_YOUR_CALM)
+    );
+}
