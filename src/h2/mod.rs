@@ -8,11 +8,16 @@
 //! - `settings.rs`: SETTINGS values, validated.
 //! - `flow.rs`: flow-control windows with overflow detection.
 //! - `error.rs`: error codes, connection and stream errors.
+//! - `connection.rs`: [`connection::H2Connection`], the sans-io server connection: preface,
+//!   SETTINGS, the stream table and states, flow control, sending, the session-level defences.
+//! - `request.rs`: a request head validated as RFC 9113 §8 says (pseudo-headers, cookies).
 
+pub mod connection;
 pub mod error;
 pub mod flow;
 pub mod frame;
 pub mod hpack;
+pub mod request;
 pub mod settings;
 #[cfg(test)]
 mod test_rng;

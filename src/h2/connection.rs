@@ -1,0 +1,878 @@
+//! The HTTP/2 server connection, sans-io: the client's bytes go in through
+//! [`H2Connection::receive`], what happened comes out of [`H2Connection::poll_event`], and what
+//! to write is [`H2Connection::output`]. No socket, no clock: the worker (a later phase) reads,
+//! writes and times; this file keeps RFC 9113's rules, the stream table and the defences.
+//!
+//! Stream states (RFC 9113 §5.1): a stream in the table is open, half-closed (remote) or
+//! half-closed (local); an id above the highest the client opened is idle, any other id not in
+//! the table is closed. A stream leaves the table when both sides have ended it or on a reset.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+
+use super::error::{ConnectionError, ErrorCode};
+use super::flow::Window;
+use super::frame::{
+    check_client_preface, parse_frame, write_data, write_goaway, write_headers, write_ping,
+    write_rst_stream, write_settings, write_settings_ack, write_window_update, Assembled, Frame,
+    HeaderBlockAssembler, HeaderBlockLimits, Parsed, CLIENT_PREFACE, DEFAULT_MAX_FRAME_SIZE,
+};
+use super::hpack::{DecodedHeaders, Decoder, Encoder, Indexing};
+use super::request::{validate, BlockKind, RequestHead};
+use super::settings::Settings;
+
+/// The connection's limits; the SETTINGS pibl advertises are in `settings`.
+#[derive(Debug, Clone, Copy)]
+pub struct H2Config {
+    /// pibl's SETTINGS. `max_concurrent_streams` bounds the stream table (128 when `None`).
+    pub settings: Settings,
+    /// Output bytes queued before `receive` stops reading and `send_data` takes nothing.
+    pub max_output: usize,
+    /// SETTINGS and PING ACKs queued while the output is not drained: past it, the client is
+    /// flooding (ENHANCE_YOUR_CALM).
+    pub max_queued_acks: usize,
+    /// Streams reset by the client, or refused, per rate window (see
+    /// [`H2Connection::start_rate_window`]): past it, the rapid-reset defence (CVE-2023-44487)
+    /// ends the connection with ENHANCE_YOUR_CALM.
+    pub max_resets_per_window: u32,
+    /// DATA frames without data or END_STREAM per rate window (CVE-2019-9518's empty-frame
+    /// flood: work for no bytes): past it, ENHANCE_YOUR_CALM.
+    pub max_empty_frames_per_window: u32,
+    pub header_block: HeaderBlockLimits,
+}
+
+/// The streams pibl accepts at once when its settings name no number.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// The decoded header list's bound when the settings name none.
+pub const DEFAULT_MAX_HEADER_LIST: u32 = 64 * 1024;
+
+impl Default for H2Config {
+    fn default() -> Self {
+        H2Config {
+            settings: Settings {
+                enable_push: false,
+                max_concurrent_streams: Some(DEFAULT_MAX_CONCURRENT_STREAMS),
+                max_header_list_size: Some(32 * 1024),
+                ..Settings::default()
+            },
+            max_output: 256 * 1024,
+            max_queued_acks: 64,
+            max_resets_per_window: 200,
+            max_empty_frames_per_window: 1000,
+            header_block: HeaderBlockLimits::default(),
+        }
+    }
+}
+
+/// What the client did, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A valid request head on a new stream.
+    Request {
+        stream: u32,
+        head: RequestHead,
+        end_stream: bool,
+    },
+    /// Request body bytes: read them with [`H2Connection::data`] before the next `receive`, and
+    /// [`H2Connection::release`] them once consumed (that re-opens the stream's window).
+    Data {
+        stream: u32,
+        bytes: Range<usize>,
+        end_stream: bool,
+    },
+    /// Request trailers (they end the stream).
+    Trailers { stream: u32, fields: RequestHead },
+    /// A stream announced by `Request` ended early: by the client's RST_STREAM, or by pibl for
+    /// the client's error (`code` says which).
+    Reset { stream: u32, code: ErrorCode },
+    /// The client is going away: streams above `last_stream_id` were not processed by it.
+    GoAway {
+        last_stream_id: u32,
+        code: ErrorCode,
+    },
+}
+
+/// A send refused because of the stream's state (the caller's mistake or a race with a reset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// Not in the table: closed, reset or never opened.
+    NoSuchStream,
+    /// pibl already ended its side of the stream.
+    AlreadyEnded,
+}
+
+/// A stream's state as RFC 9113 §5.1 names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamState {
+    Idle,
+    Open,
+    HalfClosedRemote,
+    HalfClosedLocal,
+    Closed,
+}
+
+#[derive(Debug)]
+struct Stream {
+    state: StreamState,
+    send_window: Window,
+    recv_window: Window,
+    /// Bytes received and released (or padding) not yet given back by WINDOW_UPDATE.
+    pending_update: u32,
+    content_length: Option<u64>,
+    data_received: u64,
+}
+
+/// The connection's own lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnState {
+    /// Waiting for the 24-byte client preface.
+    Preface,
+    /// The preface came; the first frame must be the client's SETTINGS (RFC 9113 §3.4).
+    FirstSettings,
+    Open,
+    /// A connection error was sent: nothing more is read.
+    Failed(ConnectionError),
+}
+
+/// One client's HTTP/2 connection, server side.
+#[derive(Debug)]
+pub struct H2Connection {
+    config: H2Config,
+    state: ConnState,
+    peer: Settings,
+    max_streams: u32,
+    streams: HashMap<u32, Stream>,
+    /// The highest stream id the client opened (ids at or below it are no longer idle).
+    last_client_stream: u32,
+    conn_send_window: Window,
+    conn_recv_window: Window,
+    conn_pending_update: u32,
+    assembler: HeaderBlockAssembler,
+    decoder: Decoder,
+    decoded: DecodedHeaders,
+    encoder: Encoder,
+    block_buf: Vec<u8>,
+    out: Vec<u8>,
+    out_pos: usize,
+    events: VecDeque<Event>,
+    /// DATA bytes of queued `Event::Data`; cleared once the events are all taken.
+    event_bytes: Vec<u8>,
+    queued_acks: usize,
+    resets_in_window: u32,
+    empty_frames_in_window: u32,
+    /// GOAWAY pibl sent: streams above this id are ignored.
+    goaway_sent: Option<u32>,
+    goaway_received: bool,
+    /// The last [`RECENTLY_RESET`] streams reset, by either side.
+    recently_reset: VecDeque<u32>,
+}
+
+/// How many reset stream ids are remembered.
+const RECENTLY_RESET: usize = 32;
+
+fn conn_err(code: ErrorCode, reason: &'static str) -> ConnectionError {
+    ConnectionError::new(code, reason)
+}
+
+impl H2Connection {
+    /// A server connection; pibl's SETTINGS are queued in the output at once (RFC 9113 §3.4).
+    pub fn new(config: H2Config) -> Self {
+        let mut out = Vec::new();
+        write_settings(&mut out, &config.settings.to_params());
+        let max_list = config
+            .settings
+            .max_header_list_size
+            .unwrap_or(DEFAULT_MAX_HEADER_LIST) as usize;
+        H2Connection {
+            state: ConnState::Preface,
+            peer: Settings::default(),
+            max_streams: config
+                .settings
+                .max_concurrent_streams
+                .unwrap_or(DEFAULT_MAX_CONCURRENT_STREAMS),
+            streams: HashMap::new(),
+            last_client_stream: 0,
+            conn_send_window: Window::new(65_535),
+            conn_recv_window: Window::new(65_535),
+            conn_pending_update: 0,
+            assembler: HeaderBlockAssembler::new(config.header_block),
+            decoder: Decoder::new(config.settings.header_table_size as usize, max_list),
+            decoded: DecodedHeaders::new(),
+            encoder: Encoder::default(),
+            block_buf: Vec::new(),
+            out,
+            out_pos: 0,
+            events: VecDeque::new(),
+            event_bytes: Vec::new(),
+            queued_acks: 0,
+            resets_in_window: 0,
+            empty_frames_in_window: 0,
+            goaway_sent: None,
+            goaway_received: false,
+            recently_reset: VecDeque::with_capacity(RECENTLY_RESET),
+            config,
+        }
+    }
+
+    // ---- reading ----
+
+    /// Consumes the preface and whole frames from `input`; returns the bytes taken (a partial
+    /// frame is left for the next call, with more bytes after it). Stops early while the output
+    /// holds `max_output` bytes or more. On a connection error, GOAWAY is queued in the output
+    /// and every later call returns the same error.
+    pub fn receive(&mut self, input: &[u8]) -> Result<usize, ConnectionError> {
+        if let ConnState::Failed(e) = self.state {
+            return Err(e);
+        }
+        if self.events.is_empty() {
+            self.event_bytes.clear();
+        }
+        match self.read_frames(input) {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                self.fail(e);
+                Err(e)
+            }
+        }
+    }
+
+    fn read_frames(&mut self, input: &[u8]) -> Result<usize, ConnectionError> {
+        let mut at = 0;
+        if self.state == ConnState::Preface {
+            match check_client_preface(input)? {
+                None => return Ok(0),
+                Some(n) => {
+                    at = n;
+                    self.state = ConnState::FirstSettings;
+                }
+            }
+        }
+        while self.output().len() < self.config.max_output {
+            let max_frame = self.config.settings.max_frame_size;
+            match parse_frame(&input[at..], max_frame)? {
+                Parsed::Incomplete => break,
+                Parsed::StreamError { error, consumed } => {
+                    at += consumed;
+                    if self.state == ConnState::FirstSettings {
+                        return Err(conn_err(
+                            ErrorCode::PROTOCOL_ERROR,
+                            "first frame not SETTINGS",
+                        ));
+                    }
+                    if self.assembler.open_stream().is_some() {
+                        return Err(conn_err(
+                            ErrorCode::PROTOCOL_ERROR,
+                            "a frame inside a header block",
+                        ));
+                    }
+                    self.stream_error(error.stream_id, error.code)?;
+                }
+                Parsed::Frame { frame, consumed } => {
+                    at += consumed;
+                    if self.state == ConnState::FirstSettings {
+                        if !matches!(frame, Frame::Settings { ack: false, .. }) {
+                            return Err(conn_err(
+                                ErrorCode::PROTOCOL_ERROR,
+                                "first frame not SETTINGS",
+                            ));
+                        }
+                        self.state = ConnState::Open;
+                    }
+                    let is_header_frame =
+                        matches!(frame, Frame::Headers { .. } | Frame::Continuation { .. });
+                    if !is_header_frame && self.assembler.open_stream().is_none() {
+                        self.on_frame(frame)?;
+                        continue;
+                    }
+                    // Decoded before anything else, even for a stream that will be refused:
+                    // HPACK's table must stay in step with the client's.
+                    let whole = match self.assembler.accept(frame)? {
+                        Assembled::Pending | Assembled::Other(_) => None,
+                        Assembled::Block(block) => {
+                            self.decoder
+                                .decode(block.block, &mut self.decoded)
+                                .map_err(|e| conn_err(e.code(), "header block not decodable"))?;
+                            let self_dependent = block
+                                .priority
+                                .is_some_and(|p| p.depends_on == block.stream_id);
+                            Some((block.stream_id, block.end_stream, self_dependent))
+                        }
+                    };
+                    if let Some((stream_id, end_stream, self_dependent)) = whole {
+                        self.on_headers(stream_id, end_stream, self_dependent)?;
+                    }
+                }
+            }
+        }
+        Ok(at)
+    }
+
+    fn on_frame(&mut self, frame: Frame<'_>) -> Result<(), ConnectionError> {
+        match frame {
+            Frame::Data {
+                stream_id,
+                end_stream,
+                data,
+                flow_len,
+            } => self.on_data(stream_id, end_stream, data, flow_len),
+            Frame::Headers { .. } | Frame::Continuation { .. } => Err(conn_err(
+                ErrorCode::INTERNAL_ERROR,
+                "header frame past the assembler",
+            )),
+            // Deprecated by RFC 9113 §5.3.2: accepted and ignored.
+            Frame::Priority { .. } => Ok(()),
+            Frame::RstStream { stream_id, code } => {
+                if self.is_idle(stream_id) {
+                    return Err(conn_err(
+                        ErrorCode::PROTOCOL_ERROR,
+                        "RST_STREAM on an idle stream",
+                    ));
+                }
+                if self.streams.remove(&stream_id).is_some() {
+                    self.events.push_back(Event::Reset {
+                        stream: stream_id,
+                        code,
+                    });
+                    self.remember_reset(stream_id);
+                    self.count_reset()?;
+                }
+                Ok(())
+            }
+            Frame::Settings { ack: true, .. } => Ok(()),
+            Frame::Settings { ack: false, params } => {
+                let change = self.peer.apply(params)?;
+                if let Some((old, new)) = change.initial_window_size {
+                    for stream in self.streams.values_mut() {
+                        stream
+                            .send_window
+                            .apply_initial_change(old, new)
+                            .map_err(|e| {
+                                conn_err(e.code(), "INITIAL_WINDOW_SIZE overflows a window")
+                            })?;
+                    }
+                }
+                if let Some(size) = change.header_table_size {
+                    // pibl's encoder indexes nothing by default: it never needs more than 4 KiB.
+                    self.encoder.set_table_size(size.min(4096) as usize);
+                }
+                write_settings_ack(&mut self.out);
+                self.count_ack()
+            }
+            Frame::Ping { ack: true, .. } => Ok(()),
+            Frame::Ping {
+                ack: false,
+                payload,
+            } => {
+                write_ping(&mut self.out, payload, true);
+                self.count_ack()
+            }
+            Frame::GoAway {
+                last_stream_id,
+                code,
+                ..
+            } => {
+                self.goaway_received = true;
+                self.events.push_back(Event::GoAway {
+                    last_stream_id,
+                    code,
+                });
+                Ok(())
+            }
+            Frame::WindowUpdate {
+                stream_id: 0,
+                increment,
+            } => self
+                .conn_send_window
+                .increase(increment)
+                .map_err(|e| conn_err(e.code(), "connection window past 2^31-1")),
+            Frame::WindowUpdate {
+                stream_id,
+                increment,
+            } => {
+                if self.is_idle(stream_id) {
+                    return Err(conn_err(
+                        ErrorCode::PROTOCOL_ERROR,
+                        "WINDOW_UPDATE on an idle stream",
+                    ));
+                }
+                let overflow = self
+                    .streams
+                    .get_mut(&stream_id)
+                    .is_some_and(|s| s.send_window.increase(increment).is_err());
+                if overflow {
+                    return self.stream_error(stream_id, ErrorCode::FLOW_CONTROL_ERROR);
+                }
+                Ok(())
+            }
+            Frame::Unknown { .. } => Ok(()),
+        }
+    }
+
+    fn on_headers(
+        &mut self,
+        stream_id: u32,
+        end_stream: bool,
+        self_dependent: bool,
+    ) -> Result<(), ConnectionError> {
+        if let Some(stream) = self.streams.get(&stream_id) {
+            // A second block on a live stream: trailers, which must end it.
+            if !matches!(
+                stream.state,
+                StreamState::Open | StreamState::HalfClosedLocal
+            ) {
+                return self.stream_error(stream_id, ErrorCode::STREAM_CLOSED);
+            }
+            if !end_stream {
+                return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
+            }
+            let fields = match validate(&self.decoded, BlockKind::Trailers) {
+                Ok(fields) => fields,
+                Err(_) => {
+                    return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
+                }
+            };
+            let (cl, received) = (stream.content_length, stream.data_received);
+            if cl.is_some_and(|cl| cl != received) {
+                return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
+            }
+            self.events.push_back(Event::Trailers {
+                stream: stream_id,
+                fields,
+            });
+            self.end_remote(stream_id);
+            return Ok(());
+        }
+        if stream_id.is_multiple_of(2) {
+            return Err(conn_err(
+                ErrorCode::PROTOCOL_ERROR,
+                "even stream id from a client",
+            ));
+        }
+        if stream_id <= self.last_client_stream {
+            if self.recently_reset.contains(&stream_id) {
+                return Ok(());
+            }
+            return Err(conn_err(
+                ErrorCode::PROTOCOL_ERROR,
+                "HEADERS on a closed or lower stream id",
+            ));
+        }
+        self.last_client_stream = stream_id;
+        if self.goaway_sent.is_some_and(|last| stream_id > last) {
+            // RFC 9113 §6.8: streams after our GOAWAY's last id are ignored.
+            return Ok(());
+        }
+        if self.streams.len() >= self.max_streams as usize {
+            return self.stream_error(stream_id, ErrorCode::REFUSED_STREAM);
+        }
+        if self_dependent {
+            return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
+        }
+        let head = match validate(&self.decoded, BlockKind::Request) {
+            Ok(head) => head,
+            Err(_) => {
+                return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
+            }
+        };
+        if end_stream && head.content_length.is_some_and(|cl| cl != 0) {
+            return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
+        }
+        self.streams.insert(
+            stream_id,
+            Stream {
+                state: if end_stream {
+                    StreamState::HalfClosedRemote
+                } else {
+                    StreamState::Open
+                },
+                send_window: Window::new(self.peer.initial_window_size),
+                recv_window: Window::new(self.config.settings.initial_window_size),
+                pending_update: 0,
+                content_length: head.content_length,
+                data_received: 0,
+            },
+        );
+        self.events.push_back(Event::Request {
+            stream: stream_id,
+            head,
+            end_stream,
+        });
+        Ok(())
+    }
+
+    fn on_data(
+        &mut self,
+        stream_id: u32,
+        end_stream: bool,
+        data: &[u8],
+        flow_len: u32,
+    ) -> Result<(), ConnectionError> {
+        // The connection window counts every DATA frame, whatever its stream's fate; it is given
+        // back at once: the per-stream windows are the backpressure, so one slow stream does not
+        // stall the others.
+        self.conn_recv_window
+            .receive(flow_len)
+            .map_err(|e| conn_err(e.code(), "DATA beyond the connection window"))?;
+        self.conn_pending_update += flow_len;
+        if self.conn_pending_update >= 65_535 / 2 {
+            write_window_update(&mut self.out, 0, self.conn_pending_update);
+            let _ = self.conn_recv_window.increase(self.conn_pending_update);
+            self.conn_pending_update = 0;
+        }
+        if self.is_idle(stream_id) {
+            return Err(conn_err(
+                ErrorCode::PROTOCOL_ERROR,
+                "DATA on an idle stream",
+            ));
+        }
+        let Some(stream) = self.streams.get_mut(&stream_id) else {
+            // A closed stream (perhaps one pibl reset): ignored (RFC 9113 §5.1).
+            return Ok(());
+        };
+        if !matches!(
+            stream.state,
+            StreamState::Open | StreamState::HalfClosedLocal
+        ) {
+            return self.stream_error(stream_id, ErrorCode::STREAM_CLOSED);
+        }
+        if stream.recv_window.receive(flow_len).is_err() {
+            return self.stream_error(stream_id, ErrorCode::FLOW_CONTROL_ERROR);
+        }
+        // Padding is nobody's to release: given back with the next update.
+        stream.pending_update += flow_len - data.len() as u32;
+        stream.data_received += data.len() as u64;
+        let length_wrong = stream.content_length.is_some_and(|cl| {
+            stream.data_received > cl || (end_stream && stream.data_received != cl)
+        });
+        if length_wrong {
+            return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
+        }
+        if data.is_empty() && !end_stream {
+            self.empty_frames_in_window += 1;
+            if self.empty_frames_in_window > self.config.max_empty_frames_per_window {
+                return Err(conn_err(
+                    ErrorCode::ENHANCE_YOUR_CALM,
+                    "empty DATA frame flood",
+                ));
+            }
+            return Ok(());
+        }
+        let start = self.event_bytes.len();
+        self.event_bytes.extend_from_slice(data);
+        self.events.push_back(Event::Data {
+            stream: stream_id,
+            bytes: start..self.event_bytes.len(),
+            end_stream,
+        });
+        if end_stream {
+            self.end_remote(stream_id);
+        }
+        Ok(())
+    }
+
+    /// The client ended its side of the stream.
+    fn end_remote(&mut self, stream_id: u32) {
+        if let Some(stream) = self.streams.get_mut(&stream_id) {
+            match stream.state {
+                StreamState::HalfClosedLocal => {
+                    self.streams.remove(&stream_id);
+                }
+                _ => stream.state = StreamState::HalfClosedRemote,
+            }
+        }
+    }
+
+    /// pibl ended its side of the stream.
+    fn end_local(&mut self, stream_id: u32) {
+        if let Some(stream) = self.streams.get_mut(&stream_id) {
+            match stream.state {
+                StreamState::HalfClosedRemote => {
+                    self.streams.remove(&stream_id);
+                }
+                _ => stream.state = StreamState::HalfClosedLocal,
+            }
+        }
+    }
+
+    /// A stream error (RFC 9113 §5.4.2): RST_STREAM; the caller hears of it if it knew the
+    /// stream. Counted with the client's resets: invalid requests cost a decode and a reset
+    /// each, the same work as a rapid reset.
+    fn stream_error(&mut self, stream_id: u32, code: ErrorCode) -> Result<(), ConnectionError> {
+        write_rst_stream(&mut self.out, stream_id, code);
+        if self.streams.remove(&stream_id).is_some() {
+            self.events.push_back(Event::Reset {
+                stream: stream_id,
+                code,
+            });
+        }
+        self.remember_reset(stream_id);
+        self.count_reset()
+    }
+
+    /// Frames the client sent before it saw a reset are ignored, not connection errors
+    /// (RFC 9113 §5.1): the last few reset ids are kept to tell them from unexpected ids.
+    fn remember_reset(&mut self, stream_id: u32) {
+        if self.recently_reset.len() == RECENTLY_RESET {
+            self.recently_reset.pop_front();
+        }
+        self.recently_reset.push_back(stream_id);
+    }
+
+    fn count_reset(&mut self) -> Result<(), ConnectionError> {
+        self.resets_in_window += 1;
+        if self.resets_in_window > self.config.max_resets_per_window {
+            return Err(conn_err(
+                ErrorCode::ENHANCE_YOUR_CALM,
+                "too many streams reset (rapid reset)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn count_ack(&mut self) -> Result<(), ConnectionError> {
+        self.queued_acks += 1;
+        if self.queued_acks > self.config.max_queued_acks {
+            return Err(conn_err(
+                ErrorCode::ENHANCE_YOUR_CALM,
+                "SETTINGS or PING flood",
+            ));
+        }
+        Ok(())
+    }
+
+    fn is_idle(&self, stream_id: u32) -> bool {
+        stream_id > self.last_client_stream
+    }
+
+    fn fail(&mut self, error: ConnectionError) {
+        write_goaway(
+            &mut self.out,
+            self.last_client_stream,
+            error.code,
+            error.reason.as_bytes(),
+        );
+        self.streams.clear();
+        self.state = ConnState::Failed(error);
+    }
+
+    /// The next thing the client did, in order.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The bytes of an `Event::Data`, valid until the next `receive`.
+    pub fn data(&self, bytes: Range<usize>) -> &[u8] {
+        self.event_bytes.get(bytes).unwrap_or(&[])
+    }
+
+    /// The caller consumed `n` bytes of the stream's body: the stream's window re-opens
+    /// (WINDOW_UPDATE once half the window is due, so updates stay few).
+    pub fn release(&mut self, stream_id: u32, n: usize) {
+        let half = (self.config.settings.initial_window_size / 2).max(1);
+        let Some(stream) = self.streams.get_mut(&stream_id) else {
+            return;
+        };
+        stream.pending_update = stream
+            .pending_update
+            .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        if !matches!(
+            stream.state,
+            StreamState::Open | StreamState::HalfClosedLocal
+        ) {
+            return;
+        }
+        let due = stream.pending_update;
+        if due >= half && stream.recv_window.increase(due).is_ok() {
+            write_window_update(&mut self.out, stream_id, due);
+            stream.pending_update = 0;
+        }
+    }
+
+    /// The most request-body bytes a stream can have in flight unreleased: what the caller
+    /// must be ready to buffer per stream (pibl's INITIAL_WINDOW_SIZE).
+    pub fn stream_buffer_bound(&self) -> u32 {
+        self.config.settings.initial_window_size
+    }
+
+    /// Starts a new rate window for the reset and empty-frame counts; the worker calls it on a
+    /// timer (until then the counts are per connection).
+    pub fn start_rate_window(&mut self) {
+        self.resets_in_window = 0;
+        self.empty_frames_in_window = 0;
+    }
+
+    // ---- writing ----
+
+    /// Bytes to write to the client.
+    pub fn output(&self) -> &[u8] {
+        &self.out[self.out_pos..]
+    }
+
+    /// `n` bytes of [`H2Connection::output`] were written.
+    pub fn advance_output(&mut self, n: usize) {
+        self.out_pos = (self.out_pos + n).min(self.out.len());
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+            self.queued_acks = 0;
+        }
+    }
+
+    /// The connection ended with an error, or after a GOAWAY once its streams finished:
+    /// flush the output, then close.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, ConnState::Failed(_))
+            || ((self.goaway_sent.is_some() || self.goaway_received) && self.streams.is_empty())
+    }
+
+    pub fn stream_state(&self, stream_id: u32) -> StreamState {
+        match self.streams.get(&stream_id) {
+            Some(stream) => stream.state,
+            None if self.is_idle(stream_id) => StreamState::Idle,
+            None => StreamState::Closed,
+        }
+    }
+
+    pub fn open_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// The bytes `send_data` would take now on this stream: 0 with bytes to send is a
+    /// zero-window stall, which the caller times out (the connection holds no data for it).
+    pub fn send_capacity(&self, stream_id: u32) -> usize {
+        let Some(stream) = self.streams.get(&stream_id) else {
+            return 0;
+        };
+        let window = stream
+            .send_window
+            .available()
+            .min(self.conn_send_window.available()) as usize;
+        window.min(self.config.max_output.saturating_sub(self.output().len()))
+    }
+
+    fn sendable(&self, stream_id: u32) -> Result<(), SendError> {
+        match self.streams.get(&stream_id).map(|s| s.state) {
+            None => Err(SendError::NoSuchStream),
+            Some(StreamState::HalfClosedLocal) => Err(SendError::AlreadyEnded),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The response head: `:status` and `fields` (lowercase names, no connection-specific
+    /// fields), HPACK-encoded, in HEADERS and CONTINUATION at the client's max frame size.
+    pub fn send_response_head(
+        &mut self,
+        stream_id: u32,
+        status: u16,
+        fields: &[(&[u8], &[u8])],
+        end_stream: bool,
+    ) -> Result<(), SendError> {
+        self.sendable(stream_id)?;
+        let mut digits = [0u8; 3];
+        let status = status.clamp(100, 999);
+        digits[0] = b'0' + (status / 100) as u8;
+        digits[1] = b'0' + (status / 10 % 10) as u8;
+        digits[2] = b'0' + (status % 10) as u8;
+        self.block_buf.clear();
+        self.encoder.begin_block(&mut self.block_buf);
+        self.encoder
+            .encode_field(b":status", &digits, Indexing::Without, &mut self.block_buf);
+        self.write_block(stream_id, fields, end_stream);
+        Ok(())
+    }
+
+    /// Trailers after the body: they end pibl's side of the stream.
+    pub fn send_trailers(
+        &mut self,
+        stream_id: u32,
+        fields: &[(&[u8], &[u8])],
+    ) -> Result<(), SendError> {
+        self.sendable(stream_id)?;
+        self.block_buf.clear();
+        self.encoder.begin_block(&mut self.block_buf);
+        self.write_block(stream_id, fields, true);
+        Ok(())
+    }
+
+    fn write_block(&mut self, stream_id: u32, fields: &[(&[u8], &[u8])], end_stream: bool) {
+        for (name, value) in fields {
+            self.encoder
+                .encode_field(name, value, Indexing::Without, &mut self.block_buf);
+        }
+        let max_frame = self.peer.max_frame_size.max(DEFAULT_MAX_FRAME_SIZE);
+        write_headers(
+            &mut self.out,
+            stream_id,
+            &self.block_buf,
+            end_stream,
+            max_frame,
+        );
+        if end_stream {
+            self.end_local(stream_id);
+        }
+    }
+
+    /// Sends what the windows, the client's max frame size and the output bound allow of
+    /// `bytes`; returns how much it took. END_STREAM goes out only with the last byte.
+    pub fn send_data(
+        &mut self,
+        stream_id: u32,
+        bytes: &[u8],
+        end_stream: bool,
+    ) -> Result<usize, SendError> {
+        self.sendable(stream_id)?;
+        let take = self.send_capacity(stream_id).min(bytes.len());
+        let ends = end_stream && take == bytes.len();
+        if take == 0 && !ends {
+            return Ok(0);
+        }
+        let max_frame = self.peer.max_frame_size.max(DEFAULT_MAX_FRAME_SIZE) as usize;
+        let mut chunks = bytes[..take].chunks(max_frame).peekable();
+        if take == 0 {
+            write_data(&mut self.out, stream_id, &[], true);
+        }
+        while let Some(chunk) = chunks.next() {
+            let last = chunks.peek().is_none();
+            write_data(&mut self.out, stream_id, chunk, ends && last);
+        }
+        let taken = take as u32;
+        let _ = self.conn_send_window.consume(taken);
+        if let Some(stream) = self.streams.get_mut(&stream_id) {
+            let _ = stream.send_window.consume(taken);
+        }
+        if ends {
+            self.end_local(stream_id);
+        }
+        Ok(take)
+    }
+
+    /// Resets a stream (the caller gave up on it: backend error, timeout, ...).
+    pub fn reset(&mut self, stream_id: u32, code: ErrorCode) {
+        if self.streams.remove(&stream_id).is_some() {
+            write_rst_stream(&mut self.out, stream_id, code);
+            self.remember_reset(stream_id);
+        }
+    }
+
+    /// Graceful GOAWAY (RFC 9113 §6.8): streams up to `last_stream_id` finish, later ones are
+    /// ignored; [`H2Connection::is_finished`] says when to close.
+    pub fn go_away(&mut self, last_stream_id: u32, code: ErrorCode) {
+        let last = self
+            .goaway_sent
+            .map_or(last_stream_id, |l| l.min(last_stream_id));
+        write_goaway(&mut self.out, last, code, &[]);
+        self.goaway_sent = Some(last);
+    }
+
+    /// The highest stream id the client opened: the `last_stream_id` of a graceful GOAWAY.
+    pub fn last_client_stream(&self) -> u32 {
+        self.last_client_stream
+    }
+}
+
+/// The preface's length, for callers that sniff h2c prior knowledge.
+pub const PREFACE_LEN: usize = CLIENT_PREFACE.len();
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;

@@ -1,0 +1,1019 @@
+//! The connection driven by a small test client written with the phase-1 writers.
+
+use super::*;
+use crate::h2::frame::{
+    kind, write_continuation, write_frame_header, write_priority, write_rst_stream, write_settings,
+    write_window_update, Priority,
+};
+use crate::h2::hpack::Decoder;
+use crate::h2::settings::id;
+use crate::h2::test_rng::XorShift;
+
+/// The client side: an HPACK encoder and the frames it writes.
+struct Client {
+    encoder: Encoder,
+    bytes: Vec<u8>,
+}
+
+impl Client {
+    fn new() -> Self {
+        let mut bytes = CLIENT_PREFACE.to_vec();
+        write_settings(&mut bytes, &[]);
+        Client {
+            encoder: Encoder::default(),
+            bytes,
+        }
+    }
+
+    fn block(&mut self, fields: &[(&str, &str)]) -> Vec<u8> {
+        let mut block = Vec::new();
+        self.encoder.begin_block(&mut block);
+        for (n, v) in fields {
+            self.encoder.encode_field(
+                n.as_bytes(),
+                v.as_bytes(),
+                Indexing::Incremental,
+                &mut block,
+            );
+        }
+        block
+    }
+
+    fn headers(&mut self, stream: u32, fields: &[(&str, &str)], end_stream: bool) {
+        let block = self.block(fields);
+        write_headers(&mut self.bytes, stream, &block, end_stream, 16_384);
+    }
+
+    fn get(&mut self, stream: u32, path: &str) {
+        self.headers(stream, &request("GET", path), true);
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bytes)
+    }
+}
+
+fn request<'a>(method: &'a str, path: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        (":method", method),
+        (":scheme", "https"),
+        (":path", path),
+        (":authority", "example.com"),
+    ]
+}
+
+/// What the server wrote, parsed back.
+#[derive(Debug, PartialEq, Eq)]
+enum Out {
+    Settings {
+        ack: bool,
+    },
+    Ping {
+        ack: bool,
+    },
+    Headers {
+        stream: u32,
+        fields: Vec<(String, String)>,
+        end_stream: bool,
+    },
+    Data {
+        stream: u32,
+        len: usize,
+        end_stream: bool,
+    },
+    Rst {
+        stream: u32,
+        code: ErrorCode,
+    },
+    GoAway {
+        last: u32,
+        code: ErrorCode,
+    },
+    WindowUpdate {
+        stream: u32,
+        increment: u32,
+    },
+}
+
+struct Reader {
+    decoder: Decoder,
+    assembler: HeaderBlockAssembler,
+    decoded: DecodedHeaders,
+}
+
+impl Reader {
+    fn new() -> Self {
+        Reader {
+            decoder: Decoder::new(4096, 1 << 20),
+            assembler: HeaderBlockAssembler::new(HeaderBlockLimits::default()),
+            decoded: DecodedHeaders::new(),
+        }
+    }
+
+    fn read(&mut self, conn: &mut H2Connection) -> Vec<Out> {
+        let bytes = conn.output().to_vec();
+        conn.advance_output(bytes.len());
+        let mut at = 0;
+        let mut out = Vec::new();
+        while at < bytes.len() {
+            let Ok(Parsed::Frame { frame, consumed }) = parse_frame(&bytes[at..], 1 << 24) else {
+                panic!("server wrote a bad frame");
+            };
+            at += consumed;
+            match self.assembler.accept(frame).expect("assembled") {
+                Assembled::Pending => {}
+                Assembled::Block(b) => {
+                    self.decoder
+                        .decode(b.block, &mut self.decoded)
+                        .expect("hpack");
+                    let fields = self
+                        .decoded
+                        .iter()
+                        .map(|f| {
+                            (
+                                String::from_utf8_lossy(f.name).into_owned(),
+                                String::from_utf8_lossy(f.value).into_owned(),
+                            )
+                        })
+                        .collect();
+                    out.push(Out::Headers {
+                        stream: b.stream_id,
+                        fields,
+                        end_stream: b.end_stream,
+                    });
+                }
+                Assembled::Other(frame) => out.push(match frame {
+                    Frame::Settings { ack, .. } => Out::Settings { ack },
+                    Frame::Ping { ack, .. } => Out::Ping { ack },
+                    Frame::Data {
+                        stream_id,
+                        data,
+                        end_stream,
+                        ..
+                    } => Out::Data {
+                        stream: stream_id,
+                        len: data.len(),
+                        end_stream,
+                    },
+                    Frame::RstStream { stream_id, code } => Out::Rst {
+                        stream: stream_id,
+                        code,
+                    },
+                    Frame::GoAway {
+                        last_stream_id,
+                        code,
+                        ..
+                    } => Out::GoAway {
+                        last: last_stream_id,
+                        code,
+                    },
+                    Frame::WindowUpdate {
+                        stream_id,
+                        increment,
+                    } => Out::WindowUpdate {
+                        stream: stream_id,
+                        increment,
+                    },
+                    other => panic!("unexpected {other:?}"),
+                }),
+            }
+        }
+        out
+    }
+}
+
+/// Feeds all of `bytes`, in one piece.
+fn feed(conn: &mut H2Connection, bytes: &[u8]) -> Result<(), ConnectionError> {
+    let mut at = 0;
+    while at < bytes.len() {
+        let n = conn.receive(&bytes[at..])?;
+        if n == 0 {
+            break;
+        }
+        at += n;
+    }
+    Ok(())
+}
+
+fn events(conn: &mut H2Connection) -> Vec<Event> {
+    std::iter::from_fn(|| conn.poll_event()).collect()
+}
+
+fn started() -> (H2Connection, Client, Reader) {
+    let mut conn = H2Connection::new(H2Config::default());
+    let mut client = Client::new();
+    feed(&mut conn, &client.take()).expect("preface");
+    let mut reader = Reader::new();
+    assert_eq!(
+        reader.read(&mut conn),
+        vec![Out::Settings { ack: false }, Out::Settings { ack: true }]
+    );
+    (conn, client, reader)
+}
+
+fn reset_code(out: &[Out], stream: u32) -> Option<ErrorCode> {
+    out.iter().find_map(|o| match o {
+        Out::Rst { stream: s, code } if *s == stream => Some(*code),
+        _ => None,
+    })
+}
+
+fn goaway_code(out: &[Out]) -> Option<ErrorCode> {
+    out.iter().find_map(|o| match o {
+        Out::GoAway { code, .. } => Some(*code),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_get_and_its_response() {
+    let (mut conn, mut client, mut reader) = started();
+    client.headers(
+        1,
+        &[
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/index.html"),
+            (":authority", "example.com"),
+            ("cookie", "a=1"),
+            ("accept", "*/*"),
+            ("cookie", "b=2"),
+        ],
+        true,
+    );
+    feed(&mut conn, &client.take()).expect("ok");
+    let ev = events(&mut conn);
+    let [Event::Request {
+        stream: 1,
+        head,
+        end_stream: true,
+    }] = ev.as_slice()
+    else {
+        panic!("{ev:?}");
+    };
+    assert_eq!(head.method(), b"GET");
+    assert_eq!(head.path(), b"/index.html");
+    assert_eq!(head.scheme(), b"https");
+    assert_eq!(head.authority(), Some(b"example.com".as_slice()));
+    assert_eq!(head.field(b"cookie"), Some(b"a=1; b=2".as_slice()));
+    assert_eq!(head.fields().count(), 2);
+    assert_eq!(conn.stream_state(1), StreamState::HalfClosedRemote);
+    conn.send_response_head(1, 200, &[(b"content-type", b"text/plain")], false)
+        .expect("open");
+    assert_eq!(conn.send_data(1, b"hello", true), Ok(5));
+    assert_eq!(conn.stream_state(1), StreamState::Closed);
+    assert_eq!(
+        reader.read(&mut conn),
+        vec![
+            Out::Headers {
+                stream: 1,
+                fields: vec![
+                    (":status".into(), "200".into()),
+                    ("content-type".into(), "text/plain".into())
+                ],
+                end_stream: false
+            },
+            Out::Data {
+                stream: 1,
+                len: 5,
+                end_stream: true
+            }
+        ]
+    );
+    assert_eq!(
+        conn.send_data(1, b"more", true),
+        Err(SendError::NoSuchStream)
+    );
+}
+
+#[test]
+fn a_post_with_body_and_flow_control() {
+    let (mut conn, mut client, mut reader) = started();
+    let mut fields = request("POST", "/upload");
+    fields.push(("content-length", "100000"));
+    client.headers(1, &fields, false);
+    // The whole initial window (65,535), in frames of 16 KiB.
+    let body = vec![7u8; 16_384];
+    for _ in 0..3 {
+        write_data(&mut client.bytes, 1, &body, false);
+    }
+    write_data(&mut client.bytes, 1, &body[..65_535 - 3 * 16_384], false);
+    feed(&mut conn, &client.take()).expect("ok");
+    let mut got = 0;
+    for ev in events(&mut conn) {
+        if let Event::Data {
+            stream: 1, bytes, ..
+        } = ev
+        {
+            assert!(conn.data(bytes.clone()).iter().all(|&b| b == 7));
+            got += bytes.len();
+        }
+    }
+    assert_eq!(got, 65_535);
+    // The connection window came back at once, the stream's did not.
+    let out = reader.read(&mut conn);
+    assert!(out
+        .iter()
+        .all(|o| !matches!(o, Out::WindowUpdate { stream: 1, .. })));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Out::WindowUpdate { stream: 0, .. })));
+    // One more byte is beyond the stream's window: FLOW_CONTROL_ERROR on the stream.
+    let mut over = Vec::new();
+    write_data(&mut over, 1, b"x", false);
+    // The caller releases what it consumed first: the window re-opens.
+    conn.release(1, 65_535);
+    assert_eq!(
+        reader.read(&mut conn),
+        vec![Out::WindowUpdate {
+            stream: 1,
+            increment: 65_535
+        }]
+    );
+    if let Err(e) = feed(&mut conn, &over) {
+        panic!("{e}")
+    }
+    assert!(matches!(
+        events(&mut conn)[..],
+        [Event::Data { stream: 1, .. }]
+    ));
+    // A body longer than content-length is a stream PROTOCOL_ERROR.
+    let mut long = Vec::new();
+    write_data(&mut long, 1, &[0; 16_384], false);
+    write_data(&mut long, 1, &[0; 16_384], false);
+    write_data(
+        &mut long,
+        1,
+        &vec![0; 100_000 - 65_536 - 2 * 16_384 + 1],
+        true,
+    );
+    conn.release(1, 1);
+    feed(&mut conn, &long).expect("stream error only");
+    assert_eq!(
+        events(&mut conn).last(),
+        Some(&Event::Reset {
+            stream: 1,
+            code: ErrorCode::PROTOCOL_ERROR
+        })
+    );
+    assert_eq!(
+        reset_code(&reader.read(&mut conn), 1),
+        Some(ErrorCode::PROTOCOL_ERROR)
+    );
+}
+
+#[test]
+fn data_beyond_the_stream_window_is_a_stream_error() {
+    let (mut conn, mut client, mut reader) = started();
+    client.headers(1, &request("POST", "/"), false);
+    let body = vec![0u8; 16_384];
+    for _ in 0..4 {
+        write_data(&mut client.bytes, 1, &body, false);
+    }
+    feed(&mut conn, &client.take()).expect("connection fine");
+    assert_eq!(conn.stream_state(1), StreamState::Closed);
+    assert_eq!(
+        reset_code(&reader.read(&mut conn), 1),
+        Some(ErrorCode::FLOW_CONTROL_ERROR)
+    );
+}
+
+#[test]
+fn two_interleaved_streams_and_trailers() {
+    let (mut conn, mut client, mut reader) = started();
+    client.headers(1, &request("POST", "/a"), false);
+    client.headers(3, &request("POST", "/b"), false);
+    write_data(&mut client.bytes, 3, b"bbb", false);
+    write_data(&mut client.bytes, 1, b"aa", false);
+    client.headers(1, &[("x-checksum", "1")], true);
+    write_data(&mut client.bytes, 3, b"b", true);
+    feed(&mut conn, &client.take()).expect("ok");
+    let ev = events(&mut conn);
+    let summary: Vec<(u32, &str)> = ev
+        .iter()
+        .map(|e| match e {
+            Event::Request { stream, .. } => (*stream, "request"),
+            Event::Data { stream, .. } => (*stream, "data"),
+            Event::Trailers { stream, fields } => {
+                assert_eq!(fields.field(b"x-checksum"), Some(b"1".as_slice()));
+                (*stream, "trailers")
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, "request"),
+            (3, "request"),
+            (3, "data"),
+            (1, "data"),
+            (1, "trailers"),
+            (3, "data")
+        ]
+    );
+    // Responses interleave too; trailers end stream 3.
+    conn.send_response_head(3, 200, &[], false).expect("3");
+    conn.send_response_head(1, 204, &[], true).expect("1");
+    assert_eq!(conn.send_data(3, b"xyz", false), Ok(3));
+    conn.send_trailers(3, &[(b"grpc-status", b"0")]).expect("3");
+    assert_eq!(conn.open_streams(), 0);
+    let out = reader.read(&mut conn);
+    assert_eq!(out.len(), 4);
+    assert_eq!(
+        out[3],
+        Out::Headers {
+            stream: 3,
+            fields: vec![("grpc-status".into(), "0".into())],
+            end_stream: true
+        }
+    );
+}
+
+#[test]
+fn a_large_response_head_is_split_into_continuation() {
+    let (mut conn, mut client, mut reader) = started();
+    client.get(1, "/");
+    feed(&mut conn, &client.take()).expect("ok");
+    let big = vec![b'v'; 40_000];
+    conn.send_response_head(1, 200, &[(b"x-big", &big)], true)
+        .expect("open");
+    let raw = conn.output().to_vec();
+    assert_eq!(raw[3], kind::HEADERS);
+    let out = reader.read(&mut conn);
+    let [Out::Headers { fields, .. }] = out.as_slice() else {
+        panic!("{out:?}");
+    };
+    assert_eq!(fields[1].1.len(), 40_000);
+}
+
+#[test]
+fn send_data_is_limited_by_the_windows_and_reports_a_stall() {
+    let (mut conn, mut client, mut reader) = started();
+    client.get(1, "/");
+    feed(&mut conn, &client.take()).expect("ok");
+    conn.send_response_head(1, 200, &[], false).expect("open");
+    let body = vec![1u8; 100_000];
+    assert_eq!(conn.send_data(1, &body, true), Ok(65_535));
+    assert_eq!(conn.send_capacity(1), 0, "a zero-window stall");
+    assert_eq!(conn.send_data(1, &body[65_535..], true), Ok(0));
+    let out = reader.read(&mut conn);
+    assert_eq!(out.len(), 1 + 4, "16 KiB frames");
+    // The client opens the stream's window, and the connection's.
+    let mut wu = Vec::new();
+    write_window_update(&mut wu, 1, 10_000);
+    feed(&mut conn, &wu).expect("ok");
+    assert_eq!(
+        conn.send_capacity(1),
+        0,
+        "the connection window is still shut"
+    );
+    let mut wu = Vec::new();
+    write_window_update(&mut wu, 0, 1 << 20);
+    feed(&mut conn, &wu).expect("ok");
+    assert_eq!(conn.send_capacity(1), 10_000);
+    // A lower INITIAL_WINDOW_SIZE makes the window negative.
+    let mut s = Vec::new();
+    write_settings(&mut s, &[(id::INITIAL_WINDOW_SIZE, 0)]);
+    feed(&mut conn, &s).expect("ok");
+    assert_eq!(conn.send_capacity(1), 0);
+}
+
+#[test]
+fn settings_and_ping_are_acknowledged_priority_ignored() {
+    let (mut conn, mut client, mut reader) = started();
+    write_settings(&mut client.bytes, &[(id::MAX_FRAME_SIZE, 20_000)]);
+    write_ping(&mut client.bytes, [1; 8], false);
+    write_ping(&mut client.bytes, [2; 8], true);
+    write_priority(
+        &mut client.bytes,
+        5,
+        Priority {
+            exclusive: false,
+            depends_on: 0,
+            weight: 16,
+        },
+    );
+    write_frame_header(&mut client.bytes, 0, 0xfa, 0, 0);
+    feed(&mut conn, &client.take()).expect("ok");
+    assert_eq!(
+        reader.read(&mut conn),
+        vec![Out::Settings { ack: true }, Out::Ping { ack: true }]
+    );
+    // PRIORITY does not open a stream for the concurrency count nor make 5 idle-refused.
+    assert!(events(&mut conn).is_empty());
+}
+
+#[test]
+fn stream_id_rules() {
+    let (mut conn, mut client, _) = started();
+    client.get(2, "/");
+    assert_eq!(
+        feed(&mut conn, &client.take()).map_err(|e| e.code),
+        Err(ErrorCode::PROTOCOL_ERROR)
+    );
+    let (mut conn, mut client, mut reader) = started();
+    client.get(5, "/");
+    client.get(3, "/");
+    assert_eq!(
+        feed(&mut conn, &client.take()).map_err(|e| e.code),
+        Err(ErrorCode::PROTOCOL_ERROR)
+    );
+    assert_eq!(
+        reader.read(&mut conn),
+        vec![Out::GoAway {
+            last: 5,
+            code: ErrorCode::PROTOCOL_ERROR
+        }]
+    );
+    assert!(conn.is_finished());
+    assert!(conn.receive(b"anything").is_err());
+    // DATA and WINDOW_UPDATE on idle streams are connection errors.
+    let (mut conn, _, _) = started();
+    let mut d = Vec::new();
+    write_data(&mut d, 7, b"x", false);
+    assert!(feed(&mut conn, &d).is_err());
+}
+
+#[test]
+fn the_preface_and_first_settings_are_required() {
+    let mut conn = H2Connection::new(H2Config::default());
+    assert!(conn.receive(b"GET / HTTP/1.1\r\n\r\n").is_err());
+    let mut conn = H2Connection::new(H2Config::default());
+    let mut bytes = CLIENT_PREFACE.to_vec();
+    write_ping(&mut bytes, [0; 8], false);
+    assert!(feed(&mut conn, &bytes).is_err());
+    // A preface in pieces.
+    let mut conn = H2Connection::new(H2Config::default());
+    assert_eq!(conn.receive(&CLIENT_PREFACE[..10]), Ok(0));
+    assert_eq!(conn.receive(CLIENT_PREFACE), Ok(24));
+}
+
+#[test]
+fn invalid_requests_are_stream_protocol_errors() {
+    let bad: Vec<Vec<(&str, &str)>> = vec![
+        vec![(":method", "GET"), (":path", "/")],
+        vec![(":method", "GET"), (":scheme", "https"), (":path", "")],
+        vec![(":method", "CONNECT"), (":scheme", "https"), (":path", "/")],
+        vec![
+            (":method", "GET"),
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/"),
+        ],
+        vec![
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/"),
+            (":protocol", "x"),
+        ],
+        vec![
+            (":method", "GET"),
+            (":scheme", "https"),
+            ("accept", "*"),
+            (":path", "/"),
+        ],
+        vec![
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/"),
+            ("Accept", "*"),
+        ],
+        vec![
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/"),
+            ("connection", "close"),
+        ],
+        vec![
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/"),
+            ("keep-alive", "1"),
+        ],
+        vec![
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/"),
+            ("proxy-connection", "x"),
+        ],
+        vec![
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/"),
+            ("transfer-encoding", "chunked"),
+        ],
+        vec![
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/"),
+            ("upgrade", "h2c"),
+        ],
+        vec![
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/"),
+            ("te", "gzip"),
+        ],
+        vec![
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/"),
+            ("content-length", "x"),
+        ],
+        vec![
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/"),
+            ("content-length", "5"),
+        ],
+    ];
+    for fields in bad {
+        let (mut conn, mut client, mut reader) = started();
+        client.headers(1, &fields, true);
+        feed(&mut conn, &client.take()).expect("a stream error only");
+        assert!(events(&mut conn).is_empty(), "{fields:?}");
+        assert_eq!(
+            reset_code(&reader.read(&mut conn), 1),
+            Some(ErrorCode::PROTOCOL_ERROR),
+            "{fields:?}"
+        );
+        // The connection goes on.
+        client.get(3, "/");
+        feed(&mut conn, &client.take()).expect("ok");
+        assert!(matches!(
+            events(&mut conn)[..],
+            [Event::Request { stream: 3, .. }]
+        ));
+    }
+    // te: trailers is allowed; content-length is checked against DATA.
+    let (mut conn, mut client, mut reader) = started();
+    let mut fields = request("POST", "/");
+    fields.push(("te", "trailers"));
+    fields.push(("content-length", "4"));
+    client.headers(1, &fields, false);
+    write_data(&mut client.bytes, 1, b"abc", true);
+    feed(&mut conn, &client.take()).expect("ok");
+    let ev = events(&mut conn);
+    assert!(matches!(ev[0], Event::Request { stream: 1, .. }));
+    assert_eq!(
+        ev[1],
+        Event::Reset {
+            stream: 1,
+            code: ErrorCode::PROTOCOL_ERROR
+        }
+    );
+    assert_eq!(
+        reset_code(&reader.read(&mut conn), 1),
+        Some(ErrorCode::PROTOCOL_ERROR)
+    );
+}
+
+#[test]
+fn too_many_streams_are_refused() {
+    let config = H2Config {
+        settings: Settings {
+            max_concurrent_streams: Some(2),
+            ..H2Config::default().settings
+        },
+        ..H2Config::default()
+    };
+    let mut conn = H2Connection::new(config);
+    let mut client = Client::new();
+    let mut reader = Reader::new();
+    for id in [1, 3, 5] {
+        client.get(id, "/");
+    }
+    feed(&mut conn, &client.take()).expect("ok");
+    assert_eq!(events(&mut conn).len(), 2);
+    assert_eq!(
+        reset_code(&reader.read(&mut conn), 5),
+        Some(ErrorCode::REFUSED_STREAM)
+    );
+    // Once one finishes, a new stream is accepted.
+    conn.send_response_head(1, 200, &[], true).expect("1");
+    client.get(7, "/");
+    feed(&mut conn, &client.take()).expect("ok");
+    assert!(matches!(
+        events(&mut conn)[..],
+        [Event::Request { stream: 7, .. }]
+    ));
+}
+
+#[test]
+fn rapid_reset_ends_the_connection() {
+    let (mut conn, mut client, mut reader) = started();
+    let limit = H2Config::default().max_resets_per_window;
+    let mut id = 1;
+    let mut result = Ok(());
+    for _ in 0..=limit {
+        client.get(id, "/");
+        write_rst_stream(&mut client.bytes, id, ErrorCode::CANCEL);
+        id += 2;
+        result = feed(&mut conn, &client.take());
+        reader.read(&mut conn);
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(
+        result.map_err(|e| e.code),
+        Err(ErrorCode::ENHANCE_YOUR_CALM)
+    );
+    // Under the limit with a new window each time, the connection lives.
+    let (mut conn, mut client, mut reader) = started();
+    for i in 0..(3 * limit) {
+        if i % limit == 0 {
+            conn.start_rate_window();
+        }
+        client.get(2 * i + 1, "/");
+        write_rst_stream(&mut client.bytes, 2 * i + 1, ErrorCode::CANCEL);
+        feed(&mut conn, &client.take()).expect("within the limit");
+        reader.read(&mut conn);
+        let ev = events(&mut conn);
+        assert!(matches!(
+            ev[1],
+            Event::Reset {
+                code: ErrorCode::CANCEL,
+                ..
+            }
+        ));
+    }
+}
+
+#[test]
+fn ping_and_settings_floods_with_the_output_not_drained() {
+    for settings in [false, true] {
+        let (mut conn, mut client, mut reader) = started();
+        for _ in 0..1000 {
+            if settings {
+                write_settings(&mut client.bytes, &[]);
+            } else {
+                write_ping(&mut client.bytes, [0; 8], false);
+            }
+        }
+        // The caller never writes the output out.
+        assert_eq!(
+            feed(&mut conn, &client.take()).map_err(|e| e.code),
+            Err(ErrorCode::ENHANCE_YOUR_CALM)
+        );
+        assert!(conn.output().len() < 2048);
+        assert_eq!(
+            goaway_code(&reader.read(&mut conn)),
+            Some(ErrorCode::ENHANCE_YOUR_CALM)
+        );
+    }
+    // Drained as it goes, the same pings are fine.
+    let (mut conn, mut client, mut reader) = started();
+    for _ in 0..1000 {
+        write_ping(&mut client.bytes, [0; 8], false);
+        feed(&mut conn, &client.take()).expect("ok");
+        reader.read(&mut conn);
+    }
+}
+
+#[test]
+fn receive_stops_while_the_output_is_full() {
+    let config = H2Config {
+        max_output: 1024,
+        max_queued_acks: usize::MAX,
+        ..H2Config::default()
+    };
+    let mut conn = H2Connection::new(config);
+    let mut client = Client::new();
+    for _ in 0..1000 {
+        write_ping(&mut client.bytes, [0; 8], false);
+    }
+    let bytes = client.take();
+    let n = conn.receive(&bytes).expect("ok");
+    assert!(n < bytes.len());
+    assert!(conn.output().len() < 1024 + 17);
+    let out = conn.output().len();
+    conn.advance_output(out);
+    let more = conn.receive(&bytes[n..]).expect("ok");
+    assert!(more > 0);
+}
+
+#[test]
+fn continuation_flood_and_hpack_bomb() {
+    let (mut conn, mut client, _) = started();
+    let block = client.block(&request("GET", "/"));
+    write_frame_header(&mut client.bytes, block.len(), kind::HEADERS, 0, 1);
+    client.bytes.extend_from_slice(&block);
+    for _ in 0..100 {
+        write_continuation(&mut client.bytes, 1, &[], false);
+    }
+    assert_eq!(
+        feed(&mut conn, &client.take()).map_err(|e| e.code),
+        Err(ErrorCode::ENHANCE_YOUR_CALM)
+    );
+    // One 4 KiB entry indexed then referenced many times: past the header list bound.
+    let (mut conn, mut client, _) = started();
+    let big = "v".repeat(3000);
+    let mut fields = request("GET", "/");
+    fields.push(("x-bomb", &big));
+    let mut block = client.block(&fields);
+    for _ in 0..50 {
+        block.push(0x80 | 62);
+    }
+    write_headers(&mut client.bytes, 1, &block, true, 16_384);
+    assert_eq!(
+        feed(&mut conn, &client.take()).map_err(|e| e.code),
+        Err(ErrorCode::ENHANCE_YOUR_CALM)
+    );
+}
+
+#[test]
+fn rst_and_window_errors() {
+    let (mut conn, mut client, mut reader) = started();
+    client.headers(1, &request("POST", "/"), false);
+    feed(&mut conn, &client.take()).expect("ok");
+    events(&mut conn);
+    // WINDOW_UPDATE past 2^31-1 on the stream: a stream FLOW_CONTROL_ERROR.
+    let mut wu = Vec::new();
+    write_window_update(&mut wu, 1, 0x7fff_ffff);
+    feed(&mut conn, &wu).expect("stream error");
+    assert_eq!(
+        reset_code(&reader.read(&mut conn), 1),
+        Some(ErrorCode::FLOW_CONTROL_ERROR)
+    );
+    // DATA after the reset is ignored; RST_STREAM on an idle stream is a connection error.
+    let mut d = Vec::new();
+    write_data(&mut d, 1, b"late", false);
+    feed(&mut conn, &d).expect("ignored");
+    let mut r = Vec::new();
+    write_rst_stream(&mut r, 9, ErrorCode::CANCEL);
+    assert!(feed(&mut conn, &r).is_err());
+    // A HEADERS after END_STREAM (not trailers-shaped) is STREAM_CLOSED.
+    let (mut conn, mut client, mut reader) = started();
+    client.get(1, "/");
+    client.headers(1, &[("x", "y")], true);
+    feed(&mut conn, &client.take()).expect("ok");
+    assert_eq!(
+        reset_code(&reader.read(&mut conn), 1),
+        Some(ErrorCode::STREAM_CLOSED)
+    );
+}
+
+#[test]
+fn graceful_goaway_lets_earlier_streams_finish() {
+    let (mut conn, mut client, mut reader) = started();
+    client.get(1, "/");
+    feed(&mut conn, &client.take()).expect("ok");
+    events(&mut conn);
+    conn.go_away(conn.last_client_stream(), ErrorCode::NO_ERROR);
+    client.get(3, "/");
+    feed(&mut conn, &client.take()).expect("ok");
+    assert!(events(&mut conn).is_empty(), "stream 3 ignored");
+    assert!(!conn.is_finished());
+    conn.send_response_head(1, 200, &[], true)
+        .expect("1 finishes");
+    assert!(conn.is_finished());
+    let out = reader.read(&mut conn);
+    assert_eq!(
+        out[0],
+        Out::GoAway {
+            last: 1,
+            code: ErrorCode::NO_ERROR
+        }
+    );
+    // The client's GOAWAY is an event.
+    let (mut conn, _, _) = started();
+    let mut g = Vec::new();
+    write_goaway(&mut g, 0, ErrorCode::NO_ERROR, b"bye");
+    feed(&mut conn, &g).expect("ok");
+    assert_eq!(
+        events(&mut conn),
+        vec![Event::GoAway {
+            last_stream_id: 0,
+            code: ErrorCode::NO_ERROR
+        }]
+    );
+}
+
+/// A conversation fed in random splits gives the same events as in one piece.
+#[test]
+fn random_splits_give_the_same_events() {
+    let mut client = Client::new();
+    let mut fields = request("POST", "/p");
+    fields.push(("content-length", "30000"));
+    client.headers(1, &fields, false);
+    client.get(3, "/g");
+    write_data(&mut client.bytes, 1, &[5u8; 16_000], false);
+    write_ping(&mut client.bytes, [9; 8], false);
+    write_data(&mut client.bytes, 1, &[6u8; 14_000], true);
+    client.headers(5, &request("GET", "/h"), true);
+    let bytes = client.take();
+    let summarize = |conn: &mut H2Connection, into: &mut Vec<(u32, usize, bool)>| {
+        while let Some(ev) = conn.poll_event() {
+            into.push(match ev {
+                Event::Request {
+                    stream, end_stream, ..
+                } => (stream, 0, end_stream),
+                Event::Data {
+                    stream,
+                    bytes,
+                    end_stream,
+                } => (stream, bytes.len(), end_stream),
+                other => panic!("{other:?}"),
+            });
+        }
+    };
+    let mut whole = H2Connection::new(H2Config::default());
+    feed(&mut whole, &bytes).expect("ok");
+    let mut expected = Vec::new();
+    summarize(&mut whole, &mut expected);
+    let mut rng = XorShift(0x5eed);
+    for _ in 0..200 {
+        let mut conn = H2Connection::new(H2Config::default());
+        let mut got = Vec::new();
+        let mut buffered = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let step = 1 + rng.below(3000);
+            let end = (at + step).min(bytes.len());
+            buffered.extend_from_slice(&bytes[at..end]);
+            at = end;
+            let n = conn.receive(&buffered).expect("ok");
+            buffered.drain(..n);
+            summarize(&mut conn, &mut got);
+        }
+        assert!(buffered.is_empty());
+        assert_eq!(got, expected);
+    }
+}
+
+/// Random bytes after a valid start never panic and never grow the output past its bound.
+#[test]
+fn random_frames_never_panic() {
+    let mut rng = XorShift(0xbad5eed);
+    for _ in 0..2000 {
+        let (mut conn, mut client, _) = started();
+        client.get(1, "/");
+        let mut bytes = client.take();
+        for _ in 0..rng.below(8) {
+            let len = rng.below(40);
+            let frame_type = rng.below(11) as u8;
+            let flags = rng.next() as u8;
+            let stream = rng.below(8) as u32;
+            write_frame_header(&mut bytes, len, frame_type, flags, stream);
+            for _ in 0..len {
+                bytes.push(rng.next() as u8);
+            }
+        }
+        let _ = feed(&mut conn, &bytes);
+        while conn.poll_event().is_some() {}
+        assert!(conn.output().len() < H2Config::default().max_output + 1024);
+    }
+}
+
+#[test]
+fn invalid_requests_in_a_loop_count_as_resets() {
+    let (mut conn, mut client, mut reader) = started();
+    let limit = H2Config::default().max_resets_per_window;
+    let mut result = Ok(());
+    for i in 0..=limit {
+        client.headers(2 * i + 1, &[(":method", "GET")], true);
+        result = feed(&mut conn, &client.take());
+        reader.read(&mut conn);
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(
+        result.map_err(|e| e.code),
+        Err(ErrorCode::ENHANCE_YOUR_CALM)
+    );
+}
+
+#[test]
+fn frames_on_a_stream_pibl_reset_are_ignored() {
+    let (mut conn, mut client, mut reader) = started();
+    client.headers(1, &request("POST", "/"), false);
+    feed(&mut conn, &client.take()).expect("ok");
+    events(&mut conn);
+    conn.reset(1, ErrorCode::CANCEL);
+    assert_eq!(
+        reset_code(&reader.read(&mut conn), 1),
+        Some(ErrorCode::CANCEL)
+    );
+    // The client's body and trailers were already on their way.
+    write_data(&mut client.bytes, 1, b"late", false);
+    client.headers(1, &[("x-trailer", "1")], true);
+    feed(&mut conn, &client.take()).expect("ignored");
+    assert!(events(&mut conn).is_empty());
+    assert_eq!(conn.stream_state(1), StreamState::Closed);
+}
+
+#[test]
+fn empty_data_frames_flood() {
+    let (mut conn, mut client, _) = started();
+    client.headers(1, &request("POST", "/"), false);
+    for _ in 0..=H2Config::default().max_empty_frames_per_window {
+        write_data(&mut client.bytes, 1, &[], false);
+    }
+    assert_eq!(
+        feed(&mut conn, &client.take()).map_err(|e| e.code),
+        Err(ErrorCode::ENHANCE_YOUR_CALM)
+    );
+}
