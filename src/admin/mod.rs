@@ -9,6 +9,7 @@
 //! cache index (a purge takes the index lock briefly; see `Cache::purge_all`).
 
 pub mod charts;
+pub mod metrics;
 pub mod render;
 pub mod series;
 
@@ -292,7 +293,7 @@ pub fn handle(head: &[u8], shared: &Shared, series: &Series) -> Vec<u8> {
         "/metrics" => respond(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            render::prometheus(&Snapshot::take(shared, Default::default())),
+            metrics::prometheus(&Snapshot::take(shared, Default::default())),
         ),
         _ if target == "/cache" || target.starts_with("/cache/") => {
             if matches!(method, "PURGE" | "DELETE") {
