@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use super::cached::{self, CacheLabel, Consulted};
+use super::compressing::{pump_compressed, start_compressor, PumpError};
 use super::exchange::Exchange;
 use super::h1::{ClientGone, H1Codec};
-use super::relay::{pump_compressed, start_compressor, PumpError};
 use super::session::{Conn, Ctx, State, Step};
 use crate::cache::{unix_now, CacheEntry};
 use crate::compress::{decide_stored, CompressedHead, Decision};

@@ -296,6 +296,50 @@ impl Conn {
         };
         log.record_with(clock.log_stamp(), &entry, &details);
     }
+
+    /// The deadline of an exchange state passed: the next backend, a 504 or 408, or the close.
+    pub(super) fn exchange_timed_out(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Step {
+        match self.state {
+            State::Connecting { .. } => {
+                let wait = ctx.settings.config.timeouts.connect;
+                self.upstream_event(
+                    x,
+                    Phase::Connect,
+                    format_args!("did not accept a connection within {wait:?}"),
+                );
+                x.timed_out = true;
+                x.backend_failed("connect timed out");
+                self.retry_elsewhere(x, ctx)
+            }
+            State::SendRequest { .. } if x.waiting_for_request_body() => {
+                // The client stopped sending its body: its doing, not the backend's.
+                self.fail(Some(x), ctx, 408, "request body not received in time", true)
+            }
+            State::SendRequest { .. } | State::ReadResponseHead { .. } => {
+                self.response_timed_out(x, ctx)
+            }
+            State::RelayResponse { .. } => {
+                let wait = ctx.settings.config.timeouts.upstream;
+                self.upstream_event(
+                    x,
+                    Phase::Body,
+                    format_args!("the response made no progress for {wait:?}"),
+                );
+                self.log_exchange(Some(x), ctx, 504);
+                self.enter(State::Closed, ctx)
+            }
+            State::AwaitFill => {
+                // The request filling the cache is slow: fetch for ourselves.
+                x.cache.stop_waiting();
+                self.pick_backend(x, ctx)
+            }
+            _ => {
+                // `Tunnel`, `ServeCached`.
+                self.log_exchange(Some(x), ctx, 504);
+                self.enter(State::Closed, ctx)
+            }
+        }
+    }
 }
 
 impl Exchange {

@@ -4,6 +4,7 @@
 mod access_check;
 mod cache_states;
 mod cached;
+mod compressing;
 mod exchange;
 mod failure;
 mod h1;

@@ -2,9 +2,11 @@
 //! exchange (`&mut Exchange`, handed over by `Session::drive`): pick a backend, connect, send
 //! the request (head and body), read the response head (1xx relayed in place), relay the body
 //! (buffered, or spliced), and finish: log, recycle the upstream connection, next request.
-//! Failures, retries and proxy-made responses are in `failure.rs`.
+//! Failures, retries and proxy-made responses are in `failure.rs`; compression in
+//! `compressing.rs`.
 
 use super::cached::{self, CacheLabel};
+use super::compressing::{compressed_head, pump_compressed, start_compressor, PumpError};
 use super::exchange::Exchange;
 use super::h1::{self, ClientGone, H1Codec};
 use super::session::{head_limits, Conn, Ctx, State, Step};
@@ -15,13 +17,9 @@ use super::upstream::ExchangeKey;
 use super::upstream_failure::Phase;
 use crate::balance::key_hash;
 use crate::buffer::Buffer;
-use crate::compress::{
-    decide, Asked, BodyCompressor, Coding, CompressedHead, Decision, EncodeError, Encoder,
-};
-use crate::config::{Config, HashKey};
+use crate::config::HashKey;
 use crate::http::body::BodyRelay;
-use crate::http::head::ResponseHead;
-use crate::http::response::{ClientSide, ResponseInfo};
+use crate::http::response::ResponseInfo;
 use crate::http::Version;
 use crate::net::proxy_protocol;
 use crate::routing::{header_value, Routed};
@@ -692,115 +690,4 @@ impl Conn {
     ) -> Option<Step> {
         None
     }
-}
-
-/// Encoder steps (each at most `STEP_INPUT` bytes of input) one round of a compressed relay
-/// makes, and the rounds one call makes: the work per event is bounded.
-const COMPRESS_STEPS: usize = 4;
-const COMPRESS_ROUNDS: usize = 4;
-
-/// The size of a compressed body's output buffer: what is made and not yet taken by the
-/// client. When it is full the compressor takes no input, the relay's buffer fills, and the
-/// backend is no longer read: a slow client slows the backend.
-const COMPRESS_OUTPUT: usize = 16 * 1024;
-
-/// Decides, at the final response head, whether its body is compressed; if so, rewrites the
-/// client's head for it (`CompressedHead`) and says in which coding.
-fn compressed_head(
-    asked: Asked,
-    head: &ResponseHead<'_>,
-    config: &Config,
-    side: ClientSide,
-    client_head: &mut Vec<u8>,
-) -> Option<Coding> {
-    let settings = &config.compress;
-    let decision = decide(
-        asked,
-        head.status,
-        head.fields,
-        &settings.types,
-        settings.min_length,
-    );
-    let Decision::Compress(coding) = decision else {
-        return None;
-    };
-    CompressedHead::new(coding, side.version).rewrite(client_head);
-    Some(coding)
-}
-
-/// The exchange's compressor for `coding`, at the configured level.
-pub(super) fn start_compressor(
-    config: &Config,
-    coding: Coding,
-) -> Result<Box<BodyCompressor>, EncodeError> {
-    let encoder = Encoder::new(coding, config.compress.levels.of(coding))?;
-    Ok(Box::new(BodyCompressor::new(
-        encoder,
-        vec![0; COMPRESS_OUTPUT],
-    )))
-}
-
-/// What one call of [`pump_compressed`] did.
-pub(super) struct Pumped {
-    /// Bytes of the input the compressor took (the caller drops them from its source).
-    pub(super) took: usize,
-    /// The whole compressed response has left.
-    pub(super) ended: bool,
-}
-
-pub(super) enum PumpError {
-    ClientGone,
-    Encoder(EncodeError),
-}
-
-/// Moves plain body data (`input`, the start of what is left of the body; `last`: it is all
-/// that is left) through `compressor` to the client: its pending output first, then new input
-/// while it has room, then, at the end of the body, the encoder's end and the last chunk.
-/// Bounded: `COMPRESS_ROUNDS` rounds of `COMPRESS_STEPS` encoder steps; stops as soon as the
-/// client would block. The relay of a miss and a cache hit both use it.
-pub(super) fn pump_compressed(
-    codec: &mut H1Codec<'_>,
-    compressor: &mut BodyCompressor,
-    input: &[u8],
-    last: bool,
-) -> Result<Pumped, PumpError> {
-    let mut took = 0;
-    for _ in 0..COMPRESS_ROUNDS {
-        let pending = compressor.pending();
-        if !pending.is_empty() {
-            let wanted = pending.len();
-            let n = codec
-                .body(pending)
-                .map_err(|ClientGone| PumpError::ClientGone)?;
-            compressor.taken(n);
-            if n < wanted {
-                break;
-            }
-        }
-        let made_before = compressor.totals().1;
-        if took < input.len() {
-            let n = compressor
-                .feed(&input[took..], COMPRESS_STEPS)
-                .map_err(PumpError::Encoder)?;
-            took += n;
-            if n == 0 && compressor.totals().1 == made_before {
-                break;
-            }
-        } else if last && !compressor.is_done() {
-            compressor
-                .finish(COMPRESS_STEPS)
-                .map_err(PumpError::Encoder)?;
-            if compressor.pending().is_empty() {
-                break;
-            }
-        } else {
-            break;
-        }
-    }
-    let ended = if last && took == input.len() && compressor.is_done() {
-        codec.end().map_err(|ClientGone| PumpError::ClientGone)?
-    } else {
-        false
-    };
-    Ok(Pumped { took, ended })
 }

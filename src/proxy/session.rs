@@ -33,7 +33,6 @@ use super::io::Pending;
 use super::shared::{Settings, Shared};
 use super::transport::ClientTransport;
 use super::upstream::UpstreamPool;
-use super::upstream_failure::Phase;
 use crate::buffer::{Buffer, BufferPool, HeadPool};
 use crate::clock::Clock;
 use crate::compress::Asked;
@@ -416,50 +415,6 @@ fn with_exchange<'a>(
 }
 
 impl Conn {
-    /// The deadline of an exchange state passed: the next backend, a 504 or 408, or the close.
-    fn exchange_timed_out(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Step {
-        match self.state {
-            State::Connecting { .. } => {
-                let wait = ctx.settings.config.timeouts.connect;
-                self.upstream_event(
-                    x,
-                    Phase::Connect,
-                    format_args!("did not accept a connection within {wait:?}"),
-                );
-                x.timed_out = true;
-                x.backend_failed("connect timed out");
-                self.retry_elsewhere(x, ctx)
-            }
-            State::SendRequest { .. } if x.waiting_for_request_body() => {
-                // The client stopped sending its body: its doing, not the backend's.
-                self.fail(Some(x), ctx, 408, "request body not received in time", true)
-            }
-            State::SendRequest { .. } | State::ReadResponseHead { .. } => {
-                self.response_timed_out(x, ctx)
-            }
-            State::RelayResponse { .. } => {
-                let wait = ctx.settings.config.timeouts.upstream;
-                self.upstream_event(
-                    x,
-                    Phase::Body,
-                    format_args!("the response made no progress for {wait:?}"),
-                );
-                self.log_exchange(Some(x), ctx, 504);
-                self.enter(State::Closed, ctx)
-            }
-            State::AwaitFill => {
-                // The request filling the cache is slow: fetch for ourselves.
-                x.cache.stop_waiting();
-                self.pick_backend(x, ctx)
-            }
-            _ => {
-                // `Tunnel`, `ServeCached`.
-                self.log_exchange(Some(x), ctx, 504);
-                self.enter(State::Closed, ctx)
-            }
-        }
-    }
-
     /// Moves to `next` and arms its deadline. The one place a state changes.
     /// An illegal transition is a bug: it is logged and the connection closed (in every build,
     /// never a panic), rather than letting a state run without the data it expects.
