@@ -343,6 +343,7 @@ impl Conn {
                                 client_head,
                             );
                         }
+                        // `Exchange::scope`, spelt by field: the codec holds `x.client_bytes`.
                         let edge = &x.settings.router.scope(x.route.scope).edge;
                         edge.finish_client_head(client_head, info.status, &self.facts);
                         // `compress off`, or a client asking for no coding: this one branch.
