@@ -145,9 +145,8 @@ impl BodyCompressor {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
-
     use super::*;
+    use crate::compress::encoder_tests::decode;
     use crate::compress::Levels;
 
     /// Markup with a random number per row: compresses about 3x, as a page does.
@@ -163,24 +162,6 @@ mod tests {
             out.extend_from_slice(b"</p>\n");
         }
         out.truncate(len);
-        out
-    }
-
-    fn decode(coding: Coding, data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        match coding {
-            Coding::Gzip => {
-                flate2::read::GzDecoder::new(data)
-                    .read_to_end(&mut out)
-                    .unwrap();
-            }
-            Coding::Br => {
-                brotli::Decompressor::new(data, 4096)
-                    .read_to_end(&mut out)
-                    .unwrap();
-            }
-            Coding::Zstd => out = zstd::stream::decode_all(data).unwrap(),
-        }
         out
     }
 

@@ -46,7 +46,8 @@ fn page(len: usize) -> Vec<u8> {
     out
 }
 
-fn decode(coding: Coding, data: &[u8]) -> Vec<u8> {
+/// The coding undone by the crates' own decoders (the other compress tests use it too).
+pub(super) fn decode(coding: Coding, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     match coding {
         Coding::Gzip => {
