@@ -7,13 +7,22 @@
 # Settings (environment):
 #   DURATION=10        seconds of each timed wrk run          WARMUP=2   seconds of warm-up before it
 #   CONNS="64 256"     wrk connection counts                  ROUNDS=5   rounds, interleaved
-#   SCENARIOS="small 4k 1m cache" (also: close, routed, tls-small, tls-close, tls-resume, tls-1m)
+#   SCENARIOS="small 4k 1m cache" (also: close, routed, tls-small, tls-close, tls-resume, tls-1m,
+#                      text, text-cache, text-br, small-compress)
 #                      routed: small through pibl with a routing table of 50 sites and 200 routes
 #                      (the request's host is a site in the middle); nginx and HAProxy serve it
 #                      as small, so pibl's routed/small ratios in one run are routing's cost
+#                      text: a 100 KB HTML page asked with Accept-Encoding: gzip, compression on
+#                      (pibl compress on, nginx gzip on, HAProxy compression, all at gzip level
+#                      GZIP_LEVEL); text-cache: the same page from each proxy's cache (nginx
+#                      gzips every hit; pibl serves its stored gzip variant); text-br: the page
+#                      with Accept-Encoding: br (pibl only: Debian's nginx has no brotli);
+#                      small-compress: small (no Accept-Encoding) through the compression-on
+#                      instances, so small-compress/small is what compression on costs identity
+#   GZIP_LEVEL=2       the gzip level of the text scenarios (pibl's default)
 #   PROXIES="nginx haproxy pibl"                              IDLE_TRANSPORTS="plain" (also: tls)
 #   IDLE_CONNS=10000   connections held in idle mode          IDLE_PROXIES="pibl nginx haproxy"
-#   BASE_PORT=18100    first of the loopback ports used (BASE_PORT .. BASE_PORT+40)
+#   BASE_PORT=18100    first of the loopback ports used (BASE_PORT .. BASE_PORT+50)
 #   KEEP_WORKDIR=1     keep the temp work dir even when nothing failed (it is always kept: it holds
 #                      the CSV; set KEEP_WORKDIR=0 to delete it on exit)
 #
@@ -34,6 +43,7 @@ IDLE_PROXIES=${IDLE_PROXIES:-"pibl nginx haproxy"}
 IDLE_TRANSPORTS=${IDLE_TRANSPORTS:-"plain"}
 BASE_PORT=${BASE_PORT:-18100}
 KEEP_WORKDIR=${KEEP_WORKDIR:-1}
+GZIP_LEVEL=${GZIP_LEVEL:-2}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,10 +58,10 @@ esac
 
 # ---------------------------------------------------------------------------------------------
 # What this run needs.
-for n in $DURATION $WARMUP $ROUNDS $IDLE_CONNS $BASE_PORT $CONNS; do
+for n in $DURATION $WARMUP $ROUNDS $IDLE_CONNS $BASE_PORT $GZIP_LEVEL $CONNS; do
   [[ $n =~ ^[0-9]+$ ]] || die "expected a number, got '$n'"
 done
-ALL_SCENARIOS="small 4k 1m cache close routed tls-small tls-close tls-resume tls-1m"
+ALL_SCENARIOS="small 4k 1m cache close routed tls-small tls-close tls-resume tls-1m text text-cache text-br small-compress"
 for s in $SCENARIOS; do
   [[ " $ALL_SCENARIOS " == *" $s "* ]] || die "unknown scenario '$s' ($ALL_SCENARIOS)"
 done
@@ -100,6 +110,8 @@ declare -A PORT=(
   [pibl-routed]=$((BASE_PORT + 13))
   [nginx-cache]=$((BASE_PORT + 20)) [haproxy-cache]=$((BASE_PORT + 21)) [pibl-cache]=$((BASE_PORT + 22))
   [nginx-tls]=$((BASE_PORT + 30)) [haproxy-tls]=$((BASE_PORT + 31)) [pibl-tls]=$((BASE_PORT + 32))
+  [nginx-gzip]=$((BASE_PORT + 40)) [haproxy-gzip]=$((BASE_PORT + 41)) [pibl-gzip]=$((BASE_PORT + 42))
+  [nginx-gzip-cache]=$((BASE_PORT + 43)) [haproxy-gzip-cache]=$((BASE_PORT + 44)) [pibl-gzip-cache]=$((BASE_PORT + 45))
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -200,6 +212,39 @@ def cmd_check(port, path, size, cafile=""):
         sys.exit(1)
     c.close()
     print(",".join(seen) + tls)
+
+def cmd_coding(port, path, page, coding):
+    """Three requests with Accept-Encoding: coding on one connection: each 200 in that coding,
+    decoding to the page's bytes (gzip here; br with the brotli tool when it is installed).
+    Prints the coded body's size and what was checked."""
+    import gzip, shutil, subprocess
+    want = open(page, "rb").read()
+    c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
+    sizes = []
+    try:
+        for _ in range(3):
+            c.request("GET", path, headers={"Accept-Encoding": coding})
+            r = c.getresponse()
+            body = r.read()
+            got = r.getheader("Content-Encoding", "")
+            if r.status != 200 or got != coding:
+                print(f"status {r.status}, Content-Encoding '{got}' (expected 200, {coding})")
+                sys.exit(1)
+            if coding == "gzip":
+                plain = gzip.decompress(body)
+            elif shutil.which("brotli"):
+                plain = subprocess.run(["brotli", "-d", "-c"], input=body, capture_output=True, check=True).stdout
+            else:
+                plain = want
+            if plain != want:
+                print(f"{coding} body decodes to {len(plain)} bytes that differ from the page's {len(want)}")
+                sys.exit(1)
+            sizes.append(len(body))
+    except (OSError, http.client.HTTPException, subprocess.CalledProcessError) as e:
+        print(f"{type(e).__name__}: {e}")
+        sys.exit(1)
+    c.close()
+    print(f"{sizes[-1]} bytes on the wire for {len(want)} (x{len(want) / sizes[-1]:.2f}), decoded and compared 3 times")
 
 def recv_ready(s):
     """The bytes a non-blocking socket has now (b"" when a TLS record held no data, e.g. a
@@ -359,11 +404,32 @@ def cmd_summary(path):
                 shakes.append(f"{p} {full:.0f} full, {resumed:.0f} resumed ({100 * resumed / (full + resumed):.1f}%)")
         if shakes:
             print("\nTLS handshakes completed by wrk in the timed runs: " + "; ".join(shakes))
+    # Scenarios measured against another of the same run, for each proxy: what routing (pibl's
+    # table; nginx and HAProxy serve small twice, their ratio is the noise) and compression on
+    # cost a request that neither routes far nor compresses.
+    for scen, base in (("routed", "small"), ("small-compress", "small")):
+        for conns in sorted({c for s2, c in cells if s2 == scen}):
+            line = []
+            for p in proxies:
+                pairs = []
+                for r in rows:
+                    if r["proxy"] != p or r["scenario"] != scen or int(r["conns"]) != conns or r["status"] != "ok":
+                        continue
+                    b = [q for q in rows if q["proxy"] == p and q["scenario"] == base and int(q["conns"]) == conns
+                         and q["round"] == r["round"] and q["status"] == "ok"]
+                    a, bb = num(r, "cpu_us_per_req"), (num(b[0], "cpu_us_per_req") if b else None)
+                    if a is not None and bb:
+                        pairs.append(a / bb)
+                if pairs:
+                    line.append(f"{p} x{fnum(med(pairs), '.2f')} (rounds: {', '.join(f'{x:.2f}' for x in pairs)})")
+            if line:
+                print(f"\nCPU per request, {scen} / {base}, {conns} connections: " + "; ".join(line))
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"ports": lambda: cmd_ports(args), "check": lambda: cmd_check(*args),
-     "idle": lambda: cmd_idle(*args), "summary": lambda: cmd_summary(*args)}[cmd]()
+     "idle": lambda: cmd_idle(*args), "summary": lambda: cmd_summary(*args),
+     "coding": lambda: cmd_coding(*args)}[cmd]()
 PY
 helper() { python3 "$WORK/helper.py" "$@"; }
 
@@ -449,18 +515,50 @@ start() {
 mkdir -p "$WORK/www" "$WORK/origin"
 head -c 4096 /dev/urandom >"$WORK/www/4k"
 head -c 1048576 /dev/urandom >"$WORK/www/1m"
+# text.html: 100 KB of HTML like a real page's (a table of words and numbers drawn from a fixed
+# seed), which gzip level 2 shrinks about 4x; exactly TEXT_SIZE bytes.
+TEXT_SIZE=102400
+python3 - "$WORK/www/text.html" "$TEXT_SIZE" <<'PY'
+import random, sys
+path, size = sys.argv[1], int(sys.argv[2])
+rng = random.Random(7)
+words = ("proxy cache backend request response header stream client server route pool weight "
+         "status latency bytes gzip brotli zstd edge worker event socket buffer timeout health "
+         "upstream listener config reload signal metric table chart page item price order user").split()
+head = ("<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>pibl text page</title>"
+        "<link rel=stylesheet href=/style.css></head>\n<body><h1>Orders</h1>\n<table class=orders>\n")
+rows = []
+n = 0
+while len(head) + sum(map(len, rows)) < size - 200:
+    n += 1
+    cells = " ".join(rng.choice(words) for _ in range(rng.randint(3, 8)))
+    rows.append(f'<tr id="r{n}"><td class=id>{n}</td><td class=name>{cells}</td>'
+                f'<td class=qty>{rng.randint(1, 999)}</td><td class=price>{rng.randint(100, 99999) / 100:.2f}</td></tr>\n')
+body = head + "".join(rows) + "</table>\n"
+end = "</body></html>\n"
+pad = size - len(body) - len(end) - len("<!--  -->\n")
+doc = body + "<!-- " + "x" * pad + " -->\n" + end
+assert len(doc.encode()) == size, len(doc)
+open(path, "w").write(doc)
+PY
 chmod 644 "$WORK/www/"*
 SMALL_BODY=$(printf 'pibl benchmark origin: a small response body of exactly one hundred bytes....%023d' 0)
 ((${#SMALL_BODY} == 100)) || die "small body is ${#SMALL_BODY} bytes"
 declare -A PATH_OF=([small]=/small [4k]=/4k [1m]=/1m [cache]=/4k [close]=/small [routed]=/small
-  [tls-small]=/small [tls-close]=/small [tls-resume]=/small [tls-1m]=/1m)
+  [tls-small]=/small [tls-close]=/small [tls-resume]=/small [tls-1m]=/1m
+  [text]=/text.html [text-cache]=/text.html [text-br]=/text.html [small-compress]=/small)
+# The identity size (the pre-flight check asks for no coding; check_coding checks the coded ones).
 declare -A SIZE_OF=([small]=100 [4k]=4096 [1m]=1048576 [cache]=4096 [close]=100 [routed]=100
-  [tls-small]=100 [tls-close]=100 [tls-resume]=100 [tls-1m]=1048576)
+  [tls-small]=100 [tls-close]=100 [tls-resume]=100 [tls-1m]=1048576
+  [text]=$TEXT_SIZE [text-cache]=$TEXT_SIZE [text-br]=$TEXT_SIZE [small-compress]=100)
+# The coding each text scenario asks for.
+declare -A CODING_OF=([text]=gzip [text-cache]=gzip [text-br]=br)
 # close: every request on a new connection (the client sends Connection: close), as from
 # clients without keep-alive; the proxy pays accept and close each time. tls-close and
 # tls-resume do the same over TLS, with a full handshake or a resumed one each time.
 declare -A WRK_HEADER_OF=([close]="Connection: close" [tls-close]="Connection: close"
-  [tls-resume]="Connection: close")
+  [tls-resume]="Connection: close" [text]="Accept-Encoding: gzip" [text-cache]="Accept-Encoding: gzip"
+  [text-br]="Accept-Encoding: br")
 # TLS scenarios: whether wrk may resume its last session when it reconnects (it does unless the
 # shim, benches/tls_session_shim.c, drops the session before each handshake).
 declare -A TLS_RESUME_OF=([tls-small]=1 [tls-close]=0 [tls-resume]=1 [tls-1m]=1)
@@ -518,6 +616,7 @@ EOF
         root $WORK/www;
         add_header X-Origin o$((i + 1));
         location = /small { default_type text/plain; return 200 "$SMALL_BODY"; }
+        location = /text.html { default_type text/html; }
         location / { }
     }
 EOF
@@ -537,9 +636,9 @@ done
 # ---------------------------------------------------------------------------------------------
 # Proxy configurations.
 
-# nginx_conf DIR PORT CACHE(0/1) WORKER_CONNECTIONS [TLS(0/1)]
+# nginx_conf DIR PORT CACHE(0/1) WORKER_CONNECTIONS [TLS(0/1)] [GZIP(0/1)]
 nginx_conf() {
-  local dir=$1 port=$2 cache=$3 wc=$4 tls=${5:-0}
+  local dir=$1 port=$2 cache=$3 wc=$4 tls=${5:-0} gzip=${6:-0}
   cat <<EOF
 worker_processes 2;
 daemon off;
@@ -554,6 +653,17 @@ http {
     tcp_nodelay on;
     client_body_temp_path $dir/client_body;
     proxy_temp_path $dir/proxy_temp;
+EOF
+  # The types pibl compresses by default (nginx always includes text/html).
+  ((gzip)) && cat <<EOF
+    gzip on;
+    gzip_comp_level $GZIP_LEVEL;
+    gzip_min_length 1024;
+    gzip_proxied any;
+    gzip_vary on;
+    gzip_types text/plain text/css application/json application/javascript application/xml image/svg+xml;
+EOF
+  cat <<EOF
     upstream origins {
         server 127.0.0.1:${ORIGIN_PORTS[0]};
         server 127.0.0.1:${ORIGIN_PORTS[1]};
@@ -598,9 +708,9 @@ EOF
 EOF
 }
 
-# haproxy_conf PORT CACHE(0/1) MAXCONN [TLS(0/1)]
+# haproxy_conf PORT CACHE(0/1) MAXCONN [TLS(0/1)] [GZIP(0/1)]
 haproxy_conf() {
-  local port=$1 cache=$2 maxconn=$3 tls=${4:-0}
+  local port=$1 cache=$2 maxconn=$3 tls=${4:-0} gzip=${5:-0}
   local bind="bind 127.0.0.1:$port"
   # tune.ssl.cachesize left at its default (20000 sessions); tickets are on by default.
   ((tls)) && bind+=" ssl crt $TLS_DIR/haproxy.pem alpn http/1.1 ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3"
@@ -608,6 +718,10 @@ haproxy_conf() {
 global
     nbthread 2
     maxconn $maxconn
+EOF
+  # HAProxy compresses at tune.comp.maxlevel (its default is 1).
+  ((gzip)) && echo "    tune.comp.maxlevel $GZIP_LEVEL"
+  cat <<EOF
     # no 'log' line: HAProxy logs nothing (its default)
 defaults
     mode http
@@ -624,6 +738,9 @@ frontend fe
 backend origins
     balance roundrobin
 EOF
+  if ((gzip)); then
+    printf '    compression algo gzip\n    compression type text/html text/plain text/css application/json application/javascript application/xml image/svg+xml\n'
+  fi
   if ((cache)); then
     printf '    http-request cache-use bench\n    http-response cache-store bench\n'
   fi
@@ -637,9 +754,9 @@ EOF
   fi
 }
 
-# pibl_conf DIR PORT CACHE(0/1) [TLS(0/1)]
+# pibl_conf DIR PORT CACHE(0/1) [TLS(0/1)] [GZIP(0/1)]
 pibl_conf() {
-  local dir=$1 port=$2 cache=$3 tls=${4:-0}
+  local dir=$1 port=$2 cache=$3 tls=${4:-0} gzip=${5:-0}
   if ((tls)); then
     echo "listen 127.0.0.1:$port tls"
     echo "certificate $TLS_DIR/cert.pem $TLS_DIR/key.pem"
@@ -656,6 +773,8 @@ log_file $dir/pibl.log
 keepalive_timeout 300s
 EOF
   ((cache)) && echo "cache on"
+  # The gzip level the others use; br and zstd keep pibl's defaults (text-br).
+  ((gzip)) && printf 'compress on\ncompress_level gzip=%s\n' "$GZIP_LEVEL"
   return 0
 }
 
@@ -673,31 +792,34 @@ routing_table() {
   done
 }
 
-# start_proxy PROXY VARIANT [WORKER_CONNECTIONS]: VARIANT plain, cache, tls or routed (pibl only)
-# starts instance PROXY, PROXY-cache, PROXY-tls or PROXY-routed. Returns 1 if it failed, with the reason in START_ERROR.
+# start_proxy PROXY VARIANT [WORKER_CONNECTIONS]: VARIANT plain, cache, tls, routed (pibl only),
+# gzip (compression on) or gzip-cache (and the cache), starting instance PROXY or PROXY-VARIANT.
+# Returns 1 if it failed, with the reason in START_ERROR.
 START_ERROR=""
 start_proxy() {
-  local proxy=$1 variant=$2 inst=$1 wc=${3:-8192} cache=0 tls=0
+  local proxy=$1 variant=$2 inst=$1 wc=${3:-8192} cache=0 tls=0 gzip=0
   case $variant in
     cache) inst=$proxy-cache cache=1 ;;
     tls) inst=$proxy-tls tls=1 ;;
     routed) inst=$proxy-routed ;;
+    gzip) inst=$proxy-gzip gzip=1 ;;
+    gzip-cache) inst=$proxy-gzip-cache gzip=1 cache=1 ;;
   esac
   local dir=$WORK/$inst port=${PORT[$inst]}
   mkdir -p "$dir"
   START_ERROR="did not start (see above)"
   case $proxy in
     nginx)
-      nginx_conf "$dir" "$port" "$cache" "$wc" "$tls" >"$dir/nginx.conf"
+      nginx_conf "$dir" "$port" "$cache" "$wc" "$tls" "$gzip" >"$dir/nginx.conf"
       start "$inst" "$port" "$dir/stderr.log" \
         nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
       ;;
     haproxy)
-      haproxy_conf "$port" "$cache" "$wc" "$tls" >"$dir/haproxy.cfg"
+      haproxy_conf "$port" "$cache" "$wc" "$tls" "$gzip" >"$dir/haproxy.cfg"
       start "$inst" "$port" "$dir/stderr.log" haproxy -db -f "$dir/haproxy.cfg"
       ;;
     pibl)
-      pibl_conf "$dir" "$port" "$cache" "$tls" >"$dir/pibl.conf"
+      pibl_conf "$dir" "$port" "$cache" "$tls" "$gzip" >"$dir/pibl.conf"
       [[ $variant == routed ]] && routing_table >>"$dir/pibl.conf"
       local args=(-c "$dir/pibl.conf")
       ((cache)) && args+=(-t 600)
@@ -725,6 +847,21 @@ check_proxy() {
   fi
   say "   $inst ${PATH_OF[$scen]}: 3 x 200, origins $seen"
 }
+
+# check_coding INSTANCE SCENARIO: for a text scenario, three requests asking for its coding
+# must come back in that coding and decode to the page; reports the bytes on the wire.
+# Returns 1 (with the reason in START_ERROR) when the instance does not compress.
+check_coding() {
+  local inst=$1 scen=$2 coding=${CODING_OF[$2]:-}
+  [[ -n $coding ]] || return 0
+  if ! START_ERROR=$(helper coding "${PORT[$inst]}" "${PATH_OF[$scen]}" "$WORK/www${PATH_OF[$scen]}" "$coding"); then
+    say "compare.sh: $inst does not serve ${PATH_OF[$scen]} in $coding: $START_ERROR"
+    return 1
+  fi
+  say "   $inst ${PATH_OF[$scen]} in $coding: $START_ERROR"
+  WIRE_BYTES["$inst $coding"]=${START_ERROR%% *}
+}
+declare -A WIRE_BYTES=() # "instance coding" -> compressed body bytes
 
 # ---------------------------------------------------------------------------------------------
 # Idle mode.
@@ -805,15 +942,22 @@ fi
 # Compare mode: start every proxy instance the scenarios need.
 say "== starting the proxies"
 declare -A SKIP=() # "proxy scenario" -> reason
-need_plain=0 need_cache=0 need_tls=0 need_routed=0
+need_plain=0 need_cache=0 need_tls=0 need_routed=0 need_gzip=0 need_gzip_cache=0
 for s in $SCENARIOS; do
-  case $s in cache) need_cache=1 ;; tls-*) need_tls=1 ;; routed) need_plain=1 need_routed=1 ;; *) need_plain=1 ;; esac
+  case $s in
+    cache) need_cache=1 ;;
+    tls-*) need_tls=1 ;;
+    routed) need_plain=1 need_routed=1 ;;
+    text | text-br | small-compress) need_gzip=1 ;;
+    text-cache) need_gzip_cache=1 ;;
+    *) need_plain=1 ;;
+  esac
 done
 for proxy in $PROXIES; do
   if ((need_plain)); then
     start_proxy "$proxy" plain || die "$proxy failed to start (see above)"
     for s in $SCENARIOS; do
-      [[ $s == cache || $s == tls-* ]] && continue
+      [[ $s == cache || $s == tls-* || $s == text* || $s == small-compress ]] && continue
       check_proxy "$proxy" "$s" || die "$proxy returned wrong responses"
     done
   fi
@@ -835,6 +979,25 @@ for proxy in $PROXIES; do
     if [[ -n $tls_skip ]]; then
       for s in $SCENARIOS; do [[ $s == tls-* ]] && SKIP["$proxy $s"]=$tls_skip; done
       say "compare.sh: SKIPPING $proxy in the TLS scenarios: $proxy: $tls_skip"
+    fi
+  fi
+  # Compression: a proxy that cannot serve a coding is left out of that scenario only.
+  if ((need_gzip)); then
+    start_proxy "$proxy" gzip || die "$proxy failed to start with compression on (see above)"
+    for s in $SCENARIOS; do
+      [[ $s == text || $s == text-br || $s == small-compress ]] || continue
+      check_proxy "$proxy-gzip" "$s" || die "$proxy returned wrong responses with compression on"
+      check_coding "$proxy-gzip" "$s" || SKIP["$proxy $s"]="does not compress in ${CODING_OF[$s]}"
+    done
+  fi
+  if ((need_gzip_cache)); then
+    if [[ $proxy == haproxy ]]; then
+      SKIP["haproxy text-cache"]="not measured (its cache and compression filters are not set up here)"
+    else
+      start_proxy "$proxy" gzip-cache || die "$proxy failed to start with its cache and compression on"
+      check_proxy "$proxy-gzip-cache" text-cache || die "$proxy returned wrong responses with its cache on"
+      # The gzip request after the identity ones: pibl makes its variant on the first hit.
+      check_coding "$proxy-gzip-cache" text-cache || SKIP["$proxy text-cache"]="does not compress its hits"
     fi
   fi
   if ((need_cache)); then
@@ -869,6 +1032,8 @@ run_cell() {
     cache) inst=$proxy-cache ;;
     tls-*) inst=$proxy-tls scheme=https ;;
     routed) [[ $proxy == pibl ]] && inst=pibl-routed ;;
+    text | text-br | small-compress) inst=$proxy-gzip ;;
+    text-cache) inst=$proxy-gzip-cache ;;
   esac
   if [[ -n ${SKIP["$proxy $scen"]:-} ]]; then
     echo "$round,$scen,$conns,$proxy,,,,,,,,,skipped: ${SKIP["$proxy $scen"]},," >>"$CSV"
@@ -952,5 +1117,10 @@ if ((RUN_TLS)); then
   echo "connection, so their CPU us/req is the cost of a connection with its handshake."
 fi
 helper summary "$CSV"
+if ((${#WIRE_BYTES[@]})); then
+  echo
+  echo "Bytes on the wire for /text.html ($TEXT_SIZE bytes identity), from the pre-flight checks:"
+  for k in "${!WIRE_BYTES[@]}"; do echo "    $k: ${WIRE_BYTES[$k]}"; done | sort
+fi
 echo
 echo "raw per-round results: $CSV"
