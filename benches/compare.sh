@@ -20,7 +20,11 @@
 #                      small-compress: small (no Accept-Encoding) through the compression-on
 #                      instances, so small-compress/small is what compression on costs identity
 #   GZIP_LEVEL=2       the gzip level of the text scenarios (pibl's default)
-#   PROXIES="nginx haproxy pibl"                              IDLE_TRANSPORTS="plain" (also: tls)
+#   h2-small, h2-4k:   HTTP/2 over TLS (ALPN h2), driven by h2load: H2_CONNS connections of
+#                      H2_STREAMS concurrent streams each (not CONNS); nginx 'listen ... ssl http2',
+#                      HAProxy 'alpn h2,http/1.1', pibl's TLS listener (h2 on by default)
+#   H2_CONNS="8"       h2load connection counts        H2_STREAMS=100  streams per connection
+#   PROXIES="nginx haproxy pibl"                              IDLE_TRANSPORTS="plain" (also: tls, h2)
 #   IDLE_CONNS=10000   connections held in idle mode          IDLE_PROXIES="pibl nginx haproxy"
 #   BASE_PORT=18100    first of the loopback ports used (BASE_PORT .. BASE_PORT+50)
 #   KEEP_WORKDIR=1     keep the temp work dir even when nothing failed (it is always kept: it holds
@@ -44,6 +48,8 @@ IDLE_TRANSPORTS=${IDLE_TRANSPORTS:-"plain"}
 BASE_PORT=${BASE_PORT:-18100}
 KEEP_WORKDIR=${KEEP_WORKDIR:-1}
 GZIP_LEVEL=${GZIP_LEVEL:-2}
+H2_CONNS=${H2_CONNS:-"8"}
+H2_STREAMS=${H2_STREAMS:-100}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,10 +64,10 @@ esac
 
 # ---------------------------------------------------------------------------------------------
 # What this run needs.
-for n in $DURATION $WARMUP $ROUNDS $IDLE_CONNS $BASE_PORT $GZIP_LEVEL $CONNS; do
+for n in $DURATION $WARMUP $ROUNDS $IDLE_CONNS $BASE_PORT $GZIP_LEVEL $H2_STREAMS $CONNS $H2_CONNS; do
   [[ $n =~ ^[0-9]+$ ]] || die "expected a number, got '$n'"
 done
-ALL_SCENARIOS="small 4k 1m cache close routed tls-small tls-close tls-resume tls-1m text text-cache text-br small-compress"
+ALL_SCENARIOS="small 4k 1m cache close routed tls-small tls-close tls-resume tls-1m text text-cache text-br small-compress h2-small h2-4k"
 for s in $SCENARIOS; do
   [[ " $ALL_SCENARIOS " == *" $s "* ]] || die "unknown scenario '$s' ($ALL_SCENARIOS)"
 done
@@ -69,17 +75,19 @@ for p in $PROXIES $IDLE_PROXIES; do
   case $p in nginx | haproxy | pibl) ;; *) die "unknown proxy '$p' (nginx haproxy pibl)" ;; esac
 done
 for t in $IDLE_TRANSPORTS; do
-  case $t in plain | tls) ;; *) die "unknown idle transport '$t' (plain tls)" ;; esac
+  case $t in plain | tls | h2) ;; *) die "unknown idle transport '$t' (plain tls h2)" ;; esac
 done
 # The proxies and transports this mode runs.
 if [[ $MODE == idle ]]; then
   RUN_PROXIES=$IDLE_PROXIES
-  RUN_TLS=0
+  RUN_TLS=0 RUN_H2=0
   [[ " $IDLE_TRANSPORTS " == *" tls "* ]] && RUN_TLS=1
+  [[ " $IDLE_TRANSPORTS " == *" h2 "* ]] && RUN_TLS=1 RUN_H2=1
 else
   RUN_PROXIES=$PROXIES
-  RUN_TLS=0
+  RUN_TLS=0 RUN_H2=0
   [[ " $SCENARIOS " == *" tls-"* ]] && RUN_TLS=1
+  [[ " $SCENARIOS " == *" h2-"* ]] && RUN_TLS=1 RUN_H2=1
 fi
 RUN_PIBL=0
 [[ " $RUN_PROXIES " == *" pibl "* ]] && RUN_PIBL=1
@@ -90,17 +98,21 @@ missing=()
 tools=(nginx haproxy wrk curl python3 getconf)
 ((RUN_PIBL)) && tools+=(cargo)
 ((RUN_TLS)) && tools+=(openssl cc)
+((RUN_H2)) && [[ $MODE == compare ]] && tools+=(h2load)
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
   say "compare.sh: missing: ${missing[*]}"
   say "Install them first, e.g. on Debian/Ubuntu:"
-  say "    sudo apt-get install nginx-light haproxy wrk curl python3 openssl gcc"
+  say "    sudo apt-get install nginx-light haproxy wrk curl python3 openssl gcc nghttp2-client python3-h2"
   say "and Rust (cargo) from https://rustup.rs"
   exit 1
 fi
 CLK_TCK=$(getconf CLK_TCK)
+if ((RUN_H2)) && [[ $MODE == idle ]] && ! python3 -c 'import h2' 2>/dev/null && ! /usr/bin/python3 -c 'import h2' 2>/dev/null; then
+  die "the h2 idle transport needs Python's h2 library (apt-get install python3-h2)"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Ports (all on 127.0.0.1).
@@ -112,6 +124,7 @@ declare -A PORT=(
   [nginx-tls]=$((BASE_PORT + 30)) [haproxy-tls]=$((BASE_PORT + 31)) [pibl-tls]=$((BASE_PORT + 32))
   [nginx-gzip]=$((BASE_PORT + 40)) [haproxy-gzip]=$((BASE_PORT + 41)) [pibl-gzip]=$((BASE_PORT + 42))
   [nginx-gzip-cache]=$((BASE_PORT + 43)) [haproxy-gzip-cache]=$((BASE_PORT + 44)) [pibl-gzip-cache]=$((BASE_PORT + 45))
+  [nginx-h2]=$((BASE_PORT + 46)) [haproxy-h2]=$((BASE_PORT + 47)) [pibl-h2]=$((BASE_PORT + 48))
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -245,6 +258,124 @@ def cmd_coding(port, path, page, coding):
         sys.exit(1)
     c.close()
     print(f"{sizes[-1]} bytes on the wire for {len(want)} (x{len(want) / sizes[-1]:.2f}), decoded and compared 3 times")
+
+def h2_get(s, conn, path, port):
+    """One GET on an HTTP/2 connection (the h2 library's), read to its end: (status, body)."""
+    import h2.events
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, [(":method", "GET"), (":path", path), (":scheme", "https"),
+                            (":authority", f"127.0.0.1:{port}")], end_stream=True)
+    s.sendall(conn.data_to_send())
+    status, body = None, b""
+    while True:
+        data = s.recv(65536)
+        if not data:
+            raise OSError("connection closed by the proxy")
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                status = int(dict(ev.headers)[b":status"])
+            elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                body += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+            elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                s.sendall(conn.data_to_send())
+                return status, body
+            elif isinstance(ev, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                raise OSError(f"{type(ev).__name__}: {ev}")
+        out = conn.data_to_send()
+        if out:
+            s.sendall(out)
+
+def h2_connect(port, cafile):
+    """A TLS connection that agreed h2 by ALPN, with the client preface and SETTINGS sent."""
+    import h2.config, h2.connection
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.set_alpn_protocols(["h2"])
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port)), timeout=10), server_hostname="127.0.0.1")
+    if s.selected_alpn_protocol() != "h2":
+        raise OSError(f"ALPN agreed {s.selected_alpn_protocol()!r}, not h2")
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    s.sendall(conn.data_to_send())
+    return s, conn
+
+def cmd_h2check(port, path, size, cafile):
+    """Three GETs on one HTTP/2 connection (ALPN h2 over TLS): each 200 with the expected size.
+    Uses Python's h2 library when it is there, else curl --http2."""
+    try:
+        import h2  # noqa: F401
+    except ImportError:
+        import subprocess
+        for _ in range(3):
+            out = subprocess.run(["curl", "-s", "--http2", "--cacert", cafile, "-o", "/dev/null", "-w",
+                                  "%{http_version} %{http_code} %{size_download}",
+                                  f"https://127.0.0.1:{port}{path}"], capture_output=True, text=True).stdout
+            if out != f"2 200 {size}":
+                print(f"curl --http2 {path}: '{out}' (expected '2 200 {size}')")
+                sys.exit(1)
+        print("3 x 200 over h2 (curl)")
+        return
+    try:
+        s, conn = h2_connect(port, cafile)
+        for _ in range(3):
+            status, body = h2_get(s, conn, path, port)
+            if status != 200 or len(body) != int(size):
+                print(f"GET {path} over h2: status {status}, {len(body)} bytes (expected 200, {size})")
+                sys.exit(1)
+        s.close()
+    except (OSError, ssl.SSLError) as e:
+        print(f"GET {path} over h2: {type(e).__name__}: {e}")
+        sys.exit(1)
+    print("3 x 200 over h2")
+
+def cmd_idle_h2(port, n, ready_file, stop_file, max_hold, cafile):
+    """Open n HTTP/2 connections (TLS, ALPN h2), one GET /small each, read it, hold them idle."""
+    n = int(n)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, n + 100) if hard != resource.RLIM_INFINITY else n + 100
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    socks = []
+    for i in range(n):
+        try:
+            s, conn = h2_connect(port, cafile)
+            status, _ = h2_get(s, conn, "/small", port)
+            if status != 200:
+                raise OSError(f"status {status}")
+        except (OSError, ssl.SSLError) as e:
+            print(f"connection {i + 1}: {type(e).__name__}: {e}", file=sys.stderr)
+            sys.exit(1)
+        s.setblocking(False)
+        socks.append(s)
+    with open(ready_file, "w") as f:
+        f.write(f"{len(socks)}\n")
+    end = time.time() + float(max_hold)
+    while time.time() < end and not os.path.exists(stop_file):
+        time.sleep(0.1)
+    closed = 0
+    for s in socks:
+        try:
+            if recv_ready(s) is None:
+                closed += 1
+        except OSError:
+            closed += 1
+    for s in socks:
+        s.close()
+    print(closed)
+
+def cmd_h2load_summary(log):
+    """p50 and p99 in ms from h2load's --log-file (start us, status, duration us per request)."""
+    times = []
+    for line in open(log):
+        parts = line.split()
+        if len(parts) >= 3:
+            times.append(int(parts[2]) / 1000)
+    if not times:
+        print(" ")
+        return
+    times.sort()
+    q = lambda f: times[min(len(times) - 1, int(f * len(times)))]
+    print(f"{q(0.5):.4f} {q(0.99):.4f}")
 
 def recv_ready(s):
     """The bytes a non-blocking socket has now (b"" when a TLS record held no data, e.g. a
@@ -429,9 +560,16 @@ if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"ports": lambda: cmd_ports(args), "check": lambda: cmd_check(*args),
      "idle": lambda: cmd_idle(*args), "summary": lambda: cmd_summary(*args),
-     "coding": lambda: cmd_coding(*args)}[cmd]()
+     "coding": lambda: cmd_coding(*args), "h2check": lambda: cmd_h2check(*args),
+     "idle_h2": lambda: cmd_idle_h2(*args), "h2load_summary": lambda: cmd_h2load_summary(*args)}[cmd]()
 PY
-helper() { python3 "$WORK/helper.py" "$@"; }
+# Debian's python3-h2 is for the system python: prefer it when the first python3 on PATH (e.g.
+# pyenv's) lacks the h2 library.
+PYTHON=python3
+if ! python3 -c 'import h2' 2>/dev/null && /usr/bin/python3 -c 'import h2' 2>/dev/null; then
+  PYTHON=/usr/bin/python3
+fi
+helper() { "$PYTHON" "$WORK/helper.py" "$@"; }
 
 all_ports=("${ORIGIN_PORTS[@]}" "${PORT[@]}")
 if ! busy=$(helper ports "${all_ports[@]}"); then
@@ -546,11 +684,13 @@ SMALL_BODY=$(printf 'pibl benchmark origin: a small response body of exactly one
 ((${#SMALL_BODY} == 100)) || die "small body is ${#SMALL_BODY} bytes"
 declare -A PATH_OF=([small]=/small [4k]=/4k [1m]=/1m [cache]=/4k [close]=/small [routed]=/small
   [tls-small]=/small [tls-close]=/small [tls-resume]=/small [tls-1m]=/1m
-  [text]=/text.html [text-cache]=/text.html [text-br]=/text.html [small-compress]=/small)
+  [text]=/text.html [text-cache]=/text.html [text-br]=/text.html [small-compress]=/small
+  [h2-small]=/small [h2-4k]=/4k)
 # The identity size (the pre-flight check asks for no coding; check_coding checks the coded ones).
 declare -A SIZE_OF=([small]=100 [4k]=4096 [1m]=1048576 [cache]=4096 [close]=100 [routed]=100
   [tls-small]=100 [tls-close]=100 [tls-resume]=100 [tls-1m]=1048576
-  [text]=$TEXT_SIZE [text-cache]=$TEXT_SIZE [text-br]=$TEXT_SIZE [small-compress]=100)
+  [text]=$TEXT_SIZE [text-cache]=$TEXT_SIZE [text-br]=$TEXT_SIZE [small-compress]=100
+  [h2-small]=100 [h2-4k]=4096)
 # The coding each text scenario asks for.
 declare -A CODING_OF=([text]=gzip [text-cache]=gzip [text-br]=br)
 # close: every request on a new connection (the client sends Connection: close), as from
@@ -679,7 +819,7 @@ EOF
 EOF
   if ((tls)); then
     cat <<EOF
-        listen 127.0.0.1:$port ssl;
+        listen 127.0.0.1:$port ssl$( ((tls == 2)) && echo " http2");
         ssl_certificate $TLS_DIR/cert.pem;
         ssl_certificate_key $TLS_DIR/key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -713,7 +853,9 @@ haproxy_conf() {
   local port=$1 cache=$2 maxconn=$3 tls=${4:-0} gzip=${5:-0}
   local bind="bind 127.0.0.1:$port"
   # tune.ssl.cachesize left at its default (20000 sessions); tickets are on by default.
-  ((tls)) && bind+=" ssl crt $TLS_DIR/haproxy.pem alpn http/1.1 ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3"
+  local alpn=http/1.1
+  ((tls == 2)) && alpn=h2,http/1.1
+  ((tls)) && bind+=" ssl crt $TLS_DIR/haproxy.pem alpn $alpn ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3"
   cat <<EOF
 global
     nbthread 2
@@ -793,7 +935,8 @@ routing_table() {
 }
 
 # start_proxy PROXY VARIANT [WORKER_CONNECTIONS]: VARIANT plain, cache, tls, routed (pibl only),
-# gzip (compression on) or gzip-cache (and the cache), starting instance PROXY or PROXY-VARIANT.
+# gzip (compression on), gzip-cache (and the cache) or h2 (TLS offering h2 by ALPN), starting
+# instance PROXY or PROXY-VARIANT.
 # Returns 1 if it failed, with the reason in START_ERROR.
 START_ERROR=""
 start_proxy() {
@@ -804,6 +947,7 @@ start_proxy() {
     routed) inst=$proxy-routed ;;
     gzip) inst=$proxy-gzip gzip=1 ;;
     gzip-cache) inst=$proxy-gzip-cache gzip=1 cache=1 ;;
+    h2) inst=$proxy-h2 tls=2 ;;
   esac
   local dir=$WORK/$inst port=${PORT[$inst]}
   mkdir -p "$dir"
@@ -840,7 +984,7 @@ start_proxy() {
 # (over TLS for a -tls instance, verifying the certificate against the bench CA).
 check_proxy() {
   local inst=$1 scen=$2 seen cafile=""
-  [[ $inst == *-tls ]] && cafile=$TLS_DIR/ca.pem
+  [[ $inst == *-tls || $inst == *-h2 ]] && cafile=$TLS_DIR/ca.pem
   if ! seen=$(helper check "${PORT[$inst]}" "${PATH_OF[$scen]}" "${SIZE_OF[$scen]}" "$cafile"); then
     say "compare.sh: $inst failed the pre-flight check for $scen: $seen"
     return 1
@@ -876,6 +1020,8 @@ if [[ $MODE == idle ]]; then
     inst=$proxy label=$proxy scheme=http cafile=""
     if [[ $transport == tls ]]; then
       inst=$proxy-tls label="$proxy (TLS)" scheme=https cafile=$TLS_DIR/ca.pem
+    elif [[ $transport == h2 ]]; then
+      inst=$proxy-h2 label="$proxy (h2)" scheme=https cafile=$TLS_DIR/ca.pem
     fi
     limit=$((IDLE_CONNS + 2000))
     if [[ $proxy == haproxy ]] && (($(ulimit -n) < 2 * limit + 100)); then
@@ -904,7 +1050,9 @@ if [[ $MODE == idle ]]; then
     mapfile -t pids < <(proxy_pids "$inst")
     before=$(status_kib VmRSS "${pids[@]}")
     rm -f "$WORK/idle.ready" "$WORK/idle.stop"
-    python3 "$WORK/helper.py" idle "${PORT[$inst]}" "$IDLE_CONNS" "$WORK/idle.ready" "$WORK/idle.stop" 120 "$cafile" \
+    idle_cmd=idle
+    [[ $transport == h2 ]] && idle_cmd=idle_h2
+    "$PYTHON" "$WORK/helper.py" "$idle_cmd" "${PORT[$inst]}" "$IDLE_CONNS" "$WORK/idle.ready" "$WORK/idle.stop" 120 "$cafile" \
       >"$WORK/idle.out" 2>"$WORK/idle.err" &
     holder=$!
     STARTED_PIDS+=("$holder")
@@ -942,7 +1090,7 @@ fi
 # Compare mode: start every proxy instance the scenarios need.
 say "== starting the proxies"
 declare -A SKIP=() # "proxy scenario" -> reason
-need_plain=0 need_cache=0 need_tls=0 need_routed=0 need_gzip=0 need_gzip_cache=0
+need_plain=0 need_cache=0 need_tls=0 need_routed=0 need_gzip=0 need_gzip_cache=0 need_h2=0
 for s in $SCENARIOS; do
   case $s in
     cache) need_cache=1 ;;
@@ -950,6 +1098,7 @@ for s in $SCENARIOS; do
     routed) need_plain=1 need_routed=1 ;;
     text | text-br | small-compress) need_gzip=1 ;;
     text-cache) need_gzip_cache=1 ;;
+    h2-*) need_h2=1 ;;
     *) need_plain=1 ;;
   esac
 done
@@ -957,7 +1106,7 @@ for proxy in $PROXIES; do
   if ((need_plain)); then
     start_proxy "$proxy" plain || die "$proxy failed to start (see above)"
     for s in $SCENARIOS; do
-      [[ $s == cache || $s == tls-* || $s == text* || $s == small-compress ]] && continue
+      [[ $s == cache || $s == tls-* || $s == text* || $s == small-compress || $s == h2-* ]] && continue
       check_proxy "$proxy" "$s" || die "$proxy returned wrong responses"
     done
   fi
@@ -979,6 +1128,26 @@ for proxy in $PROXIES; do
     if [[ -n $tls_skip ]]; then
       for s in $SCENARIOS; do [[ $s == tls-* ]] && SKIP["$proxy $s"]=$tls_skip; done
       say "compare.sh: SKIPPING $proxy in the TLS scenarios: $proxy: $tls_skip"
+    fi
+  fi
+  # HTTP/2: a proxy that cannot serve h2 here is left out of the h2 scenarios only.
+  if ((need_h2)); then
+    h2_skip=""
+    if ! start_proxy "$proxy" h2; then
+      h2_skip=$START_ERROR
+    else
+      for s in $SCENARIOS; do
+        [[ $s == h2-* ]] || continue
+        if ! seen=$(helper h2check "${PORT[$proxy-h2]}" "${PATH_OF[$s]}" "${SIZE_OF[$s]}" "$TLS_DIR/ca.pem"); then
+          h2_skip="failed its h2 pre-flight check: $seen"
+          break
+        fi
+        say "   $proxy-h2 ${PATH_OF[$s]}: $seen"
+      done
+    fi
+    if [[ -n $h2_skip ]]; then
+      for s in $SCENARIOS; do [[ $s == h2-* ]] && SKIP["$proxy $s"]=$h2_skip; done
+      say "compare.sh: SKIPPING $proxy in the h2 scenarios: $h2_skip"
     fi
   fi
   # Compression: a proxy that cannot serve a coding is left out of that scenario only.
@@ -1034,6 +1203,7 @@ run_cell() {
     routed) [[ $proxy == pibl ]] && inst=pibl-routed ;;
     text | text-br | small-compress) inst=$proxy-gzip ;;
     text-cache) inst=$proxy-gzip-cache ;;
+    h2-*) inst=$proxy-h2 scheme=https ;;
   esac
   if [[ -n ${SKIP["$proxy $scen"]:-} ]]; then
     echo "$round,$scen,$conns,$proxy,,,,,,,,,skipped: ${SKIP["$proxy $scen"]},," >>"$CSV"
@@ -1055,6 +1225,10 @@ run_cell() {
     [[ $scen == tls-resume ]] && warm_env+=("PIBL_BENCH_TLS_SESSION_FILE=$session_file")
     timed_env=("${warm_env[@]}" "PIBL_BENCH_TLS_STATS=$shakes_file")
     extra+=(--timeout 10s)
+  fi
+  if [[ $scen == h2-* ]]; then
+    run_h2_cell "$round" "$scen" "$conns" "$proxy" "$inst" "$url"
+    return
   fi
   "${warm_env[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" "${extra[@]}" "$url" >/dev/null 2>&1 || true
   local -a pids
@@ -1093,13 +1267,52 @@ run_cell() {
     "$round" "$scen" "$conns" "$proxy" "${rps:--}" "${p99:--}" "${cpu:--}" "${errs:-0}" "${non2xx:-0}" "$hwm_note" "$shakes_note" >&2
 }
 
+# run_h2_cell ROUND SCENARIO CONNS PROXY INSTANCE URL: one timed h2load run (CONNS connections
+# of H2_STREAMS streams each, over TLS with ALPN h2), one CSV row; p50/p99 from h2load's log of
+# every request.
+run_h2_cell() {
+  local round=$1 scen=$2 conns=$3 proxy=$4 inst=$5 url=$6
+  local out=$WORK/h2load-r$round-$scen-c$conns-$proxy.txt log=$WORK/h2load-r$round-$scen-c$conns-$proxy.log
+  h2load -t1 -c"$conns" -m"$H2_STREAMS" -D"$WARMUP" "$url" >/dev/null 2>&1 || true
+  local -a pids
+  mapfile -t pids < <(proxy_pids "$inst")
+  local hwm_note=""
+  reset_hwm "${pids[@]}" || hwm_note=" (peak since start: clear_refs refused)"
+  local t0 t1
+  t0=$(cpu_ticks "${pids[@]}")
+  h2load -t1 -c"$conns" -m"$H2_STREAMS" -D"$DURATION" --log-file="$log" "$url" >"$out" 2>&1 || true
+  t1=$(cpu_ticks "${pids[@]}")
+  local rss requests rps p50 p99 failed non2xx cpu status=ok
+  rss=$(status_kib VmHWM "${pids[@]}")
+  # "requests: 1000 total, 1000 started, 1000 done, 990 succeeded, 10 failed, 10 errored, 0 timeout"
+  requests=$(awk '/^requests:/ { print $8; exit }' "$out")
+  failed=$(awk '/^requests:/ { print $10; exit }' "$out")
+  rps=$(awk '/^finished in/ { gsub(",", "", $4); print $4; exit }' "$out")
+  non2xx=$(awk '/^status codes:/ { gsub(",", ""); print $5 + $7 + $9; exit }' "$out")
+  read -r p50 p99 < <(helper h2load_summary "$log")
+  rm -f "$log"
+  if [[ -z $requests || -z $rps ]]; then
+    status="h2load failed"
+    say "compare.sh: h2load output not understood, see $out"
+  fi
+  cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="${requests:-0}" \
+    'BEGIN { if (n > 0) printf "%.3f", d / hz / n * 1e6 }')
+  echo "$round,$scen,$conns,$proxy,$rps,$p50,$p99,$requests,${failed:-0},${non2xx:-0},$cpu,$rss,$status,," >>"$CSV"
+  printf '   round %s %-5s c=%-4s %-8s %10s req/s  p99 %8s ms  cpu %7s us/req  failed %s non-2xx %s%s\n' \
+    "$round" "$scen" "$conns" "$proxy" "${rps:--}" "${p99:--}" "${cpu:--}" "${failed:-0}" "${non2xx:-0}" "$hwm_note" >&2
+}
+
+# The connection counts of a scenario: h2load's for the h2 ones, wrk's otherwise.
+conns_of() { if [[ $1 == h2-* ]]; then echo "$H2_CONNS"; else echo "$CONNS"; fi; }
+
 words() { wc -w <<<"$1"; }
-ncells=$(($(words "$SCENARIOS") * $(words "$CONNS") * $(words "$PROXIES")))
+ncells=0
+for scen in $SCENARIOS; do ncells=$((ncells + $(words "$(conns_of "$scen")") * $(words "$PROXIES"))); done
 say "== $ROUNDS rounds x $ncells runs of ${WARMUP}s warm-up + ${DURATION}s (about $((ROUNDS * ncells * (WARMUP + DURATION + 1) / 60 + 1)) min)"
 say "   interleaved: every round runs every proxy in every cell before the next round starts"
 for round in $(seq "$ROUNDS"); do
   for scen in $SCENARIOS; do
-    for conns in $CONNS; do
+    for conns in $(conns_of "$scen"); do
       for proxy in $PROXIES; do
         run_cell "$round" "$scen" "$conns" "$proxy"
       done
