@@ -100,6 +100,7 @@ impl Conn {
         if with_body && x.asked.coding.is_some() {
             self.compress_hit(x, &entry, &mut resp);
         }
+        x.client_head_bytes += self.to_client.bytes.len() as u64;
         x.cache.serve(entry, label, with_body);
         x.resp = Some(resp);
         self.enter_returning_upstream(State::ServeCached, ctx, upstream_reusable)

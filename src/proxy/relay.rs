@@ -361,6 +361,7 @@ impl Conn {
                     Ok(Some(mut info)) => {
                         buf.consume(info.head_len);
                         if info.is_interim() {
+                            x.client_head_bytes += codec.queued_len();
                             return Step::Again;
                         }
                         x.settings.backends.report_success(up.backend);
@@ -391,6 +392,7 @@ impl Conn {
                                 }
                             }
                         }
+                        x.client_head_bytes += codec.queued_len();
                         return self.start_response(x, ctx, info, key);
                     }
                     Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
