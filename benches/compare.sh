@@ -347,21 +347,7 @@ def cmd_idle_h2(port, n, ready_file, stop_file, max_hold, cafile):
             sys.exit(1)
         s.setblocking(False)
         socks.append(s)
-    with open(ready_file, "w") as f:
-        f.write(f"{len(socks)}\n")
-    end = time.time() + float(max_hold)
-    while time.time() < end and not os.path.exists(stop_file):
-        time.sleep(0.1)
-    closed = 0
-    for s in socks:
-        try:
-            if recv_ready(s) is None:
-                closed += 1
-        except OSError:
-            closed += 1
-    for s in socks:
-        s.close()
-    print(closed)
+    hold(socks, ready_file, stop_file, max_hold)
 
 def cmd_h2load_summary(log):
     """p50 and p99 in ms from h2load's --log-file (start us, status, duration us per request)."""
@@ -447,12 +433,16 @@ def cmd_idle(port, n, ready_file, stop_file, max_hold, cafile=""):
         if pending:
             print(f"{len(pending)} responses did not arrive", file=sys.stderr)
             sys.exit(1)
+    hold(socks, ready_file, stop_file, max_hold)
+
+def hold(socks, ready_file, stop_file, max_hold):
+    """Says the connections are ready, holds them until stop_file appears (at most max_hold
+    seconds), then prints how many the proxy closed meanwhile (should be none)."""
     with open(ready_file, "w") as f:
         f.write(f"{len(socks)}\n")
     end = time.time() + float(max_hold)
     while time.time() < end and not os.path.exists(stop_file):
         time.sleep(0.1)
-    # Count connections the proxy closed while we held them (should be none).
     closed = 0
     for s in socks:
         try:
@@ -1086,6 +1076,32 @@ if [[ $MODE == idle ]]; then
   exit 0
 fi
 
+# start_for PROXY VARIANT PREFIX LABEL: starts PROXY's VARIANT instance (tls or h2) and checks
+# it for each scenario named PREFIX*; a proxy that cannot start it or fails a check here is left
+# out of those scenarios only (with the reason), not the whole run.
+start_for() {
+  local proxy=$1 variant=$2 prefix=$3 label=$4 inst=$1-$2 skip="" s seen
+  if ! start_proxy "$proxy" "$variant"; then
+    skip=$START_ERROR
+  else
+    for s in $SCENARIOS; do
+      [[ $s == "$prefix"* ]] || continue
+      if [[ $variant == h2 ]]; then
+        seen=$(helper h2check "${PORT[$inst]}" "${PATH_OF[$s]}" "${SIZE_OF[$s]}" "$TLS_DIR/ca.pem") ||
+          { skip="failed its h2 pre-flight check: $seen"; break; }
+        say "   $inst ${PATH_OF[$s]}: $seen"
+      else
+        check_proxy "$inst" "$s" || { skip="failed its $label pre-flight check"; break; }
+      fi
+    done
+  fi
+  if [[ -n $skip ]]; then
+    for s in $SCENARIOS; do [[ $s == "$prefix"* ]] && SKIP["$proxy $s"]=$skip; done
+    say "compare.sh: SKIPPING $proxy in the $label scenarios: $proxy: $skip"
+  fi
+  return 0
+}
+
 # ---------------------------------------------------------------------------------------------
 # Compare mode: start every proxy instance the scenarios need.
 say "== starting the proxies"
@@ -1114,42 +1130,8 @@ for proxy in $PROXIES; do
     start_proxy pibl routed || die "pibl failed to start with the routing table (see above)"
     check_proxy pibl-routed routed || die "pibl returned wrong responses with the routing table"
   fi
-  if ((need_tls)); then
-    # A proxy that cannot serve TLS here is left out of the TLS scenarios, not the whole run.
-    tls_skip=""
-    if ! start_proxy "$proxy" tls; then
-      tls_skip=$START_ERROR
-    else
-      for s in $SCENARIOS; do
-        [[ $s == tls-* ]] || continue
-        check_proxy "$proxy-tls" "$s" || { tls_skip="failed its TLS pre-flight check"; break; }
-      done
-    fi
-    if [[ -n $tls_skip ]]; then
-      for s in $SCENARIOS; do [[ $s == tls-* ]] && SKIP["$proxy $s"]=$tls_skip; done
-      say "compare.sh: SKIPPING $proxy in the TLS scenarios: $proxy: $tls_skip"
-    fi
-  fi
-  # HTTP/2: a proxy that cannot serve h2 here is left out of the h2 scenarios only.
-  if ((need_h2)); then
-    h2_skip=""
-    if ! start_proxy "$proxy" h2; then
-      h2_skip=$START_ERROR
-    else
-      for s in $SCENARIOS; do
-        [[ $s == h2-* ]] || continue
-        if ! seen=$(helper h2check "${PORT[$proxy-h2]}" "${PATH_OF[$s]}" "${SIZE_OF[$s]}" "$TLS_DIR/ca.pem"); then
-          h2_skip="failed its h2 pre-flight check: $seen"
-          break
-        fi
-        say "   $proxy-h2 ${PATH_OF[$s]}: $seen"
-      done
-    fi
-    if [[ -n $h2_skip ]]; then
-      for s in $SCENARIOS; do [[ $s == h2-* ]] && SKIP["$proxy $s"]=$h2_skip; done
-      say "compare.sh: SKIPPING $proxy in the h2 scenarios: $h2_skip"
-    fi
-  fi
+  ((need_tls)) && start_for "$proxy" tls tls- TLS
+  ((need_h2)) && start_for "$proxy" h2 h2- h2
   # Compression: a proxy that cannot serve a coding is left out of that scenario only.
   if ((need_gzip)); then
     start_proxy "$proxy" gzip || die "$proxy failed to start with compression on (see above)"
@@ -1226,32 +1208,50 @@ run_cell() {
     timed_env=("${warm_env[@]}" "PIBL_BENCH_TLS_STATS=$shakes_file")
     extra+=(--timeout 10s)
   fi
+  # The client: wrk, or for the h2 scenarios h2load (CONNS connections of H2_STREAMS streams
+  # each, over TLS with ALPN h2; p50/p99 from its log of every request).
+  local client=wrk log=$WORK/h2load.log
+  local -a warm_cmd timed_cmd
   if [[ $scen == h2-* ]]; then
-    run_h2_cell "$round" "$scen" "$conns" "$proxy" "$inst" "$url"
-    return
+    client=h2load
+    warm_cmd=(h2load -t1 -c"$conns" -m"$H2_STREAMS" -D"$WARMUP" "$url")
+    timed_cmd=(h2load -t1 -c"$conns" -m"$H2_STREAMS" -D"$DURATION" --log-file="$log" "$url")
+  else
+    warm_cmd=("${warm_env[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" "${extra[@]}" "$url")
+    timed_cmd=("${timed_env[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "${extra[@]}" "$url")
   fi
-  "${warm_env[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" "${extra[@]}" "$url" >/dev/null 2>&1 || true
+  "${warm_cmd[@]}" >/dev/null 2>&1 || true
   local -a pids
   mapfile -t pids < <(proxy_pids "$inst")
   local hwm_note=""
   reset_hwm "${pids[@]}" || hwm_note=" (peak since start: clear_refs refused)"
   local t0 t1
   t0=$(cpu_ticks "${pids[@]}")
-  "${timed_env[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "${extra[@]}" "$url" >"$out" 2>&1 || true
+  "${timed_cmd[@]}" >"$out" 2>&1 || true
   t1=$(cpu_ticks "${pids[@]}")
   local rss
   rss=$(status_kib VmHWM "${pids[@]}")
   local requests rps p50 p99 errs non2xx cpu
-  requests=$(awk '/requests in/ { print $1; exit }' "$out")
-  rps=$(awk '/^Requests\/sec:/ { print $2; exit }' "$out")
-  p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$out")")
-  p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$out")")
-  errs=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10; exit }' "$out")
-  non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF; exit }' "$out")
+  if [[ $client == h2load ]]; then
+    # "requests: 1000 total, 1000 started, 1000 done, 990 succeeded, 10 failed, 10 errored, 0 timeout"
+    requests=$(awk '/^requests:/ { print $8; exit }' "$out")
+    errs=$(awk '/^requests:/ { print $10; exit }' "$out")
+    rps=$(awk '/^finished in/ { gsub(",", "", $4); print $4; exit }' "$out")
+    non2xx=$(awk '/^status codes:/ { gsub(",", ""); print $5 + $7 + $9; exit }' "$out")
+    read -r p50 p99 < <(helper h2load_summary "$log")
+    rm -f "$log"
+  else
+    requests=$(awk '/requests in/ { print $1; exit }' "$out")
+    rps=$(awk '/^Requests\/sec:/ { print $2; exit }' "$out")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$out")")
+    errs=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10; exit }' "$out")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF; exit }' "$out")
+  fi
   local status=ok
   if [[ -z $requests || -z $rps ]]; then
-    status="wrk failed"
-    say "compare.sh: wrk output not understood, see $out"
+    status="$client failed"
+    say "compare.sh: $client output not understood, see $out"
   fi
   cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="${requests:-0}" \
     'BEGIN { if (n > 0) printf "%.3f", d / hz / n * 1e6 }')
@@ -1265,41 +1265,6 @@ run_cell() {
   echo "$round,$scen,$conns,$proxy,$rps,$p50,$p99,$requests,${errs:-0},${non2xx:-0},$cpu,$rss,$status,$full,$resumed" >>"$CSV"
   printf '   round %s %-5s c=%-4s %-8s %10s req/s  p99 %8s ms  cpu %7s us/req  errors %s non-2xx %s%s%s\n' \
     "$round" "$scen" "$conns" "$proxy" "${rps:--}" "${p99:--}" "${cpu:--}" "${errs:-0}" "${non2xx:-0}" "$hwm_note" "$shakes_note" >&2
-}
-
-# run_h2_cell ROUND SCENARIO CONNS PROXY INSTANCE URL: one timed h2load run (CONNS connections
-# of H2_STREAMS streams each, over TLS with ALPN h2), one CSV row; p50/p99 from h2load's log of
-# every request.
-run_h2_cell() {
-  local round=$1 scen=$2 conns=$3 proxy=$4 inst=$5 url=$6
-  local out=$WORK/h2load-r$round-$scen-c$conns-$proxy.txt log=$WORK/h2load-r$round-$scen-c$conns-$proxy.log
-  h2load -t1 -c"$conns" -m"$H2_STREAMS" -D"$WARMUP" "$url" >/dev/null 2>&1 || true
-  local -a pids
-  mapfile -t pids < <(proxy_pids "$inst")
-  local hwm_note=""
-  reset_hwm "${pids[@]}" || hwm_note=" (peak since start: clear_refs refused)"
-  local t0 t1
-  t0=$(cpu_ticks "${pids[@]}")
-  h2load -t1 -c"$conns" -m"$H2_STREAMS" -D"$DURATION" --log-file="$log" "$url" >"$out" 2>&1 || true
-  t1=$(cpu_ticks "${pids[@]}")
-  local rss requests rps p50 p99 failed non2xx cpu status=ok
-  rss=$(status_kib VmHWM "${pids[@]}")
-  # "requests: 1000 total, 1000 started, 1000 done, 990 succeeded, 10 failed, 10 errored, 0 timeout"
-  requests=$(awk '/^requests:/ { print $8; exit }' "$out")
-  failed=$(awk '/^requests:/ { print $10; exit }' "$out")
-  rps=$(awk '/^finished in/ { gsub(",", "", $4); print $4; exit }' "$out")
-  non2xx=$(awk '/^status codes:/ { gsub(",", ""); print $5 + $7 + $9; exit }' "$out")
-  read -r p50 p99 < <(helper h2load_summary "$log")
-  rm -f "$log"
-  if [[ -z $requests || -z $rps ]]; then
-    status="h2load failed"
-    say "compare.sh: h2load output not understood, see $out"
-  fi
-  cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="${requests:-0}" \
-    'BEGIN { if (n > 0) printf "%.3f", d / hz / n * 1e6 }')
-  echo "$round,$scen,$conns,$proxy,$rps,$p50,$p99,$requests,${failed:-0},${non2xx:-0},$cpu,$rss,$status,," >>"$CSV"
-  printf '   round %s %-5s c=%-4s %-8s %10s req/s  p99 %8s ms  cpu %7s us/req  failed %s non-2xx %s%s\n' \
-    "$round" "$scen" "$conns" "$proxy" "${rps:--}" "${p99:--}" "${cpu:--}" "${failed:-0}" "${non2xx:-0}" "$hwm_note" >&2
 }
 
 # The connection counts of a scenario: h2load's for the h2 ones, wrk's otherwise.
