@@ -149,8 +149,10 @@ impl Conn {
                 if let Some(version) = proxy_protocol {
                     let client = self.peer;
                     // A unix-socket client has no address to announce: UNKNOWN / LOCAL.
-                    let addrs = (client != crate::net::UNIX_CLIENT)
-                        .then(|| (client, self.client.local_addr()));
+                    let addrs = (client != crate::net::UNIX_CLIENT).then(|| {
+                        let dest = self.destination;
+                        (client, dest.unwrap_or_else(|| self.client.local_addr()))
+                    });
                     let header = proxy_protocol::Header::new(version, addrs);
                     if let Err(e) = up.send_proxy_header(header.as_bytes(), client) {
                         self.upstream_event(
