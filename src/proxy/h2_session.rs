@@ -25,6 +25,7 @@ use super::transport::{ClientTransport, Pipe};
 use crate::buffer::{Buffer, BufferPool};
 use crate::config::Config;
 use crate::h2::connection::{Event, H2Config, H2Connection, StreamState};
+use crate::h2::frame::{DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN};
 use crate::h2::request::RequestHead;
 use crate::h2::ErrorCode;
 use crate::http::body::BodyKind;
@@ -37,6 +38,9 @@ use crate::stats::Stats;
 const PIPE_OUTBOUND: usize = 64 * 1024;
 /// Response head fields read from a child (its head is pibl's own HTTP/1 writing).
 const MAX_RESPONSE_FIELDS: usize = 256;
+/// The connection's read buffer: two frames of the largest size pibl accepts (its SETTINGS
+/// keep the RFC's 16384) with their headers.
+const INPUT_BUFFER: usize = 2 * (DEFAULT_MAX_FRAME_SIZE as usize + FRAME_HEADER_LEN);
 /// Rounds of read / receive / pump / write per drive before the session yields to others.
 const MAX_ROUNDS: usize = 16;
 
@@ -310,6 +314,9 @@ impl H2Session {
     /// Reads what the socket has and hands whole frames to the connection.
     fn read(&mut self, ctx: &mut H2Ctx<'_>) -> bool {
         let buf = self.input.get_or_insert_with(|| ctx.buffers.get());
+        // Room for two whole frames of the size pibl accepts (a smaller `buffer_size` could
+        // never hold one).
+        buf.grow(INPUT_BUFFER);
         let mut moved = false;
         if !self.client.eof() && !buf.is_full() {
             match self.client.fill(buf) {
