@@ -206,11 +206,6 @@ impl H2Session {
         &self.client
     }
 
-    /// Open streams (their children running or their output still draining).
-    pub fn streams(&self) -> usize {
-        self.streams.len()
-    }
-
     /// Graceful GOAWAY (stop, reload): streams the client opened finish, no new ones start.
     pub(super) fn go_away(&mut self) {
         if self.state == H2State::Open {

@@ -308,14 +308,15 @@ impl Session {
         &mut self.conn.client
     }
 
-    /// A closed session whose connection speaks HTTP/2: its transport, its peer and what was
-    /// read of it (`None` for any other session).
-    pub(super) fn into_h2_handover(self) -> Result<(ClientTransport, SocketAddr, Buffer), Self> {
-        let Session { mut conn, x } = self;
-        match conn.handed_over.take() {
-            Some(read) => Ok((conn.client, conn.peer, read)),
-            None => Err(Session { conn, x }),
-        }
+    /// What was read of a closed session's connection that speaks HTTP/2 (`None` for any
+    /// other session): the worker hands it, the transport and the peer to an `H2Session`.
+    pub(super) fn take_h2_handover(&mut self) -> Option<Buffer> {
+        self.conn.handed_over.take()
+    }
+
+    /// The client's address.
+    pub(super) fn peer(&self) -> SocketAddr {
+        self.conn.peer
     }
 
     /// The session's transport, once it closed (an h2 stream's pipe goes back to its parent).

@@ -527,7 +527,7 @@ impl Worker {
     /// Takes a closed session out of the slab: an h2 stream's child gives its pipe back to its
     /// connection; a connection that agreed HTTP/2 becomes an `H2Session`; any other ends.
     fn session_closed(&mut self, key: usize) {
-        let session = self.sessions.remove(key);
+        let mut session = self.sessions.remove(key);
         if let Some(parent) = session.client().pipe_parent() {
             self.children -= 1;
             if let (Some(h2), Some(pipe)) = (
@@ -539,10 +539,10 @@ impl Worker {
             }
             return;
         }
-        let session = match session.into_h2_handover() {
-            Ok((client, peer, read)) => return self.start_h2(client, peer, read),
-            Err(session) => session,
-        };
+        if let Some(read) = session.take_h2_handover() {
+            let peer = session.peer();
+            return self.start_h2(session.into_client(), peer, read);
+        }
         if let Some(phase) = session.client().tls_phase() {
             self.shared.stats.tls_closed(phase);
         }
