@@ -700,6 +700,7 @@ mod tests {
             &crate::http::request::Forwarding {
                 client_ip: "192.0.2.1".parse().expect("an address"),
                 proto: "http",
+                h2: false,
             },
             &mut Vec::new(),
             &mut crate::http::request::RequestLine::default(),

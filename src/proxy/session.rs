@@ -600,6 +600,7 @@ impl Conn {
                 let fwd = Forwarding {
                     client_ip: self.peer.ip(),
                     proto: self.client.scheme(),
+                    h2: self.client.is_h2_stream(),
                 };
                 let cache = ctx.shared.cache.as_deref();
                 let upstream_head = &mut self.to_upstream.bytes;
