@@ -515,7 +515,7 @@ impl Conn {
         );
         let ended = if let Some(compressor) = x.compressor.as_deref_mut() {
             let last = x.resp_body.has_ended();
-            match pump_compressed(&mut codec, compressor, &buf.data()[..ready], last) {
+            match pump_compressed(&mut codec, compressor, &buf.data()[..ready], last, None) {
                 Ok(pumped) => {
                     buf.consume(pumped.took);
                     x.resp_body.sent(pumped.took);
