@@ -327,6 +327,16 @@ fn tls_listeners_offer_h2_by_alpn_unless_http2_off() {
     assert_eq!(b.seen()[0].header("x-forwarded-proto"), Some("https"));
     assert_eq!(p.wait_for_log("HTTP/2.0\" 200", 1).len(), 1);
 
+    // `hsts` reaches HTTP/2 responses too (the child's transport says what its connection's does).
+    let b = Backend::start("b1");
+    let (_p, tls, certs) = tls_pibl(&[b.addr], "hsts 600\ncache on\ncache_ttl 60\n");
+    for _ in 0..2 {
+        // A miss, then a hit.
+        let out = tls_curl(tls, &certs, &["--http2", "-D", "-"], "/hsts");
+        let got = text(&out);
+        assert!(got.contains("\r\nstrict-transport-security: max-age=600\r\n"), "{got}");
+    }
+
     let b = Backend::start("b1");
     let (_p, tls, certs) = tls_pibl(&[b.addr], "http2 off\n");
     let out = tls_curl(tls, &certs, &["--http2"], "/over-h1");
