@@ -68,6 +68,14 @@ pub struct TlsStats {
     pub not_tls: AtomicU64,
 }
 
+/// HTTP/2 clients (issue 17): connections and streams, opened since start and open now.
+#[derive(Debug, Default)]
+pub struct H2Stats {
+    pub connections: AtomicU64,
+    pub connections_open: AtomicU64,
+    pub streams: AtomicU64,
+}
+
 /// Response compression, per coding (indexed by `Coding::index`: br, zstd, gzip): the body
 /// bytes that went into the encoder and the bytes that came out, added when a compressed
 /// response ends (one add each per response).
@@ -119,6 +127,7 @@ pub struct Stats {
     /// (request heads as rewritten, and bodies).
     pub bytes_to_clients: AtomicU64,
     pub bytes_to_backends: AtomicU64,
+    pub h2: H2Stats,
     /// Requests per second: (second since `epoch`) << 32 | count, one slot per second mod
     /// `RATE_SLOTS`, so a slot is claimed for a new second with one compare-exchange.
     rate: [AtomicU64; RATE_SLOTS],
@@ -147,6 +156,7 @@ impl Stats {
             compress: CompressStats::default(),
             bytes_to_clients: AtomicU64::new(0),
             bytes_to_backends: AtomicU64::new(0),
+            h2: H2Stats::default(),
             rate: Default::default(),
             epoch: Instant::now(),
             backends: Mutex::default(),
@@ -199,6 +209,21 @@ impl Stats {
             TlsPhase::NotTls => &t.not_tls,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A client connection turned into HTTP/2.
+    pub fn h2_connection_opened(&self) {
+        self.h2.connections.fetch_add(1, Ordering::Relaxed);
+        self.h2.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn h2_connection_closed(&self) {
+        self.h2.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A stream began (one request: its child session started).
+    pub fn h2_stream_started(&self) {
+        self.h2.streams.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn connection_accepted(&self) {

@@ -207,6 +207,16 @@ impl Config {
             "log_file" => cfg.log_file = PathBuf::from(one()?),
             "access_log" => cfg.access_log = parse_switch(one()?).map_err(at)?,
             "splice" => cfg.splice = parse_switch(one()?).map_err(at)?,
+            "http2" => cfg.http2.tls = parse_switch(one()?).map_err(at)?,
+            "h2c" => cfg.http2.h2c = parse_switch(one()?).map_err(at)?,
+            "http2_max_concurrent_streams" => {
+                cfg.http2.max_concurrent_streams =
+                    parse_count(one()?, 1, 10_000).map_err(at)? as u32
+            }
+            "http2_initial_window" => {
+                cfg.http2.initial_window =
+                    parse_size(one()?, 1024, (1 << 31) - 1).map_err(at)? as u32;
+            }
             "allow" => cfg
                 .access
                 .add_rule(crate::access::Verdict::Allow, one()?)
@@ -333,6 +343,10 @@ const DIRECTIVES: &[&str] = &[
     "tls_session_cache",
     "redirect_https",
     "hsts",
+    "http2",
+    "h2c",
+    "http2_max_concurrent_streams",
+    "http2_initial_window",
     "backend",
     "tls_server_name",
     "backend_ca",

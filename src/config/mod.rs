@@ -40,6 +40,32 @@ pub struct Listen {
     pub unix: Option<UnixListen>,
 }
 
+/// HTTP/2 for clients (docs/http2.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Settings {
+    /// `http2 on|off`: TLS listeners offer ALPN `h2` before `http/1.1` (on by default).
+    pub tls: bool,
+    /// `h2c on|off`: plain listeners take HTTP/2 with prior knowledge (the client preface);
+    /// off by default, when a preface is answered 400 as any bad request.
+    pub h2c: bool,
+    /// `http2_max_concurrent_streams N`: streams one connection may have open (128).
+    pub max_concurrent_streams: u32,
+    /// `http2_initial_window SIZE`: each stream's receive window, the request body bytes a
+    /// stream may have in flight unread (65535, the RFC's initial value).
+    pub initial_window: u32,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Http2Settings {
+            tls: true,
+            h2c: false,
+            max_concurrent_streams: crate::h2::connection::DEFAULT_MAX_CONCURRENT_STREAMS,
+            initial_window: 65_535,
+        }
+    }
+}
+
 /// A unix-domain socket to listen on: its path and, with `mode=`, its permissions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnixListen {
@@ -236,6 +262,8 @@ pub struct Config {
     /// `upgrade_protocols`: the `Upgrade` protocols forwarded to backends (lowercase), so the
     /// only ones a `101` can turn into a tunnel; empty (`none`): no upgrades at all.
     pub upgrade_protocols: Vec<String>,
+    /// HTTP/2 for clients (`http2`, `h2c`, `http2_*`; docs/http2.md).
+    pub http2: Http2Settings,
     /// `splice on|off`: relay large plain bodies with splice(2) (Linux only; elsewhere they are
     /// always copied through the buffer).
     pub splice: bool,
@@ -377,6 +405,7 @@ impl Config {
                 .iter()
                 .map(|p| p.to_string())
                 .collect(),
+            http2: Http2Settings::default(),
             splice: true,
             edge: crate::edge::EdgeRules::default(),
             access: crate::access::AccessRules::default(),

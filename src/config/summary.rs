@@ -74,6 +74,17 @@ impl Config {
             format!("upgrade_protocols {}", self.upgrade_protocols.join(" "))
         });
         put(format!("splice {}", switch(self.splice)));
+        let h2 = &self.http2;
+        put(format!("http2 {}", switch(h2.tls)));
+        put(format!("h2c {}", switch(h2.h2c)));
+        put(format!(
+            "http2_max_concurrent_streams {}",
+            h2.max_concurrent_streams
+        ));
+        put(format!(
+            "http2_initial_window {}",
+            format_size(h2.initial_window as u64)
+        ));
         for line in self.access.acl_lines() {
             put(line);
         }

@@ -270,7 +270,7 @@ impl Conn {
             client: self.peer,
             method: or_dash(&self.line.method),
             target: or_dash(&self.line.target),
-            version: version.as_str(),
+            version: self.client.log_version(version),
             status,
             bytes,
             backend: backend.and_then(|b| Some(x?.settings.backends.get(b).name.as_str())),

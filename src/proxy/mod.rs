@@ -8,6 +8,7 @@ mod compressing;
 mod exchange;
 mod failure;
 mod h1;
+mod h2_session;
 mod health;
 pub(crate) mod io;
 mod proxy_header;

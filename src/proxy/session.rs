@@ -31,7 +31,7 @@ use super::exchange::Exchange;
 use super::h1::ClientFraming;
 use super::io::Pending;
 use super::shared::{Settings, Shared};
-use super::transport::ClientTransport;
+use super::transport::{ClientTransport, H2Start};
 use super::upstream::UpstreamPool;
 use crate::buffer::{Buffer, BufferPool, HeadPool};
 use crate::clock::Clock;
@@ -232,6 +232,9 @@ pub(super) struct Conn {
     pub(super) facts: RequestFacts,
     /// Exchanges begun on this connection: the next one's id.
     pub(super) exchanges: u32,
+    /// The connection turned out to speak HTTP/2 (ALPN `h2`, or the h2c preface): what was
+    /// read of it, for the worker to hand to an `H2Session` when this session closes.
+    pub(super) handed_over: Option<Buffer>,
 }
 
 impl Session {
@@ -267,6 +270,7 @@ impl Session {
             req_head: KeptRequest::default(),
             facts: RequestFacts::default(),
             exchanges: 0,
+            handed_over: None,
         };
         Session { conn, x: None }
     }
@@ -297,6 +301,36 @@ impl Session {
     /// The client's transport (the worker counts how far a TLS one got when it closes).
     pub(super) fn client(&self) -> &ClientTransport {
         &self.conn.client
+    }
+
+    /// The client's transport, to move bytes in and out of an h2 stream's pipe.
+    pub(super) fn client_mut(&mut self) -> &mut ClientTransport {
+        &mut self.conn.client
+    }
+
+    /// What was read of a closed session's connection that speaks HTTP/2 (`None` for any
+    /// other session): the worker hands it, the transport and the peer to an `H2Session`.
+    pub(super) fn take_h2_handover(&mut self) -> Option<Buffer> {
+        self.conn.handed_over.take()
+    }
+
+    /// The client's address.
+    pub(super) fn peer(&self) -> SocketAddr {
+        self.conn.peer
+    }
+
+    /// The session's transport, once it closed (an h2 stream's pipe goes back to its parent).
+    pub(super) fn into_client(self) -> ClientTransport {
+        self.conn.client
+    }
+
+    /// Ends the session now (its h2 stream was reset, or its connection went): an exchange
+    /// under way gets its access line as at the stop deadline, and its upstream connection is
+    /// closed, not pooled mid-response.
+    pub(super) fn abort(&mut self, ctx: &mut Ctx<'_>) {
+        self.log_cut_at_stop(ctx);
+        self.x = None;
+        self.conn.enter(State::Closed, ctx);
     }
 
     /// Runs the state machine until it waits on a socket or a deadline. The exchange states'
@@ -539,7 +573,16 @@ impl Conn {
         let limits = head_limits(ctx);
         loop {
             let buf = self.client_in.get_or_insert_with(|| ctx.buffers.get());
-            if !buf.is_empty() {
+            // Before the first request is parsed: does the connection speak HTTP/2?
+            let h2 = match self.exchanges {
+                0 => self.client.speaks_h2(buf.data()),
+                _ => H2Start::No,
+            };
+            if h2 == H2Start::Yes {
+                self.handed_over = self.client_in.take();
+                return self.enter(State::Closed, ctx);
+            }
+            if !buf.is_empty() && h2 == H2Start::No {
                 for head in [&mut self.to_upstream.bytes, &mut self.to_client.bytes] {
                     if head.capacity() == 0 {
                         *head = ctx.heads.get();

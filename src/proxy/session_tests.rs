@@ -517,3 +517,53 @@ fn an_illegal_transition_from_an_upstream_state_releases_the_upstream() {
     assert!(s.is_closed());
     assert_eq!(upstreams(&h), 0);
 }
+
+/// An HTTP/2 stream's child: the request comes from a pipe, the response goes into it, bounded
+/// (the child waits while the pipe is full), and the pipe's end closes the child.
+#[test]
+fn a_child_session_runs_an_exchange_through_its_pipe() {
+    use super::transport::Pipe;
+    let mut b = Backend::new();
+    let mut h = Harness::with_backend(b.addr());
+    let parent = ClientTransport::fake();
+    let mut pipe = Pipe::new(7, 1, &parent, 16);
+    pipe.push_inbound(b"POST /x HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n");
+    pipe.push_inbound(b"3\r\nabc\r\n0\r\n\r\n");
+    pipe.end_inbound();
+    let peer = "192.0.2.7:40000".parse().expect("address");
+    let timeout = h.settings.config.timeouts.client_header;
+    let mut s = Session::with_transport(ClientTransport::pipe(pipe), peer, h.clock.now, timeout);
+    assert_eq!(s.client().pipe_parent(), Some(7));
+    s.drive(&mut h.ctx());
+    pump_until(&mut s, &mut h, waits_for_head);
+    let head = b.accept_request();
+    assert!(head.starts_with("POST /x HTTP/1.1\r\n"), "{head}");
+    assert!(head.contains("X-Forwarded-For: 192.0.2.7"), "{head}");
+    b.send(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n0123456789012345678901234567890123456789",
+    );
+    // The pipe holds 16 bytes: the h2 side drains it and the child goes on.
+    let mut got = Vec::new();
+    for _ in 0..400 {
+        let pipe = s.client_mut().pipe_mut().expect("a pipe");
+        let out = pipe.outbound().to_vec();
+        assert!(out.len() <= 16);
+        pipe.take_outbound(out.len());
+        got.extend_from_slice(&out);
+        if s.is_closed() {
+            break;
+        }
+        pump_until(&mut s, &mut h, |_| true);
+    }
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(
+        got.ends_with("\r\n\r\n0123456789012345678901234567890123456789"),
+        "{got}"
+    );
+    assert!(s.is_closed(), "the pipe's end closes the child");
+    assert_eq!(
+        s.client().log_version(crate::http::Version::Http11),
+        "HTTP/2.0"
+    );
+}

@@ -27,6 +27,9 @@ pub enum Stream {
     /// A client of a `listen unix:PATH` listener, plain or TLS (splice is not used for it).
     /// Boxed, its reads and writes out of line, so the TCP arms stay as the hot path had them.
     Unix(Box<UnixClient>),
+    /// One stream of an HTTP/2 connection (`h2_session.rs`): the child session's client is an
+    /// in-memory pipe its h2 parent fills and drains. Boxed, out of line, like `Unix`.
+    Pipe(Box<Pipe>),
     /// In-memory peer for unit tests of the state machine (no sockets).
     #[cfg(test)]
     Fake(fake::FakeStream),
@@ -50,6 +53,7 @@ impl Stream {
             Stream::Plain(s) => fill(s, readable, hup, buf),
             Stream::Tls(t) => t.fill(readable, writable, buf),
             Stream::Unix(u) => u.fill(readable, writable, hup, buf),
+            Stream::Pipe(p) => p.fill(buf),
             #[cfg(test)]
             Stream::Fake(s) => fill(s, readable, hup, buf),
         }
@@ -67,6 +71,7 @@ impl Stream {
             Stream::Plain(s) => flush(s, writable, head, body),
             Stream::Tls(t) => t.flush(writable, head, body),
             Stream::Unix(u) => u.flush(writable, head, body),
+            Stream::Pipe(p) => p.flush(head, body),
             #[cfg(test)]
             Stream::Fake(s) => flush(s, writable, head, body),
         }
@@ -106,6 +111,7 @@ impl Stream {
         match self {
             Stream::Tls(t) => t.has_plaintext(),
             Stream::Unix(u) => u.holds_input(),
+            Stream::Pipe(p) => p.holds_input(),
             _ => false,
         }
     }
@@ -185,6 +191,11 @@ impl UnixClient {
     }
 }
 
+/// The TLS handshake agreed HTTP/2 (ALPN `h2`).
+fn alpn_is_h2<S: crate::tls::stream::Socket>(t: &TlsStream<S>) -> bool {
+    t.connection().alpn_protocol() == Some(b"h2")
+}
+
 /// A client socket as a listener accepted it: TCP, or a unix-domain socket.
 #[derive(Debug)]
 pub enum ClientSocket {
@@ -246,6 +257,158 @@ pub struct ClientTransport {
     hup: bool,
     /// The client's input ended (a read returned 0, or the session decided nothing more comes).
     eof: bool,
+    /// `h2c on`: a plain client may begin with the HTTP/2 preface.
+    h2c: bool,
+}
+
+/// What the first bytes of a connection say about HTTP/2 ([`ClientTransport::speaks_h2`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum H2Start {
+    No,
+    Yes,
+    /// `h2c on` and the input so far is a prefix of the preface: wait for more.
+    Undecided,
+}
+
+/// The client preface's request line and blank line (RFC 9113 §3.4): what an HTTP/1 parser
+/// sees first; the whole 24-byte preface is checked by `H2Connection`.
+const PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
+
+/// One HTTP/2 stream as its child session's client transport: the HTTP/1.1 request bytes the h2
+/// side wrote (`inbound`, then its end) and the HTTP/1 response bytes the session wrote
+/// (`outbound`, bounded: a full pipe makes the session's flush block, so a stream whose window
+/// is shut holds at most this much and its backend is not read). The h2 side reaches it through
+/// the child session in the worker's slab; neither side reads readiness flags.
+#[derive(Debug)]
+pub struct Pipe {
+    inbound: Vec<u8>,
+    inbound_read: usize,
+    /// No more request bytes will come: the session's next read past them is EOF.
+    inbound_ended: bool,
+    outbound: Vec<u8>,
+    outbound_taken: usize,
+    outbound_bound: usize,
+    /// The h2 session's slab key and the stream's id.
+    pub parent: usize,
+    pub stream_id: u32,
+    /// The h2 connection's (the session's `X-Forwarded-Proto`, HSTS and PROXY header).
+    scheme: &'static str,
+    hsts: Option<u64>,
+    local: std::net::SocketAddr,
+    /// The session shut its sending side (it closes).
+    pub shut: bool,
+}
+
+impl Pipe {
+    /// An empty pipe for stream `stream_id` of h2 session `parent`, its output bounded to
+    /// `outbound_bound` bytes.
+    pub fn new(parent: usize, stream_id: u32, of: &ClientTransport, outbound_bound: usize) -> Pipe {
+        Pipe {
+            inbound: Vec::new(),
+            inbound_read: 0,
+            inbound_ended: false,
+            outbound: Vec::new(),
+            outbound_taken: 0,
+            outbound_bound: outbound_bound.max(1),
+            parent,
+            stream_id,
+            scheme: of.scheme(),
+            hsts: of.hsts(),
+            local: of.local_addr(),
+            shut: false,
+        }
+    }
+
+    /// Request bytes not yet read by the session.
+    pub fn inbound_unread(&self) -> usize {
+        self.inbound.len() - self.inbound_read
+    }
+
+    /// Appends request bytes for the session.
+    pub fn push_inbound(&mut self, bytes: &[u8]) {
+        if self.inbound_read == self.inbound.len() {
+            self.inbound.clear();
+            self.inbound_read = 0;
+        }
+        self.inbound.extend_from_slice(bytes);
+    }
+
+    /// The request is whole: after its bytes the session reads EOF.
+    pub fn end_inbound(&mut self) {
+        self.inbound_ended = true;
+    }
+
+    pub fn inbound_ended(&self) -> bool {
+        self.inbound_ended
+    }
+
+    /// Response bytes the session wrote and the h2 side has not taken.
+    pub fn outbound(&self) -> &[u8] {
+        &self.outbound[self.outbound_taken..]
+    }
+
+    /// The h2 side took `n` bytes of [`Self::outbound`].
+    pub fn take_outbound(&mut self, n: usize) {
+        self.outbound_taken = (self.outbound_taken + n).min(self.outbound.len());
+        if self.outbound_taken == self.outbound.len() {
+            self.outbound.clear();
+            self.outbound_taken = 0;
+        }
+    }
+
+    fn fill(&mut self, buf: &mut Buffer) -> io::Result<Filled> {
+        // Readiness is the pipe's own state: no flags, read until it would block.
+        let mut always = true;
+        fill(self, &mut always, true, buf)
+    }
+
+    fn flush(&mut self, head: &mut Pending, body: &[u8]) -> io::Result<Flushed> {
+        let mut always = true;
+        flush(self, &mut always, head, body)
+    }
+
+    fn holds_input(&self) -> bool {
+        self.inbound_unread() > 0 || self.inbound_ended
+    }
+}
+
+impl io::Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let unread = &self.inbound[self.inbound_read..];
+        if unread.is_empty() {
+            return if self.inbound_ended {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
+        }
+        let n = unread.len().min(buf.len());
+        buf[..n].copy_from_slice(&unread[..n]);
+        self.inbound_read += n;
+        Ok(n)
+    }
+}
+
+impl io::Write for Pipe {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.outbound_taken > 0 && self.outbound_taken == self.outbound.len() {
+            self.outbound.clear();
+            self.outbound_taken = 0;
+        }
+        let room = self
+            .outbound_bound
+            .saturating_sub(self.outbound.len() - self.outbound_taken);
+        if room == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = room.min(buf.len());
+        self.outbound.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl ClientTransport {
@@ -294,6 +457,7 @@ impl ClientTransport {
                 UnixClient::Tls(t) => t.hsts,
                 UnixClient::Plain(_) => None,
             },
+            Stream::Pipe(p) => p.hsts,
             _ => None,
         }
     }
@@ -304,6 +468,7 @@ impl ClientTransport {
         match &self.stream {
             Stream::Tls(_) => "https",
             Stream::Unix(u) if matches!(**u, UnixClient::Tls(_)) => "https",
+            Stream::Pipe(p) => p.scheme,
             _ => "http",
         }
     }
@@ -311,6 +476,9 @@ impl ClientTransport {
     /// The address the client connected to (what a PROXY protocol header sent upstream
     /// names as the destination); unspecified when the socket cannot say.
     pub fn local_addr(&self) -> std::net::SocketAddr {
+        if let Stream::Pipe(p) = &self.stream {
+            return p.local;
+        }
         self.stream
             .socket()
             .and_then(|s| s.local_addr().ok())
@@ -329,6 +497,93 @@ impl ClientTransport {
         }
     }
 
+    /// The client of one HTTP/2 stream: its child session reads and writes `pipe`.
+    pub fn pipe(pipe: Pipe) -> ClientTransport {
+        ClientTransport::new(Stream::Pipe(Box::new(pipe)))
+    }
+
+    /// The pipe of an HTTP/2 stream's child session (`None`: a real client).
+    #[inline]
+    pub fn pipe_mut(&mut self) -> Option<&mut Pipe> {
+        match &mut self.stream {
+            Stream::Pipe(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The h2 session's key, when this is the pipe of one of its streams: one compare for the
+    /// HTTP/1 client, asked after every drive.
+    #[inline]
+    pub fn pipe_parent(&self) -> Option<usize> {
+        match &self.stream {
+            Stream::Pipe(p) => Some(p.parent),
+            _ => None,
+        }
+    }
+
+    /// The pipe itself, once its child session closed (the h2 side drains what is left).
+    pub fn into_pipe(self) -> Option<Box<Pipe>> {
+        match self.stream {
+            Stream::Pipe(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The protocol version the access log names for a request read as `version`: an h2
+    /// stream's child read an HTTP/1.1 request the h2 side wrote, but the client spoke HTTP/2.
+    #[inline]
+    pub fn log_version(&self, version: crate::http::Version) -> &'static str {
+        match &self.stream {
+            Stream::Pipe(_) => "HTTP/2.0",
+            _ => version.as_str(),
+        }
+    }
+
+    /// Lets a plain client begin with the HTTP/2 preface (`h2c on`: prior knowledge).
+    pub fn allow_h2c(&mut self) {
+        self.h2c = true;
+    }
+
+    /// Whether this connection speaks HTTP/2, asked before its first request is parsed with
+    /// `input` (what arrived so far): the TLS handshake agreed `h2` (ALPN), or `h2c on` and
+    /// the input begins with the client preface's request line.
+    pub fn speaks_h2(&self, input: &[u8]) -> H2Start {
+        let alpn_h2 = match &self.stream {
+            Stream::Tls(t) => alpn_is_h2(t),
+            Stream::Unix(u) => match &**u {
+                UnixClient::Tls(t) => alpn_is_h2(t),
+                UnixClient::Plain(_) => false,
+            },
+            _ => false,
+        };
+        if alpn_h2 {
+            return H2Start::Yes;
+        }
+        if !self.h2c || input.is_empty() {
+            return H2Start::No;
+        }
+        let n = input.len().min(PREFACE_LINE.len());
+        match input[..n] == PREFACE_LINE[..n] {
+            false => H2Start::No,
+            true if n == PREFACE_LINE.len() => H2Start::Yes,
+            true => H2Start::Undecided,
+        }
+    }
+
+    /// The socket, to register it under another token (a connection turning into HTTP/2);
+    /// `None` for a pipe or the tests' fake.
+    pub fn source_mut(&mut self) -> Option<&mut dyn mio::event::Source> {
+        match &mut self.stream {
+            Stream::Plain(s) => Some(s),
+            Stream::Tls(t) => Some(t.socket_mut()),
+            Stream::Unix(u) => Some(match &mut **u {
+                UnixClient::Plain(s) => s,
+                UnixClient::Tls(t) => t.socket_mut(),
+            }),
+            _ => None,
+        }
+    }
+
     fn new(stream: Stream) -> ClientTransport {
         ClientTransport {
             stream,
@@ -336,6 +591,7 @@ impl ClientTransport {
             writable: false,
             hup: false,
             eof: false,
+            h2c: false,
         }
     }
 
@@ -374,6 +630,7 @@ impl ClientTransport {
                 let _ = t.socket().shutdown(std::net::Shutdown::Write);
             }
             Stream::Unix(u) => u.shutdown_write(),
+            Stream::Pipe(p) => p.shut = true,
             #[cfg(test)]
             Stream::Fake(s) => s.shut = true,
         }

@@ -6,6 +6,7 @@
 //! settings it holds (one atomic load); only when they differ does it take the settings lock,
 //! switch, and rebuild what depends on them ([`Worker::refresh_settings`]).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use super::h2_session::{H2Ctx, H2Session, H2Work};
 use super::proxy_header::{AwaitingHeader, HeaderRead};
 use super::session::{Ctx, Session};
 use super::shared::{Settings, Shared};
@@ -36,6 +38,25 @@ const FIRST_LISTENER: usize = WAKER.0 - MAX_LISTENERS;
 const FIRST_AWAITING: usize = FIRST_LISTENER - MAX_AWAITING;
 /// Clients awaiting a header a worker may hold at once (far above any connection limit).
 const MAX_AWAITING: usize = 1 << (usize::BITS - 4);
+/// An HTTP/2 connection (`h2_session.rs`) has token `FIRST_H2 + key`, below the awaiting
+/// clients' (far above every upstream token): the loop's first compare covers it too, so an
+/// HTTP/1 client's event pays nothing for it.
+const FIRST_H2: usize = FIRST_AWAITING - MAX_H2;
+/// HTTP/2 connections a worker may hold at once (far above any connection limit).
+const MAX_H2: usize = 1 << (usize::BITS - 4);
+/// Drive-queue entries run per loop tick before the loop polls again (without waiting).
+const MAX_QUEUED_DRIVES: usize = 4096;
+/// Sweeps per HTTP/2 rate window (rapid reset, empty frames): one second.
+const SWEEPS_PER_RATE_WINDOW: u32 = 10;
+
+/// A session to run because another moved bytes through a pipe between them.
+#[derive(Debug, Clone, Copy)]
+enum Drive {
+    /// An h2 stream's child session (its pipe was fed or drained).
+    Child(usize),
+    /// An h2 connection (one of its children made progress).
+    H2(usize),
+}
 /// The `listen` lines the config allows (`config::MAX_LISTENERS`).
 const MAX_LISTENERS: usize = crate::config::MAX_LISTENERS;
 
@@ -87,6 +108,14 @@ pub struct Worker {
     /// Emptied when stopping.
     listeners: Vec<Listener>,
     sessions: Slab<Session>,
+    /// HTTP/2 connections; their streams' children are in `sessions`.
+    h2_sessions: Slab<H2Session>,
+    /// Sessions in `sessions` that are h2 streams' children (not client connections).
+    children: usize,
+    /// Sessions to run because a pipe between them moved (`Drive`), run after each event.
+    drive_queue: VecDeque<Drive>,
+    /// Sweeps since the h2 connections' rate windows last started.
+    sweeps: u32,
     /// Clients of `proxy_protocol` listeners whose header is not read yet (empty otherwise).
     awaiting_header: Slab<AwaitingHeader>,
     upstreams: UpstreamPool,
@@ -144,6 +173,10 @@ impl Worker {
             poll,
             listeners,
             sessions: Slab::new(),
+            h2_sessions: Slab::new(),
+            children: 0,
+            drive_queue: VecDeque::new(),
+            sweeps: 0,
             awaiting_header: Slab::new(),
             log,
             shared,
@@ -163,7 +196,10 @@ impl Worker {
                 Some(due) => due.min(self.next_sweep),
                 None => self.next_sweep,
             };
-            let timeout = wake_at.saturating_duration_since(Instant::now());
+            let timeout = match self.drive_queue.is_empty() {
+                true => wake_at.saturating_duration_since(Instant::now()),
+                false => Duration::ZERO,
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if !interrupted(&e) {
                     log::error!("event loop failed: {e}");
@@ -175,11 +211,13 @@ impl Worker {
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
-                    Token(t) if t >= FIRST_AWAITING => {
+                    Token(t) if t >= FIRST_H2 => {
                         if t >= FIRST_LISTENER {
                             self.accept(t - FIRST_LISTENER)
-                        } else {
+                        } else if t >= FIRST_AWAITING {
                             self.header_event(t - FIRST_AWAITING, event)
+                        } else {
+                            self.h2_event(t - FIRST_H2, event)
                         }
                     }
                     Token(t) if t & UPSTREAM_BIT != 0 => {
@@ -188,6 +226,7 @@ impl Worker {
                     Token(k) => self.client_event(k, event),
                 }
             }
+            self.run_drive_queue();
             self.wake_cache_waiters();
             if self.shared.stop.load(Ordering::Relaxed) && self.stop_deadline.is_none() {
                 self.begin_stop();
@@ -197,7 +236,9 @@ impl Worker {
             }
             self.log.flush_if_due(self.clock.now);
             if let Some(deadline) = self.stop_deadline {
-                let empty = self.sessions.is_empty() && self.awaiting_header.is_empty();
+                let empty = self.sessions.is_empty()
+                    && self.awaiting_header.is_empty()
+                    && self.h2_sessions.is_empty();
                 if empty || self.clock.now >= deadline {
                     break;
                 }
@@ -231,7 +272,9 @@ impl Worker {
         };
         loop {
             let open = self.shared.connections.load(Ordering::Relaxed);
-            let held = self.sessions.len() + self.awaiting_header.len();
+            let held = self.sessions.len() - self.children
+                + self.h2_sessions.len()
+                + self.awaiting_header.len();
             if open >= max || held >= self.max_sessions {
                 // Leave new clients in the kernel backlog until a connection closes.
                 if !self.accept_paused && self.shared.stats.max_connections_reached(self.clock.now)
@@ -317,7 +360,11 @@ impl Worker {
             return None;
         }
         let hsts = self.settings.config.hsts;
-        let client = ClientTransport::accepted(stream, tls.map(|conn| (conn, hsts)));
+        let plain = tls.is_none();
+        let mut client = ClientTransport::accepted(stream, tls.map(|conn| (conn, hsts)));
+        if plain && self.settings.config.http2.h2c {
+            client.allow_h2c();
+        }
         let header_timeout = self.settings.config.timeouts.client_header;
         entry.insert(Session::with_transport(client, peer, began, header_timeout));
         Some(key)
@@ -467,13 +514,164 @@ impl Worker {
             waiters: &mut self.waiters,
         };
         f(session, &mut ctx);
-        if session.is_closed() {
-            if let Some(phase) = session.client().tls_phase() {
+        let closed = session.is_closed();
+        if let Some(parent) = session.client().pipe_parent() {
+            // An h2 stream's child moved: its connection sends what it wrote.
+            self.queue_h2(parent);
+        }
+        if closed {
+            self.session_closed(key);
+        }
+    }
+
+    /// Takes a closed session out of the slab: an h2 stream's child gives its pipe back to its
+    /// connection; a connection that agreed HTTP/2 becomes an `H2Session`; any other ends.
+    fn session_closed(&mut self, key: usize) {
+        let mut session = self.sessions.remove(key);
+        if let Some(parent) = session.client().pipe_parent() {
+            self.children -= 1;
+            if let (Some(h2), Some(pipe)) = (
+                self.h2_sessions.get_mut(parent),
+                session.into_client().into_pipe(),
+            ) {
+                h2.child_closed(pipe);
+                self.queue_h2(parent);
+            }
+            return;
+        }
+        if let Some(read) = session.take_h2_handover() {
+            let peer = session.peer();
+            return self.start_h2(session.into_client(), peer, read);
+        }
+        if let Some(phase) = session.client().tls_phase() {
+            self.shared.stats.tls_closed(phase);
+        }
+        // Closing the socket takes it out of the epoll set: no deregister call needed.
+        drop(session);
+        self.connection_closed();
+    }
+
+    /// A connection that agreed HTTP/2 (ALPN `h2`, or `h2c on` and the preface): its socket
+    /// moves to an `H2Session`'s token.
+    fn start_h2(
+        &mut self,
+        mut client: ClientTransport,
+        peer: SocketAddr,
+        read: crate::buffer::Buffer,
+    ) {
+        let entry = self.h2_sessions.vacant_entry();
+        let key = entry.key();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let registered = match client.source_mut() {
+            Some(source) if key < MAX_H2 => {
+                self.poll
+                    .registry()
+                    .reregister(source, Token(FIRST_H2 + key), interest)
+            }
+            _ => Err(std::io::ErrorKind::Unsupported.into()),
+        };
+        if let Err(e) = registered {
+            log::error!("cannot register HTTP/2 client {peer}: {e}");
+            self.buffers.put(read);
+            self.connection_closed();
+            return;
+        }
+        // Readiness is kept by the transport: what arrived may be waiting already.
+        client.on_event(true, true, false);
+        let now = self.clock.now;
+        entry.insert(H2Session::new(
+            client,
+            peer,
+            read,
+            &self.settings.config,
+            now,
+        ));
+        self.shared.stats.h2_connection_opened();
+        self.queue_h2(key);
+    }
+
+    fn h2_event(&mut self, key: usize, event: &Event) {
+        if let Some(h2) = self.h2_sessions.get_mut(key) {
+            let (r, w) = readiness(event);
+            h2.on_client_event(r, w, event.is_read_closed());
+            self.drive_h2(key, false);
+        }
+    }
+
+    /// Puts h2 connection `key` in the drive queue (once).
+    fn queue_h2(&mut self, key: usize) {
+        if let Some(h2) = self.h2_sessions.get_mut(key) {
+            if !h2.queued {
+                h2.queued = true;
+                self.drive_queue.push_back(Drive::H2(key));
+            }
+        }
+    }
+
+    /// Runs h2 connection `key` (or its timeout), then the children it woke and aborted; removes
+    /// it if it closed.
+    fn drive_h2(&mut self, key: usize, timed_out: bool) {
+        let Some(h2) = self.h2_sessions.get_mut(key) else {
+            return;
+        };
+        let mut work = H2Work::default();
+        let mut ctx = H2Ctx {
+            sessions: &mut self.sessions,
+            buffers: &mut self.buffers,
+            config: &self.settings.config,
+            stats: &self.shared.stats,
+            now: self.clock.now,
+            key,
+            stopping: self.stop_deadline.is_some(),
+        };
+        if timed_out {
+            h2.on_timeout(&mut work);
+        }
+        let before = ctx.sessions.len();
+        h2.drive(&mut ctx, &mut work);
+        // Children started by this drive (a child is never removed during it).
+        self.children += self.sessions.len() - before;
+        for child in work.abort {
+            self.run_session(child, Session::abort);
+        }
+        for child in work.drive {
+            self.drive_queue.push_back(Drive::Child(child));
+        }
+        if work.again {
+            self.queue_h2(key);
+        }
+        let Some(h2) = self.h2_sessions.get_mut(key) else {
+            return;
+        };
+        if h2.is_closed() {
+            let mut h2 = self.h2_sessions.remove(key);
+            h2.release(&mut self.buffers);
+            if let Some(phase) = h2.client().tls_phase() {
                 self.shared.stats.tls_closed(phase);
             }
-            // Closing the socket takes it out of the epoll set: no deregister call needed.
-            drop(self.sessions.remove(key));
+            self.shared.stats.h2_connection_closed();
+            drop(h2);
             self.connection_closed();
+        }
+    }
+
+    /// Runs the sessions queued because a pipe between them moved: each child driven may queue
+    /// its h2 connection, which may queue children in turn, until nothing moves (bounded per
+    /// tick: the rest waits for the next, which then polls without waiting).
+    fn run_drive_queue(&mut self) {
+        for _ in 0..MAX_QUEUED_DRIVES {
+            let Some(next) = self.drive_queue.pop_front() else {
+                return;
+            };
+            match next {
+                Drive::Child(key) => self.drive(key, false),
+                Drive::H2(key) => {
+                    if let Some(h2) = self.h2_sessions.get_mut(key) {
+                        h2.queued = false;
+                        self.drive_h2(key, false);
+                    }
+                }
+            }
         }
     }
 
@@ -510,6 +708,25 @@ impl Worker {
             self.drive(key, true);
         }
         expired.clear();
+        if !self.h2_sessions.is_empty() {
+            self.sweeps += 1;
+            let new_window = self.sweeps >= SWEEPS_PER_RATE_WINDOW;
+            if new_window {
+                self.sweeps = 0;
+            }
+            for (key, h2) in self.h2_sessions.iter_mut() {
+                if new_window {
+                    h2.start_rate_window();
+                }
+                if h2.deadline() <= now {
+                    expired.push(key);
+                }
+            }
+            for &key in &expired {
+                self.drive_h2(key, true);
+            }
+            expired.clear();
+        }
         self.expired = expired;
         if !self.awaiting_header.is_empty() {
             self.expire_awaiting_header();
@@ -567,6 +784,14 @@ impl Worker {
             .collect();
         for key in idle {
             self.drive(key, false);
+        }
+        // HTTP/2: GOAWAY with the last stream id; the streams in flight finish.
+        let h2: Vec<usize> = self.h2_sessions.iter().map(|(k, _)| k).collect();
+        for key in h2 {
+            if let Some(h2) = self.h2_sessions.get_mut(key) {
+                h2.go_away();
+            }
+            self.drive_h2(key, false);
         }
         self.accept_all();
         for mut l in std::mem::take(&mut self.listeners) {

@@ -1,5 +1,5 @@
 //! The TLS server configuration every TLS listener shares: certificates chosen by SNI, TLS 1.2
-//! and 1.3 only, ALPN `http/1.1`, resumption (1.3 tickets with rotating keys, a bounded 1.2
+//! and 1.3 only, ALPN `h2` then `http/1.1` (`http/1.1` alone with `http2 off`), resumption (1.3 tickets with rotating keys, a bounded 1.2
 //! session cache). Built at start and on every reload; a connection keeps the `Arc` it began
 //! with, so a reload never changes a handshake under way.
 
@@ -37,6 +37,15 @@ impl TlsServer {
         specs: &[CertificateSpec],
         session_cache: usize,
     ) -> Result<(TlsServer, Vec<String>), String> {
+        TlsServer::load_offering(specs, session_cache, true)
+    }
+
+    /// [`Self::load`], offering HTTP/2 (ALPN `h2`) only when `http2`.
+    pub fn load_offering(
+        specs: &[CertificateSpec],
+        session_cache: usize,
+        http2: bool,
+    ) -> Result<(TlsServer, Vec<String>), String> {
         let provider = super::provider();
         let now = SystemTime::now();
         let mut loaded = Vec::with_capacity(specs.len());
@@ -44,11 +53,24 @@ impl TlsServer {
             loaded.push(certs::load(&s.chain, &s.key, &provider, now)?);
         }
         let warnings = loaded.iter().flat_map(|l| l.warnings.clone()).collect();
-        Ok((TlsServer::new(loaded, session_cache)?, warnings))
+        Ok((
+            TlsServer::with_alpn(loaded, session_cache, http2)?,
+            warnings,
+        ))
     }
 
     /// The server config for already loaded certificates.
     pub fn new(loaded: Vec<LoadedCert>, session_cache: usize) -> Result<TlsServer, String> {
+        TlsServer::with_alpn(loaded, session_cache, true)
+    }
+
+    /// [`Self::new`], offering HTTP/2 only when `http2`: ALPN `h2` first, so a client that
+    /// speaks both gets it, then `http/1.1`.
+    pub fn with_alpn(
+        loaded: Vec<LoadedCert>,
+        session_cache: usize,
+        http2: bool,
+    ) -> Result<TlsServer, String> {
         if loaded.is_empty() {
             return Err("a TLS listener needs at least one 'certificate CHAIN KEY'".to_string());
         }
@@ -58,7 +80,10 @@ impl TlsServer {
             .map_err(|e| format!("TLS: {e}"))?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(SniResolver::new(&loaded)));
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = match http2 {
+            true => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            false => vec![b"http/1.1".to_vec()],
+        };
         config.session_storage = ServerSessionMemoryCache::new(session_cache);
         config.ticketer = super::ticketer().map_err(|e| format!("TLS session tickets: {e}"))?;
         // One ticket per full handshake: each costs an encryption and a record, and a client

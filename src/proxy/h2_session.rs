@@ -1,0 +1,795 @@
+//! An HTTP/2 client connection (issue 17): the client's transport, one sans-io
+//! [`H2Connection`] and a table of its streams. Each stream is an ordinary HTTP/1 [`Session`]
+//! in the worker's slab (its "child") whose client transport is an in-memory [`Pipe`]: the
+//! request goes into the pipe as HTTP/1.1 bytes, the child runs the same exchange code as any
+//! HTTP/1 client (routing, cache, upstream pool, retries, limits, access log), and the HTTP/1
+//! response it writes into the pipe is read back here and sent as HEADERS and DATA.
+//!
+//! Backpressure both ways is the pipe's bound and the h2 windows: request body bytes are
+//! released to the client's window only once the child has read what went before them; response
+//! bytes leave the pipe only as the stream's send window allows, so a stalled client makes the
+//! child's flush block and its backend is not read further.
+//!
+//! The worker drives this session on its socket's events and whenever a child made progress;
+//! the children it must drive or abort in turn are handed back in [`H2Work`] (no recursion).
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Instant;
+
+use slab::Slab;
+
+use super::io::Pending;
+use super::session::Session;
+use super::transport::{ClientTransport, Pipe};
+use crate::buffer::{Buffer, BufferPool};
+use crate::config::Config;
+use crate::h2::connection::{Event, H2Config, H2Connection, StreamState};
+use crate::h2::frame::{DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN};
+use crate::h2::request::RequestHead;
+use crate::h2::ErrorCode;
+use crate::http::body::BodyKind;
+use crate::http::chunked::{ChunkedDecoder, Piece};
+use crate::http::framing::Declared;
+use crate::http::{connection_names_headers, is_hop_by_hop, named_by_connection, FieldName};
+use crate::stats::Stats;
+
+/// Response bytes a stream's pipe holds before its child's flush blocks.
+const PIPE_OUTBOUND: usize = 64 * 1024;
+/// Response head fields read from a child (its head is pibl's own HTTP/1 writing).
+const MAX_RESPONSE_FIELDS: usize = 256;
+/// The connection's read buffer: two frames of the largest size pibl accepts (its SETTINGS
+/// keep the RFC's 16384) with their headers.
+const INPUT_BUFFER: usize = 2 * (DEFAULT_MAX_FRAME_SIZE as usize + FRAME_HEADER_LEN);
+/// Rounds of read / receive / pump / write per drive before the session yields to others.
+const MAX_ROUNDS: usize = 16;
+
+/// The worker's parts an h2 session uses while it is driven.
+pub(super) struct H2Ctx<'a> {
+    /// The worker's sessions: the children live there.
+    pub sessions: &'a mut Slab<Session>,
+    pub buffers: &'a mut BufferPool,
+    pub config: &'a Config,
+    pub stats: &'a Stats,
+    pub now: Instant,
+    /// This session's key in the worker's h2 slab.
+    pub key: usize,
+    pub stopping: bool,
+}
+
+/// Children the worker must drive (their pipe moved) or abort (their stream was reset or the
+/// connection ended), and children started (the worker counts them).
+#[derive(Debug, Default)]
+pub(super) struct H2Work {
+    pub drive: Vec<usize>,
+    pub abort: Vec<usize>,
+    /// The session wants another turn (it stopped after `MAX_ROUNDS` with work left).
+    pub again: bool,
+}
+
+/// Where a stream's child is.
+#[derive(Debug)]
+enum Child {
+    /// Running in the worker's slab under this key.
+    Running(usize),
+    /// It closed; what it wrote and was not yet sent is drained from its pipe here.
+    Closed(Box<Pipe>),
+}
+
+/// How the request body goes into the pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestBody {
+    /// END_STREAM came with the head.
+    None,
+    /// `content-length` given: the data as it is.
+    Length,
+    /// No length: chunk-framed, the client's trailers as the chunked trailer section.
+    Chunked,
+}
+
+/// How far the child's response has been read and sent.
+#[derive(Debug)]
+enum Response {
+    Head,
+    Body(ResponseBody),
+    Done,
+}
+
+#[derive(Debug)]
+enum ResponseBody {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+}
+
+/// One stream: its child and the two directions' progress.
+#[derive(Debug)]
+struct StreamLink {
+    id: u32,
+    child: Child,
+    body: RequestBody,
+    /// Request body bytes received and not yet in the pipe (not yet released to the client's
+    /// window: bounded by it).
+    pending: Vec<u8>,
+    /// The client ended the request (END_STREAM or trailers).
+    request_ended: bool,
+    /// Trailer field lines for a chunked request body.
+    trailers: Vec<u8>,
+    /// The pipe has the whole request and its end.
+    end_written: bool,
+    head_request: bool,
+    response: Response,
+}
+
+/// What pumping a stream found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pumped {
+    Wait,
+    Progress,
+    /// The stream is over on both sides: forget it.
+    Finished,
+    /// The child's response cannot be completed: reset the stream.
+    Broken,
+}
+
+/// The connection's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum H2State {
+    Open,
+    /// GOAWAY sent (stop, reload, idle, error): streams in flight finish, then close.
+    GoingAway,
+    Closed,
+}
+
+pub struct H2Session {
+    client: ClientTransport,
+    peer: SocketAddr,
+    conn: H2Connection,
+    input: Option<Buffer>,
+    streams: Vec<StreamLink>,
+    state: H2State,
+    deadline: Instant,
+    /// Always empty: the output is the connection's own buffer, written as the "body".
+    no_head: Pending,
+    /// In the worker's drive queue already.
+    pub(super) queued: bool,
+    /// Response field names lowercased, and the spans of the fields sent.
+    names: Vec<u8>,
+    spans: Vec<(Range<usize>, usize)>,
+}
+
+/// The connection's limits from the config.
+pub fn h2_config(config: &Config) -> H2Config {
+    let mut h2 = H2Config::default();
+    h2.settings.max_concurrent_streams = Some(config.http2.max_concurrent_streams);
+    h2.settings.initial_window_size = config.http2.initial_window;
+    h2
+}
+
+impl H2Session {
+    /// A connection that agreed HTTP/2; `read` is what was read of it already (the preface).
+    pub(super) fn new(
+        client: ClientTransport,
+        peer: SocketAddr,
+        read: Buffer,
+        config: &Config,
+        now: Instant,
+    ) -> H2Session {
+        H2Session {
+            client,
+            peer,
+            conn: H2Connection::new(h2_config(config)),
+            input: Some(read),
+            streams: Vec::new(),
+            state: H2State::Open,
+            deadline: now + config.timeouts.client_header,
+            no_head: Pending::default(),
+            queued: false,
+            names: Vec::new(),
+            spans: Vec::new(),
+        }
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == H2State::Closed
+    }
+
+    pub fn on_client_event(&mut self, readable: bool, writable: bool, hup: bool) {
+        self.client.on_event(readable, writable, hup);
+    }
+
+    pub(super) fn client(&self) -> &ClientTransport {
+        &self.client
+    }
+
+    /// Graceful GOAWAY (stop, reload): streams the client opened finish, no new ones start.
+    pub(super) fn go_away(&mut self) {
+        if self.state == H2State::Open {
+            self.conn
+                .go_away(self.conn.last_client_stream(), ErrorCode::NO_ERROR);
+            self.state = H2State::GoingAway;
+        }
+    }
+
+    /// Starts the connection's next rate window (rapid reset, empty frames).
+    pub(super) fn start_rate_window(&mut self) {
+        self.conn.start_rate_window();
+    }
+
+    /// The deadline passed: idle with no stream (the keep-alive timeout), or a stream whose
+    /// child is gone stays stalled on a shut window (the client idle timeout): GOAWAY, close.
+    pub(super) fn on_timeout(&mut self, work: &mut H2Work) {
+        let Self { streams, conn, .. } = self;
+        streams.retain(|link| match link.child {
+            Child::Closed(_) => {
+                conn.reset(link.id, ErrorCode::CANCEL);
+                false
+            }
+            Child::Running(_) => true,
+        });
+        if self.streams.is_empty() {
+            self.go_away();
+            self.state = H2State::GoingAway;
+            self.close(work);
+        }
+    }
+
+    /// Runs the connection: reads frames, starts and feeds children, sends their responses,
+    /// writes; until nothing moves (or `MAX_ROUNDS`).
+    pub(super) fn drive(&mut self, ctx: &mut H2Ctx<'_>, work: &mut H2Work) {
+        if self.state == H2State::Closed {
+            return;
+        }
+        if ctx.stopping {
+            self.go_away();
+        }
+        let mut moved_any = false;
+        let mut rounds = 0;
+        loop {
+            let mut moved = self.read(ctx);
+            moved |= self.take_events(ctx, work);
+            moved |= self.pump_streams(ctx, work);
+            match self.write() {
+                Ok(wrote) => moved |= wrote,
+                Err(()) => return self.close(work),
+            }
+            if !moved {
+                break;
+            }
+            moved_any = true;
+            rounds += 1;
+            if rounds == MAX_ROUNDS {
+                work.again = true;
+                break;
+            }
+        }
+        let t = &ctx.config.timeouts;
+        if moved_any {
+            let wait = if self.streams.is_empty() {
+                t.keepalive
+            } else {
+                t.client_idle
+            };
+            self.deadline = ctx.now + wait;
+        }
+        let out_empty = self.conn.output().is_empty() && self.client.is_flushed();
+        let finished = self.conn.is_finished() && out_empty;
+        let client_gone = self.client.eof() && self.conn.output().is_empty();
+        if finished
+            || client_gone
+            || (self.state == H2State::GoingAway && self.streams.is_empty() && out_empty)
+        {
+            self.close(work);
+        }
+    }
+
+    /// Ends the connection: every child still running is aborted, the socket shut.
+    fn close(&mut self, work: &mut H2Work) {
+        for link in self.streams.drain(..) {
+            if let Child::Running(key) = link.child {
+                work.abort.push(key);
+            }
+        }
+        let _ = self.write();
+        self.client.shutdown_write();
+        self.state = H2State::Closed;
+    }
+
+    /// Gives the input buffer back when the worker drops the session.
+    pub(super) fn release(&mut self, buffers: &mut BufferPool) {
+        if let Some(b) = self.input.take() {
+            buffers.put(b);
+        }
+    }
+
+    /// Reads what the socket has and hands whole frames to the connection.
+    fn read(&mut self, ctx: &mut H2Ctx<'_>) -> bool {
+        let buf = self.input.get_or_insert_with(|| ctx.buffers.get());
+        // Room for two whole frames of the size pibl accepts (a smaller `buffer_size` could
+        // never hold one).
+        buf.grow(INPUT_BUFFER);
+        let mut moved = false;
+        if !self.client.eof() && !buf.is_full() {
+            match self.client.fill(buf) {
+                Ok(f) => {
+                    moved |= f.bytes > 0;
+                    if f.eof {
+                        self.client.set_eof();
+                    }
+                }
+                Err(_) => self.client.set_eof(),
+            }
+        }
+        if !buf.is_empty() {
+            match self.conn.receive(buf.data()) {
+                Ok(n) => {
+                    buf.consume(n);
+                    moved |= n > 0;
+                }
+                Err(e) => {
+                    log::info!(
+                        "client {}: HTTP/2 connection error {:?}: {}",
+                        self.peer,
+                        e.code,
+                        e.reason
+                    );
+                    buf.clear();
+                    self.client.set_eof();
+                    self.state = H2State::GoingAway;
+                    moved = true;
+                }
+            }
+        }
+        moved
+    }
+
+    /// Acts on what the client did: new streams start children, body bytes and trailers are
+    /// kept for the pipes, resets abort children.
+    fn take_events(&mut self, ctx: &mut H2Ctx<'_>, work: &mut H2Work) -> bool {
+        let mut moved = false;
+        while let Some(event) = self.conn.poll_event() {
+            moved = true;
+            match event {
+                Event::Request {
+                    stream,
+                    head,
+                    end_stream,
+                } => self.start_stream(ctx, work, stream, &head, end_stream),
+                Event::Data {
+                    stream,
+                    bytes,
+                    end_stream,
+                } => {
+                    let n = bytes.len();
+                    match self.streams.iter_mut().find(|l| l.id == stream) {
+                        Some(link) if !link.request_ended => {
+                            link.pending.extend_from_slice(self.conn.data(bytes));
+                            link.request_ended = end_stream;
+                        }
+                        // Nobody reads it: give the window back at once.
+                        _ => self.conn.release(stream, n),
+                    }
+                }
+                Event::Trailers { stream, fields } => {
+                    if let Some(link) = self.streams.iter_mut().find(|l| l.id == stream) {
+                        if link.body == RequestBody::Chunked {
+                            for (name, value) in fields.fields() {
+                                link.trailers.extend_from_slice(name);
+                                link.trailers.extend_from_slice(b": ");
+                                link.trailers.extend_from_slice(value);
+                                link.trailers.extend_from_slice(b"\r\n");
+                            }
+                        }
+                        link.request_ended = true;
+                    }
+                }
+                Event::Reset { stream, .. } => {
+                    if let Some(i) = self.streams.iter().position(|l| l.id == stream) {
+                        if let Child::Running(key) = self.streams.swap_remove(i).child {
+                            work.abort.push(key);
+                        }
+                    }
+                }
+                Event::GoAway { .. } => {}
+            }
+        }
+        moved
+    }
+
+    /// A new stream: its child session starts with the request head in its pipe.
+    fn start_stream(
+        &mut self,
+        ctx: &mut H2Ctx<'_>,
+        work: &mut H2Work,
+        id: u32,
+        head: &RequestHead,
+        end_stream: bool,
+    ) {
+        let body = if end_stream {
+            RequestBody::None
+        } else if head.content_length.is_some() {
+            RequestBody::Length
+        } else {
+            RequestBody::Chunked
+        };
+        let mut pipe = Pipe::new(ctx.key, id, &self.client, PIPE_OUTBOUND);
+        let mut req = Vec::with_capacity(256);
+        write_h1_request(head, body, &mut req);
+        pipe.push_inbound(&req);
+        if body == RequestBody::None {
+            pipe.end_inbound();
+        }
+        let timeout = ctx.config.timeouts.client_header;
+        let session =
+            Session::with_transport(ClientTransport::pipe(pipe), self.peer, ctx.now, timeout);
+        let key = ctx.sessions.insert(session);
+        ctx.stats.h2_stream_started();
+        work.drive.push(key);
+        self.streams.push(StreamLink {
+            id,
+            child: Child::Running(key),
+            body,
+            pending: Vec::new(),
+            request_ended: end_stream,
+            trailers: Vec::new(),
+            end_written: body == RequestBody::None,
+            head_request: head.method() == b"HEAD",
+            response: Response::Head,
+        });
+    }
+
+    /// A child closed: its pipe stays here until what it wrote is sent.
+    pub(super) fn child_closed(&mut self, pipe: Box<Pipe>) {
+        if let Some(link) = self.streams.iter_mut().find(|l| l.id == pipe.stream_id) {
+            link.child = Child::Closed(pipe);
+        }
+    }
+
+    /// Moves request bytes into each child's pipe and its response out of it.
+    fn pump_streams(&mut self, ctx: &mut H2Ctx<'_>, work: &mut H2Work) -> bool {
+        let mut moved = false;
+        let mut i = 0;
+        while i < self.streams.len() {
+            let Self {
+                streams,
+                conn,
+                names,
+                spans,
+                ..
+            } = self;
+            let link = &mut streams[i];
+            // Taken out for the pumps, which borrow the rest of the link.
+            let mut child = std::mem::replace(&mut link.child, Child::Running(usize::MAX));
+            let (pipe, running) = match &mut child {
+                Child::Running(key) => match ctx
+                    .sessions
+                    .get_mut(*key)
+                    .and_then(|s| s.client_mut().pipe_mut())
+                {
+                    Some(p) => (p, Some(*key)),
+                    None => {
+                        // Not there: a bug; the stream cannot go on.
+                        conn.reset(link.id, ErrorCode::INTERNAL_ERROR);
+                        streams.swap_remove(i);
+                        continue;
+                    }
+                },
+                Child::Closed(p) => (&mut **p, None),
+            };
+            let fed = pump_request(link, pipe, conn);
+            let sent = pump_response(link, pipe, conn, running.is_none(), names, spans);
+            link.child = child;
+            if fed || sent == Pumped::Progress {
+                moved = true;
+                if let Some(key) = running {
+                    work.drive.push(key);
+                }
+            }
+            match sent {
+                Pumped::Finished => {
+                    if conn.stream_state(link.id) != StreamState::Closed {
+                        // The response is whole; the rest of the request is not wanted.
+                        conn.reset(link.id, ErrorCode::NO_ERROR);
+                    }
+                    streams.swap_remove(i);
+                    moved = true;
+                }
+                Pumped::Broken => {
+                    conn.reset(link.id, ErrorCode::INTERNAL_ERROR);
+                    if let Some(key) = running {
+                        work.abort.push(key);
+                    }
+                    streams.swap_remove(i);
+                    moved = true;
+                }
+                Pumped::Wait | Pumped::Progress => i += 1,
+            }
+        }
+        moved
+    }
+
+    /// Writes what the connection has to send. `Err`: the client is gone.
+    fn write(&mut self) -> Result<bool, ()> {
+        if self.conn.output().is_empty() && self.client.is_flushed() {
+            return Ok(false);
+        }
+        match self.client.flush(&mut self.no_head, self.conn.output()) {
+            Ok(f) => {
+                self.conn.advance_output(f.body);
+                Ok(f.total > 0)
+            }
+            Err(_) => Err(()),
+        }
+    }
+}
+
+/// The request as HTTP/1.1 for the child: the request line from `:method` and `:path`,
+/// `host` from `:authority` (which wins over a `host` field, RFC 9113 §8.3.1), the regular
+/// fields, and the body's framing (`content-length` is among the fields when the client gave
+/// one; `transfer-encoding: chunked` when a body of unknown length follows).
+fn write_h1_request(head: &RequestHead, body: RequestBody, out: &mut Vec<u8>) {
+    out.extend_from_slice(head.method());
+    out.push(b' ');
+    out.extend_from_slice(head.path());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let authority = head.authority();
+    if let Some(host) = authority {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(host);
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in head.fields() {
+        if authority.is_some() && name == b"host" {
+            continue;
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if body == RequestBody::Chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Moves the body bytes received into the pipe once the child has read all it had (so the
+/// pipe holds at most one window's worth), releasing them to the client's window; then the
+/// request's end. True when something moved.
+fn pump_request(link: &mut StreamLink, pipe: &mut Pipe, conn: &mut H2Connection) -> bool {
+    if link.end_written || pipe.inbound_unread() > 0 {
+        return false;
+    }
+    let mut moved = false;
+    if !link.pending.is_empty() {
+        let n = link.pending.len();
+        if link.body == RequestBody::Chunked {
+            let size = format!("{n:x}\r\n");
+            pipe.push_inbound(size.as_bytes());
+            pipe.push_inbound(&link.pending);
+            pipe.push_inbound(b"\r\n");
+        } else {
+            pipe.push_inbound(&link.pending);
+        }
+        link.pending.clear();
+        conn.release(link.id, n);
+        moved = true;
+    }
+    if link.request_ended {
+        if link.body == RequestBody::Chunked {
+            pipe.push_inbound(b"0\r\n");
+            pipe.push_inbound(&link.trailers);
+            pipe.push_inbound(b"\r\n");
+        }
+        pipe.end_inbound();
+        link.end_written = true;
+        moved = true;
+    }
+    moved
+}
+
+/// Reads the child's HTTP/1 response from the pipe and sends it on the stream as far as the
+/// windows allow. `child_closed`: nothing more will be written to the pipe.
+fn pump_response(
+    link: &mut StreamLink,
+    pipe: &mut Pipe,
+    conn: &mut H2Connection,
+    child_closed: bool,
+    names: &mut Vec<u8>,
+    spans: &mut Vec<(Range<usize>, usize)>,
+) -> Pumped {
+    let mut moved = false;
+    loop {
+        let out = pipe.outbound();
+        match &mut link.response {
+            Response::Done => {
+                if !out.is_empty() {
+                    // Nothing may follow a whole response on a stream.
+                    pipe.take_outbound(out.len());
+                }
+                return match child_closed {
+                    true => Pumped::Finished,
+                    false if moved => Pumped::Progress,
+                    false => Pumped::Wait,
+                };
+            }
+            Response::Head => {
+                let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
+                let mut resp = httparse::Response::new(&mut fields);
+                let n = match resp.parse(out) {
+                    Ok(httparse::Status::Complete(n)) => n,
+                    Ok(httparse::Status::Partial) if !child_closed => {
+                        return if moved {
+                            Pumped::Progress
+                        } else {
+                            Pumped::Wait
+                        };
+                    }
+                    _ => return Pumped::Broken,
+                };
+                let Some(status) = resp.code else {
+                    return Pumped::Broken;
+                };
+                if (100..200).contains(&status) {
+                    // Interim responses are not passed on.
+                    pipe.take_outbound(n);
+                    moved = true;
+                    continue;
+                }
+                let headers: &[httparse::Header<'_>] = resp.headers;
+                let Ok(declared) = Declared::parse(headers) else {
+                    return Pumped::Broken;
+                };
+                let body = match declared.response_body(status, link.head_request) {
+                    BodyKind::Empty | BodyKind::Length(0) => None,
+                    BodyKind::Length(len) => Some(ResponseBody::Length(len)),
+                    BodyKind::Chunked => Some(ResponseBody::Chunked(ChunkedDecoder::new())),
+                    _ => Some(ResponseBody::UntilClose),
+                };
+                let named = connection_names_headers(headers);
+                names.clear();
+                spans.clear();
+                for (i, h) in headers.iter().enumerate() {
+                    let hop = is_hop_by_hop(h.name)
+                        || FieldName::of(h.name) == FieldName::TransferEncoding
+                        || (named && named_by_connection(h.name, headers));
+                    if hop {
+                        continue;
+                    }
+                    let start = names.len();
+                    names.extend(h.name.bytes().map(|b| b.to_ascii_lowercase()));
+                    spans.push((start..names.len(), i));
+                }
+                let list: Vec<(&[u8], &[u8])> = spans
+                    .iter()
+                    .map(|(r, i)| (&names[r.clone()], headers[*i].value))
+                    .collect();
+                if conn
+                    .send_response_head(link.id, status, &list, body.is_none())
+                    .is_err()
+                {
+                    return Pumped::Broken;
+                }
+                pipe.take_outbound(n);
+                moved = true;
+                link.response = match body {
+                    Some(b) => Response::Body(b),
+                    None => Response::Done,
+                };
+            }
+            Response::Body(ResponseBody::Length(left)) => {
+                if out.is_empty() {
+                    return match (child_closed, moved) {
+                        (true, _) => Pumped::Broken,
+                        (false, true) => Pumped::Progress,
+                        (false, false) => Pumped::Wait,
+                    };
+                }
+                let k = (out.len() as u64).min(*left) as usize;
+                let ends = k as u64 == *left;
+                let Ok(sent) = conn.send_data(link.id, &out[..k], ends) else {
+                    return Pumped::Broken;
+                };
+                if sent == 0 {
+                    return if moved {
+                        Pumped::Progress
+                    } else {
+                        Pumped::Wait
+                    };
+                }
+                pipe.take_outbound(sent);
+                *left -= sent as u64;
+                moved = true;
+                if *left == 0 {
+                    link.response = Response::Done;
+                }
+            }
+            Response::Body(ResponseBody::UntilClose) => {
+                if out.is_empty() {
+                    if !child_closed {
+                        return if moved {
+                            Pumped::Progress
+                        } else {
+                            Pumped::Wait
+                        };
+                    }
+                    if conn.send_data(link.id, &[], true).is_err() {
+                        return Pumped::Broken;
+                    }
+                    link.response = Response::Done;
+                    continue;
+                }
+                let Ok(sent) = conn.send_data(link.id, out, false) else {
+                    return Pumped::Broken;
+                };
+                if sent == 0 {
+                    return if moved {
+                        Pumped::Progress
+                    } else {
+                        Pumped::Wait
+                    };
+                }
+                pipe.take_outbound(sent);
+                moved = true;
+            }
+            Response::Body(ResponseBody::Chunked(decoder)) => {
+                if out.is_empty() {
+                    return match (child_closed, moved) {
+                        (true, _) => Pumped::Broken,
+                        (false, true) => Pumped::Progress,
+                        (false, false) => Pumped::Wait,
+                    };
+                }
+                // Framing needs no window; data only what the window takes: look first.
+                let mut probe = decoder.clone();
+                match probe.next(out) {
+                    Err(_) => return Pumped::Broken,
+                    Ok(Piece::Data(n)) => {
+                        let k = n.min(conn.send_capacity(link.id));
+                        if k == 0 {
+                            return if moved {
+                                Pumped::Progress
+                            } else {
+                                Pumped::Wait
+                            };
+                        }
+                        if !matches!(decoder.next(&out[..k]), Ok(Piece::Data(d)) if d == k) {
+                            return Pumped::Broken;
+                        }
+                        match conn.send_data(link.id, &out[..k], false) {
+                            Ok(sent) if sent == k => {}
+                            _ => return Pumped::Broken,
+                        }
+                        pipe.take_outbound(k);
+                        moved = true;
+                    }
+                    Ok(Piece::Framing(n)) => {
+                        *decoder = probe;
+                        pipe.take_outbound(n);
+                        if n == 0 {
+                            return if moved {
+                                Pumped::Progress
+                            } else {
+                                Pumped::Wait
+                            };
+                        }
+                        moved = true;
+                    }
+                    Ok(Piece::Done(n)) => {
+                        // The backend's trailers, if any, are not passed on (see docs/http2.md).
+                        pipe.take_outbound(n);
+                        if conn.send_data(link.id, &[], true).is_err() {
+                            return Pumped::Broken;
+                        }
+                        link.response = Response::Done;
+                        moved = true;
+                    }
+                }
+            }
+        }
+    }
+}
