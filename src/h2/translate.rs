@@ -163,7 +163,7 @@ fn check_field(name: &[u8], value: &[u8]) -> Result<(), TranslateError> {
             "field name not a lowercase token",
         ));
     }
-    if value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
+    if value.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n')) {
         return Err(TranslateError::Malformed("NUL, CR or LF in a field value"));
     }
     if value.first().is_some_and(|&b| b == b' ' || b == b'\t')
@@ -174,10 +174,38 @@ fn check_field(name: &[u8], value: &[u8]) -> Result<(), TranslateError> {
     Ok(())
 }
 
-/// tchar (RFC 9110 §5.6.2).
+/// tchar (RFC 9110 §5.6.2), by table: every byte of every field name is looked up.
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[usize::from(b)]
 }
+
+const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
 
 fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
