@@ -334,7 +334,10 @@ fn tls_listeners_offer_h2_by_alpn_unless_http2_off() {
         // A miss, then a hit.
         let out = tls_curl(tls, &certs, &["--http2", "-D", "-"], "/hsts");
         let got = text(&out);
-        assert!(got.contains("\r\nstrict-transport-security: max-age=600\r\n"), "{got}");
+        assert!(
+            got.contains("\r\nstrict-transport-security: max-age=600\r\n"),
+            "{got}"
+        );
     }
 
     let b = Backend::start("b1");

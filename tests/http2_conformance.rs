@@ -172,8 +172,6 @@ fn trailer_backend() -> (SocketAddr, Arc<Mutex<String>>) {
 }
 
 #[test]
-#[ignore = "needs the wiring to forward response trailers: h2_session.rs drops the backend's \
-            (H1ResponseReader returns them as ResponsePart::Trailers)"]
 fn trailers_pass_both_ways() {
     let Some(py) = python() else { return };
     let (backend, seen) = trailer_backend();
@@ -323,8 +321,6 @@ fn ping_flood_is_a_connection_error() {
 }
 
 #[test]
-#[ignore = "needs the wiring to time out a stream stalled on a zero window: with \
-            client_timeout 3s the connection is still open after 60 s"]
 fn a_zero_window_stall_holds_bounded_memory_and_is_timed_out() {
     let Some(py) = python() else { return };
     let backend = Backend::start("b1");

@@ -92,6 +92,8 @@ struct StreamLink {
     end_written: bool,
     /// The child's HTTP/1 response, read back from the pipe.
     response: H1ResponseReader,
+    /// The last pump left response bytes in the pipe because the client's window is shut.
+    blocked_on_window: bool,
 }
 
 /// What pumping a stream found.
@@ -188,17 +190,24 @@ impl H2Session {
         self.conn.start_rate_window();
     }
 
-    /// The deadline passed: idle with no stream (the keep-alive timeout), or a stream whose
-    /// child is gone stays stalled on a shut window (the client idle timeout): GOAWAY, close.
-    pub(super) fn on_timeout(&mut self, work: &mut H2Work) {
+    /// The deadline passed: nothing moved for `client_timeout` (`keepalive_timeout` with no
+    /// stream). Streams that cannot send because the client keeps its window shut (or their
+    /// child is gone and they still wait for window) are reset (CANCEL) and their children
+    /// aborted: a zero-window stall holds a bounded pipe for a bounded time. Streams waiting on
+    /// their backend keep their children's own deadlines. With no stream left: GOAWAY, close.
+    pub(super) fn on_timeout(&mut self, now: Instant, config: &Config, work: &mut H2Work) {
         let Self { streams, conn, .. } = self;
-        streams.retain(|link| match link.child {
-            Child::Closed(_) => {
+        streams.retain(|link| {
+            let stalled = link.blocked_on_window;
+            if stalled {
                 conn.reset(link.id, ErrorCode::CANCEL);
-                false
+                if let Child::Running(key) = link.child {
+                    work.abort.push(key);
+                }
             }
-            Child::Running(_) => true,
+            !stalled
         });
+        self.deadline = now + config.timeouts.client_idle;
         if self.streams.is_empty() {
             self.go_away();
             self.state = H2State::GoingAway;
@@ -404,6 +413,7 @@ impl H2Session {
             trailers: None,
             end_written: no_body,
             response: H1ResponseReader::new(head.method() == b"HEAD"),
+            blocked_on_window: false,
         });
     }
 
@@ -494,7 +504,11 @@ impl H2Session {
 /// pipe holds at most one window's worth), releasing them to the client's window; then the
 /// request's end (the last chunk and trailers when chunked). `Ok(true)`: something moved;
 /// `Err`: the trailers cannot be written as HTTP/1 (the stream is reset).
-fn pump_request(link: &mut StreamLink, pipe: &mut Pipe, conn: &mut H2Connection) -> Result<bool, ()> {
+fn pump_request(
+    link: &mut StreamLink,
+    pipe: &mut Pipe,
+    conn: &mut H2Connection,
+) -> Result<bool, ()> {
     if link.end_written || pipe.inbound_unread() > 0 {
         return Ok(false);
     }
@@ -531,7 +545,13 @@ fn pump_response(
     child_closed: bool,
 ) -> Pumped {
     let mut moved = false;
-    let waiting = |moved: bool| if moved { Pumped::Progress } else { Pumped::Wait };
+    let waiting = |moved: bool| {
+        if moved {
+            Pumped::Progress
+        } else {
+            Pumped::Wait
+        }
+    };
     loop {
         if link.response.is_finished() {
             let rest = pipe.outbound().len();
@@ -539,7 +559,11 @@ fn pump_response(
                 // Nothing may follow a whole response on a stream.
                 pipe.take_outbound(rest);
             }
-            return if child_closed { Pumped::Finished } else { waiting(moved) };
+            return if child_closed {
+                Pumped::Finished
+            } else {
+                waiting(moved)
+            };
         }
         let out = pipe.outbound();
         let window = conn.send_capacity(link.id);
@@ -547,8 +571,12 @@ fn pump_response(
             Ok(next) => next,
             Err(_) => return Pumped::Broken,
         };
+        link.blocked_on_window = false;
         let sent = match part {
-            None if n == 0 => return waiting(moved),
+            None if n == 0 => {
+                link.blocked_on_window = window == 0 && !out.is_empty();
+                return waiting(moved);
+            }
             None => Ok(()),
             // Interim responses (100, 103) are not passed on.
             Some(ResponsePart::Informational { .. }) => Ok(()),
@@ -565,7 +593,9 @@ fn pump_response(
                     _ => return Pumped::Broken,
                 }
             }
-            Some(ResponsePart::Trailers(fields)) => conn.send_trailers(link.id, &field_list(&fields)),
+            Some(ResponsePart::Trailers(fields)) => {
+                conn.send_trailers(link.id, &field_list(&fields))
+            }
             Some(ResponsePart::End) => conn.send_data(link.id, &[], true).map(|_| ()),
         };
         if sent.is_err() {

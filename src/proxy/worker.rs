@@ -625,7 +625,7 @@ impl Worker {
             stopping: self.stop_deadline.is_some(),
         };
         if timed_out {
-            h2.on_timeout(&mut work);
+            h2.on_timeout(ctx.now, ctx.config, &mut work);
         }
         let before = ctx.sessions.len();
         h2.drive(&mut ctx, &mut work);
