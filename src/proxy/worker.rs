@@ -272,7 +272,7 @@ impl Worker {
         };
         loop {
             let open = self.shared.connections.load(Ordering::Relaxed);
-            let held = self.sessions.len() - self.children
+            let held = self.sessions.len().saturating_sub(self.children)
                 + self.h2_sessions.len()
                 + self.awaiting_header.len();
             if open >= max || held >= self.max_sessions {
@@ -529,7 +529,7 @@ impl Worker {
     fn session_closed(&mut self, key: usize) {
         let mut session = self.sessions.remove(key);
         if let Some(parent) = session.client().pipe_parent() {
-            self.children -= 1;
+            self.children = self.children.saturating_sub(1);
             if let (Some(h2), Some(pipe)) = (
                 self.h2_sessions.get_mut(parent),
                 session.into_client().into_pipe(),
