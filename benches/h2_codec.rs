@@ -1,6 +1,7 @@
 //! The HTTP/2 codec's hot paths (issue 17): HPACK decoding of a browser's request header block,
 //! first on a connection (literals, Huffman, table insertions) and repeated (mostly indexed),
-//! and frame parsing of a HEADERS/DATA mix. No sockets: bytes in memory.
+//! frame parsing of a HEADERS/DATA mix, and a stream's translation both ways (the request head
+//! written as HTTP/1.1, a typical HTTP/1 response head read back). No sockets: bytes in memory.
 //!
 //! Run: `cargo bench --bench h2_codec` (add `-- --quick` for a fast run). docs/http2.md has
 //! the figures.
@@ -11,6 +12,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use pibl::h2::frame::{parse_frame, write_data, write_headers, Parsed, DEFAULT_MAX_FRAME_SIZE};
 use pibl::h2::hpack::{DecodedHeaders, Decoder, Encoder, Indexing};
+use pibl::h2::request::{validate, BlockKind};
+use pibl::h2::translate::{write_h1_request, H1ResponseReader, ResponsePart};
 
 /// A browser's navigation request, as Chromium sends it (fields as on the wire, lower case).
 const REQUEST: &[(&[u8], &[u8])] = &[
@@ -111,5 +114,43 @@ fn frames(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hpack, frames);
+/// A response head as a session writes it to its client (nginx-like static file response).
+const RESPONSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nServer: pibl\r\nDate: Wed, 02 Dec 2026 06:00:00 GMT\r\n\
+    Content-Type: text/html; charset=utf-8\r\nContent-Length: 4096\r\n\
+    Last-Modified: Tue, 01 Dec 2026 12:00:00 GMT\r\nConnection: keep-alive\r\n\
+    ETag: \"5f1a-1000\"\r\nCache-Control: max-age=60\r\nVia: 1.1 pibl\r\n\
+    Accept-Ranges: bytes\r\n\r\n";
+
+fn translate(c: &mut Criterion) {
+    let mut encoder = Encoder::default();
+    let block = encode(&mut encoder);
+    let mut list = DecodedHeaders::new();
+    Decoder::new(4096, 64 * 1024)
+        .decode(&block, &mut list)
+        .expect("decodes");
+    let head = validate(&list, BlockKind::Request).expect("a valid request");
+    let mut group = c.benchmark_group("translate");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("request_head_to_h1", |b| {
+        let mut out = Vec::with_capacity(2048);
+        b.iter(|| {
+            out.clear();
+            let body = write_h1_request(black_box(&head), true, &mut out).expect("writes");
+            black_box((body, out.len()))
+        })
+    });
+    group.bench_function("response_head_from_h1", |b| {
+        b.iter(|| {
+            let mut reader = H1ResponseReader::new(false);
+            match reader.next(black_box(RESPONSE), false) {
+                Ok((_, Some(ResponsePart::Head { fields, .. }))) => black_box(fields.len()),
+                other => panic!("{other:?}"),
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, hpack, frames, translate);
 criterion_main!(benches);

@@ -11,6 +11,7 @@
 //! - `connection.rs`: [`connection::H2Connection`], the sans-io server connection: preface,
 //!   SETTINGS, the stream table and states, flow control, sending, the session-level defences.
 //! - `request.rs`: a request head validated as RFC 9113 §8 says (pseudo-headers, cookies).
+//! - `translate.rs`: a stream's request written as HTTP/1.1, the HTTP/1 response read back.
 
 pub mod connection;
 pub mod error;
@@ -21,5 +22,6 @@ pub mod request;
 pub mod settings;
 #[cfg(test)]
 mod test_rng;
+pub mod translate;
 
 pub use error::{ConnectionError, ErrorCode, StreamError};

@@ -122,6 +122,16 @@ impl ChunkedDecoder {
         self.state == State::Done
     }
 
+    /// True from the end of the last chunk's size line until the body ends: the trailer section
+    /// (or the final CRLF) comes next. An HTTP/2 stream forwards trailers as a HEADERS frame,
+    /// so its reader takes the section whole from here (`h2::translate`).
+    pub fn in_trailers(&self) -> bool {
+        matches!(
+            self.state,
+            State::TrailerStart | State::TrailerLine | State::TrailerLf | State::FinalLf
+        )
+    }
+
     /// Classifies the start of `input`. Returns `Framing(0)` only for empty input or after `Done`.
     pub fn next(&mut self, input: &[u8]) -> Result<Piece, ChunkError> {
         if self.state == State::Data {

@@ -1,0 +1,342 @@
+//! HTTP/2 conformance and the known HTTP/2 attacks (issue 17), against the real binary, driven by
+//! Python's `h2` library and hand-written frames (the scripts in `tests/h2/`, one per case).
+//!
+//! Conformance: the SETTINGS exchange, PING, PRIORITY, stream and connection errors, trailers
+//! both ways, over h2c and over TLS (ALPN h2). Attacks: each runs on one connection while
+//! another client's requests are served by the same worker during and after it, and pibl's
+//! resident memory stays bounded. A test is skipped, saying why, only when Python's `h2` is
+//! not installed (CI installs it: `.ci/run`).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::tls_listener::{first_tls, write_cert_pair};
+use common::{get, Backend, Pibl, TempDir};
+use pibl::tls::selfsigned::DemoCa;
+
+/// A Python 3 that can `import h2`, or None (said once per test).
+fn python() -> Option<&'static str> {
+    let found = ["python3", "/usr/bin/python3"].into_iter().find(|py| {
+        Command::new(py)
+            .args(["-c", "import h2, hpack"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if found.is_none() {
+        eprintln!("skipped: no python3 with the h2 library (Debian: python3-h2)");
+    }
+    found
+}
+
+fn script_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/h2")
+        .join(format!("{name}.py"))
+}
+
+fn script_command(py: &str, name: &str, addr: SocketAddr, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(py);
+    cmd.arg(script_path(name))
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn described(name: &str, out: &Output) -> String {
+    format!(
+        "{name}: exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs one script to its end; panics with what it printed unless it succeeded.
+fn run_script(py: &str, name: &str, addr: SocketAddr, extra: &[&str]) -> String {
+    let out = script_command(py, name, addr, extra)
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    let text = described(name, &out);
+    assert!(out.status.success(), "{text}");
+    eprintln!("{text}");
+    text
+}
+
+/// pibl with `h2c on`, one worker (so an attack and the other client share its event loop).
+fn h2c_pibl(backends: &[SocketAddr], extra: &str) -> Pibl {
+    Pibl::start(backends, &format!("h2c on\nworkers 1\n{extra}"))
+}
+
+/// pibl with a TLS listener beside the plain one, and the CA file that trusts it.
+fn tls_pibl(backends: &[SocketAddr]) -> (Pibl, SocketAddr, TempDir) {
+    let certs = TempDir::new("h2-conformance-certs");
+    let ca = DemoCa::generate("pibl h2 conformance CA").expect("ca");
+    std::fs::write(certs.path().join("ca.pem"), &ca.cert_pem).expect("write ca");
+    let leaf = ca
+        .issue(&["localhost"], Duration::from_secs(86_400))
+        .expect("leaf");
+    let cert = write_cert_pair(certs.path(), "localhost", &leaf.chain_pem, &leaf.key_pem);
+    let pibl = Pibl::start(
+        backends,
+        &format!("workers 1\nlisten 127.0.0.1:0 tls\n{cert}"),
+    );
+    let tls = first_tls(&pibl);
+    (pibl, tls, certs)
+}
+
+#[test]
+fn frame_level_conformance_over_h2c() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    let pibl = h2c_pibl(&[backend.addr], "");
+    for name in [
+        "settings_ping_priority",
+        "connection_field",
+        "lower_stream_id",
+        "content_length_mismatch",
+    ] {
+        run_script(py, name, pibl.addr, &[]);
+    }
+    // Every stream pibl served or refused was an ordinary request to the backend or none.
+    assert_eq!(get(pibl.addr, "/still-http1").status, 200);
+}
+
+#[test]
+fn frame_level_conformance_over_tls_alpn() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    let (_pibl, tls, certs) = tls_pibl(&[backend.addr]);
+    let ca = certs.path().join("ca.pem");
+    let ca = ca.to_str().expect("a UTF-8 path");
+    for name in [
+        "settings_ping_priority",
+        "connection_field",
+        "lower_stream_id",
+    ] {
+        run_script(py, name, tls, &[ca]);
+    }
+}
+
+/// A backend that reads one chunked request, keeps it, and answers with a chunked body and
+/// trailers.
+fn trailer_backend() -> (SocketAddr, Arc<Mutex<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(Mutex::new(String::new()));
+    let keep = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let keep = keep.clone();
+            std::thread::spawn(move || {
+                let mut out = conn.try_clone().expect("clone");
+                let mut reader = BufReader::new(conn);
+                let mut request = String::new();
+                // The head, then (chunked) up to the empty line after the last chunk.
+                let mut blank_lines = 0;
+                let mut chunked = false;
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    request.push_str(&line);
+                    chunked |= line.to_ascii_lowercase().starts_with("transfer-encoding:");
+                    if line == "\r\n" {
+                        blank_lines += 1;
+                        if !chunked || blank_lines == 2 {
+                            break;
+                        }
+                    }
+                    line.clear();
+                }
+                *keep.lock().expect("seen") = request;
+                let _ = out.write_all(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Response-Trailer\r\n\r\n\
+                      d\r\nresponse body\r\n0\r\nX-Response-Trailer: back\r\n\r\n",
+                );
+                let mut rest = Vec::new();
+                let _ = reader.read_to_end(&mut rest);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn trailers_pass_both_ways() {
+    let Some(py) = python() else { return };
+    let (backend, seen) = trailer_backend();
+    let pibl = h2c_pibl(&[backend], "");
+    run_script(py, "trailers", pibl.addr, &[]);
+    let request = seen.lock().expect("seen").clone();
+    assert!(
+        request.contains("transfer-encoding: chunked\r\n"),
+        "{request}"
+    );
+    assert!(
+        request.ends_with("0\r\nx-request-trailer: sent\r\n\r\n"),
+        "{request}"
+    );
+}
+
+/// pibl's resident set in KiB (Linux); None elsewhere.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// What an attack did to pibl: the other client's requests and the memory high-water mark.
+struct Watched {
+    script: String,
+    other_requests: usize,
+    rss_before: Option<u64>,
+    rss_peak: Option<u64>,
+}
+
+/// Runs an attack script while another client keeps making requests (HTTP/1.1 and, with curl,
+/// HTTP/2 with prior knowledge) on the same single-worker pibl; each must succeed, during and
+/// after the attack, and the RSS must stay within `rss_bound_mib` of where it started.
+fn attack(py: &str, pibl: &Pibl, name: &str, extra: &[&str], rss_bound_mib: u64) -> Watched {
+    let rss_before = rss_kib(pibl.pid());
+    let mut child: Child = script_command(py, name, pibl.addr, extra)
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    let have_curl = Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let started = Instant::now();
+    let mut other_requests = 0;
+    let mut rss_peak = rss_before;
+    let other_request = |round: usize| {
+        let path = format!("/other-{round}");
+        let r = get(pibl.addr, &path);
+        assert_eq!(r.status, 200, "HTTP/1.1 request {round} during {name}");
+        if have_curl {
+            let out = Command::new("curl")
+                .args(["-sS", "--max-time", "10", "--http2-prior-knowledge"])
+                .arg(format!("http://{}{path}", pibl.addr))
+                .output()
+                .expect("curl");
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains(&format!("GET {path}")),
+                "h2c request {round} during {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    loop {
+        other_request(other_requests);
+        other_requests += 1;
+        if let (Some(peak), Some(now)) = (rss_peak, rss_kib(pibl.pid())) {
+            rss_peak = Some(peak.max(now));
+        }
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{name} still running after 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("output");
+    let script = described(name, &out);
+    assert!(out.status.success(), "{script}");
+    // And after it.
+    other_request(other_requests);
+    other_requests += 1;
+    if let (Some(before), Some(peak)) = (rss_before, rss_peak) {
+        assert!(
+            peak <= before + rss_bound_mib * 1024,
+            "{name}: RSS went from {before} KiB to {peak} KiB"
+        );
+    }
+    eprintln!(
+        "{script}\nother client: {other_requests} requests served; RSS {rss_before:?} KiB before, peak {rss_peak:?} KiB"
+    );
+    Watched {
+        script,
+        other_requests,
+        rss_before,
+        rss_peak,
+    }
+}
+
+#[test]
+fn rapid_reset_ends_the_connection_with_enhance_your_calm() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    let pibl = h2c_pibl(&[backend.addr], "");
+    let w = attack(py, &pibl, "rapid_reset", &[], 32);
+    assert!(w.script.contains("ENHANCE_YOUR_CALM"), "{}", w.script);
+    assert!(w.other_requests >= 2);
+}
+
+#[test]
+fn continuation_flood_is_cut_off_before_memory_grows() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    let pibl = h2c_pibl(&[backend.addr], "");
+    let w = attack(py, &pibl, "continuation_flood", &[], 16);
+    assert!(w.script.contains("ENHANCE_YOUR_CALM"), "{}", w.script);
+}
+
+#[test]
+fn hpack_bomb_is_a_connection_error() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    let pibl = h2c_pibl(&[backend.addr], "");
+    let w = attack(py, &pibl, "hpack_bomb", &[], 16);
+    assert!(w.script.contains("ok: GOAWAY"), "{}", w.script);
+}
+
+#[test]
+fn settings_flood_is_a_connection_error() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    let pibl = h2c_pibl(&[backend.addr], "");
+    attack(py, &pibl, "settings_flood", &[], 16);
+}
+
+#[test]
+fn ping_flood_is_a_connection_error() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    let pibl = h2c_pibl(&[backend.addr], "");
+    attack(py, &pibl, "ping_flood", &[], 16);
+}
+
+#[test]
+fn a_zero_window_stall_holds_bounded_memory_and_is_timed_out() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    let pibl = h2c_pibl(&[backend.addr], "client_timeout 3s\n");
+    // 64 MiB asked for, never read: pibl must hold a bounded part of it.
+    let size = (64 * 1024 * 1024).to_string();
+    let w = attack(py, &pibl, "zero_window", &["", &size], 24);
+    assert!(w.script.contains("ended by pibl"), "{}", w.script);
+    let _ = (w.rss_before, w.rss_peak);
+}
+
+#[test]
+fn streams_over_the_limit_are_refused() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    let pibl = h2c_pibl(&[backend.addr], "http2_max_concurrent_streams 4\n");
+    let w = attack(py, &pibl, "too_many_streams", &[], 16);
+    assert!(w.script.contains("REFUSED_STREAM"), "{}", w.script);
+}
