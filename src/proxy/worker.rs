@@ -109,6 +109,9 @@ pub struct Worker {
     waiters: Vec<usize>,
     /// Cache generation these waiters last looked at.
     cache_generation: u64,
+    /// Sessions that yielded with work left (a compressed response's budget for one drive
+    /// spent): driven again after each turn's events, the poll not waiting while there are any.
+    drive_again: Vec<usize>,
 }
 
 impl Worker {
@@ -153,6 +156,7 @@ impl Worker {
             expired: Vec::new(),
             waiters: Vec::new(),
             cache_generation: 0,
+            drive_again: Vec::new(),
         })
     }
 
@@ -163,7 +167,11 @@ impl Worker {
                 Some(due) => due.min(self.next_sweep),
                 None => self.next_sweep,
             };
-            let timeout = wake_at.saturating_duration_since(Instant::now());
+            let timeout = if self.drive_again.is_empty() {
+                wake_at.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if !interrupted(&e) {
                     log::error!("event loop failed: {e}");
@@ -189,6 +197,7 @@ impl Worker {
                 }
             }
             self.wake_cache_waiters();
+            self.drive_yielded();
             if self.shared.stop.load(Ordering::Relaxed) && self.stop_deadline.is_none() {
                 self.begin_stop();
             }
@@ -465,6 +474,7 @@ impl Worker {
             key,
             stopping: self.stop_deadline.is_some(),
             waiters: &mut self.waiters,
+            drive_again: &mut self.drive_again,
         };
         f(session, &mut ctx);
         if session.is_closed() {
@@ -474,6 +484,25 @@ impl Worker {
             // Closing the socket takes it out of the epoll set: no deregister call needed.
             drop(self.sessions.remove(key));
             self.connection_closed();
+        }
+    }
+
+    /// Drives the sessions that yielded in this turn once more (each once: keys are unique),
+    /// after the other events; those that yield again wait for the next turn.
+    fn drive_yielded(&mut self) {
+        if self.drive_again.is_empty() {
+            return;
+        }
+        let mut yielded = std::mem::take(&mut self.drive_again);
+        yielded.sort_unstable();
+        yielded.dedup();
+        for &key in &yielded {
+            self.drive(key, false);
+        }
+        if self.drive_again.is_empty() {
+            // Keep the list's allocation for the next turn.
+            yielded.clear();
+            self.drive_again = yielded;
         }
     }
 
