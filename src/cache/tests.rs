@@ -2,6 +2,7 @@
 //! concurrent use.
 
 use super::*;
+use crate::compress::Coding;
 
 #[test]
 fn primary_key_has_scheme_host_port_and_full_target() {
