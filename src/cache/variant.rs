@@ -71,7 +71,16 @@ impl Cache {
             Ok(e) => {
                 let e = Arc::new(e);
                 self.touch(&e);
-                if self.insert(e.clone()) {
+                // Made from the entry the claim is on: if that was replaced meanwhile (a refresh
+                // within the same second keeps `stored_at`), the variant may disagree with it.
+                let identity = claim.identity();
+                let slot = Self::slot(&identity.meta.primary);
+                let current = self
+                    .shard(slot)
+                    .read()
+                    .get(&slot)
+                    .is_some_and(|list| list.iter().any(|i| Arc::ptr_eq(i, identity)));
+                if current && self.insert(e.clone()) {
                     self.evict_to_budget();
                 } else {
                     self.unlink_unless_reused(&e);
