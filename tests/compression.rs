@@ -114,7 +114,8 @@ fn small_output_room_still_makes_a_valid_stream() {
 
 /// A backend that answers by path (a query is ignored), over keep-alive connections: `/len`
 /// (Content-Length), `/chunked`, `/big` (1 MiB, chunked), `/notransform`, `/encoded`
-/// (Content-Encoding: gzip), `/small` (100 bytes), `/png`; text bodies are [`page`], with
+/// (Content-Encoding: gzip), `/small` (100 bytes), `/png`, `/huge` (4 MiB, Content-Length);
+/// text bodies are [`page`], with
 /// `ETag: "v1"`.
 fn text_backend() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -156,6 +157,7 @@ fn serve_text(stream: TcpStream) {
             "/len" => ("Content-Type: text/html; charset=utf-8\r\nETag: \"v1\"\r\nCache-Control: max-age=60\r\n", page(), false),
             "/chunked" => ("Content-Type: text/html\r\nVary: Cookie\r\n", page(), true),
             "/big" => ("Content-Type: application/json\r\n", text(1 << 20), true),
+            "/huge" => ("Content-Type: application/json\r\n", text(4 << 20), false),
             "/notransform" => ("Content-Type: text/html\r\nCache-Control: no-transform\r\n", page(), false),
             "/encoded" => ("Content-Type: text/html\r\nContent-Encoding: gzip\r\n", page(), false),
             "/small" => ("Content-Type: text/html\r\n", text(100), false),
@@ -620,5 +622,78 @@ fn variants_are_served_from_disk_after_a_restart() {
     );
     if let Some(decoded) = decode_with_tool(Coding::Zstd, &body) {
         assert!(decoded == page(), "restarted variant differs");
+    }
+}
+
+#[test]
+fn a_big_compressed_response_leaves_room_for_the_workers_other_connections() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let b = text_backend();
+    let p = compressing_pibl(b, "");
+    let addr = p.addr;
+    let big_done = Arc::new(AtomicBool::new(false));
+    let done = big_done.clone();
+    // One client fetches 4 MiB compressed and reads it late, then in small pieces.
+    let big = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        c.write_all(
+            b"GET /huge HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+        )
+        .expect("send");
+        std::thread::sleep(Duration::from_millis(300));
+        let mut all = Vec::new();
+        let mut piece = [0u8; 8192];
+        loop {
+            match c.read(&mut piece) {
+                Ok(0) => break,
+                Ok(n) => all.extend_from_slice(&piece[..n]),
+                Err(e) => panic!("reading the big response: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        done.store(true, Ordering::SeqCst);
+        all
+    });
+    // The other client's small requests on the same worker keep being answered meanwhile.
+    let mut c = Conn::open(addr);
+    let mut answered_during = 0;
+    for _ in 0..20 {
+        let r = c.get("/small");
+        assert_eq!(r.status, 200);
+        if !big_done.load(Ordering::SeqCst) {
+            answered_during += 1;
+        }
+    }
+    let all = big.join().expect("the big client");
+    assert!(
+        answered_during > 0,
+        "no small request answered during the big one"
+    );
+    let split = memfind(&all, b"\r\n\r\n").expect("head") + 4;
+    let head = String::from_utf8_lossy(&all[..split]).into_owned();
+    assert_eq!(header(&head, "Content-Encoding"), Some("gzip"), "{head}");
+    let body = dechunk(&all[split..]);
+    if let Some(decoded) = decode_with_tool(Coding::Gzip, &body) {
+        assert!(decoded == text(4 << 20), "the big response decoded differs");
+    }
+}
+
+/// A whole chunked body's data.
+fn dechunk(mut wire: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = memfind(wire, b"\r\n").expect("a chunk size line");
+        let size_text = String::from_utf8_lossy(&wire[..line_end]).into_owned();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .expect("a chunk size");
+        wire = &wire[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&wire[..size]);
+        wire = &wire[size + 2..];
     }
 }

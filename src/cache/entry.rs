@@ -45,7 +45,6 @@ use memmap2::Mmap;
 
 use crate::cache::policy::TARGETED_FIELDS;
 use crate::compress::Coding;
-use crate::http::chunked::{ChunkedDecoder, Piece};
 
 const MAGIC: &[u8; 8] = b"PIBLCACH";
 const VERSION: u32 = 1;
@@ -105,7 +104,7 @@ fn entry_key(meta: &EntryMeta, variant: Option<Variant>) -> String {
 }
 
 /// The file name stem of an entry: the CRC32 of [`entry_key`] in hex.
-fn entry_stem(meta: &EntryMeta, variant: Option<Variant>) -> String {
+pub(super) fn entry_stem(meta: &EntryMeta, variant: Option<Variant>) -> String {
     format!(
         "{:08x}",
         crc32fast::hash(entry_key(meta, variant).as_bytes())
@@ -163,7 +162,7 @@ impl EntryMeta {
             .map(|(_, v)| v.trim_ascii())
     }
 
-    fn encode(&self, body_len: u64, body_crc: u32, variant: Option<Variant>) -> Vec<u8> {
+    pub(super) fn encode(&self, body_len: u64, body_crc: u32, variant: Option<Variant>) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.headers.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
@@ -356,7 +355,7 @@ pub struct CacheEntry {
 }
 
 impl CacheEntry {
-    fn new(
+    pub(super) fn new(
         mut meta: EntryMeta,
         body: (Option<Arc<Mmap>>, FileStamp),
         (body_len, body_crc): (u64, u32),
@@ -573,7 +572,7 @@ pub fn remove_files(stem: &Path) {
 
 /// Opens and maps a body file of `len` bytes, recording its stamp. With `crc`, the content is
 /// checked first, read from the file descriptor (never through the map: see the module doc).
-fn map_body(
+pub(super) fn map_body(
     path: &Path,
     len: u64,
     crc: Option<u32>,
@@ -662,7 +661,7 @@ fn put_targeted_last(headers: &mut Vec<u8>) -> (usize, usize) {
     (ends[0], ends[1])
 }
 
-fn temp_path(stem: &Path, ext: &str) -> PathBuf {
+pub(super) fn temp_path(stem: &Path, ext: &str) -> PathBuf {
     use std::sync::atomic::AtomicUsize;
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = stem.parent().unwrap_or(Path::new("."));
@@ -674,257 +673,11 @@ fn temp_path(stem: &Path, ext: &str) -> PathBuf {
     ))
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(super) fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
     f.write_all(bytes)
 }
 
-/// A response being written to the cache while it is relayed. Dropped unfinished, it removes
-/// its temporary file: an aborted response never becomes an entry.
-#[derive(Debug)]
-pub struct PendingEntry {
-    meta: EntryMeta,
-    stem: PathBuf,
-    tmp_body: PathBuf,
-    file: Option<File>,
-    /// Set when the relayed bytes are chunked: the cache stores the decoded body.
-    decoder: Option<ChunkedDecoder>,
-    len: u64,
-    hasher: crc32fast::Hasher,
-    max_len: u64,
-    failed: bool,
-    /// Set when this is a compressed variant (its body is the compressed bytes).
-    variant: Option<Variant>,
-}
-
-impl PendingEntry {
-    pub fn create(dir: &Path, meta: EntryMeta, chunked: bool, max_len: u64) -> io::Result<Self> {
-        Self::create_as(dir, meta, chunked, max_len, None)
-    }
-
-    /// Starts a compressed variant's files (its body appended as the compressor makes it).
-    pub fn create_variant(
-        dir: &Path,
-        meta: EntryMeta,
-        variant: Variant,
-        max_len: u64,
-    ) -> io::Result<Self> {
-        Self::create_as(dir, meta, false, max_len, Some(variant))
-    }
-
-    fn create_as(
-        dir: &Path,
-        meta: EntryMeta,
-        chunked: bool,
-        max_len: u64,
-        variant: Option<Variant>,
-    ) -> io::Result<Self> {
-        let stem = dir.join(entry_stem(&meta, variant));
-        let tmp_body = temp_path(&stem, "body");
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_body)?;
-        Ok(PendingEntry {
-            meta,
-            stem,
-            tmp_body,
-            file: Some(file),
-            decoder: chunked.then(ChunkedDecoder::new),
-            len: 0,
-            hasher: crc32fast::Hasher::new(),
-            max_len,
-            failed: false,
-            variant,
-        })
-    }
-
-    pub fn meta(&self) -> &EntryMeta {
-        &self.meta
-    }
-
-    /// Appends body bytes as relayed (still chunked if the response is). Over the size limit or
-    /// on a write error the entry is abandoned; the relay itself goes on.
-    pub fn append(&mut self, mut relayed: &[u8]) {
-        while !self.failed && !relayed.is_empty() {
-            let n = match self.decoder.as_mut().map(|d| d.next(relayed)) {
-                None => {
-                    let n = relayed.len();
-                    self.write(&relayed[..n]);
-                    n
-                }
-                Some(Ok(Piece::Data(n))) => {
-                    let data = &relayed[..n];
-                    self.write(data);
-                    n
-                }
-                Some(Ok(Piece::Framing(n) | Piece::Done(n))) => n.max(1).min(relayed.len()),
-                Some(Err(_)) => {
-                    self.failed = true;
-                    return;
-                }
-            };
-            relayed = &relayed[n..];
-        }
-    }
-
-    fn write(&mut self, data: &[u8]) {
-        self.len += data.len() as u64;
-        if self.len > self.max_len {
-            self.failed = true;
-            return;
-        }
-        self.hasher.update(data);
-        if let Some(f) = self.file.as_mut() {
-            if f.write_all(data).is_err() {
-                self.failed = true;
-            }
-        }
-    }
-
-    pub fn is_failed(&self) -> bool {
-        self.failed
-    }
-
-    /// Publishes the entry: body renamed into place, then the sidecar. Returns the loaded entry.
-    pub fn publish(mut self) -> io::Result<CacheEntry> {
-        if self.failed {
-            return Err(io::Error::other("entry abandoned"));
-        }
-        if let Some(f) = self.file.take() {
-            f.sync_data().ok();
-        }
-        let crc = self.hasher.clone().finalize();
-        fs::rename(&self.tmp_body, self.stem.with_extension("body"))?;
-        let tmp_meta = temp_path(&self.stem, "meta");
-        write_file(&tmp_meta, &self.meta.encode(self.len, crc, self.variant))?;
-        fs::rename(&tmp_meta, self.stem.with_extension("meta"))?;
-        let body = map_body(&self.stem.with_extension("body"), self.len, None)
-            .map_err(io::Error::other)?;
-        Ok(CacheEntry::new(
-            self.meta.clone(),
-            body,
-            (self.len, crc),
-            self.stem.clone(),
-            self.variant,
-        ))
-    }
-}
-
-impl Drop for PendingEntry {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = fs::remove_file(&self.tmp_body);
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn meta() -> EntryMeta {
-        EntryMeta {
-            primary: "GET http://a:80/x".into(),
-            vary: vec![("accept".into(), "text/html".into())],
-            status: 200,
-            headers: b"Content-Type: text/plain\r\nETag: \"1\"\r\n".to_vec(),
-            stored_at: 1000,
-            initial_age: 2,
-            lifetime: 60,
-            always_revalidate: false,
-        }
-    }
-
-    fn tmpdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("pibl-entry-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    #[test]
-    fn sidecar_round_trips_and_detects_corruption() {
-        let m = meta();
-        let bytes = m.encode(5, 7, None);
-        assert_eq!(EntryMeta::decode(&bytes), Some((m.clone(), 5, 7, None)));
-        for i in [0, 9, 20, bytes.len() - 1] {
-            let mut bad = bytes.clone();
-            bad[i] ^= 1;
-            assert_eq!(EntryMeta::decode(&bad), None, "flip at {i}");
-        }
-        assert_eq!(EntryMeta::decode(&bytes[..bytes.len() - 3]), None);
-        assert_eq!(m.header("etag"), Some("\"1\""));
-    }
-
-    #[test]
-    fn published_entry_loads_and_damaged_ones_do_not() {
-        let dir = tmpdir("pub");
-        let mut p = PendingEntry::create(&dir, meta(), true, 1 << 20).unwrap();
-        p.append(b"5\r\nhel");
-        p.append(b"lo\r\n0\r\n\r\n");
-        let e = p.publish().unwrap();
-        assert_eq!(e.body(), b"hello");
-        let loaded = CacheEntry::load(&e.path).unwrap();
-        assert_eq!(loaded.body(), b"hello");
-        assert_eq!(loaded.meta, meta());
-        assert!(loaded.is_fresh(1000) && !loaded.is_fresh(1058));
-
-        // Truncated body: refused.
-        fs::write(e.path.with_extension("body"), b"hell").unwrap();
-        assert_eq!(
-            CacheEntry::load(&e.path).unwrap_err(),
-            "body length mismatch"
-        );
-        // Same length, other bytes: refused.
-        fs::write(e.path.with_extension("body"), b"jello").unwrap();
-        assert_eq!(
-            CacheEntry::load(&e.path).unwrap_err(),
-            "body checksum mismatch"
-        );
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn targeted_fields_go_last_and_clients_get_the_head_without_them() {
-        let mut h =
-            b"Pibl-Cache-Control: max-age=1\r\nA: 1\r\nCDN-Cache-Control: max-age=2\r\nB: 2\r\n"
-                .to_vec();
-        let (client_end, cdn_end) = put_targeted_last(&mut h);
-        assert_eq!(
-            h,
-            b"A: 1\r\nB: 2\r\nCDN-Cache-Control: max-age=2\r\nPibl-Cache-Control: max-age=1\r\n"
-        );
-        assert_eq!(&h[..client_end], b"A: 1\r\nB: 2\r\n");
-        assert_eq!(&h[client_end..cdn_end], b"CDN-Cache-Control: max-age=2\r\n");
-        let mut plain = b"A: 1\r\n".to_vec();
-        assert_eq!(put_targeted_last(&mut plain), (6, 6));
-    }
-
-    #[test]
-    fn a_changed_body_file_is_noticed() {
-        let dir = tmpdir("stamp");
-        let mut p = PendingEntry::create(&dir, meta(), false, 1 << 20).unwrap();
-        p.append(b"hello");
-        let e = p.publish().unwrap();
-        assert!(e.file_unchanged());
-        // File times move in clock ticks on kernels without multigrain timestamps.
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        fs::write(e.path.with_extension("body"), b"jello").unwrap();
-        assert!(!e.file_unchanged());
-        fs::remove_file(e.path.with_extension("body")).unwrap();
-        assert!(!e.file_unchanged());
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn abandoned_entry_leaves_no_file() {
-        let dir = tmpdir("abandon");
-        let mut p = PendingEntry::create(&dir, meta(), false, 4).unwrap();
-        p.append(b"too long");
-        assert!(p.is_failed());
-        drop(p);
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
-        fs::remove_dir_all(&dir).unwrap();
-    }
-}
+#[path = "entry_tests.rs"]
+mod tests;

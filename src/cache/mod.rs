@@ -20,22 +20,25 @@
 //! purged, invalidated or refreshed, and refused when they no longer agree with it.
 
 pub mod entry;
+mod pending;
 pub mod policy;
+mod shard;
+mod variant;
 
 use std::collections::HashMap;
 use std::fs;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::Waker;
 
-pub use entry::{CacheEntry, EntryMeta, PendingEntry, Variant, VariantClaim};
+pub use entry::{CacheEntry, EntryMeta, Variant, VariantClaim};
+pub use pending::{PendingEntry, VariantWriter};
 pub use policy::{Freshness, RequestRule, ResponseRule};
+use shard::{Shard, Slots, SHARDS};
 
-use crate::compress::{Coding, CompressedHead};
 use crate::http::name_is;
 
 /// Cache settings from the config and command line.
@@ -211,56 +214,6 @@ pub enum Lookup {
     /// Stored but must be revalidated before use (it has a validator).
     Stale(Arc<CacheEntry>),
     Miss,
-}
-
-/// How many shards the index has: enough that the hot keys of 64 cores rarely share one. A power
-/// of two, as a shard is chosen by the top bits of the key's CRC.
-const SHARDS: usize = 256;
-const _: () = assert!(SHARDS.is_power_of_two() && SHARDS > 1);
-
-/// The entries of one shard by the CRC32 of their primary key; several when keys collide or a
-/// response varies.
-type Slots = HashMap<u32, Vec<Arc<CacheEntry>>, BuildHasherDefault<SlotHasher>>;
-
-/// Hashes a slot (already a CRC32) with one multiply instead of SipHash: the bits the map uses
-/// (low for the bucket, top for the tag) then depend on all of the CRC's. It gives an attacker
-/// nothing the CRC did not: colliding CRCs are as easy to make as colliding buckets, and both
-/// only lengthen one shard's scan.
-#[derive(Default)]
-struct SlotHasher(u64);
-
-impl Hasher for SlotHasher {
-    fn write_u32(&mut self, slot: u32) {
-        self.0 = u64::from(slot).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-
-    /// Only `u32` slots are hashed; anything else is folded in byte by byte all the same.
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// One shard of the index, aligned to 128 bytes (two cache lines, the unit x86 prefetches) so the
-/// lock words of neighbouring shards never share a line.
-#[repr(align(128))]
-#[derive(Default)]
-struct Shard(RwLock<Slots>);
-
-impl Shard {
-    /// A poisoned lock only means a thread panicked while holding it; the map is still whole.
-    fn read(&self) -> RwLockReadGuard<'_, Slots> {
-        self.0.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Slots> {
-        self.0.write().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 pub struct Cache {
@@ -445,29 +398,6 @@ impl Cache {
         true
     }
 
-    /// Takes out of `list` (one slot, its shard write-locked) the variants of `identity`'s URL
-    /// and varied values, but those that agree with it when `keep_agreeing`; their bytes are no
-    /// longer counted, their files are the caller's to unlink.
-    fn take_variants(
-        &self,
-        list: &mut Vec<Arc<CacheEntry>>,
-        identity: &CacheEntry,
-        keep_agreeing: bool,
-    ) -> Vec<Arc<CacheEntry>> {
-        let mut taken = Vec::new();
-        list.retain(|o| {
-            let goes = o.variant.is_some()
-                && o.same_url_and_vary(identity)
-                && !(keep_agreeing && o.is_variant_of(identity));
-            if goes {
-                self.bytes.fetch_sub(o.disk_size(), Ordering::Relaxed);
-                taken.push(o.clone());
-            }
-            !goes
-        });
-        taken
-    }
-
     /// Finds the entry for `primary` whose varied headers match the request's. An entry whose
     /// body file changed on disk since it was mapped is loaded again (which checks its CRC) or,
     /// failing that, dropped: a miss.
@@ -570,77 +500,6 @@ impl Cache {
             Err(e) => log::warn!("cache: cannot publish an entry: {e}"),
         }
         self.changed();
-    }
-
-    /// The compressed variant of `identity` (a fresh entry just looked up) in `coding`, when
-    /// one was made and still agrees with it; one `stat` checks its body file, as for any hit.
-    pub fn lookup_variant(&self, identity: &CacheEntry, coding: Coding) -> Option<Arc<CacheEntry>> {
-        let found = {
-            let slot = Self::slot(&identity.meta.primary);
-            let slots = self.shard(slot).read();
-            slots
-                .get(&slot)?
-                .iter()
-                .find(|v| {
-                    v.variant.is_some_and(|v| v.coding == coding) && v.is_variant_of(identity)
-                })
-                .cloned()?
-        };
-        let found = if found.file_unchanged() {
-            found
-        } else {
-            self.reload_changed(&found)?
-        };
-        self.touch(&found);
-        Some(found)
-    }
-
-    /// Starts writing the variant of `identity` in `coding` (its body: the compressed bytes of
-    /// a hit being compressed, appended as they are sent). `None` when another exchange is
-    /// writing it (one writer per entry and coding), the entry is itself a variant or
-    /// head-only, or the file cannot be created.
-    pub fn begin_variant(
-        &self,
-        identity: &Arc<CacheEntry>,
-        coding: Coding,
-    ) -> Option<VariantWriter> {
-        if identity.variant.is_some() || identity.meta.is_head_only() {
-            return None;
-        }
-        let claim = identity.claim_variant(coding)?;
-        let fields = CompressedHead::stored_fields(coding, &identity.meta.headers);
-        let meta = identity.variant_meta(fields);
-        let variant = identity.variant_in(coding);
-        match PendingEntry::create_variant(&self.config.dir, meta, variant, self.config.max_object)
-        {
-            Ok(body) => Some(VariantWriter { body, claim }),
-            Err(e) => {
-                log::warn!(
-                    "cache: cannot create a variant in {}: {e}",
-                    self.config.dir.display()
-                );
-                None
-            }
-        }
-    }
-
-    /// Publishes a variant written whole (through the same files and renames as any entry),
-    /// unless its identity entry changed meanwhile; evicts beyond the budget.
-    pub fn publish_variant(&self, writer: VariantWriter) {
-        let VariantWriter { body, claim } = writer;
-        match body.publish() {
-            Ok(e) => {
-                let e = Arc::new(e);
-                self.touch(&e);
-                if self.insert(e.clone()) {
-                    self.evict_to_budget();
-                } else {
-                    self.unlink_unless_reused(&e);
-                }
-            }
-            Err(e) => log::warn!("cache: cannot publish a variant: {e}"),
-        }
-        drop(claim);
     }
 
     /// Replaces an entry's metadata after a successful revalidation. Its variants are dropped
@@ -888,22 +747,6 @@ impl Cache {
 
     pub fn dir(&self) -> &Path {
         &self.config.dir
-    }
-}
-
-/// A compressed variant being written by the hit that compresses its identity entry: its
-/// files (temporary until [`Cache::publish_variant`]) and the claim that keeps it the only
-/// writer. Dropped unpublished, both go.
-#[derive(Debug)]
-pub struct VariantWriter {
-    body: PendingEntry,
-    claim: VariantClaim,
-}
-
-impl VariantWriter {
-    /// The variant's body being written: append the compressed bytes as they are sent.
-    pub fn body(&mut self) -> &mut PendingEntry {
-        &mut self.body
     }
 }
 

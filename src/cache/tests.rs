@@ -2,6 +2,7 @@
 //! concurrent use.
 
 use super::*;
+use crate::compress::Coding;
 
 #[test]
 fn primary_key_has_scheme_host_port_and_full_target() {
@@ -320,9 +321,14 @@ fn variants_are_written_once_found_after_their_entry_and_go_with_it() {
         .lookup_variant(&identity, Coding::Br)
         .expect("after a restart");
     assert_eq!(v.body(), b"br bytes");
-    // A refresh of the identity entry drops its variants.
+    // A refresh of the identity entry drops its variants, and one being written from the
+    // entry as it was is refused (the same second: `stored_at` alone would not tell).
+    let mut late = cache.begin_variant(&identity, Coding::Zstd).unwrap();
     let refreshed = cache.refresh(&identity, identity.meta.clone()).unwrap();
     assert!(cache.lookup_variant(&refreshed, Coding::Br).is_none());
+    late.body().append(b"zstd bytes");
+    cache.publish_variant(late);
+    assert!(cache.lookup_variant(&refreshed, Coding::Zstd).is_none());
     assert_eq!(cache.stats().0, 1);
     assert!(!v.path.with_extension("meta").exists());
     // Invalidation (an unsafe request) drops both.

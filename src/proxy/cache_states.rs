@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::cached::{self, CacheLabel, Consulted};
-use super::compressing::{pump_compressed, start_compressor, PumpError};
+use super::compressing::{pump_compressed, start_compressor, PumpError, Tee};
 use super::exchange::Exchange;
 use super::h1::{ClientGone, H1Codec};
 use super::session::{Conn, Ctx, State, Step};
@@ -235,7 +235,7 @@ impl Conn {
                 }
                 if pumped.took > 0 || x.client_bytes != sent_before {
                     self.deadline = ctx.clock.now + ctx.settings.config.timeouts.client_idle;
-                    return Step::Again;
+                    return self.again_within_budget(pumped.took);
                 }
                 Step::Wait
             }
@@ -254,6 +254,17 @@ impl Conn {
 
 /// Bytes of a cached body read per round of a compressed hit (on the stack).
 const HIT_PIECE: usize = 16 * 1024;
+
+/// A compressed hit's output also goes to the variant its `CacheWork` may be writing.
+impl Tee for cached::CacheWork {
+    fn taken(&mut self, bytes: &[u8]) {
+        self.variant_taken(bytes);
+    }
+
+    fn complete(&mut self) {
+        self.variant_complete();
+    }
+}
 
 /// How a hit whose client accepts a coding is served.
 enum HitCoding {

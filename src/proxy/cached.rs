@@ -5,7 +5,6 @@
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use super::compressing::Tee;
 use crate::cache::policy::{
     is_cacheable_status, request_rule, response_rule, RequestRule, ResponseRule,
 };
@@ -214,11 +213,12 @@ impl CacheWork {
     }
 }
 
-/// A compressed hit's output is also the variant being written, if any: appended as the
-/// client takes it (a variant over `max_object`, or whose file fails, is given up and its
-/// temporary file goes), published when whole, so the next hit in its coding is served from it.
-impl Tee for CacheWork {
-    fn taken(&mut self, bytes: &[u8]) {
+/// A compressed hit's output is also the variant being written, if any (`cache_states.rs`
+/// lends the `CacheWork` to the pump as its `Tee`).
+impl CacheWork {
+    /// Compressed bytes the client took: appended to the variant (one over `max_object`, or
+    /// whose file fails, is given up and its temporary file goes).
+    pub(super) fn variant_taken(&mut self, bytes: &[u8]) {
         if let Some(writer) = self.variant.as_mut() {
             let body = writer.body();
             body.append(bytes);
@@ -228,7 +228,9 @@ impl Tee for CacheWork {
         }
     }
 
-    fn complete(&mut self) {
+    /// The compressed body is whole: the variant is published, so the next hit in its coding
+    /// is served from it.
+    pub(super) fn variant_complete(&mut self) {
         if let (Some(writer), Some(cache)) = (self.variant.take(), self.cache.as_ref()) {
             cache.publish_variant(writer);
         }

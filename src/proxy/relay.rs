@@ -513,6 +513,7 @@ impl Conn {
             &mut self.client_framing,
             &mut x.client_bytes,
         );
+        let mut compressed_took = 0;
         let ended = if let Some(compressor) = x.compressor.as_deref_mut() {
             let last = x.resp_body.has_ended();
             match pump_compressed(&mut codec, compressor, &buf.data()[..ready], last, None) {
@@ -520,6 +521,7 @@ impl Conn {
                     buf.consume(pumped.took);
                     x.resp_body.sent(pumped.took);
                     progress |= pumped.took > 0;
+                    compressed_took = pumped.took;
                     Ok(pumped.ended)
                 }
                 Err(PumpError::ClientGone) => Err(ClientGone),
@@ -571,7 +573,8 @@ impl Conn {
         }
         if progress {
             self.touch(x, ctx);
-            Step::Again
+            // An uncompressed relay leaves the budget whole: always `Again`.
+            self.again_within_budget(compressed_took)
         } else {
             Step::Wait
         }

@@ -46,6 +46,11 @@ use crate::logging::AccessLog;
 /// destroy the response the client has not read yet.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// Bytes of body input one drive of a session (one readiness event, or one turn of the
+/// worker's drive-again list) may compress before the session yields (`Step::Yield`): one big
+/// compressed response cannot keep its worker from the other connections' events.
+pub(super) const COMPRESS_BUDGET: usize = 256 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Waiting for a request head; also the idle keep-alive state.
@@ -173,6 +178,9 @@ pub(super) enum Step {
     Again,
     /// Nothing more until a socket event or the deadline.
     Wait,
+    /// Work is left but this drive's compression budget is spent (`Conn::compress_budget`):
+    /// the worker drives the session again after its other events (`Ctx::drive_again`).
+    Yield,
 }
 
 /// Everything a session may touch beyond itself, lent by its worker for one event.
@@ -191,6 +199,9 @@ pub struct Ctx<'a> {
     pub stopping: bool,
     /// Sessions waiting for a cache fill, re-driven when the cache changes.
     pub waiters: &'a mut Vec<usize>,
+    /// Sessions that yielded with work left (`Step::Yield`), driven again after the worker's
+    /// other events.
+    pub drive_again: &'a mut Vec<usize>,
 }
 
 /// One client connection: its connection part and the exchange under way on it, apart so that
@@ -238,6 +249,9 @@ pub(super) struct Conn {
     /// The connection turned out to speak HTTP/2 (ALPN `h2`, or the h2c preface): what was
     /// read of it, for the worker to hand to an `H2Session` when this session closes.
     pub(super) handed_over: Option<Buffer>,
+    /// Bytes of body the compressing states may still take into a compressor in this drive
+    /// (`COMPRESS_BUDGET` at its start): when spent with work left, the session yields.
+    pub(super) compress_budget: usize,
 }
 
 impl Session {
@@ -275,6 +289,7 @@ impl Session {
             facts: RequestFacts::default(),
             exchanges: 0,
             handed_over: None,
+            compress_budget: COMPRESS_BUDGET,
         };
         Session { conn, x: None }
     }
@@ -346,6 +361,7 @@ impl Session {
     /// handlers get the exchange from here, looked up once per handler run.
     pub fn drive(&mut self, ctx: &mut Ctx<'_>) {
         let Session { conn: c, x: slot } = self;
+        c.compress_budget = COMPRESS_BUDGET;
         loop {
             let step = match c.state {
                 State::ReadRequestHead => {
@@ -381,8 +397,13 @@ impl Session {
                 State::Lingering => c.lingering(ctx),
                 State::Closed => Step::Wait,
             };
-            if step == Step::Wait {
-                break;
+            match step {
+                Step::Again => {}
+                Step::Wait => break,
+                Step::Yield => {
+                    ctx.drive_again.push(ctx.key);
+                    break;
+                }
             }
         }
     }
@@ -458,6 +479,17 @@ fn with_exchange<'a>(
 }
 
 impl Conn {
+    /// After a compressing state made progress that took `took` bytes of input: run it again
+    /// while this drive's budget lasts, else yield to the worker's other events.
+    pub(super) fn again_within_budget(&mut self, took: usize) -> Step {
+        self.compress_budget = self.compress_budget.saturating_sub(took);
+        if self.compress_budget == 0 {
+            Step::Yield
+        } else {
+            Step::Again
+        }
+    }
+
     /// Moves to `next` and arms its deadline. The one place a state changes.
     /// An illegal transition is a bug: it is logged and the connection closed (in every build,
     /// never a panic), rather than letting a state run without the data it expects.

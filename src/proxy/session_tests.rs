@@ -30,6 +30,7 @@ struct Harness {
     settings: Arc<Settings>,
     log: AccessLog,
     waiters: Vec<usize>,
+    drive_again: Vec<usize>,
 }
 
 impl Harness {
@@ -53,6 +54,7 @@ impl Harness {
             settings,
             log: AccessLog::disabled(),
             waiters: Vec::new(),
+            drive_again: Vec::new(),
         }
     }
 
@@ -69,6 +71,7 @@ impl Harness {
             key: 0,
             stopping: false,
             waiters: &mut self.waiters,
+            drive_again: &mut self.drive_again,
         }
     }
 
@@ -566,4 +569,73 @@ fn a_child_session_runs_an_exchange_through_its_pipe() {
         s.client().log_version(crate::http::Version::Http11),
         "HTTP/2.0"
     );
+}
+
+/// A compressed cache hit of 1 MiB (compressible, cached), to a client that takes everything
+/// at once: each drive compresses at most `COMPRESS_BUDGET` of it, then the session yields
+/// (its key on the drive-again list) with the rest to do, until the response is whole.
+#[test]
+fn a_big_compressed_hit_yields_to_the_worker_after_its_budget() {
+    use super::session::COMPRESS_BUDGET;
+    use crate::cache::{primary_key, unix_now, Cache, CacheConfig, EntryMeta};
+
+    let dir = std::env::temp_dir().join(format!("pibl-yield-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cache = Arc::new(
+        Cache::open(CacheConfig {
+            dir: dir.clone(),
+            ttl: Duration::from_secs(60),
+            heuristic: true,
+            max_bytes: 16 << 20,
+            max_object: 16 << 20,
+            fill_wait: Duration::from_secs(1),
+        })
+        .expect("a cache"),
+    );
+    let body: Vec<u8> = (0..1 << 20).map(|i| b"pibl yields "[i % 12]).collect();
+    let meta = EntryMeta {
+        primary: primary_key("a", "/big"),
+        vary: vec![],
+        status: 200,
+        headers: b"Content-Type: text/plain\r\n".to_vec(),
+        stored_at: unix_now(),
+        initial_age: 0,
+        lifetime: 60,
+        always_revalidate: false,
+    };
+    let mut pending = cache.begin_store(meta, false).expect("a pending entry");
+    pending.append(&body);
+    cache.publish(pending);
+
+    let mut h = Harness::new();
+    let mut config = h.settings.config.clone();
+    config.compress.enabled = true;
+    h.shared = Shared::new(config, Some(cache));
+    h.settings = h.shared.settings();
+    let mut s = h.session();
+    client_sends(
+        &mut s,
+        &mut h,
+        b"GET /big HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n",
+        false,
+    );
+    let mut drives = 1;
+    while s.conn.state == State::ServeCached {
+        assert_eq!(h.drive_again, [0], "drive {drives} yielded with work left");
+        h.drive_again.clear();
+        s.drive(&mut h.ctx());
+        drives += 1;
+        assert!(drives < 100, "the hit never ends");
+    }
+    assert!(h.drive_again.is_empty(), "nothing left once it is whole");
+    let per_drive = COMPRESS_BUDGET;
+    assert!(
+        drives >= body.len() / per_drive,
+        "{drives} drives for {} bytes",
+        body.len()
+    );
+    let out = output(&mut s);
+    assert!(out.contains("Content-Encoding: gzip"), "a compressed hit");
+    assert!(out.ends_with("\r\n0\r\n\r\n"), "a whole chunked body");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -138,6 +138,9 @@ pub struct Worker {
     waiters: Vec<usize>,
     /// Cache generation these waiters last looked at.
     cache_generation: u64,
+    /// Sessions that yielded with work left (a compressed response's budget for one drive
+    /// spent): driven again after each turn's events, the poll not waiting while there are any.
+    drive_again: Vec<usize>,
 }
 
 impl Worker {
@@ -186,6 +189,7 @@ impl Worker {
             expired: Vec::new(),
             waiters: Vec::new(),
             cache_generation: 0,
+            drive_again: Vec::new(),
         })
     }
 
@@ -196,9 +200,12 @@ impl Worker {
                 Some(due) => due.min(self.next_sweep),
                 None => self.next_sweep,
             };
-            let timeout = match self.drive_queue.is_empty() {
-                true => wake_at.saturating_duration_since(Instant::now()),
-                false => Duration::ZERO,
+            // Queued drives (pipes that moved) and yielded sessions (compression's budget)
+            // run before waiting again.
+            let timeout = if self.drive_queue.is_empty() && self.drive_again.is_empty() {
+                wake_at.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if !interrupted(&e) {
@@ -228,6 +235,7 @@ impl Worker {
             }
             self.run_drive_queue();
             self.wake_cache_waiters();
+            self.drive_yielded();
             if self.shared.stop.load(Ordering::Relaxed) && self.stop_deadline.is_none() {
                 self.begin_stop();
             }
@@ -513,6 +521,7 @@ impl Worker {
             key,
             stopping: self.stop_deadline.is_some(),
             waiters: &mut self.waiters,
+            drive_again: &mut self.drive_again,
         };
         f(session, &mut ctx);
         let closed = session.is_closed();
@@ -673,6 +682,27 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+
+    /// Drives the sessions that yielded in this turn (compression's budget spent) once more,
+    /// each once, after the other events and the drive queue: unlike the queue, which carries
+    /// a pipe's progress between an h2 connection and its streams within the turn, a session
+    /// that yields again waits for the next turn, so other clients' events come between.
+    fn drive_yielded(&mut self) {
+        if self.drive_again.is_empty() {
+            return;
+        }
+        let mut yielded = std::mem::take(&mut self.drive_again);
+        yielded.sort_unstable();
+        yielded.dedup();
+        for &key in &yielded {
+            self.drive(key, false);
+        }
+        if self.drive_again.is_empty() {
+            // Keep the list's allocation for the next turn.
+            yielded.clear();
+            self.drive_again = yielded;
         }
     }
 
