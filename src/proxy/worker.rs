@@ -411,11 +411,12 @@ impl Worker {
         waiting.hup |= event.is_read_closed() || event.is_error();
         match waiting.read() {
             HeaderRead::Wait => {}
-            HeaderRead::Ready(client) => {
+            HeaderRead::Ready { client, dest } => {
                 let w = self.awaiting_header.remove(key);
                 match self.start_session(w.socket, client, w.tls, w.accepted, true) {
                     Some(session) => {
                         if let Some(s) = self.sessions.get_mut(session) {
+                            s.announce_destination(dest);
                             // What followed the header may be waiting already.
                             s.on_client_event(true, true, w.hup);
                         }
