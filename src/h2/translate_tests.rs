@@ -556,3 +556,72 @@ fn random_bytes_never_panic() {
         let _ = read_pieces(round % 7 == 0, &pieces);
     }
 }
+
+/// Whatever bytes HPACK carried, what is written is either refused or read back by an HTTP/1
+/// parser as exactly the request meant: no field, line or request smuggled in.
+#[test]
+fn random_heads_are_refused_or_read_back_exactly() {
+    let mut rng = XorShift(0x0123_4567_89ab_cdef);
+    let alphabet = b"aaaaZZ0099--__..//::;;,, \t\"()@?=&%\x00\r\n\x7f\x80\xff";
+    let mut random = |rng: &mut XorShift, max: usize| -> String {
+        let bytes: Vec<u8> = (0..rng.below(max))
+            .map(|_| alphabet[rng.below(alphabet.len())])
+            .collect();
+        // HPACK strings are bytes; the test's encoder takes &str, so keep to what it can carry.
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let (mut written, mut refused, mut read_back) = (0, 0, 0);
+    for _ in 0..5_000 {
+        let path = format!("/{}", random(&mut rng, 6));
+        let authority = random(&mut rng, 5);
+        let value = random(&mut rng, 6);
+        let name = ["x-a", "accept", "x-b", "user-agent", "x-c:", "x d", "x(e)"][rng.below(7)];
+        let fields = [
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", path.as_str()),
+            (":authority", authority.as_str()),
+            (name, value.as_str()),
+        ];
+        let mut encoder = Encoder::default();
+        let mut block = Vec::new();
+        encoder.begin_block(&mut block);
+        for (n, v) in fields {
+            encoder.encode_field(n.as_bytes(), v.as_bytes(), Indexing::Without, &mut block);
+        }
+        let mut decoded = DecodedHeaders::new();
+        Decoder::new(4096, 64 * 1024)
+            .decode(&block, &mut decoded)
+            .expect("decodes");
+        let Ok(head) = validate(&decoded, BlockKind::Request) else {
+            refused += 1;
+            continue;
+        };
+        let mut out = Vec::new();
+        if write_h1_request(&head, true, &mut out).is_err() {
+            refused += 1;
+            continue;
+        }
+        written += 1;
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut req = httparse::Request::new(&mut headers);
+        let Ok(httparse::Status::Complete(len)) = req.parse(&out) else {
+            // Refused by the HTTP/1 side (a 400): not read as another request.
+            continue;
+        };
+        assert_eq!(len, out.len(), "{:?}", String::from_utf8_lossy(&out));
+        assert_eq!(req.method, Some("GET"));
+        assert_eq!(req.path.map(str::as_bytes), Some(head.path()));
+        let read: Vec<(&str, &[u8])> = req.headers.iter().map(|h| (h.name, h.value)).collect();
+        assert_eq!(read[0], ("host", head.authority().expect("authority")));
+        assert_eq!(read.len(), 2, "{:?}", String::from_utf8_lossy(&out));
+        assert_eq!(read[1].0.as_bytes(), name.as_bytes());
+        assert_eq!(read[1].1, value.as_bytes());
+        read_back += 1;
+    }
+    assert!(
+        written > 200 && refused > 200 && read_back > 100,
+        "{written} written ({read_back} read back), {refused} refused"
+    );
+    eprintln!("{written} written ({read_back} read back), {refused} refused");
+}
