@@ -330,9 +330,21 @@ fn ping_flood_is_a_connection_error() {
 }
 
 #[test]
+fn a_zero_window_stall_holds_bounded_memory() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    let pibl = h2c_pibl(&[backend.addr], "");
+    // 64 MiB asked for and held unread for 5 s: pibl holds a bounded part of it (the pipe and
+    // the upstream buffers), the backend waits.
+    let size = (64 * 1024 * 1024).to_string();
+    let w = attack(py, &pibl, "zero_window", &["", &size, "hold", "5"], 24);
+    assert!(w.script.contains("no DATA"), "{}", w.script);
+}
+
+#[test]
 #[ignore = "needs the wiring to time out a stream stalled on a zero window: with \
             client_timeout 3s the connection is still open after 60 s"]
-fn a_zero_window_stall_holds_bounded_memory_and_is_timed_out() {
+fn a_zero_window_stall_is_timed_out() {
     let Some(py) = python() else { return };
     let backend = Backend::start("b1");
     let pibl = h2c_pibl(&[backend.addr], "client_timeout 3s\n");
