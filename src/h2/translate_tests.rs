@@ -469,19 +469,20 @@ fn data_is_limited_to_what_the_window_takes() {
     assert_eq!(reader.next_limited(&input[at..], false, 0), Ok((3, None)));
     at += 3;
     let mut body = Vec::new();
-    loop {
+    while !reader.is_finished() {
         let (used, part) = reader.next_limited(&input[at..], true, 3).expect("reads");
         match part {
             Some(ResponsePart::Data { bytes, .. }) => {
                 assert!(bytes.len() <= 3);
                 body.extend_from_slice(&input[at..][bytes]);
             }
-            Some(ResponsePart::End) => break,
+            Some(ResponsePart::End) => {}
             other => panic!("{other:?}"),
         }
         at += used;
     }
     assert_eq!(body, b"0123456789");
+    assert_eq!(at, input.len());
 }
 
 /// Every response of the tests above, split at every byte boundary and in random pieces,
@@ -563,7 +564,7 @@ fn random_bytes_never_panic() {
 fn random_heads_are_refused_or_read_back_exactly() {
     let mut rng = XorShift(0x0123_4567_89ab_cdef);
     let alphabet = b"aaaaZZ0099--__..//::;;,, \t\"()@?=&%\x00\r\n\x7f\x80\xff";
-    let mut random = |rng: &mut XorShift, max: usize| -> String {
+    let random = |rng: &mut XorShift, max: usize| -> String {
         let bytes: Vec<u8> = (0..rng.below(max))
             .map(|_| alphabet[rng.below(alphabet.len())])
             .collect();
@@ -624,4 +625,23 @@ fn random_heads_are_refused_or_read_back_exactly() {
         "{written} written ({read_back} read back), {refused} refused"
     );
     eprintln!("{written} written ({read_back} read back), {refused} refused");
+}
+
+#[test]
+fn a_chunked_body_s_plain_end_rides_on_its_last_data() {
+    let input = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    let mut reader = H1ResponseReader::new(false);
+    let (head, _) = reader.next(input, false).expect("head");
+    // The size line, the data, and the plain end after it, in one part.
+    assert_eq!(
+        reader.next(&input[head..], false),
+        Ok((
+            3 + 3 + 7,
+            Some(ResponsePart::Data {
+                bytes: 3..6,
+                end_stream: true
+            })
+        ))
+    );
+    assert!(reader.is_finished());
 }
