@@ -327,10 +327,54 @@ fn tls_listeners_offer_h2_by_alpn_unless_http2_off() {
     assert_eq!(b.seen()[0].header("x-forwarded-proto"), Some("https"));
     assert_eq!(p.wait_for_log("HTTP/2.0\" 200", 1).len(), 1);
 
+    // `hsts` reaches HTTP/2 responses too (the child's transport says what its connection's does).
+    let b = Backend::start("b1");
+    let (_p, tls, certs) = tls_pibl(&[b.addr], "hsts 600\ncache on\ncache_ttl 60\n");
+    for _ in 0..2 {
+        // A miss, then a hit.
+        let out = tls_curl(tls, &certs, &["--http2", "-D", "-"], "/hsts");
+        let got = text(&out);
+        assert!(
+            got.contains("\r\nstrict-transport-security: max-age=600\r\n"),
+            "{got}"
+        );
+    }
+
     let b = Backend::start("b1");
     let (_p, tls, certs) = tls_pibl(&[b.addr], "http2 off\n");
     let out = tls_curl(tls, &certs, &["--http2"], "/over-h1");
     let got = text(&out);
     assert!(out.status.success(), "{got}");
     assert!(got.contains("backend b1: GET /over-h1\n\n1.1"), "{got}");
+}
+
+#[test]
+fn status_and_metrics_count_http2_connections_and_streams() {
+    if !have("nghttp") {
+        return;
+    }
+    let b = Backend::start("b1");
+    let p = h2c_pibl(&[b.addr], "admin 127.0.0.1:0\n");
+    let out = run("nghttp", &["-n", &h2c_url(&p, "/a"), &h2c_url(&p, "/b")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let admin = p.admin_addr();
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let json = common::get(admin, "/status?json").text();
+        let metrics = common::get(admin, "/metrics").text();
+        let counted = json
+            .contains("\"http2\":{\"connections_open\":0,\"connections\":1,\"streams\":2}")
+            && metrics.contains("pibl_http2_streams_total 2\n")
+            && metrics.contains("pibl_http2_connections_total 1\n");
+        if counted {
+            break;
+        }
+        assert!(Instant::now() < until, "{json}\n{metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let page = common::get(admin, "/status").text();
+    assert!(
+        page.contains("<span id=\"h2-streams\">2</span> streams"),
+        "{page}"
+    );
 }

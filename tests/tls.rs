@@ -78,9 +78,10 @@ fn start(backends: &[SocketAddr], extra: &str) -> TlsPibl {
     }
 }
 
+/// curl over HTTP/1.1: these tests read HTTP/1.1 heads (HTTP/2 by ALPN is tests/http2.rs's).
 fn curl(args: &[&str]) -> Output {
     Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
+        .args(["-sS", "--max-time", "20", "--http1.1"])
         .args(args)
         .output()
         .expect("run curl")

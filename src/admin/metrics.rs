@@ -75,6 +75,27 @@ pub fn prometheus(s: &Snapshot) -> String {
     let _ = writeln!(o, "pibl_connections_accepted_total {}", s.accepted);
     family(
         &mut o,
+        "pibl_http2_connections",
+        "gauge",
+        "Client connections open now that speak HTTP/2.",
+    );
+    let _ = writeln!(o, "pibl_http2_connections {}", s.h2.connections_open);
+    family(
+        &mut o,
+        "pibl_http2_connections_total",
+        "counter",
+        "Client connections that spoke HTTP/2 (ALPN h2 or h2c).",
+    );
+    let _ = writeln!(o, "pibl_http2_connections_total {}", s.h2.connections);
+    family(
+        &mut o,
+        "pibl_http2_streams_total",
+        "counter",
+        "HTTP/2 streams begun (each one request).",
+    );
+    let _ = writeln!(o, "pibl_http2_streams_total {}", s.h2.streams);
+    family(
+        &mut o,
         "pibl_max_connections_reached_total",
         "counter",
         "Times a worker reached max_connections and stopped accepting (clients wait in the backlog).",

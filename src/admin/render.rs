@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub compression: [(u64, u64); 3],
     /// TLS connections closed, by how far they got.
     pub tls: TlsView,
+    /// HTTP/2 connections and streams (`Stats::h2`).
+    pub h2: H2View,
     /// The certificates TLS listeners serve (the first is the default).
     pub certificates: Vec<CertView>,
     /// The last minutes, from the admin thread's rings (`series.rs`): the page's charts.
@@ -52,6 +54,15 @@ pub struct TlsView {
     pub handshakes_incomplete: u64,
     pub plain_http: u64,
     pub not_tls: u64,
+}
+
+/// The HTTP/2 counters (`Stats::h2`): connections open now and since start, streams since
+/// start (each one request).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct H2View {
+    pub connections_open: u64,
+    pub connections: u64,
+    pub streams: u64,
 }
 
 /// One certificate as status pages show it.
@@ -120,6 +131,11 @@ impl Snapshot {
                 handshakes_incomplete: load(&s.tls.handshakes_incomplete),
                 plain_http: load(&s.tls.plain_http),
                 not_tls: load(&s.tls.not_tls),
+            },
+            h2: H2View {
+                connections_open: load(&s.h2.connections_open),
+                connections: load(&s.h2.connections),
+                streams: load(&s.h2.streams),
             },
             certificates: settings.tls.as_ref().map_or_else(Vec::new, |t| {
                 let now = std::time::SystemTime::now();
@@ -239,6 +255,14 @@ pub fn html(s: &Snapshot) -> String {
         s.requests,
         s.rate
     );
+    if s.h2.connections > 0 {
+        let _ = writeln!(
+            o,
+            "<p id=\"http2\">HTTP/2: <span id=\"h2-open\">{}</span> of the client connections \
+             open · {} since start · <span id=\"h2-streams\">{}</span> streams</p>",
+            s.h2.connections_open, s.h2.connections, s.h2.streams
+        );
+    }
     html_charts(&mut o, &s.series);
     o.push_str(
         "<h2>Backends</h2>\n<div class=\"scroll\"><table id=\"backends\"><thead><tr><th>backend</th><th>address</th>\
@@ -392,12 +416,16 @@ pub fn json(s: &Snapshot) -> String {
     let _ = write!(
         o,
         "{{\"version\":{},\"uptime_seconds\":{},\"connections_open\":{},\
-         \"connections_accepted\":{},\"requests\":{},\"requests_per_second\":{},\
+         \"connections_accepted\":{},\"http2\":{{\"connections_open\":{},\
+         \"connections\":{},\"streams\":{}}},\"requests\":{},\"requests_per_second\":{},\
          \"rate_window_seconds\":{RATE_WINDOW},\"responses\":{{",
         json_str(s.version),
         json_num(Some(s.uptime.as_secs_f64())),
         s.connections,
         s.accepted,
+        s.h2.connections_open,
+        s.h2.connections,
+        s.h2.streams,
         s.requests,
         json_num(Some(s.rate)),
     );

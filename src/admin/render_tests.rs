@@ -33,6 +33,7 @@ fn snapshot() -> Snapshot {
             handshake_failures: 1,
             ..TlsView::default()
         },
+        h2: H2View::default(),
         certificates: vec![CertView {
             file: "/etc/pibl/a.pem".into(),
             names: vec!["a.test".into(), "*.a.test".into()],

@@ -14,7 +14,6 @@
 //! the children it must drive or abort in turn are handed back in [`H2Work`] (no recursion).
 
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::time::Instant;
 
 use slab::Slab;
@@ -27,17 +26,15 @@ use crate::config::Config;
 use crate::h2::connection::{Event, H2Config, H2Connection, StreamState};
 use crate::h2::frame::{DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN};
 use crate::h2::request::RequestHead;
+use crate::h2::translate::{
+    write_h1_request, BodyKind, ChunkWriter, H1ResponseReader, ResponseFields, ResponsePart,
+    TranslateError,
+};
 use crate::h2::ErrorCode;
-use crate::http::body::BodyKind;
-use crate::http::chunked::{ChunkedDecoder, Piece};
-use crate::http::framing::Declared;
-use crate::http::{connection_names_headers, is_hop_by_hop, named_by_connection, FieldName};
 use crate::stats::Stats;
 
 /// Response bytes a stream's pipe holds before its child's flush blocks.
 const PIPE_OUTBOUND: usize = 64 * 1024;
-/// Response head fields read from a child (its head is pibl's own HTTP/1 writing).
-const MAX_RESPONSE_FIELDS: usize = 256;
 /// The connection's read buffer: two frames of the largest size pibl accepts (its SETTINGS
 /// keep the RFC's 16384) with their headers.
 const INPUT_BUFFER: usize = 2 * (DEFAULT_MAX_FRAME_SIZE as usize + FRAME_HEADER_LEN);
@@ -76,49 +73,27 @@ enum Child {
     Closed(Box<Pipe>),
 }
 
-/// How the request body goes into the pipe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RequestBody {
-    /// END_STREAM came with the head.
-    None,
-    /// `content-length` given: the data as it is.
-    Length,
-    /// No length: chunk-framed, the client's trailers as the chunked trailer section.
-    Chunked,
-}
-
-/// How far the child's response has been read and sent.
-#[derive(Debug)]
-enum Response {
-    Head,
-    Body(ResponseBody),
-    Done,
-}
-
-#[derive(Debug)]
-enum ResponseBody {
-    Length(u64),
-    Chunked(ChunkedDecoder),
-    UntilClose,
-}
-
 /// One stream: its child and the two directions' progress.
 #[derive(Debug)]
 struct StreamLink {
     id: u32,
     child: Child,
-    body: RequestBody,
+    /// How the request's body goes into the pipe (`translate::write_h1_request` said): as it
+    /// is, chunk-framed (`ChunkWriter`), or none.
+    body: BodyKind,
     /// Request body bytes received and not yet in the pipe (not yet released to the client's
     /// window: bounded by it).
     pending: Vec<u8>,
     /// The client ended the request (END_STREAM or trailers).
     request_ended: bool,
-    /// Trailer field lines for a chunked request body.
-    trailers: Vec<u8>,
+    /// The client's trailers, for a chunked request body's trailer section.
+    trailers: Option<RequestHead>,
     /// The pipe has the whole request and its end.
     end_written: bool,
-    head_request: bool,
-    response: Response,
+    /// The child's HTTP/1 response, read back from the pipe.
+    response: H1ResponseReader,
+    /// The last pump left response bytes in the pipe because the client's window is shut.
+    blocked_on_window: bool,
 }
 
 /// What pumping a stream found.
@@ -153,9 +128,6 @@ pub struct H2Session {
     no_head: Pending,
     /// In the worker's drive queue already.
     pub(super) queued: bool,
-    /// Response field names lowercased, and the spans of the fields sent.
-    names: Vec<u8>,
-    spans: Vec<(Range<usize>, usize)>,
 }
 
 /// The connection's limits from the config.
@@ -185,8 +157,6 @@ impl H2Session {
             deadline: now + config.timeouts.client_header,
             no_head: Pending::default(),
             queued: false,
-            names: Vec::new(),
-            spans: Vec::new(),
         }
     }
 
@@ -220,17 +190,24 @@ impl H2Session {
         self.conn.start_rate_window();
     }
 
-    /// The deadline passed: idle with no stream (the keep-alive timeout), or a stream whose
-    /// child is gone stays stalled on a shut window (the client idle timeout): GOAWAY, close.
-    pub(super) fn on_timeout(&mut self, work: &mut H2Work) {
+    /// The deadline passed: nothing moved for `client_timeout` (`keepalive_timeout` with no
+    /// stream). Streams that cannot send because the client keeps its window shut (or their
+    /// child is gone and they still wait for window) are reset (CANCEL) and their children
+    /// aborted: a zero-window stall holds a bounded pipe for a bounded time. Streams waiting on
+    /// their backend keep their children's own deadlines. With no stream left: GOAWAY, close.
+    pub(super) fn on_timeout(&mut self, now: Instant, config: &Config, work: &mut H2Work) {
         let Self { streams, conn, .. } = self;
-        streams.retain(|link| match link.child {
-            Child::Closed(_) => {
+        streams.retain(|link| {
+            let stalled = link.blocked_on_window;
+            if stalled {
                 conn.reset(link.id, ErrorCode::CANCEL);
-                false
+                if let Child::Running(key) = link.child {
+                    work.abort.push(key);
+                }
             }
-            Child::Running(_) => true,
+            !stalled
         });
+        self.deadline = now + config.timeouts.client_idle;
         if self.streams.is_empty() {
             self.go_away();
             self.state = H2State::GoingAway;
@@ -376,14 +353,7 @@ impl H2Session {
                 }
                 Event::Trailers { stream, fields } => {
                     if let Some(link) = self.streams.iter_mut().find(|l| l.id == stream) {
-                        if link.body == RequestBody::Chunked {
-                            for (name, value) in fields.fields() {
-                                link.trailers.extend_from_slice(name);
-                                link.trailers.extend_from_slice(b": ");
-                                link.trailers.extend_from_slice(value);
-                                link.trailers.extend_from_slice(b"\r\n");
-                            }
-                        }
+                        link.trailers = Some(fields);
                         link.request_ended = true;
                     }
                 }
@@ -409,18 +379,22 @@ impl H2Session {
         head: &RequestHead,
         end_stream: bool,
     ) {
-        let body = if end_stream {
-            RequestBody::None
-        } else if head.content_length.is_some() {
-            RequestBody::Length
-        } else {
-            RequestBody::Chunked
-        };
         let mut pipe = Pipe::new(ctx.key, id, &self.client, PIPE_OUTBOUND);
-        let mut req = Vec::with_capacity(256);
-        write_h1_request(head, body, &mut req);
-        pipe.push_inbound(&req);
-        if body == RequestBody::None {
+        let body = match write_h1_request(head, end_stream, pipe.inbound_mut()) {
+            Ok(body) => body,
+            Err(TranslateError::NoHost) => {
+                // As HTTP/1.1 without Host: the child's parser answers 400 (and logs it).
+                pipe.inbound_mut().extend_from_slice(b"\r\n");
+                BodyKind::Empty
+            }
+            Err(TranslateError::Malformed(why)) => {
+                log::info!("client {}: HTTP/2 stream {id}: {why}", self.peer);
+                self.conn.reset(id, ErrorCode::PROTOCOL_ERROR);
+                return;
+            }
+        };
+        let no_body = body == BodyKind::Empty;
+        if no_body {
             pipe.end_inbound();
         }
         let timeout = ctx.config.timeouts.client_header;
@@ -434,11 +408,12 @@ impl H2Session {
             child: Child::Running(key),
             body,
             pending: Vec::new(),
-            request_ended: end_stream,
-            trailers: Vec::new(),
-            end_written: body == RequestBody::None,
-            head_request: head.method() == b"HEAD",
-            response: Response::Head,
+            // A body the HTTP/1 request does not carry is not waited for.
+            request_ended: end_stream || no_body,
+            trailers: None,
+            end_written: no_body,
+            response: H1ResponseReader::new(head.method() == b"HEAD"),
+            blocked_on_window: false,
         });
     }
 
@@ -454,13 +429,7 @@ impl H2Session {
         let mut moved = false;
         let mut i = 0;
         while i < self.streams.len() {
-            let Self {
-                streams,
-                conn,
-                names,
-                spans,
-                ..
-            } = self;
+            let Self { streams, conn, .. } = self;
             let link = &mut streams[i];
             // Taken out for the pumps, which borrow the rest of the link.
             let mut child = std::mem::replace(&mut link.child, Child::Running(usize::MAX));
@@ -481,7 +450,11 @@ impl H2Session {
                 Child::Closed(p) => (&mut **p, None),
             };
             let fed = pump_request(link, pipe, conn);
-            let sent = pump_response(link, pipe, conn, running.is_none(), names, spans);
+            let sent = match fed {
+                Ok(_) => pump_response(link, pipe, conn, running.is_none()),
+                Err(()) => Pumped::Broken,
+            };
+            let fed = fed == Ok(true);
             link.child = child;
             if fed || sent == Pumped::Progress {
                 moved = true;
@@ -527,269 +500,113 @@ impl H2Session {
     }
 }
 
-/// The request as HTTP/1.1 for the child: the request line from `:method` and `:path`,
-/// `host` from `:authority` (which wins over a `host` field, RFC 9113 §8.3.1), the regular
-/// fields, and the body's framing (`content-length` is among the fields when the client gave
-/// one; `transfer-encoding: chunked` when a body of unknown length follows).
-fn write_h1_request(head: &RequestHead, body: RequestBody, out: &mut Vec<u8>) {
-    out.extend_from_slice(head.method());
-    out.push(b' ');
-    out.extend_from_slice(head.path());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    let authority = head.authority();
-    if let Some(host) = authority {
-        out.extend_from_slice(b"host: ");
-        out.extend_from_slice(host);
-        out.extend_from_slice(b"\r\n");
-    }
-    for (name, value) in head.fields() {
-        if authority.is_some() && name == b"host" {
-            continue;
-        }
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    }
-    if body == RequestBody::Chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
 /// Moves the body bytes received into the pipe once the child has read all it had (so the
 /// pipe holds at most one window's worth), releasing them to the client's window; then the
-/// request's end. True when something moved.
-fn pump_request(link: &mut StreamLink, pipe: &mut Pipe, conn: &mut H2Connection) -> bool {
+/// request's end (the last chunk and trailers when chunked). `Ok(true)`: something moved;
+/// `Err`: the trailers cannot be written as HTTP/1 (the stream is reset).
+fn pump_request(
+    link: &mut StreamLink,
+    pipe: &mut Pipe,
+    conn: &mut H2Connection,
+) -> Result<bool, ()> {
     if link.end_written || pipe.inbound_unread() > 0 {
-        return false;
+        return Ok(false);
     }
     let mut moved = false;
     if !link.pending.is_empty() {
         let n = link.pending.len();
-        if link.body == RequestBody::Chunked {
-            let size = format!("{n:x}\r\n");
-            pipe.push_inbound(size.as_bytes());
-            pipe.push_inbound(&link.pending);
-            pipe.push_inbound(b"\r\n");
-        } else {
-            pipe.push_inbound(&link.pending);
+        match link.body {
+            BodyKind::Chunked => ChunkWriter.data(&link.pending, pipe.inbound_mut()),
+            _ => pipe.push_inbound(&link.pending),
         }
         link.pending.clear();
         conn.release(link.id, n);
         moved = true;
     }
     if link.request_ended {
-        if link.body == RequestBody::Chunked {
-            pipe.push_inbound(b"0\r\n");
-            pipe.push_inbound(&link.trailers);
-            pipe.push_inbound(b"\r\n");
+        if link.body == BodyKind::Chunked {
+            ChunkWriter
+                .finish(link.trailers.as_ref(), pipe.inbound_mut())
+                .map_err(|_| ())?;
         }
         pipe.end_inbound();
         link.end_written = true;
         moved = true;
     }
-    moved
+    Ok(moved)
 }
 
-/// Reads the child's HTTP/1 response from the pipe and sends it on the stream as far as the
-/// windows allow. `child_closed`: nothing more will be written to the pipe.
+/// Reads the child's HTTP/1 response from the pipe (`H1ResponseReader`) and sends it on the
+/// stream as far as the windows allow. `child_closed`: nothing more will be written to the pipe.
 fn pump_response(
     link: &mut StreamLink,
     pipe: &mut Pipe,
     conn: &mut H2Connection,
     child_closed: bool,
-    names: &mut Vec<u8>,
-    spans: &mut Vec<(Range<usize>, usize)>,
 ) -> Pumped {
     let mut moved = false;
-    loop {
-        let out = pipe.outbound();
-        match &mut link.response {
-            Response::Done => {
-                if !out.is_empty() {
-                    // Nothing may follow a whole response on a stream.
-                    pipe.take_outbound(out.len());
-                }
-                return match child_closed {
-                    true => Pumped::Finished,
-                    false if moved => Pumped::Progress,
-                    false => Pumped::Wait,
-                };
-            }
-            Response::Head => {
-                let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
-                let mut resp = httparse::Response::new(&mut fields);
-                let n = match resp.parse(out) {
-                    Ok(httparse::Status::Complete(n)) => n,
-                    Ok(httparse::Status::Partial) if !child_closed => {
-                        return if moved {
-                            Pumped::Progress
-                        } else {
-                            Pumped::Wait
-                        };
-                    }
-                    _ => return Pumped::Broken,
-                };
-                let Some(status) = resp.code else {
-                    return Pumped::Broken;
-                };
-                if (100..200).contains(&status) {
-                    // Interim responses are not passed on.
-                    pipe.take_outbound(n);
-                    moved = true;
-                    continue;
-                }
-                let headers: &[httparse::Header<'_>] = resp.headers;
-                let Ok(declared) = Declared::parse(headers) else {
-                    return Pumped::Broken;
-                };
-                let body = match declared.response_body(status, link.head_request) {
-                    BodyKind::Empty | BodyKind::Length(0) => None,
-                    BodyKind::Length(len) => Some(ResponseBody::Length(len)),
-                    BodyKind::Chunked => Some(ResponseBody::Chunked(ChunkedDecoder::new())),
-                    _ => Some(ResponseBody::UntilClose),
-                };
-                let named = connection_names_headers(headers);
-                names.clear();
-                spans.clear();
-                for (i, h) in headers.iter().enumerate() {
-                    let hop = is_hop_by_hop(h.name)
-                        || FieldName::of(h.name) == FieldName::TransferEncoding
-                        || (named && named_by_connection(h.name, headers));
-                    if hop {
-                        continue;
-                    }
-                    let start = names.len();
-                    names.extend(h.name.bytes().map(|b| b.to_ascii_lowercase()));
-                    spans.push((start..names.len(), i));
-                }
-                let list: Vec<(&[u8], &[u8])> = spans
-                    .iter()
-                    .map(|(r, i)| (&names[r.clone()], headers[*i].value))
-                    .collect();
-                if conn
-                    .send_response_head(link.id, status, &list, body.is_none())
-                    .is_err()
-                {
-                    return Pumped::Broken;
-                }
-                pipe.take_outbound(n);
-                moved = true;
-                link.response = match body {
-                    Some(b) => Response::Body(b),
-                    None => Response::Done,
-                };
-            }
-            Response::Body(ResponseBody::Length(left)) => {
-                if out.is_empty() {
-                    return match (child_closed, moved) {
-                        (true, _) => Pumped::Broken,
-                        (false, true) => Pumped::Progress,
-                        (false, false) => Pumped::Wait,
-                    };
-                }
-                let k = (out.len() as u64).min(*left) as usize;
-                let ends = k as u64 == *left;
-                let Ok(sent) = conn.send_data(link.id, &out[..k], ends) else {
-                    return Pumped::Broken;
-                };
-                if sent == 0 {
-                    return if moved {
-                        Pumped::Progress
-                    } else {
-                        Pumped::Wait
-                    };
-                }
-                pipe.take_outbound(sent);
-                *left -= sent as u64;
-                moved = true;
-                if *left == 0 {
-                    link.response = Response::Done;
-                }
-            }
-            Response::Body(ResponseBody::UntilClose) => {
-                if out.is_empty() {
-                    if !child_closed {
-                        return if moved {
-                            Pumped::Progress
-                        } else {
-                            Pumped::Wait
-                        };
-                    }
-                    if conn.send_data(link.id, &[], true).is_err() {
-                        return Pumped::Broken;
-                    }
-                    link.response = Response::Done;
-                    continue;
-                }
-                let Ok(sent) = conn.send_data(link.id, out, false) else {
-                    return Pumped::Broken;
-                };
-                if sent == 0 {
-                    return if moved {
-                        Pumped::Progress
-                    } else {
-                        Pumped::Wait
-                    };
-                }
-                pipe.take_outbound(sent);
-                moved = true;
-            }
-            Response::Body(ResponseBody::Chunked(decoder)) => {
-                if out.is_empty() {
-                    return match (child_closed, moved) {
-                        (true, _) => Pumped::Broken,
-                        (false, true) => Pumped::Progress,
-                        (false, false) => Pumped::Wait,
-                    };
-                }
-                // Framing needs no window; data only what the window takes: look first.
-                let mut probe = decoder.clone();
-                match probe.next(out) {
-                    Err(_) => return Pumped::Broken,
-                    Ok(Piece::Data(n)) => {
-                        let k = n.min(conn.send_capacity(link.id));
-                        if k == 0 {
-                            return if moved {
-                                Pumped::Progress
-                            } else {
-                                Pumped::Wait
-                            };
-                        }
-                        if !matches!(decoder.next(&out[..k]), Ok(Piece::Data(d)) if d == k) {
-                            return Pumped::Broken;
-                        }
-                        match conn.send_data(link.id, &out[..k], false) {
-                            Ok(sent) if sent == k => {}
-                            _ => return Pumped::Broken,
-                        }
-                        pipe.take_outbound(k);
-                        moved = true;
-                    }
-                    Ok(Piece::Framing(n)) => {
-                        *decoder = probe;
-                        pipe.take_outbound(n);
-                        if n == 0 {
-                            return if moved {
-                                Pumped::Progress
-                            } else {
-                                Pumped::Wait
-                            };
-                        }
-                        moved = true;
-                    }
-                    Ok(Piece::Done(n)) => {
-                        // The backend's trailers, if any, are not passed on (see docs/http2.md).
-                        pipe.take_outbound(n);
-                        if conn.send_data(link.id, &[], true).is_err() {
-                            return Pumped::Broken;
-                        }
-                        link.response = Response::Done;
-                        moved = true;
-                    }
-                }
-            }
+    let waiting = |moved: bool| {
+        if moved {
+            Pumped::Progress
+        } else {
+            Pumped::Wait
         }
+    };
+    loop {
+        if link.response.is_finished() {
+            let rest = pipe.outbound().len();
+            if rest > 0 {
+                // Nothing may follow a whole response on a stream.
+                pipe.take_outbound(rest);
+            }
+            return if child_closed {
+                Pumped::Finished
+            } else {
+                waiting(moved)
+            };
+        }
+        let out = pipe.outbound();
+        let window = conn.send_capacity(link.id);
+        let (n, part) = match link.response.next_limited(out, child_closed, window) {
+            Ok(next) => next,
+            Err(_) => return Pumped::Broken,
+        };
+        link.blocked_on_window = false;
+        let sent = match part {
+            None if n == 0 => {
+                link.blocked_on_window = window == 0 && !out.is_empty();
+                return waiting(moved);
+            }
+            None => Ok(()),
+            // Interim responses (100, 103) are not passed on.
+            Some(ResponsePart::Informational { .. }) => Ok(()),
+            Some(ResponsePart::Head {
+                status,
+                fields,
+                end_stream,
+            }) => conn.send_response_head(link.id, status, &field_list(&fields), end_stream),
+            Some(ResponsePart::Data { bytes, end_stream }) => {
+                let data = out.get(bytes).unwrap_or(&[]);
+                match conn.send_data(link.id, data, end_stream) {
+                    // The reader gave no more than the window takes.
+                    Ok(sent) if sent == data.len() => Ok(()),
+                    _ => return Pumped::Broken,
+                }
+            }
+            Some(ResponsePart::Trailers(fields)) => {
+                conn.send_trailers(link.id, &field_list(&fields))
+            }
+            Some(ResponsePart::End) => conn.send_data(link.id, &[], true).map(|_| ()),
+        };
+        if sent.is_err() {
+            return Pumped::Broken;
+        }
+        pipe.take_outbound(n);
+        moved = true;
     }
+}
+
+/// The fields as `H2Connection` takes them.
+fn field_list(fields: &ResponseFields) -> Vec<(&[u8], &[u8])> {
+    fields.iter().collect()
 }

@@ -326,11 +326,16 @@ impl Pipe {
 
     /// Appends request bytes for the session.
     pub fn push_inbound(&mut self, bytes: &[u8]) {
+        self.inbound_mut().extend_from_slice(bytes);
+    }
+
+    /// Where to append request bytes for the session (the translation writes straight into it).
+    pub fn inbound_mut(&mut self) -> &mut Vec<u8> {
         if self.inbound_read == self.inbound.len() {
             self.inbound.clear();
             self.inbound_read = 0;
         }
-        self.inbound.extend_from_slice(bytes);
+        &mut self.inbound
     }
 
     /// The request is whole: after its bytes the session reads EOF.

@@ -625,7 +625,7 @@ impl Worker {
             stopping: self.stop_deadline.is_some(),
         };
         if timed_out {
-            h2.on_timeout(&mut work);
+            h2.on_timeout(ctx.now, ctx.config, &mut work);
         }
         let before = ctx.sessions.len();
         h2.drive(&mut ctx, &mut work);
@@ -760,6 +760,15 @@ impl Worker {
         self.max_sessions = cfg.per_worker_connections();
         self.log.set_enabled(cfg.access_log);
         self.settings = new;
+        // HTTP/2 clients reconnect for the new settings (certificates, SETTINGS): GOAWAY with
+        // the last stream id, the streams in flight finish.
+        let h2: Vec<usize> = self.h2_sessions.iter().map(|(k, _)| k).collect();
+        for key in h2 {
+            if let Some(h2) = self.h2_sessions.get_mut(key) {
+                h2.go_away();
+            }
+            self.queue_h2(key);
+        }
         if self.accept_paused {
             self.accept_all();
         }
