@@ -235,6 +235,9 @@ fn put_hex(out: &mut Vec<u8>, n: u64) {
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// A chunked trailer section larger than this is refused (as [`ChunkedDecoder`] bounds it).
 const MAX_TRAILER_SECTION: usize = 16 * 1024 + 2;
+/// The end of a chunk, then the last chunk with no extension and no trailer: how chunked bodies
+/// nearly always end.
+const LAST_CHUNK: &[u8] = b"\r\n0\r\n\r\n";
 /// Trailer fields parsed at most (on the stack).
 const MAX_TRAILER_FIELDS: usize = 64;
 
@@ -550,16 +553,28 @@ impl H1ResponseReader {
             let rest = &input[used..];
             // In chunk data the decoder answers Data at once: try that on a copy (a few words).
             let mut probe = decoder.clone();
-            if let Piece::Data(n) = probe.next(&rest[..rest.len().min(max_data)])? {
+            let offered = rest.len().min(max_data);
+            if let Piece::Data(n) = probe.next(&rest[..offered])? {
                 if n == 0 {
                     return Ok((used, None));
                 }
                 *decoder = probe;
+                // The chunk ended before what was offered did: if the body's plain end follows,
+                // the data carries it (no empty DATA frame for it).
+                let mut consumed = used + n;
+                let ends = n < offered && rest[n..].starts_with(LAST_CHUNK);
+                if ends {
+                    if decoder.next(LAST_CHUNK)? != Piece::Done(LAST_CHUNK.len()) {
+                        return Err(ReadError::Malformed("chunked framing"));
+                    }
+                    consumed += LAST_CHUNK.len();
+                    self.state = ReadState::Finished;
+                }
                 return Ok((
-                    used + n,
+                    consumed,
                     Some(ResponsePart::Data {
                         bytes: used..used + n,
-                        end_stream: false,
+                        end_stream: ends,
                     }),
                 ));
             }

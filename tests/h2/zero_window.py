@@ -1,6 +1,7 @@
 """Zero-window stall: the client sets INITIAL_WINDOW_SIZE 0, asks for a large response and never
 opens the window. pibl sends the head, no DATA, holds bounded memory (the Rust side watches its
-RSS) and times the connection out."""
+RSS) and times the connection out. Arguments 4 and 5: the response's size, and `hold SECONDS`
+to only hold the stall that long and leave (the memory check without the timeout)."""
 
 from h2test import *
 
@@ -11,8 +12,9 @@ r = Raw(settings=[(SETTINGS_INITIAL_WINDOW_SIZE, 0)])
 r.headers(1, request_headers("/big?n=%d" % size))
 r.until(lambda f: f[0] == HEADERS and f[2] == 1, 20)
 print("head received after %.1fs" % (time.time() - started), flush=True)
+hold = float(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[5] == "hold" else None
 ended = None
-while time.time() - started < 60:
+while time.time() - started < (hold or 60):
     f = r.read_frame(1)
     if f is None:
         ended = "EOF"
@@ -27,6 +29,8 @@ while time.time() - started < 60:
     if f[0] == RST_STREAM:
         ended = "RST_STREAM %d" % struct.unpack(">I", f[3][:4])[0]
         break
+if ended is None and hold:
+    ok("stalled for %.0fs: the head, no DATA" % hold)
 if ended is None:
     fail("the stalled connection was not timed out within 60 s")
 ok("stalled stream ended by pibl after %.1fs: %s" % (time.time() - started, ended))
