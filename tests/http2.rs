@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::tls_listener::{first_tls, write_cert_pair};
+use common::tls_listener::{first_tls, listeners, write_cert_pair};
 use common::{pattern, Backend, Pibl, TempDir};
 use pibl::tls::selfsigned::DemoCa;
 
@@ -346,6 +346,43 @@ fn tls_listeners_offer_h2_by_alpn_unless_http2_off() {
     let got = text(&out);
     assert!(out.status.success(), "{got}");
     assert!(got.contains("backend b1: GET /over-h1\n\n1.1"), "{got}");
+}
+
+/// `http2 off` on one listen line: that TLS listener offers http/1.1 alone while another,
+/// beside it, offers h2; the line shows in `--check`'s summary, and `http2` on a plain
+/// listener is an error naming its line.
+#[test]
+fn http2_off_on_one_listener_only() {
+    if !have("curl") {
+        return;
+    }
+    let b = Backend::start("b1");
+    let (p, h2_tls, certs) = tls_pibl(&[b.addr], "listen 127.0.0.1:0 tls http2 off\n");
+    let tls: Vec<SocketAddr> = listeners(&p)
+        .into_iter()
+        .filter_map(|(a, tls)| tls.then_some(a))
+        .collect();
+    assert_eq!(tls.len(), 2, "{tls:?}");
+    let h1_tls = tls
+        .into_iter()
+        .find(|&a| a != h2_tls)
+        .expect("the http2 off listener");
+    let got = text(&tls_curl(h2_tls, &certs, &["--http2"], "/a"));
+    assert!(got.contains("backend b1: GET /a\n\n2"), "{got}");
+    let got = text(&tls_curl(h1_tls, &certs, &["--http2"], "/b"));
+    assert!(got.contains("backend b1: GET /b\n\n1.1"), "{got}");
+
+    let dir = TempDir::new("h2-listen-check");
+    let conf = dir.path().join("pibl.conf");
+    std::fs::write(&conf, "backend 127.0.0.1:9\nlisten 127.0.0.1:0 http2 off\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_pibl"))
+        .args(["-c", conf.to_str().expect("path"), "--check"])
+        .output()
+        .expect("run pibl --check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("pibl.conf:2"), "{err}");
+    assert!(err.contains("'http2' is for a tls listener"), "{err}");
 }
 
 #[test]

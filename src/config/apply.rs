@@ -65,7 +65,7 @@ impl Config {
         match name {
             "listen" => {
                 let usage = "'listen' takes ADDR:PORT or ADDR:PORT tls (or unix:PATH), \
-                             with proxy_protocol";
+                             with proxy_protocol, http2 on|off";
                 let [v, flags @ ..] = args.as_slice() else {
                     return Err(err(line_no, usage.to_string()));
                 };
@@ -77,11 +77,19 @@ impl Config {
                     }),
                     None => None,
                 };
-                let (mut tls, mut proxy_protocol) = (false, false);
-                for &flag in flags {
+                let (mut tls, mut proxy_protocol, mut http2) = (false, false, None);
+                let mut words = flags.iter();
+                while let Some(&flag) = words.next() {
                     let seen = match (flag, &mut unix) {
                         ("tls", _) => std::mem::replace(&mut tls, true),
                         ("proxy_protocol", _) => std::mem::replace(&mut proxy_protocol, true),
+                        ("http2", _) => {
+                            let on = words.next().ok_or_else(|| {
+                                at(format!("listen {v}: 'http2' takes on or off"))
+                            })?;
+                            let on = parse_switch(on).map_err(at)?;
+                            http2.replace(on).is_some()
+                        }
                         (_, Some(u)) if flag.starts_with("mode=") => {
                             let mode = u32::from_str_radix(&flag[5..], 8)
                                 .ok()
@@ -94,6 +102,12 @@ impl Config {
                     if seen {
                         return Err(err(line_no, format!("listen {v}: '{flag}' given twice")));
                     }
+                }
+                if http2.is_some() && !tls {
+                    return Err(at(format!(
+                        "listen {v}: 'http2' is for a tls listener (ALPN); plain listeners \
+                         take HTTP/2 with 'h2c on'"
+                    )));
                 }
                 if let Some(u) = unix {
                     if cfg.listeners.len() == MAX_LISTENERS {
@@ -117,6 +131,7 @@ impl Config {
                     cfg.listeners.push(Listen {
                         tls,
                         proxy_protocol,
+                        http2,
                         unix: Some(u),
                         ..Listen::tcp(SocketAddr::from(([0, 0, 0, 0], 0)))
                     });
@@ -147,6 +162,7 @@ impl Config {
                 cfg.listeners.push(Listen {
                     tls,
                     proxy_protocol,
+                    http2,
                     ..Listen::tcp(addr)
                 });
             }

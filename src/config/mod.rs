@@ -26,7 +26,8 @@ pub use summary::certificates as certificate_summary;
 pub use values::{format_duration, format_size, parse_duration, parse_size, parse_ttl};
 use values::{parse_addr, same_address};
 
-/// A `listen ADDR [tls] [proxy_protocol]` (or `listen unix:PATH [mode=0660] ...`) line.
+/// A `listen ADDR [tls] [proxy_protocol] [http2 on|off]` (or `listen unix:PATH [mode=0660] ...`)
+/// line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
     /// The TCP address (`0.0.0.0:0`, unused, for a unix socket).
@@ -38,6 +39,9 @@ pub struct Listen {
     pub proxy_protocol: bool,
     /// `unix:PATH`: a unix-domain socket instead of `addr`.
     pub unix: Option<UnixListen>,
+    /// `http2 on|off` on the line: whether this TLS listener offers HTTP/2 (ALPN `h2`);
+    /// `None`: as the top-level `http2` says.
+    pub http2: Option<bool>,
 }
 
 /// HTTP/2 for clients (docs/http2.md).
@@ -82,7 +86,14 @@ impl Listen {
             tls: false,
             proxy_protocol: false,
             unix: None,
+            http2: None,
         }
+    }
+
+    /// Whether this listener's TLS clients are offered HTTP/2, the top-level `http2` being
+    /// `default`.
+    pub fn offers_h2(&self, default: bool) -> bool {
+        self.tls && self.http2.unwrap_or(default)
     }
 }
 
@@ -102,6 +113,9 @@ impl fmt::Display for Listen {
         }
         if self.proxy_protocol {
             write!(f, " proxy_protocol")?;
+        }
+        if let Some(on) = self.http2 {
+            write!(f, " http2 {}", if on { "on" } else { "off" })?;
         }
         Ok(())
     }

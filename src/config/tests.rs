@@ -314,13 +314,15 @@ fn a_plain_and_a_tls_listener_with_certificates() {
                 addr: "127.0.0.1:8080".parse().unwrap(),
                 tls: false,
                 proxy_protocol: false,
-                unix: None
+                unix: None,
+                http2: None
             },
             Listen {
                 addr: "127.0.0.1:8443".parse().unwrap(),
                 tls: true,
                 proxy_protocol: false,
-                unix: None
+                unix: None,
+                http2: None
             }
         ]
     );

@@ -114,7 +114,7 @@ impl Proxy {
                 for (i, socket) in group.into_iter().enumerate() {
                     per_worker[i].push(worker::Listener {
                         socket: worker::ListenSocket::Unix(socket),
-                        tls: l.tls,
+                        tls: transport::ClientTls::of(l),
                         proxy_protocol: l.proxy_protocol,
                     });
                 }
@@ -129,7 +129,7 @@ impl Proxy {
             for (i, socket) in group.into_iter().enumerate() {
                 per_worker[i].push(worker::Listener {
                     socket: worker::ListenSocket::Tcp(socket),
-                    tls: l.tls,
+                    tls: transport::ClientTls::of(l),
                     proxy_protocol: l.proxy_protocol,
                 });
             }

@@ -17,7 +17,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::transport::ClientSocket;
+use super::transport::{ClientSocket, ClientTls};
 use crate::net::proxy_protocol::{self, Parsed, MAX_HEADER};
 
 /// An accepted client whose PROXY header has not arrived whole.
@@ -26,8 +26,8 @@ pub struct AwaitingHeader {
     pub socket: ClientSocket,
     /// The socket's peer: the balancer in front of pibl (`net::UNIX_CLIENT` on a unix socket).
     pub peer: SocketAddr,
-    /// The listener's clients speak TLS (after the header).
-    pub tls: bool,
+    /// What the listener's clients speak after the header.
+    pub tls: ClientTls,
     pub accepted: Instant,
     /// The client closed its sending side (seen by the event loop).
     pub hup: bool,

@@ -139,11 +139,7 @@ pub fn load_tls(
     if config.certificates.is_empty() {
         return Ok(None);
     }
-    TlsServer::load_offering(
-        &config.certificates,
-        config.tls_session_cache,
-        config.http2.tls,
-    )
-    .map(Some)
-    .map_err(|why| config.error_at("certificate", format!("certificate: {why}")))
+    TlsServer::load(&config.certificates, config.tls_session_cache)
+        .map(Some)
+        .map_err(|why| config.error_at("certificate", format!("certificate: {why}")))
 }

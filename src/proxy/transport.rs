@@ -246,6 +246,24 @@ impl io::Read for ClientSocket {
     }
 }
 
+/// What a listener's clients speak under HTTP: plain TCP, or TLS offering HTTP/2 by ALPN or
+/// not as its line says (`listen ... tls http2 off`), else as the top-level `http2` says when
+/// the client arrives (`None`: a reload may switch it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientTls {
+    Plain,
+    Tls { h2: Option<bool> },
+}
+
+impl ClientTls {
+    pub fn of(listen: &crate::config::Listen) -> ClientTls {
+        match listen.tls {
+            true => ClientTls::Tls { h2: listen.http2 },
+            false => ClientTls::Plain,
+        }
+    }
+}
+
 /// One client connection: the stream and what the event loop reported about it.
 #[derive(Debug)]
 pub struct ClientTransport {

@@ -21,7 +21,7 @@ use super::h2_session::{H2Ctx, H2Session, H2Work};
 use super::proxy_header::{AwaitingHeader, HeaderRead};
 use super::session::{Ctx, Session};
 use super::shared::{Settings, Shared};
-use super::transport::{ClientSocket, ClientTransport};
+use super::transport::{ClientSocket, ClientTls, ClientTransport};
 use super::upstream::{Owner, UpstreamPool, UPSTREAM_BIT};
 use crate::buffer::{BufferPool, HeadPool};
 use crate::clock::Clock;
@@ -92,8 +92,8 @@ impl ListenSocket {
 /// One of a worker's listening sockets.
 pub struct Listener {
     pub socket: ListenSocket,
-    /// Its clients speak TLS.
-    pub tls: bool,
+    /// What its clients speak under HTTP.
+    pub tls: ClientTls,
     /// Its clients begin with a PROXY protocol header (`proxy_header.rs`).
     pub proxy_protocol: bool,
 }
@@ -339,20 +339,23 @@ impl Worker {
         &mut self,
         mut stream: ClientSocket,
         peer: SocketAddr,
-        tls: bool,
+        tls: ClientTls,
         began: Instant,
         reregister: bool,
     ) -> Option<usize> {
         let tls = match (tls, &self.settings.tls) {
-            (false, _) => None,
-            (true, Some(tls)) => match rustls::ServerConnection::new(tls.config.clone()) {
-                Ok(conn) => Some(conn),
-                Err(e) => {
-                    log::error!("cannot start TLS for client {peer}: {e}");
-                    return None;
+            (ClientTls::Plain, _) => None,
+            (ClientTls::Tls { h2 }, Some(tls)) => {
+                let h2 = h2.unwrap_or(self.settings.config.http2.tls);
+                match rustls::ServerConnection::new(tls.config_for(h2)) {
+                    Ok(conn) => Some(conn),
+                    Err(e) => {
+                        log::error!("cannot start TLS for client {peer}: {e}");
+                        return None;
+                    }
                 }
-            },
-            (true, None) => return None, // refused at start: never happens
+            }
+            (ClientTls::Tls { .. }, None) => return None, // refused at start: never happens
         };
         let entry = self.sessions.vacant_entry();
         let key = entry.key();
@@ -384,7 +387,7 @@ impl Worker {
         &mut self,
         mut stream: ClientSocket,
         peer: SocketAddr,
-        tls: bool,
+        tls: ClientTls,
         now: Instant,
     ) -> bool {
         let entry = self.awaiting_header.vacant_entry();

@@ -23,28 +23,23 @@ pub struct CertificateSpec {
     pub key: PathBuf,
 }
 
-/// What TLS listeners serve: the rustls config and, for status pages, the certificates in it.
+/// What TLS listeners serve: the rustls configs and, for status pages, the certificates in
+/// them. Two configs that differ only in ALPN (and share the session cache and ticket keys, so
+/// a session resumes on either): one offering `h2` then `http/1.1`, one `http/1.1` alone for a
+/// listener with `http2 off`.
 #[derive(Debug)]
 pub struct TlsServer {
     pub config: Arc<ServerConfig>,
+    config_http11: Arc<ServerConfig>,
     pub certs: Vec<CertInfo>,
 }
 
 impl TlsServer {
-    /// Loads every certificate and builds the server config. `Err` names the file at fault;
+    /// Loads every certificate and builds the server configs. `Err` names the file at fault;
     /// the warnings (each naming its file) are returned beside the server for the caller to log.
     pub fn load(
         specs: &[CertificateSpec],
         session_cache: usize,
-    ) -> Result<(TlsServer, Vec<String>), String> {
-        TlsServer::load_offering(specs, session_cache, true)
-    }
-
-    /// [`Self::load`], offering HTTP/2 (ALPN `h2`) only when `http2`.
-    pub fn load_offering(
-        specs: &[CertificateSpec],
-        session_cache: usize,
-        http2: bool,
     ) -> Result<(TlsServer, Vec<String>), String> {
         let provider = super::provider();
         let now = SystemTime::now();
@@ -53,24 +48,11 @@ impl TlsServer {
             loaded.push(certs::load(&s.chain, &s.key, &provider, now)?);
         }
         let warnings = loaded.iter().flat_map(|l| l.warnings.clone()).collect();
-        Ok((
-            TlsServer::with_alpn(loaded, session_cache, http2)?,
-            warnings,
-        ))
+        Ok((TlsServer::new(loaded, session_cache)?, warnings))
     }
 
-    /// The server config for already loaded certificates.
+    /// The server configs for already loaded certificates.
     pub fn new(loaded: Vec<LoadedCert>, session_cache: usize) -> Result<TlsServer, String> {
-        TlsServer::with_alpn(loaded, session_cache, true)
-    }
-
-    /// [`Self::new`], offering HTTP/2 only when `http2`: ALPN `h2` first, so a client that
-    /// speaks both gets it, then `http/1.1`.
-    pub fn with_alpn(
-        loaded: Vec<LoadedCert>,
-        session_cache: usize,
-        http2: bool,
-    ) -> Result<TlsServer, String> {
         if loaded.is_empty() {
             return Err("a TLS listener needs at least one 'certificate CHAIN KEY'".to_string());
         }
@@ -80,19 +62,28 @@ impl TlsServer {
             .map_err(|e| format!("TLS: {e}"))?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(SniResolver::new(&loaded)));
-        config.alpn_protocols = match http2 {
-            true => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
-            false => vec![b"http/1.1".to_vec()],
-        };
         config.session_storage = ServerSessionMemoryCache::new(session_cache);
         config.ticketer = super::ticketer().map_err(|e| format!("TLS session tickets: {e}"))?;
         // One ticket per full handshake: each costs an encryption and a record, and a client
         // resumes one connection with one ticket (rustls's default sends two).
         config.send_tls13_tickets = 1;
+        let mut http11 = config.clone();
+        http11.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // h2 first, so a client that speaks both gets it.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(TlsServer {
             config: Arc::new(config),
+            config_http11: Arc::new(http11),
             certs: loaded.into_iter().map(|l| l.info).collect(),
         })
+    }
+
+    /// The config for a listener that offers HTTP/2 (`h2`) or not.
+    pub fn config_for(&self, h2: bool) -> Arc<ServerConfig> {
+        match h2 {
+            true => self.config.clone(),
+            false => self.config_http11.clone(),
+        }
     }
 }
 
