@@ -12,6 +12,12 @@
 #   ROUTES=1 benches/callgrind.sh        # proxied only: the flat config (one pool) against a
 #                                        # routing table of 50 sites and 200 routes (the request
 #                                        # matches a site in the middle, by a 3-deep prefix)
+#   BIN=DIR benches/callgrind.sh         # measure the pibl binaries in DIR (e.g. a copy of an
+#                                        # older build) instead of building target/release
+#
+# The last case is a compressed cache hit: `compress on`, `Accept-Encoding: gzip`, a 10 KB CSS
+# page (served by a second origin from a --root directory) cached, so every request after the
+# first is a hit in gzip: compressed on the fly, or served from its stored gzip variant.
 #
 # Needs valgrind and python3; installs nothing. Uses 127.0.0.1 ports from BASE_PORT (18300).
 set -euo pipefail
@@ -27,8 +33,12 @@ for tool in valgrind callgrind_annotate python3 cargo; do
 done
 ((N2 > N1)) || { echo "callgrind.sh: N2 must be larger than N1" >&2; exit 1; }
 
-cargo build --release --quiet --bins
-bin=$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)
+if [ -n "${BIN:-}" ]; then
+  bin=$(cd "$BIN" && pwd)
+else
+  cargo build --release --quiet --bins
+  bin=$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)
+fi
 work=$(mktemp -d /tmp/pibl-callgrind.XXXXXX)
 pids=()
 cleanup() {
@@ -49,15 +59,32 @@ access_log on
 log_file $work/pibl.log
 EOF
 
-# A client: N requests for PATH, each response read whole (Content-Length); all on one
-# keep-alive connection, or with MODE=close each on a new connection that says Connection: close
-# (read to the server's close).
+# A client: N requests for PATH, each response read whole (Content-Length or chunked); all on
+# one keep-alive connection, or with MODE=close each on a new connection that says
+# Connection: close (read to the server's close). ACCEPT_ENCODING=gzip adds that field.
 cat >"$work/client.py" <<'PY'
 import os, socket, sys
 port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 close = os.environ.get("MODE") == "close"
 conn = "Connection: close\r\n" if close else ""
-req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: callgrind\r\nAccept: */*\r\n{conn}\r\n".encode()
+ae = os.environ.get("ACCEPT_ENCODING")
+ae = f"Accept-Encoding: {ae}\r\n" if ae else ""
+req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: callgrind\r\nAccept: */*\r\n{ae}{conn}\r\n".encode()
+
+def chunked_end(buf, at):
+    """Where a chunked body starting at `at` ends in buf, or None while incomplete."""
+    while True:
+        line_end = buf.find(b"\r\n", at)
+        if line_end < 0:
+            return None
+        size = int(buf[at:line_end].split(b";")[0], 16)
+        at = line_end + 2
+        if size == 0:
+            end = buf.find(b"\r\n\r\n", at - 2)
+            return end + 4 if end >= 0 else None
+        at += size + 2
+        if at > len(buf):
+            return None
 
 def check(head):
     if not head[0].startswith("HTTP/1.1 200"):
@@ -82,10 +109,15 @@ for _ in range(n):
         if end >= 0:
             head = buf[:end].decode("latin-1").split("\r\n")
             check(head)
-            length = next(int(l.split(":", 1)[1]) for l in head if l.lower().startswith("content-length:"))
-            if len(buf) >= end + 4 + length:
-                buf = buf[end + 4 + length:]
+            lengths = [int(l.split(":", 1)[1]) for l in head if l.lower().startswith("content-length:")]
+            if lengths and len(buf) >= end + 4 + lengths[0]:
+                buf = buf[end + 4 + lengths[0]:]
                 break
+            if not lengths:
+                done = chunked_end(buf, end + 4)
+                if done is not None:
+                    buf = buf[done:]
+                    break
         data = s.recv(65536)
         if not data:
             sys.exit("connection closed")
@@ -108,7 +140,7 @@ total_instructions() {
   shift 3
   local out="$work/callgrind.out.$name.$n"
   rm -rf "$work/cache"
-  (cd "$work" && exec valgrind --tool=callgrind --callgrind-out-file="$out" "$bin/pibl" -c pibl.conf "$@" >/dev/null 2>&1) &
+  (cd "$work" && exec valgrind --tool=callgrind --callgrind-out-file="$out" "$bin/pibl" -c "${CONF:-pibl.conf}" "$@" >/dev/null 2>&1) &
   local vg=$!
   wait_port "$proxy_port"
   # The first request fills the cache when it is on; it is part of both runs.
@@ -121,7 +153,7 @@ total_instructions() {
   callgrind_annotate --inclusive=yes "$out" 2>/dev/null | awk '
     /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
     /worker::Worker::run / && !worker { gsub(",", "", $1); worker = $1 }
-    END { print total, worker + 0 }'
+    END { printf "%.0f %.0f\n", total, worker + 0 }'
 }
 
 report() {
@@ -162,5 +194,25 @@ echo "pibl $(git rev-parse --short HEAD 2>/dev/null || echo '?'), access log on,
 report "proxied GET /style.css" proxied /style.css
 report "cache hit GET /style.css" hit /style.css -t 600
 MODE=close report "proxied, new connection each" close /style.css
+
+# The compressed hit: a second origin serving a 10 KB stylesheet from a directory.
+text_port=$((BASE_PORT + 2))
+mkdir -p "$work/site"
+python3 - "$work/site/page.css" <<'PY'
+import sys
+rules = []
+i = 0
+while sum(map(len, rules)) < 10_000:
+    rules.append(f".block-{i} {{ margin: {i % 7}px {i % 5}em; color: #{i * 2654435761 % 0xffffff:06x}; "
+                 f"font: {12 + i % 6}px/1.{i % 9} sans-serif; }}\n")
+    i += 1
+open(sys.argv[1], "w").write("".join(rules))
+PY
+"$bin/pibl-origin" --listen "127.0.0.1:$text_port" --name text --root "$work/site" --workers 1 >"$work/text-origin.log" 2>&1 &
+pids+=($!)
+wait_port "$text_port"
+sed "s/^backend .*/backend 127.0.0.1:$text_port/" "$work/pibl.conf" >"$work/compress.conf"
+echo "compress on" >>"$work/compress.conf"
+CONF=compress.conf ACCEPT_ENCODING=gzip report "cache hit, gzip (10 KB css)" gzhit /page.css -t 600
 [ "$KEEP" = 1 ] && echo "callgrind files in $work"
 exit 0

@@ -7,13 +7,26 @@
 # Settings (environment):
 #   DURATION=10        seconds of each timed wrk run          WARMUP=2   seconds of warm-up before it
 #   CONNS="64 256"     wrk connection counts                  ROUNDS=5   rounds, interleaved
-#   SCENARIOS="small 4k 1m cache" (also: close, routed, tls-small, tls-close, tls-resume, tls-1m)
+#   SCENARIOS="small 4k 1m cache" (also: close, routed, tls-small, tls-close, tls-resume, tls-1m,
+#                      text, text-cache, text-br, small-compress)
 #                      routed: small through pibl with a routing table of 50 sites and 200 routes
 #                      (the request's host is a site in the middle); nginx and HAProxy serve it
 #                      as small, so pibl's routed/small ratios in one run are routing's cost
-#   PROXIES="nginx haproxy pibl"                              IDLE_TRANSPORTS="plain" (also: tls)
+#                      text: a 100 KB HTML page asked with Accept-Encoding: gzip, compression on
+#                      (pibl compress on, nginx gzip on, HAProxy compression, all at gzip level
+#                      GZIP_LEVEL); text-cache: the same page from each proxy's cache (nginx
+#                      gzips every hit; pibl serves its stored gzip variant); text-br: the page
+#                      with Accept-Encoding: br (pibl only: Debian's nginx has no brotli);
+#                      small-compress: small (no Accept-Encoding) through the compression-on
+#                      instances, so small-compress/small is what compression on costs identity
+#   GZIP_LEVEL=2       the gzip level of the text scenarios (pibl's default)
+#   h2-small, h2-4k:   HTTP/2 over TLS (ALPN h2), driven by h2load: H2_CONNS connections of
+#                      H2_STREAMS concurrent streams each (not CONNS); nginx 'listen ... ssl http2',
+#                      HAProxy 'alpn h2,http/1.1', pibl's TLS listener (h2 on by default)
+#   H2_CONNS="8"       h2load connection counts        H2_STREAMS=100  streams per connection
+#   PROXIES="nginx haproxy pibl"                              IDLE_TRANSPORTS="plain" (also: tls, h2)
 #   IDLE_CONNS=10000   connections held in idle mode          IDLE_PROXIES="pibl nginx haproxy"
-#   BASE_PORT=18100    first of the loopback ports used (BASE_PORT .. BASE_PORT+40)
+#   BASE_PORT=18100    first of the loopback ports used (BASE_PORT .. BASE_PORT+50)
 #   KEEP_WORKDIR=1     keep the temp work dir even when nothing failed (it is always kept: it holds
 #                      the CSV; set KEEP_WORKDIR=0 to delete it on exit)
 #
@@ -34,6 +47,9 @@ IDLE_PROXIES=${IDLE_PROXIES:-"pibl nginx haproxy"}
 IDLE_TRANSPORTS=${IDLE_TRANSPORTS:-"plain"}
 BASE_PORT=${BASE_PORT:-18100}
 KEEP_WORKDIR=${KEEP_WORKDIR:-1}
+GZIP_LEVEL=${GZIP_LEVEL:-2}
+H2_CONNS=${H2_CONNS:-"8"}
+H2_STREAMS=${H2_STREAMS:-100}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,10 +64,10 @@ esac
 
 # ---------------------------------------------------------------------------------------------
 # What this run needs.
-for n in $DURATION $WARMUP $ROUNDS $IDLE_CONNS $BASE_PORT $CONNS; do
+for n in $DURATION $WARMUP $ROUNDS $IDLE_CONNS $BASE_PORT $GZIP_LEVEL $H2_STREAMS $CONNS $H2_CONNS; do
   [[ $n =~ ^[0-9]+$ ]] || die "expected a number, got '$n'"
 done
-ALL_SCENARIOS="small 4k 1m cache close routed tls-small tls-close tls-resume tls-1m"
+ALL_SCENARIOS="small 4k 1m cache close routed tls-small tls-close tls-resume tls-1m text text-cache text-br small-compress h2-small h2-4k"
 for s in $SCENARIOS; do
   [[ " $ALL_SCENARIOS " == *" $s "* ]] || die "unknown scenario '$s' ($ALL_SCENARIOS)"
 done
@@ -59,17 +75,19 @@ for p in $PROXIES $IDLE_PROXIES; do
   case $p in nginx | haproxy | pibl) ;; *) die "unknown proxy '$p' (nginx haproxy pibl)" ;; esac
 done
 for t in $IDLE_TRANSPORTS; do
-  case $t in plain | tls) ;; *) die "unknown idle transport '$t' (plain tls)" ;; esac
+  case $t in plain | tls | h2) ;; *) die "unknown idle transport '$t' (plain tls h2)" ;; esac
 done
 # The proxies and transports this mode runs.
 if [[ $MODE == idle ]]; then
   RUN_PROXIES=$IDLE_PROXIES
-  RUN_TLS=0
+  RUN_TLS=0 RUN_H2=0
   [[ " $IDLE_TRANSPORTS " == *" tls "* ]] && RUN_TLS=1
+  [[ " $IDLE_TRANSPORTS " == *" h2 "* ]] && RUN_TLS=1 RUN_H2=1
 else
   RUN_PROXIES=$PROXIES
-  RUN_TLS=0
+  RUN_TLS=0 RUN_H2=0
   [[ " $SCENARIOS " == *" tls-"* ]] && RUN_TLS=1
+  [[ " $SCENARIOS " == *" h2-"* ]] && RUN_TLS=1 RUN_H2=1
 fi
 RUN_PIBL=0
 [[ " $RUN_PROXIES " == *" pibl "* ]] && RUN_PIBL=1
@@ -80,17 +98,21 @@ missing=()
 tools=(nginx haproxy wrk curl python3 getconf)
 ((RUN_PIBL)) && tools+=(cargo)
 ((RUN_TLS)) && tools+=(openssl cc)
+((RUN_H2)) && [[ $MODE == compare ]] && tools+=(h2load)
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
   say "compare.sh: missing: ${missing[*]}"
   say "Install them first, e.g. on Debian/Ubuntu:"
-  say "    sudo apt-get install nginx-light haproxy wrk curl python3 openssl gcc"
+  say "    sudo apt-get install nginx-light haproxy wrk curl python3 openssl gcc nghttp2-client python3-h2"
   say "and Rust (cargo) from https://rustup.rs"
   exit 1
 fi
 CLK_TCK=$(getconf CLK_TCK)
+if ((RUN_H2)) && [[ $MODE == idle ]] && ! python3 -c 'import h2' 2>/dev/null && ! /usr/bin/python3 -c 'import h2' 2>/dev/null; then
+  die "the h2 idle transport needs Python's h2 library (apt-get install python3-h2)"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Ports (all on 127.0.0.1).
@@ -100,6 +122,9 @@ declare -A PORT=(
   [pibl-routed]=$((BASE_PORT + 13))
   [nginx-cache]=$((BASE_PORT + 20)) [haproxy-cache]=$((BASE_PORT + 21)) [pibl-cache]=$((BASE_PORT + 22))
   [nginx-tls]=$((BASE_PORT + 30)) [haproxy-tls]=$((BASE_PORT + 31)) [pibl-tls]=$((BASE_PORT + 32))
+  [nginx-gzip]=$((BASE_PORT + 40)) [haproxy-gzip]=$((BASE_PORT + 41)) [pibl-gzip]=$((BASE_PORT + 42))
+  [nginx-gzip-cache]=$((BASE_PORT + 43)) [haproxy-gzip-cache]=$((BASE_PORT + 44)) [pibl-gzip-cache]=$((BASE_PORT + 45))
+  [nginx-h2]=$((BASE_PORT + 46)) [haproxy-h2]=$((BASE_PORT + 47)) [pibl-h2]=$((BASE_PORT + 48))
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -201,6 +226,143 @@ def cmd_check(port, path, size, cafile=""):
     c.close()
     print(",".join(seen) + tls)
 
+def cmd_coding(port, path, page, coding):
+    """Three requests with Accept-Encoding: coding on one connection: each 200 in that coding,
+    decoding to the page's bytes (gzip here; br with the brotli tool when it is installed).
+    Prints the coded body's size and what was checked."""
+    import gzip, shutil, subprocess
+    want = open(page, "rb").read()
+    c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
+    sizes = []
+    try:
+        for _ in range(3):
+            c.request("GET", path, headers={"Accept-Encoding": coding})
+            r = c.getresponse()
+            body = r.read()
+            got = r.getheader("Content-Encoding", "")
+            if r.status != 200 or got != coding:
+                print(f"status {r.status}, Content-Encoding '{got}' (expected 200, {coding})")
+                sys.exit(1)
+            if coding == "gzip":
+                plain = gzip.decompress(body)
+            elif shutil.which("brotli"):
+                plain = subprocess.run(["brotli", "-d", "-c"], input=body, capture_output=True, check=True).stdout
+            else:
+                plain = want
+            if plain != want:
+                print(f"{coding} body decodes to {len(plain)} bytes that differ from the page's {len(want)}")
+                sys.exit(1)
+            sizes.append(len(body))
+    except (OSError, http.client.HTTPException, subprocess.CalledProcessError) as e:
+        print(f"{type(e).__name__}: {e}")
+        sys.exit(1)
+    c.close()
+    print(f"{sizes[-1]} bytes on the wire for {len(want)} (x{len(want) / sizes[-1]:.2f}), decoded and compared 3 times")
+
+def h2_get(s, conn, path, port):
+    """One GET on an HTTP/2 connection (the h2 library's), read to its end: (status, body)."""
+    import h2.events
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, [(":method", "GET"), (":path", path), (":scheme", "https"),
+                            (":authority", f"127.0.0.1:{port}")], end_stream=True)
+    s.sendall(conn.data_to_send())
+    status, body = None, b""
+    while True:
+        data = s.recv(65536)
+        if not data:
+            raise OSError("connection closed by the proxy")
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                status = int(dict(ev.headers)[b":status"])
+            elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                body += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+            elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                s.sendall(conn.data_to_send())
+                return status, body
+            elif isinstance(ev, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                raise OSError(f"{type(ev).__name__}: {ev}")
+        out = conn.data_to_send()
+        if out:
+            s.sendall(out)
+
+def h2_connect(port, cafile):
+    """A TLS connection that agreed h2 by ALPN, with the client preface and SETTINGS sent."""
+    import h2.config, h2.connection
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.set_alpn_protocols(["h2"])
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port)), timeout=10), server_hostname="127.0.0.1")
+    if s.selected_alpn_protocol() != "h2":
+        raise OSError(f"ALPN agreed {s.selected_alpn_protocol()!r}, not h2")
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    s.sendall(conn.data_to_send())
+    return s, conn
+
+def cmd_h2check(port, path, size, cafile):
+    """Three GETs on one HTTP/2 connection (ALPN h2 over TLS): each 200 with the expected size.
+    Uses Python's h2 library when it is there, else curl --http2."""
+    try:
+        import h2  # noqa: F401
+    except ImportError:
+        import subprocess
+        for _ in range(3):
+            out = subprocess.run(["curl", "-s", "--http2", "--cacert", cafile, "-o", "/dev/null", "-w",
+                                  "%{http_version} %{http_code} %{size_download}",
+                                  f"https://127.0.0.1:{port}{path}"], capture_output=True, text=True).stdout
+            if out != f"2 200 {size}":
+                print(f"curl --http2 {path}: '{out}' (expected '2 200 {size}')")
+                sys.exit(1)
+        print("3 x 200 over h2 (curl)")
+        return
+    try:
+        s, conn = h2_connect(port, cafile)
+        for _ in range(3):
+            status, body = h2_get(s, conn, path, port)
+            if status != 200 or len(body) != int(size):
+                print(f"GET {path} over h2: status {status}, {len(body)} bytes (expected 200, {size})")
+                sys.exit(1)
+        s.close()
+    except (OSError, ssl.SSLError) as e:
+        print(f"GET {path} over h2: {type(e).__name__}: {e}")
+        sys.exit(1)
+    print("3 x 200 over h2")
+
+def cmd_idle_h2(port, n, ready_file, stop_file, max_hold, cafile):
+    """Open n HTTP/2 connections (TLS, ALPN h2), one GET /small each, read it, hold them idle."""
+    n = int(n)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, n + 100) if hard != resource.RLIM_INFINITY else n + 100
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    socks = []
+    for i in range(n):
+        try:
+            s, conn = h2_connect(port, cafile)
+            status, _ = h2_get(s, conn, "/small", port)
+            if status != 200:
+                raise OSError(f"status {status}")
+        except (OSError, ssl.SSLError) as e:
+            print(f"connection {i + 1}: {type(e).__name__}: {e}", file=sys.stderr)
+            sys.exit(1)
+        s.setblocking(False)
+        socks.append(s)
+    hold(socks, ready_file, stop_file, max_hold)
+
+def cmd_h2load_summary(log):
+    """p50 and p99 in ms from h2load's --log-file (start us, status, duration us per request)."""
+    times = []
+    for line in open(log):
+        parts = line.split()
+        if len(parts) >= 3:
+            times.append(int(parts[2]) / 1000)
+    if not times:
+        print(" ")
+        return
+    times.sort()
+    q = lambda f: times[min(len(times) - 1, int(f * len(times)))]
+    print(f"{q(0.5):.4f} {q(0.99):.4f}")
+
 def recv_ready(s):
     """The bytes a non-blocking socket has now (b"" when a TLS record held no data, e.g. a
     session ticket), None at end of stream."""
@@ -271,12 +433,16 @@ def cmd_idle(port, n, ready_file, stop_file, max_hold, cafile=""):
         if pending:
             print(f"{len(pending)} responses did not arrive", file=sys.stderr)
             sys.exit(1)
+    hold(socks, ready_file, stop_file, max_hold)
+
+def hold(socks, ready_file, stop_file, max_hold):
+    """Says the connections are ready, holds them until stop_file appears (at most max_hold
+    seconds), then prints how many the proxy closed meanwhile (should be none)."""
     with open(ready_file, "w") as f:
         f.write(f"{len(socks)}\n")
     end = time.time() + float(max_hold)
     while time.time() < end and not os.path.exists(stop_file):
         time.sleep(0.1)
-    # Count connections the proxy closed while we held them (should be none).
     closed = 0
     for s in socks:
         try:
@@ -359,13 +525,41 @@ def cmd_summary(path):
                 shakes.append(f"{p} {full:.0f} full, {resumed:.0f} resumed ({100 * resumed / (full + resumed):.1f}%)")
         if shakes:
             print("\nTLS handshakes completed by wrk in the timed runs: " + "; ".join(shakes))
+    # Scenarios measured against another of the same run, for each proxy: what routing (pibl's
+    # table; nginx and HAProxy serve small twice, their ratio is the noise) and compression on
+    # cost a request that neither routes far nor compresses.
+    for scen, base in (("routed", "small"), ("small-compress", "small")):
+        for conns in sorted({c for s2, c in cells if s2 == scen}):
+            line = []
+            for p in proxies:
+                pairs = []
+                for r in rows:
+                    if r["proxy"] != p or r["scenario"] != scen or int(r["conns"]) != conns or r["status"] != "ok":
+                        continue
+                    b = [q for q in rows if q["proxy"] == p and q["scenario"] == base and int(q["conns"]) == conns
+                         and q["round"] == r["round"] and q["status"] == "ok"]
+                    a, bb = num(r, "cpu_us_per_req"), (num(b[0], "cpu_us_per_req") if b else None)
+                    if a is not None and bb:
+                        pairs.append(a / bb)
+                if pairs:
+                    line.append(f"{p} x{fnum(med(pairs), '.2f')} (rounds: {', '.join(f'{x:.2f}' for x in pairs)})")
+            if line:
+                print(f"\nCPU per request, {scen} / {base}, {conns} connections: " + "; ".join(line))
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"ports": lambda: cmd_ports(args), "check": lambda: cmd_check(*args),
-     "idle": lambda: cmd_idle(*args), "summary": lambda: cmd_summary(*args)}[cmd]()
+     "idle": lambda: cmd_idle(*args), "summary": lambda: cmd_summary(*args),
+     "coding": lambda: cmd_coding(*args), "h2check": lambda: cmd_h2check(*args),
+     "idle_h2": lambda: cmd_idle_h2(*args), "h2load_summary": lambda: cmd_h2load_summary(*args)}[cmd]()
 PY
-helper() { python3 "$WORK/helper.py" "$@"; }
+# Debian's python3-h2 is for the system python: prefer it when the first python3 on PATH (e.g.
+# pyenv's) lacks the h2 library.
+PYTHON=python3
+if ! python3 -c 'import h2' 2>/dev/null && /usr/bin/python3 -c 'import h2' 2>/dev/null; then
+  PYTHON=/usr/bin/python3
+fi
+helper() { "$PYTHON" "$WORK/helper.py" "$@"; }
 
 all_ports=("${ORIGIN_PORTS[@]}" "${PORT[@]}")
 if ! busy=$(helper ports "${all_ports[@]}"); then
@@ -449,18 +643,52 @@ start() {
 mkdir -p "$WORK/www" "$WORK/origin"
 head -c 4096 /dev/urandom >"$WORK/www/4k"
 head -c 1048576 /dev/urandom >"$WORK/www/1m"
+# text.html: 100 KB of HTML like a real page's (a table of words and numbers drawn from a fixed
+# seed), which gzip level 2 shrinks about 4x; exactly TEXT_SIZE bytes.
+TEXT_SIZE=102400
+python3 - "$WORK/www/text.html" "$TEXT_SIZE" <<'PY'
+import random, sys
+path, size = sys.argv[1], int(sys.argv[2])
+rng = random.Random(7)
+words = ("proxy cache backend request response header stream client server route pool weight "
+         "status latency bytes gzip brotli zstd edge worker event socket buffer timeout health "
+         "upstream listener config reload signal metric table chart page item price order user").split()
+head = ("<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>pibl text page</title>"
+        "<link rel=stylesheet href=/style.css></head>\n<body><h1>Orders</h1>\n<table class=orders>\n")
+rows = []
+n = 0
+while len(head) + sum(map(len, rows)) < size - 200:
+    n += 1
+    cells = " ".join(rng.choice(words) for _ in range(rng.randint(3, 8)))
+    rows.append(f'<tr id="r{n}"><td class=id>{n}</td><td class=name>{cells}</td>'
+                f'<td class=qty>{rng.randint(1, 999)}</td><td class=price>{rng.randint(100, 99999) / 100:.2f}</td></tr>\n')
+body = head + "".join(rows) + "</table>\n"
+end = "</body></html>\n"
+pad = size - len(body) - len(end) - len("<!--  -->\n")
+doc = body + "<!-- " + "x" * pad + " -->\n" + end
+assert len(doc.encode()) == size, len(doc)
+open(path, "w").write(doc)
+PY
 chmod 644 "$WORK/www/"*
 SMALL_BODY=$(printf 'pibl benchmark origin: a small response body of exactly one hundred bytes....%023d' 0)
 ((${#SMALL_BODY} == 100)) || die "small body is ${#SMALL_BODY} bytes"
 declare -A PATH_OF=([small]=/small [4k]=/4k [1m]=/1m [cache]=/4k [close]=/small [routed]=/small
-  [tls-small]=/small [tls-close]=/small [tls-resume]=/small [tls-1m]=/1m)
+  [tls-small]=/small [tls-close]=/small [tls-resume]=/small [tls-1m]=/1m
+  [text]=/text.html [text-cache]=/text.html [text-br]=/text.html [small-compress]=/small
+  [h2-small]=/small [h2-4k]=/4k)
+# The identity size (the pre-flight check asks for no coding; check_coding checks the coded ones).
 declare -A SIZE_OF=([small]=100 [4k]=4096 [1m]=1048576 [cache]=4096 [close]=100 [routed]=100
-  [tls-small]=100 [tls-close]=100 [tls-resume]=100 [tls-1m]=1048576)
+  [tls-small]=100 [tls-close]=100 [tls-resume]=100 [tls-1m]=1048576
+  [text]=$TEXT_SIZE [text-cache]=$TEXT_SIZE [text-br]=$TEXT_SIZE [small-compress]=100
+  [h2-small]=100 [h2-4k]=4096)
+# The coding each text scenario asks for.
+declare -A CODING_OF=([text]=gzip [text-cache]=gzip [text-br]=br)
 # close: every request on a new connection (the client sends Connection: close), as from
 # clients without keep-alive; the proxy pays accept and close each time. tls-close and
 # tls-resume do the same over TLS, with a full handshake or a resumed one each time.
 declare -A WRK_HEADER_OF=([close]="Connection: close" [tls-close]="Connection: close"
-  [tls-resume]="Connection: close")
+  [tls-resume]="Connection: close" [text]="Accept-Encoding: gzip" [text-cache]="Accept-Encoding: gzip"
+  [text-br]="Accept-Encoding: br")
 # TLS scenarios: whether wrk may resume its last session when it reconnects (it does unless the
 # shim, benches/tls_session_shim.c, drops the session before each handshake).
 declare -A TLS_RESUME_OF=([tls-small]=1 [tls-close]=0 [tls-resume]=1 [tls-1m]=1)
@@ -518,6 +746,7 @@ EOF
         root $WORK/www;
         add_header X-Origin o$((i + 1));
         location = /small { default_type text/plain; return 200 "$SMALL_BODY"; }
+        location = /text.html { default_type text/html; }
         location / { }
     }
 EOF
@@ -537,9 +766,9 @@ done
 # ---------------------------------------------------------------------------------------------
 # Proxy configurations.
 
-# nginx_conf DIR PORT CACHE(0/1) WORKER_CONNECTIONS [TLS(0/1)]
+# nginx_conf DIR PORT CACHE(0/1) WORKER_CONNECTIONS [TLS(0/1)] [GZIP(0/1)]
 nginx_conf() {
-  local dir=$1 port=$2 cache=$3 wc=$4 tls=${5:-0}
+  local dir=$1 port=$2 cache=$3 wc=$4 tls=${5:-0} gzip=${6:-0}
   cat <<EOF
 worker_processes 2;
 daemon off;
@@ -554,6 +783,17 @@ http {
     tcp_nodelay on;
     client_body_temp_path $dir/client_body;
     proxy_temp_path $dir/proxy_temp;
+EOF
+  # The types pibl compresses by default (nginx always includes text/html).
+  ((gzip)) && cat <<EOF
+    gzip on;
+    gzip_comp_level $GZIP_LEVEL;
+    gzip_min_length 1024;
+    gzip_proxied any;
+    gzip_vary on;
+    gzip_types text/plain text/css application/json application/javascript application/xml image/svg+xml;
+EOF
+  cat <<EOF
     upstream origins {
         server 127.0.0.1:${ORIGIN_PORTS[0]};
         server 127.0.0.1:${ORIGIN_PORTS[1]};
@@ -569,7 +809,7 @@ EOF
 EOF
   if ((tls)); then
     cat <<EOF
-        listen 127.0.0.1:$port ssl;
+        listen 127.0.0.1:$port ssl$( ((tls == 2)) && echo " http2");
         ssl_certificate $TLS_DIR/cert.pem;
         ssl_certificate_key $TLS_DIR/key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -598,16 +838,22 @@ EOF
 EOF
 }
 
-# haproxy_conf PORT CACHE(0/1) MAXCONN [TLS(0/1)]
+# haproxy_conf PORT CACHE(0/1) MAXCONN [TLS(0/1)] [GZIP(0/1)]
 haproxy_conf() {
-  local port=$1 cache=$2 maxconn=$3 tls=${4:-0}
+  local port=$1 cache=$2 maxconn=$3 tls=${4:-0} gzip=${5:-0}
   local bind="bind 127.0.0.1:$port"
   # tune.ssl.cachesize left at its default (20000 sessions); tickets are on by default.
-  ((tls)) && bind+=" ssl crt $TLS_DIR/haproxy.pem alpn http/1.1 ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3"
+  local alpn=http/1.1
+  ((tls == 2)) && alpn=h2,http/1.1
+  ((tls)) && bind+=" ssl crt $TLS_DIR/haproxy.pem alpn $alpn ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3"
   cat <<EOF
 global
     nbthread 2
     maxconn $maxconn
+EOF
+  # HAProxy compresses at tune.comp.maxlevel (its default is 1).
+  ((gzip)) && echo "    tune.comp.maxlevel $GZIP_LEVEL"
+  cat <<EOF
     # no 'log' line: HAProxy logs nothing (its default)
 defaults
     mode http
@@ -624,6 +870,9 @@ frontend fe
 backend origins
     balance roundrobin
 EOF
+  if ((gzip)); then
+    printf '    compression algo gzip\n    compression type text/html text/plain text/css application/json application/javascript application/xml image/svg+xml\n'
+  fi
   if ((cache)); then
     printf '    http-request cache-use bench\n    http-response cache-store bench\n'
   fi
@@ -637,9 +886,9 @@ EOF
   fi
 }
 
-# pibl_conf DIR PORT CACHE(0/1) [TLS(0/1)]
+# pibl_conf DIR PORT CACHE(0/1) [TLS(0/1)] [GZIP(0/1)]
 pibl_conf() {
-  local dir=$1 port=$2 cache=$3 tls=${4:-0}
+  local dir=$1 port=$2 cache=$3 tls=${4:-0} gzip=${5:-0}
   if ((tls)); then
     echo "listen 127.0.0.1:$port tls"
     echo "certificate $TLS_DIR/cert.pem $TLS_DIR/key.pem"
@@ -656,6 +905,8 @@ log_file $dir/pibl.log
 keepalive_timeout 300s
 EOF
   ((cache)) && echo "cache on"
+  # The gzip level the others use; br and zstd keep pibl's defaults (text-br).
+  ((gzip)) && printf 'compress on\ncompress_level gzip=%s\n' "$GZIP_LEVEL"
   return 0
 }
 
@@ -673,31 +924,36 @@ routing_table() {
   done
 }
 
-# start_proxy PROXY VARIANT [WORKER_CONNECTIONS]: VARIANT plain, cache, tls or routed (pibl only)
-# starts instance PROXY, PROXY-cache, PROXY-tls or PROXY-routed. Returns 1 if it failed, with the reason in START_ERROR.
+# start_proxy PROXY VARIANT [WORKER_CONNECTIONS]: VARIANT plain, cache, tls, routed (pibl only),
+# gzip (compression on), gzip-cache (and the cache) or h2 (TLS offering h2 by ALPN), starting
+# instance PROXY or PROXY-VARIANT.
+# Returns 1 if it failed, with the reason in START_ERROR.
 START_ERROR=""
 start_proxy() {
-  local proxy=$1 variant=$2 inst=$1 wc=${3:-8192} cache=0 tls=0
+  local proxy=$1 variant=$2 inst=$1 wc=${3:-8192} cache=0 tls=0 gzip=0
   case $variant in
     cache) inst=$proxy-cache cache=1 ;;
     tls) inst=$proxy-tls tls=1 ;;
     routed) inst=$proxy-routed ;;
+    gzip) inst=$proxy-gzip gzip=1 ;;
+    gzip-cache) inst=$proxy-gzip-cache gzip=1 cache=1 ;;
+    h2) inst=$proxy-h2 tls=2 ;;
   esac
   local dir=$WORK/$inst port=${PORT[$inst]}
   mkdir -p "$dir"
   START_ERROR="did not start (see above)"
   case $proxy in
     nginx)
-      nginx_conf "$dir" "$port" "$cache" "$wc" "$tls" >"$dir/nginx.conf"
+      nginx_conf "$dir" "$port" "$cache" "$wc" "$tls" "$gzip" >"$dir/nginx.conf"
       start "$inst" "$port" "$dir/stderr.log" \
         nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
       ;;
     haproxy)
-      haproxy_conf "$port" "$cache" "$wc" "$tls" >"$dir/haproxy.cfg"
+      haproxy_conf "$port" "$cache" "$wc" "$tls" "$gzip" >"$dir/haproxy.cfg"
       start "$inst" "$port" "$dir/stderr.log" haproxy -db -f "$dir/haproxy.cfg"
       ;;
     pibl)
-      pibl_conf "$dir" "$port" "$cache" "$tls" >"$dir/pibl.conf"
+      pibl_conf "$dir" "$port" "$cache" "$tls" "$gzip" >"$dir/pibl.conf"
       [[ $variant == routed ]] && routing_table >>"$dir/pibl.conf"
       local args=(-c "$dir/pibl.conf")
       ((cache)) && args+=(-t 600)
@@ -718,13 +974,28 @@ start_proxy() {
 # (over TLS for a -tls instance, verifying the certificate against the bench CA).
 check_proxy() {
   local inst=$1 scen=$2 seen cafile=""
-  [[ $inst == *-tls ]] && cafile=$TLS_DIR/ca.pem
+  [[ $inst == *-tls || $inst == *-h2 ]] && cafile=$TLS_DIR/ca.pem
   if ! seen=$(helper check "${PORT[$inst]}" "${PATH_OF[$scen]}" "${SIZE_OF[$scen]}" "$cafile"); then
     say "compare.sh: $inst failed the pre-flight check for $scen: $seen"
     return 1
   fi
   say "   $inst ${PATH_OF[$scen]}: 3 x 200, origins $seen"
 }
+
+# check_coding INSTANCE SCENARIO: for a text scenario, three requests asking for its coding
+# must come back in that coding and decode to the page; reports the bytes on the wire.
+# Returns 1 (with the reason in START_ERROR) when the instance does not compress.
+check_coding() {
+  local inst=$1 scen=$2 coding=${CODING_OF[$2]:-}
+  [[ -n $coding ]] || return 0
+  if ! START_ERROR=$(helper coding "${PORT[$inst]}" "${PATH_OF[$scen]}" "$WORK/www${PATH_OF[$scen]}" "$coding"); then
+    say "compare.sh: $inst does not serve ${PATH_OF[$scen]} in $coding: $START_ERROR"
+    return 1
+  fi
+  say "   $inst ${PATH_OF[$scen]} in $coding: $START_ERROR"
+  WIRE_BYTES["$inst $coding"]=${START_ERROR%% *}
+}
+declare -A WIRE_BYTES=() # "instance coding" -> compressed body bytes
 
 # ---------------------------------------------------------------------------------------------
 # Idle mode.
@@ -739,6 +1010,8 @@ if [[ $MODE == idle ]]; then
     inst=$proxy label=$proxy scheme=http cafile=""
     if [[ $transport == tls ]]; then
       inst=$proxy-tls label="$proxy (TLS)" scheme=https cafile=$TLS_DIR/ca.pem
+    elif [[ $transport == h2 ]]; then
+      inst=$proxy-h2 label="$proxy (h2)" scheme=https cafile=$TLS_DIR/ca.pem
     fi
     limit=$((IDLE_CONNS + 2000))
     if [[ $proxy == haproxy ]] && (($(ulimit -n) < 2 * limit + 100)); then
@@ -767,7 +1040,9 @@ if [[ $MODE == idle ]]; then
     mapfile -t pids < <(proxy_pids "$inst")
     before=$(status_kib VmRSS "${pids[@]}")
     rm -f "$WORK/idle.ready" "$WORK/idle.stop"
-    python3 "$WORK/helper.py" idle "${PORT[$inst]}" "$IDLE_CONNS" "$WORK/idle.ready" "$WORK/idle.stop" 120 "$cafile" \
+    idle_cmd=idle
+    [[ $transport == h2 ]] && idle_cmd=idle_h2
+    "$PYTHON" "$WORK/helper.py" "$idle_cmd" "${PORT[$inst]}" "$IDLE_CONNS" "$WORK/idle.ready" "$WORK/idle.stop" 120 "$cafile" \
       >"$WORK/idle.out" 2>"$WORK/idle.err" &
     holder=$!
     STARTED_PIDS+=("$holder")
@@ -801,19 +1076,53 @@ if [[ $MODE == idle ]]; then
   exit 0
 fi
 
+# start_for PROXY VARIANT PREFIX LABEL: starts PROXY's VARIANT instance (tls or h2) and checks
+# it for each scenario named PREFIX*; a proxy that cannot start it or fails a check here is left
+# out of those scenarios only (with the reason), not the whole run.
+start_for() {
+  local proxy=$1 variant=$2 prefix=$3 label=$4 inst=$1-$2 skip="" s seen
+  if ! start_proxy "$proxy" "$variant"; then
+    skip=$START_ERROR
+  else
+    for s in $SCENARIOS; do
+      [[ $s == "$prefix"* ]] || continue
+      if [[ $variant == h2 ]]; then
+        seen=$(helper h2check "${PORT[$inst]}" "${PATH_OF[$s]}" "${SIZE_OF[$s]}" "$TLS_DIR/ca.pem") ||
+          { skip="failed its h2 pre-flight check: $seen"; break; }
+        say "   $inst ${PATH_OF[$s]}: $seen"
+      else
+        check_proxy "$inst" "$s" || { skip="failed its $label pre-flight check"; break; }
+      fi
+    done
+  fi
+  if [[ -n $skip ]]; then
+    for s in $SCENARIOS; do [[ $s == "$prefix"* ]] && SKIP["$proxy $s"]=$skip; done
+    say "compare.sh: SKIPPING $proxy in the $label scenarios: $proxy: $skip"
+  fi
+  return 0
+}
+
 # ---------------------------------------------------------------------------------------------
 # Compare mode: start every proxy instance the scenarios need.
 say "== starting the proxies"
 declare -A SKIP=() # "proxy scenario" -> reason
-need_plain=0 need_cache=0 need_tls=0 need_routed=0
+need_plain=0 need_cache=0 need_tls=0 need_routed=0 need_gzip=0 need_gzip_cache=0 need_h2=0
 for s in $SCENARIOS; do
-  case $s in cache) need_cache=1 ;; tls-*) need_tls=1 ;; routed) need_plain=1 need_routed=1 ;; *) need_plain=1 ;; esac
+  case $s in
+    cache) need_cache=1 ;;
+    tls-*) need_tls=1 ;;
+    routed) need_plain=1 need_routed=1 ;;
+    text | text-br | small-compress) need_gzip=1 ;;
+    text-cache) need_gzip_cache=1 ;;
+    h2-*) need_h2=1 ;;
+    *) need_plain=1 ;;
+  esac
 done
 for proxy in $PROXIES; do
   if ((need_plain)); then
     start_proxy "$proxy" plain || die "$proxy failed to start (see above)"
     for s in $SCENARIOS; do
-      [[ $s == cache || $s == tls-* ]] && continue
+      [[ $s == cache || $s == tls-* || $s == text* || $s == small-compress || $s == h2-* ]] && continue
       check_proxy "$proxy" "$s" || die "$proxy returned wrong responses"
     done
   fi
@@ -821,20 +1130,25 @@ for proxy in $PROXIES; do
     start_proxy pibl routed || die "pibl failed to start with the routing table (see above)"
     check_proxy pibl-routed routed || die "pibl returned wrong responses with the routing table"
   fi
-  if ((need_tls)); then
-    # A proxy that cannot serve TLS here is left out of the TLS scenarios, not the whole run.
-    tls_skip=""
-    if ! start_proxy "$proxy" tls; then
-      tls_skip=$START_ERROR
+  ((need_tls)) && start_for "$proxy" tls tls- TLS
+  ((need_h2)) && start_for "$proxy" h2 h2- h2
+  # Compression: a proxy that cannot serve a coding is left out of that scenario only.
+  if ((need_gzip)); then
+    start_proxy "$proxy" gzip || die "$proxy failed to start with compression on (see above)"
+    for s in $SCENARIOS; do
+      [[ $s == text || $s == text-br || $s == small-compress ]] || continue
+      check_proxy "$proxy-gzip" "$s" || die "$proxy returned wrong responses with compression on"
+      check_coding "$proxy-gzip" "$s" || SKIP["$proxy $s"]="does not compress in ${CODING_OF[$s]}"
+    done
+  fi
+  if ((need_gzip_cache)); then
+    if [[ $proxy == haproxy ]]; then
+      SKIP["haproxy text-cache"]="not measured (its cache and compression filters are not set up here)"
     else
-      for s in $SCENARIOS; do
-        [[ $s == tls-* ]] || continue
-        check_proxy "$proxy-tls" "$s" || { tls_skip="failed its TLS pre-flight check"; break; }
-      done
-    fi
-    if [[ -n $tls_skip ]]; then
-      for s in $SCENARIOS; do [[ $s == tls-* ]] && SKIP["$proxy $s"]=$tls_skip; done
-      say "compare.sh: SKIPPING $proxy in the TLS scenarios: $proxy: $tls_skip"
+      start_proxy "$proxy" gzip-cache || die "$proxy failed to start with its cache and compression on"
+      check_proxy "$proxy-gzip-cache" text-cache || die "$proxy returned wrong responses with its cache on"
+      # The gzip request after the identity ones: pibl makes its variant on the first hit.
+      check_coding "$proxy-gzip-cache" text-cache || SKIP["$proxy text-cache"]="does not compress its hits"
     fi
   fi
   if ((need_cache)); then
@@ -869,6 +1183,9 @@ run_cell() {
     cache) inst=$proxy-cache ;;
     tls-*) inst=$proxy-tls scheme=https ;;
     routed) [[ $proxy == pibl ]] && inst=pibl-routed ;;
+    text | text-br | small-compress) inst=$proxy-gzip ;;
+    text-cache) inst=$proxy-gzip-cache ;;
+    h2-*) inst=$proxy-h2 scheme=https ;;
   esac
   if [[ -n ${SKIP["$proxy $scen"]:-} ]]; then
     echo "$round,$scen,$conns,$proxy,,,,,,,,,skipped: ${SKIP["$proxy $scen"]},," >>"$CSV"
@@ -891,28 +1208,50 @@ run_cell() {
     timed_env=("${warm_env[@]}" "PIBL_BENCH_TLS_STATS=$shakes_file")
     extra+=(--timeout 10s)
   fi
-  "${warm_env[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" "${extra[@]}" "$url" >/dev/null 2>&1 || true
+  # The client: wrk, or for the h2 scenarios h2load (CONNS connections of H2_STREAMS streams
+  # each, over TLS with ALPN h2; p50/p99 from its log of every request).
+  local client=wrk log=$WORK/h2load.log
+  local -a warm_cmd timed_cmd
+  if [[ $scen == h2-* ]]; then
+    client=h2load
+    warm_cmd=(h2load -t1 -c"$conns" -m"$H2_STREAMS" -D"$WARMUP" "$url")
+    timed_cmd=(h2load -t1 -c"$conns" -m"$H2_STREAMS" -D"$DURATION" --log-file="$log" "$url")
+  else
+    warm_cmd=("${warm_env[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" "${extra[@]}" "$url")
+    timed_cmd=("${timed_env[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "${extra[@]}" "$url")
+  fi
+  "${warm_cmd[@]}" >/dev/null 2>&1 || true
   local -a pids
   mapfile -t pids < <(proxy_pids "$inst")
   local hwm_note=""
   reset_hwm "${pids[@]}" || hwm_note=" (peak since start: clear_refs refused)"
   local t0 t1
   t0=$(cpu_ticks "${pids[@]}")
-  "${timed_env[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "${extra[@]}" "$url" >"$out" 2>&1 || true
+  "${timed_cmd[@]}" >"$out" 2>&1 || true
   t1=$(cpu_ticks "${pids[@]}")
   local rss
   rss=$(status_kib VmHWM "${pids[@]}")
   local requests rps p50 p99 errs non2xx cpu
-  requests=$(awk '/requests in/ { print $1; exit }' "$out")
-  rps=$(awk '/^Requests\/sec:/ { print $2; exit }' "$out")
-  p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$out")")
-  p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$out")")
-  errs=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10; exit }' "$out")
-  non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF; exit }' "$out")
+  if [[ $client == h2load ]]; then
+    # "requests: 1000 total, 1000 started, 1000 done, 990 succeeded, 10 failed, 10 errored, 0 timeout"
+    requests=$(awk '/^requests:/ { print $8; exit }' "$out")
+    errs=$(awk '/^requests:/ { print $10; exit }' "$out")
+    rps=$(awk '/^finished in/ { gsub(",", "", $4); print $4; exit }' "$out")
+    non2xx=$(awk '/^status codes:/ { gsub(",", ""); print $5 + $7 + $9; exit }' "$out")
+    read -r p50 p99 < <(helper h2load_summary "$log")
+    rm -f "$log"
+  else
+    requests=$(awk '/requests in/ { print $1; exit }' "$out")
+    rps=$(awk '/^Requests\/sec:/ { print $2; exit }' "$out")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$out")")
+    errs=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10; exit }' "$out")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF; exit }' "$out")
+  fi
   local status=ok
   if [[ -z $requests || -z $rps ]]; then
-    status="wrk failed"
-    say "compare.sh: wrk output not understood, see $out"
+    status="$client failed"
+    say "compare.sh: $client output not understood, see $out"
   fi
   cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="${requests:-0}" \
     'BEGIN { if (n > 0) printf "%.3f", d / hz / n * 1e6 }')
@@ -928,13 +1267,17 @@ run_cell() {
     "$round" "$scen" "$conns" "$proxy" "${rps:--}" "${p99:--}" "${cpu:--}" "${errs:-0}" "${non2xx:-0}" "$hwm_note" "$shakes_note" >&2
 }
 
+# The connection counts of a scenario: h2load's for the h2 ones, wrk's otherwise.
+conns_of() { if [[ $1 == h2-* ]]; then echo "$H2_CONNS"; else echo "$CONNS"; fi; }
+
 words() { wc -w <<<"$1"; }
-ncells=$(($(words "$SCENARIOS") * $(words "$CONNS") * $(words "$PROXIES")))
+ncells=0
+for scen in $SCENARIOS; do ncells=$((ncells + $(words "$(conns_of "$scen")") * $(words "$PROXIES"))); done
 say "== $ROUNDS rounds x $ncells runs of ${WARMUP}s warm-up + ${DURATION}s (about $((ROUNDS * ncells * (WARMUP + DURATION + 1) / 60 + 1)) min)"
 say "   interleaved: every round runs every proxy in every cell before the next round starts"
 for round in $(seq "$ROUNDS"); do
   for scen in $SCENARIOS; do
-    for conns in $CONNS; do
+    for conns in $(conns_of "$scen"); do
       for proxy in $PROXIES; do
         run_cell "$round" "$scen" "$conns" "$proxy"
       done
@@ -952,5 +1295,10 @@ if ((RUN_TLS)); then
   echo "connection, so their CPU us/req is the cost of a connection with its handshake."
 fi
 helper summary "$CSV"
+if ((${#WIRE_BYTES[@]})); then
+  echo
+  echo "Bytes on the wire for /text.html ($TEXT_SIZE bytes identity), from the pre-flight checks:"
+  for k in "${!WIRE_BYTES[@]}"; do echo "    $k: ${WIRE_BYTES[$k]}"; done | sort
+fi
 echo
 echo "raw per-round results: $CSV"

@@ -60,6 +60,7 @@ fn forwarding() -> Forwarding {
     Forwarding {
         client_ip: "127.0.0.1".parse().unwrap(),
         proto: "http",
+        h2: false,
     }
 }
 

@@ -35,8 +35,9 @@ pub struct Backend {
     /// `weight=`: least_conn compares requests in flight per unit of weight.
     weight: u32,
     /// Requests in flight to it, counted only in a `least_conn` pool (`counted`), so other
-    /// pools pay nothing for it.
-    in_flight: AtomicU32,
+    /// pools pay nothing for it. Shared with the table a reload replaced (same pool, same
+    /// address): the old table's requests still finishing count, and release, here too.
+    in_flight: Arc<AtomicU32>,
     counted: bool,
     /// Its pool's `proxy_protocol`: each new connection to it begins with this header.
     pub proxy_protocol: Option<crate::net::proxy_protocol::Version>,
@@ -219,7 +220,7 @@ impl RoundRobin {
                 .map(|(s, counted)| Backend {
                     proxy_protocol: None,
                     weight: s.weight.max(1),
-                    in_flight: AtomicU32::new(0),
+                    in_flight: Arc::default(),
                     counted,
                     name: s.name.clone(),
                     addr: s.addr,
@@ -267,6 +268,18 @@ impl RoundRobin {
             *b.down_until.get_mut() = until;
             *b.fails.get_mut() = o.fails.load(Ordering::Relaxed);
             *b.down.get_mut() = o.down.load(Ordering::Relaxed);
+        }
+        // least_conn's counts: per pool, since a backend in two pools is two backends.
+        for p in &self.pools {
+            let Some(o) = old.pools.iter().find(|o| o.name == p.name) else {
+                continue;
+            };
+            for i in p.members.clone() {
+                let addr = self.backends[i].addr;
+                if let Some(j) = o.members.clone().find(|&j| old.backends[j].addr == addr) {
+                    self.backends[i].in_flight = old.backends[j].in_flight.clone();
+                }
+            }
         }
         self
     }
@@ -635,6 +648,19 @@ mod tests {
         r.release(a);
         assert_eq!(r.pick_in(0, 0, 0), Some(a));
         assert_eq!((r.in_flight(a), r.in_flight(b)), (1, 1));
+    }
+
+    #[test]
+    fn least_conn_counts_carry_over_a_reload() {
+        let old = pool(&Balance::LeastConn, &[(1, false), (1, false)]);
+        let a = old.pick_in(0, 0, 0).unwrap();
+        // The reloaded table sees the request still in flight on the old one...
+        let new = pool(&Balance::LeastConn, &[(1, false), (1, false)]).inherit(&old, false);
+        assert_eq!(new.in_flight(a), 1);
+        assert_ne!(new.pick_in(0, 0, 0), Some(a), "the busy one is avoided");
+        // ...and its end, released on the old table.
+        old.release(a);
+        assert_eq!(new.in_flight(a), 0);
     }
 
     #[test]

@@ -7,9 +7,10 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::chromium::{self, dump_dom, run_chromium};
 use common::{get, raw_exchange, Backend, Conn, Pibl, Response, TempDir};
 
 /// One request to the admin listener (it closes after each).
@@ -570,15 +571,9 @@ fn admin_bind_failure_stops_start_up_with_a_clear_message() {
 
 // ---- headless Chromium ----------------------------------------------------------------------
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 #[test]
 fn status_page_renders_in_headless_chromium() {
-    if !Path::new(CHROMIUM).exists() {
-        if std::env::var("PIBL_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
-            panic!("{CHROMIUM} is missing and PIBL_REQUIRE_CHROMIUM=1");
-        }
-        eprintln!("SKIPPED status_page_renders_in_headless_chromium: {CHROMIUM} is not installed (apt-get install chromium)");
+    if !chromium::available("status_page_renders_in_headless_chromium") {
         return;
     }
     let (a, b, dead) = (Backend::start("a"), Backend::start("b"), dead_backend());
@@ -614,82 +609,13 @@ fn status_page_renders_in_headless_chromium() {
     assert!(dom.contains("<span id=\"requests\">9</span>"), "{dom}");
 }
 
-/// Runs headless Chromium on `url` and returns the DOM it rendered; killed (its whole process
-/// group) if it takes longer than a minute.
-fn dump_dom(url: &str, profile: &Path) -> String {
-    let out_path = profile.join("dom.html");
-    run_chromium(
-        &["--dump-dom".to_string(), url.to_string()],
-        profile,
-        &out_path,
-    );
-    std::fs::read_to_string(&out_path).unwrap_or_default()
-}
-
-/// Runs headless Chromium with `args`, its stdout to `out_path`; killed (its whole process group) if it takes longer than a minute.
-fn run_chromium(args: &[String], profile: &Path, out_path: &Path) {
-    use std::os::unix::process::CommandExt;
-    let err_path = profile.join("chromium.err");
-    let mut child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            profile.join("data").display()
-        ))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(out_path).expect("create output file"))
-        .stderr(std::fs::File::create(&err_path).expect("create stderr file"))
-        .process_group(0)
-        .spawn()
-        .expect("start chromium");
-    let until = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for chromium") {
-            break s;
-        }
-        if Instant::now() > until {
-            unsafe {
-                libc::kill(-(child.id() as i32), libc::SIGKILL);
-            }
-            let _ = child.wait();
-            panic!(
-                "chromium did not finish within 60 s; stderr: {}",
-                std::fs::read_to_string(&err_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(
-        status.success(),
-        "chromium failed ({status}); stderr: {}",
-        std::fs::read_to_string(&err_path).unwrap_or_default()
-    );
-}
-
 /// Real traffic through pibl to real backends (hits, misses, 404s, 503s, a dead backend that
 /// gets excluded), then `/status` in headless Chromium at desktop and phone widths: four
 /// charts with something drawn in each, nothing wider than the window, under the page's own
 /// Content-Security-Policy. Screenshots: `target/status-desktop.png`, `target/status-phone.png`.
 #[test]
 fn status_charts_render_at_desktop_and_phone_widths() {
-    if !Path::new(CHROMIUM).exists() {
-        if std::env::var("PIBL_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
-            panic!("{CHROMIUM} is missing and PIBL_REQUIRE_CHROMIUM=1");
-        }
-        eprintln!(
-            "SKIPPED status_charts_render_at_desktop_and_phone_widths: {CHROMIUM} is not installed"
-        );
+    if !chromium::available("status_charts_render_at_desktop_and_phone_widths") {
         return;
     }
     let (a, b, dead) = (Backend::start("a"), Backend::start("b"), dead_backend());

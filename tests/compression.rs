@@ -112,9 +112,10 @@ fn small_output_room_still_makes_a_valid_stream() {
     }
 }
 
-/// A backend that answers by path, over keep-alive connections: `/len` (Content-Length),
-/// `/chunked`, `/big` (1 MiB, chunked), `/notransform`, `/encoded` (Content-Encoding: gzip),
-/// `/small` (100 bytes), `/png`; text bodies are [`page`], with `ETag: "v1"`.
+/// A backend that answers by path (a query is ignored), over keep-alive connections: `/len`
+/// (Content-Length), `/chunked`, `/big` (1 MiB, chunked), `/notransform`, `/encoded`
+/// (Content-Encoding: gzip), `/small` (100 bytes), `/png`; text bodies are [`page`], with
+/// `ETag: "v1"`.
 fn text_backend() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -149,7 +150,8 @@ fn serve_text(stream: TcpStream) {
         }
         let mut words = request_line.split_whitespace();
         let method = words.next().unwrap_or("");
-        let path = words.next().unwrap_or("");
+        let target = words.next().unwrap_or("");
+        let path = target.split('?').next().unwrap_or("");
         let (fields, body, chunked): (&str, Vec<u8>, bool) = match path {
             "/len" => ("Content-Type: text/html; charset=utf-8\r\nETag: \"v1\"\r\nCache-Control: max-age=60\r\n", page(), false),
             "/chunked" => ("Content-Type: text/html\r\nVary: Cookie\r\n", page(), true),
@@ -441,13 +443,16 @@ fn the_cache_stores_identity_and_compresses_hits_on_the_fly() {
         &["-H", "Accept-Encoding: br", "-H", "If-None-Match: W/\"v1\""],
     );
     assert!(head.starts_with("HTTP/1.1 304"), "{head}");
-    // An HTTP/1.0 client's compressed hit ends at the close.
+    // An HTTP/1.0 client's compressed hit ends at the close (on the fly: a URL of its own, as
+    // `/len`'s gzip variant is stored by now).
+    let (head, _) = curl_raw(&format!("{base}/len?http10"), &[]);
+    assert_eq!(header(&head, "X-Cache"), Some("MISS"), "{head}");
     let mut c = TcpStream::connect(p.addr).expect("connect");
     c.set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
     // The same Host as curl's: the same cache key.
     let request = format!(
-        "GET /len HTTP/1.0\r\nHost: {}\r\nConnection: keep-alive\r\nAccept-Encoding: gzip\r\n\r\n",
+        "GET /len?http10 HTTP/1.0\r\nHost: {}\r\nConnection: keep-alive\r\nAccept-Encoding: gzip\r\n\r\n",
         p.addr
     );
     c.write_all(request.as_bytes()).expect("send");
@@ -493,4 +498,127 @@ fn bytes_before_and_after_are_counted_per_coding() {
         .expect("br bytes out");
     assert!(out > 0 && out < 200_000 / 2, "{out}");
     assert!(metrics.contains("pibl_compress_bytes_in_total{coding=\"gzip\"} 0\n"));
+}
+
+/// The files of the entries in a cache directory (`.meta` sidecars), after the last publish.
+fn cache_entries(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|f| f.file_name().to_string_lossy().ends_with(".meta"))
+                .filter(|f| !f.file_name().to_string_lossy().starts_with(".tmp"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// One compressed hit of `/len` in `coding` with Host `site`: (head, body decoded by curl's
+/// raw view, or as received).
+fn hit_in(addr: SocketAddr, path: &str, coding: Coding) -> (String, Vec<u8>) {
+    let accept = format!("Accept-Encoding: {}", coding.token());
+    curl_raw(
+        &format!("http://{addr}{path}"),
+        &["-H", &accept, "-H", "Host: site"],
+    )
+}
+
+#[test]
+fn the_first_compressed_hit_makes_a_variant_that_later_hits_are_served_from() {
+    let b = text_backend();
+    let p = compressing_pibl(b, "cache on\nadmin 127.0.0.1:0\n");
+    let cache_dir = p.dir.path().join("cache");
+    let (head, _) = curl_raw(&format!("http://{}/len", p.addr), &["-H", "Host: site"]);
+    assert_eq!(header(&head, "X-Cache"), Some("MISS"), "{head}");
+    for (made, coding) in Coding::PREFERENCE.into_iter().enumerate() {
+        // The first compressed hit: on the fly (no length known), writing the variant.
+        let (head, _) = hit_in(p.addr, "/len", coding);
+        assert_eq!(header(&head, "X-Cache"), Some("HIT"), "{head}");
+        assert_eq!(header(&head, "Content-Length"), None, "{head}");
+        assert_eq!(cache_entries(&cache_dir), 2 + made, "variant stored");
+        // The next ones: the variant, an ordinary hit with its own length.
+        for _ in 0..2 {
+            let (head, body) = hit_in(p.addr, "/len", coding);
+            assert_eq!(header(&head, "X-Cache"), Some("HIT"), "{head}");
+            assert_eq!(
+                header(&head, "Content-Encoding"),
+                Some(coding.token()),
+                "{head}"
+            );
+            assert_eq!(
+                header(&head, "Content-Length"),
+                Some(body.len().to_string().as_str()),
+                "{head}"
+            );
+            assert_eq!(header(&head, "Transfer-Encoding"), None, "{head}");
+            assert_eq!(header(&head, "ETag"), Some("W/\"v1\""), "{head}");
+            assert!(head.contains("Vary: Accept-Encoding\r\n"), "{head}");
+            assert!(body.len() < page().len() / 2, "{coding:?}: {}", body.len());
+            if let Some(decoded) = decode_with_tool(coding, &body) {
+                assert!(decoded == page(), "{coding:?}: decoded variant differs");
+            }
+        }
+    }
+    assert_eq!(cache_entries(&cache_dir), 4);
+    // An identity hit is still the identity entry.
+    let (head, body) = curl_raw(&format!("http://{}/len", p.addr), &["-H", "Host: site"]);
+    assert_eq!(header(&head, "Content-Encoding"), None, "{head}");
+    assert!(body == page(), "identity hit");
+    // The weak ETag validates against the variant too.
+    let (head, _) = curl_raw(
+        &format!("http://{}/len", p.addr),
+        &[
+            "-H",
+            "Host: site",
+            "-H",
+            "Accept-Encoding: br",
+            "-H",
+            "If-None-Match: W/\"v1\"",
+        ],
+    );
+    assert!(head.starts_with("HTTP/1.1 304"), "{head}");
+    // An HTTP/1.0 client gets the variant with its length, and keeps its connection.
+    let mut c = Conn::open(p.addr);
+    c.send(b"GET /len HTTP/1.0\r\nHost: site\r\nConnection: keep-alive\r\nAccept-Encoding: gzip\r\n\r\n");
+    let r = c.read_response(false).expect("a response");
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(r.header("Connection"), Some("keep-alive"));
+    if let Some(decoded) = decode_with_tool(Coding::Gzip, &r.body) {
+        assert!(decoded == page(), "HTTP/1.0 variant differs");
+    }
+    // A purge of the URL drops the variants with the identity entry.
+    let out = Command::new("curl")
+        .args(["-s", "-X", "PURGE"])
+        .arg(format!("http://{}/cache/http://site/len", p.admin_addr()))
+        .output()
+        .expect("curl");
+    let reply = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(reply.starts_with("purged 4 entries"), "{reply}");
+    assert!(reply.contains("GET http://site:80/len [br]\n"), "{reply}");
+    assert_eq!(cache_entries(&cache_dir), 0);
+    let (head, _) = hit_in(p.addr, "/len", Coding::Br);
+    assert_eq!(header(&head, "X-Cache"), Some("MISS"), "{head}");
+}
+
+#[test]
+fn variants_are_served_from_disk_after_a_restart() {
+    let b = text_backend();
+    let p = compressing_pibl(b, "cache on\n");
+    let cache_dir = p.dir.path().join("cache");
+    let (head, _) = curl_raw(&format!("http://{}/len", p.addr), &["-H", "Host: site"]);
+    assert_eq!(header(&head, "X-Cache"), Some("MISS"), "{head}");
+    let (head, _) = hit_in(p.addr, "/len", Coding::Zstd);
+    assert_eq!(header(&head, "Content-Length"), None, "{head}");
+    assert_eq!(cache_entries(&cache_dir), 2);
+    let dir = p.kill9();
+    let p2 = Pibl::start_in(dir, &["-c", "pibl.conf"]);
+    let (head, body) = hit_in(p2.addr, "/len", Coding::Zstd);
+    assert_eq!(header(&head, "X-Cache"), Some("HIT"), "{head}");
+    assert_eq!(
+        header(&head, "Content-Length"),
+        Some(body.len().to_string().as_str()),
+        "from the stored variant: {head}"
+    );
+    if let Some(decoded) = decode_with_tool(Coding::Zstd, &body) {
+        assert!(decoded == page(), "restarted variant differs");
+    }
 }

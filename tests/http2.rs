@@ -378,3 +378,45 @@ fn status_and_metrics_count_http2_connections_and_streams() {
         "{page}"
     );
 }
+
+/// A client's RST_STREAM aborts the stream's child: its upstream connection is closed, not
+/// pooled mid-response, and the client's connection goes on.
+#[test]
+fn a_client_reset_closes_the_streams_upstream_connection() {
+    let have_h2 = Command::new("python3")
+        .args(["-c", "import h2, hpack"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_h2 {
+        eprintln!("skipped: no python3 with the h2 library (Debian: python3-h2)");
+        return;
+    }
+    let b = Backend::start("b1");
+    let p = h2c_pibl(&[b.addr], "workers 1\n");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2/client_reset.py");
+    let port = p.addr.port().to_string();
+    let mut child = Command::new("python3")
+        .args([script, "127.0.0.1", &port])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run client_reset.py");
+    // The head went out, the body is still coming: the backend holds pibl's connection.
+    let until = Instant::now() + Duration::from_secs(10);
+    while b.count() == 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(b.open_connections(), 1);
+    let out = child.wait_with_output().expect("client_reset.py");
+    let got = text(&out);
+    assert!(out.status.success(), "{got}");
+    assert!(got.contains("stream 3 served"), "{got}");
+    let seen = b.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1].target, "/after-reset");
+    // The second request (1.5 s after the reset, before the first body's 3 s were up) needed
+    // a connection of its own: the first was closed, not pooled mid-response.
+    assert_eq!(b.accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

@@ -71,6 +71,51 @@ fn combined_is_nginx_combined() {
     assert!(echoed, "{line}");
 }
 
+/// `combined`'s bytes are nginx's `$body_bytes_sent`: the body alone, for a proxied response,
+/// a cache hit, a response pibl made, and a HEAD (none); the JSON line has both figures.
+#[test]
+fn combined_counts_body_bytes_as_nginx_does() {
+    let b = Backend::start("b1");
+    let p = Pibl::start(&[b.addr], "workers 1\nlog_format combined\ncache on\n");
+    let body_of = |path: &str| format!("backend b1: GET {path}\n").len() as u64;
+    let bytes_in = |needle: &str| -> u64 {
+        let lines = p.wait_for_log(needle, 1);
+        let line = lines.last().expect("a line").clone();
+        let (_, rest) = line.split_once(&format!("{needle}\" ")).expect(&line);
+        let mut words = rest.split(' ');
+        words.next();
+        words.next().unwrap().parse().expect(&line)
+    };
+    let mut c = Conn::open(p.addr);
+    // Proxied, then the same from the cache.
+    let r = c.get("/body/a");
+    assert_eq!(r.status, 200);
+    assert_eq!(bytes_in("GET /body/a HTTP/1.1"), body_of("/body/a"));
+    let r = c.get("/body/a");
+    assert_eq!(r.header("x-cache"), Some("HIT"));
+    assert_eq!(p.wait_for_log("GET /body/a HTTP/1.1", 2).len(), 2);
+    let hit = p.wait_for_log("GET /body/a HTTP/1.1", 2)[1].clone();
+    assert!(
+        hit.contains(&format!(" 200 {} ", body_of("/body/a"))),
+        "{hit}"
+    );
+    // HEAD: a head and no body.
+    c.send(b"HEAD /body/h HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.read_response(true).expect("response").status, 200);
+    assert_eq!(bytes_in("HEAD /body/h HTTP/1.1"), 0);
+    // A response pibl makes: its body is the error text, not its head.
+    c.send(b"GET /bad\x01 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.read_response(false).expect("response");
+    assert_eq!(r.status, 400);
+    let lines = p.wait_for_log("\" 400 ", 1);
+    assert!(
+        lines[0].contains(&format!("\" 400 {} ", r.body.len())),
+        "{} (body {} bytes)",
+        lines[0],
+        r.body.len()
+    );
+}
+
 #[test]
 fn json_is_one_object_per_line_with_every_field() {
     let b = Backend::start("b1");
@@ -94,6 +139,10 @@ fn json_is_one_object_per_line_with_every_field() {
     assert_eq!(s("version"), "HTTP/1.1");
     assert_eq!(n("status"), 200.0);
     assert!(n("bytes") > 0.0);
+    assert_eq!(
+        n("body_bytes"),
+        "backend b1: GET /json/\"x\"\n".len() as f64
+    );
     assert!(n("duration_ms") >= 0.0);
     assert_eq!(s("upstream"), b.addr.to_string());
     assert!(n("upstream_time_ms") >= 0.0 && n("upstream_time_ms") <= n("duration_ms"));

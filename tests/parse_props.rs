@@ -34,6 +34,7 @@ fn fwd() -> Forwarding {
     Forwarding {
         client_ip: "192.0.2.1".parse().unwrap(),
         proto: "http",
+        h2: false,
     }
 }
 

@@ -252,6 +252,8 @@ fn on_a_tls_listener_the_header_comes_before_the_handshake() {
 #[derive(Default)]
 struct ProxyBackendLog {
     connections: Vec<(String, Vec<String>)>,
+    /// Each connection's announced destination (`-` for LOCAL).
+    destinations: Vec<String>,
 }
 
 /// A backend that expects a PROXY header (v1 or v2) on every connection, records its source
@@ -278,12 +280,16 @@ fn serve_proxied(stream: TcpStream, log: &Mutex<ProxyBackendLog>) {
     if r.read_exact(&mut first[..6]).is_err() {
         return;
     }
+    let mut dest = "-".to_string();
     let source = if &first[..6] == b"PROXY " {
         let mut line = String::new();
         let _ = r.read_line(&mut line);
         let parts: Vec<&str> = line.trim_end().split(' ').collect();
         match parts.as_slice() {
-            [_, src, _, sport, _] => format!("v1 {src}:{sport}"),
+            [_, src, dst, sport, dport] => {
+                dest = format!("{dst}:{dport}");
+                format!("v1 {src}:{sport}")
+            }
             _ => format!("v1 {}", line.trim_end()),
         }
     } else {
@@ -296,14 +302,24 @@ fn serve_proxied(stream: TcpStream, log: &Mutex<ProxyBackendLog>) {
             return;
         }
         match (first[12], first[13]) {
-            (0x21, 0x11) => format!(
-                "v2 {}.{}.{}.{}:{}",
-                rest[0],
-                rest[1],
-                rest[2],
-                rest[3],
-                u16::from_be_bytes([rest[8], rest[9]])
-            ),
+            (0x21, 0x11) => {
+                dest = format!(
+                    "{}.{}.{}.{}:{}",
+                    rest[4],
+                    rest[5],
+                    rest[6],
+                    rest[7],
+                    u16::from_be_bytes([rest[10], rest[11]])
+                );
+                format!(
+                    "v2 {}.{}.{}.{}:{}",
+                    rest[0],
+                    rest[1],
+                    rest[2],
+                    rest[3],
+                    u16::from_be_bytes([rest[8], rest[9]])
+                )
+            }
             (0x21, 0x21) => {
                 let mut ip = [0u8; 16];
                 ip.copy_from_slice(&rest[..16]);
@@ -317,6 +333,7 @@ fn serve_proxied(stream: TcpStream, log: &Mutex<ProxyBackendLog>) {
     let index = {
         let mut l = log.lock().expect("log");
         l.connections.push((source, Vec::new()));
+        l.destinations.push(dest);
         l.connections.len() - 1
     };
     loop {
@@ -395,6 +412,36 @@ fn a_pool_with_proxy_protocol_sends_the_client_address_per_connection() {
                     vec!["/hop-1".to_string(), "/hop-2".into()]
                 ),
             ],
+            "{version}"
+        );
+    }
+}
+
+/// The destination pibl announces upstream: the address its client connected to, or, for a
+/// client behind a PROXY hop, the destination that hop's header carried (as HAProxy passes
+/// it on), in both versions.
+#[test]
+fn the_destination_of_a_proxy_hop_goes_on_upstream() {
+    for version in ["v1", "v2"] {
+        let (addr, log) = proxy_backend();
+        let pibl = Pibl::start(
+            &[],
+            &format!(
+                "workers 1\nlisten 127.0.0.1:0 proxy_protocol\n\
+                 pool pp {{ backend {addr}; proxy_protocol {version} }}\n\
+                 site test {{ route / pp }}\n"
+            ),
+        );
+        let mut direct = Conn::open(pibl.addr);
+        assert_eq!(get_on(&mut direct, "/direct").status, 200);
+        let mut hop = Conn::open(proxied_listener(&pibl));
+        // v1() announces 127.0.0.1:80 as the destination.
+        hop.send(&v1("203.0.113.51", 41001));
+        assert_eq!(get_on(&mut hop, "/hop").status, 200);
+        let dests = log.lock().expect("log").destinations.clone();
+        assert_eq!(
+            dests,
+            [pibl.addr.to_string(), "127.0.0.1:80".to_string()],
             "{version}"
         );
     }

@@ -78,7 +78,8 @@ fn start(backends: &[SocketAddr], extra: &str) -> TlsPibl {
     }
 }
 
-/// curl over HTTP/1.1: these tests read HTTP/1.1 heads (HTTP/2 by ALPN is tests/http2.rs's).
+/// curl over HTTP/1.1: these tests are about TLS under HTTP/1.1 (the listener offers h2 too;
+/// tests/http2.rs covers that).
 fn curl(args: &[&str]) -> Output {
     Command::new("curl")
         .args(["-sS", "--max-time", "20", "--http1.1"])

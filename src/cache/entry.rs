@@ -18,10 +18,18 @@
 //!
 //! Sidecar layout (integers little-endian):
 //! `"PIBLCACH"` magic, u32 format version, u64 stored_at (Unix s), u64 initial_age (s),
-//! u64 lifetime (s), u8 flags (bit 0: always revalidate), u16 status, u64 body length,
-//! u32 body CRC32, then length-prefixed (u32) strings: primary key, vary pairs (u32 count, then
-//! name, value each), stored header block (`Name: value\r\n` lines), and last the u32 CRC32 of
-//! everything before it.
+//! u64 lifetime (s), u8 flags (bit 0: always revalidate; bit 1: a compressed variant), u16
+//! status, u64 body length, u32 body CRC32, then length-prefixed (u32) strings: primary key,
+//! vary pairs (u32 count, then name, value each), stored header block (`Name: value\r\n`
+//! lines); for a variant, its u8 coding (1 br, 2 zstd, 3 gzip) and the u32 body CRC32 of the
+//! identity entry it was made from; and last the u32 CRC32 of everything before it. An identity
+//! entry's sidecar is the same as before variants existed.
+//!
+//! A compressed variant ([`Variant`], issue 15) is an entry of its own: the identity entry's
+//! body compressed once in one coding, with the identity's key, freshness and validators (its
+//! `ETag` weakened) and its own files, named by the CRC32 of the identity's full key plus `\0`
+//! and the coding. It is served only while it agrees with its identity entry
+//! ([`CacheEntry::is_variant_of`]: same key, same `stored_at`, made from the same body).
 
 use std::ffi::{CStr, CString};
 use std::fs::{self, File, OpenOptions};
@@ -30,18 +38,79 @@ use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use memmap2::Mmap;
 
 use crate::cache::policy::TARGETED_FIELDS;
+use crate::compress::Coding;
 use crate::http::chunked::{ChunkedDecoder, Piece};
 
 const MAGIC: &[u8; 8] = b"PIBLCACH";
 const VERSION: u32 = 1;
 /// Longest sidecar accepted when loading.
 const MAX_META: u64 = 1 << 20;
+/// Sidecar flag bits.
+const FLAG_REVALIDATE: u8 = 1;
+const FLAG_VARIANT: u8 = 2;
+
+/// What makes an entry a compressed variant of an identity entry: its coding, and the body it
+/// was made from (the identity entry's body CRC32; with the same `stored_at`, the variant
+/// agrees with that entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    pub coding: Coding,
+    pub identity_crc: u32,
+}
+
+impl Variant {
+    /// The coding's byte in the sidecar (0 is no coding).
+    fn coding_id(self) -> u8 {
+        match self.coding {
+            Coding::Br => 1,
+            Coding::Zstd => 2,
+            Coding::Gzip => 3,
+        }
+    }
+
+    fn coding_of(id: u8) -> Option<Coding> {
+        match id {
+            1 => Some(Coding::Br),
+            2 => Some(Coding::Zstd),
+            3 => Some(Coding::Gzip),
+            _ => None,
+        }
+    }
+
+    /// The bit of this coding in [`CacheEntry`]'s mask of variants being written.
+    fn bit(coding: Coding) -> u8 {
+        1 << (Variant {
+            coding,
+            identity_crc: 0,
+        })
+        .coding_id()
+    }
+}
+
+/// The full key of an entry: an identity entry's is its meta's; a variant's adds `\0` and its
+/// coding, so its files have a name of their own.
+fn entry_key(meta: &EntryMeta, variant: Option<Variant>) -> String {
+    let mut key = meta.full_key();
+    if let Some(v) = variant {
+        key.push('\0');
+        key.push_str(v.coding.token());
+    }
+    key
+}
+
+/// The file name stem of an entry: the CRC32 of [`entry_key`] in hex.
+fn entry_stem(meta: &EntryMeta, variant: Option<Variant>) -> String {
+    format!(
+        "{:08x}",
+        crc32fast::hash(entry_key(meta, variant).as_bytes())
+    )
+}
 
 /// What a cache entry is about and how long it lives; stored in the sidecar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,9 +134,9 @@ impl EntryMeta {
         full_key(&self.primary, &self.vary)
     }
 
-    /// The file name stem: CRC32 of the full key.
+    /// The file name stem of the identity entry: CRC32 of the full key.
     pub fn file_stem(&self) -> String {
-        format!("{:08x}", crc32fast::hash(self.full_key().as_bytes()))
+        entry_stem(self, None)
     }
 
     /// A head-only entry (stored from a HEAD response, key `HEAD http://...`): it answers HEAD
@@ -94,14 +163,15 @@ impl EntryMeta {
             .map(|(_, v)| v.trim_ascii())
     }
 
-    fn encode(&self, body_len: u64, body_crc: u32) -> Vec<u8> {
+    fn encode(&self, body_len: u64, body_crc: u32, variant: Option<Variant>) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.headers.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         for n in [self.stored_at, self.initial_age, self.lifetime] {
             out.extend_from_slice(&n.to_le_bytes());
         }
-        out.push(u8::from(self.always_revalidate));
+        let variant_flag = if variant.is_some() { FLAG_VARIANT } else { 0 };
+        out.push(u8::from(self.always_revalidate) | variant_flag);
         out.extend_from_slice(&self.status.to_le_bytes());
         out.extend_from_slice(&body_len.to_le_bytes());
         out.extend_from_slice(&body_crc.to_le_bytes());
@@ -112,13 +182,17 @@ impl EntryMeta {
             put_bytes(&mut out, v.as_bytes());
         }
         put_bytes(&mut out, &self.headers);
+        if let Some(v) = variant {
+            out.push(v.coding_id());
+            out.extend_from_slice(&v.identity_crc.to_le_bytes());
+        }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
     }
 
-    /// Parses a sidecar; returns the meta, body length and body CRC.
-    fn decode(bytes: &[u8]) -> Option<(EntryMeta, u64, u32)> {
+    /// Parses a sidecar; returns the meta, body length, body CRC and what it is a variant of.
+    fn decode(bytes: &[u8]) -> Option<(EntryMeta, u64, u32, Option<Variant>)> {
         let (content, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
         if crc32fast::hash(content).to_le_bytes() != crc {
             return None;
@@ -130,7 +204,8 @@ impl EntryMeta {
         let stored_at = r.u64()?;
         let initial_age = r.u64()?;
         let lifetime = r.u64()?;
-        let always_revalidate = r.take(1)?[0] & 1 == 1;
+        let flags = r.take(1)?[0];
+        let always_revalidate = flags & FLAG_REVALIDATE != 0;
         let status = u16::from_le_bytes(r.take(2)?.try_into().ok()?);
         let body_len = r.u64()?;
         let body_crc = r.u32()?;
@@ -141,6 +216,15 @@ impl EntryMeta {
             vary.push((r.string()?, r.string()?));
         }
         let headers = r.bytes()?.to_vec();
+        let variant = if flags & FLAG_VARIANT != 0 {
+            let coding = Variant::coding_of(r.take(1)?[0])?;
+            Some(Variant {
+                coding,
+                identity_crc: r.u32()?,
+            })
+        } else {
+            None
+        };
         if !r.0.is_empty() || count > 64 {
             return None;
         }
@@ -154,7 +238,7 @@ impl EntryMeta {
             lifetime,
             always_revalidate,
         };
-        Some((meta, body_len, body_crc))
+        Some((meta, body_len, body_crc, variant))
     }
 }
 
@@ -264,15 +348,20 @@ pub struct CacheEntry {
     cdn_end: usize,
     /// When it was last served or stored (the cache's millisecond clock), for LRU eviction.
     pub last_used: AtomicU64,
+    /// Set for a compressed variant: its coding and the identity body it was made from.
+    pub variant: Option<Variant>,
+    /// An identity entry's codings whose variant is being written (one bit each): at most one
+    /// writer per entry and coding ([`VariantClaim`]).
+    variants_writing: AtomicU8,
 }
 
 impl CacheEntry {
     fn new(
         mut meta: EntryMeta,
         body: (Option<Arc<Mmap>>, FileStamp),
-        body_len: u64,
-        body_crc: u32,
+        (body_len, body_crc): (u64, u32),
         path: PathBuf,
+        variant: Option<Variant>,
     ) -> CacheEntry {
         let (client_end, cdn_end) = put_targeted_last(&mut meta.headers);
         CacheEntry {
@@ -287,6 +376,67 @@ impl CacheEntry {
             client_end,
             cdn_end,
             last_used: AtomicU64::new(0),
+            variant,
+            variants_writing: AtomicU8::new(0),
+        }
+    }
+
+    /// The key the index tells entries apart by (a variant's has its coding after a `\0`).
+    pub fn full_key(&self) -> String {
+        entry_key(&self.meta, self.variant)
+    }
+
+    /// The key as an operator reads it (purge replies): a variant's coding in brackets.
+    pub fn listed_key(&self) -> String {
+        match self.variant {
+            Some(v) => format!("{} [{}]", self.meta.full_key(), v.coding.token()),
+            None => self.meta.full_key(),
+        }
+    }
+
+    /// Whether `other` is stored under the same URL and varied request values (an identity
+    /// entry and its variants are).
+    pub fn same_url_and_vary(&self, other: &CacheEntry) -> bool {
+        self.meta.primary == other.meta.primary && self.meta.vary == other.meta.vary
+    }
+
+    /// Whether this is a variant that agrees with `identity`: made from its body, with its
+    /// key and the same stored time (a refresh or a new store of the identity makes its
+    /// variants disagree: they are dropped, never served).
+    pub fn is_variant_of(&self, identity: &CacheEntry) -> bool {
+        identity.variant.is_none()
+            && self
+                .variant
+                .is_some_and(|v| v.identity_crc == identity.body_crc)
+            && self.meta.stored_at == identity.meta.stored_at
+            && self.same_url_and_vary(identity)
+    }
+
+    /// The sidecar of this identity entry's variant in `coding`: its key and freshness, its
+    /// header fields rewritten for the coding (`fields`: `compress::stored_fields`).
+    pub fn variant_meta(&self, fields: Vec<u8>) -> EntryMeta {
+        EntryMeta {
+            headers: fields,
+            ..self.meta.clone()
+        }
+    }
+
+    /// Claims the writing of this identity entry's variant in `coding`; `None` while another
+    /// exchange writes it. The claim is released when dropped.
+    pub fn claim_variant(self: &Arc<Self>, coding: Coding) -> Option<VariantClaim> {
+        let bit = Variant::bit(coding);
+        let before = self.variants_writing.fetch_or(bit, Ordering::AcqRel);
+        (before & bit == 0).then(|| VariantClaim {
+            entry: self.clone(),
+            bit,
+        })
+    }
+
+    /// What a variant made from this entry's body in `coding` records of it.
+    pub fn variant_in(&self, coding: Coding) -> Variant {
+        Variant {
+            coding,
+            identity_crc: self.body_crc,
         }
     }
 
@@ -353,8 +503,9 @@ impl CacheEntry {
             return Err("sidecar too large");
         }
         let bytes = fs::read(&meta_path).map_err(|_| "unreadable sidecar")?;
-        let (meta, body_len, body_crc) = EntryMeta::decode(&bytes).ok_or("corrupt sidecar")?;
-        let expected = meta.file_stem();
+        let (meta, body_len, body_crc, variant) =
+            EntryMeta::decode(&bytes).ok_or("corrupt sidecar")?;
+        let expected = entry_stem(&meta, variant);
         if stem.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
             return Err("file name does not match the key");
         }
@@ -362,9 +513,9 @@ impl CacheEntry {
         Ok(CacheEntry::new(
             meta,
             body,
-            body_len,
-            body_crc,
+            (body_len, body_crc),
             stem.to_path_buf(),
+            variant,
         ))
     }
 
@@ -372,20 +523,46 @@ impl CacheEntry {
     /// rename, the body file is left alone.
     pub fn refreshed(&self, meta: EntryMeta) -> io::Result<CacheEntry> {
         let tmp = temp_path(&self.path, "meta");
-        write_file(&tmp, &meta.encode(self.body_len, self.body_crc))?;
+        write_file(
+            &tmp,
+            &meta.encode(self.body_len, self.body_crc, self.variant),
+        )?;
         fs::rename(&tmp, self.path.with_extension("meta"))?;
         Ok(CacheEntry::new(
             meta,
             (self.body.clone(), self.stamp),
-            self.body_len,
-            self.body_crc,
+            (self.body_len, self.body_crc),
             self.path.clone(),
+            self.variant,
         ))
     }
 
     /// Unlinks both files. Maps stay valid for hits still being served.
     pub fn remove_files(&self) {
         remove_files(&self.path);
+    }
+}
+
+/// The writing of one variant of an identity entry (at most one per entry and coding): the
+/// entry's bit is cleared when this is dropped, published or not.
+#[derive(Debug)]
+pub struct VariantClaim {
+    entry: Arc<CacheEntry>,
+    bit: u8,
+}
+
+impl VariantClaim {
+    /// The identity entry the variant is made from.
+    pub fn identity(&self) -> &Arc<CacheEntry> {
+        &self.entry
+    }
+}
+
+impl Drop for VariantClaim {
+    fn drop(&mut self) {
+        self.entry
+            .variants_writing
+            .fetch_and(!self.bit, Ordering::AcqRel);
     }
 }
 
@@ -516,11 +693,33 @@ pub struct PendingEntry {
     hasher: crc32fast::Hasher,
     max_len: u64,
     failed: bool,
+    /// Set when this is a compressed variant (its body is the compressed bytes).
+    variant: Option<Variant>,
 }
 
 impl PendingEntry {
     pub fn create(dir: &Path, meta: EntryMeta, chunked: bool, max_len: u64) -> io::Result<Self> {
-        let stem = dir.join(meta.file_stem());
+        Self::create_as(dir, meta, chunked, max_len, None)
+    }
+
+    /// Starts a compressed variant's files (its body appended as the compressor makes it).
+    pub fn create_variant(
+        dir: &Path,
+        meta: EntryMeta,
+        variant: Variant,
+        max_len: u64,
+    ) -> io::Result<Self> {
+        Self::create_as(dir, meta, false, max_len, Some(variant))
+    }
+
+    fn create_as(
+        dir: &Path,
+        meta: EntryMeta,
+        chunked: bool,
+        max_len: u64,
+        variant: Option<Variant>,
+    ) -> io::Result<Self> {
+        let stem = dir.join(entry_stem(&meta, variant));
         let tmp_body = temp_path(&stem, "body");
         let file = OpenOptions::new()
             .write(true)
@@ -536,6 +735,7 @@ impl PendingEntry {
             hasher: crc32fast::Hasher::new(),
             max_len,
             failed: false,
+            variant,
         })
     }
 
@@ -597,16 +797,16 @@ impl PendingEntry {
         let crc = self.hasher.clone().finalize();
         fs::rename(&self.tmp_body, self.stem.with_extension("body"))?;
         let tmp_meta = temp_path(&self.stem, "meta");
-        write_file(&tmp_meta, &self.meta.encode(self.len, crc))?;
+        write_file(&tmp_meta, &self.meta.encode(self.len, crc, self.variant))?;
         fs::rename(&tmp_meta, self.stem.with_extension("meta"))?;
         let body = map_body(&self.stem.with_extension("body"), self.len, None)
             .map_err(io::Error::other)?;
         Ok(CacheEntry::new(
             self.meta.clone(),
             body,
-            self.len,
-            crc,
+            (self.len, crc),
             self.stem.clone(),
+            self.variant,
         ))
     }
 }
@@ -646,8 +846,8 @@ mod tests {
     #[test]
     fn sidecar_round_trips_and_detects_corruption() {
         let m = meta();
-        let bytes = m.encode(5, 7);
-        assert_eq!(EntryMeta::decode(&bytes), Some((m.clone(), 5, 7)));
+        let bytes = m.encode(5, 7, None);
+        assert_eq!(EntryMeta::decode(&bytes), Some((m.clone(), 5, 7, None)));
         for i in [0, 9, 20, bytes.len() - 1] {
             let mut bad = bytes.clone();
             bad[i] ^= 1;

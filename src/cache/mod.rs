@@ -12,6 +12,12 @@
 //!
 //! Concurrent misses for one key are collapsed: the first becomes the filler, the others wait
 //! (bounded) for it to publish and are served from the result.
+//!
+//! A compressible entry may have compressed variants (one per coding, see [`entry`]), made by
+//! the first hit that compresses it ([`Cache::begin_variant`], [`Cache::publish_variant`]) and
+//! found with [`Cache::lookup_variant`] after its identity entry. They live in the identity
+//! entry's slot, count toward `max_bytes`, and go with it: dropped when it is removed, evicted,
+//! purged, invalidated or refreshed, and refused when they no longer agree with it.
 
 pub mod entry;
 pub mod policy;
@@ -26,9 +32,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mio::Waker;
 
-pub use entry::{CacheEntry, EntryMeta, PendingEntry};
+pub use entry::{CacheEntry, EntryMeta, PendingEntry, Variant, VariantClaim};
 pub use policy::{Freshness, RequestRule, ResponseRule};
 
+use crate::compress::{Coding, CompressedHead};
 use crate::http::name_is;
 
 /// Cache settings from the config and command line.
@@ -347,12 +354,22 @@ impl Cache {
                 (s, e)
             })
             .collect();
-        loaded.sort_by_key(|(_, e)| e.as_ref().map_or(0, |e| e.meta.stored_at));
+        // Identity entries before their variants (which are stored at the same time), so a
+        // variant finds the entry it must agree with.
+        loaded.sort_by_key(|(_, e)| {
+            e.as_ref()
+                .map_or((0, false), |e| (e.meta.stored_at, e.variant.is_some()))
+        });
         for (stem, loaded) in loaded {
             match loaded {
                 Ok(e) if e.is_fresh(now) || e.has_validator() => {
-                    self.insert(Arc::new(e));
-                    kept += 1;
+                    if self.insert(Arc::new(e)) {
+                        kept += 1;
+                    } else {
+                        // A variant whose identity entry is gone or was refreshed since.
+                        entry::remove_files(&stem);
+                        dropped += 1;
+                    }
                 }
                 Ok(_) => {
                     entry::remove_files(&stem);
@@ -379,12 +396,22 @@ impl Cache {
         &self.shards[(slot >> SHIFT) as usize]
     }
 
-    fn insert(&self, e: Arc<CacheEntry>) {
+    /// Puts an entry in the index, replacing the one with its key. An identity entry drops the
+    /// variants of its URL that do not agree with it; a variant is refused (false) unless its
+    /// identity entry is there and agrees.
+    fn insert(&self, e: Arc<CacheEntry>) -> bool {
         let slot = Self::slot(&e.meta.primary);
         let mut slots = self.shard(slot).write();
+        if e.variant.is_some()
+            && !slots
+                .get(&slot)
+                .is_some_and(|list| list.iter().any(|i| e.is_variant_of(i)))
+        {
+            return false;
+        }
         let list = slots.entry(slot).or_default();
-        let key = e.meta.full_key();
-        if let Some(old) = list.iter().position(|o| o.meta.full_key() == key) {
+        let key = e.full_key();
+        if let Some(old) = list.iter().position(|o| o.full_key() == key) {
             let old = list.swap_remove(old);
             self.bytes.fetch_sub(old.disk_size(), Ordering::Relaxed);
         }
@@ -404,8 +431,41 @@ impl Cache {
                 stem.display()
             );
         }
+        let stale = if e.variant.is_none() {
+            self.take_variants(list, &e, true)
+        } else {
+            Vec::new()
+        };
         self.bytes.fetch_add(e.disk_size(), Ordering::Relaxed);
         list.push(e);
+        drop(slots);
+        for v in &stale {
+            self.unlink_unless_reused(v);
+        }
+        true
+    }
+
+    /// Takes out of `list` (one slot, its shard write-locked) the variants of `identity`'s URL
+    /// and varied values, but those that agree with it when `keep_agreeing`; their bytes are no
+    /// longer counted, their files are the caller's to unlink.
+    fn take_variants(
+        &self,
+        list: &mut Vec<Arc<CacheEntry>>,
+        identity: &CacheEntry,
+        keep_agreeing: bool,
+    ) -> Vec<Arc<CacheEntry>> {
+        let mut taken = Vec::new();
+        list.retain(|o| {
+            let goes = o.variant.is_some()
+                && o.same_url_and_vary(identity)
+                && !(keep_agreeing && o.is_variant_of(identity));
+            if goes {
+                self.bytes.fetch_sub(o.disk_size(), Ordering::Relaxed);
+                taken.push(o.clone());
+            }
+            !goes
+        });
+        taken
     }
 
     /// Finds the entry for `primary` whose varied headers match the request's. An entry whose
@@ -418,7 +478,8 @@ impl Cache {
             slots.get(&slot).and_then(|list| {
                 list.iter()
                     .find(|e| {
-                        e.meta.primary == primary
+                        e.variant.is_none()
+                            && e.meta.primary == primary
                             && e.meta
                                 .vary
                                 .iter()
@@ -450,10 +511,15 @@ impl Cache {
     /// the CRC check) or drop it. Files deleted by hand are just a miss.
     fn reload_changed(&self, e: &Arc<CacheEntry>) -> Option<Arc<CacheEntry>> {
         match CacheEntry::load(&e.path) {
-            Ok(fresh) if fresh.meta.full_key() == e.meta.full_key() => {
+            Ok(fresh) if fresh.full_key() == e.full_key() => {
                 let fresh = Arc::new(fresh);
-                self.insert(fresh.clone());
-                Some(fresh)
+                if self.insert(fresh.clone()) {
+                    Some(fresh)
+                } else {
+                    // A variant whose identity entry went meanwhile.
+                    self.remove(e);
+                    None
+                }
             }
             outcome => {
                 let why = outcome.err().unwrap_or("now holds another key");
@@ -506,8 +572,91 @@ impl Cache {
         self.changed();
     }
 
-    /// Replaces an entry's metadata after a successful revalidation.
+    /// The compressed variant of `identity` (a fresh entry just looked up) in `coding`, when
+    /// one was made and still agrees with it; one `stat` checks its body file, as for any hit.
+    pub fn lookup_variant(&self, identity: &CacheEntry, coding: Coding) -> Option<Arc<CacheEntry>> {
+        let found = {
+            let slot = Self::slot(&identity.meta.primary);
+            let slots = self.shard(slot).read();
+            slots
+                .get(&slot)?
+                .iter()
+                .find(|v| {
+                    v.variant.is_some_and(|v| v.coding == coding) && v.is_variant_of(identity)
+                })
+                .cloned()?
+        };
+        let found = if found.file_unchanged() {
+            found
+        } else {
+            self.reload_changed(&found)?
+        };
+        self.touch(&found);
+        Some(found)
+    }
+
+    /// Starts writing the variant of `identity` in `coding` (its body: the compressed bytes of
+    /// a hit being compressed, appended as they are sent). `None` when another exchange is
+    /// writing it (one writer per entry and coding), the entry is itself a variant or
+    /// head-only, or the file cannot be created.
+    pub fn begin_variant(
+        &self,
+        identity: &Arc<CacheEntry>,
+        coding: Coding,
+    ) -> Option<VariantWriter> {
+        if identity.variant.is_some() || identity.meta.is_head_only() {
+            return None;
+        }
+        let claim = identity.claim_variant(coding)?;
+        let fields = CompressedHead::stored_fields(coding, &identity.meta.headers);
+        let meta = identity.variant_meta(fields);
+        let variant = identity.variant_in(coding);
+        match PendingEntry::create_variant(&self.config.dir, meta, variant, self.config.max_object)
+        {
+            Ok(body) => Some(VariantWriter { body, claim }),
+            Err(e) => {
+                log::warn!(
+                    "cache: cannot create a variant in {}: {e}",
+                    self.config.dir.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Publishes a variant written whole (through the same files and renames as any entry),
+    /// unless its identity entry changed meanwhile; evicts beyond the budget.
+    pub fn publish_variant(&self, writer: VariantWriter) {
+        let VariantWriter { body, claim } = writer;
+        match body.publish() {
+            Ok(e) => {
+                let e = Arc::new(e);
+                self.touch(&e);
+                if self.insert(e.clone()) {
+                    self.evict_to_budget();
+                } else {
+                    self.unlink_unless_reused(&e);
+                }
+            }
+            Err(e) => log::warn!("cache: cannot publish a variant: {e}"),
+        }
+        drop(claim);
+    }
+
+    /// Replaces an entry's metadata after a successful revalidation. Its variants are dropped
+    /// (their fields were made from the old ones); the next compressed hits make them again.
     pub fn refresh(&self, old: &CacheEntry, meta: EntryMeta) -> Option<Arc<CacheEntry>> {
+        let dropped = {
+            let slot = Self::slot(&old.meta.primary);
+            let mut slots = self.shard(slot).write();
+            match slots.get_mut(&slot) {
+                Some(list) => self.take_variants(list, old, false),
+                None => Vec::new(),
+            }
+        };
+        for v in &dropped {
+            v.remove_files();
+        }
         match old.refreshed(meta) {
             Ok(e) => {
                 let e = Arc::new(e);
@@ -591,7 +740,7 @@ impl Cache {
         for e in &victims {
             self.unlink_unless_reused(e);
         }
-        victims.iter().map(|e| e.meta.full_key()).collect()
+        victims.iter().map(|e| e.listed_key()).collect()
     }
 
     /// Unlinks a dropped entry's files, unless a newer entry for the same key was published
@@ -609,17 +758,26 @@ impl Cache {
         }
     }
 
+    /// Drops an entry and its files; an identity entry's variants go with it.
     fn remove(&self, e: &Arc<CacheEntry>) {
         let slot = Self::slot(&e.meta.primary);
         let mut slots = self.shard(slot).write();
         if let Some(list) = slots.get_mut(&slot) {
             if let Some(i) = list.iter().position(|o| Arc::ptr_eq(o, e)) {
                 list.swap_remove(i);
+                let variants = if e.variant.is_none() {
+                    self.take_variants(list, e, false)
+                } else {
+                    Vec::new()
+                };
                 if list.is_empty() {
                     slots.remove(&slot);
                 }
                 self.bytes.fetch_sub(e.disk_size(), Ordering::Relaxed);
                 e.remove_files();
+                for v in variants {
+                    v.remove_files();
+                }
             }
         }
     }
@@ -730,6 +888,22 @@ impl Cache {
 
     pub fn dir(&self) -> &Path {
         &self.config.dir
+    }
+}
+
+/// A compressed variant being written by the hit that compresses its identity entry: its
+/// files (temporary until [`Cache::publish_variant`]) and the claim that keeps it the only
+/// writer. Dropped unpublished, both go.
+#[derive(Debug)]
+pub struct VariantWriter {
+    body: PendingEntry,
+    claim: VariantClaim,
+}
+
+impl VariantWriter {
+    /// The variant's body being written: append the compressed bytes as they are sent.
+    pub fn body(&mut self) -> &mut PendingEntry {
+        &mut self.body
     }
 }
 

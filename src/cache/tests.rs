@@ -260,3 +260,107 @@ fn url_key_joins_the_primary_key_on_the_stack_or_in_a_string() {
         assert_eq!(url.head_only().with_key(str::to_string), head_key(&key));
     }
 }
+
+/// A cache in a fresh directory named by `tag`.
+fn open_cache(tag: &str, fresh: bool) -> (Cache, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("pibl-{tag}-{}", std::process::id()));
+    if fresh {
+        let _ = fs::remove_dir_all(&dir);
+    }
+    let cache = Cache::open(CacheConfig {
+        dir: dir.clone(),
+        ttl: Duration::from_secs(60),
+        heuristic: true,
+        max_bytes: 1 << 20,
+        max_object: 1 << 20,
+        fill_wait: Duration::from_secs(1),
+    })
+    .unwrap();
+    (cache, dir)
+}
+
+fn fresh_entry(cache: &Cache, target: &str) -> Arc<CacheEntry> {
+    match cache.lookup(&primary_key("h", target), &[], unix_now()) {
+        Lookup::Fresh(e) => e,
+        other => panic!("not fresh: {other:?}"),
+    }
+}
+
+/// Makes `identity`'s variant in `coding` with `body` as its compressed bytes.
+fn make_variant(cache: &Cache, identity: &Arc<CacheEntry>, coding: Coding, body: &[u8]) {
+    let mut w = cache.begin_variant(identity, coding).expect("a writer");
+    w.body().append(body);
+    cache.publish_variant(w);
+}
+
+#[test]
+fn variants_are_written_once_found_after_their_entry_and_go_with_it() {
+    let (cache, dir) = open_cache("variants", true);
+    store(&cache, "h", "/v", b"identity body");
+    let identity = fresh_entry(&cache, "/v");
+    assert!(cache.lookup_variant(&identity, Coding::Br).is_none());
+    // One writer per entry and coding.
+    let writer = cache.begin_variant(&identity, Coding::Br).expect("first");
+    assert!(cache.begin_variant(&identity, Coding::Br).is_none());
+    assert!(cache.begin_variant(&identity, Coding::Gzip).is_some());
+    drop(writer);
+    make_variant(&cache, &identity, Coding::Br, b"br bytes");
+    let v = cache.lookup_variant(&identity, Coding::Br).expect("stored");
+    assert_eq!(v.body(), b"br bytes");
+    assert_eq!(v.meta.header("content-encoding"), Some("br"));
+    assert!(cache.lookup_variant(&identity, Coding::Zstd).is_none());
+    // A lookup of the URL finds the identity entry, never a variant.
+    assert_eq!(fresh_entry(&cache, "/v").body(), b"identity body");
+    assert_eq!(cache.stats().0, 2, "the variant counts as an entry");
+    // Loaded again from disk: still there, still agreeing.
+    drop((identity, v, cache));
+    let (cache, _) = open_cache("variants", false);
+    let identity = fresh_entry(&cache, "/v");
+    let v = cache
+        .lookup_variant(&identity, Coding::Br)
+        .expect("after a restart");
+    assert_eq!(v.body(), b"br bytes");
+    // A refresh of the identity entry drops its variants.
+    let refreshed = cache.refresh(&identity, identity.meta.clone()).unwrap();
+    assert!(cache.lookup_variant(&refreshed, Coding::Br).is_none());
+    assert_eq!(cache.stats().0, 1);
+    assert!(!v.path.with_extension("meta").exists());
+    // Invalidation (an unsafe request) drops both.
+    make_variant(&cache, &refreshed, Coding::Gzip, b"gz bytes");
+    assert_eq!(cache.stats().0, 2);
+    cache.invalidate(&primary_key("h", "/v"));
+    assert_eq!(cache.stats(), (0, 0));
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_variant_of_a_replaced_entry_is_refused_and_dropped() {
+    let (cache, dir) = open_cache("variant-stale", true);
+    store(&cache, "h", "/s", b"first");
+    let old = fresh_entry(&cache, "/s");
+    make_variant(&cache, &old, Coding::Zstd, b"zstd of first");
+    // Being written while the entry is stored again with another body: refused at publish.
+    let mut late = cache.begin_variant(&old, Coding::Gzip).unwrap();
+    store(&cache, "h", "/s", b"second");
+    let new = fresh_entry(&cache, "/s");
+    assert!(
+        cache.lookup_variant(&new, Coding::Zstd).is_none(),
+        "dropped"
+    );
+    late.body().append(b"gzip of first");
+    cache.publish_variant(late);
+    assert!(
+        cache.lookup_variant(&new, Coding::Gzip).is_none(),
+        "refused"
+    );
+    assert_eq!(cache.stats().0, 1);
+    // A variant left on disk without its entry is removed at start-up.
+    make_variant(&cache, &new, Coding::Br, b"br of second");
+    new.remove_files();
+    drop((old, new, cache));
+    let (cache, _) = open_cache("variant-stale", false);
+    assert_eq!(cache.stats(), (0, 0));
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -107,6 +107,32 @@ impl CompressedHead {
         head.extend_from_slice(b"\r\n");
     }
 
+    /// A cached response's stored header lines (`Name: value\r\n`, no framing fields) as its
+    /// compressed variant stores them (`cache::entry`): each line offered to [`Self::field`],
+    /// then `Content-Encoding` and `Vary`; no framing (a hit's `Content-Length` is the
+    /// variant's own length), so the client's version does not matter here.
+    pub fn stored_fields(coding: Coding, stored: &[u8]) -> Vec<u8> {
+        let mut rewrite = CompressedHead::new(coding, Version::Http10);
+        let mut out = Vec::with_capacity(stored.len() + 64);
+        for line in stored.split_inclusive(|&b| b == b'\n') {
+            let text = line.strip_suffix(b"\n").unwrap_or(line);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            let Some(colon) = text.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let name = std::str::from_utf8(&text[..colon]).unwrap_or("");
+            let value = text[colon + 1..].trim_ascii();
+            if !rewrite.field(&mut out, name, value) {
+                out.extend_from_slice(line);
+            }
+        }
+        put_header(&mut out, "Content-Encoding", coding.token().as_bytes());
+        if !rewrite.vary_covers {
+            put_header(&mut out, "Vary", b"Accept-Encoding");
+        }
+        out
+    }
+
     /// Whether the connection must close after this response: HTTP/1.0 clients read the
     /// compressed body to the close.
     pub fn closes(&self) -> bool {
@@ -170,6 +196,23 @@ mod tests {
             let head = rewrite(Coding::Zstd, Version::Http11, &[("Vary", covered)]);
             assert_eq!(head.matches("Vary").count(), 1, "{head}");
         }
+    }
+
+    #[test]
+    fn a_variants_stored_fields_have_the_coding_and_no_framing() {
+        let stored = b"Content-Type: text/html\r\nETag: \"v1\"\r\nAccept-Ranges: bytes\r\n\
+                       Pibl-Cache-Control: max-age=5\r\n";
+        let fields = CompressedHead::stored_fields(Coding::Br, stored);
+        assert_eq!(
+            String::from_utf8(fields).unwrap(),
+            "Content-Type: text/html\r\nETag: W/\"v1\"\r\nPibl-Cache-Control: max-age=5\r\n\
+             Content-Encoding: br\r\nVary: Accept-Encoding\r\n"
+        );
+        let fields = CompressedHead::stored_fields(Coding::Gzip, b"Vary: Accept-Encoding\r\n");
+        assert_eq!(
+            fields,
+            b"Vary: Accept-Encoding\r\nContent-Encoding: gzip\r\n"
+        );
     }
 
     #[test]

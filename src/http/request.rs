@@ -110,6 +110,9 @@ pub struct HeadLimits {
 pub struct Forwarding {
     pub client_ip: IpAddr,
     pub proto: &'static str,
+    /// The client spoke HTTP/2 (an h2 stream's request, read as HTTP/1.1): `Via` names the
+    /// protocol received, `2` (RFC 9110 §7.6.3).
+    pub h2: bool,
 }
 
 /// A parsed, valid request head, lent to the caller of [`parse_with`] while its input is at hand.
@@ -431,6 +434,7 @@ fn write_list_with_hop(
         super::put_ip(out, fwd.client_ip);
     } else {
         out.extend_from_slice(match version {
+            _ if fwd.h2 => b"2 pibl",
             Version::Http10 => b"1.0 pibl",
             Version::Http11 => b"1.1 pibl",
         });

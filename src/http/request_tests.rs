@@ -11,6 +11,7 @@ fn run(input: &str) -> Result<Option<(RequestInfo, String, RequestLine)>, Reques
     let fwd = Forwarding {
         client_ip: "10.1.2.3".parse().unwrap(),
         proto: "http",
+        h2: false,
     };
     let mut out = Vec::new();
     let mut line = RequestLine::default();
@@ -174,6 +175,7 @@ fn only_allowed_upgrade_protocols_are_forwarded() {
     let fwd = Forwarding {
         client_ip: "10.1.2.3".parse().unwrap(),
         proto: "http",
+        h2: false,
     };
     let upstream = |input: &str, allowed: &[&str]| {
         let allowed: Vec<String> = allowed.iter().map(|p| p.to_string()).collect();
@@ -269,6 +271,7 @@ fn rules_set_add_remove_and_forward_in_the_upstream_head() {
     let fwd = Forwarding {
         client_ip: "10.1.2.3".parse().unwrap(),
         proto: "http",
+        h2: false,
     };
     let input = "GET / HTTP/1.1\r\nHost: h:81\r\nX-Env: dev\r\nX-Tag: a\r\nX-Secret: s\r\n\
                  X-Real-IP: 6.6.6.6\r\nX-Request-ID: old\r\n\r\n";

@@ -52,6 +52,9 @@ pub struct AccessDetails<'a> {
     pub format: LogFormat,
     /// The Host of the request (from an absolute-form target, else the Host field).
     pub host: &'a str,
+    /// Of the entry's bytes, the body's (nginx's `$body_bytes_sent`): all of them but the
+    /// response heads'.
+    pub body_bytes: u64,
     pub request_id: Option<&'a [u8]>,
     pub referer: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
@@ -80,8 +83,8 @@ pub(super) fn line_without_key(line: &[u8]) -> &[u8] {
 
 /// nginx's `combined`: `$remote_addr - $remote_user [$time_local] "$request" $status
 /// $body_bytes_sent "$http_referer" "$http_user_agent"`, escaped as nginx does (`"`, `\`,
-/// control and non-ASCII bytes as `\xXX`, upper-case hex). `$time_local` is UTC (`+0000`); the bytes are all the
-/// bytes sent to the client (pibl counts the head with the body).
+/// control and non-ASCII bytes as `\xXX`, upper-case hex). `$time_local` is UTC (`+0000`); the bytes are the
+/// body's, as nginx's (the head's are not counted).
 pub fn format_combined(out: &mut Vec<u8>, stamp: &str, e: &AccessEntry<'_>, d: &AccessDetails<'_>) {
     put_ip(out, e.client.ip());
     out.extend_from_slice(b" - - [");
@@ -95,7 +98,7 @@ pub fn format_combined(out: &mut Vec<u8>, stamp: &str, e: &AccessEntry<'_>, d: &
     out.extend_from_slice(b"\" ");
     put_decimal(out, u64::from(e.status));
     out.push(b' ');
-    put_decimal(out, e.bytes);
+    put_decimal(out, d.body_bytes);
     for field in [d.referer, d.user_agent] {
         out.extend_from_slice(b" \"");
         match field {
@@ -127,6 +130,8 @@ pub fn format_json(out: &mut Vec<u8>, stamp: &str, e: &AccessEntry<'_>, d: &Acce
     put_decimal(out, u64::from(e.status));
     out.extend_from_slice(b",\"bytes\":");
     put_decimal(out, e.bytes);
+    out.extend_from_slice(b",\"body_bytes\":");
+    put_decimal(out, d.body_bytes);
     out.extend_from_slice(b",\"duration_ms\":");
     put_millis(out, e.duration);
     put_json_field(out, "upstream", e.backend.map(str::as_bytes));
@@ -276,6 +281,7 @@ mod tests {
         let mut out = Vec::new();
         let d = AccessDetails {
             format: LogFormat::Combined,
+            body_bytes: 30,
             referer: Some(b"http://a/\"x\""),
             user_agent: Some(b"curl/8 \xff"),
             ..AccessDetails::default()
@@ -288,7 +294,7 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "10.0.0.1 - - [23/Nov/2026:19:04:10 +0000] \"GET /p?q HTTP/1.1\" 200 42 \
+            "10.0.0.1 - - [23/Nov/2026:19:04:10 +0000] \"GET /p?q HTTP/1.1\" 200 30 \
              \"http://a/\\x22x\\x22\" \"curl/8 \\xFF\"\n"
         );
     }
@@ -299,6 +305,7 @@ mod tests {
         let d = AccessDetails {
             format: LogFormat::Json,
             host: "a.example",
+            body_bytes: 30,
             request_id: Some(b"abc"),
             referer: None,
             user_agent: Some(b"q\"\\\x01\xff\xc3\xa9"),
@@ -314,7 +321,7 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "{\"time\":\"2026-11-23T19:04:10.123Z\",\"client\":\"::1\",\"client_port\":7,\
              \"method\":\"GET\",\"host\":\"a.example\",\"path\":\"/\\n\",\"version\":\"HTTP/1.1\",\
-             \"status\":200,\"bytes\":42,\"duration_ms\":1.500,\"upstream\":\"127.0.0.1:8081\",\
+             \"status\":200,\"bytes\":42,\"body_bytes\":30,\"duration_ms\":1.500,\"upstream\":\"127.0.0.1:8081\",\
              \"upstream_time_ms\":1.200,\"cache\":\"MISS\",\"request_id\":\"abc\",\
              \"user_agent\":\"q\\\"\\\\\\u0001\\u00ffé\",\"referer\":null}\n"
         );

@@ -11,7 +11,7 @@ use super::exchange::Exchange;
 use super::h1::{ClientGone, H1Codec};
 use super::session::{Conn, Ctx, State, Step};
 use crate::cache::{unix_now, CacheEntry};
-use crate::compress::{decide_stored, CompressedHead, Decision};
+use crate::compress::{decide_stored, Coding, CompressedHead, Decision};
 use crate::http::body::BodyKind;
 use crate::http::response::ResponseInfo;
 use crate::http::Version;
@@ -67,19 +67,33 @@ impl Conn {
     }
 
     /// Prepares the head of a response from `entry` and moves to `ServeCached`; the upstream
-    /// connection of a revalidation goes back to the pool when `upstream_reusable`.
+    /// connection of a revalidation goes back to the pool when `upstream_reusable`. A client
+    /// that gets the entry compressed is served its stored variant when there is one (as any
+    /// hit: no compression work), else the entry compressed on the fly.
     #[inline]
     pub(super) fn begin_serving(
         &mut self,
         x: &mut Exchange,
         ctx: &mut Ctx<'_>,
-        entry: Arc<CacheEntry>,
+        mut entry: Arc<CacheEntry>,
         label: CacheLabel,
         not_modified: bool,
         upstream_reusable: bool,
     ) -> Step {
         let (mut resp, with_body) =
             cached::hit_response(&entry, not_modified, &x.info, ctx.stopping);
+        let mut on_the_fly = None;
+        // `compress off`, or a client asking for no coding: this one branch.
+        if with_body && x.asked.coding.is_some() {
+            match hit_coding(x, &entry) {
+                HitCoding::Variant(variant) => {
+                    resp = cached::hit_response(&variant, false, &x.info, ctx.stopping).0;
+                    entry = variant;
+                }
+                HitCoding::OnTheFly(coding) => on_the_fly = Some(coding),
+                HitCoding::Identity => {}
+            }
+        }
         let mut codec = H1Codec::new(
             &mut self.client,
             &mut self.to_client,
@@ -96,32 +110,26 @@ impl Conn {
         );
         let edge = &x.scope().edge;
         edge.finish_client_head(&mut self.to_client.bytes, resp.status, &self.facts);
-        // `compress off`, or a client asking for no coding: this one branch.
-        if with_body && x.asked.coding.is_some() {
-            self.compress_hit(x, &entry, &mut resp);
+        if let Some(coding) = on_the_fly {
+            self.compress_hit(x, &entry, &mut resp, coding);
         }
+        x.client_head_bytes += self.to_client.bytes.len() as u64;
         x.cache.serve(entry, label, with_body);
         x.resp = Some(resp);
         self.enter_returning_upstream(State::ServeCached, ctx, upstream_reusable)
     }
 
-    /// A hit whose client accepts a coding and whose stored response qualifies (`decide_stored`)
-    /// is compressed on the fly: its head rewritten for the coding, its body read from the
-    /// entry's file through a `BodyCompressor`. Otherwise (or when the file cannot be opened
-    /// or the encoder made) it is served as stored.
-    fn compress_hit(&mut self, x: &mut Exchange, entry: &CacheEntry, resp: &mut ResponseInfo) {
-        let settings = &x.settings.config.compress;
-        let decision = decide_stored(
-            x.asked,
-            resp.status,
-            |name| entry.meta.header_bytes(name),
-            entry.body_len,
-            &settings.types,
-            settings.min_length,
-        );
-        let Decision::Compress(coding) = decision else {
-            return;
-        };
+    /// A hit compressed on the fly (no variant of its coding yet): its head rewritten for the
+    /// coding, its body read from the entry's file through a `BodyCompressor`, and the output
+    /// also written as the entry's variant (`CacheWork::begin_variant`). When the file cannot
+    /// be opened or the encoder made, it is served as stored.
+    fn compress_hit(
+        &mut self,
+        x: &mut Exchange,
+        entry: &Arc<CacheEntry>,
+        resp: &mut ResponseInfo,
+        coding: Coding,
+    ) {
         let Some(file) = entry.open_body() else {
             return;
         };
@@ -140,6 +148,7 @@ impl Conn {
         codec.begin_compressed_body(resp, version);
         x.compressor = Some(compressor);
         x.compressed_hit = Some(file);
+        x.cache.begin_variant(entry, coding);
     }
 
     /// Writes the cached head, then the body straight from the entry's map.
@@ -209,7 +218,14 @@ impl Conn {
             &mut x.client_bytes,
         );
         let last = read == remaining;
-        match pump_compressed(&mut codec, compressor, &piece[..read], last) {
+        let pumped = pump_compressed(
+            &mut codec,
+            compressor,
+            &piece[..read],
+            last,
+            Some(&mut x.cache),
+        );
+        match pumped {
             Ok(pumped) => {
                 if pumped.took > 0 {
                     x.cache.hit_sent(pumped.took);
@@ -238,3 +254,34 @@ impl Conn {
 
 /// Bytes of a cached body read per round of a compressed hit (on the stack).
 const HIT_PIECE: usize = 16 * 1024;
+
+/// How a hit whose client accepts a coding is served.
+enum HitCoding {
+    /// The entry's stored variant in the coding: an ordinary hit of that entry.
+    Variant(Arc<CacheEntry>),
+    /// The entry compressed as it is sent (no variant yet).
+    OnTheFly(Coding),
+    /// As stored (`decide_stored` says no).
+    Identity,
+}
+
+/// Whether the stored response qualifies for the client's coding (`decide_stored`: stored
+/// `Content-Encoding`, `no-transform`, type, length), and if so, whether its variant is stored.
+fn hit_coding(x: &Exchange, entry: &CacheEntry) -> HitCoding {
+    let settings = &x.settings.config.compress;
+    let decision = decide_stored(
+        x.asked,
+        entry.meta.status,
+        |name| entry.meta.header_bytes(name),
+        entry.body_len,
+        &settings.types,
+        settings.min_length,
+    );
+    let Decision::Compress(coding) = decision else {
+        return HitCoding::Identity;
+    };
+    match x.cache.variant(entry, coding) {
+        Some(variant) => HitCoding::Variant(variant),
+        None => HitCoding::OnTheFly(coding),
+    }
+}

@@ -5,13 +5,15 @@
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
+use super::compressing::Tee;
 use crate::cache::policy::{
     is_cacheable_status, request_rule, response_rule, RequestRule, ResponseRule,
 };
 use crate::cache::{
     head_key, primary_key, unix_now, vary_values, Cache, CacheEntry, EntryMeta, FillGuard,
-    Freshness, Lookup, PendingEntry, UrlKey,
+    Freshness, Lookup, PendingEntry, UrlKey, VariantWriter,
 };
+use crate::compress::Coding;
 use crate::http::body::BodyKind;
 use crate::http::date::parse_http_date;
 use crate::http::head::ResponseHead;
@@ -61,6 +63,9 @@ pub struct CacheWork {
     /// The entry being served, and how much of its body was written.
     hit: Option<Arc<CacheEntry>>,
     hit_pos: usize,
+    /// The compressed variant this hit is making as it compresses the entry (the first
+    /// compressed hit of a coding), published when its body is whole.
+    variant: Option<VariantWriter>,
     /// A successful unsafe request invalidates what is stored for its URL.
     invalidate: bool,
 }
@@ -177,9 +182,24 @@ impl CacheWork {
         self.fill = None;
     }
 
+    /// The stored variant of a fresh `entry` in `coding`, if one was made (served as it is,
+    /// no compression work).
+    pub(super) fn variant(&self, entry: &CacheEntry, coding: Coding) -> Option<Arc<CacheEntry>> {
+        self.cache.as_ref()?.lookup_variant(entry, coding)
+    }
+
+    /// This hit compresses `entry` on the fly: its output is also written as the entry's
+    /// variant in `coding`, unless another exchange is already writing it.
+    pub(super) fn begin_variant(&mut self, entry: &Arc<CacheEntry>, coding: Coding) {
+        if let Some(cache) = &self.cache {
+            self.variant = cache.begin_variant(entry, coding);
+        }
+    }
+
     /// The exchange ended: drop an unfinished entry, release the fill, stop waiting.
     pub fn abandon(&mut self) {
         self.store = None;
+        self.variant = None;
         self.fill = None;
         self.stop_waiting();
     }
@@ -190,6 +210,27 @@ impl CacheWork {
             if let Some(c) = &self.cache {
                 c.set_waiting(-1);
             }
+        }
+    }
+}
+
+/// A compressed hit's output is also the variant being written, if any: appended as the
+/// client takes it (a variant over `max_object`, or whose file fails, is given up and its
+/// temporary file goes), published when whole, so the next hit in its coding is served from it.
+impl Tee for CacheWork {
+    fn taken(&mut self, bytes: &[u8]) {
+        if let Some(writer) = self.variant.as_mut() {
+            let body = writer.body();
+            body.append(bytes);
+            if body.is_failed() {
+                self.variant = None;
+            }
+        }
+    }
+
+    fn complete(&mut self) {
+        if let (Some(writer), Some(cache)) = (self.variant.take(), self.cache.as_ref()) {
+            cache.publish_variant(writer);
         }
     }
 }

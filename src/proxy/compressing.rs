@@ -57,6 +57,17 @@ pub(super) fn start_compressor(
     )))
 }
 
+/// Where a compressed body is also written (a cache hit making the entry's compressed
+/// variant, `CacheWork`).
+pub(super) trait Tee {
+    /// Compressed bytes the client took.
+    fn taken(&mut self, bytes: &[u8]);
+    /// The whole body was made and taken: called before the client's last bytes (the end of
+    /// its chunked body) are written, so the copy is complete before the client has it all,
+    /// as a miss's store is published before its last bytes.
+    fn complete(&mut self);
+}
+
 /// What one call of [`pump_compressed`] did.
 pub(super) struct Pumped {
     /// Bytes of the input the compressor took (the caller drops them from its source).
@@ -74,12 +85,14 @@ pub(super) enum PumpError {
 /// that is left) through `compressor` to the client: its pending output first, then new input
 /// while it has room, then, at the end of the body, the encoder's end and the last chunk.
 /// Bounded: `COMPRESS_ROUNDS` rounds of `COMPRESS_STEPS` encoder steps; stops as soon as the
-/// client would block. The relay of a miss and a cache hit both use it.
+/// client would block. The relay of a miss and a cache hit both use it; a hit passes `tee`,
+/// which gets every byte the client took (see [`Tee`]).
 pub(super) fn pump_compressed(
     codec: &mut H1Codec<'_>,
     compressor: &mut BodyCompressor,
     input: &[u8],
     last: bool,
+    mut tee: Option<&mut dyn Tee>,
 ) -> Result<Pumped, PumpError> {
     let mut took = 0;
     for _ in 0..COMPRESS_ROUNDS {
@@ -89,6 +102,9 @@ pub(super) fn pump_compressed(
             let n = codec
                 .body(pending)
                 .map_err(|ClientGone| PumpError::ClientGone)?;
+            if let Some(tee) = tee.as_deref_mut() {
+                tee.taken(&pending[..n]);
+            }
             compressor.taken(n);
             if n < wanted {
                 break;
@@ -115,6 +131,9 @@ pub(super) fn pump_compressed(
         }
     }
     let ended = if last && took == input.len() && compressor.is_done() {
+        if let Some(tee) = tee {
+            tee.complete();
+        }
         codec.end().map_err(|ClientGone| PumpError::ClientGone)?
     } else {
         false

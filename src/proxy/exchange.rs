@@ -52,6 +52,9 @@ pub(super) struct Exchange {
     pub(super) response_started: bool,
     /// Bytes written to the client for this request.
     pub(super) client_bytes: u64,
+    /// Of those, the response heads' (interim and final) as queued: the rest is the body
+    /// (`combined`'s `$body_bytes_sent`).
+    pub(super) client_head_bytes: u64,
     /// Last failure reaching a backend was a timeout (504 rather than 502).
     pub(super) timed_out: bool,
     pub(super) logged: bool,
@@ -109,6 +112,7 @@ impl Exchange {
             upstream_sent: 0,
             response_started: false,
             client_bytes: 0,
+            client_head_bytes: 0,
             timed_out: false,
             logged: false,
             held: None,

@@ -211,7 +211,9 @@ impl Conn {
         status: u16,
     ) {
         if let Some(x) = x.as_deref_mut() {
-            x.client_bytes += self.to_client.pos as u64;
+            let sent = self.to_client.pos;
+            x.client_bytes += sent as u64;
+            x.client_head_bytes += h1::head_len(&self.to_client).min(sent) as u64;
         }
         self.log_exchange(x, ctx, status);
     }
@@ -243,10 +245,11 @@ impl Conn {
             }
             None => None,
         };
-        let (started, bytes, backend, version, cache) = match x {
+        let (started, bytes, head_bytes, backend, version, cache) = match x {
             Some(x) => (
                 x.started,
                 x.client_bytes,
+                x.client_head_bytes,
                 x.backend,
                 x.info.version,
                 x.cache.label,
@@ -254,6 +257,7 @@ impl Conn {
             None => (
                 self.head_began,
                 self.to_client.pos as u64,
+                h1::head_len(&self.to_client) as u64,
                 None,
                 Version::Http11,
                 None,
@@ -286,6 +290,7 @@ impl Conn {
         let details = AccessDetails {
             format,
             host: &self.line.host,
+            body_bytes: bytes.saturating_sub(head_bytes),
             request_id: self.facts.request_id(),
             referer: self.facts.referer(),
             user_agent: self.facts.user_agent(),

@@ -77,9 +77,13 @@ pub(super) fn queue_error(
 /// Cuts a queued response down to its head (the bytes up to and including the blank line), for
 /// a response to HEAD.
 pub(super) fn drop_body(queued: &mut Pending) {
-    if let Some(end) = memchr::memmem::find(&queued.bytes, b"\r\n\r\n") {
-        queued.bytes.truncate(end + 4);
-    }
+    let end = head_len(queued);
+    queued.bytes.truncate(end);
+}
+
+/// The length of the head of a queued response (all of it when it has no blank line).
+pub(super) fn head_len(queued: &Pending) -> usize {
+    memchr::memmem::find(&queued.bytes, b"\r\n\r\n").map_or(queued.bytes.len(), |end| end + 4)
 }
 
 /// How the body the client gets is framed on the wire, and how far into that framing the
@@ -239,6 +243,12 @@ impl<'a> H1Codec<'a> {
     #[inline]
     pub(super) fn discard(&mut self) {
         self.queued.clear();
+    }
+
+    /// The length of what is queued: a head just parsed and written, whole.
+    #[inline]
+    pub(super) fn queued_len(&self) -> u64 {
+        self.queued.bytes.len() as u64
     }
 
     /// Nothing is queued ahead of the body.
@@ -690,6 +700,7 @@ mod tests {
             &crate::http::request::Forwarding {
                 client_ip: "192.0.2.1".parse().expect("an address"),
                 proto: "http",
+                h2: false,
             },
             &mut Vec::new(),
             &mut crate::http::request::RequestLine::default(),

@@ -38,8 +38,12 @@ pub struct AwaitingHeader {
 pub enum HeaderRead {
     /// Not all there yet: wait for the next readable event.
     Wait,
-    /// Taken off the socket; the client's address (the socket's for `LOCAL`/`UNKNOWN`).
-    Ready(SocketAddr),
+    /// Taken off the socket: the client's address (the socket's for `LOCAL`/`UNKNOWN`), and
+    /// the destination the header announced (passed on by a pool's own PROXY header).
+    Ready {
+        client: SocketAddr,
+        dest: Option<SocketAddr>,
+    },
     /// Close the connection, for this reason.
     Refused(&'static str),
 }
@@ -64,9 +68,14 @@ impl AwaitingHeader {
             Parsed::Incomplete => HeaderRead::Wait,
             Parsed::Invalid(why) => HeaderRead::Refused(why),
             Parsed::Done {
-                source, consumed, ..
+                source,
+                dest,
+                consumed,
             } => match self.take(&mut buf[..consumed]) {
-                Ok(()) => HeaderRead::Ready(source.unwrap_or(self.peer)),
+                Ok(()) => HeaderRead::Ready {
+                    client: source.unwrap_or(self.peer),
+                    dest: source.and(dest),
+                },
                 Err(_) => HeaderRead::Refused("failed reading its PROXY protocol header"),
             },
         }

@@ -149,8 +149,10 @@ impl Conn {
                 if let Some(version) = proxy_protocol {
                     let client = self.peer;
                     // A unix-socket client has no address to announce: UNKNOWN / LOCAL.
-                    let addrs = (client != crate::net::UNIX_CLIENT)
-                        .then(|| (client, self.client.local_addr()));
+                    let addrs = (client != crate::net::UNIX_CLIENT).then(|| {
+                        let dest = self.destination;
+                        (client, dest.unwrap_or_else(|| self.client.local_addr()))
+                    });
                     let header = proxy_protocol::Header::new(version, addrs);
                     if let Err(e) = up.send_proxy_header(header.as_bytes(), client) {
                         self.upstream_event(
@@ -361,6 +363,7 @@ impl Conn {
                     Ok(Some(mut info)) => {
                         buf.consume(info.head_len);
                         if info.is_interim() {
+                            x.client_head_bytes += codec.queued_len();
                             return Step::Again;
                         }
                         x.settings.backends.report_success(up.backend);
@@ -391,6 +394,7 @@ impl Conn {
                                 }
                             }
                         }
+                        x.client_head_bytes += codec.queued_len();
                         return self.start_response(x, ctx, info, key);
                     }
                     Ok(None) if buf.is_full() => buf.grow(limits.max_header_bytes),
@@ -511,7 +515,7 @@ impl Conn {
         );
         let ended = if let Some(compressor) = x.compressor.as_deref_mut() {
             let last = x.resp_body.has_ended();
-            match pump_compressed(&mut codec, compressor, &buf.data()[..ready], last) {
+            match pump_compressed(&mut codec, compressor, &buf.data()[..ready], last, None) {
                 Ok(pumped) => {
                     buf.consume(pumped.took);
                     x.resp_body.sent(pumped.took);

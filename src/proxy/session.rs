@@ -212,6 +212,9 @@ pub(super) struct Conn {
     /// The client's connection: every client read, write and shutdown goes through it.
     pub(super) client: ClientTransport,
     pub(super) peer: SocketAddr,
+    /// The destination a PROXY protocol header announced for this client, passed on in a
+    /// pool's own header; `None`: the address the client connected to.
+    pub(super) destination: Option<SocketAddr>,
     pub(super) state: State,
     pub(super) deadline: Instant,
     /// Served at least one request (keep-alive idle timeout applies, not the head timeout).
@@ -257,6 +260,7 @@ impl Session {
         let conn = Conn {
             client,
             peer,
+            destination: None,
             state: State::ReadRequestHead,
             deadline: now + header_timeout,
             served: false,
@@ -292,6 +296,11 @@ impl Session {
         c.served
             && c.state == State::ReadRequestHead
             && c.client_in.as_ref().is_none_or(Buffer::is_empty)
+    }
+
+    /// A PROXY protocol header announced this client's destination.
+    pub fn announce_destination(&mut self, dest: Option<SocketAddr>) {
+        self.conn.destination = dest;
     }
 
     pub fn on_client_event(&mut self, readable: bool, writable: bool, hup: bool) {
@@ -591,6 +600,7 @@ impl Conn {
                 let fwd = Forwarding {
                     client_ip: self.peer.ip(),
                     proto: self.client.scheme(),
+                    h2: self.client.is_h2_stream(),
                 };
                 let cache = ctx.shared.cache.as_deref();
                 let upstream_head = &mut self.to_upstream.bytes;

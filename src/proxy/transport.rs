@@ -544,6 +544,12 @@ impl ClientTransport {
         }
     }
 
+    /// An h2 stream's pipe: the request read from it came over HTTP/2.
+    #[inline]
+    pub fn is_h2_stream(&self) -> bool {
+        matches!(self.stream, Stream::Pipe(_))
+    }
+
     /// Lets a plain client begin with the HTTP/2 preface (`h2c on`: prior knowledge).
     pub fn allow_h2c(&mut self) {
         self.h2c = true;

@@ -272,7 +272,7 @@ impl Worker {
         };
         loop {
             let open = self.shared.connections.load(Ordering::Relaxed);
-            let held = self.sessions.len() - self.children
+            let held = self.sessions.len().saturating_sub(self.children)
                 + self.h2_sessions.len()
                 + self.awaiting_header.len();
             if open >= max || held >= self.max_sessions {
@@ -411,11 +411,12 @@ impl Worker {
         waiting.hup |= event.is_read_closed() || event.is_error();
         match waiting.read() {
             HeaderRead::Wait => {}
-            HeaderRead::Ready(client) => {
+            HeaderRead::Ready { client, dest } => {
                 let w = self.awaiting_header.remove(key);
                 match self.start_session(w.socket, client, w.tls, w.accepted, true) {
                     Some(session) => {
                         if let Some(s) = self.sessions.get_mut(session) {
+                            s.announce_destination(dest);
                             // What followed the header may be waiting already.
                             s.on_client_event(true, true, w.hup);
                         }
@@ -529,7 +530,7 @@ impl Worker {
     fn session_closed(&mut self, key: usize) {
         let mut session = self.sessions.remove(key);
         if let Some(parent) = session.client().pipe_parent() {
-            self.children -= 1;
+            self.children = self.children.saturating_sub(1);
             if let (Some(h2), Some(pipe)) = (
                 self.h2_sessions.get_mut(parent),
                 session.into_client().into_pipe(),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 /// A test origin behind TLS (rustls over blocking sockets, a generated CA).
+pub mod chromium;
 pub mod tls_listener;
 pub mod tls_origin;
 
