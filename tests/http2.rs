@@ -397,7 +397,7 @@ fn a_client_reset_closes_the_streams_upstream_connection() {
     let p = h2c_pibl(&[b.addr], "workers 1\n");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2/client_reset.py");
     let port = p.addr.port().to_string();
-    let mut child = Command::new("python3")
+    let child = Command::new("python3")
         .args([script, "127.0.0.1", &port])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
