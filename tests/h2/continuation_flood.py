@@ -11,10 +11,13 @@ def flood(fragment, what):
     sent = 0
     frame = r.frame(CONTINUATION, 0, 1, fragment)
     goaway = None
-    while sent < 64 * 1024 * 1024 and goaway is None:
-        if not r.write(frame * 16):
-            break
-        sent += 16 * len(frame)
+    closed = False
+    while sent < 64 * 1024 * 1024 and goaway is None and not closed:
+        for _ in range(16):
+            if not r.write(frame):
+                closed = True
+                break
+            sent += len(frame)
         for f in r.poll():
             if f is None:
                 break
