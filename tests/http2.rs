@@ -420,21 +420,14 @@ fn status_and_metrics_count_http2_connections_and_streams() {
 /// pooled mid-response, and the client's connection goes on.
 #[test]
 fn a_client_reset_closes_the_streams_upstream_connection() {
-    let have_h2 = Command::new("python3")
-        .args(["-c", "import h2, hpack"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_h2 {
-        eprintln!("skipped: no python3 with the h2 library (Debian: python3-h2)");
+    let Some(python) = common::python_with_h2() else {
         return;
-    }
+    };
     let b = Backend::start("b1");
     let p = h2c_pibl(&[b.addr], "workers 1\n");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2/client_reset.py");
     let port = p.addr.port().to_string();
-    let child = Command::new("python3")
+    let child = Command::new(python)
         .args([script, "127.0.0.1", &port])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

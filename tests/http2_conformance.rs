@@ -22,18 +22,7 @@ use pibl::tls::selfsigned::DemoCa;
 
 /// A Python 3 that can `import h2`, or None (said once per test).
 fn python() -> Option<&'static str> {
-    let found = ["python3", "/usr/bin/python3"].into_iter().find(|py| {
-        Command::new(py)
-            .args(["-c", "import h2, hpack"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    if found.is_none() {
-        eprintln!("skipped: no python3 with the h2 library (Debian: python3-h2)");
-    }
-    found
+    common::python_with_h2()
 }
 
 fn script_path(name: &str) -> PathBuf {

@@ -881,3 +881,20 @@ pub fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> String {
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// A Python with the `h2` library (Debian's `python3-h2` is for the system Python, which may
+/// not be the first `python3` on PATH, e.g. under pyenv); `None`, said as a skip, without one.
+pub fn python_with_h2() -> Option<&'static str> {
+    let found = ["python3", "/usr/bin/python3"].into_iter().find(|py| {
+        Command::new(py)
+            .args(["-c", "import h2, hpack"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if found.is_none() {
+        eprintln!("skipped: no python3 with the h2 library (Debian: python3-h2)");
+    }
+    found
+}
