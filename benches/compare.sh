@@ -903,6 +903,8 @@ workers 2
 access_log on
 log_file $dir/pibl.log
 keepalive_timeout 300s
+# nginx's 'keepalive 512' idle upstream connections per worker, over the three origins.
+upstream_pool_size 171
 EOF
   ((cache)) && echo "cache on"
   # The gzip level the others use; br and zstd keep pibl's defaults (text-br).

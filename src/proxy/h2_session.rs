@@ -119,6 +119,8 @@ enum H2State {
 pub struct H2Session {
     client: ClientTransport,
     peer: SocketAddr,
+    /// The address the client connected to, for its streams' pipes.
+    local: SocketAddr,
     conn: H2Connection,
     input: Option<Buffer>,
     streams: Vec<StreamLink>,
@@ -148,6 +150,7 @@ impl H2Session {
         now: Instant,
     ) -> H2Session {
         H2Session {
+            local: client.local_addr(),
             client,
             peer,
             conn: H2Connection::new(h2_config(config)),
@@ -379,7 +382,7 @@ impl H2Session {
         head: &RequestHead,
         end_stream: bool,
     ) {
-        let mut pipe = Pipe::new(ctx.key, id, &self.client, PIPE_OUTBOUND);
+        let mut pipe = Pipe::new(ctx.key, id, &self.client, self.local, PIPE_OUTBOUND);
         let body = match write_h1_request(head, end_stream, pipe.inbound_mut()) {
             Ok(body) => body,
             Err(TranslateError::NoHost) => {

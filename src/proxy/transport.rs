@@ -318,9 +318,16 @@ pub struct Pipe {
 }
 
 impl Pipe {
-    /// An empty pipe for stream `stream_id` of h2 session `parent`, its output bounded to
-    /// `outbound_bound` bytes.
-    pub fn new(parent: usize, stream_id: u32, of: &ClientTransport, outbound_bound: usize) -> Pipe {
+    /// An empty pipe for stream `stream_id` of h2 session `parent`, whose client connection
+    /// `of` has local address `local` (read once per connection, not per stream: it is a
+    /// system call), its output bounded to `outbound_bound` bytes.
+    pub fn new(
+        parent: usize,
+        stream_id: u32,
+        of: &ClientTransport,
+        local: std::net::SocketAddr,
+        outbound_bound: usize,
+    ) -> Pipe {
         Pipe {
             inbound: Vec::new(),
             inbound_read: 0,
@@ -332,7 +339,7 @@ impl Pipe {
             stream_id,
             scheme: of.scheme(),
             hsts: of.hsts(),
-            local: of.local_addr(),
+            local,
             shut: false,
         }
     }
