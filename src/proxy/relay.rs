@@ -703,8 +703,8 @@ impl Conn {
         // A TLS backend's bytes must be decrypted: no splice from it.
         let upstream_fd = ctx.upstreams.conns.get(key)?.stream.splice_fd()?;
         if x.splice.is_none() {
-            if x.compressor.is_some() {
-                // The compressor needs the data.
+            if x.compressor.is_some() || x.compress_held.is_some() {
+                // The compressor needs the data (or may: the decision waits for it).
                 return None;
             }
             // The codec allows it: the data goes out as it is, with nothing queued before it.
