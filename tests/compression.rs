@@ -114,7 +114,8 @@ fn small_output_room_still_makes_a_valid_stream() {
 
 /// A backend that answers by path (a query is ignored), over keep-alive connections: `/len`
 /// (Content-Length), `/chunked`, `/big` (1 MiB, chunked), `/notransform`, `/encoded`
-/// (Content-Encoding: gzip), `/small` (100 bytes), `/png`, `/huge` (4 MiB, Content-Length);
+/// (Content-Encoding: gzip), `/small` (100 bytes), `/png`, `/huge` (4 MiB, Content-Length),
+/// `/shortchunked` and `/shortclose` (100 bytes, chunked and to the close);
 /// text bodies are [`page`], with
 /// `ETag: "v1"`.
 fn text_backend() -> SocketAddr {
@@ -161,10 +162,19 @@ fn serve_text(stream: TcpStream) {
             "/notransform" => ("Content-Type: text/html\r\nCache-Control: no-transform\r\n", page(), false),
             "/encoded" => ("Content-Type: text/html\r\nContent-Encoding: gzip\r\n", page(), false),
             "/small" => ("Content-Type: text/html\r\n", text(100), false),
+            "/shortchunked" => ("Content-Type: text/html\r\n", text(100), true),
+            "/shortclose" => ("Content-Type: text/html\r\nConnection: close\r\n", text(100), false),
             "/png" => ("Content-Type: image/png\r\n", page(), false),
             _ => ("Content-Type: text/plain\r\n", b"not here".to_vec(), false),
         };
         let mut head = format!("HTTP/1.1 200 OK\r\n{fields}");
+        if path == "/shortclose" {
+            // Close-delimited: no length, the body ends at the close.
+            let mut wire = format!("{head}\r\n").into_bytes();
+            wire.extend_from_slice(&body);
+            let _ = out.write_all(&wire);
+            return;
+        }
         if chunked {
             head.push_str("Transfer-Encoding: chunked\r\n\r\n");
         } else {
@@ -696,4 +706,40 @@ fn dechunk(mut wire: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&wire[..size]);
         wire = &wire[size + 2..];
     }
+}
+
+#[test]
+fn short_bodies_of_unknown_length_go_as_they_are() {
+    let b = text_backend();
+    let p = compressing_pibl(b, "");
+    for path in ["/shortchunked", "/shortclose"] {
+        let (head, body) = curl_raw(
+            &format!("http://{}{path}", p.addr),
+            &["-H", "Accept-Encoding: gzip, br, zstd"],
+        );
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(header(&head, "Content-Encoding"), None, "{path}: {head}");
+        assert_eq!(header(&head, "Vary"), None, "{path}: {head}");
+        let plain = if header(&head, "Transfer-Encoding") == Some("chunked") {
+            dechunk(&body)
+        } else {
+            body
+        };
+        assert!(
+            plain == text(100),
+            "{path}: the body as the backend sent it"
+        );
+    }
+    // Longer than the minimum, still of unknown length: compressed.
+    let (head, _) = curl_raw(
+        &format!("http://{}/chunked", p.addr),
+        &["-H", "Accept-Encoding: gzip"],
+    );
+    assert_eq!(header(&head, "Content-Encoding"), Some("gzip"), "{head}");
+    // An HTTP/1.0 client of a short chunked body: as it is too.
+    let mut c = Conn::open(p.addr);
+    c.send(b"GET /shortchunked HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nAccept-Encoding: gzip\r\n\r\n");
+    let r = c.read_response(false).expect("a response");
+    assert_eq!(r.header("Content-Encoding"), None);
+    assert!(r.body == text(100));
 }

@@ -8,6 +8,7 @@ use crate::compress::{
     decide, Asked, BodyCompressor, Coding, CompressedHead, Decision, EncodeError, Encoder,
 };
 use crate::config::Config;
+use crate::http::body::BodyKind;
 use crate::http::head::ResponseHead;
 use crate::http::response::ClientSide;
 
@@ -21,15 +22,26 @@ const COMPRESS_ROUNDS: usize = 4;
 /// backend is no longer read: a slow client slows the backend.
 const COMPRESS_OUTPUT: usize = 16 * 1024;
 
-/// Decides, at the final response head, whether its body is compressed; if so, rewrites the
-/// client's head for it (`CompressedHead`) and says in which coding.
+/// When a response's body is compressed, decided at its final head (`compressed_head`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CompressFrom {
+    /// Now: the head is rewritten for the coding.
+    Head(Coding),
+    /// A body of unknown length (chunked, or to the close): once `compress_min_length` bytes
+    /// of it have arrived, else it goes as it is; the head waits for the decision.
+    MinLength(Coding),
+}
+
+/// Decides, at the final response head, whether its body is compressed; if so, and its length
+/// is known, rewrites the client's head for it (`CompressedHead`).
 pub(super) fn compressed_head(
     asked: Asked,
     head: &ResponseHead<'_>,
+    body: BodyKind,
     config: &Config,
     side: ClientSide,
     client_head: &mut Vec<u8>,
-) -> Option<Coding> {
+) -> Option<CompressFrom> {
     let settings = &config.compress;
     let decision = decide(
         asked,
@@ -41,8 +53,11 @@ pub(super) fn compressed_head(
     let Decision::Compress(coding) = decision else {
         return None;
     };
+    if !matches!(body, BodyKind::Length(_)) && settings.min_length > 0 {
+        return Some(CompressFrom::MinLength(coding));
+    }
     CompressedHead::new(coding, side.version).rewrite(client_head);
-    Some(coding)
+    Some(CompressFrom::Head(coding))
 }
 
 /// The exchange's compressor for `coding`, at the configured level.

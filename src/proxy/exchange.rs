@@ -10,7 +10,7 @@ use super::shared::Settings;
 #[cfg(target_os = "linux")]
 use super::splice::SplicePipe;
 use super::upstream_failure::HeldFailure;
-use crate::compress::{Asked, BodyCompressor};
+use crate::compress::{Asked, BodyCompressor, Coding};
 use crate::http::body::{BodyKind, BodyRelay};
 use crate::http::request::RequestInfo;
 use crate::http::response::ResponseInfo;
@@ -67,6 +67,9 @@ pub(super) struct Exchange {
     pub(super) asked: Asked,
     /// The response body's compressor, while the response is compressed (`relay.rs`).
     pub(super) compressor: Option<Box<BodyCompressor>>,
+    /// A response of unknown length that `decide` would compress, held (its head queued, not
+    /// sent) until `compress_min_length` bytes of its body or its end arrived (`relay.rs`).
+    pub(super) compress_held: Option<Coding>,
     /// A cache hit being compressed reads its body from this file (`CacheEntry::open_body`),
     /// not from the map.
     pub(super) compressed_hit: Option<std::fs::File>,
@@ -119,6 +122,7 @@ impl Exchange {
             cache: CacheWork::default(),
             asked: Asked::NONE,
             compressor: None,
+            compress_held: None,
             compressed_hit: None,
             #[cfg(target_os = "linux")]
             splice: None,

@@ -6,7 +6,9 @@
 //! `compressing.rs`.
 
 use super::cached::{self, CacheLabel};
-use super::compressing::{compressed_head, pump_compressed, start_compressor, PumpError};
+use super::compressing::{
+    compressed_head, pump_compressed, start_compressor, CompressFrom, PumpError,
+};
 use super::exchange::Exchange;
 use super::h1::{self, ClientGone, H1Codec};
 use super::session::{head_limits, Conn, Ctx, State, Step};
@@ -17,8 +19,9 @@ use super::upstream::ExchangeKey;
 use super::upstream_failure::Phase;
 use crate::balance::key_hash;
 use crate::buffer::Buffer;
+use crate::compress::{Coding, CompressedHead};
 use crate::config::HashKey;
-use crate::http::body::BodyRelay;
+use crate::http::body::{BodyKind, BodyRelay};
 use crate::http::response::ResponseInfo;
 use crate::http::Version;
 use crate::net::proxy_protocol;
@@ -353,6 +356,7 @@ impl Conn {
                             compressing = compressed_head(
                                 x.asked,
                                 head,
+                                info.body,
                                 &x.settings.config,
                                 side,
                                 client_head,
@@ -380,7 +384,10 @@ impl Conn {
                                 info.upstream_reusable,
                             );
                         }
-                        if let Some(coding) = compressing {
+                        if let Some(CompressFrom::MinLength(coding)) = compressing {
+                            x.compress_held = Some(coding);
+                        }
+                        if let Some(CompressFrom::Head(coding)) = compressing {
                             match start_compressor(&x.settings.config, coding) {
                                 Ok(compressor) => {
                                     x.compressor = Some(compressor);
@@ -453,6 +460,9 @@ impl Conn {
         );
         let dechunk = if x.compressor.is_some() {
             codec.begin_compressed_body(&info, x.info.version)
+        } else if x.compress_held.is_some() {
+            // Plain data while held; the client's framing is set at the decision.
+            info.body == BodyKind::Chunked
         } else {
             codec.begin_body(&info, x.cache.is_storing())
         };
@@ -505,6 +515,22 @@ impl Conn {
             // sends next, on any connection and worker, finds the entry.
             x.cache.publish();
         }
+        // A body of unknown length that would be compressed: held until the decision.
+        let buf = if let Some(coding) = x.compress_held {
+            let long_enough = x.resp_body.ready() as u64 >= x.settings.config.compress.min_length;
+            let ended = x.resp_body.has_ended() || truncated;
+            if !long_enough && !ended && !buf.is_full() {
+                return if progress { Step::Again } else { Step::Wait };
+            }
+            // A buffer full before the minimum (a small `buffer_size`) compresses too.
+            let compress = long_enough || !ended;
+            if let Err(step) = self.decide_held(x, ctx, coding, compress) {
+                return step;
+            }
+            self.upstream_in.get_or_insert_with(|| ctx.buffers.get())
+        } else {
+            buf
+        };
         let ready = x.resp_body.ready();
         let sent_before = x.client_bytes;
         let mut codec = H1Codec::new(
@@ -580,6 +606,54 @@ impl Conn {
         }
     }
 
+    /// The held response's decision (`Exchange::compress_held`), its head still queued:
+    /// compressed (the head rewritten, the compressor started, the body chunked anew or to the
+    /// close), or as the backend sent it (a chunked body chunked again, as when it is stored).
+    fn decide_held(
+        &mut self,
+        x: &mut Exchange,
+        ctx: &mut Ctx<'_>,
+        coding: Coding,
+        compress: bool,
+    ) -> Result<(), Step> {
+        x.compress_held = None;
+        let version = x.info.version;
+        let mut codec = H1Codec::new(
+            &mut self.client,
+            &mut self.to_client,
+            &mut self.client_framing,
+            &mut x.client_bytes,
+        );
+        let Some(resp) = x.resp.as_mut() else {
+            return Err(self.enter(State::Closed, ctx));
+        };
+        if !compress {
+            codec.begin_body(resp, true);
+            return Ok(());
+        }
+        match start_compressor(&x.settings.config, coding) {
+            Ok(compressor) => {
+                CompressedHead::new(coding, version).rewrite(&mut self.to_client.bytes);
+                resp.client_keep_alive &= version == Version::Http11;
+                let mut codec = H1Codec::new(
+                    &mut self.client,
+                    &mut self.to_client,
+                    &mut self.client_framing,
+                    &mut x.client_bytes,
+                );
+                codec.begin_compressed_body(resp, version);
+                x.compressor = Some(compressor);
+                Ok(())
+            }
+            Err(e) => {
+                codec.discard();
+                log::warn!("cannot start a {} encoder: {e}", coding.token());
+                let why = "the response could not be compressed";
+                Err(self.fail(Some(x), ctx, 500, why, true))
+            }
+        }
+    }
+
     /// The response is delivered: log, recycle the upstream connection, and either wait for the
     /// next request or close.
     pub(super) fn finish_exchange(&mut self, x: &mut Exchange, ctx: &mut Ctx<'_>) -> Step {
@@ -633,8 +707,8 @@ impl Conn {
         // A TLS backend's bytes must be decrypted: no splice from it.
         let upstream_fd = ctx.upstreams.conns.get(key)?.stream.splice_fd()?;
         if x.splice.is_none() {
-            if x.compressor.is_some() {
-                // The compressor needs the data.
+            if x.compressor.is_some() || x.compress_held.is_some() {
+                // The compressor needs the data (or may: the decision waits for it).
                 return None;
             }
             // The codec allows it: the data goes out as it is, with nothing queued before it.
