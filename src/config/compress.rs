@@ -23,7 +23,8 @@ pub struct CompressSettings {
     pub enabled: bool,
     /// `compress_types`: the media types compressed.
     pub types: TypeList,
-    /// `compress_min_length SIZE`: a body whose `Content-Length` is below this goes as it is.
+    /// `compress_min_length SIZE`: a body shorter than this goes as it is (one of unknown
+    /// length is held until this much of it, its end or a full relay buffer).
     pub min_length: u64,
     /// `compress_level gzip=N br=N zstd=N`.
     pub levels: Levels,
