@@ -19,8 +19,9 @@ use std::time::Instant;
 use slab::Slab;
 
 use super::io::Pending;
+use super::pipe::{Pipe, PipeOrigin};
 use super::session::Session;
-use super::transport::{ClientTransport, Pipe};
+use super::transport::ClientTransport;
 use crate::buffer::{Buffer, BufferPool};
 use crate::config::Config;
 use crate::h2::connection::{Event, H2Config, H2Connection, StreamState};
@@ -119,8 +120,8 @@ enum H2State {
 pub struct H2Session {
     client: ClientTransport,
     peer: SocketAddr,
-    /// The address the client connected to, for its streams' pipes.
-    local: SocketAddr,
+    /// What its streams' children see of it (scheme, HSTS, the address the client connected to).
+    origin: PipeOrigin,
     conn: H2Connection,
     input: Option<Buffer>,
     streams: Vec<StreamLink>,
@@ -150,7 +151,11 @@ impl H2Session {
         now: Instant,
     ) -> H2Session {
         H2Session {
-            local: client.local_addr(),
+            origin: PipeOrigin {
+                scheme: client.scheme(),
+                hsts: client.hsts(),
+                local: client.local_addr(),
+            },
             client,
             peer,
             conn: H2Connection::new(h2_config(config)),
@@ -382,7 +387,7 @@ impl H2Session {
         head: &RequestHead,
         end_stream: bool,
     ) {
-        let mut pipe = Pipe::new(ctx.key, id, &self.client, self.local, PIPE_OUTBOUND);
+        let mut pipe = Pipe::new(ctx.key, id, self.origin, PIPE_OUTBOUND);
         let body = match write_h1_request(head, end_stream, pipe.inbound_mut()) {
             Ok(body) => body,
             Err(TranslateError::NoHost) => {

@@ -11,6 +11,7 @@ mod h1;
 mod h2_session;
 mod health;
 pub(crate) mod io;
+mod pipe;
 mod proxy_header;
 mod rate_limit;
 mod redirect;

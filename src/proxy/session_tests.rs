@@ -525,11 +525,20 @@ fn an_illegal_transition_from_an_upstream_state_releases_the_upstream() {
 /// (the child waits while the pipe is full), and the pipe's end closes the child.
 #[test]
 fn a_child_session_runs_an_exchange_through_its_pipe() {
-    use super::transport::Pipe;
+    use super::pipe::{Pipe, PipeOrigin};
     let mut b = Backend::new();
     let mut h = Harness::with_backend(b.addr());
     let parent = ClientTransport::fake();
-    let mut pipe = Pipe::new(7, 1, &parent, parent.local_addr(), 16);
+    let mut pipe = Pipe::new(
+        7,
+        1,
+        PipeOrigin {
+            scheme: parent.scheme(),
+            hsts: parent.hsts(),
+            local: parent.local_addr(),
+        },
+        16,
+    );
     pipe.push_inbound(b"POST /x HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n");
     pipe.push_inbound(b"3\r\nabc\r\n0\r\n\r\n");
     pipe.end_inbound();

@@ -17,7 +17,7 @@ use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use super::h2_session::{H2Ctx, H2Session, H2Work};
+use super::h2_session::H2Session;
 use super::proxy_header::{AwaitingHeader, HeaderRead};
 use super::session::{Ctx, Session};
 use super::shared::{Settings, Shared};
@@ -27,6 +27,9 @@ use crate::buffer::{BufferPool, HeadPool};
 use crate::clock::Clock;
 use crate::logging::AccessLog;
 use crate::net::{accepted, interrupted, would_block};
+use h2::Drive;
+
+mod h2;
 
 pub const WAKER: Token = Token(usize::MAX - 2);
 /// Listener `i` of a worker has token `FIRST_LISTENER + i` (below `WAKER`; these tokens have
@@ -49,14 +52,6 @@ const MAX_QUEUED_DRIVES: usize = 4096;
 /// Sweeps per HTTP/2 rate window (rapid reset, empty frames): one second.
 const SWEEPS_PER_RATE_WINDOW: u32 = 10;
 
-/// A session to run because another moved bytes through a pipe between them.
-#[derive(Debug, Clone, Copy)]
-enum Drive {
-    /// An h2 stream's child session (its pipe was fed or drained).
-    Child(usize),
-    /// An h2 connection (one of its children made progress).
-    H2(usize),
-}
 /// The `listen` lines the config allows (`config::MAX_LISTENERS`).
 const MAX_LISTENERS: usize = crate::config::MAX_LISTENERS;
 
@@ -562,130 +557,6 @@ impl Worker {
         // Closing the socket takes it out of the epoll set: no deregister call needed.
         drop(session);
         self.connection_closed();
-    }
-
-    /// A connection that agreed HTTP/2 (ALPN `h2`, or `h2c on` and the preface): its socket
-    /// moves to an `H2Session`'s token.
-    fn start_h2(
-        &mut self,
-        mut client: ClientTransport,
-        peer: SocketAddr,
-        read: crate::buffer::Buffer,
-    ) {
-        let entry = self.h2_sessions.vacant_entry();
-        let key = entry.key();
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        let registered = match client.source_mut() {
-            Some(source) if key < MAX_H2 => {
-                self.poll
-                    .registry()
-                    .reregister(source, Token(FIRST_H2 + key), interest)
-            }
-            _ => Err(std::io::ErrorKind::Unsupported.into()),
-        };
-        if let Err(e) = registered {
-            log::error!("cannot register HTTP/2 client {peer}: {e}");
-            self.buffers.put(read);
-            self.connection_closed();
-            return;
-        }
-        // Readiness is kept by the transport: what arrived may be waiting already.
-        client.on_event(true, true, false);
-        let now = self.clock.now;
-        entry.insert(H2Session::new(
-            client,
-            peer,
-            read,
-            &self.settings.config,
-            now,
-        ));
-        self.shared.stats.h2_connection_opened();
-        self.queue_h2(key);
-    }
-
-    fn h2_event(&mut self, key: usize, event: &Event) {
-        if let Some(h2) = self.h2_sessions.get_mut(key) {
-            let (r, w) = readiness(event);
-            h2.on_client_event(r, w, event.is_read_closed());
-            self.drive_h2(key, false);
-        }
-    }
-
-    /// Puts h2 connection `key` in the drive queue (once).
-    fn queue_h2(&mut self, key: usize) {
-        if let Some(h2) = self.h2_sessions.get_mut(key) {
-            if !h2.queued {
-                h2.queued = true;
-                self.drive_queue.push_back(Drive::H2(key));
-            }
-        }
-    }
-
-    /// Runs h2 connection `key` (or its timeout), then the children it woke and aborted; removes
-    /// it if it closed.
-    fn drive_h2(&mut self, key: usize, timed_out: bool) {
-        let Some(h2) = self.h2_sessions.get_mut(key) else {
-            return;
-        };
-        let mut work = H2Work::default();
-        let mut ctx = H2Ctx {
-            sessions: &mut self.sessions,
-            buffers: &mut self.buffers,
-            config: &self.settings.config,
-            stats: &self.shared.stats,
-            now: self.clock.now,
-            key,
-            stopping: self.stop_deadline.is_some(),
-        };
-        if timed_out {
-            h2.on_timeout(ctx.now, ctx.config, &mut work);
-        }
-        let before = ctx.sessions.len();
-        h2.drive(&mut ctx, &mut work);
-        // Children started by this drive (a child is never removed during it).
-        self.children += self.sessions.len() - before;
-        for child in work.abort {
-            self.run_session(child, Session::abort);
-        }
-        for child in work.drive {
-            self.drive_queue.push_back(Drive::Child(child));
-        }
-        if work.again {
-            self.queue_h2(key);
-        }
-        let Some(h2) = self.h2_sessions.get_mut(key) else {
-            return;
-        };
-        if h2.is_closed() {
-            let mut h2 = self.h2_sessions.remove(key);
-            h2.release(&mut self.buffers);
-            if let Some(phase) = h2.client().tls_phase() {
-                self.shared.stats.tls_closed(phase);
-            }
-            self.shared.stats.h2_connection_closed();
-            drop(h2);
-            self.connection_closed();
-        }
-    }
-
-    /// Runs the sessions queued because a pipe between them moved: each child driven may queue
-    /// its h2 connection, which may queue children in turn, until nothing moves (bounded per
-    /// tick: the rest waits for the next, which then polls without waiting).
-    fn run_drive_queue(&mut self) {
-        for _ in 0..MAX_QUEUED_DRIVES {
-            let Some(next) = self.drive_queue.pop_front() else {
-                return;
-            };
-            match next {
-                Drive::Child(key) => self.drive(key, false),
-                Drive::H2(key) => {
-                    if let Some(h2) = self.h2_sessions.get_mut(key) {
-                        h2.queued = false;
-                        self.drive_h2(key, false);
-                    }
-                }
-            }
-        }
     }
 
     /// Drives the sessions that yielded in this turn (compression's budget spent) once more,
