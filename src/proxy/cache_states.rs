@@ -11,10 +11,8 @@ use super::exchange::Exchange;
 use super::h1::{ClientGone, H1Codec};
 use super::session::{Conn, Ctx, State, Step};
 use crate::cache::{unix_now, CacheEntry};
-use crate::compress::{decide_stored, Coding, CompressedHead, Decision};
+use crate::compress::{decide_stored, Coding, Decision};
 use crate::http::body::BodyKind;
-use crate::http::response::ResponseInfo;
-use crate::http::Version;
 use std::os::unix::fs::FileExt;
 
 impl Conn {
@@ -110,12 +108,12 @@ impl Conn {
         );
         let edge = &x.scope().edge;
         edge.finish_client_head(&mut self.to_client.bytes, resp.status, &self.facts);
-        if let Some(coding) = on_the_fly {
-            self.compress_hit(x, &entry, &mut resp, coding);
-        }
         x.client_head_bytes += self.to_client.bytes.len() as u64;
-        x.cache.serve(entry, label, with_body);
         x.resp = Some(resp);
+        if let Some(coding) = on_the_fly {
+            self.compress_hit(x, &entry, coding);
+        }
+        x.cache.serve(entry, label, with_body);
         self.enter_returning_upstream(State::ServeCached, ctx, upstream_reusable)
     }
 
@@ -123,30 +121,14 @@ impl Conn {
     /// coding, its body read from the entry's file through a `BodyCompressor`, and the output
     /// also written as the entry's variant (`CacheWork::begin_variant`). When the file cannot
     /// be opened or the encoder made, it is served as stored.
-    fn compress_hit(
-        &mut self,
-        x: &mut Exchange,
-        entry: &Arc<CacheEntry>,
-        resp: &mut ResponseInfo,
-        coding: Coding,
-    ) {
+    fn compress_hit(&mut self, x: &mut Exchange, entry: &Arc<CacheEntry>, coding: Coding) {
         let Some(file) = entry.open_body() else {
             return;
         };
         let Ok(compressor) = start_compressor(&x.settings.config, coding) else {
             return;
         };
-        let version = x.info.version;
-        CompressedHead::new(coding, version).rewrite(&mut self.to_client.bytes);
-        resp.client_keep_alive &= version == Version::Http11;
-        let mut codec = H1Codec::new(
-            &mut self.client,
-            &mut self.to_client,
-            &mut self.client_framing,
-            &mut x.client_bytes,
-        );
-        codec.begin_compressed_body(resp, version);
-        x.compressor = Some(compressor);
+        self.begin_compressing(x, coding, compressor);
         x.compressed_hit = Some(file);
         x.cache.begin_variant(entry, coding);
     }

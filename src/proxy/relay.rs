@@ -19,7 +19,7 @@ use super::upstream::ExchangeKey;
 use super::upstream_failure::Phase;
 use crate::balance::key_hash;
 use crate::buffer::Buffer;
-use crate::compress::{Coding, CompressedHead};
+use crate::compress::{BodyCompressor, Coding, CompressedHead};
 use crate::config::HashKey;
 use crate::http::body::{BodyKind, BodyRelay};
 use crate::http::response::ResponseInfo;
@@ -617,14 +617,13 @@ impl Conn {
         compress: bool,
     ) -> Result<(), Step> {
         x.compress_held = None;
-        let version = x.info.version;
         let mut codec = H1Codec::new(
             &mut self.client,
             &mut self.to_client,
             &mut self.client_framing,
             &mut x.client_bytes,
         );
-        let Some(resp) = x.resp.as_mut() else {
+        let Some(resp) = x.resp.as_ref() else {
             return Err(self.enter(State::Closed, ctx));
         };
         if !compress {
@@ -633,16 +632,7 @@ impl Conn {
         }
         match start_compressor(&x.settings.config, coding) {
             Ok(compressor) => {
-                CompressedHead::new(coding, version).rewrite(&mut self.to_client.bytes);
-                resp.client_keep_alive &= version == Version::Http11;
-                let mut codec = H1Codec::new(
-                    &mut self.client,
-                    &mut self.to_client,
-                    &mut self.client_framing,
-                    &mut x.client_bytes,
-                );
-                codec.begin_compressed_body(resp, version);
-                x.compressor = Some(compressor);
+                self.begin_compressing(x, coding, compressor);
                 Ok(())
             }
             Err(e) => {
@@ -652,6 +642,35 @@ impl Conn {
                 Err(self.fail(Some(x), ctx, 500, why, true))
             }
         }
+    }
+
+    /// The response (`x.resp`), its head queued and counted, is compressed in `coding` from here
+    /// on: the head rewritten for it (its length, and the count, change), an HTTP/1.0 client's
+    /// connection closed after the body, the body framed anew (chunked, or to the close), and
+    /// `compressor` made the exchange's. A miss's held body and a cache hit both start so.
+    pub(super) fn begin_compressing(
+        &mut self,
+        x: &mut Exchange,
+        coding: Coding,
+        compressor: Box<BodyCompressor>,
+    ) {
+        let Some(resp) = x.resp.as_mut() else {
+            return;
+        };
+        let version = x.info.version;
+        let before = self.to_client.bytes.len() as u64;
+        CompressedHead::new(coding, version).rewrite(&mut self.to_client.bytes);
+        let after = self.to_client.bytes.len() as u64;
+        x.client_head_bytes = (x.client_head_bytes + after).saturating_sub(before);
+        resp.client_keep_alive &= version == Version::Http11;
+        let mut codec = H1Codec::new(
+            &mut self.client,
+            &mut self.to_client,
+            &mut self.client_framing,
+            &mut x.client_bytes,
+        );
+        codec.begin_compressed_body(resp, version);
+        x.compressor = Some(compressor);
     }
 
     /// The response is delivered: log, recycle the upstream connection, and either wait for the
