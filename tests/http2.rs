@@ -416,6 +416,32 @@ fn status_and_metrics_count_http2_connections_and_streams() {
     );
 }
 
+/// A stream the client resets before its response is complete is logged 499, as an HTTP/1
+/// client that went away (and as nginx logs a client that went first); the connection goes on.
+#[test]
+fn a_stream_reset_before_its_response_is_logged_499() {
+    let Some(python) = common::python_with_h2() else {
+        return;
+    };
+    let b = Backend::start("b1");
+    let p = h2c_pibl(&[b.addr], "workers 1\n");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2/reset_before_head.py");
+    let out = Command::new(python)
+        .args([script, "127.0.0.1", &p.addr.port().to_string()])
+        .output()
+        .expect("run reset_before_head.py");
+    let got = text(&out);
+    assert!(out.status.success(), "{got}");
+    assert!(got.contains("stream 3 served"), "{got}");
+    let lines = p.wait_for_log("\"GET /slow-head HTTP/2.0\" 499 ", 1);
+    assert_eq!(lines.len(), 1, "{}", p.log_file());
+    assert_eq!(
+        p.wait_for_log("\"GET /after-early-reset HTTP/2.0\" 200 ", 1)
+            .len(),
+        1
+    );
+}
+
 /// A client's RST_STREAM aborts the stream's child: its upstream connection is closed, not
 /// pooled mid-response, and the client's connection goes on.
 #[test]
@@ -443,6 +469,12 @@ fn a_client_reset_closes_the_streams_upstream_connection() {
     let got = text(&out);
     assert!(out.status.success(), "{got}");
     assert!(got.contains("stream 3 served"), "{got}");
+    assert_eq!(p.wait_for_log("\"GET /slow?", 1).len(), 1);
+    assert!(
+        p.wait_for_log("\"GET /slow?", 1)[0].contains(" HTTP/2.0\" 499 "),
+        "{}",
+        p.log_file()
+    );
     let seen = b.seen();
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(seen[1].target, "/after-reset");

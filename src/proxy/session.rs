@@ -240,10 +240,10 @@ impl Session {
     }
 
     /// Ends the session now (its h2 stream was reset, or its connection went): an exchange
-    /// under way gets its access line as at the stop deadline, and its upstream connection is
-    /// closed, not pooled mid-response.
+    /// under way gets its access line, `499` as for an HTTP/1 client that went before its
+    /// response was complete, and its upstream connection is closed, not pooled mid-response.
     pub(super) fn abort(&mut self, ctx: &mut Ctx<'_>) {
-        self.log_cut_at_stop(ctx);
+        self.log_cut(ctx, |_| 499);
         self.x = None;
         self.conn.enter(State::Closed, ctx);
     }
@@ -303,6 +303,15 @@ impl Session {
     /// it now. An exchange under way gets its access line: the status the client saw, or `503`
     /// when it got nothing, and the bytes it got.
     pub fn log_cut_at_stop(&mut self, ctx: &mut Ctx<'_>) {
+        self.log_cut(ctx, |x| match &x.resp {
+            Some(r) if x.client_bytes > 0 => r.status,
+            _ => 503,
+        });
+    }
+
+    /// The access line of an exchange cut short: a response pibl made keeps its own status,
+    /// a relayed or cached one gets `status` of its exchange.
+    fn log_cut(&mut self, ctx: &mut Ctx<'_>, status: fn(&Exchange) -> u16) {
         let Session { conn: c, x: slot } = self;
         if let State::SendError { status, .. } = c.state {
             c.log_error_response(slot.as_mut(), ctx, status);
@@ -311,10 +320,7 @@ impl Session {
         let Some(x) = slot.as_mut() else {
             return;
         };
-        let status = match &x.resp {
-            Some(r) if x.client_bytes > 0 => r.status,
-            _ => 503,
-        };
+        let status = status(x);
         c.log_exchange(Some(x), ctx, status);
     }
 
