@@ -11,21 +11,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::tls_listener::{first_tls, listeners, write_cert_pair};
-use common::{pattern, Backend, Pibl, TempDir};
+use common::{have, pattern, Backend, Pibl, TempDir};
 use pibl::tls::selfsigned::DemoCa;
-
-fn have(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipped: {tool} is not installed");
-    }
-    ok
-}
 
 fn run(tool: &str, args: &[&str]) -> Output {
     Command::new(tool)
@@ -349,8 +336,7 @@ fn tls_listeners_offer_h2_by_alpn_unless_http2_off() {
 }
 
 /// `http2 off` on one listen line: that TLS listener offers http/1.1 alone while another,
-/// beside it, offers h2; the line shows in `--check`'s summary, and `http2` on a plain
-/// listener is an error naming its line.
+/// beside it, offers h2; `http2` on a plain listener is an error naming its line.
 #[test]
 fn http2_off_on_one_listener_only() {
     if !have("curl") {

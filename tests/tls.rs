@@ -11,28 +11,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::tls_listener::{first_tls, write_cert_pair};
-use common::{pattern, Backend, Pibl, TempDir};
+use common::{have, pattern, Backend, Pibl, TempDir};
 use pibl::tls::selfsigned::DemoCa;
 
 const DAY: Duration = Duration::from_secs(86_400);
-
-fn have(tool: &str) -> bool {
-    let arg = if tool == "openssl" {
-        "version"
-    } else {
-        "--version"
-    };
-    let ok = Command::new(tool)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipped: {tool} is not installed");
-    }
-    ok
-}
 
 /// A CA, and files for it and for server certificates, in `dir`.
 struct Pki {

@@ -898,3 +898,23 @@ pub fn python_with_h2() -> Option<&'static str> {
     }
     found
 }
+
+/// Whether `tool` is installed (it answers `--version`, `version` for openssl); when not, says
+/// the calling test is skipped.
+pub fn have(tool: &str) -> bool {
+    let arg = if tool == "openssl" {
+        "version"
+    } else {
+        "--version"
+    };
+    let ok = Command::new(tool)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: {tool} is not installed");
+    }
+    ok
+}
