@@ -8,6 +8,7 @@
 //! the table is closed. A stream leaves the table when both sides have ended it or on a reset.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 
 use super::error::{ConnectionError, ErrorCode};
@@ -141,7 +142,9 @@ pub struct H2Connection {
     state: ConnState,
     peer: Settings,
     max_streams: u32,
-    streams: HashMap<u32, Stream>,
+    streams: HashMap<u32, Stream, BuildHasherDefault<StreamIdHasher>>,
+    /// A send window grew or output was written since `take_capacity_grown`.
+    capacity_grew: bool,
     /// The highest stream id the client opened (ids at or below it are no longer idle).
     last_client_stream: u32,
     conn_send_window: Window,
@@ -167,6 +170,31 @@ pub struct H2Connection {
     recently_reset: VecDeque<u32>,
 }
 
+/// The stream table's hash: ids must increase (RFC 9113 §5.1.1) and at most
+/// `max_concurrent_streams` are open, so a client cannot pile them into one bucket; SipHash's
+/// flooding resistance costs more per lookup than it buys here.
+#[derive(Debug, Default)]
+struct StreamIdHasher(u64);
+
+impl Hasher for StreamIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u32(u32::from(b) ^ (self.0 as u32).rotate_left(8));
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        // Fibonacci hashing; the fold brings the product's high bits into the low ones, which
+        // pick the bucket (client ids are all odd).
+        let h = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 29);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// How many reset stream ids are remembered.
 const RECENTLY_RESET: usize = 32;
 
@@ -190,7 +218,8 @@ impl H2Connection {
                 .settings
                 .max_concurrent_streams
                 .unwrap_or(DEFAULT_MAX_CONCURRENT_STREAMS),
-            streams: HashMap::new(),
+            streams: HashMap::default(),
+            capacity_grew: false,
             last_client_stream: 0,
             conn_send_window: Window::new(65_535),
             conn_recv_window: Window::new(65_535),
@@ -342,6 +371,7 @@ impl H2Connection {
             Frame::Settings { ack: false, params } => {
                 let change = self.peer.apply(params)?;
                 if let Some((old, new)) = change.initial_window_size {
+                    self.capacity_grew = true;
                     for stream in self.streams.values_mut() {
                         stream
                             .send_window
@@ -381,10 +411,12 @@ impl H2Connection {
             Frame::WindowUpdate {
                 stream_id: 0,
                 increment,
-            } => self
-                .conn_send_window
-                .increase(increment)
-                .map_err(|e| conn_err(e.code(), "connection window past 2^31-1")),
+            } => {
+                self.capacity_grew = true;
+                self.conn_send_window
+                    .increase(increment)
+                    .map_err(|e| conn_err(e.code(), "connection window past 2^31-1"))
+            }
             Frame::WindowUpdate {
                 stream_id,
                 increment,
@@ -402,6 +434,7 @@ impl H2Connection {
                 if overflow {
                     return self.stream_error(stream_id, ErrorCode::FLOW_CONTROL_ERROR);
                 }
+                self.capacity_grew = true;
                 Ok(())
             }
             Frame::Unknown { .. } => Ok(()),

@@ -95,6 +95,8 @@ struct StreamLink {
     response: H1ResponseReader,
     /// The last pump left response bytes in the pipe because the client's window is shut.
     blocked_on_window: bool,
+    /// In the session's `ready` list: something changed that the next pump acts on.
+    ready: bool,
 }
 
 /// What pumping a stream found.
@@ -124,7 +126,14 @@ pub struct H2Session {
     origin: PipeOrigin,
     conn: H2Connection,
     input: Option<Buffer>,
-    streams: Vec<StreamLink>,
+    /// The open streams; a stream's key here is its pipe's `link`.
+    streams: Slab<StreamLink>,
+    /// Streams to pump (their child moved, the client sent on them, they are new), so a drive
+    /// costs what changed, not the number of open streams. Streams waiting for window join
+    /// when the connection says capacity grew.
+    ready: Vec<usize>,
+    /// `ready` taken for a pump (kept to reuse its allocation).
+    pumping: Vec<usize>,
     state: H2State,
     deadline: Instant,
     /// Always empty: the output is the connection's own buffer, written as the "body".
@@ -160,7 +169,9 @@ impl H2Session {
             peer,
             conn: H2Connection::new(h2_config(config)),
             input: Some(read),
-            streams: Vec::new(),
+            streams: Slab::new(),
+            ready: Vec::new(),
+            pumping: Vec::new(),
             state: H2State::Open,
             deadline: now + config.timeouts.client_header,
             no_head: Pending::default(),
@@ -205,7 +216,7 @@ impl H2Session {
     /// their backend keep their children's own deadlines. With no stream left: GOAWAY, close.
     pub(super) fn on_timeout(&mut self, now: Instant, config: &Config, work: &mut H2Work) {
         let Self { streams, conn, .. } = self;
-        streams.retain(|link| {
+        streams.retain(|_, link| {
             let stalled = link.blocked_on_window;
             if stalled {
                 conn.reset(link.id, ErrorCode::CANCEL);
@@ -274,7 +285,7 @@ impl H2Session {
 
     /// Ends the connection: every child still running is aborted, the socket shut.
     fn close(&mut self, work: &mut H2Work) {
-        for link in self.streams.drain(..) {
+        for link in self.streams.drain() {
             if let Child::Running(key) = link.child {
                 work.abort.push(key);
             }
@@ -350,25 +361,29 @@ impl H2Session {
                     end_stream,
                 } => {
                     let n = bytes.len();
-                    match self.streams.iter_mut().find(|l| l.id == stream) {
-                        Some(link) if !link.request_ended => {
+                    match self.find(stream) {
+                        Some(key) if !self.streams[key].request_ended => {
+                            let link = &mut self.streams[key];
                             link.pending.extend_from_slice(self.conn.data(bytes));
                             link.request_ended = end_stream;
+                            self.mark_ready(key);
                         }
                         // Nobody reads it: give the window back at once.
                         _ => self.conn.release(stream, n),
                     }
                 }
                 Event::Trailers { stream, fields } => {
-                    if let Some(link) = self.streams.iter_mut().find(|l| l.id == stream) {
+                    if let Some(key) = self.find(stream) {
+                        let link = &mut self.streams[key];
                         link.trailers = Some(fields);
                         link.request_ended = true;
+                        self.mark_ready(key);
                     }
                 }
                 Event::Reset { stream, .. } => {
-                    if let Some(i) = self.streams.iter().position(|l| l.id == stream) {
-                        if let Child::Running(key) = self.streams.swap_remove(i).child {
-                            work.abort.push(key);
+                    if let Some(key) = self.find(stream) {
+                        if let Child::Running(child) = self.streams.remove(key).child {
+                            work.abort.push(child);
                         }
                     }
                 }
@@ -387,7 +402,8 @@ impl H2Session {
         head: &RequestHead,
         end_stream: bool,
     ) {
-        let mut pipe = Pipe::new(ctx.key, id, self.origin, PIPE_OUTBOUND);
+        let link = self.streams.vacant_key();
+        let mut pipe = Pipe::new(ctx.key, link, id, self.origin, PIPE_OUTBOUND);
         let body = match write_h1_request(head, end_stream, pipe.inbound_mut()) {
             Ok(body) => body,
             Err(TranslateError::NoHost) => {
@@ -411,7 +427,7 @@ impl H2Session {
         let key = ctx.sessions.insert(session);
         ctx.stats.h2_stream_started();
         work.drive.push(key);
-        self.streams.push(StreamLink {
+        self.streams.insert(StreamLink {
             id,
             child: Child::Running(key),
             body,
@@ -422,36 +438,79 @@ impl H2Session {
             end_written: no_body,
             response: H1ResponseReader::new(head.method() == b"HEAD"),
             blocked_on_window: false,
+            ready: false,
         });
+        self.mark_ready(link);
+    }
+
+    /// The key of stream `id` in the table.
+    fn find(&self, id: u32) -> Option<usize> {
+        self.streams
+            .iter()
+            .find_map(|(key, link)| (link.id == id).then_some(key))
+    }
+
+    /// Stream `key` has something for the next pump.
+    fn mark_ready(&mut self, key: usize) {
+        if let Some(link) = self.streams.get_mut(key) {
+            if !link.ready {
+                link.ready = true;
+                self.ready.push(key);
+            }
+        }
+    }
+
+    /// A running child read or wrote its pipe (`link`, stream `id`).
+    pub(super) fn child_moved(&mut self, link: usize, id: u32) {
+        if self.streams.get(link).is_some_and(|l| l.id == id) {
+            self.mark_ready(link);
+        }
     }
 
     /// A child closed: its pipe stays here until what it wrote is sent.
     pub(super) fn child_closed(&mut self, pipe: Box<Pipe>) {
-        if let Some(link) = self.streams.iter_mut().find(|l| l.id == pipe.stream_id) {
-            link.child = Child::Closed(pipe);
+        let key = pipe.link;
+        if let Some(link) = self.streams.get_mut(key) {
+            // The key may have gone to a newer stream if this one was reset.
+            if link.id == pipe.stream_id {
+                link.child = Child::Closed(pipe);
+                self.mark_ready(key);
+            }
         }
     }
 
-    /// Moves request bytes into each child's pipe and its response out of it.
+    /// Moves request bytes into the ready streams' pipes and their responses out of them.
     fn pump_streams(&mut self, ctx: &mut H2Ctx<'_>, work: &mut H2Work) -> bool {
+        if self.conn.take_capacity_grown() {
+            let Self { streams, ready, .. } = self;
+            for (key, link) in streams.iter_mut() {
+                if link.blocked_on_window && !link.ready {
+                    link.ready = true;
+                    ready.push(key);
+                }
+            }
+        }
         let mut moved = false;
-        let mut i = 0;
-        while i < self.streams.len() {
+        std::mem::swap(&mut self.ready, &mut self.pumping);
+        for key in self.pumping.drain(..) {
             let Self { streams, conn, .. } = self;
-            let link = &mut streams[i];
+            let Some(link) = streams.get_mut(key) else {
+                continue;
+            };
+            link.ready = false;
             // Taken out for the pumps, which borrow the rest of the link.
             let mut child = std::mem::replace(&mut link.child, Child::Running(usize::MAX));
             let (pipe, running) = match &mut child {
-                Child::Running(key) => match ctx
+                Child::Running(child_key) => match ctx
                     .sessions
-                    .get_mut(*key)
+                    .get_mut(*child_key)
                     .and_then(|s| s.client_mut().pipe_mut())
                 {
-                    Some(p) => (p, Some(*key)),
+                    Some(p) => (p, Some(*child_key)),
                     None => {
                         // Not there: a bug; the stream cannot go on.
                         conn.reset(link.id, ErrorCode::INTERNAL_ERROR);
-                        streams.swap_remove(i);
+                        streams.remove(key);
                         continue;
                     }
                 },
@@ -466,8 +525,8 @@ impl H2Session {
             link.child = child;
             if fed || sent == Pumped::Progress {
                 moved = true;
-                if let Some(key) = running {
-                    work.drive.push(key);
+                if let Some(child_key) = running {
+                    work.drive.push(child_key);
                 }
             }
             match sent {
@@ -476,18 +535,18 @@ impl H2Session {
                         // The response is whole; the rest of the request is not wanted.
                         conn.reset(link.id, ErrorCode::NO_ERROR);
                     }
-                    streams.swap_remove(i);
+                    streams.remove(key);
                     moved = true;
                 }
                 Pumped::Broken => {
                     conn.reset(link.id, ErrorCode::INTERNAL_ERROR);
-                    if let Some(key) = running {
-                        work.abort.push(key);
+                    if let Some(child_key) = running {
+                        work.abort.push(child_key);
                     }
-                    streams.swap_remove(i);
+                    streams.remove(key);
                     moved = true;
                 }
-                Pumped::Wait | Pumped::Progress => i += 1,
+                Pumped::Wait | Pumped::Progress => {}
             }
         }
         moved

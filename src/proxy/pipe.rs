@@ -21,9 +21,13 @@ pub struct Pipe {
     outbound: Vec<u8>,
     outbound_taken: usize,
     outbound_bound: usize,
-    /// The h2 session's slab key and the stream's id.
+    /// The h2 session's slab key, the stream's key in that session's table, and its id.
     pub parent: usize,
+    pub link: usize,
     pub stream_id: u32,
+    /// The session read or wrote since the h2 side last asked ([`Self::take_moved`]): only then
+    /// has the h2 side anything new to do for this stream.
+    moved: bool,
     /// The h2 connection's (the session's `X-Forwarded-Proto`, HSTS and PROXY header).
     pub(super) scheme: &'static str,
     pub(super) hsts: Option<u64>,
@@ -42,9 +46,15 @@ pub struct PipeOrigin {
 }
 
 impl Pipe {
-    /// An empty pipe for stream `stream_id` of h2 session `parent`, whose connection is
-    /// `origin`, its output bounded to `outbound_bound` bytes.
-    pub fn new(parent: usize, stream_id: u32, origin: PipeOrigin, outbound_bound: usize) -> Pipe {
+    /// An empty pipe for stream `stream_id` (`link` in its table) of h2 session `parent`, whose
+    /// connection is `origin`, its output bounded to `outbound_bound` bytes.
+    pub fn new(
+        parent: usize,
+        link: usize,
+        stream_id: u32,
+        origin: PipeOrigin,
+        outbound_bound: usize,
+    ) -> Pipe {
         Pipe {
             inbound: Vec::new(),
             inbound_read: 0,
@@ -53,12 +63,19 @@ impl Pipe {
             outbound_taken: 0,
             outbound_bound: outbound_bound.max(1),
             parent,
+            link,
             stream_id,
+            moved: false,
             scheme: origin.scheme,
             hsts: origin.hsts,
             local: origin.local,
             shut: false,
         }
+    }
+
+    /// Whether the session read or wrote since the last call.
+    pub fn take_moved(&mut self) -> bool {
+        std::mem::take(&mut self.moved)
     }
 
     /// Request bytes not yet read by the session.
@@ -132,6 +149,7 @@ impl io::Read for Pipe {
         let n = unread.len().min(buf.len());
         buf[..n].copy_from_slice(&unread[..n]);
         self.inbound_read += n;
+        self.moved = true;
         Ok(n)
     }
 }
@@ -150,6 +168,7 @@ impl io::Write for Pipe {
         }
         let n = room.min(buf.len());
         self.outbound.extend_from_slice(&buf[..n]);
+        self.moved |= n > 0;
         Ok(n)
     }
 

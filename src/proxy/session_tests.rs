@@ -531,6 +531,7 @@ fn a_child_session_runs_an_exchange_through_its_pipe() {
     let parent = ClientTransport::fake();
     let mut pipe = Pipe::new(
         7,
+        0,
         1,
         PipeOrigin {
             scheme: parent.scheme(),

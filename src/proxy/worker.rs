@@ -523,12 +523,18 @@ impl Worker {
         };
         f(session, &mut ctx);
         let closed = session.is_closed();
-        if let Some(parent) = session.client().pipe_parent() {
-            // An h2 stream's child moved: its connection sends what it wrote.
-            self.queue_h2(parent);
-        }
         if closed {
-            self.session_closed(key);
+            return self.session_closed(key);
+        }
+        if let Some(pipe) = session.client_mut().pipe_mut() {
+            if pipe.take_moved() {
+                // An h2 stream's child read or wrote its pipe: its connection acts on it.
+                let (parent, link, id) = (pipe.parent, pipe.link, pipe.stream_id);
+                if let Some(h2) = self.h2_sessions.get_mut(parent) {
+                    h2.child_moved(link, id);
+                }
+                self.queue_h2(parent);
+            }
         }
     }
 

@@ -11,6 +11,7 @@ impl H2Connection {
 
     /// `n` bytes of [`H2Connection::output`] were written.
     pub fn advance_output(&mut self, n: usize) {
+        self.capacity_grew |= n > 0;
         self.out_pos = (self.out_pos + n).min(self.out.len());
         if self.out_pos == self.out.len() {
             self.out.clear();
@@ -36,6 +37,12 @@ impl H2Connection {
 
     pub fn open_streams(&self) -> usize {
         self.streams.len()
+    }
+
+    /// Whether a stream's send capacity may have grown since the last call (a WINDOW_UPDATE, a
+    /// larger initial window, output written): streams that waited for it can try again.
+    pub fn take_capacity_grown(&mut self) -> bool {
+        std::mem::take(&mut self.capacity_grew)
     }
 
     /// The bytes `send_data` would take now on this stream: 0 with bytes to send is a
