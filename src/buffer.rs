@@ -188,9 +188,10 @@ impl BufferPool {
 }
 
 /// Free head buffers (`Vec<u8>`: a request head rewritten for the backend, a response head for
-/// the client), sized for a typical head. A connection takes two when a request arrives and gives
-/// them back when it goes idle, so idle connections hold none and a new connection's first head
-/// is not written through a string of reallocations as its buffer grows.
+/// the client, the two directions of an HTTP/2 stream's pipe), sized for a typical head. A
+/// connection takes two when a request arrives and gives them back when it goes idle (a stream,
+/// when it ends), so idle connections hold none and a new connection's first head is not written
+/// through a string of reallocations as its buffer grows.
 pub struct HeadPool {
     max_free: usize,
     free: Vec<Vec<u8>>,

@@ -22,7 +22,7 @@ use super::io::Pending;
 use super::pipe::{Pipe, PipeOrigin};
 use super::session::Session;
 use super::transport::ClientTransport;
-use crate::buffer::{Buffer, BufferPool};
+use crate::buffer::{Buffer, BufferPool, HeadPool};
 use crate::config::Config;
 use crate::h2::connection::{Event, H2Config, H2Connection, StreamState};
 use crate::h2::frame::{DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN};
@@ -47,6 +47,8 @@ pub(super) struct H2Ctx<'a> {
     /// The worker's sessions: the children live there.
     pub sessions: &'a mut Slab<Session>,
     pub buffers: &'a mut BufferPool,
+    /// Where pipes' buffers come from and go back to.
+    pub heads: &'a mut HeadPool,
     pub config: &'a Config,
     pub stats: &'a Stats,
     pub now: Instant,
@@ -403,7 +405,8 @@ impl H2Session {
         end_stream: bool,
     ) {
         let link = self.streams.vacant_key();
-        let mut pipe = Pipe::new(ctx.key, link, id, self.origin, PIPE_OUTBOUND);
+        let buffers = [ctx.heads.get(), ctx.heads.get()];
+        let mut pipe = Pipe::new(ctx.key, link, id, self.origin, PIPE_OUTBOUND, buffers);
         let body = match write_h1_request(head, end_stream, pipe.inbound_mut()) {
             Ok(body) => body,
             Err(TranslateError::NoHost) => {
@@ -535,7 +538,11 @@ impl H2Session {
                         // The response is whole; the rest of the request is not wanted.
                         conn.reset(link.id, ErrorCode::NO_ERROR);
                     }
-                    streams.remove(key);
+                    if let Child::Closed(pipe) = streams.remove(key).child {
+                        for buffer in pipe.into_buffers() {
+                            ctx.heads.put(buffer);
+                        }
+                    }
                     moved = true;
                 }
                 Pumped::Broken => {

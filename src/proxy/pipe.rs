@@ -47,19 +47,24 @@ pub struct PipeOrigin {
 
 impl Pipe {
     /// An empty pipe for stream `stream_id` (`link` in its table) of h2 session `parent`, whose
-    /// connection is `origin`, its output bounded to `outbound_bound` bytes.
+    /// connection is `origin`, its output bounded to `outbound_bound` bytes. `buffers` are the
+    /// two directions' (empty) allocations, from the worker's pool ([`Self::into_buffers`]).
     pub fn new(
         parent: usize,
         link: usize,
         stream_id: u32,
         origin: PipeOrigin,
         outbound_bound: usize,
+        buffers: [Vec<u8>; 2],
     ) -> Pipe {
+        let [mut inbound, mut outbound] = buffers;
+        inbound.clear();
+        outbound.clear();
         Pipe {
-            inbound: Vec::new(),
+            inbound,
             inbound_read: 0,
             inbound_ended: false,
-            outbound: Vec::new(),
+            outbound,
             outbound_taken: 0,
             outbound_bound: outbound_bound.max(1),
             parent,
@@ -71,6 +76,11 @@ impl Pipe {
             local: origin.local,
             shut: false,
         }
+    }
+
+    /// The pipe's two allocations, for the next stream.
+    pub fn into_buffers(self) -> [Vec<u8>; 2] {
+        [self.inbound, self.outbound]
     }
 
     /// Whether the session read or wrote since the last call.

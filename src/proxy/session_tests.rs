@@ -539,6 +539,7 @@ fn a_child_session_runs_an_exchange_through_its_pipe() {
             local: parent.local_addr(),
         },
         16,
+        Default::default(),
     );
     pipe.push_inbound(b"POST /x HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n");
     pipe.push_inbound(b"3\r\nabc\r\n0\r\n\r\n");

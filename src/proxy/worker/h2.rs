@@ -88,6 +88,7 @@ impl Worker {
         let mut ctx = H2Ctx {
             sessions: &mut self.sessions,
             buffers: &mut self.buffers,
+            heads: &mut self.heads,
             config: &self.settings.config,
             stats: &self.shared.stats,
             now: self.clock.now,
