@@ -666,3 +666,63 @@ fn invalid_requests_are_stream_protocol_errors() {
         Some(ErrorCode::PROTOCOL_ERROR)
     );
 }
+
+/// Fields that repeat on a connection's responses are indexed, so a second response's head is
+/// a few bytes; the ones that change (date, length) are not, and `set-cookie` is sent
+/// never-indexed. A decoder that follows the table reads both heads whole.
+#[test]
+fn repeated_response_fields_are_indexed_changing_ones_are_not() {
+    let (mut conn, mut client, mut reader) = started();
+    client.get(1, "/");
+    client.get(3, "/");
+    feed(&mut conn, &client.take()).expect("ok");
+    let _ = events(&mut conn);
+    let _ = reader.read(&mut conn);
+    let head = |date: &'static [u8]| -> Vec<(&'static [u8], &'static [u8])> {
+        vec![
+            (b"server", b"origin/1.0"),
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"x-origin", b"o1"),
+            (b"date", date),
+            (b"content-length", b"100"),
+            (b"set-cookie", b"session=secret"),
+        ]
+    };
+    let mut sizes = Vec::new();
+    for (stream, date) in [
+        (1, b"Tue, 01 Dec 2026 10:00:00 GMT"),
+        (3, b"Tue, 01 Dec 2026 10:00:01 GMT"),
+    ] {
+        conn.send_response_head(stream, 200, &head(date), true)
+            .expect("open");
+        sizes.push(conn.output().len());
+        let out = reader.read(&mut conn);
+        let [Out::Headers { fields, .. }] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        let sent: Vec<(String, String)> = head(date)
+            .iter()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(fields[1..], sent[..]);
+    }
+    // The second: server, content-type and x-origin one byte each; date, length and the
+    // cookie literal again.
+    assert!(sizes[1] + 30 < sizes[0], "{sizes:?}");
+    let table = conn.encoder.table();
+    assert_eq!(table.find(b"server", b"origin/1.0").1, Some(2));
+    assert_eq!(
+        table.find(b"date", b"Tue, 01 Dec 2026 10:00:01 GMT").1,
+        None
+    );
+    assert_eq!(table.find(b"set-cookie", b"session=secret").0, None);
+    assert!(reader
+        .decoded
+        .iter()
+        .any(|f| f.name == b"set-cookie" && f.never_indexed));
+}

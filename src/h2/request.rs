@@ -69,7 +69,12 @@ const CONNECTION_SPECIFIC: [&[u8]; 5] = [
 
 /// Checks a decoded list and builds the head; `Err` is the reason for a stream PROTOCOL_ERROR.
 pub fn validate(decoded: &DecodedHeaders, kind: BlockKind) -> Result<RequestHead, &'static str> {
-    let mut head = RequestHead::default();
+    // Sized once: the list's size bounds what is copied (its 32 per field is spare room).
+    let mut head = RequestHead {
+        bytes: Vec::with_capacity(decoded.list_size()),
+        fields: Vec::with_capacity(decoded.len()),
+        ..RequestHead::default()
+    };
     let (mut method, mut scheme, mut path) = (None, None, None);
     let mut regular_seen = false;
     let mut cookie: Option<Range<usize>> = None;

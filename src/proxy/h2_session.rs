@@ -28,8 +28,7 @@ use crate::h2::connection::{Event, H2Config, H2Connection, StreamState};
 use crate::h2::frame::{DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN};
 use crate::h2::request::RequestHead;
 use crate::h2::translate::{
-    write_h1_request, BodyKind, ChunkWriter, H1ResponseReader, ResponseFields, ResponsePart,
-    TranslateError,
+    write_h1_request, BodyKind, ChunkWriter, H1ResponseReader, ResponsePart, TranslateError,
 };
 use crate::h2::ErrorCode;
 use crate::stats::Stats;
@@ -658,7 +657,7 @@ fn pump_response(
                 status,
                 fields,
                 end_stream,
-            }) => conn.send_response_head(link.id, status, &field_list(&fields), end_stream),
+            }) => conn.send_response_fields(link.id, status, fields.iter(), end_stream),
             Some(ResponsePart::Data { bytes, end_stream }) => {
                 let data = out.get(bytes).unwrap_or(&[]);
                 match conn.send_data(link.id, data, end_stream) {
@@ -668,7 +667,7 @@ fn pump_response(
                 }
             }
             Some(ResponsePart::Trailers(fields)) => {
-                conn.send_trailers(link.id, &field_list(&fields))
+                conn.send_trailer_fields(link.id, fields.iter())
             }
             Some(ResponsePart::End) => conn.send_data(link.id, &[], true).map(|_| ()),
         };
@@ -678,9 +677,4 @@ fn pump_response(
         pipe.take_outbound(n);
         moved = true;
     }
-}
-
-/// The fields as `H2Connection` takes them.
-fn field_list(fields: &ResponseFields) -> Vec<(&[u8], &[u8])> {
-    fields.iter().collect()
 }

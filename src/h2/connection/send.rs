@@ -75,6 +75,17 @@ impl H2Connection {
         fields: &[(&[u8], &[u8])],
         end_stream: bool,
     ) -> Result<(), SendError> {
+        self.send_response_fields(stream_id, status, fields.iter().copied(), end_stream)
+    }
+
+    /// [`Self::send_response_head`] with the fields from an iterator (no list to build).
+    pub fn send_response_fields<'f>(
+        &mut self,
+        stream_id: u32,
+        status: u16,
+        fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
+        end_stream: bool,
+    ) -> Result<(), SendError> {
         self.sendable(stream_id)?;
         let mut digits = [0u8; 3];
         let status = status.clamp(100, 999);
@@ -95,6 +106,15 @@ impl H2Connection {
         stream_id: u32,
         fields: &[(&[u8], &[u8])],
     ) -> Result<(), SendError> {
+        self.send_trailer_fields(stream_id, fields.iter().copied())
+    }
+
+    /// [`Self::send_trailers`] with the fields from an iterator.
+    pub fn send_trailer_fields<'f>(
+        &mut self,
+        stream_id: u32,
+        fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
+    ) -> Result<(), SendError> {
         self.sendable(stream_id)?;
         self.block_buf.clear();
         self.encoder.begin_block(&mut self.block_buf);
@@ -102,10 +122,15 @@ impl H2Connection {
         Ok(())
     }
 
-    fn write_block(&mut self, stream_id: u32, fields: &[(&[u8], &[u8])], end_stream: bool) {
+    fn write_block<'f>(
+        &mut self,
+        stream_id: u32,
+        fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
+        end_stream: bool,
+    ) {
         for (name, value) in fields {
             self.encoder
-                .encode_field(name, value, Indexing::Without, &mut self.block_buf);
+                .encode_field(name, value, indexing_for(name, value), &mut self.block_buf);
         }
         let max_frame = self.peer.max_frame_size.max(DEFAULT_MAX_FRAME_SIZE);
         write_headers(
@@ -175,5 +200,38 @@ impl H2Connection {
     /// The highest stream id the client opened: the `last_stream_id` of a graceful GOAWAY.
     pub fn last_client_stream(&self) -> u32 {
         self.last_client_stream
+    }
+}
+
+/// Response fields that change from one response to the next: kept out of the client's dynamic
+/// table, where they would only push out the ones that repeat.
+const CHANGING_FIELDS: &[&[u8]] = &[
+    b"age",
+    b"content-disposition",
+    b"content-length",
+    b"content-range",
+    b"date",
+    b"etag",
+    b"expires",
+    b"last-modified",
+    b"link",
+    b"location",
+    b"x-request-id",
+];
+/// A longer value is unlikely to repeat and would take a large share of the 4 KiB table.
+const MAX_INDEXED_VALUE: usize = 64;
+
+/// How a response field is encoded. Fields that repeat on a connection's responses (`server`,
+/// `content-type`, `cache-control`, `vary`, a backend's own) enter the dynamic table, so from the
+/// second response on each is one byte, with no Huffman work; the ones that change do not.
+/// `set-cookie` is never indexed (RFC 7541 §7.1.3: a secret is not left for a compression
+/// oracle), by pibl nor by an intermediary after it.
+fn indexing_for(name: &[u8], value: &[u8]) -> Indexing {
+    if name == b"set-cookie" {
+        Indexing::Never
+    } else if value.len() > MAX_INDEXED_VALUE || CHANGING_FIELDS.contains(&name) {
+        Indexing::Without
+    } else {
+        Indexing::Incremental
     }
 }
