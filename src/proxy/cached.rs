@@ -175,8 +175,11 @@ impl CacheWork {
 
     /// The response arrived whole: publish it, then release the fill so waiters find it.
     pub fn publish(&mut self) {
-        if let (Some(st), Some(cache)) = (self.store.take(), self.cache.as_ref()) {
-            cache.publish(st);
+        // Asked before `take`, which would copy the large empty option on every exchange.
+        if self.store.is_some() {
+            if let (Some(st), Some(cache)) = (self.store.take(), self.cache.as_ref()) {
+                cache.publish(st);
+            }
         }
         self.fill = None;
     }

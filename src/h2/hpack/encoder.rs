@@ -71,7 +71,11 @@ impl Encoder {
             return;
         }
         let (mut name_index, mut both) = (static_name, None);
-        if !self.table.is_empty() && indexing != Indexing::Never {
+        // A field sent without indexing whose name the static table has skips the dynamic
+        // table's scan: all it could add is a full match, for a pair the caller chose to index
+        // before and not now (pibl's choice is by name, so never).
+        let skip_table = indexing == Indexing::Without && static_name.is_some();
+        if !self.table.is_empty() && indexing != Indexing::Never && !skip_table {
             let (dyn_name, dyn_both) = self.table.find(name, value);
             both = dyn_both.map(|i| i + 62);
             if name_index.is_none() {
