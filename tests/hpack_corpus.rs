@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use pibl::h2::hpack::{DecodedHeaders, Decoder, Encoder, Indexing};
@@ -133,7 +133,7 @@ fn parse_story(name: String, text: &str) -> Result<Story, String> {
 }
 
 /// The `.json` files under the corpus directory, one level of encoder directories deep.
-fn story_files() -> Vec<(String, std::path::PathBuf)> {
+fn story_files() -> Vec<(String, PathBuf)> {
     let mut files = Vec::new();
     let dirs = fs::read_dir(CORPUS).unwrap_or_else(|e| panic!("{CORPUS}: {e}"));
     for dir in dirs {
