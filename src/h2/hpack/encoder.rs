@@ -16,12 +16,20 @@ pub enum Indexing {
     Never,
 }
 
+/// Table size changes made since the last block, to announce at the start of the next one.
+#[derive(Debug, Clone, Copy)]
+struct PendingSizeUpdate {
+    /// RFC 7541 §4.2: the smallest size set in the interval must be signalled (the peer's table
+    /// evicts down to it, as ours did), then the final one if it is larger.
+    smallest: usize,
+    last: usize,
+}
+
 /// One connection's HPACK encoding context.
 #[derive(Debug)]
 pub struct Encoder {
     table: DynamicTable,
-    /// A size change to announce at the start of the next block (RFC 7541 §4.2).
-    pending_size_update: Option<usize>,
+    pending_size_update: Option<PendingSizeUpdate>,
 }
 
 impl Default for Encoder {
@@ -47,13 +55,22 @@ impl Encoder {
     /// The peer changed SETTINGS_HEADER_TABLE_SIZE: the table follows, and the next block says so.
     pub fn set_table_size(&mut self, size: usize) {
         self.table.set_max_size(size);
-        self.pending_size_update = Some(size);
+        let smallest = self
+            .pending_size_update
+            .map_or(size, |pending| pending.smallest.min(size));
+        self.pending_size_update = Some(PendingSizeUpdate {
+            smallest,
+            last: size,
+        });
     }
 
-    /// Call before the first field of each block: emits a pending table size update.
+    /// Call before the first field of each block: emits the pending table size updates.
     pub fn begin_block(&mut self, out: &mut Vec<u8>) {
-        if let Some(size) = self.pending_size_update.take() {
-            encode_integer(size, 5, 0x20, out);
+        if let Some(PendingSizeUpdate { smallest, last }) = self.pending_size_update.take() {
+            if smallest < last {
+                encode_integer(smallest, 5, 0x20, out);
+            }
+            encode_integer(last, 5, 0x20, out);
         }
     }
 

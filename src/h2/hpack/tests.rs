@@ -691,6 +691,46 @@ fn blocks_from_another_encoder_decode() {
     assert!(decoder.table().size() <= 256);
 }
 
+/// RFC 7541 §4.2: a size lowered then raised between two blocks is announced as both, the
+/// smallest first, so the peer's table evicts as the encoder's did; a single change is one update.
+#[test]
+fn encoder_signals_the_smallest_table_size_of_an_interval() {
+    let mut encoder = Encoder::default();
+    let mut decoder = Decoder::new(4096, 16 * 1024);
+    let mut list = DecodedHeaders::new();
+    let mut block = Vec::new();
+    encoder.begin_block(&mut block);
+    encoder.encode_field(b"x-a", b"1", Indexing::Incremental, &mut block);
+    decoder.decode(&block, &mut list).expect("decodes");
+    assert_eq!(decoder.table().len(), 1);
+
+    encoder.set_table_size(0);
+    encoder.set_table_size(4096);
+    block.clear();
+    encoder.begin_block(&mut block);
+    // 0, then 4096 (31 + 4065: 0x3f 0xe1 0x1f).
+    assert_eq!(block, [0x20, 0x3f, 0xe1, 0x1f]);
+    encoder.encode_field(b"x-b", b"2", Indexing::Incremental, &mut block);
+    decoder.decode(&block, &mut list).expect("decodes");
+    assert_eq!(decoded(&list), owned(&[(b"x-b", b"2")]));
+    assert_eq!(
+        table_entries(decoder.table()),
+        table_entries(encoder.table())
+    );
+    assert_eq!(decoder.table().len(), 1, "the size 0 update evicted x-a");
+
+    // Raised then lowered: the smallest is the last, one update.
+    encoder.set_table_size(4096);
+    encoder.set_table_size(100);
+    block.clear();
+    encoder.begin_block(&mut block);
+    assert_eq!(block, [0x3f, 0x45]);
+    // Nothing pending any more.
+    block.clear();
+    encoder.begin_block(&mut block);
+    assert!(block.is_empty());
+}
+
 /// Many blocks of random fields through one encoder and decoder with a small table: insertions,
 /// evictions and the byte ring wrapping around, and every list comes back as it went in.
 #[test]
