@@ -5,7 +5,7 @@
 //! the decoded header list nor the table-size updates as pibl needs (see docs/http2.md).
 //!
 //! - `decoder.rs`: [`Decoder`], with the bounds (header-list size, table-size updates, integers).
-//! - `encoder.rs`: [`Encoder`]: static-table matches, literals without indexing by default.
+//! - `encoder.rs`: [`Encoder`]: table matches, literals with the indexing the caller asks for.
 //! - `table.rs`: the static table and the dynamic table (a byte ring).
 //! - `huffman.rs`: the Appendix B code.
 
