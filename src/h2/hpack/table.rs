@@ -76,11 +76,15 @@ pub(super) const STATIC_TABLE: [(&[u8], &[u8]); 61] = [
 pub fn static_find(name: &[u8], value: &[u8]) -> (Option<usize>, Option<usize>) {
     let mut name_at = None;
     for (i, (n, v)) in STATIC_TABLE.iter().enumerate() {
-        if *n == name {
+        // Length and first byte first: most rows differ there, without a call to compare.
+        if n.len() == name.len() && n.first() == name.first() && *n == name {
             if *v == value {
                 return (Some(i + 1), Some(i + 1));
             }
             name_at.get_or_insert(i + 1);
+        } else if name_at.is_some() {
+            // A name's rows are consecutive in the table: past them, nothing more matches.
+            break;
         }
     }
     (name_at, None)
@@ -242,5 +246,12 @@ fn range_eq(bytes: &VecDeque<u8>, at: usize, want: &[u8]) -> bool {
     if at + want.len() > bytes.len() {
         return false;
     }
-    bytes.range(at..at + want.len()).eq(want.iter())
+    // Compared as the ring's (at most two) slices, not byte by byte.
+    let (a, b) = bytes.as_slices();
+    if at >= a.len() {
+        let at = at - a.len();
+        return b[at..at + want.len()] == *want;
+    }
+    let first = (a.len() - at).min(want.len());
+    a[at..at + first] == want[..first] && b[..want.len() - first] == want[first..]
 }
