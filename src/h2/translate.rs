@@ -274,11 +274,21 @@ impl ResponseFields {
     /// ([`FieldName::HopByHop`], `transfer-encoding`, those `connection` names) and, in
     /// trailers, `content-length`.
     fn from_h1(fields: &[httparse::Header<'_>], trailers: bool) -> ResponseFields {
+        Self::from_h1_into(ResponseFields::default(), fields, trailers)
+    }
+
+    /// [`Self::from_h1`] into `out`'s allocations (a spare from an earlier response).
+    fn from_h1_into(
+        mut out: ResponseFields,
+        fields: &[httparse::Header<'_>],
+        trailers: bool,
+    ) -> ResponseFields {
         let names_more = connection_names_headers(fields);
-        let mut out = ResponseFields {
-            bytes: Vec::with_capacity(fields.iter().map(|f| f.name.len() + f.value.len()).sum()),
-            spans: Vec::with_capacity(fields.len()),
-        };
+        out.bytes.clear();
+        out.spans.clear();
+        out.bytes
+            .reserve(fields.iter().map(|f| f.name.len() + f.value.len()).sum());
+        out.spans.reserve(fields.len());
         for field in fields {
             match FieldName::of(field.name) {
                 FieldName::HopByHop | FieldName::TransferEncoding => continue,
@@ -377,14 +387,23 @@ enum ReadState {
 pub struct H1ResponseReader {
     head_request: bool,
     state: ReadState,
+    /// Allocations the final head's fields are written into.
+    spare: ResponseFields,
 }
 
 impl H1ResponseReader {
     /// A reader for the response to one request; a HEAD request's response has no body.
     pub fn new(head_request: bool) -> Self {
+        Self::with_spare(head_request, ResponseFields::default())
+    }
+
+    /// [`Self::new`] whose final head is written into `spare`'s allocations (fields an earlier
+    /// stream's head was sent from), so a stream's head costs no allocation.
+    pub fn with_spare(head_request: bool, spare: ResponseFields) -> Self {
         H1ResponseReader {
             head_request,
             state: ReadState::Head,
+            spare,
         }
     }
 
@@ -525,7 +544,7 @@ impl H1ResponseReader {
             BodyKind::Chunked => ReadState::Chunks(ChunkedDecoder::new()),
             BodyKind::UntilClose => ReadState::UntilClose,
         };
-        let fields = ResponseFields::from_h1(headers, false);
+        let fields = ResponseFields::from_h1_into(std::mem::take(&mut self.spare), headers, false);
         let end_stream = self.is_finished();
         Ok((
             head_len,

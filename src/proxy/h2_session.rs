@@ -28,9 +28,11 @@ use crate::h2::connection::{Event, H2Config, H2Connection, StreamState};
 use crate::h2::frame::{DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN};
 use crate::h2::request::RequestHead;
 use crate::h2::translate::{
-    write_h1_request, BodyKind, ChunkWriter, H1ResponseReader, ResponsePart, TranslateError,
+    write_h1_request, BodyKind, ChunkWriter, H1ResponseReader, ResponseFields, ResponsePart,
+    TranslateError,
 };
 use crate::h2::ErrorCode;
+use crate::http::request::RequestLine;
 use crate::stats::Stats;
 
 /// Response bytes a stream's pipe holds before its child's flush blocks.
@@ -48,12 +50,42 @@ pub(super) struct H2Ctx<'a> {
     pub buffers: &'a mut BufferPool,
     /// Where pipes' buffers come from and go back to.
     pub heads: &'a mut HeadPool,
+    pub spares: &'a mut StreamSpares,
     pub config: &'a Config,
     pub stats: &'a Stats,
     pub now: Instant,
     /// This session's key in the worker's h2 slab.
     pub key: usize,
     pub stopping: bool,
+}
+
+/// What an ended stream leaves for the worker's next ones (on any connection): its child's
+/// request line strings and its response head's field list, so a stream's start and head
+/// allocate nothing once the worker has run a few. Bounded; idle connections hold none.
+#[derive(Debug, Default)]
+pub(super) struct StreamSpares {
+    lines: Vec<RequestLine>,
+    fields: Vec<ResponseFields>,
+}
+
+/// Spares of each kind a worker keeps.
+const MAX_SPARES: usize = 256;
+
+impl StreamSpares {
+    pub(super) fn put_line(&mut self, mut line: RequestLine) {
+        if self.lines.len() < MAX_SPARES && line.method.capacity() > 0 {
+            line.method.clear();
+            line.target.clear();
+            line.host.clear();
+            self.lines.push(line);
+        }
+    }
+
+    fn put_fields(&mut self, fields: ResponseFields) {
+        if self.fields.len() < MAX_SPARES {
+            self.fields.push(fields);
+        }
+    }
 }
 
 /// Children the worker must drive (their pipe moved) or abort (their stream was reset or the
@@ -424,8 +456,12 @@ impl H2Session {
             pipe.end_inbound();
         }
         let timeout = ctx.config.timeouts.client_header;
-        let session =
+        let mut session =
             Session::with_transport(ClientTransport::pipe(pipe), self.peer, ctx.now, timeout);
+        if let Some(line) = ctx.spares.lines.pop() {
+            session.conn.line = line;
+        }
+        let spare_fields = ctx.spares.fields.pop().unwrap_or_default();
         let key = ctx.sessions.insert(session);
         ctx.stats.h2_stream_started();
         work.drive.push(key);
@@ -438,7 +474,7 @@ impl H2Session {
             request_ended: end_stream || no_body,
             trailers: None,
             end_written: no_body,
-            response: H1ResponseReader::new(head.method() == b"HEAD"),
+            response: H1ResponseReader::with_spare(head.method() == b"HEAD", spare_fields),
             blocked_on_window: false,
             ready: false,
         });
@@ -520,7 +556,7 @@ impl H2Session {
             };
             let fed = pump_request(link, pipe, conn);
             let sent = match fed {
-                Ok(_) => pump_response(link, pipe, conn, running.is_none()),
+                Ok(_) => pump_response(link, pipe, conn, running.is_none(), ctx.spares),
                 Err(()) => Pumped::Broken,
             };
             let fed = fed == Ok(true);
@@ -616,6 +652,7 @@ fn pump_response(
     pipe: &mut Pipe,
     conn: &mut H2Connection,
     child_closed: bool,
+    spares: &mut StreamSpares,
 ) -> Pumped {
     let mut moved = false;
     let waiting = |moved: bool| {
@@ -657,7 +694,11 @@ fn pump_response(
                 status,
                 fields,
                 end_stream,
-            }) => conn.send_response_fields(link.id, status, fields.iter(), end_stream),
+            }) => {
+                let sent = conn.send_response_fields(link.id, status, fields.iter(), end_stream);
+                spares.put_fields(fields);
+                sent
+            }
             Some(ResponsePart::Data { bytes, end_stream }) => {
                 let data = out.get(bytes).unwrap_or(&[]);
                 match conn.send_data(link.id, data, end_stream) {

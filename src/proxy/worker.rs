@@ -17,7 +17,7 @@ use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use super::h2_session::H2Session;
+use super::h2_session::{H2Session, StreamSpares};
 use super::proxy_header::{AwaitingHeader, HeaderRead};
 use super::session::{Ctx, Session};
 use super::shared::{Settings, Shared};
@@ -105,6 +105,8 @@ pub struct Worker {
     sessions: Slab<Session>,
     /// HTTP/2 connections; their streams' children are in `sessions`.
     h2_sessions: Slab<H2Session>,
+    /// What ended streams leave for the next ones.
+    h2_spares: StreamSpares,
     /// Sessions in `sessions` that are h2 streams' children (not client connections).
     children: usize,
     /// Sessions to run because a pipe between them moved (`Drive`), run after each event.
@@ -172,6 +174,7 @@ impl Worker {
             listeners,
             sessions: Slab::new(),
             h2_sessions: Slab::new(),
+            h2_spares: StreamSpares::default(),
             children: 0,
             drive_queue: VecDeque::new(),
             sweeps: 0,
@@ -544,6 +547,8 @@ impl Worker {
         let mut session = self.sessions.remove(key);
         if let Some(parent) = session.client().pipe_parent() {
             self.children = self.children.saturating_sub(1);
+            self.h2_spares
+                .put_line(std::mem::take(&mut session.conn.line));
             if let (Some(h2), Some(pipe)) = (
                 self.h2_sessions.get_mut(parent),
                 session.into_client().into_pipe(),

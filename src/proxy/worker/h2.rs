@@ -89,6 +89,7 @@ impl Worker {
             sessions: &mut self.sessions,
             buffers: &mut self.buffers,
             heads: &mut self.heads,
+            spares: &mut self.h2_spares,
             config: &self.settings.config,
             stats: &self.shared.stats,
             now: self.clock.now,
