@@ -70,6 +70,11 @@ fn h2c_pibl(backends: &[SocketAddr], extra: &str) -> Pibl {
 /// pibl with a TLS listener beside the plain one (`h2c on`, one worker), and the CA file that
 /// trusts it.
 fn tls_pibl(backends: &[SocketAddr]) -> (Pibl, SocketAddr, TempDir) {
+    tls_pibl_with(backends, "")
+}
+
+/// [`tls_pibl`] with more config lines.
+fn tls_pibl_with(backends: &[SocketAddr], extra: &str) -> (Pibl, SocketAddr, TempDir) {
     let certs = TempDir::new("h2-conformance-certs");
     let ca = DemoCa::generate("pibl h2 conformance CA").expect("ca");
     std::fs::write(certs.path().join("ca.pem"), &ca.cert_pem).expect("write ca");
@@ -79,7 +84,7 @@ fn tls_pibl(backends: &[SocketAddr]) -> (Pibl, SocketAddr, TempDir) {
     let cert = write_cert_pair(certs.path(), "localhost", &leaf.chain_pem, &leaf.key_pem);
     let pibl = Pibl::start(
         backends,
-        &format!("workers 1\nh2c on\nlisten 127.0.0.1:0 tls\n{cert}"),
+        &format!("workers 1\nh2c on\nlisten 127.0.0.1:0 tls\n{cert}{extra}"),
     );
     let tls = first_tls(&pibl);
     (pibl, tls, certs)
@@ -379,4 +384,43 @@ fn the_attacks_over_tls_get_the_same_answers() {
         let w = attack_at(py, &pibl, tls, name, &[ca], 16);
         assert!(w.script.contains("ok: "), "{}", w.script);
     }
+}
+
+#[test]
+fn the_configured_frame_and_header_list_sizes_are_advertised_and_held_to() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    // Both above the defaults (16384, 32 KiB): a 48 KiB frame and a 48 KiB list pass here and
+    // would not there; such a frame does not fit the default read buffer (two 16 KiB frames),
+    // which grows for it.
+    let pibl = h2c_pibl(
+        &[backend.addr],
+        "http2_max_frame_size 48k\nhttp2_max_header_list_size 48k\n",
+    );
+    let text = run_script(py, "settings_sizes", pibl.addr, &["", "49152", "49152"]);
+    assert!(text.contains("ok: SETTINGS MAX_FRAME_SIZE 49152"), "{text}");
+    // Over TLS (ALPN h2), sizes at the floor and below the default.
+    let (_pibl, tls, certs) = tls_pibl_with(
+        &[backend.addr],
+        "http2_max_frame_size 16384\nhttp2_max_header_list_size 4k\n",
+    );
+    let ca = certs.path().join("ca.pem");
+    let ca = ca.to_str().expect("a UTF-8 path");
+    run_script(py, "settings_sizes", tls, &[ca, "16384", "4096"]);
+}
+
+#[test]
+fn a_client_that_never_acknowledges_settings_gets_settings_timeout() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    let pibl = h2c_pibl(&[backend.addr], "client_header_timeout 1s\n");
+    // Not before the 1 s, within 10 (the sweep's lateness and a slow machine); HTTP/1.1 and
+    // curl's h2c requests are served on the same worker meanwhile and after.
+    let w = attack(py, &pibl, "settings_timeout", &["", "10", "1"], 16);
+    assert!(
+        w.script.contains("ok: GOAWAY SETTINGS_TIMEOUT"),
+        "{}",
+        w.script
+    );
+    assert!(w.other_requests >= 2);
 }

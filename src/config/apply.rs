@@ -233,6 +233,16 @@ impl Config {
                 cfg.http2.initial_window =
                     parse_size(one()?, 1024, (1 << 31) - 1).map_err(at)? as u32;
             }
+            "http2_max_frame_size" => {
+                // RFC 9113 §6.5.2's bounds of SETTINGS_MAX_FRAME_SIZE.
+                use crate::h2::{frame::DEFAULT_MAX_FRAME_SIZE, settings::MAX_MAX_FRAME_SIZE};
+                let (min, max) = (DEFAULT_MAX_FRAME_SIZE as usize, MAX_MAX_FRAME_SIZE as usize);
+                cfg.http2.max_frame_size = parse_size(one()?, min, max).map_err(at)? as u32;
+            }
+            "http2_max_header_list_size" => {
+                cfg.http2.max_header_list_size =
+                    parse_size(one()?, 1024, 1 << 20).map_err(at)? as u32;
+            }
             "allow" => cfg
                 .access
                 .add_rule(crate::access::Verdict::Allow, one()?)
@@ -363,6 +373,8 @@ const DIRECTIVES: &[&str] = &[
     "h2c",
     "http2_max_concurrent_streams",
     "http2_initial_window",
+    "http2_max_frame_size",
+    "http2_max_header_list_size",
     "backend",
     "tls_server_name",
     "backend_ca",

@@ -57,6 +57,13 @@ pub struct Http2Settings {
     /// `http2_initial_window SIZE`: each stream's receive window, the request body bytes a
     /// stream may have in flight unread (65535, the RFC's initial value).
     pub initial_window: u32,
+    /// `http2_max_frame_size SIZE`: the largest frame payload pibl accepts
+    /// (SETTINGS_MAX_FRAME_SIZE; 16384, the RFC's initial value); larger is FRAME_SIZE_ERROR.
+    pub max_frame_size: u32,
+    /// `http2_max_header_list_size SIZE`: the largest decoded request header list
+    /// (SETTINGS_MAX_HEADER_LIST_SIZE, name + value + 32 per field; 32k); larger ends the
+    /// connection (ENHANCE_YOUR_CALM).
+    pub max_header_list_size: u32,
 }
 
 impl Default for Http2Settings {
@@ -66,6 +73,8 @@ impl Default for Http2Settings {
             h2c: false,
             max_concurrent_streams: crate::h2::connection::DEFAULT_MAX_CONCURRENT_STREAMS,
             initial_window: 65_535,
+            max_frame_size: crate::h2::frame::DEFAULT_MAX_FRAME_SIZE,
+            max_header_list_size: crate::h2::connection::DEFAULT_HEADER_LIST_SIZE,
         }
     }
 }

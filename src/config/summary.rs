@@ -85,6 +85,14 @@ impl Config {
             "http2_initial_window {}",
             format_size(h2.initial_window as u64)
         ));
+        put(format!(
+            "http2_max_frame_size {}",
+            format_size(h2.max_frame_size as u64)
+        ));
+        put(format!(
+            "http2_max_header_list_size {}",
+            format_size(h2.max_header_list_size as u64)
+        ));
         for line in self.access.acl_lines() {
             put(line);
         }

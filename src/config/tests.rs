@@ -754,3 +754,66 @@ fn unix_socket_listeners() {
         assert!(e.message.contains(says), "{bad}: {e}");
     }
 }
+
+#[test]
+fn http2_frame_and_header_list_sizes_parse_with_their_ranges() {
+    let cfg = parse("backend 127.0.0.1:2\n").unwrap();
+    assert_eq!(cfg.http2.max_frame_size, 16_384);
+    assert_eq!(cfg.http2.max_header_list_size, 32 * 1024);
+    let cfg =
+        parse("backend 127.0.0.1:2\nhttp2_max_frame_size 1m\nhttp2_max_header_list_size 100000\n")
+            .unwrap();
+    assert_eq!(cfg.http2.max_frame_size, 1 << 20);
+    assert_eq!(cfg.http2.max_header_list_size, 100_000);
+    let summary = cfg.summary();
+    for line in [
+        "http2_max_frame_size 1m",
+        "http2_max_header_list_size 100000",
+    ] {
+        assert!(
+            summary.contains(&format!("\n{line}\n")),
+            "{line}: {summary}"
+        );
+    }
+    assert_eq!(parse(&summary).unwrap().http2, cfg.http2);
+    // The RFC's bounds of SETTINGS_MAX_FRAME_SIZE, both ends included.
+    for ok in ["16384", "16k", "16777215"] {
+        let cfg = parse(&format!("backend 127.0.0.1:2\nhttp2_max_frame_size {ok}\n")).unwrap();
+        assert!(cfg.http2.max_frame_size >= 16_384, "{ok}");
+    }
+    for (bad, wanted) in [
+        (
+            "http2_max_frame_size 16383",
+            "test.conf:2: http2_max_frame_size: '16383' is out of range (16384 to 16777215 bytes)",
+        ),
+        (
+            "http2_max_frame_size 16m",
+            "test.conf:2: http2_max_frame_size: '16m' is out of range (16384 to 16777215 bytes)",
+        ),
+        (
+            "http2_max_frame_size big",
+            "test.conf:2: http2_max_frame_size: 'big' is not a size",
+        ),
+        (
+            "http2_max_header_list_size 1000",
+            "test.conf:2: http2_max_header_list_size: '1000' is out of range (1024 to 1048576 bytes)",
+        ),
+        (
+            "http2_max_header_list_size 2m",
+            "test.conf:2: http2_max_header_list_size: '2m' is out of range (1024 to 1048576 bytes)",
+        ),
+        (
+            "http2_max_header_list_size",
+            "test.conf:2: 'http2_max_header_list_size' needs a value",
+        ),
+    ] {
+        let e = parse(&format!("backend 127.0.0.1:2\n{bad}\n")).unwrap_err();
+        assert!(e.to_string().starts_with(wanted), "{bad}: {e}");
+    }
+    let e = parse("backend 127.0.0.1:2\nhttp2_max_frame_size 32k\nhttp2_max_frame_size 64k\n")
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("duplicate 'http2_max_frame_size'"),
+        "{e}"
+    );
+}

@@ -14,9 +14,10 @@ use std::ops::Range;
 use super::error::{ConnectionError, ErrorCode};
 use super::flow::Window;
 use super::frame::{
-    check_client_preface, parse_frame, write_data, write_goaway, write_headers, write_ping,
-    write_rst_stream, write_settings, write_settings_ack, write_window_update, Assembled, Frame,
-    HeaderBlockAssembler, HeaderBlockLimits, Parsed, CLIENT_PREFACE, DEFAULT_MAX_FRAME_SIZE,
+    announced_len, check_client_preface, parse_frame, write_data, write_goaway, write_headers,
+    write_ping, write_rst_stream, write_settings, write_settings_ack, write_window_update,
+    Assembled, Frame, HeaderBlockAssembler, HeaderBlockLimits, Parsed, CLIENT_PREFACE,
+    DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN,
 };
 use super::hpack::{DecodedHeaders, Decoder, Encoder, Indexing};
 use super::request::{validate, BlockKind, RequestHead};
@@ -46,6 +47,12 @@ pub struct H2Config {
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 128;
 /// The decoded header list's bound when the settings name none.
 pub const DEFAULT_MAX_HEADER_LIST: u32 = 64 * 1024;
+/// The SETTINGS_MAX_HEADER_LIST_SIZE pibl advertises and enforces unless configured
+/// (`http2_max_header_list_size`).
+pub const DEFAULT_HEADER_LIST_SIZE: u32 = 32 * 1024;
+/// The read buffer a connection needs while the client's frames are no larger than the RFC's
+/// default: two frames with their headers (one being parsed, the next arriving).
+pub const DEFAULT_INPUT_CAPACITY: usize = 2 * (DEFAULT_MAX_FRAME_SIZE as usize + FRAME_HEADER_LEN);
 
 impl Default for H2Config {
     fn default() -> Self {
@@ -53,7 +60,7 @@ impl Default for H2Config {
             settings: Settings {
                 enable_push: false,
                 max_concurrent_streams: Some(DEFAULT_MAX_CONCURRENT_STREAMS),
-                max_header_list_size: Some(32 * 1024),
+                max_header_list_size: Some(DEFAULT_HEADER_LIST_SIZE),
                 ..Settings::default()
             },
             max_output: 256 * 1024,
@@ -168,6 +175,12 @@ pub struct H2Connection {
     goaway_received: bool,
     /// The last [`RECENTLY_RESET`] streams reset, by either side.
     recently_reset: VecDeque<u32>,
+    /// pibl's SETTINGS were sent and the client has not acknowledged them yet: the session
+    /// times that (RFC 9113 §6.5.3, SETTINGS_TIMEOUT), this file has no clock.
+    settings_unacked: bool,
+    /// The largest payload a client frame has announced (at least the RFC's default), so the
+    /// read buffer grows to hold frames above 16384 only for a client that sends them.
+    largest_frame: u32,
 }
 
 /// The stream table's hash: ids must increase (RFC 9113 §5.1.1) and at most
@@ -239,6 +252,8 @@ impl H2Connection {
             goaway_sent: None,
             goaway_received: false,
             recently_reset: VecDeque::with_capacity(RECENTLY_RESET),
+            settings_unacked: true,
+            largest_frame: DEFAULT_MAX_FRAME_SIZE,
             config,
         }
     }
@@ -279,7 +294,13 @@ impl H2Connection {
         while self.output().len() < self.config.max_output {
             let max_frame = self.config.settings.max_frame_size;
             match parse_frame(&input[at..], max_frame)? {
-                Parsed::Incomplete => break,
+                Parsed::Incomplete => {
+                    // Within the advertised size (parse_frame refused larger ones).
+                    if let Some(len) = announced_len(&input[at..]) {
+                        self.largest_frame = self.largest_frame.max(len);
+                    }
+                    break;
+                }
                 Parsed::StreamError { error, consumed } => {
                     at += consumed;
                     if self.state == ConnState::FirstSettings {
@@ -367,7 +388,11 @@ impl H2Connection {
                 }
                 Ok(())
             }
-            Frame::Settings { ack: true, .. } => Ok(()),
+            Frame::Settings { ack: true, .. } => {
+                // pibl sends one SETTINGS frame; an ACK with none outstanding is ignored.
+                self.settings_unacked = false;
+                Ok(())
+            }
             Frame::Settings { ack: false, params } => {
                 let change = self.peer.apply(params)?;
                 if let Some((old, new)) = change.initial_window_size {
@@ -727,6 +752,31 @@ impl H2Connection {
         self.config.settings.initial_window_size
     }
 
+    /// Whether pibl's SETTINGS still wait for the client's ACK: the caller gives the client a
+    /// bounded time (it has the clock), then calls [`H2Connection::settings_timed_out`].
+    pub fn awaits_settings_ack(&self) -> bool {
+        self.settings_unacked && !matches!(self.state, ConnState::Failed(_))
+    }
+
+    /// The client did not acknowledge pibl's SETTINGS in time: the connection error
+    /// SETTINGS_TIMEOUT (RFC 9113 §6.5.3), GOAWAY queued. Nothing if the ACK came.
+    pub fn settings_timed_out(&mut self) {
+        if self.awaits_settings_ack() {
+            self.fail(conn_err(
+                ErrorCode::SETTINGS_TIMEOUT,
+                "SETTINGS not acknowledged in time",
+            ));
+        }
+    }
+
+    /// The read buffer `receive` needs: two frames of the largest size the client has started
+    /// to send, within pibl's SETTINGS_MAX_FRAME_SIZE ([`DEFAULT_INPUT_CAPACITY`] until a
+    /// client sends a frame above 16384 bytes). A buffer smaller than this may never hold a
+    /// whole frame.
+    pub fn input_capacity(&self) -> usize {
+        2 * (self.largest_frame as usize + FRAME_HEADER_LEN)
+    }
+
     /// Starts a new rate window for the reset and empty-frame counts; the worker calls it on a
     /// timer (until then the counts are per connection).
     pub fn start_rate_window(&mut self) {
@@ -747,3 +797,7 @@ mod tests;
 #[cfg(test)]
 #[path = "connection_defence_tests.rs"]
 mod defence_tests;
+
+#[cfg(test)]
+#[path = "connection_settings_tests.rs"]
+mod settings_tests;

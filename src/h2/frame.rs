@@ -139,6 +139,14 @@ pub fn check_client_preface(buf: &[u8]) -> Result<Option<usize>, ConnectionError
     Ok((n == CLIENT_PREFACE.len()).then_some(n))
 }
 
+/// The payload length the frame at the front of `buf` announces, once its header is there: what
+/// a caller waiting on [`Parsed::Incomplete`] must be able to buffer (9 more bytes than this).
+pub fn announced_len(buf: &[u8]) -> Option<u32> {
+    let header = buf.get(..3)?;
+    (buf.len() >= FRAME_HEADER_LEN)
+        .then(|| u32::from_be_bytes([0, header[0], header[1], header[2]]))
+}
+
 /// Parses one frame from the front of `buf`. `max_frame_size` is the SETTINGS_MAX_FRAME_SIZE
 /// pibl advertised: a larger frame is refused from its header alone, before its payload arrives.
 pub fn parse_frame(buf: &[u8], max_frame_size: u32) -> Result<Parsed<'_>, ConnectionError> {
@@ -516,6 +524,22 @@ impl Default for HeaderBlockLimits {
         HeaderBlockLimits {
             max_block_len: 64 * 1024,
             max_continuations: 32,
+        }
+    }
+}
+
+impl HeaderBlockLimits {
+    /// The bounds for a connection that advertised `max_frame_size` and
+    /// `max_header_list_size`: a block as large as the list it may decode to (an encoder sends
+    /// no field longer than its literal), and enough CONTINUATIONs to carry it in frames of
+    /// that size; never below the defaults, which hold pibl's default SETTINGS.
+    pub fn fitting(max_frame_size: u32, max_header_list_size: u32) -> Self {
+        let floor = HeaderBlockLimits::default();
+        let max_block_len = floor.max_block_len.max(max_header_list_size as usize);
+        let frames = max_block_len.div_ceil((max_frame_size as usize).max(1));
+        HeaderBlockLimits {
+            max_block_len,
+            max_continuations: floor.max_continuations.max(frames),
         }
     }
 }

@@ -25,7 +25,7 @@ use super::transport::ClientTransport;
 use crate::buffer::{Buffer, BufferPool, HeadPool};
 use crate::config::Config;
 use crate::h2::connection::{Event, H2Config, H2Connection, StreamState};
-use crate::h2::frame::{DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN};
+use crate::h2::frame::HeaderBlockLimits;
 use crate::h2::request::RequestHead;
 use crate::h2::translate::{
     write_h1_request, BodyKind, ChunkWriter, H1ResponseReader, ResponseFields, ResponsePart,
@@ -37,9 +37,6 @@ use crate::stats::Stats;
 
 /// Response bytes a stream's pipe holds before its child's flush blocks.
 const PIPE_OUTBOUND: usize = 64 * 1024;
-/// The connection's read buffer: two frames of the largest size pibl accepts (its SETTINGS
-/// keep the RFC's 16384) with their headers.
-const INPUT_BUFFER: usize = 2 * (DEFAULT_MAX_FRAME_SIZE as usize + FRAME_HEADER_LEN);
 /// Rounds of read / receive / pump / write per drive before the session yields to others.
 const MAX_ROUNDS: usize = 16;
 
@@ -169,6 +166,9 @@ pub struct H2Session {
     pumping: Vec<usize>,
     state: H2State,
     deadline: Instant,
+    /// When the client must have acknowledged pibl's SETTINGS (`client_header_timeout` after
+    /// the connection became HTTP/2): past it, GOAWAY SETTINGS_TIMEOUT.
+    settings_ack_by: Instant,
     /// Always empty: the output is the connection's own buffer, written as the "body".
     no_head: Pending,
     /// In the worker's drive queue already.
@@ -177,9 +177,13 @@ pub struct H2Session {
 
 /// The connection's limits from the config.
 pub fn h2_config(config: &Config) -> H2Config {
+    let ours = &config.http2;
     let mut h2 = H2Config::default();
-    h2.settings.max_concurrent_streams = Some(config.http2.max_concurrent_streams);
-    h2.settings.initial_window_size = config.http2.initial_window;
+    h2.settings.max_concurrent_streams = Some(ours.max_concurrent_streams);
+    h2.settings.initial_window_size = ours.initial_window;
+    h2.settings.max_frame_size = ours.max_frame_size;
+    h2.settings.max_header_list_size = Some(ours.max_header_list_size);
+    h2.header_block = HeaderBlockLimits::fitting(ours.max_frame_size, ours.max_header_list_size);
     h2
 }
 
@@ -207,13 +211,20 @@ impl H2Session {
             pumping: Vec::new(),
             state: H2State::Open,
             deadline: now + config.timeouts.client_header,
+            settings_ack_by: now + config.timeouts.client_header,
             no_head: Pending::default(),
             queued: false,
         }
     }
 
+    /// The next time `on_timeout` has work: the connection's deadline, or sooner the SETTINGS
+    /// acknowledgement's while it is awaited.
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        if self.conn.awaits_settings_ack() {
+            self.deadline.min(self.settings_ack_by)
+        } else {
+            self.deadline
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -247,7 +258,18 @@ impl H2Session {
     /// child is gone and they still wait for window) are reset (CANCEL) and their children
     /// aborted: a zero-window stall holds a bounded pipe for a bounded time. Streams waiting on
     /// their backend keep their children's own deadlines. With no stream left: GOAWAY, close.
+    /// First, though: a client that has not acknowledged pibl's SETTINGS by `settings_ack_by`
+    /// gets GOAWAY SETTINGS_TIMEOUT (RFC 9113 §6.5.3) and the connection closes, its streams
+    /// aborted.
     pub(super) fn on_timeout(&mut self, now: Instant, config: &Config, work: &mut H2Work) {
+        if self.conn.awaits_settings_ack() && self.settings_ack_by <= now {
+            log::info!(
+                "client {}: HTTP/2 SETTINGS not acknowledged within client_header_timeout",
+                self.peer
+            );
+            self.conn.settings_timed_out();
+            return self.close(work);
+        }
         let Self { streams, conn, .. } = self;
         streams.retain(|_, link| {
             let stalled = link.blocked_on_window;
@@ -338,9 +360,9 @@ impl H2Session {
     /// Reads what the socket has and hands whole frames to the connection.
     fn read(&mut self, ctx: &mut H2Ctx<'_>) -> bool {
         let buf = self.input.get_or_insert_with(|| ctx.buffers.get());
-        // Room for two whole frames of the size pibl accepts (a smaller `buffer_size` could
-        // never hold one).
-        buf.grow(INPUT_BUFFER);
+        // Room for two whole frames of the largest size the client sends, within pibl's
+        // SETTINGS_MAX_FRAME_SIZE (a smaller `buffer_size` could never hold one).
+        buf.grow(self.conn.input_capacity());
         let mut moved = false;
         if !self.client.eof() && !buf.is_full() {
             match self.client.fill(buf) {
