@@ -20,7 +20,7 @@ use super::frame::{
     DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN,
 };
 use super::hpack::{DecodedHeaders, Decoder, Encoder, Indexing};
-use super::request::{validate, BlockKind, RequestHead};
+use super::request::{validate, validate_into, BlockKind, RequestHead};
 use super::settings::Settings;
 
 /// The connection's limits; the SETTINGS pibl advertises are in `settings`.
@@ -175,6 +175,9 @@ pub struct H2Connection {
     goaway_received: bool,
     /// The last [`RECENTLY_RESET`] streams reset, by either side.
     recently_reset: VecDeque<u32>,
+    /// A request head given back ([`H2Connection::recycle_head`]): the next request's is
+    /// written into its allocations.
+    spare_head: Option<RequestHead>,
     /// pibl's SETTINGS were sent and the client has not acknowledged them yet: the session
     /// times that (RFC 9113 §6.5.3, SETTINGS_TIMEOUT), this file has no clock.
     settings_unacked: bool,
@@ -252,6 +255,7 @@ impl H2Connection {
             goaway_sent: None,
             goaway_received: false,
             recently_reset: VecDeque::with_capacity(RECENTLY_RESET),
+            spare_head: None,
             settings_unacked: true,
             largest_frame: DEFAULT_MAX_FRAME_SIZE,
             config,
@@ -407,7 +411,7 @@ impl H2Connection {
                     }
                 }
                 if let Some(size) = change.header_table_size {
-                    // pibl's encoder indexes nothing by default: it never needs more than 4 KiB.
+                    // pibl's encoder indexes a few repeated response fields: 4 KiB is plenty.
                     self.encoder.set_table_size(size.min(4096) as usize);
                 }
                 write_settings_ack(&mut self.out);
@@ -526,7 +530,8 @@ impl H2Connection {
         if self_dependent {
             return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
         }
-        let head = match validate(&self.decoded, BlockKind::Request) {
+        let spare = self.spare_head.take().unwrap_or_default();
+        let head = match validate_into(spare, &self.decoded, BlockKind::Request) {
             Ok(head) => head,
             Err(_) => {
                 return self.stream_error(stream_id, ErrorCode::PROTOCOL_ERROR);
@@ -750,6 +755,21 @@ impl H2Connection {
     /// must be ready to buffer per stream (pibl's INITIAL_WINDOW_SIZE).
     pub fn stream_buffer_bound(&self) -> u32 {
         self.config.settings.initial_window_size
+    }
+
+    /// A request head from an `Event::Request` (or any spare), done with: the next request's
+    /// head reuses its allocations.
+    pub fn recycle_head(&mut self, head: RequestHead) {
+        self.spare_head = Some(head);
+    }
+
+    pub fn has_spare_head(&self) -> bool {
+        self.spare_head.is_some()
+    }
+
+    /// The spare head, for a connection going idle to give back.
+    pub fn take_spare_head(&mut self) -> Option<RequestHead> {
+        self.spare_head.take()
     }
 
     /// Whether pibl's SETTINGS still wait for the client's ACK: the caller gives the client a

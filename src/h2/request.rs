@@ -69,10 +69,24 @@ const CONNECTION_SPECIFIC: [&[u8]; 5] = [
 
 /// Checks a decoded list and builds the head; `Err` is the reason for a stream PROTOCOL_ERROR.
 pub fn validate(decoded: &DecodedHeaders, kind: BlockKind) -> Result<RequestHead, &'static str> {
+    validate_into(RequestHead::default(), decoded, kind)
+}
+
+/// [`validate`] into `spare`'s allocations (a head an earlier stream was started from).
+pub fn validate_into(
+    spare: RequestHead,
+    decoded: &DecodedHeaders,
+    kind: BlockKind,
+) -> Result<RequestHead, &'static str> {
+    let (mut bytes, mut fields) = (spare.bytes, spare.fields);
+    bytes.clear();
+    fields.clear();
     // Sized once: the list's size bounds what is copied (its 32 per field is spare room).
+    bytes.reserve(decoded.list_size());
+    fields.reserve(decoded.len());
     let mut head = RequestHead {
-        bytes: Vec::with_capacity(decoded.list_size()),
-        fields: Vec::with_capacity(decoded.len()),
+        bytes,
+        fields,
         ..RequestHead::default()
     };
     let (mut method, mut scheme, mut path) = (None, None, None);

@@ -63,6 +63,9 @@ pub(super) struct H2Ctx<'a> {
 pub(super) struct StreamSpares {
     lines: Vec<RequestLine>,
     fields: Vec<ResponseFields>,
+    /// Request heads: a connection holds one while it has streams, and gives it back here
+    /// when it goes idle.
+    heads: Vec<RequestHead>,
 }
 
 /// Spares of each kind a worker keeps.
@@ -81,6 +84,12 @@ impl StreamSpares {
     fn put_fields(&mut self, fields: ResponseFields) {
         if self.fields.len() < MAX_SPARES {
             self.fields.push(fields);
+        }
+    }
+
+    fn put_head(&mut self, head: RequestHead) {
+        if self.heads.len() < MAX_SPARES {
+            self.heads.push(head);
         }
     }
 }
@@ -318,6 +327,9 @@ impl H2Session {
                 break;
             }
         }
+        if self.streams.is_empty() {
+            self.shed(ctx);
+        }
         let t = &ctx.config.timeouts;
         if moved_any {
             let wait = if self.streams.is_empty() {
@@ -335,6 +347,19 @@ impl H2Session {
             || (self.state == H2State::GoingAway && self.streams.is_empty() && out_empty)
         {
             self.close(work);
+        }
+    }
+
+    /// The connection has no stream: what it kept for the next ones goes back to the worker or
+    /// is freed, so an idle connection holds only its HPACK tables and its transport.
+    fn shed(&mut self, ctx: &mut H2Ctx<'_>) {
+        if let Some(head) = self.conn.take_spare_head() {
+            ctx.spares.put_head(head);
+        }
+        if self.streams.capacity() > 0 {
+            self.streams = Slab::new();
+            self.ready = Vec::new();
+            self.pumping = Vec::new();
         }
     }
 
@@ -359,6 +384,11 @@ impl H2Session {
 
     /// Reads what the socket has and hands whole frames to the connection.
     fn read(&mut self, ctx: &mut H2Ctx<'_>) -> bool {
+        if !self.conn.has_spare_head() {
+            if let Some(head) = ctx.spares.heads.pop() {
+                self.conn.recycle_head(head);
+            }
+        }
         let buf = self.input.get_or_insert_with(|| ctx.buffers.get());
         // Room for two whole frames of the largest size the client sends, within pibl's
         // SETTINGS_MAX_FRAME_SIZE (a smaller `buffer_size` could never hold one).
@@ -409,7 +439,10 @@ impl H2Session {
                     stream,
                     head,
                     end_stream,
-                } => self.start_stream(ctx, work, stream, &head, end_stream),
+                } => {
+                    self.start_stream(ctx, work, stream, &head, end_stream);
+                    self.conn.recycle_head(head);
+                }
                 Event::Data {
                     stream,
                     bytes,
