@@ -424,3 +424,94 @@ fn a_client_that_never_acknowledges_settings_gets_settings_timeout() {
     );
     assert!(w.other_requests >= 2);
 }
+
+/// A backend for `slow_stream.py`: `/fast` is answered at once; `/slow` (a POST with a
+/// Content-Length) waits until `release` says go, then reads its body and answers how much came.
+fn slow_and_fast_backend() -> (SocketAddr, std::sync::mpsc::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Arc::new(Mutex::new(released));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let released = released.clone();
+            std::thread::spawn(move || {
+                let mut out = conn.try_clone().expect("clone");
+                let mut reader = BufReader::new(conn);
+                loop {
+                    let (mut head, mut line) = (String::new(), String::new());
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                        head.push_str(&line);
+                        line.clear();
+                    }
+                    if head.is_empty() {
+                        return;
+                    }
+                    let answer = if head.starts_with("POST /slow ") {
+                        let length: u64 = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        let _ = released.lock().expect("released").recv();
+                        let got =
+                            std::io::copy(&mut (&mut reader).take(length), &mut std::io::sink())
+                                .unwrap_or(0);
+                        format!("got {got}")
+                    } else {
+                        "fast".to_string()
+                    };
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if out.write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, release)
+}
+
+/// Issue 17: "a slow backend slows the client's stream, not the connection's other streams".
+/// A POST of 16 MiB to a backend that reads nothing yet is held back by its stream's window
+/// (the client could not send it all), while a GET on the same connection is answered; once
+/// the backend reads, the rest of the body goes and the POST's answer counts every byte.
+#[test]
+fn a_slow_stream_does_not_hold_up_the_others() {
+    let Some(py) = python() else { return };
+    let (backend, release) = slow_and_fast_backend();
+    let pibl = h2c_pibl(&[backend], "");
+    let mut child = script_command(py, "slow_stream", pibl.addr, &[])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run slow_stream.py");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    let _ = stdout.read_line(&mut first);
+    // The fast stream was answered while the slow one waits (or the script says why not).
+    if !first.starts_with("fast done") {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait");
+        panic!("{first}{}", described("slow_stream", &out));
+    }
+    eprintln!("{first}");
+    release.send(()).expect("release the backend");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("tell the script");
+    let mut rest = String::new();
+    let _ = stdout.read_to_string(&mut rest);
+    let status = child.wait().expect("wait");
+    assert!(status.success() && rest.contains("ok:"), "{first}{rest}");
+}
