@@ -879,3 +879,30 @@ fn revalidation_keeps_obs_text_header_bytes_exactly() {
         String::from_utf8_lossy(sent)
     );
 }
+
+/// A response that announces trailers is passed on as the backend framed it, trailer section
+/// included, with the cache and compression on: it is neither stored (a stored body has no
+/// trailers, and the miss's client would get the stored framing) nor compressed (a compressed
+/// body is framed anew). So each request reaches the backend.
+#[test]
+fn a_response_with_trailers_is_passed_on_not_stored_nor_compressed() {
+    let backend = Backend::start("b1");
+    let pibl = cached_pibl(&[backend.addr], 60, "compress on\n");
+    for _ in 0..2 {
+        let raw = common::raw_exchange(
+            pibl.addr,
+            b"GET /trailers HTTP/1.1\r\nHost: site\r\nAccept-Encoding: gzip\r\nTE: trailers\r\n\
+              Connection: close\r\n\r\n",
+        );
+        let lower = raw.to_ascii_lowercase();
+        assert!(lower.starts_with("http/1.1 200"), "{raw}");
+        assert!(lower.contains("transfer-encoding: chunked\r\n"), "{raw}");
+        assert!(!lower.contains("content-encoding"), "{raw}");
+        assert!(!lower.contains("x-cache: hit"), "{raw}");
+        assert!(
+            raw.ends_with("6\r\nhello \r\n8\r\ntrailers\r\n0\r\nX-Checksum: 42\r\n\r\n"),
+            "{raw}"
+        );
+    }
+    assert_eq!(backend.count(), 2);
+}

@@ -515,3 +515,14 @@ fn a_slow_stream_does_not_hold_up_the_others() {
     let status = child.wait().expect("wait");
     assert!(status.success() && rest.contains("ok:"), "{first}{rest}");
 }
+
+/// Trailers survive the cache and compression being on: a response that announces them is
+/// passed on as it came (not stored, not compressed), so an HTTP/2 client gets them every time.
+#[test]
+fn trailers_pass_with_the_cache_and_compression_on() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    let pibl = h2c_pibl(&[backend.addr], "cache on\ncache_ttl 60s\ncompress on\n");
+    run_script(py, "trailers_cached", pibl.addr, &[]);
+    assert_eq!(backend.count(), 2);
+}

@@ -166,6 +166,11 @@ pub fn response_rule(
     if headers.iter().any(|h| name_is(h.name, "set-cookie")) {
         return ResponseRule::NoStore("Set-Cookie");
     }
+    if headers.iter().any(|h| name_is(h.name, "trailer")) {
+        // A stored body has no trailer section: storing it would drop what the response
+        // announced, for the client of the miss too (its body is re-framed as it is stored).
+        return ResponseRule::NoStore("Trailer");
+    }
     if authorized && !cc.public && cc.s_maxage.is_none() {
         return ResponseRule::NoStore("request had Authorization");
     }
@@ -266,6 +271,21 @@ mod tests {
             lifetime(response_rule(200, &expires, false, ON, NOW)),
             Duration::from_secs(30)
         );
+    }
+
+    /// A response that announces trailers is passed on as it came, never stored: the stored
+    /// body would have no trailer section.
+    #[test]
+    fn a_response_with_trailers_is_not_stored() {
+        let headers = [
+            h("Cache-Control", "max-age=60"),
+            h("Transfer-Encoding", "chunked"),
+            h("Trailer", "X-Checksum"),
+        ];
+        assert!(matches!(
+            response_rule(200, &headers, false, ON, NOW),
+            ResponseRule::NoStore("Trailer")
+        ));
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub enum Skip {
     AlreadyEncoded,
     /// `Cache-Control: no-transform` (RFC 9110 §7.7).
     NoTransform,
+    /// It announces trailers (`Trailer`): a compressed body is framed anew and has none, so
+    /// they would be lost (and a checksum among them would no longer match the body).
+    Trailers,
     /// No `Content-Type`, or one not in `compress_types`.
     Type,
     /// `Content-Length` below `compress_min_length`.
@@ -84,6 +87,9 @@ pub fn decide(
         }
         if name_is(name, "cache-control") && has_token(f.value(), "no-transform") {
             return Decision::Skip(Skip::NoTransform);
+        }
+        if name_is(name, "trailer") {
+            return Decision::Skip(Skip::Trailers);
         }
         if name_is(name, "content-type") {
             listed_type = types.matches(f.value());
@@ -234,6 +240,10 @@ mod tests {
                 &[HTML, ("Cache-Control", "max-age=5, No-Transform")]
             ),
             skip(Skip::NoTransform)
+        );
+        assert_eq!(
+            d(GZIP, 200, &[HTML, ("Trailer", "X-Checksum")]),
+            skip(Skip::Trailers)
         );
         assert_eq!(d(GZIP, 200, &[]), skip(Skip::Type));
         assert_eq!(

@@ -50,7 +50,8 @@ pub fn pattern(n: usize) -> Vec<u8> {
 /// A keep-alive HTTP/1.1 test backend on 127.0.0.1:0, one thread per connection.
 ///
 /// Paths: `/echo` answers the request body; `/big?n=N` N pattern bytes; `/chunked` a chunked
-/// body; `/close` a close-delimited body; `/upgrade` answers 101 then echoes raw bytes;
+/// body; `/trailers` a cacheable, compressible chunked body with a trailer (`X-Checksum: 42`,
+/// announced by `Trailer`); `/close` a close-delimited body; `/upgrade` answers 101 then echoes raw bytes;
 /// `/slow-head` never answers; `/slow?head_ms=H&body_ms=B&n=N` waits H ms, sends the head, waits
 /// B ms, then sends N pattern bytes (a request that is in flight for a while); `/continue` sends `100 Continue` before reading the body, then
 /// echoes it; anything else a short text naming the backend.
@@ -248,6 +249,15 @@ fn serve_requests(stream: TcpStream, name: &str, seen: &Mutex<Vec<Seen>>, drop_n
                 s.push_str("0\r\n\r\n");
                 out.write_all(s.as_bytes())
             }
+            "/trailers" => out.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nX-Backend: {name}\r\nContent-Type: text/html\r\n\
+                     Cache-Control: max-age=60\r\nTrailer: X-Checksum\r\n\
+                     Transfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n8\r\ntrailers\r\n\
+                     0\r\nX-Checksum: 42\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
             "/close" => {
                 let _ = out.write_all(
                     format!("HTTP/1.1 200 OK\r\nX-Backend: {name}\r\nConnection: close\r\n\r\nuntil close from {name}").as_bytes(),
