@@ -526,3 +526,13 @@ fn trailers_pass_with_the_cache_and_compression_on() {
     run_script(py, "trailers_cached", pibl.addr, &[]);
     assert_eq!(backend.count(), 2);
 }
+
+/// A backend's `103 Early Hints` is passed on as an interim HEADERS frame before the final
+/// response, as it is to an HTTP/1.1 client.
+#[test]
+fn early_hints_reach_the_client_before_the_response() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    let pibl = h2c_pibl(&[backend.addr], "");
+    run_script(py, "early_hints", pibl.addr, &[]);
+}

@@ -743,8 +743,11 @@ fn pump_response(
                 return waiting(moved);
             }
             None => Ok(()),
-            // Interim responses (100, 103) are not passed on.
-            Some(ResponsePart::Informational { .. }) => Ok(()),
+            // An interim response (100, 103 Early Hints) is a HEADERS frame of its own before
+            // the final one (RFC 9113 §8.1).
+            Some(ResponsePart::Informational { status, fields }) => {
+                conn.send_response_fields(link.id, status, fields.iter(), false)
+            }
             Some(ResponsePart::Head {
                 status,
                 fields,

@@ -51,7 +51,8 @@ pub fn pattern(n: usize) -> Vec<u8> {
 ///
 /// Paths: `/echo` answers the request body; `/big?n=N` N pattern bytes; `/chunked` a chunked
 /// body; `/trailers` a cacheable, compressible chunked body with a trailer (`X-Checksum: 42`,
-/// announced by `Trailer`); `/close` a close-delimited body; `/upgrade` answers 101 then echoes raw bytes;
+/// announced by `Trailer`); `/early-hints` a `103 Early Hints` with a `Link`, then a 200;
+/// `/close` a close-delimited body; `/upgrade` answers 101 then echoes raw bytes;
 /// `/slow-head` never answers; `/slow?head_ms=H&body_ms=B&n=N` waits H ms, sends the head, waits
 /// B ms, then sends N pattern bytes (a request that is in flight for a while); `/continue` sends `100 Continue` before reading the body, then
 /// echoes it; anything else a short text naming the backend.
@@ -249,6 +250,13 @@ fn serve_requests(stream: TcpStream, name: &str, seen: &Mutex<Vec<Seen>>, drop_n
                 s.push_str("0\r\n\r\n");
                 out.write_all(s.as_bytes())
             }
+            "/early-hints" => out.write_all(
+                format!(
+                    "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n\
+                     HTTP/1.1 200 OK\r\nX-Backend: {name}\r\nContent-Length: 5\r\n\r\nfinal"
+                )
+                .as_bytes(),
+            ),
             "/trailers" => out.write_all(
                 format!(
                     "HTTP/1.1 200 OK\r\nX-Backend: {name}\r\nContent-Type: text/html\r\n\
