@@ -11,6 +11,8 @@ use std::time::Duration;
 mod apply;
 mod blocks;
 mod compress;
+#[cfg(test)]
+mod listener_tests;
 mod routing;
 mod summary;
 #[cfg(test)]
