@@ -27,6 +27,14 @@ def pump():
     c.flush()
 
 
+def events(timeout):
+    """The events of one read, none when nothing came in `timeout` seconds."""
+    try:
+        return c.read(timeout)
+    except TimeoutError:
+        return []
+
+
 pump()
 fast = c.conn.get_next_available_stream_id()
 c.conn.send_headers(fast, request_headers("/fast"), end_stream=True)
@@ -36,11 +44,7 @@ status, body, fast_done = None, b"", False
 deadline = time.time() + 10
 while not fast_done and time.time() < deadline and not c.closed:
     pump()
-    try:
-        events = c.read(1)
-    except TimeoutError:
-        events = []
-    for e in events:
+    for e in events(1):
         if isinstance(e, h2.events.ResponseReceived) and e.stream_id == fast:
             status = int(dict(e.headers)[":status"])
         elif isinstance(e, h2.events.DataReceived) and e.stream_id == fast:
@@ -58,10 +62,7 @@ if status != 200 or body != b"fast":
 end = time.time() + 1
 while time.time() < end:
     pump()
-    try:
-        c.read(0.2)
-    except TimeoutError:
-        pass
+    events(0.2)
 if sent >= BODY:
     fail("the whole 16 MiB left the client before the backend read any of it")
 print("fast done with %d of %d body bytes sent" % (sent, BODY), flush=True)
@@ -71,11 +72,7 @@ status, answer = None, b""
 deadline = time.time() + 30
 while time.time() < deadline:
     pump()
-    try:
-        events = c.read(1)
-    except TimeoutError:
-        events = []
-    for e in events:
+    for e in events(1):
         if isinstance(e, h2.events.ResponseReceived) and e.stream_id == slow:
             status = int(dict(e.headers)[":status"])
         elif isinstance(e, h2.events.DataReceived) and e.stream_id == slow:
