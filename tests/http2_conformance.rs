@@ -536,3 +536,27 @@ fn early_hints_reach_the_client_before_the_response() {
     let pibl = h2c_pibl(&[backend.addr], "");
     run_script(py, "early_hints", pibl.addr, &[]);
 }
+
+/// A reload (SIGHUP) sends each HTTP/2 client GOAWAY with the last stream id; a stream in flight
+/// finishes, then the connection closes; a new connection is served by the new settings.
+#[test]
+fn reload_sends_goaway_and_the_stream_in_flight_finishes() {
+    let Some(py) = python() else { return };
+    let backend = Backend::start("b1");
+    let pibl = h2c_pibl(&[backend.addr], "");
+    let child = script_command(py, "goaway_reload", pibl.addr, &[])
+        .spawn()
+        .expect("run goaway_reload.py");
+    // The request is at the backend (its head is 800 ms away) when the reload comes.
+    let until = Instant::now() + Duration::from_secs(10);
+    while backend.count() == 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(backend.count(), 1, "the request never reached the backend");
+    pibl.signal(libc::SIGHUP);
+    let out = child.wait_with_output().expect("wait");
+    let text = described("goaway_reload", &out);
+    assert!(out.status.success(), "{text}");
+    let after = get(pibl.addr, "/after-reload");
+    assert_eq!(after.status, 200);
+}
