@@ -297,9 +297,9 @@ impl ResponseFields {
                 _ => {}
             }
             let start = out.bytes.len();
-            out.bytes
-                .extend(field.name.bytes().map(|b| b.to_ascii_lowercase()));
+            out.bytes.extend_from_slice(field.name.as_bytes());
             let name = start..out.bytes.len();
+            out.bytes[name.clone()].make_ascii_lowercase();
             out.bytes.extend_from_slice(field.value);
             let value = name.end..out.bytes.len();
             out.spans.push((name, value));

@@ -72,19 +72,43 @@ pub(super) const STATIC_TABLE: [(&[u8], &[u8]); 61] = [
     (b"www-authenticate", b""),
 ];
 
+/// The longest name in the static table (`access-control-allow-origin`).
+const MAX_STATIC_NAME: usize = 27;
+/// The most rows whose names share a length (7: `:method`, `:scheme`, `:status`, ...).
+const MAX_ROWS_PER_LENGTH: usize = 14;
+
+/// For each name length, how many static rows have a name that long, and which (0-based, in
+/// table order): a lookup compares a handful of names, not 61.
+const BY_NAME_LENGTH: [(u8, [u8; MAX_ROWS_PER_LENGTH]); MAX_STATIC_NAME + 1] = by_name_length();
+
+const fn by_name_length() -> [(u8, [u8; MAX_ROWS_PER_LENGTH]); MAX_STATIC_NAME + 1] {
+    let mut out = [(0u8, [0u8; MAX_ROWS_PER_LENGTH]); MAX_STATIC_NAME + 1];
+    let mut row = 0;
+    while row < STATIC_TABLE.len() {
+        let len = STATIC_TABLE[row].0.len();
+        let count = out[len].0 as usize;
+        out[len].1[count] = row as u8;
+        out[len].0 += 1;
+        row += 1;
+    }
+    out
+}
+
 /// The static table's index of `name`, and of `name` with `value` if there is such a row.
 pub fn static_find(name: &[u8], value: &[u8]) -> (Option<usize>, Option<usize>) {
+    let Some((count, rows)) = BY_NAME_LENGTH.get(name.len()) else {
+        return (None, None);
+    };
     let mut name_at = None;
-    for (i, (n, v)) in STATIC_TABLE.iter().enumerate() {
-        // Length and first byte first: most rows differ there, without a call to compare.
-        if n.len() == name.len() && n.first() == name.first() && *n == name {
-            if *v == value {
-                return (Some(i + 1), Some(i + 1));
+    for &row in &rows[..*count as usize] {
+        let (n, v) = STATIC_TABLE[row as usize];
+        // The first byte before the call to compare: most candidates differ there.
+        if n.first() == name.first() && n == name {
+            let index = row as usize + 1;
+            if v == value {
+                return (Some(index), Some(index));
             }
-            name_at.get_or_insert(i + 1);
-        } else if name_at.is_some() {
-            // A name's rows are consecutive in the table: past them, nothing more matches.
-            break;
+            name_at.get_or_insert(index);
         }
     }
     (name_at, None)
