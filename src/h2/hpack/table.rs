@@ -279,3 +279,41 @@ fn range_eq(bytes: &VecDeque<u8>, at: usize, want: &[u8]) -> bool {
     let first = (a.len() - at).min(want.len());
     a[at..at + first] == want[..first] && b[..want.len() - first] == want[first..]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The by-length lookup finds what a search of the whole static table finds: every row's name
+    /// and pair, and nothing for names not in it (longer than any, empty, same length but other).
+    #[test]
+    fn static_find_agrees_with_a_full_search() {
+        let full = |name: &[u8], value: &[u8]| {
+            let name_at = STATIC_TABLE.iter().position(|(n, _)| *n == name);
+            let both = STATIC_TABLE
+                .iter()
+                .position(|(n, v)| *n == name && *v == value);
+            // A full match is also the name's index (any row of the name would do).
+            match both {
+                Some(i) => (Some(i + 1), Some(i + 1)),
+                None => (name_at.map(|i| i + 1), None),
+            }
+        };
+        for (name, value) in STATIC_TABLE {
+            assert_eq!(static_find(name, value), full(name, value), "{name:?}");
+            assert_eq!(
+                static_find(name, b"other"),
+                full(name, b"other"),
+                "{name:?}"
+            );
+        }
+        for name in [
+            &b""[..],
+            b"x-origin",
+            b"content-lengtx",
+            b"access-control-allow-origin-and-more",
+        ] {
+            assert_eq!(static_find(name, b""), (None, None), "{name:?}");
+        }
+    }
+}

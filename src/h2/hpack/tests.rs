@@ -776,37 +776,3 @@ fn random_lists_round_trip_through_a_small_table() {
         }
     }
 }
-
-/// The by-length lookup finds what a search of the whole static table finds: every row's name
-/// and pair, and nothing for names not in it (longer than any, empty, same length but other).
-#[test]
-fn static_find_agrees_with_a_full_search() {
-    use super::table::{static_find, STATIC_TABLE};
-    let full = |name: &[u8], value: &[u8]| {
-        let name_at = STATIC_TABLE.iter().position(|(n, _)| *n == name);
-        let both = STATIC_TABLE
-            .iter()
-            .position(|(n, v)| *n == name && *v == value);
-        // A full match is also the name's index (any row of the name would do).
-        match both {
-            Some(i) => (Some(i + 1), Some(i + 1)),
-            None => (name_at.map(|i| i + 1), None),
-        }
-    };
-    for (name, value) in STATIC_TABLE {
-        assert_eq!(static_find(name, value), full(name, value), "{name:?}");
-        assert_eq!(
-            static_find(name, b"other"),
-            full(name, b"other"),
-            "{name:?}"
-        );
-    }
-    for name in [
-        &b""[..],
-        b"x-origin",
-        b"content-lengtx",
-        b"access-control-allow-origin-and-more",
-    ] {
-        assert_eq!(static_find(name, b""), (None, None), "{name:?}");
-    }
-}
