@@ -546,10 +546,7 @@ impl H2Session {
     /// Stream `key` has something for the next pump.
     fn mark_ready(&mut self, key: usize) {
         if let Some(link) = self.streams.get_mut(key) {
-            if !link.ready {
-                link.ready = true;
-                self.ready.push(key);
-            }
+            set_ready(&mut self.ready, key, link);
         }
     }
 
@@ -576,11 +573,8 @@ impl H2Session {
     fn pump_streams(&mut self, ctx: &mut H2Ctx<'_>, work: &mut H2Work) -> bool {
         if self.conn.take_capacity_grown() {
             let Self { streams, ready, .. } = self;
-            for (key, link) in streams.iter_mut() {
-                if link.blocked_on_window && !link.ready {
-                    link.ready = true;
-                    ready.push(key);
-                }
+            for (key, link) in streams.iter_mut().filter(|(_, l)| l.blocked_on_window) {
+                set_ready(ready, key, link);
             }
         }
         let mut moved = false;
@@ -661,6 +655,14 @@ impl H2Session {
             }
             Err(_) => Err(()),
         }
+    }
+}
+
+/// Puts stream `key` on the `ready` list, once.
+fn set_ready(ready: &mut Vec<usize>, key: usize, link: &mut StreamLink) {
+    if !link.ready {
+        link.ready = true;
+        ready.push(key);
     }
 }
 
